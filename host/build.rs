@@ -1,0 +1,259 @@
+//! Builds the WebAssembly guests the host embeds or tests against.
+//!
+//! Modelled on wasmtime's `crates/test-programs/artifacts/build.rs`: a nested
+//! `cargo build --release --target wasm32-wasip2` compiles
+//!
+//! * every builtin plugin under `plugins/` (one invocation per plugin: the
+//!   SDK's `model` and `format` features are exclusive, and one invocation
+//!   for two plugins would unify them), and
+//! * the containment-test guest `tests/guests/misbehave`,
+//!
+//! into `<workspace target dir>/guests`, a directory of its own so the nested
+//! cargo never waits on the lock the outer build holds. It then writes
+//! `$OUT_DIR/builtins.rs`, which the host `include!`s:
+//!
+//! ```ignore
+//! pub static BUILTINS: &[Builtin] = &[Builtin { name: "caso-json", kind: PluginKind::Format, wasm: include_bytes!("…/caso_json.wasm") }, …];
+//! ```
+//!
+//! and sets `WATTSON_TEST_GUEST_MISBEHAVE` to the path of `misbehave.wasm`.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The guests' target triple.
+const TARGET: &str = "wasm32-wasip2";
+
+/// Environment of the outer build that must not reach the nested one: flags
+/// meant for the host target (`-C target-cpu=native`, sanitizers, …), the
+/// target dir settings (`CARGO_TARGET_DIR` is set explicitly), and wrappers that only make sense for the
+/// outer workspace (`cargo clippy` sets `RUSTC_WORKSPACE_WRAPPER`).
+const SCRUBBED_ENV: &[&str] = &[
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "RUSTDOCFLAGS",
+    "CARGO_ENCODED_RUSTDOCFLAGS",
+    "CARGO_BUILD_RUSTDOCFLAGS",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
+    "CLIPPY_ARGS",
+    "CARGO_BUILD_TARGET",
+    "CARGO_BUILD_TARGET_DIR",
+    "CARGO_BUILD_BUILD_DIR",
+];
+
+/// A builtin plugin crate found under `plugins/`.
+struct Plugin {
+    /// Package name, also the builtin's name (`caso-json`).
+    name: String,
+    /// `Model` or `Format`: the host's `PluginKind` variant.
+    kind: &'static str,
+    /// File stem of the built component (`caso_json`).
+    artifact: String,
+}
+
+fn main() {
+    let manifest_dir = PathBuf::from(
+        env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR is set by cargo"),
+    );
+    let root = manifest_dir
+        .parent()
+        .expect("the host crate lives one level below the workspace root")
+        .to_path_buf();
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
+    let plugins_dir = root.join("plugins");
+    let misbehave_dir = root.join("tests/guests/misbehave");
+
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+    rerun_if_changed(&root.join("wit"));
+    for file in ["Cargo.toml", "Cargo.lock", "sdk/Cargo.toml", "sdk/src"] {
+        rerun_if_changed(&plugins_dir.join(file));
+    }
+    for file in ["Cargo.toml", "Cargo.lock", "src"] {
+        rerun_if_changed(&misbehave_dir.join(file));
+    }
+
+    check_target_installed();
+
+    let guests_target = workspace_target_dir(&root).join("guests");
+    let artifacts = guests_target.join(TARGET).join("release");
+
+    let plugins = find_plugins(&plugins_dir);
+    for plugin in &plugins {
+        cargo_build(&plugins_dir, &guests_target, Some(&plugin.name));
+    }
+    cargo_build(&misbehave_dir, &guests_target, None);
+
+    let mut code = String::from(
+        "/// Builtin plugins compiled from plugins/*, embedded in the binary.\n\
+         pub static BUILTINS: &[Builtin] = &[\n",
+    );
+    for plugin in &plugins {
+        let wasm = existing(artifacts.join(format!("{}.wasm", plugin.artifact)));
+        writeln!(
+            code,
+            "    Builtin {{ name: {:?}, kind: PluginKind::{}, wasm: include_bytes!({:?}) }},",
+            plugin.name,
+            plugin.kind,
+            path_str(&wasm),
+        )
+        .expect("writing to a String cannot fail");
+    }
+    code.push_str("];\n");
+    let builtins = out_dir.join("builtins.rs");
+    fs::write(&builtins, code).unwrap_or_else(|e| panic!("writing {}: {e}", builtins.display()));
+
+    let misbehave = existing(artifacts.join("misbehave.wasm"));
+    println!(
+        "cargo:rustc-env=WATTSON_TEST_GUEST_MISBEHAVE={}",
+        path_str(&misbehave)
+    );
+}
+
+/// The outer workspace's target dir: `CARGO_TARGET_DIR` (relative to the
+/// workspace root when relative) or `<root>/target`. A `build.target-dir` set
+/// in a cargo config file is not visible here; the guests then go to
+/// `<root>/target/guests`, which is still separate from any profile dir.
+fn workspace_target_dir(root: &Path) -> PathBuf {
+    match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
+}
+
+/// Fails the build early, with the fix, when the guest target is missing.
+fn check_target_installed() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap_or_else(|e| panic!("running `{} --print sysroot`: {e}", rustc.to_string_lossy()));
+    assert!(
+        output.status.success(),
+        "`{} --print sysroot` failed: {}",
+        rustc.to_string_lossy(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let target_lib = Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(TARGET)
+        .join("lib");
+    assert!(
+        target_lib.is_dir(),
+        "the Rust target {TARGET} is not installed (no {}): the builtin plugins are \
+         WebAssembly components built for it. Install it with `rustup target add {TARGET}`.",
+        target_lib.display()
+    );
+}
+
+/// Every `plugins/<dir>/Cargo.toml` but the SDK's, with its
+/// `[package.metadata.wattson] kind`, sorted by name.
+fn find_plugins(plugins_dir: &Path) -> Vec<Plugin> {
+    let entries = fs::read_dir(plugins_dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", plugins_dir.display()));
+    let mut plugins = Vec::new();
+    for entry in entries {
+        let dir = entry
+            .unwrap_or_else(|e| panic!("reading {}: {e}", plugins_dir.display()))
+            .path();
+        let manifest_path = dir.join("Cargo.toml");
+        if dir.file_name().is_some_and(|n| n == "sdk") || !manifest_path.is_file() {
+            continue;
+        }
+        rerun_if_changed(&manifest_path);
+        rerun_if_changed(&dir.join("src"));
+        plugins.push(read_plugin(&manifest_path));
+    }
+    plugins.sort_by(|a, b| a.name.cmp(&b.name));
+    plugins
+}
+
+fn read_plugin(manifest_path: &Path) -> Plugin {
+    let text = fs::read_to_string(manifest_path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", manifest_path.display()));
+    let manifest: toml::Table = text
+        .parse()
+        .unwrap_or_else(|e| panic!("parsing {}: {e}", manifest_path.display()));
+    let package = manifest
+        .get("package")
+        .and_then(toml::Value::as_table)
+        .unwrap_or_else(|| panic!("{}: no [package]", manifest_path.display()));
+    let name = package
+        .get("name")
+        .and_then(toml::Value::as_str)
+        .unwrap_or_else(|| panic!("{}: no package.name", manifest_path.display()))
+        .to_owned();
+    let kind = package
+        .get("metadata")
+        .and_then(|m| m.get("wattson"))
+        .and_then(|w| w.get("kind"))
+        .and_then(toml::Value::as_str);
+    let kind = match kind {
+        Some("model") => "Model",
+        Some("format") => "Format",
+        other => panic!(
+            "{}: [package.metadata.wattson] kind must be \"model\" or \"format\", found {other:?}",
+            manifest_path.display()
+        ),
+    };
+    let artifact = manifest
+        .get("lib")
+        .and_then(|lib| lib.get("name"))
+        .and_then(toml::Value::as_str)
+        .map_or_else(|| name.replace('-', "_"), str::to_owned);
+    Plugin {
+        name,
+        kind,
+        artifact,
+    }
+}
+
+/// `cargo build --release --target wasm32-wasip2 [-p package]` in the
+/// workspace at `dir`, with its own target dir and a scrubbed environment.
+fn cargo_build(dir: &Path, target_dir: &Path, package: Option<&str>) {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(dir)
+        .args(["build", "--release", "--target", TARGET])
+        .env("CARGO_TARGET_DIR", target_dir)
+        // The nested cargo's stdout must not be read as build-script directives.
+        .stdout(Stdio::from(std::io::stderr()));
+    for var in SCRUBBED_ENV {
+        cmd.env_remove(var);
+    }
+    if let Some(package) = package {
+        cmd.args(["--package", package]);
+    }
+    eprintln!("running: {cmd:?}");
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        status.success(),
+        "building the guests in {} failed: {cmd:?} exited with {status}",
+        dir.display()
+    );
+}
+
+fn rerun_if_changed(path: &Path) {
+    println!("cargo:rerun-if-changed={}", path_str(path));
+}
+
+fn existing(path: PathBuf) -> PathBuf {
+    assert!(
+        path.is_file(),
+        "the nested cargo build produced no {}",
+        path.display()
+    );
+    path
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str()
+        .unwrap_or_else(|| panic!("path is not UTF-8: {}", path.display()))
+}

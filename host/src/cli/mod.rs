@@ -1,0 +1,98 @@
+//! The command line: clap commands, logging, and exit codes.
+//!
+//! Exit codes: 0 success; 1 unexpected error; 2 policy or usage error;
+//! 3 source error (Prometheus unreachable or failing); 4 plugin error;
+//! 5 delivery error.
+
+mod extract;
+mod plugins;
+mod policy;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code: the policy or the command line is wrong.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code: a measurement source failed.
+pub const EXIT_SOURCE: u8 = 3;
+/// Exit code: a plugin failed or broke its contract.
+pub const EXIT_PLUGIN: u8 = 4;
+/// Exit code: a messenger could not deliver.
+pub const EXIT_DELIVERY: u8 = 5;
+
+/// Attribute the energy of cloud hosts to their VMs and ship per-VM energy records.
+#[derive(Debug, Parser)]
+#[command(name = "wattson", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (tracing EnvFilter syntax), e.g. `debug` or `wattson=debug`.
+    #[arg(long, global = true, env = "WATTSON_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Extract per-VM energy records for a window and deliver them.
+    Extract(extract::ExtractArgs),
+    /// Work with policy files.
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
+    },
+    /// List and inspect plugins.
+    Plugins {
+        #[command(subcommand)]
+        command: plugins::PluginsCommand,
+    },
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code,
+            error: error.into(),
+        }
+    }
+}
+
+/// Parses the command line, runs the command, prints errors and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = match cli.command {
+        Command::Extract(args) => extract::run(args),
+        Command::Policy { command } => policy::run(command),
+        Command::Plugins { command } => plugins::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// The compile cache a policy asks for, else the default.
+fn cache_dir(configured: Option<&PathBuf>) -> Option<PathBuf> {
+    configured
+        .cloned()
+        .or_else(crate::runtime::default_cache_dir)
+}

@@ -1,0 +1,130 @@
+//! `wattson plugins list|inspect`.
+
+use clap::Subcommand;
+
+use super::{EXIT_PLUGIN, Failure, cache_dir};
+use crate::runtime::{
+    BUILTINS, Limits, Measurement, ParamSpec, PluginKind, Runtime, kind_name, value_text,
+};
+
+/// `wattson plugins …`
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// List the builtin plugins.
+    List,
+    /// Print what a plugin's describe() says: a builtin name or a .wasm path.
+    Inspect {
+        /// Builtin name or path to a component.
+        plugin: String,
+    },
+}
+
+/// Runs a `plugins` subcommand.
+pub fn run(command: PluginsCommand) -> Result<(), Failure> {
+    let runtime = Runtime::new(Limits::default(), cache_dir(None))
+        .map_err(|e| Failure::new(EXIT_PLUGIN, e))?;
+    match command {
+        PluginsCommand::List => {
+            println!("{:<16} {:<7} {:<8} DESCRIPTION", "NAME", "KIND", "VERSION");
+            for builtin in BUILTINS {
+                let (version, description) = match builtin.kind {
+                    PluginKind::Model => runtime
+                        .load_model(builtin.name)
+                        .map(|m| (m.info().version.clone(), m.info().description.clone())),
+                    PluginKind::Format => runtime
+                        .load_format(builtin.name)
+                        .map(|f| (f.info().version.clone(), f.info().description.clone())),
+                }
+                .map_err(|e| Failure::new(EXIT_PLUGIN, e))?;
+                println!(
+                    "{:<16} {:<7} {:<8} {description}",
+                    builtin.name,
+                    builtin.kind.to_string(),
+                    version
+                );
+            }
+            Ok(())
+        }
+        PluginsCommand::Inspect { plugin } => {
+            if let Ok(model) = runtime.load_model(&plugin) {
+                let info = model.info();
+                println!(
+                    "{}\nkind: model\nname: {}\nversion: {}\n{}",
+                    model.id(),
+                    info.name,
+                    info.version,
+                    info.description
+                );
+                println!("measurements:");
+                for m in &info.measurements {
+                    println!("  {}", describe_measurement(m));
+                }
+                print_params(&info.params);
+                if let Some(c) = &info.conservation {
+                    println!(
+                        "conservation: per host, VMs + unattributed = {} × {} (tolerance {:e})",
+                        c.measurement,
+                        c.factor_param.as_deref().unwrap_or("1"),
+                        c.tolerance
+                    );
+                }
+                return Ok(());
+            }
+            let format = runtime
+                .load_format(&plugin)
+                .map_err(|e| Failure::new(EXIT_PLUGIN, e))?;
+            let info = format.info();
+            println!(
+                "{}\nkind: format\nname: {}\nversion: {}\nmedia type: {}\nextension: {}\n{}",
+                format.id(),
+                info.name,
+                info.version,
+                info.media_type,
+                info.extension,
+                info.description
+            );
+            print_params(&info.params);
+            Ok(())
+        }
+    }
+}
+
+fn print_params(params: &[ParamSpec]) {
+    println!("params:");
+    for p in params {
+        let default = p.default.as_ref().map_or("required".to_owned(), |d| {
+            format!("default {}", value_text(d))
+        });
+        println!(
+            "  {} ({}, {default}): {}",
+            p.name,
+            kind_name(p.kind),
+            p.description
+        );
+    }
+}
+
+fn describe_measurement(m: &Measurement) -> String {
+    match m {
+        Measurement::Counter(c) => format!(
+            "counter `{}`: {} keyed by label `{}` ({:?}), unit {:?}{}",
+            c.name,
+            c.selector,
+            c.key_label,
+            c.key,
+            c.unit,
+            c.wrap_range
+                .map_or(String::new(), |r| format!(", wraps at {r}"))
+        ),
+        Measurement::Gauge(g) => format!(
+            "gauge `{}`: {} keyed by `{}`, unit {:?}",
+            g.name, g.selector, g.key_label, g.unit
+        ),
+        Measurement::Template(t) => {
+            format!("template `{}`: {} (unit {:?})", t.name, t.query, t.unit)
+        }
+        Measurement::Rapl(r) => format!("rapl `{}`: zones {:?}", r.name, r.zones),
+        Measurement::CpuTime(name) => format!("cpu-time `{name}`"),
+        Measurement::IdlePower(name) => format!("idle-power of `{name}`"),
+    }
+}

@@ -1,0 +1,16 @@
+//! wattson attributes the energy of cloud hosts to the virtual machines on
+//! them and ships per-VM energy records to accounting systems.
+//!
+//! The host gathers measurements ([`sources`]), sandboxed WebAssembly plugins
+//! ([`runtime`]) attribute joules and render records, [`messengers`] deliver
+//! them; [`pipeline`] runs one window through those steps as a [`policy`] says.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod messengers;
+pub mod pipeline;
+pub mod policy;
+pub mod records;
+pub mod runtime;
+pub mod sources;
+pub mod window;

@@ -1,0 +1,5 @@
+//! The `wattson` command.
+
+fn main() -> std::process::ExitCode {
+    wattson::cli::main()
+}

@@ -1,0 +1,211 @@
+//! Gathering: every measurement a model declared, made over the window, and the
+//! VMs and hosts they cover, as the model's input.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::PipelineError;
+use crate::policy::Policy;
+use crate::runtime::{
+    AttributionInput, KeyKind, Measured, Measurement, Reading, Unit, Vm, Window as WitWindow,
+};
+use crate::sources::prometheus::{Client, SeriesIncrease, measure_counter};
+use crate::window::Window;
+
+/// The model's input and what the host keeps beside it.
+pub struct Gathered {
+    /// What the model sees.
+    pub input: AttributionInput,
+    /// Per input VM, seconds the window saw it (longest span of its readings).
+    pub wall_s: Vec<f64>,
+    /// Series that needed a raw sample fetch.
+    pub raw_fetched: usize,
+}
+
+/// A value in `unit` as joules (energy units) or unchanged (seconds, power).
+pub fn to_joules(unit: Unit, value: f64) -> f64 {
+    match unit {
+        Unit::Joules | Unit::Seconds | Unit::Watts => value,
+        Unit::WattHours => value * 3600.0,
+        Unit::KilowattHours => value * 3.6e6,
+        Unit::Microwatts => value / 1e6,
+    }
+}
+
+struct CounterResult {
+    name: String,
+    key: KeyKind,
+    key_label: String,
+    series: Vec<SeriesIncrease>,
+    unit: Unit,
+}
+
+/// Makes every measurement over `window` and assembles the model's input.
+/// VMs are those with data in the window (an absent VM gets no reading and so no record).
+pub async fn gather(
+    policy: &Policy,
+    measurements: &[Measurement],
+    prometheus: Option<&Client>,
+    window: Window,
+) -> Result<Gathered, PipelineError> {
+    let mut counters = Vec::new();
+    let mut raw_fetched = 0;
+    for m in measurements {
+        match m {
+            Measurement::Counter(c) => {
+                let client = prometheus.ok_or_else(|| {
+                    PipelineError::Unsupported(format!(
+                        "measurement `{}` needs Prometheus: add a [prometheus] table with `url` to the policy, or pass --prometheus URL",
+                        c.name
+                    ))
+                })?;
+                let readings =
+                    measure_counter(client, &c.selector, &c.key_label, window, c.wrap_range)
+                        .await?;
+                raw_fetched += readings.raw_fetched;
+                counters.push(CounterResult {
+                    name: c.name.clone(),
+                    key: c.key,
+                    key_label: c.key_label.clone(),
+                    series: readings.series,
+                    unit: c.unit,
+                });
+            }
+            other => {
+                return Err(PipelineError::Unsupported(format!(
+                    "measurement {} is not implemented in this version of wattson (only counters are)",
+                    kind_name(other)
+                )));
+            }
+        }
+    }
+
+    // VMs: every uuid a uuid-keyed counter saw in the window, described by its series' labels.
+    let inventory = &policy.inventory;
+    let mut vms: Vec<Vm> = Vec::new();
+    let mut vm_index: HashMap<String, usize> = HashMap::new();
+    for counter in counters.iter().filter(|c| c.key == KeyKind::Uuid) {
+        for s in &counter.series {
+            let Some(uuid) = s.labels.get(&counter.key_label) else {
+                continue;
+            };
+            if vm_index.contains_key(uuid) {
+                continue;
+            }
+            vm_index.insert(uuid.clone(), vms.len());
+            vms.push(vm_from_labels(uuid, &s.labels, inventory));
+        }
+    }
+    let mut hosts: Vec<String> = vms.iter().filter_map(|v| v.host.clone()).collect();
+    for counter in counters.iter().filter(|c| c.key == KeyKind::Host) {
+        hosts.extend(
+            counter
+                .series
+                .iter()
+                .filter_map(|s| s.labels.get(&counter.key_label).cloned()),
+        );
+    }
+    hosts.sort();
+    hosts.dedup();
+    let host_index: HashMap<&str, usize> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
+    let name_index: HashMap<&str, usize> = vms
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.name.as_deref().map(|n| (n, i)))
+        .collect();
+
+    let mut wall_s = vec![0.0_f64; vms.len()];
+    let mut measured = Vec::with_capacity(counters.len());
+    for counter in &counters {
+        let mut per_vm: Vec<Option<Reading>> = vec![None; vms.len()];
+        let mut per_host: Vec<Option<Reading>> = vec![None; hosts.len()];
+        for s in &counter.series {
+            let Some(key) = s.labels.get(&counter.key_label) else {
+                continue;
+            };
+            let slot = match counter.key {
+                KeyKind::Uuid => vm_index.get(key).map(|&i| &mut per_vm[i]),
+                KeyKind::Vmname => name_index.get(key.as_str()).map(|&i| &mut per_vm[i]),
+                KeyKind::Host => host_index.get(key.as_str()).map(|&i| &mut per_host[i]),
+            };
+            let Some(slot) = slot else { continue };
+            let value = to_joules(counter.unit, s.increase.value);
+            let span = s.increase.span_s;
+            // Several series for one key (an exporter restarted with new labels): add them up.
+            *slot = Some(match slot.take() {
+                Some(r) => Reading {
+                    value: r.value + value,
+                    span_s: r.span_s.max(span),
+                    covered_s: r.covered_s.max(span),
+                },
+                None => Reading {
+                    value,
+                    span_s: span,
+                    covered_s: span,
+                },
+            });
+        }
+        for (i, r) in per_vm.iter().enumerate() {
+            if let Some(r) = r {
+                wall_s[i] = wall_s[i].max(r.span_s);
+            }
+        }
+        measured.push(Measured {
+            name: counter.name.clone(),
+            vms: per_vm,
+            hosts: per_host,
+        });
+    }
+
+    Ok(Gathered {
+        input: AttributionInput {
+            window: WitWindow {
+                start_ms: window.start_ms,
+                end_ms: window.end_ms,
+            },
+            vms,
+            hosts,
+            measurements: measured,
+        },
+        wall_s,
+        raw_fetched,
+    })
+}
+
+fn vm_from_labels(
+    uuid: &str,
+    labels: &BTreeMap<String, String>,
+    inventory: &crate::policy::InventoryConfig,
+) -> Vm {
+    let label = |name: &Option<String>| name.as_ref().and_then(|n| labels.get(n)).cloned();
+    Vm {
+        uuid: uuid.to_owned(),
+        name: label(&inventory.name_label),
+        project_id: label(&inventory.project_label),
+        project_name: label(&inventory.project_name_label),
+        user_id: label(&inventory.user_label),
+        user_name: None,
+        host: label(&inventory.host_label),
+        flavor: None,
+        vcpus: None,
+        memory_mb: None,
+        disk_gb: None,
+        started_ms: None,
+        ended_ms: None,
+        labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    }
+}
+
+fn kind_name(m: &Measurement) -> &'static str {
+    match m {
+        Measurement::Counter(_) => "`counter`",
+        Measurement::Gauge(_) => "`gauge`",
+        Measurement::Template(_) => "`template`",
+        Measurement::Rapl(_) => "`rapl`",
+        Measurement::CpuTime(_) => "`cpu-time`",
+        Measurement::IdlePower(_) => "`idle-power`",
+    }
+}

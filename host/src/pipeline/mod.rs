@@ -1,0 +1,119 @@
+//! One window, start to finish: gather → attribute → validate → build records
+//! → render. The only place that knows the order of the steps; delivery of the
+//! rendered payloads is the caller's (extract, daemon).
+
+mod gather;
+
+use std::time::Instant;
+
+pub use gather::{Gathered, gather};
+
+use crate::policy::{Bound, Policy};
+use crate::records::{self, EnergyRecord, Identity};
+use crate::runtime::{KeyKind, Measurement, PluginError};
+use crate::sources::prometheus::{Client, PrometheusError};
+use crate::window::Window;
+
+/// Why a window could not be completed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A measurement could not be made.
+    #[error(transparent)]
+    Source(#[from] PrometheusError),
+    /// The model or a format failed or broke the contract.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// The policy asks for something this build cannot measure.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// A window's records and each output's payloads.
+pub struct Rendered {
+    /// The records, sorted by VM uuid.
+    pub records: Vec<EnergyRecord>,
+    /// Per output (policy order), the payloads to deliver.
+    pub payloads: Vec<Vec<Vec<u8>>>,
+}
+
+/// Runs gather, attribute and render for one window.
+pub async fn run_window(
+    policy: &Policy,
+    bound: &Bound,
+    prometheus: Option<&Client>,
+    window: Window,
+) -> Result<Rendered, PipelineError> {
+    let started = Instant::now();
+    let gathered = gather(policy, &bound.measurements, prometheus, window).await?;
+    let gathered_at = started.elapsed();
+    let attribution = bound
+        .model
+        .attribute(&gathered.input, &bound.model_params)?;
+    let attributed_at = started.elapsed();
+
+    let identity = Identity {
+        site: policy.site.name.clone(),
+        cloud_type: policy.site.cloud_type.clone(),
+        compute_service: policy.site.compute_service.clone(),
+    };
+    let info = bound.model.info();
+    let index: std::collections::HashMap<&str, usize> = gathered
+        .input
+        .vms
+        .iter()
+        .enumerate()
+        .map(|(i, vm)| (vm.uuid.as_str(), i))
+        .collect();
+    let cpu = cpu_measurement(&bound.measurements)
+        .and_then(|name| gathered.input.measurements.iter().find(|m| m.name == name));
+    let mut records: Vec<EnergyRecord> = attribution
+        .vms
+        .iter()
+        .filter_map(|e| {
+            let i = *index.get(e.uuid.as_str())?;
+            Some(records::build(
+                &identity,
+                window,
+                records::Measured {
+                    vm: &gathered.input.vms[i],
+                    joules: e.joules,
+                    wall_s: gathered.wall_s[i],
+                    cpu_s: cpu.and_then(|m| m.vms[i]).map(|r| r.value),
+                    model: &info.name,
+                    model_version: &info.version,
+                },
+            ))
+        })
+        .collect();
+    records.sort_by(|a, b| a.vm_uuid.cmp(&b.vm_uuid));
+
+    let payloads = bound
+        .outputs
+        .iter()
+        .map(|o| o.format.render(&records, &o.params))
+        .collect::<Result<Vec<_>, _>>()?;
+    tracing::info!(
+        %window,
+        vms = gathered.input.vms.len(),
+        records = records.len(),
+        raw_fetched = gathered.raw_fetched,
+        gather_ms = gathered_at.as_millis() as u64,
+        attribute_ms = (attributed_at - gathered_at).as_millis() as u64,
+        render_ms = (started.elapsed() - attributed_at).as_millis() as u64,
+        "window done"
+    );
+    Ok(Rendered { records, payloads })
+}
+
+/// The name of the model's CPU-time measurement, if it declares one.
+fn cpu_measurement(measurements: &[Measurement]) -> Option<&str> {
+    measurements.iter().find_map(|m| match m {
+        Measurement::CpuTime(name) => Some(name.as_str()),
+        Measurement::Counter(c)
+            if c.key == KeyKind::Uuid && c.unit == crate::runtime::Unit::Seconds =>
+        {
+            Some(c.name.as_str())
+        }
+        _ => None,
+    })
+}

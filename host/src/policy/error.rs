@@ -1,0 +1,156 @@
+//! Policy problems located in the file: `file:line:column`, the key, what is expected.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The policy text, kept to turn byte spans into lines and columns.
+#[derive(Debug)]
+pub struct Source {
+    /// The file as given.
+    pub path: PathBuf,
+    /// Its contents.
+    pub text: String,
+}
+
+impl Source {
+    /// Wraps a file's text.
+    pub fn new(path: &Path, text: String) -> Arc<Self> {
+        Arc::new(Self {
+            path: path.to_owned(),
+            text,
+        })
+    }
+
+    /// 1-based line and column of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = self.text[line_start..offset].chars().count() + 1;
+        (line, column)
+    }
+
+    /// The dotted key at a byte offset, e.g. `model.params.metric`, read off the
+    /// line and the nearest table header above it.
+    pub fn key_at(&self, offset: usize) -> Option<String> {
+        let offset = offset.min(self.text.len());
+        let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = self.text[offset..]
+            .find('\n')
+            .map_or(self.text.len(), |i| offset + i);
+        let line = self.text[line_start..line_end].trim();
+        let header = |l: &str| -> Option<String> {
+            let l = l.trim();
+            l.starts_with('[')
+                .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned())
+        };
+        if let Some(h) = header(line) {
+            return Some(h);
+        }
+        let key = line
+            .split_once('=')
+            .map(|(k, _)| k.trim().trim_matches('"').to_owned());
+        let table = self.text[..line_start].lines().rev().find_map(header);
+        match (table, key) {
+            (Some(t), Some(k)) => Some(format!("{t}.{k}")),
+            (None, Some(k)) => Some(k),
+            (t, None) => t,
+        }
+    }
+}
+
+/// One thing wrong with a policy.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// `file:line:column`, when the problem has a place in the file.
+    pub location: Option<String>,
+    /// The key concerned, dotted (`model.params.metric`).
+    pub key: Option<String>,
+    /// What is wrong and what is expected.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem at a span of the file.
+    pub fn at(
+        source: &Source,
+        span: Range<usize>,
+        key: Option<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        let (line, column) = source.line_col(span.start);
+        Self {
+            location: Some(format!("{}:{line}:{column}", source.path.display())),
+            key: key.or_else(|| source.key_at(span.start)),
+            message: message.into(),
+        }
+    }
+
+    /// A problem with the file as a whole.
+    pub fn in_file(source: &Source, key: Option<String>, message: impl Into<String>) -> Self {
+        Self {
+            location: Some(source.path.display().to_string()),
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(location) = &self.location {
+            write!(f, "{location}: ")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, "key `{key}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// A policy that cannot be used, with every problem found.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The file cannot be read.
+    #[error("cannot read policy {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Syntax, keys, types, values, plugins or parameters are wrong.
+    #[error("{}", list(.0))]
+    Invalid(Vec<Problem>),
+}
+
+fn list(problems: &[Problem]) -> String {
+    let mut out = String::new();
+    for (i, p) in problems.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&p.to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locates_keys() {
+        let src = Source::new(
+            Path::new("p.toml"),
+            "[site]\nname = \"x\"\n\n[model.params]\nmetric = 5\n".into(),
+        );
+        let offset = src.text.find('5').unwrap();
+        assert_eq!(src.line_col(offset), (5, 10));
+        assert_eq!(src.key_at(offset).as_deref(), Some("model.params.metric"));
+    }
+}

@@ -1,0 +1,263 @@
+//! The policy's tables, as serde reads them (unknown keys are errors).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::{PolicyError, Problem, Source};
+use crate::runtime::Limits;
+use crate::sources::prometheus::PrometheusConfig;
+
+/// A whole policy file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Who is reporting.
+    pub site: SiteConfig,
+    /// Where measurements come from.
+    #[serde(default)]
+    pub prometheus: Option<Spanned<PrometheusConfig>>,
+    /// How VMs are described when no inventory source is configured.
+    #[serde(default)]
+    pub inventory: InventoryConfig,
+    /// Window alignment and length.
+    #[serde(default)]
+    pub window: WindowConfig,
+    /// The attribution model.
+    pub model: ModelConfig,
+    /// Sandbox limits for every plugin call.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Plugin runtime settings.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    /// Where records go: format + messenger pairs.
+    #[serde(default)]
+    pub outputs: Vec<OutputConfig>,
+    /// Where run state lives.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// The file this policy came from.
+    #[serde(skip)]
+    pub source: Option<Arc<Source>>,
+}
+
+/// `[site]`: identity written into every record.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// GOCDB site name, e.g. `CESGA`.
+    pub name: String,
+    /// The compute service's endpoint or name, e.g. `https://keystone.example.org:5000/v3`.
+    pub compute_service: String,
+    /// APEL CloudType, e.g. `OpenStack`, `OpenNebula`.
+    #[serde(default = "default_cloud_type")]
+    pub cloud_type: String,
+}
+
+fn default_cloud_type() -> String {
+    "OpenStack".into()
+}
+
+/// `[inventory]`: which labels of the energy series describe the VM.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryConfig {
+    /// Label holding the project id.
+    #[serde(default = "default_project_label")]
+    pub project_label: Option<String>,
+    /// Label holding the project name.
+    #[serde(default)]
+    pub project_name_label: Option<String>,
+    /// Label holding the VM's display name.
+    #[serde(default)]
+    pub name_label: Option<String>,
+    /// Label holding the user id.
+    #[serde(default)]
+    pub user_label: Option<String>,
+    /// Label naming the host.
+    #[serde(default)]
+    pub host_label: Option<String>,
+}
+
+fn default_project_label() -> Option<String> {
+    Some("project_id".into())
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        Self {
+            project_label: default_project_label(),
+            project_name_label: None,
+            name_label: None,
+            user_label: None,
+            host_label: None,
+        }
+    }
+}
+
+/// `[window]`: how runs cut time.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    /// Window alignment and the default first window, seconds.
+    #[serde(default = "default_step_secs")]
+    pub step_secs: u64,
+}
+
+fn default_step_secs() -> u64 {
+    3600
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        Self {
+            step_secs: default_step_secs(),
+        }
+    }
+}
+
+/// `[model]`: the attribution model and its parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// A builtin name (`libvirt-joules`) or a path to a `.wasm` component.
+    pub plugin: Spanned<String>,
+    /// Parameters, checked against the plugin's `describe()`.
+    #[serde(default)]
+    pub params: BTreeMap<String, Spanned<toml::Value>>,
+}
+
+/// `[runtime]`: plugin runtime settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Compiled-plugin cache; default `$XDG_CACHE_HOME/wattson` or `~/.cache/wattson`.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// `[[outputs]]`: one format rendered, one messenger delivering.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// A builtin format name (`caso-json`) or a path to a `.wasm` component.
+    pub format: Spanned<String>,
+    /// Format parameters.
+    #[serde(default)]
+    pub params: BTreeMap<String, Spanned<toml::Value>>,
+    /// Where payloads go.
+    #[serde(default)]
+    pub messenger: MessengerConfig,
+}
+
+/// `[outputs.messenger]`: a closed set, chosen by `type`.
+#[derive(Debug, Default, Deserialize, Clone, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum MessengerConfig {
+    /// Payloads written to standard output.
+    #[default]
+    Stdout,
+}
+
+/// `[state]`: where run state lives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Directory for lastrun, spool and lock.
+    #[serde(default = "default_state_dir")]
+    pub dir: PathBuf,
+}
+
+fn default_state_dir() -> PathBuf {
+    "/var/lib/wattson".into()
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            dir: default_state_dir(),
+        }
+    }
+}
+
+impl Policy {
+    /// Reads and checks a policy file (no plugin loading, no network).
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(Source::new(path, text))
+    }
+
+    /// Parses and checks policy text.
+    pub fn parse(source: Arc<Source>) -> Result<Self, PolicyError> {
+        let mut policy: Policy = toml::from_str(&source.text).map_err(|e| {
+            let problem = match e.span() {
+                Some(span) => Problem::at(&source, span, None, e.message().trim()),
+                None => Problem::in_file(&source, None, e.message().trim()),
+            };
+            PolicyError::Invalid(vec![problem])
+        })?;
+        let mut problems = Vec::new();
+        if let Some(prometheus) = &policy.prometheus
+            && let Err(e) = crate::sources::prometheus::Client::new(prometheus.get_ref().clone())
+        {
+            problems.push(Problem::at(
+                &source,
+                prometheus.span(),
+                Some("prometheus.url".into()),
+                e.to_string(),
+            ));
+        }
+        if policy.window.step_secs == 0 {
+            problems.push(Problem::in_file(
+                &source,
+                Some("window.step_secs".into()),
+                "must be at least 1 second",
+            ));
+        }
+        if policy.limits.timeout_ms == 0 || policy.limits.memory_mib == 0 {
+            problems.push(Problem::in_file(
+                &source,
+                Some("limits".into()),
+                "timeout_ms and memory_mib must be positive",
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(PolicyError::Invalid(problems));
+        }
+        policy.source = Some(source);
+        Ok(policy)
+    }
+
+    /// The file this policy came from (for messages).
+    pub fn source(&self) -> Option<&Arc<Source>> {
+        self.source.as_ref()
+    }
+
+    /// Points the policy at another Prometheus (`--prometheus URL`), keeping its other settings.
+    pub fn override_prometheus(&mut self, url: &str) {
+        let config = match self.prometheus.take() {
+            Some(p) => PrometheusConfig {
+                url: url.to_owned(),
+                ..p.into_inner()
+            },
+            None => PrometheusConfig::with_url(url),
+        };
+        self.prometheus = Some(Spanned::new(0..0, config));
+    }
+
+    /// Replaces the outputs with one builtin format on stdout (`--format NAME`).
+    pub fn override_format(&mut self, format: &str) {
+        self.outputs = vec![OutputConfig {
+            format: Spanned::new(0..0, format.to_owned()),
+            params: BTreeMap::new(),
+            messenger: MessengerConfig::Stdout,
+        }];
+    }
+}

@@ -1,0 +1,198 @@
+//! The plugin runtime: one shared wasmtime [`Engine`](wasmtime::Engine), a
+//! fresh sandboxed `Store` per call with time, memory, fuel and output limits,
+//! an on-disk cache of compiled components, and the builtin plugins.
+//!
+//! Traps, limit breaches and invalid results become a [`PluginError`] naming
+//! the plugin and the reason; the host process carries on.
+
+mod bindings;
+mod builtins;
+mod cache;
+mod call;
+mod error;
+mod format;
+mod limits;
+mod model;
+mod params;
+mod state;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine};
+
+pub use bindings::{
+    Attribution, AttributionInput, Conservation, CounterSpec, EnergyRecord, FormatInfo, GaugeSpec,
+    HostEnergy, KeyKind, Level, Measured, Measurement, ModelInfo, Param, ParamKind, ParamSpec,
+    ParamValue, RaplSpec, Reading, TemplateSpec, Unit, Vm, VmEnergy, Window,
+};
+pub use builtins::{BUILTINS, Builtin, PluginKind};
+pub use error::{PluginError, PluginId};
+pub use format::Format;
+pub use limits::Limits;
+pub use model::Model;
+pub use params::{
+    ParamProblem, expand_measurements, kind_name, resolve_params, substitute, value_text,
+};
+
+use state::PluginState;
+
+/// Epoch ticks per second (the ticker thread's rate).
+const TICKS_PER_SEC: u64 = 100;
+
+/// Compiles, caches and instantiates plugins. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    model_linker: Linker<PluginState>,
+    format_linker: Linker<PluginState>,
+    limits: Limits,
+    cache: Option<cache::Cache>,
+}
+
+impl Runtime {
+    /// A runtime with `limits` for every call, caching compiled components
+    /// in `cache_dir` (none: compile in memory every time).
+    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self, PluginError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.consume_fuel(limits.fuel.is_some());
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(PluginError::engine)?;
+        spawn_ticker(&engine);
+
+        let mut model_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut model_linker).map_err(PluginError::engine)?;
+        bindings::model::AttributionModel::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut model_linker,
+            |s| s,
+        )
+        .map_err(PluginError::engine)?;
+        let mut format_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut format_linker).map_err(PluginError::engine)?;
+        bindings::format::OutputFormat::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut format_linker,
+            |s| s,
+        )
+        .map_err(PluginError::engine)?;
+
+        let cache = cache_dir.and_then(|dir| cache::Cache::open(dir, &engine));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                model_linker,
+                format_linker,
+                limits,
+                cache,
+            }),
+        })
+    }
+
+    /// The limits calls run under.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Loads an attribution model: a builtin name or a path to a `.wasm` component.
+    pub fn load_model(&self, reference: &str) -> Result<Model, PluginError> {
+        let (id, component) = self.component(reference, PluginKind::Model)?;
+        Model::load(self.clone(), id, &component)
+    }
+
+    /// Loads an output format: a builtin name or a path to a `.wasm` component.
+    pub fn load_format(&self, reference: &str) -> Result<Format, PluginError> {
+        let (id, component) = self.component(reference, PluginKind::Format)?;
+        Format::load(self.clone(), id, &component)
+    }
+
+    fn component(
+        &self,
+        reference: &str,
+        kind: PluginKind,
+    ) -> Result<(PluginId, Component), PluginError> {
+        let (name, bytes) = match builtins::find(reference) {
+            Some(builtin) if builtin.kind == kind => (
+                builtin.name.to_owned(),
+                std::borrow::Cow::Borrowed(builtin.wasm),
+            ),
+            Some(builtin) => {
+                return Err(PluginError::WrongKind {
+                    plugin: reference.to_owned(),
+                    is: builtin.kind,
+                    wanted: kind,
+                });
+            }
+            None => {
+                let path = Path::new(reference);
+                if !path.exists() || !looks_like_path(reference) {
+                    return Err(PluginError::NotFound {
+                        plugin: reference.to_owned(),
+                        builtins: builtins::names(kind),
+                    });
+                }
+                let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let name = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| reference.to_owned());
+                (name, std::borrow::Cow::Owned(bytes))
+            }
+        };
+        let id = PluginId::new(name, &bytes);
+        let component = match &self.inner.cache {
+            Some(cache) => cache.load_or_compile(&self.inner.engine, &id, &bytes),
+            None => Component::new(&self.inner.engine, &*bytes).map_err(|e| e.to_string()),
+        }
+        .map_err(|reason| PluginError::Invalid {
+            plugin: id.clone(),
+            kind,
+            reason,
+        })?;
+        Ok((id, component))
+    }
+}
+
+/// A reference names a file when it has a path separator or a `.wasm` suffix.
+fn looks_like_path(reference: &str) -> bool {
+    reference.contains('/') || reference.ends_with(".wasm")
+}
+
+/// Increments the engine's epoch `TICKS_PER_SEC` times a second until the engine is dropped.
+fn spawn_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("wattson-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(std::time::Duration::from_millis(1000 / TICKS_PER_SEC));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(
+            "cannot start the plugin time-limit thread: {e}; plugin calls will not be interrupted"
+        );
+    }
+}
+
+/// The default compile cache: `$WATTSON_CACHE_DIR`, else `$XDG_CACHE_HOME/wattson`,
+/// else `$HOME/.cache/wattson`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("WATTSON_CACHE_DIR") {
+        return Some(dir.into());
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(dir).join("wattson"));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/wattson"))
+}

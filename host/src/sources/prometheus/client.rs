@@ -1,0 +1,257 @@
+//! A small client for the Prometheus HTTP API (`/api/v1/query`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::config::PrometheusConfig;
+use crate::sources::counter::Sample;
+
+/// A Prometheus query that failed; every variant names the endpoint and the query.
+#[derive(Debug, thiserror::Error)]
+pub enum PrometheusError {
+    /// The URL in the policy or on the command line is not a URL.
+    #[error("Prometheus URL `{url}` is not valid: {reason}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// Connection refused, timeout, DNS, TLS…
+    #[error(
+        "cannot reach Prometheus at {url} (query `{query}`): {source}; check the URL and that Prometheus is up"
+    )]
+    Unreachable {
+        /// The endpoint.
+        url: String,
+        /// The PromQL that was sent.
+        query: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// Prometheus answered with an error status (bad PromQL, overload…).
+    #[error("Prometheus at {url} rejected query `{query}` (HTTP {status}): {message}")]
+    Rejected {
+        /// The endpoint.
+        url: String,
+        /// The PromQL that was sent.
+        query: String,
+        /// HTTP status code.
+        status: u16,
+        /// Prometheus' own error text, or the body.
+        message: String,
+    },
+    /// The body is not the JSON the API documents.
+    #[error("Prometheus at {url} sent an unexpected answer to `{query}`: {reason}")]
+    BadAnswer {
+        /// The endpoint.
+        url: String,
+        /// The PromQL that was sent.
+        query: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+/// One series of a query result: its labels (without `__name__`) and samples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// Labels, `__name__` removed so results of `m` and `f(m)` match.
+    pub labels: BTreeMap<String, String>,
+    /// Samples in ascending time (one for an instant vector).
+    pub samples: Vec<Sample>,
+}
+
+/// A reusable connection to one Prometheus.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    query_url: String,
+    pub(crate) config: PrometheusConfig,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    warnings: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
+enum Data {
+    Vector(Vec<VectorItem>),
+    Matrix(Vec<MatrixItem>),
+    Scalar(serde::de::IgnoredAny),
+    String(serde::de::IgnoredAny),
+}
+
+#[derive(Deserialize)]
+struct VectorItem {
+    metric: BTreeMap<String, String>,
+    value: (f64, String),
+}
+
+#[derive(Deserialize)]
+struct MatrixItem {
+    metric: BTreeMap<String, String>,
+    values: Vec<(f64, String)>,
+}
+
+impl Client {
+    /// A client for `config.url`; checks the URL's shape, does no I/O.
+    pub fn new(config: PrometheusConfig) -> Result<Self, PrometheusError> {
+        let parsed = reqwest::Url::parse(&config.url).map_err(|e| PrometheusError::BadUrl {
+            url: config.url.clone(),
+            reason: e.to_string(),
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(PrometheusError::BadUrl {
+                url: config.url.clone(),
+                reason: "the scheme must be http or https".into(),
+            });
+        }
+        let base = config.url.trim_end_matches('/').to_owned();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs_f64(config.timeout_secs.max(0.001)))
+            .build()
+            .map_err(|e| PrometheusError::BadUrl {
+                url: config.url.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            http,
+            query_url: format!("{base}/api/v1/query"),
+            base,
+            config,
+        })
+    }
+
+    /// The endpoint this client talks to.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// Runs an instant query at `time_ms`; returns every series of the result
+    /// (a vector, or a matrix for range selectors).
+    pub async fn query(&self, query: &str, time_ms: i64) -> Result<Vec<Series>, PrometheusError> {
+        let time = format!(
+            "{}.{:03}",
+            time_ms.div_euclid(1000),
+            time_ms.rem_euclid(1000)
+        );
+        let response = self
+            .http
+            .post(&self.query_url)
+            .form(&[("query", query), ("time", time.as_str())])
+            .send()
+            .await
+            .map_err(|source| self.unreachable(query, source))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|source| self.unreachable(query, source))?;
+        let envelope: Envelope = match serde_json::from_slice(&body) {
+            Ok(envelope) => envelope,
+            Err(e) if status.is_success() => {
+                return Err(self.bad_answer(query, format!("not Prometheus API JSON ({e})")));
+            }
+            Err(_) => {
+                return Err(PrometheusError::Rejected {
+                    url: self.base.clone(),
+                    query: query.to_owned(),
+                    status: status.as_u16(),
+                    message: String::from_utf8_lossy(&body).chars().take(500).collect(),
+                });
+            }
+        };
+        for warning in &envelope.warnings {
+            tracing::warn!(url = %self.base, query, "Prometheus warning: {warning}");
+        }
+        if envelope.status != "success" {
+            return Err(PrometheusError::Rejected {
+                url: self.base.clone(),
+                query: query.to_owned(),
+                status: status.as_u16(),
+                message: format!(
+                    "{}: {}",
+                    envelope.error_type.unwrap_or_default(),
+                    envelope.error.unwrap_or_default()
+                ),
+            });
+        }
+        let data = envelope
+            .data
+            .ok_or_else(|| self.bad_answer(query, "no `data`".into()))?;
+        match data {
+            Data::Vector(items) => items
+                .into_iter()
+                .map(|item| {
+                    Ok(Series {
+                        labels: without_name(item.metric),
+                        samples: vec![self.sample(query, item.value)?],
+                    })
+                })
+                .collect(),
+            Data::Matrix(items) => items
+                .into_iter()
+                .map(|item| {
+                    Ok(Series {
+                        labels: without_name(item.metric),
+                        samples: item
+                            .values
+                            .into_iter()
+                            .map(|v| self.sample(query, v))
+                            .collect::<Result<_, _>>()?,
+                    })
+                })
+                .collect(),
+            Data::Scalar(_) | Data::String(_) => Err(self.bad_answer(
+                query,
+                "a scalar or string where a vector was expected".into(),
+            )),
+        }
+    }
+
+    fn sample(&self, query: &str, (t, value): (f64, String)) -> Result<Sample, PrometheusError> {
+        let value = value.parse::<f64>().map_err(|_| {
+            self.bad_answer(query, format!("sample value `{value}` is not a number"))
+        })?;
+        Ok(Sample {
+            t_ms: (t * 1000.0).round() as i64,
+            value,
+        })
+    }
+
+    fn unreachable(&self, query: &str, source: reqwest::Error) -> PrometheusError {
+        PrometheusError::Unreachable {
+            url: self.base.clone(),
+            query: query.to_owned(),
+            source,
+        }
+    }
+
+    fn bad_answer(&self, query: &str, reason: String) -> PrometheusError {
+        PrometheusError::BadAnswer {
+            url: self.base.clone(),
+            query: query.to_owned(),
+            reason,
+        }
+    }
+}
+
+fn without_name(mut labels: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    labels.remove("__name__");
+    labels
+}

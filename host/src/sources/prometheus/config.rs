@@ -1,0 +1,55 @@
+//! The `[prometheus]` table of a policy.
+
+use serde::Deserialize;
+
+/// Where and how to query Prometheus.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    /// Base URL of the Prometheus HTTP API, e.g. `http://prometheus:9090`.
+    pub url: String,
+    /// Per-request timeout, seconds.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: f64,
+    /// Prometheus' lookback delta (`--query.lookback-delta`), seconds: how far
+    /// back an instant query looks for a sample.
+    #[serde(default = "default_lookback_secs")]
+    pub lookback_secs: u64,
+    /// Label values per raw-fetch query when series need their samples.
+    #[serde(default = "default_raw_batch")]
+    pub raw_batch: usize,
+    /// How far before a window's start to look for a counter's base sample when
+    /// a series has none within the lookback (a scrape gap across the start),
+    /// seconds. A series silent for longer counts as starting inside the window.
+    #[serde(default = "default_base_search_secs")]
+    pub base_search_secs: u64,
+}
+
+fn default_base_search_secs() -> u64 {
+    86_400
+}
+
+fn default_timeout_secs() -> f64 {
+    30.0
+}
+
+fn default_lookback_secs() -> u64 {
+    300
+}
+
+fn default_raw_batch() -> usize {
+    200
+}
+
+impl PrometheusConfig {
+    /// A configuration with every default, for `url`.
+    pub fn with_url(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            timeout_secs: default_timeout_secs(),
+            lookback_secs: default_lookback_secs(),
+            raw_batch: default_raw_batch(),
+            base_search_secs: default_base_search_secs(),
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Counters measured exactly over a window with the batched recipe of ENERGY.md:
+//! five instant queries for every series at once (value and timestamp at
+//! `start` and at `end`, `resets()` over the window), and a raw sample fetch
+//! only for the series that reset, start or stop inside the window.
+//! PromQL `increase()` is never used: it extrapolates and does not tile.
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures::future::try_join_all;
+
+use super::client::{Client, PrometheusError};
+use crate::sources::counter::{Increase, Sample, increase};
+use crate::window::Window;
+
+/// The C1 increase of one series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesIncrease {
+    /// The series' labels (without `__name__`).
+    pub labels: BTreeMap<String, String>,
+    /// Its increase and span in the window.
+    pub increase: Increase,
+}
+
+/// Every series of a counter present in a window.
+#[derive(Clone, Debug, Default)]
+pub struct CounterReadings {
+    /// One entry per series with a sample in `(start, end]`; absent series are left out.
+    pub series: Vec<SeriesIncrease>,
+    /// How many series needed their raw samples (reset, start, stop inside the window).
+    pub raw_fetched: usize,
+}
+
+/// Which instant query a value came from.
+#[derive(Clone, Copy)]
+enum Field {
+    BaseValue,
+    BaseTime,
+    LastValue,
+    LastTime,
+    Resets,
+}
+
+#[derive(Default)]
+struct Edges {
+    labels: BTreeMap<String, String>,
+    base_value: Option<f64>,
+    base_t: Option<i64>,
+    last_value: Option<f64>,
+    last_t: Option<i64>,
+    resets: Option<f64>,
+}
+
+/// Measures C1 (C1w when `wrap` is given, in the counter's unit) for every
+/// series `selector` matches in `window`. `key_label` is the label raw
+/// fetches filter on (the series' key, such as `uuid`).
+pub async fn measure_counter(
+    client: &Client,
+    selector: &str,
+    key_label: &str,
+    window: Window,
+    wrap: Option<f64>,
+) -> Result<CounterReadings, PrometheusError> {
+    let lookback_ms = client.config.lookback_secs as i64 * 1000;
+    let range = format!("{}ms", window.len_ms() + lookback_ms);
+    let timestamp = format!("timestamp({selector})");
+    let resets = format!("resets({selector}[{range}])");
+    let (start_v, start_t, end_v, end_t, resets) = tokio::try_join!(
+        client.query(selector, window.start_ms),
+        client.query(&timestamp, window.start_ms),
+        client.query(selector, window.end_ms),
+        client.query(&timestamp, window.end_ms),
+        client.query(&resets, window.end_ms),
+    )?;
+
+    let mut edges: HashMap<String, Edges> = HashMap::new();
+    for (results, field) in [
+        (&start_v, Field::BaseValue),
+        (&start_t, Field::BaseTime),
+        (&end_v, Field::LastValue),
+        (&end_t, Field::LastTime),
+        (&resets, Field::Resets),
+    ] {
+        for series in results {
+            let value = series.samples.first().map_or(f64::NAN, |s| s.value);
+            let e = edges
+                .entry(series_id(&series.labels))
+                .or_insert_with(|| Edges {
+                    labels: series.labels.clone(),
+                    ..Edges::default()
+                });
+            let ms = (value * 1000.0).round() as i64;
+            match field {
+                Field::BaseValue => e.base_value = Some(value),
+                Field::BaseTime => e.base_t = Some(ms),
+                Field::LastValue => e.last_value = Some(value),
+                Field::LastTime => e.last_t = Some(ms),
+                Field::Resets => e.resets = Some(value),
+            }
+        }
+    }
+
+    let mut readings = CounterReadings::default();
+    let mut raw: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+    for (id, e) in edges {
+        match fast_path(&e, window) {
+            Some(increase) => readings.series.push(SeriesIncrease {
+                labels: e.labels,
+                increase,
+            }),
+            None => {
+                raw.insert(id, e.labels);
+            }
+        }
+    }
+
+    if !raw.is_empty() {
+        let range_ms = window.len_ms() + lookback_ms;
+        let mut fetched =
+            fetch_raw(client, selector, key_label, &raw, range_ms, window.end_ms).await?;
+        readings.raw_fetched = fetched.len();
+        // C1's base is the last sample at or before `start`, however old: a series
+        // whose fetched samples all lie inside the window (a gap across `start`, or a
+        // start inside it) gets its base from a longer look back.
+        let without_base: HashMap<String, BTreeMap<String, String>> = fetched
+            .iter()
+            .filter(|(_, (_, samples))| samples.first().is_some_and(|s| s.t_ms > window.start_ms))
+            .map(|(id, (labels, _))| (id.clone(), labels.clone()))
+            .collect();
+        if !without_base.is_empty() {
+            let search_ms = client.config.base_search_secs as i64 * 1000;
+            let bases = fetch_raw(
+                client,
+                selector,
+                key_label,
+                &without_base,
+                search_ms,
+                window.start_ms,
+            )
+            .await?;
+            for (id, (_, samples)) in bases {
+                if let (Some(base), Some((_, series))) = (samples.last(), fetched.get_mut(&id)) {
+                    series.insert(0, *base);
+                }
+            }
+        }
+        for (labels, samples) in fetched.into_values() {
+            if let Some(increase) = increase(&samples, window, wrap) {
+                readings.series.push(SeriesIncrease { labels, increase });
+            }
+        }
+        let keyless = raw
+            .values()
+            .filter(|labels| !labels.contains_key(key_label))
+            .count();
+        if keyless > 0 {
+            tracing::warn!(
+                selector,
+                key_label,
+                "{keyless} series without the key label `{key_label}` were skipped"
+            );
+        }
+    }
+    readings.series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(readings)
+}
+
+/// Raw samples of the series in `wanted` over `(at - range_ms, at]`, fetched in
+/// batches by key label value; returned by series id.
+async fn fetch_raw(
+    client: &Client,
+    selector: &str,
+    key_label: &str,
+    wanted: &HashMap<String, BTreeMap<String, String>>,
+    range_ms: i64,
+    at_ms: i64,
+) -> Result<HashMap<String, (BTreeMap<String, String>, Vec<Sample>)>, PrometheusError> {
+    let mut keys: Vec<&str> = wanted
+        .values()
+        .filter_map(|labels| labels.get(key_label).map(String::as_str))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let queries: Vec<String> = keys
+        .chunks(client.config.raw_batch.max(1))
+        .map(|chunk| {
+            let alternatives: Vec<String> = chunk.iter().map(|k| regex_escape(k)).collect();
+            let matcher = format!("{key_label}=~\"{}\"", alternatives.join("|"));
+            format!("{}[{range_ms}ms]", add_matcher(selector, &matcher))
+        })
+        .collect();
+    let results = try_join_all(queries.iter().map(|q| client.query(q, at_ms))).await?;
+    Ok(results
+        .into_iter()
+        .flatten()
+        .filter_map(|series| {
+            let id = series_id(&series.labels);
+            wanted
+                .contains_key(&id)
+                .then_some((id, (series.labels, series.samples)))
+        })
+        .collect())
+}
+
+/// A series with a base at `start`, a last sample inside the window and no
+/// reset needs no samples: its increase is last − base.
+fn fast_path(e: &Edges, window: Window) -> Option<Increase> {
+    let (base_value, base_t) = (e.base_value?, e.base_t?);
+    let (last_value, last_t) = (e.last_value?, e.last_t?);
+    if e.resets? != 0.0 || last_t <= window.start_ms || last_value < base_value {
+        return None;
+    }
+    Some(Increase {
+        value: last_value - base_value,
+        span_s: (last_t - base_t) as f64 / 1000.0,
+    })
+}
+
+/// A stable identity for a label set, shared by the value, timestamp and raw results.
+fn series_id(labels: &BTreeMap<String, String>) -> String {
+    let mut id = String::new();
+    for (k, v) in labels {
+        id.push_str(k);
+        id.push('\u{1}');
+        id.push_str(v);
+        id.push('\u{2}');
+    }
+    id
+}
+
+/// Adds a label matcher to a series selector: `m` → `m{x}`, `m{a="b"}` → `m{a="b",x}`.
+pub fn add_matcher(selector: &str, matcher: &str) -> String {
+    let trimmed = selector.trim_end();
+    match trimmed.strip_suffix('}') {
+        Some(head) if head.trim_end().ends_with('{') => format!("{head}{matcher}}}"),
+        Some(head) => format!("{head},{matcher}}}"),
+        None => format!("{trimmed}{{{matcher}}}"),
+    }
+}
+
+/// Escapes a label value for use inside a PromQL `=~"…"` regex literal.
+fn regex_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$' => {
+                out.push_str("\\\\");
+                out.push(c);
+            }
+            '"' => out.push_str("\\\""),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matchers_are_spliced() {
+        assert_eq!(add_matcher("m", "a=\"1\""), "m{a=\"1\"}");
+        assert_eq!(add_matcher("m{}", "a=\"1\""), "m{a=\"1\"}");
+        assert_eq!(
+            add_matcher("m{job=\"x\"}", "a=\"1\""),
+            "m{job=\"x\",a=\"1\"}"
+        );
+    }
+
+    #[test]
+    fn regex_values_are_escaped() {
+        assert_eq!(regex_escape("a.b"), "a\\\\.b");
+        assert_eq!(regex_escape("9f1c-00"), "9f1c-00");
+    }
+}

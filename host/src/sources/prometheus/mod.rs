@@ -1,0 +1,12 @@
+//! Prometheus (or any PromQL-compatible store) as a source of measurements.
+//!
+//! [`client`] speaks the HTTP API; [`counter`] measures counters over a window
+//! with the batched C1 recipe of ENERGY.md.
+
+pub mod client;
+pub mod config;
+pub mod counter;
+
+pub use client::{Client, PrometheusError, Series};
+pub use config::PrometheusConfig;
+pub use counter::{CounterReadings, SeriesIncrease, measure_counter};

@@ -1,0 +1,96 @@
+//! `jsonl`: one JSON object per energy record per line (NDJSON), every
+//! field of the host's record in snake_case, times as RFC 3339 UTC strings
+//! with millisecond precision, energy as `energy_joules` (a JSON number with
+//! full f64 precision). All lines go in one payload, each ending in `\n`; no
+//! records, no payload.
+
+use serde::Serialize;
+use wattson_plugin::{EnergyRecord, Format, FormatInfo, Params, rfc3339_millis};
+
+/// One output line. Field order is the line's key order.
+#[derive(Serialize)]
+struct Line<'a> {
+    id: &'a str,
+    site: &'a str,
+    cloud_type: &'a str,
+    compute_service: &'a str,
+    vm_uuid: &'a str,
+    vm_name: Option<&'a str>,
+    project_id: Option<&'a str>,
+    project_name: Option<&'a str>,
+    user_id: Option<&'a str>,
+    user_name: Option<&'a str>,
+    user_dn: Option<&'a str>,
+    fqan: Option<&'a str>,
+    host: Option<&'a str>,
+    start: String,
+    end: String,
+    energy_joules: f64,
+    wall_s: f64,
+    cpu_s: Option<f64>,
+    vcpus: Option<u32>,
+    status: &'a str,
+    model: &'a str,
+    model_version: &'a str,
+}
+
+impl<'a> From<&'a EnergyRecord> for Line<'a> {
+    fn from(r: &'a EnergyRecord) -> Self {
+        Line {
+            id: &r.id,
+            site: &r.site,
+            cloud_type: &r.cloud_type,
+            compute_service: &r.compute_service,
+            vm_uuid: &r.vm_uuid,
+            vm_name: r.vm_name.as_deref(),
+            project_id: r.project_id.as_deref(),
+            project_name: r.project_name.as_deref(),
+            user_id: r.user_id.as_deref(),
+            user_name: r.user_name.as_deref(),
+            user_dn: r.user_dn.as_deref(),
+            fqan: r.fqan.as_deref(),
+            host: r.host.as_deref(),
+            start: rfc3339_millis(r.start_ms),
+            end: rfc3339_millis(r.end_ms),
+            energy_joules: r.joules,
+            wall_s: r.wall_s,
+            cpu_s: r.cpu_s,
+            vcpus: r.vcpus,
+            status: &r.status,
+            model: &r.model,
+            model_version: &r.model_version,
+        }
+    }
+}
+
+struct Jsonl;
+
+impl Format for Jsonl {
+    fn describe() -> FormatInfo {
+        FormatInfo {
+            name: "jsonl".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "One JSON object per record per line (NDJSON): every record field in \
+                          snake_case, start/end as RFC 3339 UTC with milliseconds, energy_joules"
+                .into(),
+            media_type: "application/x-ndjson".into(),
+            extension: "jsonl".into(),
+            params: Vec::new(),
+        }
+    }
+
+    fn render(records: Vec<EnergyRecord>, _params: Params) -> Result<Vec<Vec<u8>>, String> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity(records.len() * 512);
+        for record in &records {
+            serde_json::to_writer(&mut out, &Line::from(record))
+                .map_err(|e| format!("record {}: {e}", record.id))?;
+            out.push(b'\n');
+        }
+        Ok(vec![out])
+    }
+}
+
+wattson_plugin::register_format!(Jsonl);

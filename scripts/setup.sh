@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Idempotent setup of everything wattson's demo and tests need on Debian 12:
+# Debian's prometheus (prometheus + promtool) and the wasm32-wasip2 Rust target.
+# No system Prometheus is relied upon: tests and the demo start their own.
+set -euo pipefail
+
+need_apt=()
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    # Exit code 101 from policy-rc.d: do not start the packaged service while installing.
+    created_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+        $sudo chmod +x /usr/sbin/policy-rc.d
+        created_policy=1
+    fi
+    $sudo apt-get update -q
+    $sudo apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+    [ "$created_policy" -eq 0 ] || $sudo rm -f /usr/sbin/policy-rc.d
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    rustup target add wasm32-wasip2
+fi

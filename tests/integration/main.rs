@@ -1,0 +1,10 @@
+//! Integration tests: the `wattson` binary and library against a real
+//! Prometheus (backfilled by promtool), guest components built from source,
+//! and policy files an operator might get wrong.
+
+mod containment;
+mod data;
+mod exactness;
+mod policy_errors;
+mod prometheus;
+mod wattson;

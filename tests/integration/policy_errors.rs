@@ -1,0 +1,92 @@
+//! Policy mistakes an operator makes: each message names file:line:column and the key.
+
+use super::wattson::{command, write_policy};
+
+fn check(text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_policy(dir.path(), "site.toml", text);
+    let out = command()
+        .args(["policy", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+const HEAD: &str = "[site]\nname = \"S\"\ncompute_service = \"c\"\n\n";
+
+#[test]
+fn good_policy_passes() {
+    let (code, stderr) = check(&format!("{HEAD}[model]\nplugin = \"libvirt-joules\"\n"));
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn syntax_error_is_located() {
+    let (code, stderr) = check(&format!("{HEAD}[model\nplugin = \"libvirt-joules\"\n"));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("site.toml:5:"), "{stderr}");
+}
+
+#[test]
+fn unknown_key_is_located_and_named() {
+    let (code, stderr) = check(&format!(
+        "{HEAD}[model]\nplugin = \"libvirt-joules\"\nparmas = {{}}\n"
+    ));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("site.toml:7:1"), "{stderr}");
+    assert!(stderr.contains("parmas"), "{stderr}");
+    assert!(stderr.contains("key `model.parmas`"), "{stderr}");
+}
+
+#[test]
+fn wrong_type_is_located_and_named() {
+    let (code, stderr) = check(&format!(
+        "{HEAD}[window]\nstep_secs = \"1h\"\n\n[model]\nplugin = \"libvirt-joules\"\n"
+    ));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("site.toml:6:13"), "{stderr}");
+    assert!(stderr.contains("key `window.step_secs`"), "{stderr}");
+}
+
+#[test]
+fn missing_plugin_is_located_and_named() {
+    let (code, stderr) = check(&format!("{HEAD}[model]\nplugin = \"libvirt-jules\"\n"));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("site.toml:6:10"), "{stderr}");
+    assert!(stderr.contains("key `model.plugin`"), "{stderr}");
+    assert!(
+        stderr.contains("libvirt-joules"),
+        "lists the builtins: {stderr}"
+    );
+}
+
+#[test]
+fn bad_plugin_params_are_located_and_named() {
+    let (code, stderr) = check(&format!(
+        "{HEAD}[model]\nplugin = \"libvirt-joules\"\n\n[model.params]\nmetric = 42\nkey_lable = \"uuid\"\n"
+    ));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("site.toml:9:10"), "{stderr}");
+    assert!(stderr.contains("key `model.params.metric`"), "{stderr}");
+    assert!(stderr.contains("expected a string"), "{stderr}");
+    assert!(
+        stderr.contains("key `model.params.key_lable`"),
+        "both problems at once: {stderr}"
+    );
+}
+
+#[test]
+fn bad_url_and_format_are_named() {
+    let (code, stderr) = check(&format!(
+        "{HEAD}[prometheus]\nurl = \"localhost:9090\"\n\n[model]\nplugin = \"libvirt-joules\"\n"
+    ));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("prometheus.url"), "{stderr}");
+    let (code, stderr) = check(&format!(
+        "{HEAD}[model]\nplugin = \"libvirt-joules\"\n\n[[outputs]]\nformat = \"caso-jsn\"\n"
+    ));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("key `outputs[0].format`"), "{stderr}");
+}

@@ -1,0 +1,78 @@
+//! Running the `wattson` binary as an operator would.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binary under test, with a shared compile cache so tests do not recompile plugins.
+pub fn command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wattson"));
+    cmd.env("WATTSON_CACHE_DIR", cache_dir());
+    cmd.env("WATTSON_LOG", "warn");
+    cmd
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::temp_dir().join("wattson-test-plugin-cache")
+}
+
+/// Writes a policy file into `dir`.
+pub fn write_policy(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write policy");
+    path
+}
+
+/// A minimal policy using `libvirt-joules` with its defaults.
+pub const BASIC_POLICY: &str = r#"
+[site]
+name = "TEST-SITE"
+compute_service = "https://keystone.test:5000/v3"
+
+[prometheus]
+url = "http://127.0.0.1:9"
+
+[model]
+plugin = "libvirt-joules"
+
+[[outputs]]
+format = "jsonl"
+"#;
+
+/// Runs `wattson extract --dry-run --format jsonl` and returns the output.
+pub fn extract(policy: &Path, url: &str, from_ms: i64, to_ms: i64) -> Output {
+    command()
+        .args(["extract", "--dry-run", "--format", "jsonl", "--policy"])
+        .arg(policy)
+        .args(["--prometheus", url])
+        .args(["--from", &secs(from_ms), "--to", &secs(to_ms)])
+        .output()
+        .expect("run wattson")
+}
+
+/// Unix seconds with milliseconds, as `--from`/`--to` take them.
+pub fn secs(ms: i64) -> String {
+    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+}
+
+/// Parses jsonl records into {vm uuid: joules}, asserting the run succeeded.
+pub fn joules_by_vm(output: &Output) -> HashMap<String, f64> {
+    assert!(
+        output.status.success(),
+        "wattson failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let record: serde_json::Value =
+                serde_json::from_str(line).expect("a JSON record per line");
+            (
+                record["vm_uuid"].as_str().expect("vm_uuid").to_owned(),
+                record["energy_joules"].as_f64().expect("energy_joules"),
+            )
+        })
+        .collect()
+}
