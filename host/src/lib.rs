@@ -13,4 +13,5 @@ pub mod policy;
 pub mod records;
 pub mod runtime;
 pub mod sources;
+pub mod state;
 pub mod window;

@@ -4,7 +4,10 @@
 
 mod containment;
 mod data;
+mod delivery;
 mod exactness;
+mod extract_cli;
+mod formats;
 mod policy_errors;
 mod prometheus;
 mod wattson;

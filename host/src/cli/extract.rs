@@ -1,16 +1,19 @@
-//! `wattson extract`: one policy, one or more windows, records delivered.
+//! `wattson extract`: the windows since the last run (or the ones asked for),
+//! spooled, delivered, committed.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{EXIT_CONFIG, EXIT_DELIVERY, EXIT_PLUGIN, EXIT_SOURCE, Failure, cache_dir};
-use crate::messengers;
-use crate::pipeline::{self, PipelineError};
+use super::{
+    EXIT_CONFIG, EXIT_DELIVERY, EXIT_LOCKED, EXIT_PLUGIN, EXIT_SOURCE, Failure, cache_dir,
+};
+use crate::pipeline::{self, ExtractError, ExtractOptions, PipelineError};
 use crate::policy::{self, Policy};
 use crate::runtime::Runtime;
 use crate::sources::prometheus::Client;
-use crate::window::{Window, parse_time};
+use crate::state::StateError;
+use crate::window::{Window, format_ms, parse_time};
 
 /// Arguments of `wattson extract`.
 #[derive(Debug, Args)]
@@ -18,10 +21,10 @@ pub struct ExtractArgs {
     /// The policy file.
     #[arg(long, short)]
     policy: PathBuf,
-    /// Window start: RFC 3339 or unix seconds (default: one step before --to).
+    /// Window start: RFC 3339 or unix seconds (with --to; default: since the last run).
     #[arg(long)]
     from: Option<String>,
-    /// Window end: RFC 3339 or unix seconds (default: now, aligned down to the policy's step).
+    /// Window end: RFC 3339 or unix seconds (default with --from: now, aligned down to the step).
     #[arg(long)]
     to: Option<String>,
     /// Print what would be sent; deliver nothing, change no state.
@@ -33,6 +36,9 @@ pub struct ExtractArgs {
     /// Replace the policy's outputs with this builtin format on stdout.
     #[arg(long, value_name = "NAME")]
     format: Option<String>,
+    /// Take this time (RFC 3339 or unix seconds) as now: replays and tests.
+    #[arg(long, value_name = "TIME")]
+    now: Option<String>,
 }
 
 /// Runs `wattson extract`.
@@ -45,7 +51,11 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
     if let Some(format) = &args.format {
         policy.override_format(format);
     }
-    let window = window(&args, &policy).map_err(config)?;
+    let now_ms = match &args.now {
+        Some(t) => parse_time(t).map_err(|e| config(e.into()))?,
+        None => chrono::Utc::now().timestamp_millis(),
+    };
+    let explicit = explicit_window(&args, &policy, now_ms).map_err(config)?;
     let runtime = Runtime::new(
         policy.limits.clone(),
         cache_dir(policy.runtime.cache_dir.as_ref()),
@@ -63,42 +73,52 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::new(1, e))?;
-    let rendered = tokio
-        .block_on(pipeline::run_window(
+    let options = ExtractOptions {
+        explicit,
+        now_ms,
+        dry_run: args.dry_run,
+    };
+    let report = tokio
+        .block_on(pipeline::extract(
             &policy,
             &bound,
             prometheus.as_ref(),
-            window,
+            options,
         ))
-        .map_err(|e| match e {
-            PipelineError::Source(e) => Failure::new(EXIT_SOURCE, e),
-            PipelineError::Plugin(e) => Failure::new(EXIT_PLUGIN, e),
-            PipelineError::Unsupported(e) => Failure::new(EXIT_CONFIG, anyhow::anyhow!(e)),
+        .map_err(|e| {
+            let code = match &e {
+                ExtractError::Window { source, .. } => match source {
+                    PipelineError::Source(_) => EXIT_SOURCE,
+                    PipelineError::Plugin(_) => EXIT_PLUGIN,
+                    PipelineError::Unsupported(_) => EXIT_CONFIG,
+                },
+                ExtractError::State(StateError::Locked { .. }) => EXIT_LOCKED,
+                ExtractError::State(_) => 1,
+                ExtractError::Delivery(_) => EXIT_DELIVERY,
+            };
+            Failure::new(code, e)
         })?;
-
-    for (output, payloads) in bound.outputs.iter().zip(&rendered.payloads) {
-        let mut messenger = if args.dry_run {
-            messengers::build(&crate::policy::MessengerConfig::Stdout)
-        } else {
-            messengers::build(&output.messenger)
-        };
-        for payload in payloads {
-            messenger
-                .deliver(payload)
-                .map_err(|e| Failure::new(EXIT_DELIVERY, e))?;
-        }
-    }
-    tracing::info!(%window, records = rendered.records.len(), dry_run = args.dry_run, "extract done");
+    tracing::info!(
+        windows = report.windows,
+        records = report.records,
+        delivered = report.delivered,
+        lastrun = report.lastrun_ms.map(format_ms),
+        dry_run = args.dry_run,
+        "extract done"
+    );
     Ok(())
 }
 
-/// The window from --from/--to, else the last whole step.
-fn window(args: &ExtractArgs, policy: &Policy) -> anyhow::Result<Window> {
-    let step_ms = policy.window.step_secs as i64 * 1000;
-    let now_ms = chrono::Utc::now().timestamp_millis();
+/// The window from --from/--to, if given (--to alone: one step before it).
+fn explicit_window(
+    args: &ExtractArgs,
+    policy: &Policy,
+    now_ms: i64,
+) -> anyhow::Result<Option<Window>> {
     if args.from.is_none() && args.to.is_none() {
-        return Ok(Window::last_step(now_ms, step_ms));
+        return Ok(None);
     }
+    let step_ms = policy.window.step_secs as i64 * 1000;
     let end_ms = match &args.to {
         Some(t) => parse_time(t)?,
         None => now_ms - now_ms.rem_euclid(step_ms),
@@ -107,5 +127,5 @@ fn window(args: &ExtractArgs, policy: &Policy) -> anyhow::Result<Window> {
         Some(t) => parse_time(t)?,
         None => end_ms - step_ms,
     };
-    Ok(Window::new(start_ms, end_ms)?)
+    Ok(Some(Window::new(start_ms, end_ms)?))
 }

@@ -2,7 +2,7 @@
 //!
 //! Exit codes: 0 success; 1 unexpected error; 2 policy or usage error;
 //! 3 source error (Prometheus unreachable or failing); 4 plugin error;
-//! 5 delivery error.
+//! 5 delivery error (payloads stay spooled); 6 another run of the policy is active.
 
 mod extract;
 mod plugins;
@@ -19,8 +19,10 @@ pub const EXIT_CONFIG: u8 = 2;
 pub const EXIT_SOURCE: u8 = 3;
 /// Exit code: a plugin failed or broke its contract.
 pub const EXIT_PLUGIN: u8 = 4;
-/// Exit code: a messenger could not deliver.
+/// Exit code: a messenger could not deliver (payloads stay spooled).
 pub const EXIT_DELIVERY: u8 = 5;
+/// Exit code: another run of the same policy holds the lock.
+pub const EXIT_LOCKED: u8 = 6;
 
 /// Attribute the energy of cloud hosts to their VMs and ship per-VM energy records.
 #[derive(Debug, Parser)]

@@ -1,31 +1,53 @@
 //! Messengers: where rendered payloads go. One module each; the policy's
-//! `[outputs.messenger] type = "…"` picks one.
+//! `[outputs.messenger] type = "…"` picks one, and a new messenger is a module
+//! plus a variant of [`MessengerConfig`] and a line in [`build`].
 
+mod file;
+mod ssm;
 mod stdout;
 
+use std::path::Path;
+
+pub use file::File;
+pub use ssm::Ssm;
 pub use stdout::Stdout;
 
 use crate::policy::MessengerConfig;
 
-/// A delivery that failed; the payload stays undelivered.
+/// A delivery that failed; the payload stays in the spool.
 #[derive(Debug, thiserror::Error)]
 #[error("messenger `{messenger}` could not deliver: {reason}")]
 pub struct DeliveryError {
-    /// The messenger's name.
+    /// The messenger, e.g. `file /var/spool/wattson`.
     pub messenger: String,
-    /// Why.
+    /// Why, and what to check.
     pub reason: String,
+}
+
+/// One payload to deliver.
+pub struct Payload<'a> {
+    /// The bytes: one message.
+    pub bytes: &'a [u8],
+    /// The format's file extension (`json`, `csv`, …).
+    pub extension: &'a str,
+    /// A file this payload may use to make delivery idempotent across a crash
+    /// (it survives until the payload is marked delivered).
+    pub journal: &'a Path,
 }
 
 /// Something that accepts payloads, one message each.
 pub trait Messenger {
+    /// A short name for messages and logs.
+    fn name(&self) -> String;
     /// Delivers one payload; returns once it is accepted.
-    fn deliver(&mut self, payload: &[u8]) -> Result<(), DeliveryError>;
+    fn deliver(&mut self, payload: &Payload<'_>) -> Result<(), DeliveryError>;
 }
 
 /// Builds the messenger a policy configures.
 pub fn build(config: &MessengerConfig) -> Box<dyn Messenger> {
     match config {
         MessengerConfig::Stdout => Box::new(Stdout),
+        MessengerConfig::File { directory } => Box::new(File::new(directory.clone())),
+        MessengerConfig::Ssm { queue } => Box::new(Ssm::new(queue.clone())),
     }
 }

@@ -2,10 +2,12 @@
 //! → render. The only place that knows the order of the steps; delivery of the
 //! rendered payloads is the caller's (extract, daemon).
 
+mod extract;
 mod gather;
 
 use std::time::Instant;
 
+pub use extract::{ExtractError, ExtractOptions, ExtractReport, cut, extract};
 pub use gather::{Gathered, gather};
 
 use crate::policy::{Bound, Policy};
@@ -86,6 +88,7 @@ pub async fn run_window(
         })
         .collect();
     records.sort_by(|a, b| a.vm_uuid.cmp(&b.vm_uuid));
+    map_vos(policy, &mut records);
 
     let payloads = bound
         .outputs
@@ -103,6 +106,38 @@ pub async fn run_window(
         "window done"
     );
     Ok(Rendered { records, payloads })
+}
+
+/// Sets each record's VO from `[vo_map]` (by project id, then name). A project
+/// without a mapping keeps its records, with a warning naming it.
+fn map_vos(policy: &Policy, records: &mut [EnergyRecord]) {
+    if policy.vo_map.is_empty() {
+        return;
+    }
+    let mut unmapped = std::collections::BTreeSet::new();
+    for r in records {
+        let vo = [&r.project_id, &r.project_name]
+            .into_iter()
+            .flatten()
+            .find_map(|p| policy.vo_map.get(p));
+        match vo {
+            Some(vo) => r.fqan = Some(vo.clone()),
+            None => {
+                unmapped.insert(
+                    r.project_id
+                        .clone()
+                        .or(r.project_name.clone())
+                        .unwrap_or_default(),
+                );
+            }
+        }
+    }
+    for project in unmapped {
+        tracing::warn!(
+            project,
+            "project has no VO in [vo_map]; its records are sent without one"
+        );
+    }
 }
 
 /// The name of the model's CPU-time measurement, if it declares one.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::error::{PolicyError, Problem, Source};
@@ -40,6 +40,9 @@ pub struct Policy {
     /// Where run state lives.
     #[serde(default)]
     pub state: StateConfig,
+    /// Project (id or name) → VO / FQAN, like cASO's voms.json.
+    #[serde(default)]
+    pub vo_map: BTreeMap<String, String>,
     /// The file this policy came from.
     #[serde(skip)]
     pub source: Option<Arc<Source>>,
@@ -106,6 +109,14 @@ pub struct WindowConfig {
     /// Window alignment and the default first window, seconds.
     #[serde(default = "default_step_secs")]
     pub step_secs: u64,
+    /// Longest window one run extracts at once; longer gaps since lastrun are
+    /// cut into several windows, oldest first, each committed on its own.
+    #[serde(default = "default_max_window_secs")]
+    pub max_window_secs: u64,
+}
+
+fn default_max_window_secs() -> u64 {
+    86_400
 }
 
 fn default_step_secs() -> u64 {
@@ -116,6 +127,7 @@ impl Default for WindowConfig {
     fn default() -> Self {
         Self {
             step_secs: default_step_secs(),
+            max_window_secs: default_max_window_secs(),
         }
     }
 }
@@ -155,21 +167,34 @@ pub struct OutputConfig {
 }
 
 /// `[outputs.messenger]`: a closed set, chosen by `type`.
-#[derive(Debug, Default, Deserialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum MessengerConfig {
     /// Payloads written to standard output.
     #[default]
     Stdout,
+    /// One file per payload in `directory`, named by its content hash.
+    File {
+        /// Where the files go.
+        directory: PathBuf,
+    },
+    /// The APEL SSM outgoing queue (dirq layout) that `ssmsend` reads.
+    Ssm {
+        /// The queue directory, e.g. `/var/spool/apel/outgoing`.
+        queue: PathBuf,
+    },
 }
 
 /// `[state]`: where run state lives.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
-    /// Directory for lastrun, spool and lock.
+    /// Directory for lastrun, spool and lock (one subdirectory per policy).
     #[serde(default = "default_state_dir")]
     pub dir: PathBuf,
+    /// Name of this policy's subdirectory; default: the policy file's stem.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -180,6 +205,7 @@ impl Default for StateConfig {
     fn default() -> Self {
         Self {
             dir: default_state_dir(),
+            name: None,
         }
     }
 }
@@ -212,6 +238,13 @@ impl Policy {
                 prometheus.span(),
                 Some("prometheus.url".into()),
                 e.to_string(),
+            ));
+        }
+        if policy.window.max_window_secs < policy.window.step_secs {
+            problems.push(Problem::in_file(
+                &source,
+                Some("window.max_window_secs".into()),
+                "must be at least window.step_secs",
             ));
         }
         if policy.window.step_secs == 0 {
@@ -250,6 +283,16 @@ impl Policy {
             None => PrometheusConfig::with_url(url),
         };
         self.prometheus = Some(Spanned::new(0..0, config));
+    }
+
+    /// The state directory of this policy.
+    pub fn state_dir(&self) -> crate::state::StateDir {
+        let name = self.state.name.clone().unwrap_or_else(|| {
+            self.source()
+                .and_then(|s| s.path.file_stem())
+                .map_or_else(|| "policy".to_owned(), |s| s.to_string_lossy().into_owned())
+        });
+        crate::state::StateDir::new(&self.state.dir, &name)
     }
 
     /// Replaces the outputs with one builtin format on stdout (`--format NAME`).

@@ -21,16 +21,15 @@ pub enum PrometheusError {
     },
     /// Connection refused, timeout, DNS, TLS…
     #[error(
-        "cannot reach Prometheus at {url} (query `{query}`): {source}; check the URL and that Prometheus is up"
+        "cannot reach Prometheus at {url} (query `{query}`): {reason}; check the URL and that Prometheus is up"
     )]
     Unreachable {
         /// The endpoint.
         url: String,
         /// The PromQL that was sent.
         query: String,
-        /// The transport error.
-        #[source]
-        source: reqwest::Error,
+        /// The transport error and its causes (connection refused, timeout…).
+        reason: String,
     },
     /// Prometheus answered with an error status (bad PromQL, overload…).
     #[error("Prometheus at {url} rejected query `{query}` (HTTP {status}): {message}")]
@@ -234,11 +233,22 @@ impl Client {
         })
     }
 
-    fn unreachable(&self, query: &str, source: reqwest::Error) -> PrometheusError {
+    fn unreachable(&self, query: &str, error: reqwest::Error) -> PrometheusError {
+        let mut reason = if error.is_timeout() {
+            format!("timed out after {} s", self.config.timeout_secs)
+        } else {
+            error.to_string()
+        };
+        let mut cause = std::error::Error::source(&error);
+        while let Some(c) = cause {
+            reason.push_str(": ");
+            reason.push_str(&c.to_string());
+            cause = c.source();
+        }
         PrometheusError::Unreachable {
             url: self.base.clone(),
             query: query.to_owned(),
-            source,
+            reason,
         }
     }
 

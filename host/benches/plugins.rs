@@ -1,0 +1,106 @@
+//! Plugin runtime speed: one `attribute` call over 10,000 VMs (marshalling
+//! included), loading a cached builtin (deserialize + instantiate + describe),
+//! and the first compile of a builtin.
+//!
+//! `cargo bench -p wattson --bench plugins`
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use wattson::runtime::{
+    AttributionInput, Limits, Measured, Param, ParamValue, Reading, Runtime, Vm, Window,
+};
+
+const VMS: usize = 10_000;
+
+fn input(n: usize) -> AttributionInput {
+    let vms = (0..n)
+        .map(|i| Vm {
+            uuid: format!("5f0c6f0e-2a1b-4c7e-9a0d-{i:012x}"),
+            name: Some(format!("instance-{i:08x}")),
+            project_id: Some(format!("{:032x}", i % 37)),
+            project_name: None,
+            user_id: None,
+            user_name: None,
+            host: Some(format!("cmp-{:03}", i % 50)),
+            flavor: None,
+            vcpus: Some(2),
+            memory_mb: Some(4096),
+            disk_gb: None,
+            started_ms: None,
+            ended_ms: None,
+            labels: vec![("instance".into(), format!("cmp-{:03}:9177", i % 50))],
+        })
+        .collect();
+    let readings = (0..n)
+        .map(|i| {
+            Some(Reading {
+                value: 1000.0 + i as f64 * 0.37,
+                span_s: 3600.0,
+                covered_s: 3600.0,
+            })
+        })
+        .collect();
+    AttributionInput {
+        window: Window {
+            start_ms: 1_748_736_000_000,
+            end_ms: 1_748_739_600_000,
+        },
+        vms,
+        hosts: vec![],
+        measurements: vec![Measured {
+            name: "energy".into(),
+            vms: readings,
+            hosts: vec![],
+        }],
+    }
+}
+
+fn params() -> Vec<Param> {
+    let text = |name: &str, value: &str| Param {
+        name: name.into(),
+        value: ParamValue::Text(value.into()),
+    };
+    vec![
+        text(
+            "metric",
+            "libvirt_domain_info_energy_consumption_joules_total",
+        ),
+        text("key_label", "uuid"),
+    ]
+}
+
+fn benches(c: &mut Criterion) {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let runtime = Runtime::new(Limits::default(), Some(cache.path().to_owned())).expect("runtime");
+    let model = runtime.load_model("libvirt-joules").expect("builtin");
+
+    let input = input(VMS);
+    let params = params();
+    let mut group = c.benchmark_group("attribute");
+    group.throughput(Throughput::Elements(VMS as u64));
+    group.bench_function("libvirt-joules/10k-vms", |b| {
+        b.iter(|| model.attribute(&input, &params).expect("attribute"))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("load");
+    group.bench_function("cached-builtin", |b| {
+        b.iter(|| runtime.load_model("libvirt-joules").expect("load"))
+    });
+    group.sample_size(10);
+    group.bench_function("first-compile", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let rt =
+                    Runtime::new(Limits::default(), Some(dir.path().to_owned())).expect("runtime");
+                (dir, rt)
+            },
+            |(_dir, rt)| rt.load_model("libvirt-joules").expect("compile"),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(plugin_benches, benches);
+criterion_main!(plugin_benches);

@@ -1,0 +1,296 @@
+//! The cron run: windows since lastrun (or the ones asked for), each rendered
+//! into the spool before any messenger sees it, delivered, and committed to
+//! lastrun only once every messenger accepted every payload.
+
+use std::collections::HashMap;
+
+use super::{PipelineError, run_window};
+use crate::messengers::{self, DeliveryError, Messenger, Payload};
+use crate::policy::{Bound, MessengerConfig, Policy};
+use crate::sources::prometheus::Client;
+use crate::state::{Rendered, StateDir, StateError};
+use crate::window::{Window, format_ms};
+
+/// What a run is asked to do.
+#[derive(Clone, Copy, Debug)]
+pub struct ExtractOptions {
+    /// `--from/--to`: these windows instead of the ones since lastrun (lastrun is not moved).
+    pub explicit: Option<Window>,
+    /// The current time, ms.
+    pub now_ms: i64,
+    /// Print what would be sent; write nothing.
+    pub dry_run: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct ExtractReport {
+    /// Windows extracted in this run.
+    pub windows: usize,
+    /// Records rendered in this run.
+    pub records: usize,
+    /// Payloads accepted by messengers in this run (spool retries included).
+    pub delivered: usize,
+    /// lastrun after the run.
+    pub lastrun_ms: Option<i64>,
+}
+
+/// Why a run stopped or did not deliver everything.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// A window could not be measured, attributed or rendered.
+    #[error("window {window}: {source}")]
+    Window {
+        /// The window.
+        window: Window,
+        /// Why.
+        #[source]
+        source: PipelineError,
+    },
+    /// The state directory cannot be used (or another run holds the lock).
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Some messengers did not accept their payloads; they stay spooled.
+    #[error("{} messenger(s) failed; their payloads stay in the spool and are retried first next run:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Delivery(Vec<DeliveryError>),
+}
+
+/// Cuts `[start, end]` into windows no longer than `max_ms`, oldest first.
+pub fn cut(start_ms: i64, end_ms: i64, max_ms: i64) -> Vec<Window> {
+    let mut windows = Vec::new();
+    let mut t = start_ms;
+    while t < end_ms {
+        let next = (t + max_ms.max(1)).min(end_ms);
+        windows.push(Window {
+            start_ms: t,
+            end_ms: next,
+        });
+        t = next;
+    }
+    windows
+}
+
+/// The windows a run covers: the explicit ones, else from the later of
+/// lastrun and the newest spooled window to now aligned down to the step
+/// (first run: the last whole step).
+fn plan(
+    policy: &Policy,
+    state: &StateDir,
+    options: &ExtractOptions,
+) -> Result<Vec<Window>, StateError> {
+    let step_ms = policy.window.step_secs as i64 * 1000;
+    let max_ms = policy.window.max_window_secs as i64 * 1000;
+    if let Some(w) = options.explicit {
+        return Ok(cut(w.start_ms, w.end_ms, max_ms));
+    }
+    let end_ms = options.now_ms - options.now_ms.rem_euclid(step_ms);
+    let since = match (state.lastrun()?, state.spool().newest_end()?) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let start_ms = since.unwrap_or_else(|| Window::last_step(options.now_ms, step_ms).start_ms);
+    if start_ms >= end_ms {
+        tracing::info!(
+            "nothing to extract: data up to {} is done, the next window ends at {}",
+            format_ms(start_ms),
+            format_ms(end_ms + step_ms)
+        );
+    }
+    Ok(cut(start_ms, end_ms, max_ms))
+}
+
+/// Runs extract for one policy.
+pub async fn extract(
+    policy: &Policy,
+    bound: &Bound,
+    prometheus: Option<&Client>,
+    options: ExtractOptions,
+) -> Result<ExtractReport, ExtractError> {
+    let state = policy.state_dir();
+    let mut report = ExtractReport::default();
+    if options.dry_run {
+        let mut stdout = messengers::Stdout;
+        for window in plan(policy, &state, &options)? {
+            let rendered = run_window(policy, bound, prometheus, window)
+                .await
+                .map_err(|source| ExtractError::Window { window, source })?;
+            report.windows += 1;
+            report.records += rendered.records.len();
+            for (output, payloads) in bound.outputs.iter().zip(&rendered.payloads) {
+                for bytes in payloads {
+                    stdout
+                        .deliver(&Payload {
+                            bytes,
+                            extension: &output.format.info().extension,
+                            journal: std::path::Path::new("/dev/null"),
+                        })
+                        .map_err(|e| ExtractError::Delivery(vec![e]))?;
+                }
+            }
+        }
+        report.lastrun_ms = state.lastrun().ok().flatten();
+        return Ok(report);
+    }
+
+    state.create()?;
+    let _lock = state.lock()?;
+    let spool = state.spool();
+    let mut delivery = Delivery::default();
+    // Payloads left by earlier runs go first.
+    report.delivered += delivery.drain(&state)?;
+    commit(&state)?;
+
+    for window in plan(policy, &state, &options)? {
+        let rendered = run_window(policy, bound, prometheus, window)
+            .await
+            .map_err(|source| ExtractError::Window { window, source })?;
+        let outputs: Vec<Rendered<'_>> = bound
+            .outputs
+            .iter()
+            .zip(&rendered.payloads)
+            .map(|(o, payloads)| Rendered {
+                format: &o.format.info().name,
+                extension: &o.format.info().extension,
+                messenger: &o.messenger,
+                payloads,
+            })
+            .collect();
+        spool.put(
+            window,
+            options.explicit.is_some(),
+            rendered.records.len(),
+            &outputs,
+        )?;
+        failpoint("after-spool");
+        report.windows += 1;
+        report.records += rendered.records.len();
+        report.delivered += delivery.drain(&state)?;
+        failpoint("before-lastrun");
+        commit(&state)?;
+    }
+    report.lastrun_ms = state.lastrun()?;
+    if delivery.failures.is_empty() {
+        Ok(report)
+    } else {
+        Err(ExtractError::Delivery(delivery.failures))
+    }
+}
+
+/// Moves lastrun up to the end of the newest spooled window, or to the start
+/// of the oldest one still waiting for a messenger; then removes the windows
+/// lastrun covers. lastrun is written before a window leaves the spool, so a
+/// crash in between never makes a window look undone.
+fn commit(state: &StateDir) -> Result<(), StateError> {
+    let pending = state.spool().pending()?;
+    let tracked = || pending.iter().filter(|w| !w.explicit);
+    let target = tracked()
+        .filter(|w| !w.is_complete())
+        .map(|w| w.window.start_ms)
+        .min()
+        .or_else(|| tracked().map(|w| w.window.end_ms).max());
+    let mut lastrun = state.lastrun()?;
+    if let Some(target) = target
+        && lastrun.is_none_or(|c| target > c)
+    {
+        state.set_lastrun(target)?;
+        lastrun = Some(target);
+    }
+    for w in pending {
+        let covered = lastrun.is_some_and(|l| w.window.end_ms <= l);
+        if w.is_complete() && (w.explicit || covered) {
+            w.remove()?;
+        }
+    }
+    Ok(())
+}
+
+/// Delivers spooled payloads, remembering messengers that failed in this run
+/// so their later payloads wait (order is kept per messenger) while the others go on.
+#[derive(Default)]
+struct Delivery {
+    messengers: HashMap<String, Box<dyn Messenger>>,
+    failures: Vec<DeliveryError>,
+    failed: Vec<String>,
+}
+
+impl Delivery {
+    /// Delivers every pending payload of every spooled window, oldest first; returns how many were accepted.
+    fn drain(&mut self, state: &StateDir) -> Result<usize, StateError> {
+        let mut delivered = 0;
+        for window in state.spool().pending()? {
+            for (i, output) in window.outputs.iter().enumerate() {
+                let key = messenger_key(&output.messenger);
+                if self.failed.contains(&key) {
+                    continue;
+                }
+                let messenger = self
+                    .messengers
+                    .entry(key.clone())
+                    .or_insert_with(|| messengers::build(&output.messenger));
+                for n in 0..output.payloads {
+                    if window.is_done(i, n) {
+                        continue;
+                    }
+                    let bytes = window.payload(i, n)?;
+                    let journal = window.journal(i, n);
+                    let payload = Payload {
+                        bytes: &bytes,
+                        extension: &output.extension,
+                        journal: &journal,
+                    };
+                    match messenger.deliver(&payload) {
+                        Ok(()) => {
+                            failpoint("mid-delivery");
+                            window.mark_done(i, n)?;
+                            delivered += 1;
+                        }
+                        Err(e) => {
+                            tracing::warn!(window = %window.window, "{e}");
+                            self.failures.push(e);
+                            self.failed.push(key.clone());
+                            break;
+                        }
+                    }
+                }
+            }
+            if window.explicit && window.is_complete() {
+                window.remove()?;
+            }
+        }
+        Ok(delivered)
+    }
+}
+
+/// Crash tests: `WATTSON_CRASH_AT=<point>[:<n>]` aborts the process (no
+/// cleanup, as kill -9) the n-th time (default first) it passes `point`.
+fn failpoint(point: &str) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static HITS: AtomicU32 = AtomicU32::new(0);
+    let Ok(spec) = std::env::var("WATTSON_CRASH_AT") else {
+        return;
+    };
+    let (name, nth) = spec.split_once(':').unwrap_or((&spec, "1"));
+    if name == point && HITS.fetch_add(1, Ordering::SeqCst) + 1 == nth.parse().unwrap_or(1) {
+        eprintln!("wattson: WATTSON_CRASH_AT={spec}: aborting at {point}");
+        std::process::abort();
+    }
+}
+
+fn messenger_key(config: &MessengerConfig) -> String {
+    serde_json::to_string(config).unwrap_or_else(|_| format!("{config:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuts_long_gaps_oldest_first() {
+        let w = cut(0, 10, 4);
+        assert_eq!(
+            w.iter().map(|w| (w.start_ms, w.end_ms)).collect::<Vec<_>>(),
+            vec![(0, 4), (4, 8), (8, 10)]
+        );
+        assert!(cut(5, 5, 4).is_empty());
+    }
+}

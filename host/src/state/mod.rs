@@ -1,0 +1,115 @@
+//! Run state of one policy under the state directory: the lock that keeps
+//! two runs apart, `lastrun` (the end of the last window every messenger
+//! accepted), and the spool of rendered payloads not yet delivered everywhere.
+//!
+//! ```text
+//! <state dir>/<policy name>/
+//!     lock                       held (flock) while a run is active
+//!     lastrun                    `<end ms> <end RFC 3339>`
+//!     spool/<start>-<end>/       one rendered window
+//!         window.json            window, outputs (format, messenger), payload counts
+//!         <output>-<n>.payload   payload n of output i
+//!         <output>-<n>.done      payload accepted by output i's messenger
+//! ```
+
+mod lastrun;
+mod lock;
+mod spool;
+
+use std::path::{Path, PathBuf};
+
+pub use lock::RunLock;
+pub use spool::{Rendered, Spool, SpooledOutput, SpooledWindow};
+
+/// State that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Any I/O failure, with the path.
+    #[error("state {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another run holds the lock.
+    #[error("another wattson run for this policy is active (lock {} is held); wait for it to finish, or check for a stuck process", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A state file that is not what wattson writes.
+    #[error("state file {} is corrupt: {reason}; move it away to start over", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// One policy's state directory.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// The state of policy `name` under `dir` (nothing is created yet).
+    pub fn new(dir: &Path, name: &str) -> Self {
+        Self {
+            root: dir.join(name),
+        }
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates the directory if needed.
+    pub fn create(&self) -> Result<(), StateError> {
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root))
+    }
+
+    /// Takes the run lock, or fails at once if another run holds it.
+    pub fn lock(&self) -> Result<RunLock, StateError> {
+        RunLock::acquire(&self.root.join("lock"))
+    }
+
+    /// End (ms) of the last window every messenger accepted, if any.
+    pub fn lastrun(&self) -> Result<Option<i64>, StateError> {
+        lastrun::read(&self.root.join("lastrun"))
+    }
+
+    /// Records `end_ms` as the last fully delivered window end (atomically).
+    pub fn set_lastrun(&self, end_ms: i64) -> Result<(), StateError> {
+        lastrun::write(&self.root.join("lastrun"), end_ms)
+    }
+
+    /// The spool of rendered payloads.
+    pub fn spool(&self) -> Spool {
+        Spool::new(self.root.join("spool"))
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, then renames.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(io(path))?;
+    tmp.as_file().sync_all().map_err(io(path))?;
+    tmp.persist(path).map_err(|e| StateError::Io {
+        path: path.to_owned(),
+        source: e.error,
+    })?;
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! `openmetrics`: OpenMetrics text, one `wattson_vm_energy_joules` sample
+//! per energy record.
+//!
+//! The metric is a **gauge**, not a counter: each sample is the energy the
+//! VM used in one accounting window (a per-window amount that goes up and
+//! down from one window to the next), not a monotonically increasing total,
+//! so `rate()` / `increase()` over it would be meaningless; `sum_over_time`
+//! adds windows up. (The daemon's live cumulative series is the counter
+//! `wattson_vm_energy_joules_total`.)
+//!
+//! Shape of a payload (all records in one payload; no records, no payload):
+//!
+//! ```text
+//! # TYPE wattson_vm_energy_joules gauge
+//! # UNIT wattson_vm_energy_joules joules
+//! # HELP wattson_vm_energy_joules Energy attributed to the VM over the accounting window ending at the sample's timestamp.
+//! wattson_vm_energy_joules{uuid="0b0c6a4c-4f5e-4d8e-9d38-1c2f3a4b5c6d",site="TEST-Site",model="libvirt-joules"} 1e-5 1748739600
+//! wattson_vm_energy_joules{uuid="e3c5aeef-37b8-4332-ad9f-9d068f156dc2",name="vm-a",project="Acme \"R&D\"\nx\\y",host="compute-1",site="TEST-Site",model="libvirt-joules"} 360000.0 1748739600
+//! # EOF
+//! ```
+//!
+//! * Labels, in this order: `uuid` (VM uuid), `name` (VM name), `project`
+//!   (project name, else project id), `host`, `site`, `model`; an absent
+//!   optional one is omitted. Values are escaped per OpenMetrics: `\` → `\\`,
+//!   `"` → `\"`, LF → `\n`.
+//! * Value: joules, Rust's shortest round-trip form (`{:?}`: `360000.0`,
+//!   `1e-5`), which is OpenMetrics' `realnumber` syntax. A non-finite value
+//!   is an error.
+//! * Timestamp: the window end in whole Unix **seconds** (OpenMetrics'
+//!   unit), rounded down. OpenMetrics allows fractional seconds, but
+//!   `promtool check metrics` (2.42) parses with the Prometheus 0.0.4 text
+//!   parser, which rejects a non-integer timestamp; windows are
+//!   step-aligned, so nothing is lost in practice.
+//! * Samples are sorted by label set, then timestamp, so samples of one
+//!   series (the same VM in several windows of one render) are adjacent with
+//!   increasing timestamps, as OpenMetrics requires; two samples with the
+//!   same labels and timestamp are an error (a series cannot have two values
+//!   at one instant).
+//! * `# EOF` ends the payload, followed by `\n`.
+
+use wattson_plugin::{EnergyRecord, Format, FormatInfo, Params, unix_seconds};
+
+/// The metric family's name.
+const METRIC: &str = "wattson_vm_energy_joules";
+
+/// Escapes a label value per OpenMetrics (`\\`, `\"`, `\n`).
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `{uuid="…",…}` of a record.
+fn labels(r: &EnergyRecord) -> String {
+    let project = r.project_name.as_deref().or(r.project_id.as_deref());
+    let pairs = [
+        ("uuid", Some(r.vm_uuid.as_str())),
+        ("name", r.vm_name.as_deref()),
+        ("project", project),
+        ("host", r.host.as_deref()),
+        ("site", Some(r.site.as_str())),
+        ("model", Some(r.model.as_str())),
+    ];
+    let inner: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}=\"{}\"", escape(v))))
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+struct OpenMetrics;
+
+impl Format for OpenMetrics {
+    fn describe() -> FormatInfo {
+        FormatInfo {
+            name: "openmetrics".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "OpenMetrics text: one wattson_vm_energy_joules gauge sample per record \
+                          (energy over the window), labels uuid, name, project, host, site, \
+                          model, timestamp = window end in seconds, # EOF"
+                .into(),
+            media_type: "application/openmetrics-text; version=1.0.0; charset=utf-8".into(),
+            extension: "om".into(),
+            params: Vec::new(),
+        }
+    }
+
+    fn render(records: Vec<EnergyRecord>, _params: Params) -> Result<Vec<Vec<u8>>, String> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut samples = Vec::with_capacity(records.len());
+        for r in &records {
+            if !r.joules.is_finite() {
+                return Err(format!(
+                    "record {}: joules is not finite ({})",
+                    r.id, r.joules
+                ));
+            }
+            samples.push((labels(r), unix_seconds(r.end_ms), r.joules));
+        }
+        samples.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        if let Some(w) = samples
+            .windows(2)
+            .find(|w| w[0].0 == w[1].0 && w[0].1 == w[1].1)
+        {
+            return Err(format!(
+                "two records for the series {METRIC}{} at timestamp {}",
+                w[0].0, w[0].1
+            ));
+        }
+        let mut out = String::with_capacity(256 + samples.len() * 256);
+        out.push_str(&format!("# TYPE {METRIC} gauge\n"));
+        out.push_str(&format!("# UNIT {METRIC} joules\n"));
+        out.push_str(&format!(
+            "# HELP {METRIC} Energy attributed to the VM over the accounting window ending at \
+             the sample's timestamp.\n"
+        ));
+        for (labels, ts, joules) in &samples {
+            out.push_str(&format!("{METRIC}{labels} {joules:?} {ts}\n"));
+        }
+        out.push_str("# EOF\n");
+        Ok(vec![out.into_bytes()])
+    }
+}
+
+wattson_plugin::register_format!(OpenMetrics);

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Side by side with cASO 5.2.2 on the same Prometheus (../shared/peers/caso):
+# N VMs × H hours (default 1000 × 24). Runs the peer harness with KEEP=1 (cASO
+# timed, ground truth written, server left up), then in the same session:
+# wattson extract --dry-run --format jsonl (best of REPEAT), the batched floor
+# (floor.py), and compare.py on wattson's joules. Prints the ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000}; H=${2:-24}; REPEAT=${REPEAT:-3}
+peer=$(cd ../shared/peers/caso && pwd)
+work=$(mktemp -d /tmp/wattson-bench.XXXXXX)
+
+"$peer/setup.sh" >/dev/null
+cargo build --release --locked --bin wattson >&2
+wattson=$PWD/target/release/wattson
+
+KEEP=1 "$peer/run.sh" "$N" "$H" | tee "$work/peer.txt" >&2
+line=$(grep '^prometheus url=' "$work/peer.txt")
+url=$(sed -n 's/.*url=\([^ ]*\).*/\1/p' <<<"$line")
+window=$(sed -n 's/.*window=\([^ ]*\).*/\1/p' <<<"$line")
+truth=$(sed -n 's/.*truth=\([^ ]*\).*/\1/p' <<<"$line")
+from=${window%%..*}; to=${window##*..}
+caso_s=$(grep '^caso_peer' "$work/peer.txt" | tail -1 | sed -n 's/.*elapsed_s=\([0-9.]*\).*/\1/p')
+
+best=""
+for _ in $(seq 1 "$REPEAT"); do
+    t0=$(date +%s.%N)
+    WATTSON_LOG=warn "$wattson" extract --policy policies/libvirt-joules.toml --prometheus "$url" \
+        --from "$from" --to "$to" --dry-run --format jsonl > "$work/wattson.jsonl"
+    t1=$(date +%s.%N)
+    s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}')
+    best=$(awk -v a="$s" -v b="${best:-1e9}" 'BEGIN{print (a<b)?a:b}')
+done
+python3 - "$work/wattson.jsonl" "$work/wattson.json" <<'PY'
+import json, sys
+out = {}
+for line in open(sys.argv[1]):
+    if line.strip():
+        r = json.loads(line)
+        out[r["vm_uuid"]] = r["energy_joules"]
+json.dump(out, open(sys.argv[2], "w"))
+PY
+cmp=$(python3 "$peer/compare.py" --truth "$truth" --got "$work/wattson.json" --unit J --label wattson 2>&1 | tail -1)
+floor_s=$(python3 "$peer/floor.py" --prometheus-url "$url" --from "$from" --to "$to" --out "$work/floor.json" | tail -1 | sed -n 's/.*floor_s=\([0-9.]*\).*/\1/p')
+
+echo "wattson n_vms=$N hours=$H wattson_s=$best floor_s=$floor_s caso_s=$caso_s"
+echo "ratios wattson/floor=$(awk -v a="$best" -v b="$floor_s" 'BEGIN{printf "%.2f", a/b}') caso/wattson=$(awk -v a="$caso_s" -v b="$best" 'BEGIN{printf "%.1f", a/b}')"
+echo "accuracy $cmp"
+echo "Prometheus left running at $url: stop it with $peer/prom.sh stop <data dir> <port> (see above)" >&2

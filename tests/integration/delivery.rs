@@ -1,0 +1,372 @@
+//! Delivery that never loses or doubles a record: crashes (abort, as kill -9)
+//! at several points of a multi-window run, a messenger that is down, the run
+//! lock, and a dry run that leaves the state untouched.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series};
+use super::prometheus::{Prometheus, TestSeries, openmetrics};
+use super::wattson::{command, secs, write_policy};
+
+struct Site {
+    prometheus: Prometheus,
+    series: Vec<(String, TestSeries)>,
+}
+
+fn site() -> Site {
+    let shapes = [
+        VmShape {
+            uuid: "vm-1",
+            project: "p1",
+            from_ms: T0,
+            to_ms: T0 + 9 * HOUR,
+            resets_at: &[T0 + 4 * HOUR + 7 * MIN],
+            gaps: &[],
+            initial: 1e5,
+            seed: 21,
+        },
+        VmShape {
+            uuid: "vm-2",
+            project: "p1",
+            from_ms: T0,
+            to_ms: T0 + 9 * HOUR,
+            resets_at: &[],
+            gaps: &[],
+            initial: 2e5,
+            seed: 22,
+        },
+        VmShape {
+            uuid: "vm-3",
+            project: "p2",
+            from_ms: T0 + 3 * HOUR + 30 * MIN,
+            to_ms: T0 + 9 * HOUR,
+            resets_at: &[],
+            gaps: &[],
+            initial: 0.0,
+            seed: 23,
+        },
+        VmShape {
+            uuid: "vm-4",
+            project: "p2",
+            from_ms: T0,
+            to_ms: T0 + 6 * HOUR + 10 * MIN,
+            resets_at: &[],
+            gaps: &[],
+            initial: 5e4,
+            seed: 24,
+        },
+        VmShape {
+            uuid: "vm-5",
+            project: "p3",
+            from_ms: T0,
+            to_ms: T0 + 9 * HOUR,
+            resets_at: &[],
+            gaps: &[],
+            initial: 7e5,
+            seed: 25,
+        },
+    ];
+    let series: Vec<_> = shapes.iter().map(counter_series).collect();
+    Site {
+        prometheus: Prometheus::start(&openmetrics(&[(METRIC, &series)])),
+        series: shapes
+            .iter()
+            .map(|s| s.uuid.to_owned())
+            .zip(series)
+            .collect(),
+    }
+}
+
+/// The windows both runs cover: first run [2h, 3h]; second (now = 8h, max 2 h) [3h,5h] [5h,7h] [7h,8h].
+const WINDOWS: [(i64, i64); 4] = [
+    (T0 + 2 * HOUR, T0 + 3 * HOUR),
+    (T0 + 3 * HOUR, T0 + 5 * HOUR),
+    (T0 + 5 * HOUR, T0 + 7 * HOUR),
+    (T0 + 7 * HOUR, T0 + 8 * HOUR),
+];
+
+/// (vm, window start) of every record C1 says must exist.
+fn expected(site: &Site) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for (start, end) in WINDOWS {
+        for (uuid, s) in &site.series {
+            if c1(&s.samples, start, end).is_some() {
+                out.push((uuid.clone(), start));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn policy(dir: &Path, url: &str, files: &Path) -> PathBuf {
+    write_policy(
+        dir,
+        "site.toml",
+        &format!(
+            r#"
+[site]
+name = "TEST-SITE"
+compute_service = "https://keystone.test:5000/v3"
+
+[prometheus]
+url = "{url}"
+
+[window]
+step_secs = 3600
+max_window_secs = 7200
+
+[model]
+plugin = "libvirt-joules"
+
+[vo_map]
+p1 = "vo.one.example"
+p2 = "vo.two.example"
+
+[[outputs]]
+format = "jsonl"
+[outputs.messenger]
+type = "file"
+directory = "{files}"
+
+[[outputs]]
+format = "apel-energy"
+[outputs.params]
+batch_size = 2
+[outputs.messenger]
+type = "ssm"
+queue = "{ssm}"
+
+[state]
+dir = "{state}"
+name = "site"
+"#,
+            files = files.display(),
+            ssm = dir.join("ssm").display(),
+            state = dir.join("state").display(),
+        ),
+    )
+}
+
+fn run(policy: &Path, now_ms: i64, crash_at: Option<&str>) -> Output {
+    let mut cmd = command();
+    cmd.args(["extract", "--policy"])
+        .arg(policy)
+        .args(["--now", &secs(now_ms)]);
+    if let Some(point) = crash_at {
+        cmd.env("WATTSON_CRASH_AT", point);
+    }
+    cmd.output().expect("run wattson")
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "wattson failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// (vm, window start) → how many times the file receiver got it, keyed by record id too.
+fn file_receipts(files: &Path) -> (Vec<(String, i64)>, HashMap<String, usize>) {
+    let mut keys = Vec::new();
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    for entry in std::fs::read_dir(files).unwrap() {
+        let path = entry.unwrap().path();
+        assert!(
+            path.extension().is_some_and(|e| e == "jsonl"),
+            "stray file {path:?}"
+        );
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let r: serde_json::Value = serde_json::from_str(line).unwrap();
+            *ids.entry(r["id"].as_str().unwrap().to_owned()).or_default() += 1;
+            let start = chrono::DateTime::parse_from_rfc3339(r["start"].as_str().unwrap())
+                .unwrap()
+                .timestamp_millis();
+            keys.push((r["vm_uuid"].as_str().unwrap().to_owned(), start));
+        }
+    }
+    keys.sort();
+    (keys, ids)
+}
+
+/// (vm, window start) of every record in the SSM queue (dirq layout checked).
+fn ssm_receipts(queue: &Path) -> Vec<(String, i64)> {
+    let mut keys = Vec::new();
+    for dir in std::fs::read_dir(queue).unwrap() {
+        let dir = dir.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.len() == 8 && name.chars().all(|c| c.is_ascii_hexdigit()),
+            "dirq dir {name}"
+        );
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let file = file.unwrap().path();
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                name.len() == 14 && name.chars().all(|c| c.is_ascii_hexdigit()),
+                "dirq element {name}"
+            );
+            for line in std::fs::read_to_string(&file).unwrap().lines() {
+                let r: serde_json::Value = serde_json::from_str(line).unwrap();
+                let start =
+                    chrono::DateTime::parse_from_rfc3339(r["StartExecTime"].as_str().unwrap())
+                        .unwrap()
+                        .timestamp_millis();
+                keys.push((r["ExecUnitID"].as_str().unwrap().to_owned(), start));
+            }
+        }
+    }
+    keys.sort();
+    keys
+}
+
+fn lastrun(dir: &Path) -> i64 {
+    std::fs::read_to_string(dir.join("state/site/lastrun"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn crashes_lose_nothing_and_double_nothing() {
+    let site = site();
+    let want = expected(&site);
+    for crash in [
+        None,
+        Some("after-spool"),
+        Some("mid-delivery:3"),
+        Some("mid-delivery:6"),
+        Some("before-lastrun:2"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let files = dir.path().join("files");
+        let policy = policy(dir.path(), &site.prometheus.url, &files);
+        ok(&run(&policy, T0 + 3 * HOUR + 5 * MIN, None));
+        assert_eq!(
+            lastrun(dir.path()),
+            T0 + 3 * HOUR,
+            "first run: the last whole step"
+        );
+        if let Some(point) = crash {
+            let out = run(&policy, T0 + 8 * HOUR + 30 * MIN, Some(point));
+            assert!(!out.status.success(), "{point}: the run must have crashed");
+        }
+        ok(&run(&policy, T0 + 8 * HOUR + 30 * MIN, None));
+        let (file_keys, ids) = file_receipts(&files);
+        assert_eq!(
+            file_keys, want,
+            "{crash:?}: file receiver, every record exactly once"
+        );
+        assert!(
+            ids.values().all(|&n| n == 1),
+            "{crash:?}: record ids unique"
+        );
+        assert_eq!(
+            ssm_receipts(&dir.path().join("ssm")),
+            want,
+            "{crash:?}: ssm queue, exactly once"
+        );
+        assert_eq!(lastrun(dir.path()), T0 + 8 * HOUR, "{crash:?}: lastrun");
+        let spool: Vec<_> = std::fs::read_dir(dir.path().join("state/site/spool"))
+            .unwrap()
+            .collect();
+        assert!(spool.is_empty(), "{crash:?}: spool drained");
+        // Nothing new: a further run sends nothing again.
+        ok(&run(&policy, T0 + 8 * HOUR + 40 * MIN, None));
+        assert_eq!(file_receipts(&files).0.len(), want.len());
+    }
+}
+
+#[test]
+fn a_messenger_that_is_down_keeps_its_payloads_and_does_not_block_the_others() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    // The file messenger's directory is blocked by a plain file: it cannot deliver.
+    let files = dir.path().join("files");
+    std::fs::write(&files, "not a directory").unwrap();
+    let policy = policy(dir.path(), &site.prometheus.url, &files);
+
+    let out = run(&policy, T0 + 3 * HOUR + 5 * MIN, None);
+    assert_eq!(out.status.code(), Some(5), "delivery error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("file {}", files.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("stay in the spool"), "{stderr}");
+    let out = run(&policy, T0 + 8 * HOUR + 30 * MIN, None);
+    assert_eq!(out.status.code(), Some(5));
+    // The ssm receiver got every window meanwhile; lastrun waits for the file messenger.
+    assert_eq!(ssm_receipts(&dir.path().join("ssm")), expected(&site));
+    assert_eq!(lastrun(dir.path()), T0 + 2 * HOUR);
+
+    // Back up: the next run delivers the spool first, and nothing twice.
+    std::fs::remove_file(&files).unwrap();
+    ok(&run(&policy, T0 + 8 * HOUR + 30 * MIN, None));
+    assert_eq!(file_receipts(&files).0, expected(&site));
+    assert_eq!(ssm_receipts(&dir.path().join("ssm")), expected(&site));
+    assert_eq!(lastrun(dir.path()), T0 + 8 * HOUR);
+}
+
+#[test]
+fn a_second_run_is_refused_while_one_holds_the_lock() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy(dir.path(), &site.prometheus.url, &dir.path().join("files"));
+    let lock_dir = dir.path().join("state/site");
+    std::fs::create_dir_all(&lock_dir).unwrap();
+    let lock = std::fs::File::create(lock_dir.join("lock")).unwrap();
+    lock.try_lock().unwrap();
+    let out = run(&policy, T0 + 3 * HOUR, None);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another wattson run"));
+    drop(lock);
+    ok(&run(&policy, T0 + 3 * HOUR, None));
+}
+
+#[test]
+fn dry_run_changes_no_state() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    let policy = policy(dir.path(), &site.prometheus.url, &files);
+    ok(&run(&policy, T0 + 3 * HOUR, None));
+    let before = snapshot(dir.path());
+    let out = command()
+        .args(["extract", "--dry-run", "--policy"])
+        .arg(&policy)
+        .args(["--now", &secs(T0 + 8 * HOUR)])
+        .output()
+        .unwrap();
+    ok(&out);
+    assert!(!out.stdout.is_empty(), "dry run prints what would be sent");
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "state, spool and receivers byte-identical"
+    );
+}
+
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.insert(path.clone(), Vec::new());
+                stack.push(path);
+            } else {
+                out.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
