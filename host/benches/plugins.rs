@@ -15,19 +15,9 @@ fn input(n: usize) -> AttributionInput {
     let vms = (0..n)
         .map(|i| Vm {
             uuid: format!("5f0c6f0e-2a1b-4c7e-9a0d-{i:012x}"),
-            name: Some(format!("instance-{i:08x}")),
-            project_id: Some(format!("{:032x}", i % 37)),
-            project_name: None,
-            user_id: None,
-            user_name: None,
-            host: Some(format!("cmp-{:03}", i % 50)),
-            flavor: None,
+            host: Some((i % 50) as u32),
             vcpus: Some(2),
             memory_mb: Some(4096),
-            disk_gb: None,
-            started_ms: None,
-            ended_ms: None,
-            labels: vec![("instance".into(), format!("cmp-{:03}:9177", i % 50))],
         })
         .collect();
     let readings = (0..n)
@@ -45,7 +35,8 @@ fn input(n: usize) -> AttributionInput {
             end_ms: 1_748_739_600_000,
         },
         vms,
-        hosts: vec![],
+        details: vec![],
+        hosts: (0..50).map(|h| format!("cmp-{h:03}")).collect(),
         measurements: vec![Measured {
             name: "energy".into(),
             vms: readings,

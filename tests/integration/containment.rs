@@ -15,19 +15,9 @@ const MISBEHAVE: &str = env!("WATTSON_TEST_GUEST_MISBEHAVE");
 fn vm(uuid: &str) -> Vm {
     Vm {
         uuid: uuid.into(),
-        name: None,
-        project_id: Some("p".into()),
-        project_name: None,
-        user_id: None,
-        user_name: None,
         host: None,
-        flavor: None,
         vcpus: Some(2),
         memory_mb: None,
-        disk_gb: None,
-        started_ms: None,
-        ended_ms: None,
-        labels: vec![],
     }
 }
 
@@ -45,6 +35,7 @@ fn input() -> AttributionInput {
             end_ms: 3_600_000,
         },
         vms: vec![vm("a"), vm("b"), vm("c")],
+        details: vec![],
         hosts: vec![],
         measurements: vec![Measured {
             name: "energy".into(),

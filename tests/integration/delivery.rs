@@ -10,12 +10,12 @@ use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series};
 use super::prometheus::{Prometheus, TestSeries, openmetrics};
 use super::wattson::{command, secs, write_policy};
 
-struct Site {
-    prometheus: Prometheus,
+pub struct Site {
+    pub prometheus: Prometheus,
     series: Vec<(String, TestSeries)>,
 }
 
-fn site() -> Site {
+pub fn site() -> Site {
     let shapes = [
         VmShape {
             uuid: "vm-1",
@@ -88,7 +88,7 @@ const WINDOWS: [(i64, i64); 4] = [
 ];
 
 /// (vm, window start) of every record C1 says must exist.
-fn expected(site: &Site) -> Vec<(String, i64)> {
+pub fn expected(site: &Site) -> Vec<(String, i64)> {
     let mut out = Vec::new();
     for (start, end) in WINDOWS {
         for (uuid, s) in &site.series {
@@ -150,7 +150,7 @@ name = "site"
     )
 }
 
-fn run(policy: &Path, now_ms: i64, crash_at: Option<&str>) -> Output {
+pub fn run(policy: &Path, now_ms: i64, crash_at: Option<&str>) -> Output {
     let mut cmd = command();
     cmd.args(["extract", "--policy"])
         .arg(policy)
@@ -161,7 +161,7 @@ fn run(policy: &Path, now_ms: i64, crash_at: Option<&str>) -> Output {
     cmd.output().expect("run wattson")
 }
 
-fn ok(out: &Output) {
+pub fn ok(out: &Output) {
     assert!(
         out.status.success(),
         "wattson failed ({}): {}",
@@ -224,7 +224,7 @@ fn ssm_receipts(queue: &Path) -> Vec<(String, i64)> {
     keys
 }
 
-fn lastrun(dir: &Path) -> i64 {
+pub fn lastrun(dir: &Path) -> i64 {
     std::fs::read_to_string(dir.join("state/site/lastrun"))
         .unwrap()
         .split_whitespace()

@@ -10,4 +10,5 @@ mod extract_cli;
 mod formats;
 mod policy_errors;
 mod prometheus;
+mod receivers;
 mod wattson;

@@ -78,14 +78,8 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
         now_ms,
         dry_run: args.dry_run,
     };
-    let report = tokio
-        .block_on(pipeline::extract(
-            &policy,
-            &bound,
-            prometheus.as_ref(),
-            options,
-        ))
-        .map_err(|e| {
+    let report =
+        pipeline::extract(&policy, &bound, prometheus.as_ref(), options, &tokio).map_err(|e| {
             let code = match &e {
                 ExtractError::Window { source, .. } => match source {
                     PipelineError::Source(_) => EXIT_SOURCE,

@@ -126,5 +126,8 @@ fn describe_measurement(m: &Measurement) -> String {
         Measurement::Rapl(r) => format!("rapl `{}`: zones {:?}", r.name, r.zones),
         Measurement::CpuTime(name) => format!("cpu-time `{name}`"),
         Measurement::IdlePower(name) => format!("idle-power of `{name}`"),
+        Measurement::Inventory => {
+            "inventory (VM names, projects, users, flavors, labels)".to_owned()
+        }
     }
 }

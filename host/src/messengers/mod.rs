@@ -3,12 +3,16 @@
 //! plus a variant of [`MessengerConfig`] and a line in [`build`].
 
 mod file;
+mod http;
+mod logstash;
 mod ssm;
 mod stdout;
 
 use std::path::Path;
 
 pub use file::File;
+pub use http::{Http, Token};
+pub use logstash::Logstash;
 pub use ssm::Ssm;
 pub use stdout::Stdout;
 
@@ -30,6 +34,8 @@ pub struct Payload<'a> {
     pub bytes: &'a [u8],
     /// The format's file extension (`json`, `csv`, …).
     pub extension: &'a str,
+    /// The format's media type (`application/json`, …).
+    pub media_type: &'a str,
     /// A file this payload may use to make delivery idempotent across a crash
     /// (it survives until the payload is marked delivered).
     pub journal: &'a Path,
@@ -49,5 +55,25 @@ pub fn build(config: &MessengerConfig) -> Box<dyn Messenger> {
         MessengerConfig::Stdout => Box::new(Stdout),
         MessengerConfig::File { directory } => Box::new(File::new(directory.clone())),
         MessengerConfig::Ssm { queue } => Box::new(Ssm::new(queue.clone())),
+        MessengerConfig::Logstash {
+            host,
+            port,
+            timeout_secs,
+        } => Box::new(Logstash::new(host, *port, *timeout_secs)),
+        MessengerConfig::Http {
+            url,
+            token_env,
+            token_file,
+            timeout_secs,
+            retries,
+            backoff_ms,
+        } => {
+            let token = match (token_env, token_file) {
+                (Some(var), _) => Token::Env(var.clone()),
+                (None, Some(file)) => Token::File(file.clone()),
+                (None, None) => Token::None,
+            };
+            Box::new(Http::new(url, token, *timeout_secs, *retries, *backoff_ms))
+        }
     }
 }

@@ -99,20 +99,22 @@ fn plan(
     Ok(cut(start_ms, end_ms, max_ms))
 }
 
-/// Runs extract for one policy.
-pub async fn extract(
+/// Runs extract for one policy. Measurement runs on `tokio`; delivery is
+/// blocking I/O and runs outside it.
+pub fn extract(
     policy: &Policy,
     bound: &Bound,
     prometheus: Option<&Client>,
     options: ExtractOptions,
+    tokio: &tokio::runtime::Runtime,
 ) -> Result<ExtractReport, ExtractError> {
     let state = policy.state_dir();
     let mut report = ExtractReport::default();
     if options.dry_run {
         let mut stdout = messengers::Stdout;
         for window in plan(policy, &state, &options)? {
-            let rendered = run_window(policy, bound, prometheus, window)
-                .await
+            let rendered = tokio
+                .block_on(run_window(policy, bound, prometheus, window))
                 .map_err(|source| ExtractError::Window { window, source })?;
             report.windows += 1;
             report.records += rendered.records.len();
@@ -122,6 +124,7 @@ pub async fn extract(
                         .deliver(&Payload {
                             bytes,
                             extension: &output.format.info().extension,
+                            media_type: &output.format.info().media_type,
                             journal: std::path::Path::new("/dev/null"),
                         })
                         .map_err(|e| ExtractError::Delivery(vec![e]))?;
@@ -141,8 +144,8 @@ pub async fn extract(
     commit(&state)?;
 
     for window in plan(policy, &state, &options)? {
-        let rendered = run_window(policy, bound, prometheus, window)
-            .await
+        let rendered = tokio
+            .block_on(run_window(policy, bound, prometheus, window))
             .map_err(|source| ExtractError::Window { window, source })?;
         let outputs: Vec<Rendered<'_>> = bound
             .outputs
@@ -151,6 +154,7 @@ pub async fn extract(
             .map(|(o, payloads)| Rendered {
                 format: &o.format.info().name,
                 extension: &o.format.info().extension,
+                media_type: &o.format.info().media_type,
                 messenger: &o.messenger,
                 payloads,
             })
@@ -236,6 +240,7 @@ impl Delivery {
                     let payload = Payload {
                         bytes: &bytes,
                         extension: &output.extension,
+                        media_type: &output.media_type,
                         journal: &journal,
                     };
                     match messenger.deliver(&payload) {

@@ -6,15 +6,18 @@ use std::collections::{BTreeMap, HashMap};
 use super::PipelineError;
 use crate::policy::Policy;
 use crate::runtime::{
-    AttributionInput, KeyKind, Measured, Measurement, Reading, Unit, Vm, Window as WitWindow,
+    AttributionInput, KeyKind, Measured, Measurement, Reading, Unit, Vm, VmDetails,
+    Window as WitWindow,
 };
 use crate::sources::prometheus::{Client, SeriesIncrease, measure_counter};
 use crate::window::Window;
 
 /// The model's input and what the host keeps beside it.
 pub struct Gathered {
-    /// What the model sees.
+    /// What the model sees (`details` filled only for models that declare `inventory`).
     pub input: AttributionInput,
+    /// Per input VM, what the inventory knows of it (for the records).
+    pub details: Vec<VmDetails>,
     /// Per input VM, seconds the window saw it (longest span of its readings).
     pub wall_s: Vec<f64>,
     /// Series that needed a raw sample fetch.
@@ -70,6 +73,7 @@ pub async fn gather(
                     unit: c.unit,
                 });
             }
+            Measurement::Inventory => {}
             other => {
                 return Err(PipelineError::Unsupported(format!(
                     "measurement {} is not implemented in this version of wattson (only counters are)",
@@ -81,7 +85,8 @@ pub async fn gather(
 
     // VMs: every uuid a uuid-keyed counter saw in the window, described by its series' labels.
     let inventory = &policy.inventory;
-    let mut vms: Vec<Vm> = Vec::new();
+    let mut uuids: Vec<&str> = Vec::new();
+    let mut vm_labels: Vec<&BTreeMap<String, String>> = Vec::new();
     let mut vm_index: HashMap<String, usize> = HashMap::new();
     for counter in counters.iter().filter(|c| c.key == KeyKind::Uuid) {
         for s in &counter.series {
@@ -91,11 +96,19 @@ pub async fn gather(
             if vm_index.contains_key(uuid) {
                 continue;
             }
-            vm_index.insert(uuid.clone(), vms.len());
-            vms.push(vm_from_labels(uuid, &s.labels, inventory));
+            vm_index.insert(uuid.clone(), uuids.len());
+            uuids.push(uuid);
+            vm_labels.push(&s.labels);
         }
     }
-    let mut hosts: Vec<String> = vms.iter().filter_map(|v| v.host.clone()).collect();
+    let host_of = |labels: &BTreeMap<String, String>| {
+        inventory
+            .host_label
+            .as_ref()
+            .and_then(|l| labels.get(l))
+            .cloned()
+    };
+    let mut hosts: Vec<String> = vm_labels.iter().filter_map(|l| host_of(l)).collect();
     for counter in counters.iter().filter(|c| c.key == KeyKind::Host) {
         hosts.extend(
             counter
@@ -111,10 +124,26 @@ pub async fn gather(
         .enumerate()
         .map(|(i, h)| (h.as_str(), i))
         .collect();
-    let name_index: HashMap<&str, usize> = vms
+    let vms: Vec<Vm> = uuids
+        .iter()
+        .zip(&vm_labels)
+        .map(|(uuid, labels)| Vm {
+            uuid: (*uuid).to_owned(),
+            host: host_of(labels)
+                .and_then(|h| host_index.get(h.as_str()).copied())
+                .and_then(|i| u32::try_from(i).ok()),
+            vcpus: None,
+            memory_mb: None,
+        })
+        .collect();
+    let details: Vec<VmDetails> = vm_labels
+        .iter()
+        .map(|labels| details_from_labels(labels, inventory))
+        .collect();
+    let name_index: HashMap<&str, usize> = details
         .iter()
         .enumerate()
-        .filter_map(|(i, v)| v.name.as_deref().map(|n| (n, i)))
+        .filter_map(|(i, d)| d.name.as_deref().map(|n| (n, i)))
         .collect();
 
     let mut wall_s = vec![0.0_f64; vms.len()];
@@ -167,31 +196,28 @@ pub async fn gather(
                 end_ms: window.end_ms,
             },
             vms,
+            details: Vec::new(),
             hosts,
             measurements: measured,
         },
+        details,
         wall_s,
         raw_fetched,
     })
 }
 
-fn vm_from_labels(
-    uuid: &str,
+fn details_from_labels(
     labels: &BTreeMap<String, String>,
     inventory: &crate::policy::InventoryConfig,
-) -> Vm {
+) -> VmDetails {
     let label = |name: &Option<String>| name.as_ref().and_then(|n| labels.get(n)).cloned();
-    Vm {
-        uuid: uuid.to_owned(),
+    VmDetails {
         name: label(&inventory.name_label),
         project_id: label(&inventory.project_label),
         project_name: label(&inventory.project_name_label),
         user_id: label(&inventory.user_label),
         user_name: None,
-        host: label(&inventory.host_label),
         flavor: None,
-        vcpus: None,
-        memory_mb: None,
         disk_gb: None,
         started_ms: None,
         ended_ms: None,
@@ -207,5 +233,6 @@ fn kind_name(m: &Measurement) -> &'static str {
         Measurement::Rapl(_) => "`rapl`",
         Measurement::CpuTime(_) => "`cpu-time`",
         Measurement::IdlePower(_) => "`idle-power`",
+        Measurement::Inventory => "`inventory`",
     }
 }

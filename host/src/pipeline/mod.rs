@@ -46,11 +46,21 @@ pub async fn run_window(
     window: Window,
 ) -> Result<Rendered, PipelineError> {
     let started = Instant::now();
-    let gathered = gather(policy, &bound.measurements, prometheus, window).await?;
+    let mut gathered = gather(policy, &bound.measurements, prometheus, window).await?;
     let gathered_at = started.elapsed();
-    let attribution = bound
-        .model
-        .attribute(&gathered.input, &bound.model_params)?;
+    // The inventory crosses into the sandbox only for models that declare it.
+    let wants_inventory = bound
+        .measurements
+        .iter()
+        .any(|m| matches!(m, Measurement::Inventory));
+    if wants_inventory {
+        gathered.input.details = std::mem::take(&mut gathered.details);
+    }
+    let attribution = bound.model.attribute(&gathered.input, &bound.model_params);
+    if wants_inventory {
+        gathered.details = std::mem::take(&mut gathered.input.details);
+    }
+    let attribution = attribution?;
     let attributed_at = started.elapsed();
 
     let identity = Identity {
@@ -78,6 +88,11 @@ pub async fn run_window(
                 window,
                 records::Measured {
                     vm: &gathered.input.vms[i],
+                    details: &gathered.details[i],
+                    host: gathered.input.vms[i]
+                        .host
+                        .and_then(|h| gathered.input.hosts.get(h as usize))
+                        .map(String::as_str),
                     joules: e.joules,
                     wall_s: gathered.wall_s[i],
                     cpu_s: cpu.and_then(|m| m.vms[i]).map(|r| r.value),
@@ -93,7 +108,7 @@ pub async fn run_window(
     let payloads = bound
         .outputs
         .iter()
-        .map(|o| o.format.render(&records, &o.params))
+        .map(|o| render_chunked(&o.format, &records, &o.params))
         .collect::<Result<Vec<_>, _>>()?;
     tracing::info!(
         %window,
@@ -106,6 +121,24 @@ pub async fn run_window(
         "window done"
     );
     Ok(Rendered { records, payloads })
+}
+
+/// Records per `render` call: a format sees at most this many at once, so a
+/// window of 100,000 VMs fits a plugin's memory limit. A multiple of 1,000
+/// (APEL's batch), so message batching is unchanged.
+pub const RENDER_CHUNK: usize = 10_000;
+
+/// Renders `records` in chunks of [`RENDER_CHUNK`]; the payloads of all chunks, in order.
+pub fn render_chunked(
+    format: &crate::runtime::Format,
+    records: &[EnergyRecord],
+    params: &[crate::runtime::Param],
+) -> Result<Vec<Vec<u8>>, PluginError> {
+    let mut payloads = Vec::new();
+    for chunk in records.chunks(RENDER_CHUNK) {
+        payloads.extend(format.render(chunk, params)?);
+    }
+    Ok(payloads)
 }
 
 /// Sets each record's VO from `[vo_map]` (by project id, then name). A project

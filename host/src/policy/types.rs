@@ -183,6 +183,48 @@ pub enum MessengerConfig {
         /// The queue directory, e.g. `/var/spool/apel/outgoing`.
         queue: PathBuf,
     },
+    /// logstash's tcp input with the json_lines codec.
+    Logstash {
+        /// Host name or address.
+        host: String,
+        /// TCP port.
+        port: u16,
+        /// Connect and write timeout, seconds.
+        #[serde(default = "default_messenger_timeout_secs")]
+        timeout_secs: f64,
+    },
+    /// POST each payload to a URL.
+    Http {
+        /// The endpoint.
+        url: String,
+        /// Environment variable holding a bearer token.
+        #[serde(default)]
+        token_env: Option<String>,
+        /// File holding a bearer token.
+        #[serde(default)]
+        token_file: Option<PathBuf>,
+        /// Per-request timeout, seconds.
+        #[serde(default = "default_messenger_timeout_secs")]
+        timeout_secs: f64,
+        /// Retries after a timeout, connection error or 5xx.
+        #[serde(default = "default_retries")]
+        retries: u32,
+        /// First retry delay, milliseconds; doubles each retry.
+        #[serde(default = "default_backoff_ms")]
+        backoff_ms: u64,
+    },
+}
+
+fn default_messenger_timeout_secs() -> f64 {
+    30.0
+}
+
+fn default_retries() -> u32 {
+    3
+}
+
+fn default_backoff_ms() -> u64 {
+    500
 }
 
 /// `[state]`: where run state lives.

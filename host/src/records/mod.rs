@@ -6,7 +6,7 @@
 use uuid::Uuid;
 
 pub use crate::runtime::EnergyRecord;
-use crate::runtime::Vm;
+use crate::runtime::{Vm, VmDetails};
 use crate::window::Window;
 
 /// Namespace of wattson record ids (UUIDv5).
@@ -32,8 +32,12 @@ pub struct Identity {
 /// What the model produced for one VM, and who produced it.
 #[derive(Clone, Debug)]
 pub struct Measured<'a> {
-    /// The VM, from the inventory.
+    /// The VM.
     pub vm: &'a Vm,
+    /// What the inventory knows of it.
+    pub details: &'a VmDetails,
+    /// Its host's name.
+    pub host: Option<&'a str>,
     /// Its energy in the window.
     pub joules: f64,
     /// Seconds the window saw it.
@@ -48,8 +52,8 @@ pub struct Measured<'a> {
 
 /// Builds one record.
 pub fn build(identity: &Identity, window: Window, m: Measured<'_>) -> EnergyRecord {
-    let vm = m.vm;
-    let status = if vm.ended_ms.is_some_and(|t| t <= window.end_ms) {
+    let (vm, details) = (m.vm, m.details);
+    let status = if details.ended_ms.is_some_and(|t| t <= window.end_ms) {
         "completed"
     } else {
         "started"
@@ -60,14 +64,14 @@ pub fn build(identity: &Identity, window: Window, m: Measured<'_>) -> EnergyReco
         cloud_type: identity.cloud_type.clone(),
         compute_service: identity.compute_service.clone(),
         vm_uuid: vm.uuid.clone(),
-        vm_name: vm.name.clone(),
-        project_id: vm.project_id.clone(),
-        project_name: vm.project_name.clone(),
-        user_id: vm.user_id.clone(),
-        user_name: vm.user_name.clone(),
+        vm_name: details.name.clone(),
+        project_id: details.project_id.clone(),
+        project_name: details.project_name.clone(),
+        user_id: details.user_id.clone(),
+        user_name: details.user_name.clone(),
         user_dn: None,
         fqan: None,
-        host: vm.host.clone(),
+        host: m.host.map(str::to_owned),
         start_ms: window.start_ms,
         end_ms: window.end_ms,
         joules: m.joules,

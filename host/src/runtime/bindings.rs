@@ -28,7 +28,7 @@ pub mod format {
 pub use format::wattson::plugin::format::{EnergyRecord, FormatInfo};
 pub use model::wattson::plugin::model::{
     Attribution, AttributionInput, Conservation, HostEnergy, Measured, ModelInfo, Reading, Vm,
-    VmEnergy,
+    VmDetails, VmEnergy,
 };
 pub use model::wattson::plugin::types::{
     CounterSpec, GaugeSpec, KeyKind, Level, Measurement, Param, ParamKind, ParamSpec, ParamValue,

@@ -26,7 +26,7 @@ use wasmtime::{Config, Engine};
 pub use bindings::{
     Attribution, AttributionInput, Conservation, CounterSpec, EnergyRecord, FormatInfo, GaugeSpec,
     HostEnergy, KeyKind, Level, Measured, Measurement, ModelInfo, Param, ParamKind, ParamSpec,
-    ParamValue, RaplSpec, Reading, TemplateSpec, Unit, Vm, VmEnergy, Window,
+    ParamValue, RaplSpec, Reading, TemplateSpec, Unit, Vm, VmDetails, VmEnergy, Window,
 };
 pub use builtins::{BUILTINS, Builtin, PluginKind};
 pub use error::{PluginError, PluginId};

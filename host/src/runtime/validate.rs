@@ -25,25 +25,41 @@ pub(crate) fn attribution(
     params: &[Param],
     result: &Attribution,
 ) -> Result<(), String> {
-    let index: HashMap<&str, usize> = input
-        .vms
-        .iter()
-        .enumerate()
-        .map(|(i, vm)| (vm.uuid.as_str(), i))
-        .collect();
+    // Models usually answer in input order: follow a cursor, and build the
+    // uuid index only when an answer leaves that order.
+    let mut index: Option<HashMap<&str, usize>> = None;
+    let mut cursor = 0;
     let mut seen = vec![false; input.vms.len()];
+    let mut positions = Vec::with_capacity(result.vms.len());
     for vm in &result.vms {
-        let Some(&i) = index.get(vm.uuid.as_str()) else {
+        let position = if input.vms.get(cursor).is_some_and(|v| v.uuid == vm.uuid) {
+            Some(cursor)
+        } else {
+            index
+                .get_or_insert_with(|| {
+                    input
+                        .vms
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (v.uuid.as_str(), i))
+                        .collect()
+                })
+                .get(vm.uuid.as_str())
+                .copied()
+        };
+        let Some(i) = position else {
             return Err(format!(
                 "VM `{}` is not one of the {} VMs of the window",
                 vm.uuid,
                 input.vms.len()
             ));
         };
+        cursor = i + 1;
         if std::mem::replace(&mut seen[i], true) {
             return Err(format!("VM `{}` is listed more than once", vm.uuid));
         }
         check_joules(&format!("VM `{}`", vm.uuid), vm.joules)?;
+        positions.push(i);
     }
     let hosts: HashMap<&str, usize> = input
         .hosts
@@ -88,13 +104,11 @@ pub(crate) fn attribution(
         },
     };
     let mut attributed = vec![0.0; input.hosts.len()];
-    for vm in &result.vms {
-        if let Some(i) = index
-            .get(vm.uuid.as_str())
-            .and_then(|&i| input.vms[i].host.as_deref())
-            .and_then(|h| hosts.get(h))
+    for (vm, &i) in result.vms.iter().zip(&positions) {
+        if let Some(h) = input.vms[i].host.and_then(|h| usize::try_from(h).ok())
+            && h < attributed.len()
         {
-            attributed[*i] += vm.joules;
+            attributed[h] += vm.joules;
         }
     }
     for (i, host) in input.hosts.iter().enumerate() {

@@ -31,6 +31,7 @@ struct Manifest {
 struct OutputManifest {
     format: String,
     extension: String,
+    media_type: String,
     messenger: MessengerConfig,
     payloads: usize,
 }
@@ -42,6 +43,8 @@ pub struct SpooledOutput {
     pub format: String,
     /// The format's file extension.
     pub extension: String,
+    /// The format's media type.
+    pub media_type: String,
     /// Where it goes.
     pub messenger: MessengerConfig,
     /// How many payloads.
@@ -68,6 +71,8 @@ pub struct Rendered<'a> {
     pub format: &'a str,
     /// The format's file extension.
     pub extension: &'a str,
+    /// The format's media type.
+    pub media_type: &'a str,
     /// Where the payloads go.
     pub messenger: &'a MessengerConfig,
     /// The payloads.
@@ -109,6 +114,7 @@ impl Spool {
                 .map(|o| OutputManifest {
                     format: o.format.to_owned(),
                     extension: o.extension.to_owned(),
+                    media_type: o.media_type.to_owned(),
                     messenger: o.messenger.clone(),
                     payloads: o.payloads.len(),
                 })
@@ -190,6 +196,7 @@ impl SpooledWindow {
                 .map(|o| SpooledOutput {
                     format: o.format,
                     extension: o.extension,
+                    media_type: o.media_type,
                     messenger: o.messenger,
                     payloads: o.payloads,
                 })

@@ -200,7 +200,7 @@ pub use types::{
 #[cfg(feature = "model")]
 pub use __private::bindings::wattson::plugin::model::{
     Attribution, AttributionInput, Conservation, HostEnergy, Measured, ModelInfo, Reading, Vm,
-    VmEnergy,
+    VmDetails, VmEnergy,
 };
 
 #[cfg(all(feature = "format", not(feature = "model")))]

@@ -1,0 +1,135 @@
+//! `http`: each payload POSTed to a URL with the format's media type and an
+//! optional bearer token (from an environment variable or a file, never
+//! logged). Timeouts, connection errors and 5xx are retried with exponential
+//! backoff; a 4xx fails at once with the server's answer in the error.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{DeliveryError, Messenger, Payload};
+
+/// Where the bearer token comes from.
+#[derive(Clone)]
+pub enum Token {
+    /// No Authorization header.
+    None,
+    /// Read from this environment variable.
+    Env(String),
+    /// Read from this file (trailing whitespace trimmed).
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("none"),
+            Self::Env(var) => write!(f, "env {var}"),
+            Self::File(path) => write!(f, "file {}", path.display()),
+        }
+    }
+}
+
+/// POSTs payloads.
+#[derive(Debug)]
+pub struct Http {
+    url: String,
+    token: Token,
+    retries: u32,
+    backoff: Duration,
+    client: Result<reqwest::blocking::Client, String>,
+}
+
+impl Http {
+    /// A messenger posting to `url`.
+    pub fn new(url: &str, token: Token, timeout_secs: f64, retries: u32, backoff_ms: u64) -> Self {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs_f64(timeout_secs.max(0.001)))
+            .build()
+            .map_err(|e| e.to_string());
+        Self {
+            url: url.to_owned(),
+            token,
+            retries,
+            backoff: Duration::from_millis(backoff_ms),
+            client,
+        }
+    }
+
+    fn bearer(&self) -> Result<Option<String>, String> {
+        match &self.token {
+            Token::None => Ok(None),
+            Token::Env(var) => std::env::var(var)
+                .map(|t| Some(t.trim().to_owned()))
+                .map_err(|_| format!("the token variable {var} is not set")),
+            Token::File(path) => std::fs::read_to_string(path)
+                .map(|t| Some(t.trim().to_owned()))
+                .map_err(|e| format!("cannot read the token file {}: {e}", path.display())),
+        }
+    }
+
+    fn post(&self, payload: &Payload<'_>) -> Result<(), String> {
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        let bearer = self.bearer()?;
+        let mut attempt = 0;
+        loop {
+            let mut request = client
+                .post(&self.url)
+                .header(reqwest::header::CONTENT_TYPE, payload.media_type)
+                .body(payload.bytes.to_vec());
+            if let Some(token) = &bearer {
+                request = request.bearer_auth(token);
+            }
+            let retryable = match request.send() {
+                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) => {
+                    let status = response.status();
+                    let body: String = response
+                        .text()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(500)
+                        .collect();
+                    let message = format!("HTTP {status}: {}", body.trim());
+                    if status.is_client_error() {
+                        return Err(format!(
+                            "{message} (not retried: fix the request or the credentials)"
+                        ));
+                    }
+                    message
+                }
+                Err(e) if e.is_timeout() => "timed out".to_owned(),
+                Err(e) => error_chain(&e),
+            };
+            if attempt >= self.retries {
+                return Err(format!("{retryable} (after {} attempts)", attempt + 1));
+            }
+            tracing::warn!(url = %self.url, attempt = attempt + 1, "{retryable}; retrying");
+            std::thread::sleep(self.backoff * 2u32.saturating_pow(attempt));
+            attempt += 1;
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+impl Messenger for Http {
+    fn name(&self) -> String {
+        format!("http {}", self.url)
+    }
+
+    fn deliver(&mut self, payload: &Payload<'_>) -> Result<(), DeliveryError> {
+        self.post(payload).map_err(|reason| DeliveryError {
+            messenger: self.name(),
+            reason,
+        })
+    }
+}

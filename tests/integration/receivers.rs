@@ -1,0 +1,219 @@
+//! Network messengers against receivers on 127.0.0.1 started by the test: a
+//! logstash-like TCP line receiver and an HTTP server answering as scripted.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::data::{HOUR, MIN, T0};
+use super::delivery::{expected, lastrun, ok, run, site};
+use super::prometheus::free_port;
+use super::wattson::write_policy;
+
+fn policy(dir: &Path, url: &str, messenger: &str) -> std::path::PathBuf {
+    write_policy(
+        dir,
+        "site.toml",
+        &format!(
+            r#"
+[site]
+name = "TEST-SITE"
+compute_service = "https://keystone.test:5000/v3"
+
+[prometheus]
+url = "{url}"
+
+[window]
+step_secs = 3600
+max_window_secs = 7200
+
+[model]
+plugin = "libvirt-joules"
+
+[[outputs]]
+format = "caso-json"
+[outputs.messenger]
+{messenger}
+
+[state]
+dir = "{state}"
+name = "site"
+"#,
+            state = dir.join("state").display(),
+        ),
+    )
+}
+
+/// Accepts connections on `listener` and collects every line received.
+fn line_receiver(listener: TcpListener) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let sink = sink.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        }
+    });
+    lines
+}
+
+/// (vm, window start) of caso-json records received as lines.
+fn keys(lines: &[String]) -> Vec<(String, i64)> {
+    let mut out: Vec<(String, i64)> = lines
+        .iter()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).expect("one JSON document per line");
+            // caso-json carries the window end; windows here are 1 or 2 hours.
+            let end = r["MeasurementTime"].as_i64().unwrap() * 1000;
+            (r["uuid"].as_str().unwrap().to_owned(), end)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn logstash_down_then_up_delivers_the_spool_first_and_once() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let policy = policy(
+        dir.path(),
+        &site.prometheus.url,
+        &format!("type = \"logstash\"\nhost = \"127.0.0.1\"\nport = {port}\ntimeout_secs = 2"),
+    );
+    let out = run(&policy, T0 + 3 * HOUR + 5 * MIN, None);
+    assert_eq!(out.status.code(), Some(5), "receiver down: delivery error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("logstash 127.0.0.1:{port}")));
+    assert_eq!(lastrun(dir.path()), T0 + 2 * HOUR);
+
+    let lines = line_receiver(TcpListener::bind(("127.0.0.1", port)).unwrap());
+    ok(&run(&policy, T0 + 8 * HOUR + 30 * MIN, None));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let got = keys(&lines.lock().unwrap());
+    // Expected keyed by window end here.
+    let ends = [T0 + 3 * HOUR, T0 + 5 * HOUR, T0 + 7 * HOUR, T0 + 8 * HOUR];
+    let starts = [T0 + 2 * HOUR, T0 + 3 * HOUR, T0 + 5 * HOUR, T0 + 7 * HOUR];
+    let mut want: Vec<(String, i64)> = expected(&site)
+        .into_iter()
+        .map(|(vm, start)| (vm, ends[starts.iter().position(|s| *s == start).unwrap()]))
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "every record exactly once");
+    // The spooled window came first.
+    let first: serde_json::Value = serde_json::from_str(&lines.lock().unwrap()[0]).unwrap();
+    assert_eq!(
+        first["MeasurementTime"].as_i64().unwrap() * 1000,
+        T0 + 3 * HOUR
+    );
+    assert_eq!(lastrun(dir.path()), T0 + 8 * HOUR);
+}
+
+/// Requests an HTTP test server saw: (Authorization header line, body).
+type Requests = Arc<Mutex<Vec<(String, String)>>>;
+
+/// An HTTP server answering each request with the next scripted status; records requests.
+fn http_server(script: Vec<u16>) -> (String, Requests) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/records", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        let mut script = script.into_iter();
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut auth = String::new();
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("authorization:") {
+                    auth = line.trim().to_owned();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            log.lock()
+                .unwrap()
+                .push((auth, String::from_utf8_lossy(&body).into_owned()));
+            let status = script.next().unwrap_or(200);
+            let answer = if status == 400 {
+                "{\"error\":\"unknown site TEST-SITE\"}"
+            } else {
+                "ok"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (url, seen)
+}
+
+fn http_messenger(url: &str) -> String {
+    format!(
+        "type = \"http\"\nurl = \"{url}\"\ntoken_env = \"WATTSON_TEST_TOKEN\"\nretries = 2\nbackoff_ms = 50"
+    )
+}
+
+#[test]
+fn http_500_is_retried_and_the_token_is_sent() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = http_server(vec![500, 200]);
+    let policy = policy(dir.path(), &site.prometheus.url, &http_messenger(&url));
+    let mut cmd = super::wattson::command();
+    cmd.env("WATTSON_TEST_TOKEN", "s3cret")
+        .args(["extract", "--policy"])
+        .arg(&policy)
+        .args(["--now", &super::wattson::secs(T0 + 3 * HOUR)]);
+    let out = cmd.output().unwrap();
+    ok(&out);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "one retry after the 500");
+    assert_eq!(seen[0].1, seen[1].1, "the same payload again");
+    assert_eq!(
+        seen[1].0.to_ascii_lowercase(),
+        "authorization: bearer s3cret"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("s3cret"),
+        "the token is never logged"
+    );
+}
+
+#[test]
+fn http_400_is_not_retried_and_shows_the_body() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = http_server(vec![400, 200]);
+    let policy = policy(dir.path(), &site.prometheus.url, &http_messenger(&url));
+    let out = super::wattson::command()
+        .env("WATTSON_TEST_TOKEN", "s3cret")
+        .args(["extract", "--policy"])
+        .arg(&policy)
+        .args(["--now", &super::wattson::secs(T0 + 3 * HOUR)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("HTTP 400"), "{stderr}");
+    assert!(
+        stderr.contains("unknown site TEST-SITE"),
+        "the server's answer: {stderr}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1, "a 4xx is not retried");
+}
