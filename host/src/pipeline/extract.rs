@@ -143,7 +143,9 @@ pub fn extract(
     report.delivered += delivery.drain(&state)?;
     commit(&state)?;
 
-    for window in plan(policy, &state, &options)? {
+    let windows = plan(policy, &state, &options)?;
+    let progress = Progress::new(windows.len());
+    for window in windows {
         let rendered = tokio
             .block_on(run_window(policy, bound, prometheus, window))
             .map_err(|source| ExtractError::Window { window, source })?;
@@ -171,7 +173,9 @@ pub fn extract(
         report.delivered += delivery.drain(&state)?;
         failpoint("before-lastrun");
         commit(&state)?;
+        progress.window_done(window);
     }
+    progress.finish();
     report.lastrun_ms = state.lastrun()?;
     if delivery.failures.is_empty() {
         Ok(report)
@@ -263,6 +267,41 @@ impl Delivery {
             }
         }
         Ok(delivered)
+    }
+}
+
+/// A progress bar for multi-window backfills when stderr is a terminal;
+/// elsewhere (cron, logs) the per-window log lines say the same.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new(windows: usize) -> Self {
+        if windows < 2 || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return Self(None);
+        }
+        let bar = indicatif::ProgressBar::new(windows as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} windows {pos}/{len} [{bar:30}] {elapsed} (eta {eta}) {msg}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        Self(Some(bar))
+    }
+
+    fn window_done(&self, window: Window) {
+        match &self.0 {
+            Some(bar) => {
+                bar.set_message(format_ms(window.end_ms));
+                bar.inc(1);
+            }
+            None => tracing::info!(%window, "window committed"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
     }
 }
 
