@@ -3,15 +3,51 @@
 
 use std::sync::Arc;
 
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Store, Trap};
 
 use super::error::{PluginError, PluginId};
 use super::limits::Limits;
 use super::state::PluginState;
-use super::{Runtime, TICKS_PER_SEC};
+use super::{PluginKind, Runtime, TICKS_PER_SEC};
+
+/// Runs `f` in a fresh sandbox (store) under `runtime`'s limits; a trap or a
+/// broken limit becomes a [`PluginError`] naming the plugin.
+pub(crate) fn sandboxed<R>(
+    runtime: &Runtime,
+    id: &PluginId,
+    f: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
+) -> Result<R, PluginError> {
+    let mut store = new_store(runtime, id);
+    f(&mut store).map_err(|e| trapped(id, &store, runtime.limits(), e))
+}
+
+/// Pre-links `component` into a world's `*Pre` (`world_pre`), then calls its
+/// `describe()` once in a sandbox.
+pub(crate) fn prepare<P, I>(
+    runtime: &Runtime,
+    id: &PluginId,
+    kind: PluginKind,
+    linker: &Linker<PluginState>,
+    component: &Component,
+    world_pre: impl FnOnce(InstancePre<PluginState>) -> wasmtime::Result<P>,
+    describe: impl FnOnce(&P, &mut Store<PluginState>) -> wasmtime::Result<I>,
+) -> Result<(P, I), PluginError> {
+    let invalid = |e: wasmtime::Error| PluginError::Invalid {
+        plugin: id.clone(),
+        kind,
+        reason: format!("{e:#}"),
+    };
+    let pre = linker
+        .instantiate_pre(component)
+        .and_then(world_pre)
+        .map_err(invalid)?;
+    let info = sandboxed(runtime, id, |store| describe(&pre, store))?;
+    Ok((pre, info))
+}
 
 /// A store ready for instantiation and one call, under `runtime`'s limits.
-pub(crate) fn new_store(runtime: &Runtime, id: &PluginId) -> Store<PluginState> {
+fn new_store(runtime: &Runtime, id: &PluginId) -> Store<PluginState> {
     let limits = runtime.limits();
     let state = PluginState::new(Arc::from(id.name.as_str()), limits.memory_bytes());
     let mut store = Store::new(&runtime.inner.engine, state);
@@ -31,7 +67,7 @@ pub(crate) fn new_store(runtime: &Runtime, id: &PluginId) -> Store<PluginState> 
 }
 
 /// Turns a wasmtime error from instantiation or a call into a [`PluginError`].
-pub(crate) fn trapped(
+fn trapped(
     id: &PluginId,
     store: &Store<PluginState>,
     limits: &Limits,

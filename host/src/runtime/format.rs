@@ -4,9 +4,9 @@ use wasmtime::component::Component;
 
 use super::bindings::format::OutputFormatPre;
 use super::bindings::{EnergyRecord, FormatInfo, Param};
-use super::call::{new_store, trapped};
+use super::call::{prepare, sandboxed};
 use super::error::{PluginError, PluginId};
-use super::{Runtime, validate};
+use super::{PluginKind, Runtime, validate};
 
 /// An output format, compiled and pre-linked; each call gets a fresh sandbox.
 pub struct Format {
@@ -22,23 +22,15 @@ impl Format {
         id: PluginId,
         component: &Component,
     ) -> Result<Self, PluginError> {
-        let invalid = |reason: String| PluginError::Invalid {
-            plugin: id.clone(),
-            kind: super::PluginKind::Format,
-            reason,
-        };
-        let instance_pre = runtime
-            .inner
-            .format_linker
-            .instantiate_pre(component)
-            .map_err(|e| invalid(format!("{e:#}")))?;
-        let pre = OutputFormatPre::new(instance_pre).map_err(|e| invalid(format!("{e:#}")))?;
-        let mut store = new_store(&runtime, &id);
-        let limits = runtime.limits().clone();
-        let info = pre
-            .instantiate(&mut store)
-            .and_then(|instance| instance.call_describe(&mut store))
-            .map_err(|e| trapped(&id, &store, &limits, e))?;
+        let (pre, info) = prepare(
+            &runtime,
+            &id,
+            PluginKind::Format,
+            &runtime.inner.format_linker,
+            component,
+            OutputFormatPre::new,
+            |pre: &OutputFormatPre<_>, store| pre.instantiate(&mut *store)?.call_describe(store),
+        )?;
         Ok(Self {
             runtime,
             id,
@@ -63,13 +55,12 @@ impl Format {
         records: &[EnergyRecord],
         params: &[Param],
     ) -> Result<Vec<Vec<u8>>, PluginError> {
-        let mut store = new_store(&self.runtime, &self.id);
+        let answer = sandboxed(&self.runtime, &self.id, |store| {
+            self.pre
+                .instantiate(&mut *store)?
+                .call_render(store, records, params)
+        })?;
         let limits = self.runtime.limits();
-        let answer = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| instance.call_render(&mut store, records, params))
-            .map_err(|e| trapped(&self.id, &store, limits, e))?;
         let payloads = answer.map_err(|message| PluginError::Failed {
             plugin: self.id.clone(),
             message,

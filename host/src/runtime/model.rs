@@ -4,9 +4,9 @@ use wasmtime::component::Component;
 
 use super::bindings::model::AttributionModelPre;
 use super::bindings::{Attribution, AttributionInput, ModelInfo, Param};
-use super::call::{new_store, trapped};
+use super::call::{prepare, sandboxed};
 use super::error::{PluginError, PluginId};
-use super::{Runtime, validate};
+use super::{PluginKind, Runtime, validate};
 
 /// An attribution model, compiled and pre-linked; each call gets a fresh sandbox.
 pub struct Model {
@@ -22,23 +22,17 @@ impl Model {
         id: PluginId,
         component: &Component,
     ) -> Result<Self, PluginError> {
-        let invalid = |reason: String| PluginError::Invalid {
-            plugin: id.clone(),
-            kind: super::PluginKind::Model,
-            reason,
-        };
-        let instance_pre = runtime
-            .inner
-            .model_linker
-            .instantiate_pre(component)
-            .map_err(|e| invalid(format!("{e:#}")))?;
-        let pre = AttributionModelPre::new(instance_pre).map_err(|e| invalid(format!("{e:#}")))?;
-        let mut store = new_store(&runtime, &id);
-        let limits = runtime.limits().clone();
-        let info = pre
-            .instantiate(&mut store)
-            .and_then(|instance| instance.call_describe(&mut store))
-            .map_err(|e| trapped(&id, &store, &limits, e))?;
+        let (pre, info) = prepare(
+            &runtime,
+            &id,
+            PluginKind::Model,
+            &runtime.inner.model_linker,
+            component,
+            AttributionModelPre::new,
+            |pre: &AttributionModelPre<_>, store| {
+                pre.instantiate(&mut *store)?.call_describe(store)
+            },
+        )?;
         Ok(Self {
             runtime,
             id,
@@ -64,13 +58,12 @@ impl Model {
         input: &AttributionInput,
         params: &[Param],
     ) -> Result<Attribution, PluginError> {
-        let mut store = new_store(&self.runtime, &self.id);
+        let answer = sandboxed(&self.runtime, &self.id, |store| {
+            self.pre
+                .instantiate(&mut *store)?
+                .call_attribute(store, input, params)
+        })?;
         let limits = self.runtime.limits();
-        let answer = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| instance.call_attribute(&mut store, input, params))
-            .map_err(|e| trapped(&self.id, &store, limits, e))?;
         let attribution = answer.map_err(|message| PluginError::Failed {
             plugin: self.id.clone(),
             message,
