@@ -64,12 +64,17 @@ fn benches(c: &mut Criterion) {
     let runtime = Runtime::new(Limits::default(), Some(cache.path().to_owned())).expect("runtime");
     let model = runtime.load_model("libvirt-joules").expect("builtin");
 
-    let input = input(VMS);
+    let large = input(VMS);
     let params = params();
     let mut group = c.benchmark_group("attribute");
     group.throughput(Throughput::Elements(VMS as u64));
     group.bench_function("libvirt-joules/10k-vms", |b| {
-        b.iter(|| model.attribute(&input, &params).expect("attribute"))
+        b.iter(|| model.attribute(&large, &params).expect("attribute"))
+    });
+    let small = input(100);
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("libvirt-joules/100-vms", |b| {
+        b.iter(|| model.attribute(&small, &params).expect("attribute"))
     });
     group.finish();
 

@@ -119,7 +119,10 @@ type Requests = Arc<Mutex<Vec<(String, String)>>>;
 
 /// An HTTP server answering each request with the next scripted status; records requests.
 fn http_server(script: Vec<u16>) -> (String, Requests) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    http_server_on(TcpListener::bind("127.0.0.1:0").unwrap(), script)
+}
+
+fn http_server_on(listener: TcpListener, script: Vec<u16>) -> (String, Requests) {
     let url = format!("http://{}/records", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
@@ -216,4 +219,37 @@ fn http_400_is_not_retried_and_shows_the_body() {
         "the server's answer: {stderr}"
     );
     assert_eq!(seen.lock().unwrap().len(), 1, "a 4xx is not retried");
+}
+
+#[test]
+fn http_down_then_up_delivers_the_spool_first() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/records");
+    let policy = policy(dir.path(), &site.prometheus.url, &http_messenger(&url));
+    let run_with_token = |now| {
+        super::wattson::command()
+            .env("WATTSON_TEST_TOKEN", "s3cret")
+            .args(["extract", "--policy"])
+            .arg(&policy)
+            .args(["--now", &super::wattson::secs(now)])
+            .output()
+            .unwrap()
+    };
+    let out = run_with_token(T0 + 3 * HOUR);
+    assert_eq!(out.status.code(), Some(5), "receiver down: delivery error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("after 3 attempts"));
+    assert_eq!(lastrun(dir.path()), T0 + 2 * HOUR);
+
+    let (_, seen) = http_server_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), vec![]);
+    ok(&run_with_token(T0 + 5 * HOUR));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "the spooled window, then the new one");
+    let first: serde_json::Value = serde_json::from_str(&seen[0].1).unwrap();
+    assert_eq!(
+        first[0]["MeasurementTime"].as_i64().unwrap() * 1000,
+        T0 + 3 * HOUR
+    );
+    assert_eq!(lastrun(dir.path()), T0 + 5 * HOUR);
 }

@@ -305,8 +305,8 @@ impl Progress {
     }
 }
 
-/// Crash tests: `WATTSON_CRASH_AT=<point>[:<n>]` aborts the process (no
-/// cleanup, as kill -9) the n-th time (default first) it passes `point`.
+/// Crash tests: `WATTSON_CRASH_AT=<point>[:<n>]` kills the process with
+/// SIGKILL (no cleanup of any kind) the n-th time (default first) it passes `point`.
 fn failpoint(point: &str) {
     use std::sync::atomic::{AtomicU32, Ordering};
     static HITS: AtomicU32 = AtomicU32::new(0);
@@ -315,7 +315,10 @@ fn failpoint(point: &str) {
     };
     let (name, nth) = spec.split_once(':').unwrap_or((&spec, "1"));
     if name == point && HITS.fetch_add(1, Ordering::SeqCst) + 1 == nth.parse().unwrap_or(1) {
-        eprintln!("wattson: WATTSON_CRASH_AT={spec}: aborting at {point}");
+        eprintln!("wattson: WATTSON_CRASH_AT={spec}: kill -9 at {point}");
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &std::process::id().to_string()])
+            .status();
         std::process::abort();
     }
 }

@@ -58,7 +58,7 @@ pub(crate) fn attribution(
         if std::mem::replace(&mut seen[i], true) {
             return Err(format!("VM `{}` is listed more than once", vm.uuid));
         }
-        check_joules(&format!("VM `{}`", vm.uuid), vm.joules)?;
+        check_joules(|| format!("VM `{}`", vm.uuid), vm.joules)?;
         positions.push(i);
     }
     let hosts: HashMap<&str, usize> = input
@@ -75,7 +75,7 @@ pub(crate) fn attribution(
                 host.host
             ));
         };
-        check_joules(&format!("host `{}`", host.host), host.joules)?;
+        check_joules(|| format!("host `{}`", host.host), host.joules)?;
         unattributed[i] += host.joules;
     }
     let Some(law) = &info.conservation else {
@@ -128,12 +128,16 @@ pub(crate) fn attribution(
     Ok(())
 }
 
-fn check_joules(what: &str, joules: f64) -> Result<(), String> {
+/// `what` names the VM or host, built only when there is something to report.
+fn check_joules(what: impl FnOnce() -> String, joules: f64) -> Result<(), String> {
     if !joules.is_finite() {
-        return Err(format!("{what} has {joules} joules (not a finite number)"));
+        return Err(format!(
+            "{} has {joules} joules (not a finite number)",
+            what()
+        ));
     }
     if joules < 0.0 {
-        return Err(format!("{what} has negative energy ({joules} J)"));
+        return Err(format!("{} has negative energy ({joules} J)", what()));
     }
     Ok(())
 }
