@@ -10,5 +10,6 @@ mod extract_cli;
 mod formats;
 mod policy_errors;
 mod prometheus;
+mod prometheus_errors;
 mod receivers;
 mod wattson;

@@ -275,10 +275,14 @@ impl Policy {
         if let Some(prometheus) = &policy.prometheus
             && let Err(e) = crate::sources::prometheus::Client::new(prometheus.get_ref().clone())
         {
+            let key = match e {
+                crate::sources::prometheus::PrometheusError::BadUrl { .. } => "prometheus.url",
+                _ => "prometheus",
+            };
             problems.push(Problem::at(
                 &source,
                 prometheus.span(),
-                Some("prometheus.url".into()),
+                Some(key.into()),
                 e.to_string(),
             ));
         }

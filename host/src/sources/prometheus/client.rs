@@ -43,6 +43,22 @@ pub enum PrometheusError {
         /// Prometheus' own error text, or the body.
         message: String,
     },
+    /// Retryable failures went on past the configured retries.
+    #[error("{last} (gave up after {attempts} attempts)")]
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        last: Box<PrometheusError>,
+    },
+    /// A token or password named in the policy cannot be read.
+    #[error("Prometheus credentials for {url}: {reason}")]
+    Credentials {
+        /// The endpoint.
+        url: String,
+        /// What is missing.
+        reason: String,
+    },
     /// The body is not the JSON the API documents.
     #[error("Prometheus at {url} sent an unexpected answer to `{query}`: {reason}")]
     BadAnswer {
@@ -64,13 +80,65 @@ pub struct Series {
     pub samples: Vec<Sample>,
 }
 
-/// A reusable connection to one Prometheus.
-#[derive(Clone, Debug)]
+/// A reusable connection to one Prometheus (one connection pool per run).
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
     query_url: String,
+    auth: Auth,
     pub(crate) config: PrometheusConfig,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.base)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Credentials, read once when the client is built.
+#[derive(Clone)]
+enum Auth {
+    None,
+    Bearer(String),
+    Basic { user: String, password: String },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Bearer(_) => "bearer <redacted>",
+            Self::Basic { .. } => "basic <redacted>",
+        })
+    }
+}
+
+/// Whether a failure may go away by itself: transport errors and 5xx.
+fn is_retryable(e: &PrometheusError) -> bool {
+    match e {
+        PrometheusError::Unreachable { .. } => true,
+        PrometheusError::Rejected { status, .. } => *status >= 500 || *status == 429,
+        _ => false,
+    }
+}
+
+/// A secret from an environment variable or a file (trailing whitespace trimmed).
+fn secret(env: Option<&str>, file: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    if let Some(var) = env {
+        return std::env::var(var)
+            .map(|v| Some(v.trim().to_owned()))
+            .map_err(|_| format!("environment variable {var} is not set"));
+    }
+    if let Some(path) = file {
+        return std::fs::read_to_string(path)
+            .map(|v| Some(v.trim().to_owned()))
+            .map_err(|e| format!("cannot read {}: {e}", path.display()));
+    }
+    Ok(None)
 }
 
 #[derive(Deserialize)]
@@ -128,10 +196,33 @@ impl Client {
                 url: config.url.clone(),
                 reason: e.to_string(),
             })?;
+        let credentials = |reason| PrometheusError::Credentials {
+            url: config.url.clone(),
+            reason,
+        };
+        let token = secret(
+            config.bearer_token_env.as_deref(),
+            config.bearer_token_file.as_deref(),
+        )
+        .map_err(credentials)?;
+        let password = secret(
+            config.password_env.as_deref(),
+            config.password_file.as_deref(),
+        )
+        .map_err(credentials)?;
+        let auth = match (token, &config.username) {
+            (Some(token), _) => Auth::Bearer(token),
+            (None, Some(user)) => Auth::Basic {
+                user: user.clone(),
+                password: password.unwrap_or_default(),
+            },
+            (None, None) => Auth::None,
+        };
         Ok(Self {
             http,
             query_url: format!("{base}/api/v1/query"),
             base,
+            auth,
             config,
         })
     }
@@ -143,16 +234,48 @@ impl Client {
 
     /// Runs an instant query at `time_ms`; returns every series of the result
     /// (a vector, or a matrix for range selectors).
+    ///
+    /// Timeouts, refused connections and 5xx answers are retried `retries`
+    /// times with exponential backoff; 4xx answers (bad PromQL) and answers
+    /// that are not the API's JSON are not.
     pub async fn query(&self, query: &str, time_ms: i64) -> Result<Vec<Series>, PrometheusError> {
+        let mut attempt = 0;
+        loop {
+            let error = match self.query_once(query, time_ms).await {
+                Ok(series) => return Ok(series),
+                Err(e) if is_retryable(&e) => e,
+                Err(e) => return Err(e),
+            };
+            attempt += 1;
+            if attempt > self.config.retries {
+                return Err(PrometheusError::GaveUp {
+                    attempts: attempt,
+                    last: Box::new(error),
+                });
+            }
+            let delay = Duration::from_millis(self.config.backoff_ms)
+                .saturating_mul(2u32.saturating_pow(attempt - 1));
+            tracing::warn!(url = %self.base, query, attempt, "{error}; retrying in {delay:?}");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn query_once(&self, query: &str, time_ms: i64) -> Result<Vec<Series>, PrometheusError> {
         let time = format!(
             "{}.{:03}",
             time_ms.div_euclid(1000),
             time_ms.rem_euclid(1000)
         );
-        let response = self
+        let mut request = self
             .http
             .post(&self.query_url)
-            .form(&[("query", query), ("time", time.as_str())])
+            .form(&[("query", query), ("time", time.as_str())]);
+        request = match &self.auth {
+            Auth::None => request,
+            Auth::Bearer(token) => request.bearer_auth(token),
+            Auth::Basic { user, password } => request.basic_auth(user, Some(password)),
+        };
+        let response = request
             .send()
             .await
             .map_err(|source| self.unreachable(query, source))?;

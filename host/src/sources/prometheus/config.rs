@@ -1,5 +1,7 @@
 //! The `[prometheus]` table of a policy.
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 
 /// Where and how to query Prometheus.
@@ -23,6 +25,36 @@ pub struct PrometheusConfig {
     /// seconds. A series silent for longer counts as starting inside the window.
     #[serde(default = "default_base_search_secs")]
     pub base_search_secs: u64,
+    /// Retries after a timeout, a refused connection or a 5xx answer (4xx and
+    /// bad PromQL are not retried).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// First retry delay, milliseconds; doubles with each retry.
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u64,
+    /// Environment variable holding a bearer token (never logged).
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
+    /// File holding a bearer token (never logged).
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    /// Basic-auth user name (with `password_env` or `password_file`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Environment variable holding the basic-auth password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// File holding the basic-auth password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+fn default_retries() -> u32 {
+    3
+}
+
+fn default_backoff_ms() -> u64 {
+    500
 }
 
 fn default_base_search_secs() -> u64 {
@@ -50,6 +82,13 @@ impl PrometheusConfig {
             lookback_secs: default_lookback_secs(),
             raw_batch: default_raw_batch(),
             base_search_secs: default_base_search_secs(),
+            retries: default_retries(),
+            backoff_ms: default_backoff_ms(),
+            bearer_token_env: None,
+            bearer_token_file: None,
+            username: None,
+            password_env: None,
+            password_file: None,
         }
     }
 }

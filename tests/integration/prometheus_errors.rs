@@ -1,0 +1,180 @@
+//! Prometheus failing in the ways it does in life, against a small HTTP server
+//! on 127.0.0.1: 5xx (retried, then a clear error), a hang past the timeout
+//! (retried), garbage (not retried), a PromQL error (not retried, Prometheus'
+//! own text); and credentials sent but never shown.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wattson::sources::prometheus::{Client, PrometheusConfig};
+
+/// How the fake Prometheus answers.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    ServerError,
+    Hang,
+    Garbage,
+    PromqlError,
+    Ok,
+}
+
+struct Fake {
+    url: String,
+    requests: Arc<AtomicUsize>,
+    authorization: Arc<Mutex<Vec<String>>>,
+}
+
+fn fake(behaviour: Behaviour) -> Fake {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let authorization = Arc::new(Mutex::new(Vec::new()));
+    let (count, auth) = (requests.clone(), authorization.clone());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let (count, auth) = (count.clone(), auth.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if lower.starts_with("authorization:") {
+                        auth.lock().unwrap().push(line.trim().to_owned());
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                count.fetch_add(1, Ordering::SeqCst);
+                let (status, body) = match behaviour {
+                    Behaviour::ServerError => (503, "overloaded".to_owned()),
+                    Behaviour::Hang => {
+                        std::thread::sleep(Duration::from_secs(5));
+                        (200, String::new())
+                    }
+                    Behaviour::Garbage => (200, "<html>proxy login</html>".to_owned()),
+                    Behaviour::PromqlError => (
+                        400,
+                        r#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected <op:*>"}"#.to_owned(),
+                    ),
+                    Behaviour::Ok => (
+                        200,
+                        r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#.to_owned(),
+                    ),
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    Fake {
+        url,
+        requests,
+        authorization,
+    }
+}
+
+fn client(url: &str) -> Client {
+    let mut config = PrometheusConfig::with_url(url);
+    config.retries = 2;
+    config.backoff_ms = 20;
+    config.timeout_secs = 0.5;
+    Client::new(config).unwrap()
+}
+
+fn query(client: &Client) -> Result<usize, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(client.query("sum(up)", 1_748_736_000_000))
+        .map(|series| series.len())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn server_errors_are_retried_then_reported() {
+    let fake = fake(Behaviour::ServerError);
+    let err = query(&client(&fake.url)).unwrap_err();
+    assert_eq!(fake.requests.load(Ordering::SeqCst), 3, "1 try + 2 retries");
+    assert!(err.contains(&fake.url) && err.contains("sum(up)"), "{err}");
+    assert!(
+        err.contains("HTTP 503") && err.contains("overloaded"),
+        "{err}"
+    );
+    assert!(err.contains("gave up after 3 attempts"), "{err}");
+}
+
+#[test]
+fn a_hang_past_the_timeout_is_retried_then_reported() {
+    let fake = fake(Behaviour::Hang);
+    let started = std::time::Instant::now();
+    let err = query(&client(&fake.url)).unwrap_err();
+    assert!(err.contains("timed out after 0.5 s"), "{err}");
+    assert!(err.contains("gave up after 3 attempts"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "bounded by timeout × attempts"
+    );
+}
+
+#[test]
+fn garbage_is_a_clear_error_and_not_retried() {
+    let fake = fake(Behaviour::Garbage);
+    let err = query(&client(&fake.url)).unwrap_err();
+    assert_eq!(fake.requests.load(Ordering::SeqCst), 1);
+    assert!(err.contains("not Prometheus API JSON"), "{err}");
+    assert!(err.contains(&fake.url), "{err}");
+}
+
+#[test]
+fn a_promql_error_shows_prometheus_text_and_is_not_retried() {
+    let fake = fake(Behaviour::PromqlError);
+    let err = query(&client(&fake.url)).unwrap_err();
+    assert_eq!(fake.requests.load(Ordering::SeqCst), 1);
+    assert!(
+        err.contains("bad_data: 1:5: parse error: unexpected <op:*>"),
+        "{err}"
+    );
+    assert!(err.contains("HTTP 400"), "{err}");
+}
+
+#[test]
+fn credentials_are_sent_and_redacted() {
+    let fake = fake(Behaviour::Ok);
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t0ken-value\n").unwrap();
+    let mut config = PrometheusConfig::with_url(&fake.url);
+    config.bearer_token_file = Some(token);
+    let client = Client::new(config).unwrap();
+    assert_eq!(query(&client).unwrap(), 0);
+    assert_eq!(
+        fake.authorization.lock().unwrap()[0].to_ascii_lowercase(),
+        "authorization: bearer t0ken-value"
+    );
+    assert!(
+        !format!("{client:?}").contains("t0ken"),
+        "Debug redacts the token"
+    );
+
+    let mut config = PrometheusConfig::with_url(&fake.url);
+    config.bearer_token_env = Some("WATTSON_TEST_UNSET_TOKEN_VARIABLE".into());
+    let err = Client::new(config).unwrap_err().to_string();
+    assert!(
+        err.contains("WATTSON_TEST_UNSET_TOKEN_VARIABLE is not set"),
+        "{err}"
+    );
+}
