@@ -8,6 +8,7 @@ mod delivery;
 mod exactness;
 mod extract_cli;
 mod formats;
+mod inventory;
 mod policy_errors;
 mod prometheus;
 mod prometheus_errors;

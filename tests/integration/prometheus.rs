@@ -39,20 +39,38 @@ pub fn free_port() -> u16 {
 
 /// OpenMetrics text for counter families: `families` = (family name, series).
 pub fn openmetrics(families: &[(&str, &[TestSeries])]) -> String {
+    openmetrics_with_gauges(families, &[])
+}
+
+/// OpenMetrics text for counter and gauge families.
+pub fn openmetrics_with_gauges(
+    counters: &[(&str, &[TestSeries])],
+    gauges: &[(&str, &[TestSeries])],
+) -> String {
     let mut out = String::new();
-    for (family, series) in families {
-        writeln!(out, "# TYPE {family} counter").unwrap();
+    let families = counters
+        .iter()
+        .map(|f| (f, "counter", "_total"))
+        .chain(gauges.iter().map(|f| (f, "gauge", "")));
+    for ((family, series), kind, suffix) in families {
+        writeln!(out, "# TYPE {family} {kind}").unwrap();
         for s in *series {
             let labels: Vec<String> = s
                 .labels
                 .iter()
-                .map(|(k, v)| format!("{k}=\"{v}\""))
+                .map(|(k, v)| {
+                    let v = v
+                        .replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                        .replace('\n', "\\n");
+                    format!("{k}=\"{v}\"")
+                })
                 .collect();
             let labels = labels.join(",");
             for (t_ms, value) in &s.samples {
                 writeln!(
                     out,
-                    "{family}_total{{{labels}}} {value:?} {}.{:03}",
+                    "{family}{suffix}{{{labels}}} {value:?} {}.{:03}",
                     t_ms.div_euclid(1000),
                     t_ms.rem_euclid(1000)
                 )

@@ -9,7 +9,9 @@ use crate::runtime::{
     AttributionInput, KeyKind, Measured, Measurement, Reading, Unit, Vm, VmDetails,
     Window as WitWindow,
 };
-use crate::sources::prometheus::{Client, SeriesIncrease, measure_counter};
+use crate::sources::prometheus::{
+    Client, PrometheusError, SeriesIncrease, measure_counter, vm_metadata,
+};
 use crate::window::Window;
 
 /// The model's input and what the host keeps beside it.
@@ -50,29 +52,10 @@ pub async fn gather(
     prometheus: Option<&Client>,
     window: Window,
 ) -> Result<Gathered, PipelineError> {
-    let mut counters = Vec::new();
-    let mut raw_fetched = 0;
+    let mut specs = Vec::new();
     for m in measurements {
         match m {
-            Measurement::Counter(c) => {
-                let client = prometheus.ok_or_else(|| {
-                    PipelineError::Unsupported(format!(
-                        "measurement `{}` needs Prometheus: add a [prometheus] table with `url` to the policy, or pass --prometheus URL",
-                        c.name
-                    ))
-                })?;
-                let readings =
-                    measure_counter(client, &c.selector, &c.key_label, window, c.wrap_range)
-                        .await?;
-                raw_fetched += readings.raw_fetched;
-                counters.push(CounterResult {
-                    name: c.name.clone(),
-                    key: c.key,
-                    key_label: c.key_label.clone(),
-                    series: readings.series,
-                    unit: c.unit,
-                });
-            }
+            Measurement::Counter(c) => specs.push(c),
             Measurement::Inventory => {}
             other => {
                 return Err(PipelineError::Unsupported(format!(
@@ -82,6 +65,50 @@ pub async fn gather(
             }
         }
     }
+    let client = match (prometheus, specs.first()) {
+        (Some(client), _) => client,
+        (None, Some(c)) => {
+            return Err(PipelineError::Unsupported(format!(
+                "measurement `{}` needs Prometheus: add a [prometheus] table with `url` to the policy, or pass --prometheus URL",
+                c.name
+            )));
+        }
+        (None, None) => {
+            return Err(PipelineError::Unsupported(
+                "the model declares no measurement wattson can make".into(),
+            ));
+        }
+    };
+    // Every counter and the inventory at once: the queries overlap in Prometheus.
+    let counter_futures = specs.iter().map(|c| async move {
+        let readings =
+            measure_counter(client, &c.selector, &c.key_label, window, c.wrap_range).await?;
+        Ok::<_, PrometheusError>((c, readings))
+    });
+    let (measured_counters, metadata) = futures::future::try_join(
+        futures::future::try_join_all(counter_futures),
+        vm_metadata(
+            client,
+            &policy.inventory.meta_metric,
+            &policy.inventory.meta_uuid_label,
+            window,
+        ),
+    )
+    .await?;
+    let mut raw_fetched = 0;
+    let counters: Vec<CounterResult> = measured_counters
+        .into_iter()
+        .map(|(c, readings)| {
+            raw_fetched += readings.raw_fetched;
+            CounterResult {
+                name: c.name.clone(),
+                key: c.key,
+                key_label: c.key_label.clone(),
+                series: readings.series,
+                unit: c.unit,
+            }
+        })
+        .collect();
 
     // VMs: every uuid a uuid-keyed counter saw in the window, described by its series' labels.
     let inventory = &policy.inventory;
@@ -101,12 +128,13 @@ pub async fn gather(
             vm_labels.push(&s.labels);
         }
     }
+    let host_key = HostKey::new(inventory.host_regex.as_deref());
     let host_of = |labels: &BTreeMap<String, String>| {
         inventory
             .host_label
             .as_ref()
             .and_then(|l| labels.get(l))
-            .cloned()
+            .map(|h| host_key.normalise(h))
     };
     let mut hosts: Vec<String> = vm_labels.iter().filter_map(|l| host_of(l)).collect();
     for counter in counters.iter().filter(|c| c.key == KeyKind::Host) {
@@ -114,7 +142,8 @@ pub async fn gather(
             counter
                 .series
                 .iter()
-                .filter_map(|s| s.labels.get(&counter.key_label).cloned()),
+                .filter_map(|s| s.labels.get(&counter.key_label))
+                .map(|h| host_key.normalise(h)),
         );
     }
     hosts.sort();
@@ -136,9 +165,10 @@ pub async fn gather(
             memory_mb: None,
         })
         .collect();
-    let details: Vec<VmDetails> = vm_labels
+    let details: Vec<VmDetails> = uuids
         .iter()
-        .map(|labels| details_from_labels(labels, inventory))
+        .zip(&vm_labels)
+        .map(|(uuid, labels)| details_from_labels(labels, metadata.get(*uuid), inventory))
         .collect();
     let name_index: HashMap<&str, usize> = details
         .iter()
@@ -158,7 +188,9 @@ pub async fn gather(
             let slot = match counter.key {
                 KeyKind::Uuid => vm_index.get(key).map(|&i| &mut per_vm[i]),
                 KeyKind::Vmname => name_index.get(key.as_str()).map(|&i| &mut per_vm[i]),
-                KeyKind::Host => host_index.get(key.as_str()).map(|&i| &mut per_host[i]),
+                KeyKind::Host => host_index
+                    .get(host_key.normalise(key).as_str())
+                    .map(|&i| &mut per_host[i]),
             };
             let Some(slot) = slot else { continue };
             let value = to_joules(counter.unit, s.increase.value);
@@ -206,22 +238,49 @@ pub async fn gather(
     })
 }
 
+/// What is known of a VM: the info series' labels first (libvirt exporter
+/// names), then the energy series' labels named in `[inventory]`.
 fn details_from_labels(
     labels: &BTreeMap<String, String>,
+    meta: Option<&BTreeMap<String, String>>,
     inventory: &crate::policy::InventoryConfig,
 ) -> VmDetails {
+    let from_meta = |names: &[&str]| {
+        meta.and_then(|m| names.iter().find_map(|n| m.get(*n)))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
     let label = |name: &Option<String>| name.as_ref().and_then(|n| labels.get(n)).cloned();
     VmDetails {
-        name: label(&inventory.name_label),
-        project_id: label(&inventory.project_label),
-        project_name: label(&inventory.project_name_label),
-        user_id: label(&inventory.user_label),
-        user_name: None,
-        flavor: None,
+        name: from_meta(&["instance_name", "domain"]).or_else(|| label(&inventory.name_label)),
+        project_id: from_meta(&["project_uuid"]).or_else(|| label(&inventory.project_label)),
+        project_name: from_meta(&["project_name"]).or_else(|| label(&inventory.project_name_label)),
+        user_id: from_meta(&["user_uuid"]).or_else(|| label(&inventory.user_label)),
+        user_name: from_meta(&["user_name"]),
+        flavor: from_meta(&["flavor"]),
         disk_gb: None,
         started_ms: None,
         ended_ms: None,
         labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    }
+}
+
+/// Host label values normalised into host keys by `[inventory] host_regex`.
+struct HostKey(Option<regex::Regex>);
+
+impl HostKey {
+    /// An invalid pattern was refused when the policy was loaded.
+    fn new(pattern: Option<&str>) -> Self {
+        Self(pattern.and_then(|p| regex::Regex::new(p).ok()))
+    }
+
+    /// The first capture group, else the whole match, else the value unchanged.
+    fn normalise(&self, value: &str) -> String {
+        self.0
+            .as_ref()
+            .and_then(|re| re.captures(value))
+            .and_then(|c| c.get(1).or_else(|| c.get(0)))
+            .map_or_else(|| value.to_owned(), |m| m.as_str().to_owned())
     }
 }
 

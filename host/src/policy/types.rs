@@ -65,10 +65,24 @@ fn default_cloud_type() -> String {
     "OpenStack".into()
 }
 
-/// `[inventory]`: which labels of the energy series describe the VM.
+/// `[inventory]`: where VM metadata comes from. First the libvirt exporter's
+/// info series (`meta_metric`), then the labels of the energy series.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InventoryConfig {
+    /// Info series with one series per VM (`uuid`, `instance_name`, `domain`,
+    /// `project_uuid`, `project_name`, `user_uuid`, `user_name`, `flavor`);
+    /// `""` turns it off.
+    #[serde(default = "default_meta_metric")]
+    pub meta_metric: String,
+    /// Label of the info series holding the VM uuid.
+    #[serde(default = "default_uuid_label")]
+    pub meta_uuid_label: String,
+    /// Regex normalising host label values into host keys, so one host is one
+    /// key across exporters: the first capture group (or the whole match) is
+    /// the key, e.g. `^([^:]+)` turns `cmp-01:9177` into `cmp-01`.
+    #[serde(default)]
+    pub host_regex: Option<String>,
     /// Label holding the project id.
     #[serde(default = "default_project_label")]
     pub project_label: Option<String>,
@@ -90,9 +104,20 @@ fn default_project_label() -> Option<String> {
     Some("project_id".into())
 }
 
+fn default_meta_metric() -> String {
+    "libvirt_domain_info_meta".into()
+}
+
+fn default_uuid_label() -> String {
+    "uuid".into()
+}
+
 impl Default for InventoryConfig {
     fn default() -> Self {
         Self {
+            meta_metric: default_meta_metric(),
+            meta_uuid_label: default_uuid_label(),
+            host_regex: None,
             project_label: default_project_label(),
             project_name_label: None,
             name_label: None,
@@ -284,6 +309,15 @@ impl Policy {
                 prometheus.span(),
                 Some(key.into()),
                 e.to_string(),
+            ));
+        }
+        if let Some(pattern) = &policy.inventory.host_regex
+            && let Err(e) = regex::Regex::new(pattern)
+        {
+            problems.push(Problem::in_file(
+                &source,
+                Some("inventory.host_regex".into()),
+                format!("not a valid regex: {e}"),
             ));
         }
         if policy.window.max_window_secs < policy.window.step_secs {

@@ -6,7 +6,9 @@
 pub mod client;
 pub mod config;
 pub mod counter;
+pub mod inventory;
 
 pub use client::{Client, PrometheusError, Series};
 pub use config::PrometheusConfig;
 pub use counter::{CounterReadings, SeriesIncrease, measure_counter};
+pub use inventory::{Metadata, vm_metadata};
