@@ -51,21 +51,6 @@ impl Window {
     pub fn len_ms(&self) -> i64 {
         self.end_ms - self.start_ms
     }
-
-    /// Length in seconds.
-    pub fn len_secs(&self) -> f64 {
-        self.len_ms() as f64 / 1000.0
-    }
-
-    /// The window ending at `now_ms` aligned down to a multiple of `step_ms`,
-    /// one step long: the default first window of a cron run.
-    pub fn last_step(now_ms: i64, step_ms: i64) -> Self {
-        let end_ms = now_ms - now_ms.rem_euclid(step_ms);
-        Self {
-            start_ms: end_ms - step_ms,
-            end_ms,
-        }
-    }
 }
 
 impl fmt::Display for Window {
@@ -117,13 +102,6 @@ mod tests {
             1_748_736_000_000
         );
         assert!(parse_time("yesterday").is_err());
-    }
-
-    #[test]
-    fn last_step_is_aligned() {
-        let w = Window::last_step(1_748_739_999_000, 3_600_000);
-        assert_eq!(w.end_ms, 1_748_739_600_000);
-        assert_eq!(w.len_ms(), 3_600_000);
     }
 
     #[test]

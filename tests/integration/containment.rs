@@ -174,3 +174,57 @@ fn cached_plugins_load_from_disk() {
     again.load_model("libvirt-joules").unwrap();
     assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn a_panicking_model_fails_the_window_not_the_host() {
+    use super::data::{HOUR, METRIC, T0, VmShape, counter_series};
+    use super::prometheus::{Prometheus, openmetrics};
+    use super::wattson::{command, secs, write_policy};
+
+    let shape = VmShape {
+        uuid: "vm-1",
+        project: "p",
+        from_ms: T0,
+        to_ms: T0 + 2 * HOUR,
+        resets_at: &[],
+        gaps: &[],
+        initial: 1.0,
+        seed: 41,
+    };
+    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &[counter_series(&shape)])]));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(
+        dir.path(),
+        "site.toml",
+        &format!(
+            "[site]\nname = \"S\"\ncompute_service = \"c\"\n\n[model]\nplugin = \"{MISBEHAVE}\"\n\n[model.params]\nmode = \"panic\"\n\n[state]\ndir = \"{}\"\n",
+            dir.path().join("state").display()
+        ),
+    );
+    let out = command()
+        .args(["extract", "--policy"])
+        .arg(&policy)
+        .args([
+            "--prometheus",
+            &prometheus.url,
+            "--now",
+            &secs(T0 + 2 * HOUR),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "plugin error, not a host crash: {stderr}"
+    );
+    assert!(stderr.contains("plugin `misbehave`"), "{stderr}");
+    assert!(
+        stderr.contains("panicked: misbehave: deliberate panic"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("state/site/lastrun").exists(),
+        "nothing marked done"
+    );
+}

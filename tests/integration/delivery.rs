@@ -199,6 +199,9 @@ fn ssm_receipts(queue: &Path) -> Vec<(String, i64)> {
     for dir in std::fs::read_dir(queue).unwrap() {
         let dir = dir.unwrap().path();
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue; // dirq ignores hidden directories (wattson's staging area)
+        }
         assert!(
             name.len() == 8 && name.chars().all(|c| c.is_ascii_hexdigit()),
             "dirq dir {name}"

@@ -151,4 +151,39 @@ plugin = "libvirt-joules"
         "no info series: the energy series' labels"
     );
     assert!(bare["project_name"].is_null());
+
+    // `wattson inventory` lists the same VMs, as JSON and as a table.
+    let inventory = |extra: &[&str]| {
+        let out = command()
+            .args(["inventory", "--prometheus", &prometheus.url])
+            .args(["--from", &secs(T0 + HOUR), "--to", &secs(T0 + 2 * HOUR)])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let vms: serde_json::Value = serde_json::from_str(&inventory(&["--json"])).unwrap();
+    let vms = vms.as_array().unwrap();
+    assert_eq!(vms.len(), 2);
+    assert_eq!(vms[0]["uuid"], "vm-meta");
+    assert_eq!(vms[0]["user_name"], "alice");
+    assert_eq!(vms[1]["name"], "batch-7");
+    let table = inventory(&[]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("UUID") && lines[0].contains("PROJECT"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with("vm-meta ")
+            && lines[1].contains("web-1")
+            && lines[1].contains("m1.large"),
+        "{table}"
+    );
+    assert_eq!(lines.len(), 3, "{table}");
 }

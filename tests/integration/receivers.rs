@@ -237,13 +237,13 @@ fn http_down_then_up_delivers_the_spool_first() {
             .output()
             .unwrap()
     };
-    let out = run_with_token(T0 + 3 * HOUR);
+    let out = run_with_token(T0 + 3 * HOUR + 5 * MIN);
     assert_eq!(out.status.code(), Some(5), "receiver down: delivery error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("after 3 attempts"));
     assert_eq!(lastrun(dir.path()), T0 + 2 * HOUR);
 
     let (_, seen) = http_server_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), vec![]);
-    ok(&run_with_token(T0 + 5 * HOUR));
+    ok(&run_with_token(T0 + 5 * HOUR + 5 * MIN));
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 2, "the spooled window, then the new one");
     let first: serde_json::Value = serde_json::from_str(&seen[0].1).unwrap();

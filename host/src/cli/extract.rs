@@ -33,7 +33,8 @@ pub struct ExtractArgs {
     /// Query this Prometheus instead of the policy's.
     #[arg(long, value_name = "URL")]
     prometheus: Option<String>,
-    /// Replace the policy's outputs with this builtin format on stdout.
+    /// Replace the policy's outputs with this builtin format on stdout; like
+    /// --dry-run, this changes no state (the policy's messengers get nothing).
     #[arg(long, value_name = "NAME")]
     format: Option<String>,
     /// Take this time (RFC 3339 or unix seconds) as now: replays and tests.
@@ -51,10 +52,17 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
     if let Some(format) = &args.format {
         policy.override_format(format);
     }
+    let real_now_ms = chrono::Utc::now().timestamp_millis();
     let now_ms = match &args.now {
         Some(t) => parse_time(t).map_err(|e| config(e.into()))?,
-        None => chrono::Utc::now().timestamp_millis(),
+        None => real_now_ms,
     };
+    if now_ms > real_now_ms {
+        return Err(config(anyhow::anyhow!(
+            "--now {} is in the future: windows that have not ended yet cannot be extracted",
+            crate::window::format_ms(now_ms)
+        )));
+    }
     let explicit = explicit_window(&args, &policy, now_ms).map_err(config)?;
     let runtime = Runtime::new(
         policy.limits.clone(),
@@ -76,7 +84,7 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
     let options = ExtractOptions {
         explicit,
         now_ms,
-        dry_run: args.dry_run,
+        dry_run: args.dry_run || args.format.is_some(),
     };
     let report =
         pipeline::extract(&policy, &bound, prometheus.as_ref(), options, &tokio).map_err(|e| {

@@ -5,6 +5,7 @@
 //! 5 delivery error (payloads stay spooled); 6 another run of the policy is active.
 
 mod extract;
+mod inventory;
 mod plugins;
 mod policy;
 
@@ -39,6 +40,8 @@ struct Cli {
 enum Command {
     /// Extract per-VM energy records for a window and deliver them.
     Extract(extract::ExtractArgs),
+    /// The VMs Prometheus knows in a window, with their metadata.
+    Inventory(inventory::InventoryArgs),
     /// Work with policy files.
     Policy {
         #[command(subcommand)]
@@ -80,6 +83,7 @@ pub fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Extract(args) => extract::run(args),
+        Command::Inventory(args) => inventory::run(args),
         Command::Policy { command } => policy::run(command),
         Command::Plugins { command } => plugins::run(command),
     };

@@ -42,8 +42,10 @@ pub struct Http {
 impl Http {
     /// A messenger posting to `url`.
     pub fn new(url: &str, token: Token, timeout_secs: f64, retries: u32, backoff_ms: u64) -> Self {
+        // A redirect would turn the POST into a GET without the payload: refuse it.
         let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs_f64(timeout_secs.max(0.001)))
+            .timeout(secs(timeout_secs))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string());
         Self {
@@ -90,7 +92,13 @@ impl Http {
                         .take(500)
                         .collect();
                     let message = format!("HTTP {status}: {}", body.trim());
-                    if status.is_client_error() {
+                    let retry_client_error = status.as_u16() == 408 || status.as_u16() == 429;
+                    if status.is_redirection() {
+                        return Err(format!(
+                            "{message} (a redirect: point `url` at the final address)"
+                        ));
+                    }
+                    if status.is_client_error() && !retry_client_error {
                         return Err(format!(
                             "{message} (not retried: fix the request or the credentials)"
                         ));
@@ -108,6 +116,11 @@ impl Http {
             attempt += 1;
         }
     }
+}
+
+/// A timeout in seconds as a `Duration` (at least 1 ms; policies refuse non-finite values).
+pub(crate) fn secs(timeout_secs: f64) -> Duration {
+    Duration::try_from_secs_f64(timeout_secs.max(0.001)).unwrap_or(Duration::from_secs(3600))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -21,7 +21,7 @@ impl Logstash {
     pub fn new(host: &str, port: u16, timeout_secs: f64) -> Self {
         Self {
             address: format!("{host}:{port}"),
-            timeout: Duration::from_secs_f64(timeout_secs.max(0.001)),
+            timeout: super::http::secs(timeout_secs),
             stream: None,
         }
     }
@@ -41,7 +41,9 @@ impl Logstash {
     }
 
     fn send(&mut self, lines: &[u8]) -> std::io::Result<()> {
-        let stream = match self.stream.take() {
+        // A connection the peer closed since the last payload would swallow the
+        // next write into the kernel buffer: check it before reusing it.
+        let stream = match self.stream.take().filter(is_open) {
             Some(stream) => stream,
             None => self.connect()?,
         };
@@ -58,6 +60,19 @@ impl Logstash {
             }
         }
     }
+}
+
+/// Whether the peer has not closed the connection (nothing to read is fine).
+fn is_open(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let open = match stream.peek(&mut [0u8; 1]) {
+        Ok(0) => false,
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+    };
+    stream.set_nonblocking(false).is_ok() && open
 }
 
 /// The payload as JSON lines: array elements one per line, else the payload's own lines.

@@ -1,12 +1,13 @@
 //! `ssm`: the APEL SSM outgoing queue, in the dirq `QueueSimple` layout a stock
-//! `ssmsend` reads: `<queue>/<8 hex digits: minute>/<14 hex digits>`, each
-//! message written to `<name>.tmp` and hard-linked to its final name.
+//! `ssmsend` reads: `<queue>/<8 hex digits: minute>/<14 hex digits>`.
 //!
-//! Exactly once across crashes: the temporary file is written first, then the
-//! payload's journal records its paths, then the link is made and the temporary
-//! removed. A retry that finds the journal finishes that delivery instead of
-//! adding a second message (the final file exists, or the temporary does and is
-//! linked now, or neither does: `ssmsend` already took it).
+//! Exactly once across crashes: the message is written to a temporary file in
+//! `<queue>/.wattson/` (a directory dirq neither lists nor purges), the
+//! payload's journal then records the temporary and final names (atomically),
+//! and one `rename` moves the message into the queue. A retry that finds the
+//! journal finishes that delivery instead of adding a second message: the
+//! temporary still there means the rename did not happen yet; gone means it did
+//! (and `ssmsend` may already have sent it).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -42,11 +43,14 @@ impl Ssm {
             .unwrap_or_default();
         let secs = now.as_secs();
         let dir = self.queue.join(format!("{:08x}", secs / 60 * 60));
+        let private = self.queue.join(".wattson");
         std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&private)?;
         let mut micros = now.subsec_micros();
         loop {
-            let name = dir.join(format!("{secs:08x}{micros:05x}{:01x}", self.rnd));
-            let tmp = name.with_extension("tmp");
+            let element = format!("{secs:08x}{micros:05x}{:01x}", self.rnd);
+            let name = dir.join(&element);
+            let tmp = private.join(format!("{element}.tmp"));
             if name.exists() || tmp.exists() {
                 micros = (micros + 1) % 1_000_000;
                 continue;
@@ -57,22 +61,23 @@ impl Ssm {
                 .open(&tmp)?;
             file.write_all(payload.bytes)?;
             file.sync_all()?;
-            let journal = format!("{}\n{}\n", tmp.display(), name.display());
-            std::fs::write(payload.journal, journal)?;
+            write_journal(payload.journal, &tmp, &name)?;
             return finish(&tmp, &name);
         }
     }
 }
 
-/// Links `tmp` to `name` unless done already, then removes `tmp`.
+/// Records the temporary and final names, atomically (temporary file + rename).
+fn write_journal(journal: &Path, tmp: &Path, name: &Path) -> std::io::Result<()> {
+    let staging = journal.with_extension("journal.tmp");
+    std::fs::write(&staging, format!("{}\n{}\n", tmp.display(), name.display()))?;
+    std::fs::rename(&staging, journal)
+}
+
+/// Moves the message into the queue unless that already happened.
 fn finish(tmp: &Path, name: &Path) -> std::io::Result<()> {
     if tmp.exists() {
-        match std::fs::hard_link(tmp, name) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-        std::fs::remove_file(tmp)?;
+        std::fs::rename(tmp, name)?;
     }
     Ok(())
 }

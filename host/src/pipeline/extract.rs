@@ -83,12 +83,13 @@ fn plan(
     if let Some(w) = options.explicit {
         return Ok(cut(w.start_ms, w.end_ms, max_ms));
     }
-    let end_ms = options.now_ms - options.now_ms.rem_euclid(step_ms);
+    let settled_ms = options.now_ms - policy.window.delay_secs as i64 * 1000;
+    let end_ms = settled_ms - settled_ms.rem_euclid(step_ms);
     let since = match (state.lastrun()?, state.spool().newest_end()?) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    let start_ms = since.unwrap_or_else(|| Window::last_step(options.now_ms, step_ms).start_ms);
+    let start_ms = since.unwrap_or(end_ms - step_ms);
     if start_ms >= end_ms {
         tracing::info!(
             "nothing to extract: data up to {} is done, the next window ends at {}",
@@ -113,8 +114,7 @@ pub fn extract(
     if options.dry_run {
         let mut stdout = messengers::Stdout;
         for window in plan(policy, &state, &options)? {
-            let rendered = tokio
-                .block_on(run_window(policy, bound, prometheus, window))
+            let rendered = run_window(policy, bound, prometheus, window, tokio)
                 .map_err(|source| ExtractError::Window { window, source })?;
             report.windows += 1;
             report.records += rendered.records.len();
@@ -138,6 +138,7 @@ pub fn extract(
     state.create()?;
     let _lock = state.lock()?;
     let spool = state.spool();
+    spool.sweep()?;
     let mut delivery = Delivery::default();
     // Payloads left by earlier runs go first.
     report.delivered += delivery.drain(&state)?;
@@ -146,8 +147,7 @@ pub fn extract(
     let windows = plan(policy, &state, &options)?;
     let progress = Progress::new(windows.len());
     for window in windows {
-        let rendered = tokio
-            .block_on(run_window(policy, bound, prometheus, window))
+        let rendered = run_window(policy, bound, prometheus, window, tokio)
             .map_err(|source| ExtractError::Window { window, source })?;
         let outputs: Vec<Rendered<'_>> = bound
             .outputs

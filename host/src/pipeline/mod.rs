@@ -38,15 +38,19 @@ pub struct Rendered {
     pub payloads: Vec<Vec<Vec<u8>>>,
 }
 
-/// Runs gather, attribute and render for one window.
-pub async fn run_window(
+/// Runs gather (on `tokio`), then attribute and render for one window.
+///
+/// Plugins run outside the async runtime: wasmtime-wasi's blocking stream
+/// calls (a guest printing its panic message) enter a runtime of their own.
+pub fn run_window(
     policy: &Policy,
     bound: &Bound,
     prometheus: Option<&Client>,
     window: Window,
+    tokio: &tokio::runtime::Runtime,
 ) -> Result<Rendered, PipelineError> {
     let started = Instant::now();
-    let mut gathered = gather(policy, &bound.measurements, prometheus, window).await?;
+    let mut gathered = tokio.block_on(gather(policy, &bound.measurements, prometheus, window))?;
     let gathered_at = started.elapsed();
     // The inventory crosses into the sandbox only for models that declare it.
     let wants_inventory = bound

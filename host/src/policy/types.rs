@@ -138,6 +138,15 @@ pub struct WindowConfig {
     /// cut into several windows, oldest first, each committed on its own.
     #[serde(default = "default_max_window_secs")]
     pub max_window_secs: u64,
+    /// How long after a window's end its data is complete in Prometheus
+    /// (scrape interval + scrape timeout + remote-write lag): a run never
+    /// extracts a window that ended less than this ago.
+    #[serde(default = "default_delay_secs")]
+    pub delay_secs: u64,
+}
+
+fn default_delay_secs() -> u64 {
+    120
 }
 
 fn default_max_window_secs() -> u64 {
@@ -153,6 +162,7 @@ impl Default for WindowConfig {
         Self {
             step_secs: default_step_secs(),
             max_window_secs: default_max_window_secs(),
+            delay_secs: default_delay_secs(),
         }
     }
 }
@@ -297,6 +307,17 @@ impl Policy {
             PolicyError::Invalid(vec![problem])
         })?;
         let mut problems = Vec::new();
+        if let Some(prometheus) = &policy.prometheus
+            && !(prometheus.get_ref().timeout_secs.is_finite()
+                && prometheus.get_ref().timeout_secs > 0.0)
+        {
+            problems.push(Problem::at(
+                &source,
+                prometheus.span(),
+                Some("prometheus.timeout_secs".into()),
+                "must be a positive number of seconds",
+            ));
+        }
         if let Some(prometheus) = &policy.prometheus
             && let Err(e) = crate::sources::prometheus::Client::new(prometheus.get_ref().clone())
         {

@@ -16,6 +16,7 @@ mod model;
 mod params;
 mod state;
 mod validate;
+mod wasi;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -68,14 +69,14 @@ impl Runtime {
         spawn_ticker(&engine);
 
         let mut model_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut model_linker).map_err(PluginError::engine)?;
+        wasi::add_to_linker(&mut model_linker).map_err(PluginError::engine)?;
         bindings::model::AttributionModel::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut model_linker,
             |s| s,
         )
         .map_err(PluginError::engine)?;
         let mut format_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut format_linker).map_err(PluginError::engine)?;
+        wasi::add_to_linker(&mut format_linker).map_err(PluginError::engine)?;
         bindings::format::OutputFormat::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut format_linker,
             |s| s,

@@ -1,6 +1,6 @@
 //! What a plugin's `Store` holds: an empty WASI context (no files, network,
-//! environment, arguments; fixed clocks), a captured stderr, the memory cap,
-//! and the plugin's name for its log lines.
+//! environment, arguments; clocks frozen in case a later linker grants them),
+//! a captured stderr, the memory cap, and the plugin's name for its log lines.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -94,7 +94,13 @@ impl Spool {
         outputs: &[Rendered<'_>],
     ) -> Result<SpooledWindow, StateError> {
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
-        let name = format!("{}-{}", window.start_ms, window.end_ms);
+        // Explicit (--from/--to) windows live apart from tracked ones with the same edges.
+        let name = format!(
+            "{}{}-{}",
+            if explicit { "x" } else { "" },
+            window.start_ms,
+            window.end_ms
+        );
         let final_dir = self.dir.join(&name);
         if final_dir.exists() {
             // Already spooled by an earlier run (same window, same ids): keep that one.
@@ -137,8 +143,25 @@ impl Spool {
         SpooledWindow::load(final_dir)
     }
 
-    /// Spooled windows, oldest first. Leftover temporary directories of a
-    /// crashed run are removed (they were never complete).
+    /// Removes the temporary directories a crashed run left (never complete,
+    /// or half removed). Only under the run lock.
+    pub fn sweep(&self) -> Result<(), StateError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(&self.dir)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io(&self.dir))?;
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                let path = entry.path();
+                std::fs::remove_dir_all(&path).map_err(io(&path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Spooled windows, oldest first (temporary directories are skipped).
     pub fn pending(&self) -> Result<Vec<SpooledWindow>, StateError> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
@@ -151,7 +174,6 @@ impl Spool {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(".tmp-") {
-                let _ = std::fs::remove_dir_all(&path);
                 continue;
             }
             if path.is_dir() {
@@ -237,9 +259,17 @@ impl SpooledWindow {
             .all(|(i, o)| (0..o.payloads).all(|n| self.is_done(i, n)))
     }
 
-    /// Removes the window from the spool.
+    /// Removes the window from the spool: renamed out of sight first, so a
+    /// crash halfway through the deletion leaves only a temporary directory.
     pub fn remove(self) -> Result<(), StateError> {
-        std::fs::remove_dir_all(&self.dir).map_err(io(&self.dir))
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let doomed = self.dir.with_file_name(format!(".tmp-done-{name}"));
+        std::fs::rename(&self.dir, &doomed).map_err(io(&self.dir))?;
+        std::fs::remove_dir_all(&doomed).map_err(io(&doomed))
     }
 
     /// The window's directory (for messages).

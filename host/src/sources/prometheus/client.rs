@@ -190,7 +190,10 @@ impl Client {
         }
         let base = config.url.trim_end_matches('/').to_owned();
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs_f64(config.timeout_secs.max(0.001)))
+            .timeout(
+                Duration::try_from_secs_f64(config.timeout_secs.max(0.001))
+                    .unwrap_or(Duration::from_secs(3600)),
+            )
             .build()
             .map_err(|e| PrometheusError::BadUrl {
                 url: config.url.clone(),

@@ -115,7 +115,7 @@ pub async fn measure_counter(
     let mut readings = CounterReadings::default();
     let mut raw: HashMap<String, BTreeMap<String, String>> = HashMap::new();
     for (id, e) in edges {
-        match fast_path(&e, window) {
+        match fast_path(&e, window, lookback_ms) {
             Some(increase) => readings.series.push(SeriesIncrease {
                 labels: e.labels,
                 increase,
@@ -216,10 +216,17 @@ async fn fetch_raw(
 
 /// A series with a base at `start`, a last sample inside the window and no
 /// reset needs no samples: its increase is last − base.
-fn fast_path(e: &Edges, window: Window) -> Option<Increase> {
+/// The base must lie inside the range `resets()` covered, `(start - lookback,
+/// end]` (Prometheus' own lookback may be longer than the configured one), or
+/// a reset between base and window could go unseen.
+fn fast_path(e: &Edges, window: Window, lookback_ms: i64) -> Option<Increase> {
     let (base_value, base_t) = (e.base_value?, e.base_t?);
     let (last_value, last_t) = (e.last_value?, e.last_t?);
-    if e.resets? != 0.0 || last_t <= window.start_ms || last_value < base_value {
+    if e.resets? != 0.0
+        || last_t <= window.start_ms
+        || last_value < base_value
+        || base_t <= window.start_ms - lookback_ms
+    {
         return None;
     }
     Some(Increase {
@@ -255,11 +262,16 @@ fn regex_escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
-            '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$' => {
+            // A regex escape (`\.`) inside a PromQL string literal (`\\.`).
+            '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$' => {
                 out.push_str("\\\\");
                 out.push(c);
             }
+            '\\' => out.push_str("\\\\\\\\"),
             '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
             _ => out.push(c),
         }
     }
@@ -284,5 +296,7 @@ mod tests {
     fn regex_values_are_escaped() {
         assert_eq!(regex_escape("a.b"), "a\\\\.b");
         assert_eq!(regex_escape("9f1c-00"), "9f1c-00");
+        assert_eq!(regex_escape("a\\b"), "a\\\\\\\\b");
+        assert_eq!(regex_escape("a\nb\"c"), "a\\nb\\\"c");
     }
 }
