@@ -228,3 +228,17 @@ fn a_panicking_model_fails_the_window_not_the_host() {
         "nothing marked done"
     );
 }
+
+#[test]
+fn a_cache_directory_others_can_write_is_not_trusted() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let runtime = Runtime::new(Limits::default(), Some(cache.path().to_owned())).unwrap();
+    runtime.load_model("libvirt-joules").unwrap();
+    assert_eq!(
+        std::fs::read_dir(cache.path()).unwrap().count(),
+        0,
+        "compiled in memory, nothing cached in a world-writable directory"
+    );
+}

@@ -30,11 +30,13 @@ impl Hasher for ShaHasher {
 }
 
 impl Cache {
-    /// Opens (creating) the cache directory; `None` with a warning when it cannot be used.
+    /// Opens (creating, mode 0700) the cache directory; `None` with a warning
+    /// when it cannot be used or cannot be trusted: compiled components are
+    /// native code, so the directory must be ours and writable by nobody else.
     pub(crate) fn open(dir: PathBuf, engine: &Engine) -> Option<Self> {
-        if let Err(e) = std::fs::create_dir_all(&dir) {
+        if let Err(reason) = trusted_dir(&dir) {
             tracing::warn!(
-                "plugin cache {} unusable ({e}); compiling plugins in memory",
+                "plugin cache {} not used ({reason}); compiling plugins in memory",
                 dir.display()
             );
             return None;
@@ -79,6 +81,33 @@ impl Cache {
         // SAFETY: `compiled` was produced just now by this engine.
         unsafe { Component::deserialize(engine, &compiled) }.map_err(|e| format!("{e:#}"))
     }
+}
+
+/// Creates `dir` (0700) if needed and checks it is owned by this user and not
+/// writable by group or others.
+fn trusted_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| e.to_string())?;
+    let meta = std::fs::metadata(dir).map_err(|e| e.to_string())?;
+    let probe = tempfile::tempfile_in(dir).map_err(|e| e.to_string())?;
+    let me = probe.metadata().map_err(|e| e.to_string())?.uid();
+    if meta.uid() != me {
+        return Err(format!(
+            "owned by uid {}, not by this user (uid {me})",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "writable by group or others (mode {:o}); chmod 700 it",
+            meta.mode() & 0o777
+        ));
+    }
+    Ok(())
 }
 
 /// Writes to a temporary file in the same directory, then renames.

@@ -44,6 +44,7 @@ impl PluginState {
             stderr,
             memory: MemoryCap {
                 max_bytes: memory_bytes,
+                total_bytes: 0,
                 refused: false,
             },
             plugin,
@@ -105,25 +106,42 @@ impl super::bindings::model::wattson::plugin::types::Host for PluginState {}
 impl super::bindings::model::wattson::plugin::model::Host for PluginState {}
 impl super::bindings::format::wattson::plugin::format::Host for PluginState {}
 
-/// Refuses linear-memory growth past a cap and remembers that it did, so the
-/// resulting trap can be reported as what it is.
+/// Refuses linear-memory growth past a cap on the sum of all the call's
+/// memories (a component has several) and remembers that it did, so the
+/// resulting trap can be reported as what it is. Also bounds how many
+/// instances, memories and tables one call may create.
 pub struct MemoryCap {
     max_bytes: usize,
+    total_bytes: usize,
     pub(crate) refused: bool,
 }
 
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
+        let total = self.total_bytes - current.min(self.total_bytes) + desired;
+        if total > self.max_bytes {
             self.refused = true;
             return Err(wasmtime::format_err!("memory limit reached"));
         }
+        self.total_bytes = total;
         Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        64
+    }
+
+    fn memories(&self) -> usize {
+        16
+    }
+
+    fn tables(&self) -> usize {
+        64
     }
 
     fn table_growing(

@@ -81,6 +81,12 @@ pub(crate) fn attribution(
     let Some(law) = &info.conservation else {
         return Ok(());
     };
+    if !(law.tolerance.is_finite() && (0.0..0.5).contains(&law.tolerance)) {
+        return Err(format!(
+            "its declared conservation tolerance {} is not a small non-negative number",
+            law.tolerance
+        ));
+    }
     let Some(measured) = input
         .measurements
         .iter()
