@@ -3,13 +3,14 @@
 //! (retried), garbage (not retried), a PromQL error (not retried, Prometheus'
 //! own text); and credentials sent but never shown.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wattson::sources::prometheus::{Client, PrometheusConfig};
+
+use super::http::{read_request, respond};
 
 /// How the fake Prometheus answers.
 #[derive(Clone, Copy)]
@@ -37,23 +38,10 @@ fn fake(behaviour: Behaviour) -> Fake {
         for mut stream in listener.incoming().flatten() {
             let (count, auth) = (count.clone(), auth.clone());
             std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    let lower = line.to_ascii_lowercase();
-                    if let Some(v) = lower.strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    if lower.starts_with("authorization:") {
-                        auth.lock().unwrap().push(line.trim().to_owned());
-                    }
+                let request = read_request(&stream);
+                if let Some(line) = request.authorization {
+                    auth.lock().unwrap().push(line);
                 }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
                 count.fetch_add(1, Ordering::SeqCst);
                 let (status, body) = match behaviour {
                     Behaviour::ServerError => (503, "overloaded".to_owned()),
@@ -71,11 +59,7 @@ fn fake(behaviour: Behaviour) -> Fake {
                         r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#.to_owned(),
                     ),
                 };
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+                respond(&mut stream, status, &body);
             });
         }
     });

@@ -1,13 +1,14 @@
 //! Network messengers against receivers on 127.0.0.1 started by the test: a
 //! logstash-like TCP line receiver and an HTTP server answering as scripted.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::data::{HOUR, MIN, T0};
 use super::delivery::{expected, lastrun, ok, run, site};
+use super::http::{read_request, respond};
 use super::prometheus::free_port;
 use super::wattson::write_policy;
 
@@ -129,38 +130,18 @@ fn http_server_on(listener: TcpListener, script: Vec<u16>) -> (String, Requests)
     std::thread::spawn(move || {
         let mut script = script.into_iter();
         for mut stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut auth = String::new();
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if lower.starts_with("authorization:") {
-                    auth = line.trim().to_owned();
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            log.lock()
-                .unwrap()
-                .push((auth, String::from_utf8_lossy(&body).into_owned()));
+            let request = read_request(&stream);
+            log.lock().unwrap().push((
+                request.authorization.unwrap_or_default(),
+                String::from_utf8_lossy(&request.body).into_owned(),
+            ));
             let status = script.next().unwrap_or(200);
             let answer = if status == 400 {
                 "{\"error\":\"unknown site TEST-SITE\"}"
             } else {
                 "ok"
             };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
+            respond(&mut stream, status, answer);
         }
     });
     (url, seen)

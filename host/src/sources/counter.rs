@@ -24,7 +24,7 @@ pub struct Increase {
 /// `t <= start`, then every sample with `start < t <= end`. A drop counts the
 /// new value (a reset), or `c + wrap - p` when `wrap` is given (C1w).
 /// `None` when no sample lies in `(start, end]`: the series is absent.
-pub fn increase(samples: &[Sample], window: Window, wrap: Option<f64>) -> Option<Increase> {
+pub fn c1(samples: &[Sample], window: Window, wrap: Option<f64>) -> Option<Increase> {
     let first_in = samples.partition_point(|s| s.t_ms <= window.start_ms);
     let last_in = samples.partition_point(|s| s.t_ms <= window.end_ms);
     if first_in >= last_in {
@@ -69,7 +69,7 @@ mod tests {
 
     #[test]
     fn base_before_window_and_reset_inside() {
-        let got = increase(
+        let got = c1(
             &[
                 s(500, 1.0),
                 s(900, 2.0),
@@ -89,21 +89,21 @@ mod tests {
 
     #[test]
     fn sample_on_start_is_the_base() {
-        let got = increase(&[s(1000, 4.0), s(1500, 6.0)], W, None).unwrap();
+        let got = c1(&[s(1000, 4.0), s(1500, 6.0)], W, None).unwrap();
         assert_eq!(got.value, 2.0);
         assert_eq!(got.span_s, 0.5);
     }
 
     #[test]
     fn starts_inside_and_absent() {
-        let got = increase(&[s(1200, 10.0), s(1800, 14.0)], W, None).unwrap();
+        let got = c1(&[s(1200, 10.0), s(1800, 14.0)], W, None).unwrap();
         assert_eq!(got.value, 4.0);
-        assert!(increase(&[s(100, 1.0), s(1000, 2.0), s(2500, 3.0)], W, None).is_none());
+        assert!(c1(&[s(100, 1.0), s(1000, 2.0), s(2500, 3.0)], W, None).is_none());
     }
 
     #[test]
     fn wrap_aware() {
-        let got = increase(&[s(900, 90.0), s(1500, 10.0)], W, Some(100.0)).unwrap();
+        let got = c1(&[s(900, 90.0), s(1500, 10.0)], W, Some(100.0)).unwrap();
         assert_eq!(got.value, 20.0);
     }
 }

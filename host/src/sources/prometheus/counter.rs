@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use futures::future::try_join_all;
 
 use super::client::{Client, PrometheusError};
-use crate::sources::counter::{Increase, Sample, increase};
+use crate::sources::counter::{Increase, Sample, c1};
 use crate::window::Window;
 
 /// The C1 increase of one series.
@@ -157,7 +157,7 @@ pub async fn measure_counter(
             }
         }
         for (labels, samples) in fetched.into_values() {
-            if let Some(increase) = increase(&samples, window, wrap) {
+            if let Some(increase) = c1(&samples, window, wrap) {
                 readings.series.push(SeriesIncrease { labels, increase });
             }
         }
