@@ -102,6 +102,38 @@ pub fn expected(site: &Site) -> Vec<(String, i64)> {
 }
 
 fn policy(dir: &Path, url: &str, files: &Path) -> PathBuf {
+    delivery_policy(
+        dir,
+        url,
+        &format!(
+            r#"
+[vo_map]
+p1 = "vo.one.example"
+p2 = "vo.two.example"
+
+[[outputs]]
+format = "jsonl"
+[outputs.messenger]
+type = "file"
+directory = "{files}"
+
+[[outputs]]
+format = "apel-energy"
+[outputs.params]
+batch_size = 2
+[outputs.messenger]
+type = "ssm"
+queue = "{ssm}"
+"#,
+            files = files.display(),
+            ssm = dir.join("ssm").display(),
+        ),
+    )
+}
+
+/// The delivery tests' policy: the test site, `url`, hourly windows of at
+/// most 2 h, libvirt-joules, state under `dir/state/site`, and `outputs`.
+pub fn delivery_policy(dir: &Path, url: &str, outputs: &str) -> PathBuf {
     write_policy(
         dir,
         "site.toml",
@@ -120,31 +152,11 @@ max_window_secs = 7200
 
 [model]
 plugin = "libvirt-joules"
-
-[vo_map]
-p1 = "vo.one.example"
-p2 = "vo.two.example"
-
-[[outputs]]
-format = "jsonl"
-[outputs.messenger]
-type = "file"
-directory = "{files}"
-
-[[outputs]]
-format = "apel-energy"
-[outputs.params]
-batch_size = 2
-[outputs.messenger]
-type = "ssm"
-queue = "{ssm}"
-
+{outputs}
 [state]
 dir = "{state}"
 name = "site"
 "#,
-            files = files.display(),
-            ssm = dir.join("ssm").display(),
             state = dir.join("state").display(),
         ),
     )

@@ -7,42 +7,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::data::{HOUR, MIN, T0};
-use super::delivery::{expected, lastrun, ok, run, site};
+use super::delivery::{delivery_policy, expected, lastrun, ok, run, site};
 use super::http::{read_request, respond};
 use super::prometheus::free_port;
-use super::wattson::write_policy;
 
 fn policy(dir: &Path, url: &str, messenger: &str) -> std::path::PathBuf {
-    write_policy(
+    delivery_policy(
         dir,
-        "site.toml",
-        &format!(
-            r#"
-[site]
-name = "TEST-SITE"
-compute_service = "https://keystone.test:5000/v3"
-
-[prometheus]
-url = "{url}"
-
-[window]
-step_secs = 3600
-max_window_secs = 7200
-
-[model]
-plugin = "libvirt-joules"
-
-[[outputs]]
-format = "caso-json"
-[outputs.messenger]
-{messenger}
-
-[state]
-dir = "{state}"
-name = "site"
-"#,
-            state = dir.join("state").display(),
-        ),
+        url,
+        &format!("\n[[outputs]]\nformat = \"caso-json\"\n[outputs.messenger]\n{messenger}\n"),
     )
 }
 
