@@ -8,6 +8,7 @@ mod delivery;
 mod exactness;
 mod extract_cli;
 mod formats;
+mod gauges;
 mod http;
 mod inventory;
 mod policy_errors;

@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use super::PipelineError;
 use crate::policy::Policy;
 use crate::runtime::{
-    AttributionInput, KeyKind, Measured, Measurement, Reading, Unit, Vm, VmDetails,
-    Window as WitWindow,
+    AttributionInput, CounterSpec, GaugeSpec, KeyKind, Measured, Measurement, Reading, Unit, Vm,
+    VmDetails, Window as WitWindow,
 };
 use crate::sources::prometheus::{
-    Client, PrometheusError, SeriesIncrease, measure_counter, vm_metadata,
+    Client, PrometheusError, measure_counter, measure_gauge, vm_metadata,
 };
 use crate::window::Window;
 
@@ -36,13 +36,24 @@ pub fn to_joules(unit: Unit, value: f64) -> f64 {
     }
 }
 
-struct CounterResult {
+/// One keyed measurement's results, counter or gauge alike.
+struct KeyedResult {
     name: String,
     key: KeyKind,
     key_label: String,
-    series: Vec<SeriesIncrease>,
-    unit: Unit,
+    series: Vec<SeriesReading>,
 }
+
+/// One series' reading, already in joules (or seconds).
+struct SeriesReading {
+    labels: BTreeMap<String, String>,
+    value: f64,
+    span_s: f64,
+    covered_s: f64,
+}
+
+/// Default longest bridged gap of a gauge (Prometheus' staleness), ms.
+const DEFAULT_MAX_GAP_MS: i64 = 300_000;
 
 /// Makes every measurement over `window` and assembles the model's input.
 /// VMs are those with data in the window (an absent VM gets no reading and so no record).
@@ -55,11 +66,12 @@ pub async fn gather(
     let mut specs = Vec::new();
     for m in measurements {
         match m {
-            Measurement::Counter(c) => specs.push(c),
+            Measurement::Counter(c) => specs.push(Keyed::Counter(c)),
+            Measurement::Gauge(g) => specs.push(Keyed::Gauge(g)),
             Measurement::Inventory => {}
             other => {
                 return Err(PipelineError::Unsupported(format!(
-                    "measurement {} is not implemented in this version of wattson (only counters are)",
+                    "measurement {} is not implemented in this version of wattson (counters and gauges are)",
                     kind_name(other)
                 )));
             }
@@ -67,11 +79,10 @@ pub async fn gather(
     }
     let client = match (prometheus, specs.first()) {
         (Some(client), _) => client,
-        (None, Some(c)) => {
-            return Err(PipelineError::Unsupported(format!(
-                "measurement `{}` needs Prometheus: add a [prometheus] table with `url` to the policy, or pass --prometheus URL",
-                c.name
-            )));
+        (None, Some(_)) => {
+            return Err(PipelineError::Unsupported(
+                "the model's measurements need Prometheus: add a [prometheus] table with `url` to the policy, or pass --prometheus URL".into(),
+            ));
         }
         (None, None) => {
             return Err(PipelineError::Unsupported(
@@ -79,14 +90,10 @@ pub async fn gather(
             ));
         }
     };
-    // Every counter and the inventory at once: the queries overlap in Prometheus.
-    let counter_futures = specs.iter().map(|c| async move {
-        let readings =
-            measure_counter(client, &c.selector, &c.key_label, window, c.wrap_range).await?;
-        Ok::<_, PrometheusError>((c, readings))
-    });
-    let (measured_counters, metadata) = futures::future::try_join(
-        futures::future::try_join_all(counter_futures),
+    // Every measurement and the inventory at once: the queries overlap in Prometheus.
+    let futures = specs.iter().map(|m| measure(client, *m, window));
+    let (results, metadata) = futures::future::try_join(
+        futures::future::try_join_all(futures),
         vm_metadata(
             client,
             &policy.inventory.meta_metric,
@@ -95,20 +102,8 @@ pub async fn gather(
         ),
     )
     .await?;
-    let mut raw_fetched = 0;
-    let counters: Vec<CounterResult> = measured_counters
-        .into_iter()
-        .map(|(c, readings)| {
-            raw_fetched += readings.raw_fetched;
-            CounterResult {
-                name: c.name.clone(),
-                key: c.key,
-                key_label: c.key_label.clone(),
-                series: readings.series,
-                unit: c.unit,
-            }
-        })
-        .collect();
+    let raw_fetched = results.iter().map(|(_, raw)| raw).sum();
+    let counters: Vec<KeyedResult> = results.into_iter().map(|(r, _)| r).collect();
 
     // VMs: every uuid a uuid-keyed counter saw in the window, described by its series' labels.
     let inventory = &policy.inventory;
@@ -193,19 +188,17 @@ pub async fn gather(
                     .map(|&i| &mut per_host[i]),
             };
             let Some(slot) = slot else { continue };
-            let value = to_joules(counter.unit, s.increase.value);
-            let span = s.increase.span_s;
             // Several series for one key (an exporter restarted with new labels): add them up.
             *slot = Some(match slot.take() {
                 Some(r) => Reading {
-                    value: r.value + value,
-                    span_s: r.span_s.max(span),
-                    covered_s: r.covered_s.max(span),
+                    value: r.value + s.value,
+                    span_s: r.span_s.max(s.span_s),
+                    covered_s: r.covered_s.max(s.covered_s),
                 },
                 None => Reading {
-                    value,
-                    span_s: span,
-                    covered_s: span,
+                    value: s.value,
+                    span_s: s.span_s,
+                    covered_s: s.covered_s,
                 },
             });
         }
@@ -281,6 +274,68 @@ impl HostKey {
             .and_then(|re| re.captures(value))
             .and_then(|c| c.get(1).or_else(|| c.get(0)))
             .map_or_else(|| value.to_owned(), |m| m.as_str().to_owned())
+    }
+}
+
+/// A measurement keyed by a label, made from Prometheus series.
+#[derive(Clone, Copy)]
+enum Keyed<'a> {
+    Counter(&'a CounterSpec),
+    Gauge(&'a GaugeSpec),
+}
+
+/// Makes one counter or gauge measurement; also returns how many series needed raw samples.
+async fn measure(
+    client: &Client,
+    m: Keyed<'_>,
+    window: Window,
+) -> Result<(KeyedResult, usize), PrometheusError> {
+    match m {
+        Keyed::Counter(c) => {
+            let readings =
+                measure_counter(client, &c.selector, &c.key_label, window, c.wrap_range).await?;
+            let series = readings
+                .series
+                .into_iter()
+                .map(|s| SeriesReading {
+                    labels: s.labels,
+                    value: to_joules(c.unit, s.increase.value),
+                    span_s: s.increase.span_s,
+                    covered_s: s.increase.span_s,
+                })
+                .collect();
+            let result = KeyedResult {
+                name: c.name.clone(),
+                key: c.key,
+                key_label: c.key_label.clone(),
+                series,
+            };
+            Ok((result, readings.raw_fetched))
+        }
+        Keyed::Gauge(g) => {
+            let max_gap_ms = g
+                .max_gap_s
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map_or(DEFAULT_MAX_GAP_MS, |s| (s * 1000.0).round() as i64);
+            let integrals = measure_gauge(client, &g.selector, window, max_gap_ms).await?;
+            let series: Vec<SeriesReading> = integrals
+                .into_iter()
+                .map(|s| SeriesReading {
+                    labels: s.labels,
+                    value: to_joules(g.unit, s.integral.value),
+                    span_s: s.integral.covered_s,
+                    covered_s: s.integral.covered_s,
+                })
+                .collect();
+            let raw = series.len();
+            let result = KeyedResult {
+                name: g.name.clone(),
+                key: g.key,
+                key_label: g.key_label.clone(),
+                series,
+            };
+            Ok((result, raw))
+        }
     }
 }
 

@@ -1,14 +1,17 @@
 //! Prometheus (or any PromQL-compatible store) as a source of measurements.
 //!
 //! [`client`] speaks the HTTP API; [`counter`] measures counters over a window
-//! with the batched C1 recipe of ENERGY.md.
+//! with the batched C1 recipe of ENERGY.md, [`gauge`] integrates gauges (G1),
+//! [`inventory`] reads VM metadata.
 
 pub mod client;
 pub mod config;
 pub mod counter;
+pub mod gauge;
 pub mod inventory;
 
 pub use client::{Client, PrometheusError, Series};
 pub use config::PrometheusConfig;
 pub use counter::{CounterReadings, SeriesIncrease, measure_counter};
+pub use gauge::{SeriesIntegral, measure_gauge};
 pub use inventory::{Metadata, vm_metadata};

@@ -1,0 +1,109 @@
+//! G1 against a real Prometheus: an IPMI-style host power gauge scraped every
+//! 15 s off the window edges, with a 3-minute gap (bridged) and a 10-minute gap
+//! (not bridged, uncovered). Expected values come from integrating the
+//! interpolant millisecond by millisecond, a different method from the code's.
+
+use wattson::sources::prometheus::{Client, PrometheusConfig, measure_gauge};
+use wattson::window::Window;
+
+use super::data::{HOUR, MIN, Rng, T0, rel_err};
+use super::prometheus::{Prometheus, TestSeries, openmetrics_with_gauges};
+
+const MAX_GAP_MS: i64 = 300_000;
+
+fn power_series(host: &str, seed: u64, gaps: &[(i64, i64)]) -> TestSeries {
+    let mut rng = Rng::new(seed);
+    let mut samples = Vec::new();
+    let mut t = T0 + (rng.next_f64() * 15_000.0) as i64;
+    while t <= T0 + 4 * HOUR {
+        let ts = t + ((rng.next_f64() - 0.5) * 800.0) as i64;
+        if !gaps.iter().any(|&(a, b)| ts >= a && ts < b) {
+            samples.push((ts, 180.0 + 120.0 * rng.next_f64()));
+        }
+        t += 15_000;
+    }
+    TestSeries {
+        labels: vec![("instance".into(), format!("{host}:9290"))],
+        samples,
+    }
+}
+
+/// Millisecond-step integration of the interpolant where consecutive samples are
+/// at most MAX_GAP_MS apart: (joules, covered seconds).
+fn reference(samples: &[(i64, f64)], start: i64, end: i64) -> (f64, f64) {
+    let mut joules = 0.0;
+    let mut covered_ms = 0;
+    let mut i = 0;
+    for t in start..end {
+        while i + 1 < samples.len() && samples[i + 1].0 <= t {
+            i += 1;
+        }
+        if i + 1 >= samples.len() || samples[i].0 > t {
+            continue;
+        }
+        let ((t0, v0), (t1, v1)) = (samples[i], samples[i + 1]);
+        if t1 - t0 > MAX_GAP_MS || t + 1 > t1 {
+            continue;
+        }
+        let at = |x: i64| v0 + (v1 - v0) * (x - t0) as f64 / (t1 - t0) as f64;
+        joules += (at(t) + at(t + 1)) / 2.0 * 0.001;
+        covered_ms += 1;
+    }
+    (joules, covered_ms as f64 / 1000.0)
+}
+
+#[test]
+fn host_power_is_integrated_exactly_and_gaps_are_reported() {
+    let hosts = [
+        power_series("cmp-01", 51, &[]),
+        power_series("cmp-02", 52, &[(T0 + 90 * MIN, T0 + 93 * MIN)]),
+        power_series("cmp-03", 53, &[(T0 + 100 * MIN, T0 + 110 * MIN)]),
+    ];
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[],
+        &[("ipmi_dcmi_power_consumption_watts", &hosts)],
+    ));
+    let client = Client::new(PrometheusConfig::with_url(&prometheus.url)).unwrap();
+    let window = Window::new(T0 + HOUR + 7_777, T0 + 2 * HOUR + 7_777).unwrap();
+    let got = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(measure_gauge(
+            &client,
+            "ipmi_dcmi_power_consumption_watts",
+            window,
+            MAX_GAP_MS,
+        ))
+        .unwrap();
+    assert_eq!(got.len(), 3);
+    for (series, host) in got.iter().zip(&hosts) {
+        let (joules, covered_s) = reference(&host.samples, window.start_ms, window.end_ms);
+        assert!(
+            rel_err(series.integral.value, joules) <= 1e-9,
+            "{:?}: {} J, reference {joules} J",
+            series.labels,
+            series.integral.value
+        );
+        assert!(
+            (series.integral.covered_s - covered_s).abs() < 1e-6,
+            "{covered_s}"
+        );
+    }
+    assert_eq!(got[0].integral.covered_s, 3600.0, "no gap: fully covered");
+    assert_eq!(
+        got[1].integral.covered_s, 3600.0,
+        "a 3-minute gap is bridged"
+    );
+    let uncovered = 3600.0 - got[2].integral.covered_s;
+    assert!(
+        (600.0..=630.0).contains(&uncovered),
+        "the 10-minute gap is uncovered: {uncovered} s"
+    );
+    // avg_over_time × |W| (what a naive tool does) fills the gap: it is high here.
+    let naive = prometheus.query(
+        "avg_over_time(ipmi_dcmi_power_consumption_watts{instance=\"cmp-03:9290\"}[3600s]) * 3600",
+        window.end_ms,
+    );
+    assert!(naive[0].1 > got[2].integral.value * 1.1);
+}
