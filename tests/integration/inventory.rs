@@ -93,9 +93,22 @@ fn records_carry_the_info_series_metadata_and_normalised_hosts() {
             T0 + HOUR + 20 * 60_000,
         ),
     ];
+    let gauge = |uuid: &str, value: f64| TestSeries {
+        labels: vec![("uuid".into(), uuid.into())],
+        samples: (0..)
+            .map(|i| (T0 + i * 30_000 + 999, value))
+            .take_while(|(t, _)| *t <= T0 + 3 * HOUR)
+            .collect(),
+    };
+    let vcpus = [gauge("vm-meta", 4.0)];
+    let memory = [gauge("vm-meta", 8.0 * 1024.0 * 1024.0 * 1024.0)];
     let prometheus = Prometheus::start(&openmetrics_with_gauges(
         &[(METRIC, &counters)],
-        &[("libvirt_domain_info_meta", &infos)],
+        &[
+            ("libvirt_domain_info_meta", &infos),
+            ("libvirt_domain_info_virtual_cpus", &vcpus),
+            ("libvirt_domain_info_maximum_memory_bytes", &memory),
+        ],
     ));
     let dir = tempfile::tempdir().unwrap();
     let policy = write_policy(
@@ -140,6 +153,7 @@ plugin = "libvirt-joules"
     assert_eq!(r["project_id"], "proj-a");
     assert_eq!(r["project_name"], "Astro, \"Lab\"");
     assert_eq!(r["user_name"], "alice");
+    assert_eq!(r["vcpus"], 4, "vCPUs from the exporter's gauge");
     assert_eq!(
         r["host"], "cmp-01",
         "host key from the energy series, port stripped"
@@ -151,6 +165,7 @@ plugin = "libvirt-joules"
         "no info series: the energy series' labels"
     );
     assert!(bare["project_name"].is_null());
+    assert!(bare["vcpus"].is_null());
 
     // `wattson inventory` lists the same VMs, as JSON and as a table.
     let inventory = |extra: &[&str]| {

@@ -10,7 +10,7 @@ use crate::runtime::{
     VmDetails, Window as WitWindow,
 };
 use crate::sources::prometheus::{
-    Client, PrometheusError, measure_counter, measure_gauge, vm_metadata,
+    Client, PrometheusError, measure_counter, measure_gauge, vm_metadata, vm_sizes,
 };
 use crate::window::Window;
 
@@ -92,12 +92,20 @@ pub async fn gather(
     };
     // Every measurement and the inventory at once: the queries overlap in Prometheus.
     let futures = specs.iter().map(|m| measure(client, *m, window));
-    let (results, metadata) = futures::future::try_join(
+    let inventory = &policy.inventory;
+    let (results, metadata, sizes) = futures::future::try_join3(
         futures::future::try_join_all(futures),
         vm_metadata(
             client,
-            &policy.inventory.meta_metric,
-            &policy.inventory.meta_uuid_label,
+            &inventory.meta_metric,
+            &inventory.meta_uuid_label,
+            window,
+        ),
+        vm_sizes(
+            client,
+            &inventory.vcpus_metric,
+            &inventory.memory_metric,
+            &inventory.meta_uuid_label,
             window,
         ),
     )
@@ -106,7 +114,6 @@ pub async fn gather(
     let counters: Vec<KeyedResult> = results.into_iter().map(|(r, _)| r).collect();
 
     // VMs: every uuid a uuid-keyed counter saw in the window, described by its series' labels.
-    let inventory = &policy.inventory;
     let mut uuids: Vec<&str> = Vec::new();
     let mut vm_labels: Vec<&BTreeMap<String, String>> = Vec::new();
     let mut vm_index: HashMap<String, usize> = HashMap::new();
@@ -156,8 +163,8 @@ pub async fn gather(
             host: host_of(labels)
                 .and_then(|h| host_index.get(h.as_str()).copied())
                 .and_then(|i| u32::try_from(i).ok()),
-            vcpus: None,
-            memory_mb: None,
+            vcpus: sizes.get(*uuid).and_then(|s| s.0),
+            memory_mb: sizes.get(*uuid).and_then(|s| s.1),
         })
         .collect();
     let details: Vec<VmDetails> = uuids

@@ -78,6 +78,12 @@ pub struct InventoryConfig {
     /// Label of the info series holding the VM uuid.
     #[serde(default = "default_uuid_label")]
     pub meta_uuid_label: String,
+    /// Gauge of each VM's vCPUs (keyed by `meta_uuid_label`); `""` turns it off.
+    #[serde(default = "default_vcpus_metric")]
+    pub vcpus_metric: String,
+    /// Gauge of each VM's memory in bytes; `""` turns it off.
+    #[serde(default = "default_memory_metric")]
+    pub memory_metric: String,
     /// Regex normalising host label values into host keys, so one host is one
     /// key across exporters: the first capture group (or the whole match) is
     /// the key, e.g. `^([^:]+)` turns `cmp-01:9177` into `cmp-01`.
@@ -108,6 +114,14 @@ fn default_meta_metric() -> String {
     "libvirt_domain_info_meta".into()
 }
 
+fn default_vcpus_metric() -> String {
+    "libvirt_domain_info_virtual_cpus".into()
+}
+
+fn default_memory_metric() -> String {
+    "libvirt_domain_info_maximum_memory_bytes".into()
+}
+
 fn default_uuid_label() -> String {
     "uuid".into()
 }
@@ -117,6 +131,8 @@ impl Default for InventoryConfig {
         Self {
             meta_metric: default_meta_metric(),
             meta_uuid_label: default_uuid_label(),
+            vcpus_metric: default_vcpus_metric(),
+            memory_metric: default_memory_metric(),
             host_regex: None,
             project_label: default_project_label(),
             project_name_label: None,

@@ -20,16 +20,7 @@ pub async fn vm_metadata(
     uuid_label: &str,
     window: Window,
 ) -> Result<Metadata, PrometheusError> {
-    if metric.is_empty() {
-        return Ok(Metadata::new());
-    }
-    let range_ms = window.len_ms() + client.config.lookback_secs as i64 * 1000;
-    let series = client
-        .query(
-            &format!("last_over_time({metric}[{range_ms}ms])"),
-            window.end_ms,
-        )
-        .await?;
+    let series = last_values(client, metric, window).await?;
     Ok(series
         .into_iter()
         .filter_map(|s| {
@@ -37,4 +28,57 @@ pub async fn vm_metadata(
             Some((uuid, s.labels))
         })
         .collect())
+}
+
+/// vCPUs and memory (MiB) per uuid from the libvirt exporter's gauges
+/// (`libvirt_domain_info_virtual_cpus`, `libvirt_domain_info_maximum_memory_bytes`),
+/// their last values in the window; an empty metric name skips that one.
+pub async fn vm_sizes(
+    client: &Client,
+    vcpus_metric: &str,
+    memory_metric: &str,
+    uuid_label: &str,
+    window: Window,
+) -> Result<HashMap<String, (Option<u32>, Option<u64>)>, PrometheusError> {
+    let (vcpus, memory) = tokio::try_join!(
+        last_values(client, vcpus_metric, window),
+        last_values(client, memory_metric, window)
+    )?;
+    let mut sizes: HashMap<String, (Option<u32>, Option<u64>)> = HashMap::new();
+    for s in vcpus {
+        if let (Some(uuid), Some(sample)) = (s.labels.get(uuid_label), s.samples.first())
+            && sample.value.is_finite()
+            && sample.value >= 0.0
+        {
+            sizes.entry(uuid.clone()).or_default().0 = Some(sample.value.round() as u32);
+        }
+    }
+    for s in memory {
+        if let (Some(uuid), Some(sample)) = (s.labels.get(uuid_label), s.samples.first())
+            && sample.value.is_finite()
+            && sample.value >= 0.0
+        {
+            sizes.entry(uuid.clone()).or_default().1 =
+                Some((sample.value / 1_048_576.0).round() as u64);
+        }
+    }
+    Ok(sizes)
+}
+
+/// `last_over_time(metric[window + lookback])` at the window's end; nothing for an empty name.
+async fn last_values(
+    client: &Client,
+    metric: &str,
+    window: Window,
+) -> Result<Vec<super::client::Series>, PrometheusError> {
+    if metric.is_empty() {
+        return Ok(Vec::new());
+    }
+    let range_ms = window.len_ms() + client.config.lookback_secs as i64 * 1000;
+    client
+        .query(
+            &format!("last_over_time({metric}[{range_ms}ms])"),
+            window.end_ms,
+        )
+        .await
 }
