@@ -14,5 +14,6 @@ mod inventory;
 mod policy_errors;
 mod prometheus;
 mod prometheus_errors;
+mod rapl;
 mod receivers;
 mod wattson;

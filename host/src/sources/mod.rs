@@ -7,3 +7,4 @@
 pub mod counter;
 pub mod gauge;
 pub mod prometheus;
+pub mod rapl;

@@ -1,0 +1,181 @@
+//! RAPL energy counters of this host from the powercap sysfs tree
+//! (`/sys/class/powercap` by default).
+//!
+//! Zones are found by their `name` file (`package-N`, `dram`, `psys`, `core`,
+//! `uncore`). Every zone appears twice — nested under its parent and as a
+//! top-level symlink — so zones are deduplicated by real path. Host energy is
+//! package + dram (ENERGY.md): `core` and `uncore` are inside the package and
+//! never added; `psys` counts only where no package zone exists. A zone whose
+//! `enabled` reads 0 only has its power limit off: its energy still counts.
+//! Deltas are wrap-aware at `max_energy_range_uj` (C1w).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::counter::delta;
+
+/// The default powercap root.
+pub const DEFAULT_ROOT: &str = "/sys/class/powercap";
+
+/// A powercap tree that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RaplError {
+    /// `energy_uj` is root-only on current kernels (CVE-2020-8694).
+    #[error(
+        "cannot read {}: permission denied. energy_uj is readable by root only on current kernels; run wattson as root, or grant read access, e.g. a udev rule: SUBSYSTEM==\"powercap\", ACTION==\"add\", RUN+=\"/bin/chmod o+r /sys%p/energy_uj\"",
+        path.display()
+    )]
+    PermissionDenied {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Any other failure, with the path.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file that does not hold a number.
+    #[error("{} does not hold a number: `{text}`", path.display())]
+    NotANumber {
+        /// The file.
+        path: PathBuf,
+        /// What it holds.
+        text: String,
+    },
+    /// No zone under the root.
+    #[error("no RAPL zones under {}: is this an Intel/AMD host with the intel_rapl driver loaded (modprobe intel_rapl_common)?", .0.display())]
+    NoZones(PathBuf),
+}
+
+fn read_error(path: &Path, source: std::io::Error) -> RaplError {
+    if source.kind() == std::io::ErrorKind::PermissionDenied {
+        RaplError::PermissionDenied {
+            path: path.to_owned(),
+        }
+    } else {
+        RaplError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// One RAPL zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Zone {
+    /// Its `name`: `package-0`, `dram`, `core`, …
+    pub name: String,
+    /// Its real (canonical) directory.
+    pub path: PathBuf,
+    /// `max_energy_range_uj`: where `energy_uj` wraps.
+    pub max_energy_range_uj: u64,
+}
+
+impl Zone {
+    /// Whether the zone's energy belongs in host energy (package + dram, or psys alone).
+    fn counts(&self, has_package: bool) -> bool {
+        self.name.starts_with("package-")
+            || self.name == "dram"
+            || (!has_package && self.name == "psys")
+    }
+}
+
+/// Every zone under `root`, once each (by real path), sorted by path. The
+/// walk follows the top-level symlinks and descends into nested zones.
+pub fn discover(root: &Path) -> Result<Vec<Zone>, RaplError> {
+    let mut visited = std::collections::HashSet::new();
+    let mut zones: BTreeMap<PathBuf, Zone> = BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| read_error(&dir, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| read_error(&dir, e))?.path();
+            // Zones and control types are named intel-rapl…; never wander into
+            // `subsystem`, `device` or `power` links.
+            let is_rapl = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("rapl"));
+            if !is_rapl || !path.is_dir() {
+                continue;
+            }
+            let real = path.canonicalize().map_err(|e| read_error(&path, e))?;
+            if !visited.insert(real.clone()) {
+                continue;
+            }
+            if real.join("energy_uj").exists() {
+                let zone = Zone {
+                    name: read_text(&real.join("name"))?,
+                    max_energy_range_uj: read_number(&real.join("max_energy_range_uj"))?,
+                    path: real.clone(),
+                };
+                zones.insert(real.clone(), zone);
+            }
+            stack.push(real);
+        }
+    }
+    if zones.is_empty() {
+        return Err(RaplError::NoZones(root.to_owned()));
+    }
+    Ok(zones.into_values().collect())
+}
+
+/// The zones host energy is made of (package + dram, or psys alone).
+pub fn host_zones(zones: &[Zone]) -> Vec<Zone> {
+    let has_package = zones.iter().any(|z| z.name.starts_with("package-"));
+    zones
+        .iter()
+        .filter(|z| z.counts(has_package))
+        .cloned()
+        .collect()
+}
+
+/// `energy_uj` of each zone, in order.
+pub fn sample(zones: &[Zone]) -> Result<Vec<u64>, RaplError> {
+    zones
+        .iter()
+        .map(|z| read_number(&z.path.join("energy_uj")))
+        .collect()
+}
+
+/// Joules between two samples of the same zones, each delta wrap-aware (C1w).
+pub fn joules_between(zones: &[Zone], before: &[u64], after: &[u64]) -> f64 {
+    zones
+        .iter()
+        .zip(before.iter().zip(after))
+        .map(|(z, (&b, &a))| delta(b as f64, a as f64, Some(z.max_energy_range_uj as f64)) / 1e6)
+        .sum()
+}
+
+fn read_text(path: &Path) -> Result<String, RaplError> {
+    std::fs::read_to_string(path)
+        .map(|t| t.trim().to_owned())
+        .map_err(|e| read_error(path, e))
+}
+
+fn read_number(path: &Path) -> Result<u64, RaplError> {
+    let text = read_text(path)?;
+    text.parse().map_err(|_| RaplError::NotANumber {
+        path: path.to_owned(),
+        text,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_denied_says_how_to_grant_access() {
+        let err = read_error(
+            Path::new("/sys/class/powercap/intel-rapl:0/energy_uj"),
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        );
+        let text = err.to_string();
+        assert!(text.contains("root only"), "{text}");
+        assert!(text.contains("udev rule"), "{text}");
+    }
+}
