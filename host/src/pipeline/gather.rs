@@ -111,15 +111,15 @@ pub async fn gather(
     )
     .await?;
     let raw_fetched = results.iter().map(|(_, raw)| raw).sum();
-    let counters: Vec<KeyedResult> = results.into_iter().map(|(r, _)| r).collect();
+    let keyed: Vec<KeyedResult> = results.into_iter().map(|(r, _)| r).collect();
 
-    // VMs: every uuid a uuid-keyed counter saw in the window, described by its series' labels.
+    // VMs: every uuid a uuid-keyed measurement saw in the window, described by its series' labels.
     let mut uuids: Vec<&str> = Vec::new();
     let mut vm_labels: Vec<&BTreeMap<String, String>> = Vec::new();
     let mut vm_index: HashMap<String, usize> = HashMap::new();
-    for counter in counters.iter().filter(|c| c.key == KeyKind::Uuid) {
-        for s in &counter.series {
-            let Some(uuid) = s.labels.get(&counter.key_label) else {
+    for result in keyed.iter().filter(|c| c.key == KeyKind::Uuid) {
+        for s in &result.series {
+            let Some(uuid) = s.labels.get(&result.key_label) else {
                 continue;
             };
             if vm_index.contains_key(uuid) {
@@ -139,12 +139,12 @@ pub async fn gather(
             .map(|h| host_key.normalise(h))
     };
     let mut hosts: Vec<String> = vm_labels.iter().filter_map(|l| host_of(l)).collect();
-    for counter in counters.iter().filter(|c| c.key == KeyKind::Host) {
+    for result in keyed.iter().filter(|c| c.key == KeyKind::Host) {
         hosts.extend(
-            counter
+            result
                 .series
                 .iter()
-                .filter_map(|s| s.labels.get(&counter.key_label))
+                .filter_map(|s| s.labels.get(&result.key_label))
                 .map(|h| host_key.normalise(h)),
         );
     }
@@ -179,15 +179,15 @@ pub async fn gather(
         .collect();
 
     let mut wall_s = vec![0.0_f64; vms.len()];
-    let mut measured = Vec::with_capacity(counters.len());
-    for counter in &counters {
+    let mut measured = Vec::with_capacity(keyed.len());
+    for result in &keyed {
         let mut per_vm: Vec<Option<Reading>> = vec![None; vms.len()];
         let mut per_host: Vec<Option<Reading>> = vec![None; hosts.len()];
-        for s in &counter.series {
-            let Some(key) = s.labels.get(&counter.key_label) else {
+        for s in &result.series {
+            let Some(key) = s.labels.get(&result.key_label) else {
                 continue;
             };
-            let slot = match counter.key {
+            let slot = match result.key {
                 KeyKind::Uuid => vm_index.get(key).map(|&i| &mut per_vm[i]),
                 KeyKind::Vmname => name_index.get(key.as_str()).map(|&i| &mut per_vm[i]),
                 KeyKind::Host => host_index
@@ -215,7 +215,7 @@ pub async fn gather(
             }
         }
         measured.push(Measured {
-            name: counter.name.clone(),
+            name: result.name.clone(),
             vms: per_vm,
             hosts: per_host,
         });
