@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod records;
 pub mod runtime;
+pub mod secrets;
 pub mod sources;
 pub mod state;
 pub mod window;

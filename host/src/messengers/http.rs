@@ -44,7 +44,7 @@ impl Http {
     pub fn new(url: &str, token: Token, timeout_secs: f64, retries: u32, backoff_ms: u64) -> Self {
         // A redirect would turn the POST into a GET without the payload: refuse it.
         let client = reqwest::blocking::Client::builder()
-            .timeout(secs(timeout_secs))
+            .timeout(crate::policy::timeout(timeout_secs))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string());
@@ -60,12 +60,8 @@ impl Http {
     fn bearer(&self) -> Result<Option<String>, String> {
         match &self.token {
             Token::None => Ok(None),
-            Token::Env(var) => std::env::var(var)
-                .map(|t| Some(t.trim().to_owned()))
-                .map_err(|_| format!("the token variable {var} is not set")),
-            Token::File(path) => std::fs::read_to_string(path)
-                .map(|t| Some(t.trim().to_owned()))
-                .map_err(|e| format!("cannot read the token file {}: {e}", path.display())),
+            Token::Env(var) => crate::secrets::read(Some(var), None),
+            Token::File(path) => crate::secrets::read(None, Some(path)),
         }
     }
 
@@ -116,11 +112,6 @@ impl Http {
             attempt += 1;
         }
     }
-}
-
-/// A timeout in seconds as a `Duration` (at least 1 ms; policies refuse non-finite values).
-pub(crate) fn secs(timeout_secs: f64) -> Duration {
-    Duration::try_from_secs_f64(timeout_secs.max(0.001)).unwrap_or(Duration::from_secs(3600))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -21,7 +21,7 @@ impl Logstash {
     pub fn new(host: &str, port: u16, timeout_secs: f64) -> Self {
         Self {
             address: format!("{host}:{port}"),
-            timeout: super::http::secs(timeout_secs),
+            timeout: crate::policy::timeout(timeout_secs),
             stream: None,
         }
     }

@@ -10,6 +10,13 @@ mod error;
 mod types;
 
 pub use bind::{Bound, BoundOutput, bind};
+
+/// A timeout a policy gives in seconds, as a `Duration`: at least 1 ms, and
+/// an hour for a value too large or not finite.
+pub fn timeout(secs: f64) -> std::time::Duration {
+    std::time::Duration::try_from_secs_f64(secs.max(0.001))
+        .unwrap_or(std::time::Duration::from_secs(3600))
+}
 pub use error::{PolicyError, Problem, Source};
 pub use types::{
     InventoryConfig, MessengerConfig, ModelConfig, OutputConfig, Policy, RuntimeConfig, SiteConfig,

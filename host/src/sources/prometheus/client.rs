@@ -126,21 +126,6 @@ fn is_retryable(e: &PrometheusError) -> bool {
     }
 }
 
-/// A secret from an environment variable or a file (trailing whitespace trimmed).
-fn secret(env: Option<&str>, file: Option<&std::path::Path>) -> Result<Option<String>, String> {
-    if let Some(var) = env {
-        return std::env::var(var)
-            .map(|v| Some(v.trim().to_owned()))
-            .map_err(|_| format!("environment variable {var} is not set"));
-    }
-    if let Some(path) = file {
-        return std::fs::read_to_string(path)
-            .map(|v| Some(v.trim().to_owned()))
-            .map_err(|e| format!("cannot read {}: {e}", path.display()));
-    }
-    Ok(None)
-}
-
 #[derive(Deserialize)]
 struct Envelope {
     status: String,
@@ -190,10 +175,7 @@ impl Client {
         }
         let base = config.url.trim_end_matches('/').to_owned();
         let http = reqwest::Client::builder()
-            .timeout(
-                Duration::try_from_secs_f64(config.timeout_secs.max(0.001))
-                    .unwrap_or(Duration::from_secs(3600)),
-            )
+            .timeout(crate::policy::timeout(config.timeout_secs))
             .build()
             .map_err(|e| PrometheusError::BadUrl {
                 url: config.url.clone(),
@@ -203,12 +185,12 @@ impl Client {
             url: config.url.clone(),
             reason,
         };
-        let token = secret(
+        let token = crate::secrets::read(
             config.bearer_token_env.as_deref(),
             config.bearer_token_file.as_deref(),
         )
         .map_err(credentials)?;
-        let password = secret(
+        let password = crate::secrets::read(
             config.password_env.as_deref(),
             config.password_file.as_deref(),
         )
