@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{EXIT_CONFIG, EXIT_SOURCE, Failure};
 use crate::policy::{InventoryConfig, Policy};
-use crate::sources::prometheus::{Client, PrometheusConfig, vm_metadata};
+use crate::sources::prometheus::{Client, PrometheusConfig, VmMeta, vm_metadata};
 use crate::window::{Window, parse_time};
 
 /// Arguments of `wattson inventory`.
@@ -95,27 +95,23 @@ pub fn run(args: InventoryArgs) -> Result<(), Failure> {
             window,
         ))
         .map_err(|e| Failure::new(EXIT_SOURCE, e))?;
-    let get = |labels: &std::collections::BTreeMap<String, String>, names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| labels.get(*n))
-            .filter(|v| !v.is_empty())
-            .cloned()
-    };
     let mut rows: Vec<Row> = metadata
         .iter()
-        .map(|(uuid, labels)| Row {
-            uuid: uuid.clone(),
-            name: get(labels, &["instance_name", "domain"]),
-            project_id: get(labels, &["project_uuid"]),
-            project_name: get(labels, &["project_name"]),
-            user_id: get(labels, &["user_uuid"]),
-            user_name: get(labels, &["user_name"]),
-            flavor: get(labels, &["flavor"]),
-            host: inventory
-                .host_label
-                .as_deref()
-                .map_or_else(|| get(labels, &["instance"]), |l| get(labels, &[l])),
+        .map(|(uuid, labels)| {
+            let meta = VmMeta::from_labels(labels);
+            Row {
+                uuid: uuid.clone(),
+                name: meta.name,
+                project_id: meta.project_id,
+                project_name: meta.project_name,
+                user_id: meta.user_id,
+                user_name: meta.user_name,
+                flavor: meta.flavor,
+                host: labels
+                    .get(inventory.host_label.as_deref().unwrap_or("instance"))
+                    .filter(|v| !v.is_empty())
+                    .cloned(),
+            }
         })
         .collect();
     rows.sort_by(|a, b| a.uuid.cmp(&b.uuid));

@@ -10,7 +10,7 @@ use crate::runtime::{
     VmDetails, Window as WitWindow,
 };
 use crate::sources::prometheus::{
-    Client, PrometheusError, measure_counter, measure_gauge, vm_metadata, vm_sizes,
+    Client, PrometheusError, VmMeta, measure_counter, measure_gauge, vm_metadata, vm_sizes,
 };
 use crate::window::Window;
 
@@ -245,19 +245,17 @@ fn details_from_labels(
     meta: Option<&BTreeMap<String, String>>,
     inventory: &crate::policy::InventoryConfig,
 ) -> VmDetails {
-    let from_meta = |names: &[&str]| {
-        meta.and_then(|m| names.iter().find_map(|n| m.get(*n)))
-            .filter(|v| !v.is_empty())
-            .cloned()
-    };
+    let meta = meta.map(VmMeta::from_labels).unwrap_or_default();
     let label = |name: &Option<String>| name.as_ref().and_then(|n| labels.get(n)).cloned();
     VmDetails {
-        name: from_meta(&["instance_name", "domain"]).or_else(|| label(&inventory.name_label)),
-        project_id: from_meta(&["project_uuid"]).or_else(|| label(&inventory.project_label)),
-        project_name: from_meta(&["project_name"]).or_else(|| label(&inventory.project_name_label)),
-        user_id: from_meta(&["user_uuid"]).or_else(|| label(&inventory.user_label)),
-        user_name: from_meta(&["user_name"]),
-        flavor: from_meta(&["flavor"]),
+        name: meta.name.or_else(|| label(&inventory.name_label)),
+        project_id: meta.project_id.or_else(|| label(&inventory.project_label)),
+        project_name: meta
+            .project_name
+            .or_else(|| label(&inventory.project_name_label)),
+        user_id: meta.user_id.or_else(|| label(&inventory.user_label)),
+        user_name: meta.user_name,
+        flavor: meta.flavor,
         disk_gb: None,
         started_ms: None,
         ended_ms: None,

@@ -14,4 +14,4 @@ pub use client::{Client, PrometheusError, Series};
 pub use config::PrometheusConfig;
 pub use counter::{CounterReadings, SeriesIncrease, measure_counter};
 pub use gauge::{SeriesIntegral, measure_gauge};
-pub use inventory::{Metadata, vm_metadata, vm_sizes};
+pub use inventory::{Metadata, VmMeta, vm_metadata, vm_sizes};
