@@ -6,5 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cargo fmt --all -- --check
+(cd plugins && cargo fmt --all -- --check)
+(cd tests/guests/misbehave && cargo fmt --all -- --check)
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked

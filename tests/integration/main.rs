@@ -16,4 +16,5 @@ mod prometheus;
 mod prometheus_errors;
 mod rapl;
 mod receivers;
+mod templates;
 mod wattson;

@@ -11,7 +11,7 @@ use super::{
 use crate::pipeline::{self, ExtractError, ExtractOptions, PipelineError};
 use crate::policy::{self, Policy};
 use crate::runtime::Runtime;
-use crate::sources::prometheus::Client;
+use crate::sources::prometheus::{Client, TemplateError};
 use crate::state::StateError;
 use crate::window::{Window, format_ms, parse_time};
 
@@ -90,7 +90,10 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
         pipeline::extract(&policy, &bound, prometheus.as_ref(), options, &tokio).map_err(|e| {
             let code = match &e {
                 ExtractError::Window { source, .. } => match source {
-                    PipelineError::Source(_) => EXIT_SOURCE,
+                    PipelineError::Source(_) | PipelineError::Template(TemplateError::Query(_)) => {
+                        EXIT_SOURCE
+                    }
+                    PipelineError::Template(TemplateError::Invalid { .. }) => EXIT_CONFIG,
                     PipelineError::Plugin(_) => EXIT_PLUGIN,
                     PipelineError::Unsupported(_) => EXIT_CONFIG,
                 },

@@ -3,14 +3,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use futures::TryFutureExt;
+
 use super::PipelineError;
 use crate::policy::Policy;
 use crate::runtime::{
-    AttributionInput, CounterSpec, GaugeSpec, KeyKind, Measured, Measurement, Reading, Unit, Vm,
-    VmDetails, Window as WitWindow,
+    AttributionInput, CounterSpec, GaugeSpec, KeyKind, Measured, Measurement, Reading,
+    TemplateSpec, Unit, Vm, VmDetails, Window as WitWindow,
 };
 use crate::sources::prometheus::{
-    Client, PrometheusError, VmMeta, measure_counter, measure_gauge, vm_metadata, vm_sizes,
+    Client, QueryTemplate, VmMeta, VmVars, measure_counter, measure_gauge, measure_template,
+    vm_metadata, vm_sizes,
 };
 use crate::window::Window;
 
@@ -64,34 +67,43 @@ pub async fn gather(
     window: Window,
 ) -> Result<Gathered, PipelineError> {
     let mut specs = Vec::new();
+    let mut per_vm_templates = Vec::new();
     for m in measurements {
         match m {
             Measurement::Counter(c) => specs.push(Keyed::Counter(c)),
             Measurement::Gauge(g) => specs.push(Keyed::Gauge(g)),
+            Measurement::Template(t) => {
+                let parsed = QueryTemplate::parse(&t.query)?;
+                if parsed.is_per_vm() {
+                    per_vm_templates.push((t, parsed));
+                } else {
+                    specs.push(Keyed::Template(t, Box::new(parsed)));
+                }
+            }
             Measurement::Inventory => {}
             other => {
                 return Err(PipelineError::Unsupported(format!(
-                    "measurement {} is not implemented in this version of wattson (counters and gauges are)",
+                    "measurement {} is not implemented in this version of wattson (counters, gauges and templates are)",
                     kind_name(other)
                 )));
             }
         }
     }
-    let client = match (prometheus, specs.first()) {
+    let client = match (prometheus, specs.is_empty() && per_vm_templates.is_empty()) {
         (Some(client), _) => client,
-        (None, Some(_)) => {
+        (None, false) => {
             return Err(PipelineError::Unsupported(
                 "the model's measurements need Prometheus: add a [prometheus] table with `url` to the policy, or pass --prometheus URL".into(),
             ));
         }
-        (None, None) => {
+        (None, true) => {
             return Err(PipelineError::Unsupported(
                 "the model declares no measurement wattson can make".into(),
             ));
         }
     };
     // Every measurement and the inventory at once: the queries overlap in Prometheus.
-    let futures = specs.iter().map(|m| measure(client, *m, window));
+    let futures = specs.iter().map(|m| measure(client, m, window));
     let inventory = &policy.inventory;
     let (results, metadata, sizes) = futures::future::try_join3(
         futures::future::try_join_all(futures),
@@ -100,14 +112,16 @@ pub async fn gather(
             &inventory.meta_metric,
             &inventory.meta_uuid_label,
             window,
-        ),
+        )
+        .map_err(PipelineError::from),
         vm_sizes(
             client,
             &inventory.vcpus_metric,
             &inventory.memory_metric,
             &inventory.meta_uuid_label,
             window,
-        ),
+        )
+        .map_err(PipelineError::from),
     )
     .await?;
     let raw_fetched = results.iter().map(|(_, raw)| raw).sum();
@@ -128,6 +142,19 @@ pub async fn gather(
             vm_index.insert(uuid.clone(), uuids.len());
             uuids.push(uuid);
             vm_labels.push(&s.labels);
+        }
+    }
+    if !per_vm_templates.is_empty() {
+        // A per-VM template asks about every VM the inventory knows in the window.
+        let mut known: Vec<(&String, &BTreeMap<String, String>)> = metadata
+            .iter()
+            .filter(|(uuid, _)| !vm_index.contains_key(*uuid))
+            .collect();
+        known.sort();
+        for (uuid, labels) in known {
+            vm_index.insert(uuid.clone(), uuids.len());
+            uuids.push(uuid);
+            vm_labels.push(labels);
         }
     }
     let host_key = HostKey::new(inventory.host_regex.as_deref());
@@ -178,9 +205,44 @@ pub async fn gather(
         .filter_map(|(i, d)| d.name.as_deref().map(|n| (n, i)))
         .collect();
 
+    let mut templated = Vec::with_capacity(per_vm_templates.len());
+    if !per_vm_templates.is_empty() {
+        let vars: Vec<VmVars> = uuids
+            .iter()
+            .zip(&vm_labels)
+            .zip(&details)
+            .map(|((uuid, labels), d)| VmVars {
+                uuid: (*uuid).to_owned(),
+                name: d.name.clone(),
+                project: d.project_id.clone(),
+                host: host_of(labels),
+            })
+            .collect();
+        for (spec, template) in &per_vm_templates {
+            let readings = measure_template(
+                client,
+                template,
+                "uuid",
+                &vars,
+                window,
+                client.config.concurrency,
+            )
+            .await?;
+            if readings.empty > 0 {
+                tracing::warn!(
+                    measurement = %spec.name,
+                    "{} of {} VMs have no value from the template in {window}: they get no reading (never 0)",
+                    readings.empty,
+                    readings.queries
+                );
+            }
+            templated.push(template_result(spec, "uuid", readings.values, window));
+        }
+    }
+
     let mut wall_s = vec![0.0_f64; vms.len()];
-    let mut measured = Vec::with_capacity(keyed.len());
-    for result in &keyed {
+    let mut measured = Vec::with_capacity(keyed.len() + templated.len());
+    for result in keyed.iter().chain(&templated) {
         let mut per_vm: Vec<Option<Reading>> = vec![None; vms.len()];
         let mut per_host: Vec<Option<Reading>> = vec![None; hosts.len()];
         for s in &result.series {
@@ -283,19 +345,50 @@ impl HostKey {
 }
 
 /// A measurement keyed by a label, made from Prometheus series.
-#[derive(Clone, Copy)]
 enum Keyed<'a> {
     Counter(&'a CounterSpec),
     Gauge(&'a GaugeSpec),
+    /// A template without per-VM variables: one query per window.
+    Template(&'a TemplateSpec, Box<QueryTemplate>),
+}
+
+/// A template's values as a keyed result: the value over the whole window.
+/// A query's value carries no span, so its span is the window's length.
+fn template_result(
+    spec: &TemplateSpec,
+    key_label: &str,
+    values: Vec<crate::sources::prometheus::template::TemplateValue>,
+    window: Window,
+) -> KeyedResult {
+    let length_s = (window.end_ms - window.start_ms) as f64 / 1000.0;
+    KeyedResult {
+        name: spec.name.clone(),
+        key: KeyKind::Uuid,
+        key_label: key_label.to_owned(),
+        series: values
+            .into_iter()
+            .map(|v| SeriesReading {
+                labels: BTreeMap::from([(key_label.to_owned(), v.key)]),
+                value: to_joules(spec.unit, v.value),
+                span_s: length_s,
+                covered_s: length_s,
+            })
+            .collect(),
+    }
 }
 
 /// Makes one counter or gauge measurement; also returns how many series needed raw samples.
 async fn measure(
     client: &Client,
-    m: Keyed<'_>,
+    m: &Keyed<'_>,
     window: Window,
-) -> Result<(KeyedResult, usize), PrometheusError> {
+) -> Result<(KeyedResult, usize), PipelineError> {
     match m {
+        Keyed::Template(spec, template) => {
+            let key_label = spec.key_label.as_deref().unwrap_or("uuid");
+            let readings = measure_template(client, template, key_label, &[], window, 1).await?;
+            Ok((template_result(spec, key_label, readings.values, window), 0))
+        }
         Keyed::Counter(c) => {
             let readings =
                 measure_counter(client, &c.selector, &c.key_label, window, c.wrap_range).await?;

@@ -13,7 +13,7 @@ pub use gather::{Gathered, gather};
 use crate::policy::{Bound, Policy};
 use crate::records::{self, EnergyRecord, Identity};
 use crate::runtime::{KeyKind, Measurement, PluginError};
-use crate::sources::prometheus::{Client, PrometheusError};
+use crate::sources::prometheus::{Client, PrometheusError, TemplateError};
 use crate::window::Window;
 
 /// Why a window could not be completed.
@@ -22,6 +22,9 @@ pub enum PipelineError {
     /// A measurement could not be made.
     #[error(transparent)]
     Source(#[from] PrometheusError),
+    /// A PromQL template is invalid, or its query failed.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
     /// The model or a format failed or broke the contract.
     #[error(transparent)]
     Plugin(#[from] PluginError),

@@ -11,6 +11,7 @@ use super::types::{MessengerConfig, Policy};
 use crate::runtime::{
     Format, Measurement, Model, Param, ParamSpec, Runtime, expand_measurements, resolve_params,
 };
+use crate::sources::prometheus::QueryTemplate;
 
 /// A policy's plugins, loaded, with checked parameters.
 pub struct Bound {
@@ -71,7 +72,22 @@ pub fn bind(policy: &Policy, runtime: &Runtime) -> Result<Bound, PolicyError> {
         )
     {
         match expand_measurements(&model.info().measurements, &params) {
-            Ok(m) => measurements = m,
+            Ok(m) => {
+                for t in m.iter().filter_map(|m| match m {
+                    Measurement::Template(t) => Some(t),
+                    _ => None,
+                }) {
+                    if let Err(e) = QueryTemplate::parse(&t.query) {
+                        problems.push(at(
+                            source,
+                            model_ref.span(),
+                            "model.params",
+                            format!("{}: {e}", model.id()),
+                        ));
+                    }
+                }
+                measurements = m;
+            }
             Err(e) => problems.push(at(
                 source,
                 model_ref.span(),

@@ -32,6 +32,9 @@ pub struct PrometheusConfig {
     /// First retry delay, milliseconds; doubles with each retry.
     #[serde(default = "default_backoff_ms")]
     pub backoff_ms: u64,
+    /// Queries in flight at once for per-VM PromQL templates.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
     /// Environment variable holding a bearer token (never logged).
     #[serde(default)]
     pub bearer_token_env: Option<String>,
@@ -47,6 +50,10 @@ pub struct PrometheusConfig {
     /// File holding the basic-auth password.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+}
+
+fn default_concurrency() -> usize {
+    16
 }
 
 fn default_retries() -> u32 {
@@ -83,6 +90,7 @@ impl PrometheusConfig {
             raw_batch: default_raw_batch(),
             base_search_secs: default_base_search_secs(),
             retries: default_retries(),
+            concurrency: default_concurrency(),
             backoff_ms: default_backoff_ms(),
             bearer_token_env: None,
             bearer_token_file: None,

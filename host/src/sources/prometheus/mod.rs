@@ -2,16 +2,18 @@
 //!
 //! [`client`] speaks the HTTP API; [`counter`] measures counters over a window
 //! with the batched C1 recipe of ENERGY.md, [`gauge`] integrates gauges (G1),
-//! [`inventory`] reads VM metadata.
+//! [`inventory`] reads VM metadata, [`template`] runs PromQL templates.
 
 pub mod client;
 pub mod config;
 pub mod counter;
 pub mod gauge;
 pub mod inventory;
+pub mod template;
 
 pub use client::{Client, PrometheusError, Series};
 pub use config::PrometheusConfig;
 pub use counter::{CounterReadings, SeriesIncrease, measure_counter};
 pub use gauge::{SeriesIntegral, measure_gauge};
 pub use inventory::{Metadata, VmMeta, vm_metadata, vm_sizes};
+pub use template::{QueryTemplate, TemplateError, TemplateReadings, VmVars, measure_template};

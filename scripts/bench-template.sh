@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The per-VM template path (a cASO-style `{{uuid}}` query per VM) for N VMs
+# (default 1000) over H hours (default 24), on the peer harness' Prometheus
+# (../shared/peers/caso, cASO itself not run): wattson extract with the
+# `prometheus-query` model and `[prometheus] concurrency` = 16 (the default),
+# against the same extract with concurrency = 1 (the same queries one after
+# another on one connection), best of REPEAT each, in the same session.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000}; H=${2:-24}; REPEAT=${REPEAT:-3}
+peer=$(cd ../shared/peers/caso && pwd)
+work=$(mktemp -d /tmp/wattson-bench.XXXXXX)
+
+"$peer/setup.sh" >/dev/null
+cargo build --release --locked --bin wattson >&2
+wattson=$PWD/target/release/wattson
+
+MODES=" " FLOOR=0 KEEP=1 "$peer/run.sh" "$N" "$H" | tee "$work/peer.txt" >&2
+line=$(grep '^prometheus url=' "$work/peer.txt")
+url=$(sed -n 's/.*url=\([^ ]*\).*/\1/p' <<<"$line")
+window=$(sed -n 's/.*window=\([^ ]*\).*/\1/p' <<<"$line")
+from=${window%%..*}; to=${window##*..}
+
+policy() {
+    cat > "$work/c$1.toml" <<TOML
+[site]
+name = "BENCH"
+compute_service = "c"
+[prometheus]
+url = "$url"
+concurrency = $1
+[inventory]
+# The peer data has no info series: the energy counter itself lists the VMs.
+meta_metric = "libvirt_domain_info_energy_consumption_joules_total"
+[model]
+plugin = "prometheus-query"
+[model.params]
+query = 'sum(increase(libvirt_domain_info_energy_consumption_joules_total{uuid="{{uuid}}"}[{{window}}]))'
+unit = "J"
+TOML
+    echo "$work/c$1.toml"
+}
+
+best_of() {
+    local best="" t0 t1 s
+    for _ in $(seq 1 "$REPEAT"); do
+        t0=$(date +%s.%N)
+        WATTSON_LOG=warn "$wattson" extract --policy "$1" --from "$from" --to "$to" \
+            --dry-run --format jsonl > "$work/out.jsonl"
+        t1=$(date +%s.%N)
+        s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}')
+        best=$(awk -v a="$s" -v b="${best:-1e9}" 'BEGIN{print (a<b)?a:b}')
+    done
+    records=$(grep -c . "$work/out.jsonl")
+    echo "$best $records"
+}
+
+read -r conc conc_records <<<"$(best_of "$(policy 16)")"
+read -r seq seq_records <<<"$(best_of "$(policy 1)")"
+echo "template n_vms=$N hours=$H concurrent16_s=$conc records=$conc_records sequential_s=$seq records=$seq_records"
+echo "ratio concurrent/sequential=$(awk -v a="$conc" -v b="$seq" 'BEGIN{printf "%.3f", a/b}')"
+echo "Prometheus left running at $url: stop it with $peer/prom.sh (see above)" >&2
