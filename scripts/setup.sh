@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent setup of everything wattson's demo and tests need on Debian 12:
-# Debian's prometheus (prometheus + promtool) and the wasm32-wasip2 Rust target.
+# Debian's prometheus (prometheus + promtool), victoria-metrics and
+# prometheus-node-exporter (tests start their own on 127.0.0.1), libvirt-dev
+# (wattson links libvirt; tests use its test driver, no daemon) and the
+# wasm32-wasip2 Rust target.
 # No system Prometheus is relied upon: tests and the demo start their own.
 set -euo pipefail
 
@@ -9,6 +12,10 @@ command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
+command -v prometheus-node-exporter >/dev/null 2>&1 || need_apt+=(prometheus-node-exporter)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+pkg-config --exists libvirt 2>/dev/null || need_apt+=(libvirt-dev)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
     sudo=""

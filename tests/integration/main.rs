@@ -11,6 +11,7 @@ mod formats;
 mod gauges;
 mod http;
 mod inventory;
+mod libvirt;
 mod policy_errors;
 mod prometheus;
 mod prometheus_errors;

@@ -1,5 +1,6 @@
-//! `wattson inventory`: the VMs Prometheus knows in a window, with their
-//! metadata from the libvirt exporter's info series, as a table or JSON.
+//! `wattson inventory`: the VMs libvirt knows now (`--uri`), or those
+//! Prometheus knows in a window with their metadata from the libvirt
+//! exporter's info series, as a table or JSON.
 
 use std::path::PathBuf;
 
@@ -8,6 +9,7 @@ use serde::Serialize;
 
 use super::{EXIT_CONFIG, EXIT_SOURCE, Failure};
 use crate::policy::{InventoryConfig, Policy};
+use crate::sources::libvirt::{CloudMetadata, Libvirt};
 use crate::sources::prometheus::{Client, PrometheusConfig, VmMeta, vm_metadata};
 use crate::window::{Window, parse_time};
 
@@ -20,6 +22,9 @@ pub struct InventoryArgs {
     /// Query this Prometheus (overrides the policy's).
     #[arg(long, value_name = "URL")]
     prometheus: Option<String>,
+    /// Ask libvirt at this URI instead (`qemu:///system`, `test:///path/node.xml`).
+    #[arg(long, value_name = "URI", conflicts_with_all = ["prometheus", "from", "to"])]
+    uri: Option<String>,
     /// Window start (RFC 3339 or unix seconds; default: one hour before --to).
     #[arg(long)]
     from: Option<String>,
@@ -46,6 +51,9 @@ struct Row {
 
 /// Runs `wattson inventory`.
 pub fn run(args: InventoryArgs) -> Result<(), Failure> {
+    if let Some(uri) = &args.uri {
+        return from_libvirt(uri, args.json);
+    }
     let config = |e: anyhow::Error| Failure::new(EXIT_CONFIG, e);
     let policy = args
         .policy
@@ -128,42 +136,110 @@ pub fn run(args: InventoryArgs) -> Result<(), Failure> {
         println!("{json}");
         return Ok(());
     }
-    print_table(&rows);
-    Ok(())
-}
-
-fn print_table(rows: &[Row]) {
-    let header = ["UUID", "NAME", "PROJECT", "USER", "FLAVOR", "HOST"];
-    let cells: Vec<[String; 6]> = rows
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-            [
+            vec![
                 r.uuid.clone(),
-                or_dash(&r.name),
-                or_dash(&r.project_name.clone().or(r.project_id.clone())),
-                or_dash(&r.user_name.clone().or(r.user_id.clone())),
-                or_dash(&r.flavor),
-                or_dash(&r.host),
+                or_dash(r.name.as_deref()),
+                or_dash(r.project_name.as_deref().or(r.project_id.as_deref())),
+                or_dash(r.user_name.as_deref().or(r.user_id.as_deref())),
+                or_dash(r.flavor.as_deref()),
+                or_dash(r.host.as_deref()),
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
+    print_table(
+        &["UUID", "NAME", "PROJECT", "USER", "FLAVOR", "HOST"],
+        &cells,
+    );
+    Ok(())
+}
+
+/// `wattson inventory --uri URI`: every domain libvirt has, active or not.
+fn from_libvirt(uri: &str, json: bool) -> Result<(), Failure> {
+    let domains = Libvirt::open(uri)
+        .and_then(|l| l.domains())
+        .map_err(|e| Failure::new(EXIT_SOURCE, e))?;
+    if json {
+        let json = serde_json::to_string_pretty(&domains).map_err(|e| Failure::new(1, e))?;
+        println!("{json}");
+        return Ok(());
+    }
+    let cells: Vec<Vec<String>> = domains
+        .iter()
+        .map(|d| {
+            let (display, project, user, flavor, kind) = match &d.metadata {
+                CloudMetadata::Nova(n) => (
+                    n.display_name.as_deref(),
+                    n.project_name.as_deref().or(n.project_id.as_deref()),
+                    n.user_name.as_deref().or(n.user_id.as_deref()),
+                    n.flavor.as_ref().and_then(|f| f.name.as_deref()),
+                    if n.version == "1.0" {
+                        "nova-1.0"
+                    } else {
+                        "nova-1.1"
+                    },
+                ),
+                CloudMetadata::OpenNebula(o) => (
+                    o.name.as_deref(),
+                    o.group_name.as_deref(),
+                    o.user_name.as_deref(),
+                    None,
+                    "opennebula",
+                ),
+                CloudMetadata::None => (None, None, None, None, "none"),
+            };
+            vec![
+                d.uuid.clone(),
+                d.name.clone(),
+                or_dash(display),
+                d.state.as_str().to_owned(),
+                d.vcpus.to_string(),
+                d.memory_mb.to_string(),
+                or_dash(project),
+                or_dash(user),
+                or_dash(flavor),
+                kind.to_owned(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "UUID",
+            "DOMAIN",
+            "NAME",
+            "STATE",
+            "VCPUS",
+            "MEMORY_MB",
+            "PROJECT",
+            "USER",
+            "FLAVOR",
+            "METADATA",
+        ],
+        &cells,
+    );
+    Ok(())
+}
+
+fn or_dash(v: Option<&str>) -> String {
+    v.unwrap_or("-").to_owned()
+}
+
+/// Columns padded to their widest cell, two spaces apart.
+fn print_table(header: &[&str], cells: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in cells {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cols: [&str; 6]| {
-        let parts: Vec<String> = cols
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+    let line = |cols: &mut dyn Iterator<Item = &str>| {
+        let parts: Vec<String> = cols.zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("{}", parts.join("  ").trim_end());
     };
-    line(header);
-    for row in &cells {
-        line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
+    line(&mut header.iter().copied());
+    for row in cells {
+        line(&mut row.iter().map(String::as_str));
     }
 }

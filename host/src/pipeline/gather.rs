@@ -8,7 +8,7 @@ use futures::TryFutureExt;
 use super::PipelineError;
 use crate::policy::Policy;
 use crate::runtime::{
-    AttributionInput, CounterSpec, GaugeSpec, KeyKind, Measured, Measurement, Reading,
+    AttributionInput, CounterSpec, GaugeSpec, KeyKind, Measured, Measurement, RaplSpec, Reading,
     TemplateSpec, Unit, Vm, VmDetails, Window as WitWindow,
 };
 use crate::sources::prometheus::{
@@ -80,10 +80,11 @@ pub async fn gather(
                     specs.push(Keyed::Template(t, Box::new(parsed)));
                 }
             }
+            Measurement::Rapl(r) => specs.push(Keyed::Rapl(rapl_counters(policy, r)?)),
             Measurement::Inventory => {}
             other => {
                 return Err(PipelineError::Unsupported(format!(
-                    "measurement {} is not implemented in this version of wattson (counters, gauges and templates are)",
+                    "measurement {} is not implemented in this version of wattson (counters, gauges, templates and rapl through Prometheus are)",
                     kind_name(other)
                 )));
             }
@@ -350,6 +351,65 @@ enum Keyed<'a> {
     Gauge(&'a GaugeSpec),
     /// A template without per-VM variables: one query per window.
     Template(&'a TemplateSpec, Box<QueryTemplate>),
+    /// Host RAPL zones through node_exporter.
+    Rapl(RaplCounters<'a>),
+}
+
+/// A `rapl` measurement as node_exporter's counters: C1w of each zone's
+/// `node_rapl_<kind>_joules_total`, summed per host.
+struct RaplCounters<'a> {
+    name: &'a str,
+    host_label: &'a str,
+    /// Selector and wrap range (joules) of each zone kind.
+    zones: Vec<(String, f64)>,
+}
+
+/// The zones a `rapl` measurement names (none = package + dram, ENERGY.md),
+/// with their wrap ranges from `[rapl] max_energy_range_uj`.
+fn rapl_counters<'a>(
+    policy: &'a Policy,
+    spec: &'a RaplSpec,
+) -> Result<RaplCounters<'a>, PipelineError> {
+    let host_label = policy.inventory.host_label.as_deref().ok_or_else(|| {
+        PipelineError::Unsupported(format!(
+            "measurement `{}` (rapl) reads node_exporter's node_rapl_*_joules_total through \
+             Prometheus, one host at a time: set [inventory] host_label (e.g. \"instance\") and \
+             host_regex (e.g. '^([^:]+)') in the policy",
+            spec.name
+        ))
+    })?;
+    let defaults = ["package".to_owned(), "dram".to_owned()];
+    let names = if spec.zones.is_empty() {
+        &defaults[..]
+    } else {
+        &spec.zones[..]
+    };
+    let mut zones = Vec::with_capacity(names.len());
+    for zone in names {
+        // `package-1` is the package zone with index 1; `dram` every dram zone.
+        let (kind, index) = match zone.rsplit_once('-') {
+            Some((kind, index)) if index.parse::<u32>().is_ok() => (kind, Some(index)),
+            _ => (zone.as_str(), None),
+        };
+        let range_uj = policy.rapl.max_energy_range_uj.get(kind).ok_or_else(|| {
+            PipelineError::Unsupported(format!(
+                "[rapl] max_energy_range_uj.{kind} is not set: node_exporter does not export the \
+                 wrap range of RAPL zone `{kind}`. Read it on a hypervisor (`cat \
+                 /sys/class/powercap/intel-rapl:*/max_energy_range_uj` of the zone whose `name` is \
+                 {kind}) and add `[rapl] max_energy_range_uj = {{ {kind} = <value> }}` to the policy"
+            ))
+        })?;
+        let selector = match index {
+            Some(i) => format!("node_rapl_{kind}_joules_total{{index=\"{i}\"}}"),
+            None => format!("node_rapl_{kind}_joules_total"),
+        };
+        zones.push((selector, range_uj.get_ref() / 1e6));
+    }
+    Ok(RaplCounters {
+        name: &spec.name,
+        host_label,
+        zones,
+    })
 }
 
 /// A template's values as a keyed result: the value over the whole window.
@@ -384,6 +444,29 @@ async fn measure(
     window: Window,
 ) -> Result<(KeyedResult, usize), PipelineError> {
     match m {
+        Keyed::Rapl(rapl) => {
+            let zones = rapl.zones.iter().map(|(selector, wrap)| {
+                measure_counter(client, selector, rapl.host_label, window, Some(*wrap))
+            });
+            let mut series = Vec::new();
+            let mut raw = 0;
+            for readings in futures::future::try_join_all(zones).await? {
+                raw += readings.raw_fetched;
+                series.extend(readings.series.into_iter().map(|s| SeriesReading {
+                    labels: s.labels,
+                    value: s.increase.value,
+                    span_s: s.increase.span_s,
+                    covered_s: s.increase.span_s,
+                }));
+            }
+            let result = KeyedResult {
+                name: rapl.name.to_owned(),
+                key: KeyKind::Host,
+                key_label: rapl.host_label.to_owned(),
+                series,
+            };
+            Ok((result, raw))
+        }
         Keyed::Template(spec, template) => {
             let key_label = spec.key_label.as_deref().unwrap_or("uuid");
             let readings = measure_template(client, template, key_label, &[], window, 1).await?;

@@ -26,6 +26,9 @@ pub struct Policy {
     /// Window alignment and length.
     #[serde(default)]
     pub window: WindowConfig,
+    /// Where `rapl` measurements come from.
+    #[serde(default)]
+    pub rapl: RaplConfig,
     /// The attribution model.
     pub model: ModelConfig,
     /// Sandbox limits for every plugin call.
@@ -141,6 +144,17 @@ impl Default for InventoryConfig {
             host_label: None,
         }
     }
+}
+
+/// `[rapl]`: where the host energy of `rapl` measurements comes from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaplConfig {
+    /// `max_energy_range_uj` of each zone kind (`package`, `dram`, …), the
+    /// wrap range of node_exporter's `node_rapl_<kind>_joules_total` (C1w).
+    /// Read it on a host: `cat /sys/class/powercap/intel-rapl:0/max_energy_range_uj`.
+    #[serde(default)]
+    pub max_energy_range_uj: BTreeMap<String, Spanned<f64>>,
 }
 
 /// `[window]`: how runs cut time.
@@ -356,6 +370,16 @@ impl Policy {
                 Some("inventory.host_regex".into()),
                 format!("not a valid regex: {e}"),
             ));
+        }
+        for (kind, range) in &policy.rapl.max_energy_range_uj {
+            if !(range.get_ref().is_finite() && *range.get_ref() > 0.0) {
+                problems.push(Problem::at(
+                    &source,
+                    range.span(),
+                    Some(format!("rapl.max_energy_range_uj.{kind}")),
+                    "must be a positive number of microjoules (the zone's max_energy_range_uj file)",
+                ));
+            }
         }
         if policy.window.max_window_secs < policy.window.step_secs {
             problems.push(Problem::in_file(

@@ -1,0 +1,253 @@
+//! libvirt on a hypervisor: its domains (running, paused and shut off), with
+//! vCPUs, memory and what nova or OpenNebula wrote into their metadata, and
+//! their CPU time behind [`CpuTimes`] (the test driver's is the wall clock).
+
+pub mod metadata;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use virt::connect::Connect;
+use virt::domain::Domain as VirtDomain;
+use virt::error::ErrorNumber;
+use virt::sys;
+
+pub use metadata::{CloudMetadata, Flavor, NovaInstance, OpenNebulaVm};
+
+/// A libvirt failure, naming the connection URI.
+#[derive(Debug, thiserror::Error)]
+pub enum LibvirtError {
+    /// libvirt refused or failed a call.
+    #[error("libvirt at {uri}: {what}: {message}")]
+    Call {
+        /// The connection URI.
+        uri: String,
+        /// What wattson asked for.
+        what: String,
+        /// libvirt's own message.
+        message: String,
+    },
+    /// A domain's metadata element is not XML.
+    #[error("libvirt at {uri}: domain {domain}: {source}")]
+    Metadata {
+        /// The connection URI.
+        uri: String,
+        /// The domain's name.
+        domain: String,
+        /// What was wrong.
+        source: metadata::MetadataError,
+    },
+}
+
+/// A domain's run state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DomainState {
+    /// Running (or blocked on I/O).
+    Running,
+    /// Paused.
+    Paused,
+    /// Shutting down.
+    ShuttingDown,
+    /// Shut off: defined, not running.
+    ShutOff,
+    /// Crashed.
+    Crashed,
+    /// Suspended by guest power management.
+    Suspended,
+    /// libvirt does not know.
+    Unknown,
+}
+
+impl DomainState {
+    fn from_virt(state: sys::virDomainState) -> Self {
+        match state {
+            sys::VIR_DOMAIN_RUNNING | sys::VIR_DOMAIN_BLOCKED => Self::Running,
+            sys::VIR_DOMAIN_PAUSED => Self::Paused,
+            sys::VIR_DOMAIN_SHUTDOWN => Self::ShuttingDown,
+            sys::VIR_DOMAIN_SHUTOFF => Self::ShutOff,
+            sys::VIR_DOMAIN_CRASHED => Self::Crashed,
+            sys::VIR_DOMAIN_PMSUSPENDED => Self::Suspended,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// Whether the domain has a running QEMU process (and so uses energy).
+    pub fn is_active(self) -> bool {
+        !matches!(self, Self::ShutOff | Self::Crashed | Self::Unknown)
+    }
+
+    /// As `virsh` prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::ShuttingDown => "in shutdown",
+            Self::ShutOff => "shut off",
+            Self::Crashed => "crashed",
+            Self::Suspended => "pmsuspended",
+            Self::Unknown => "no state",
+        }
+    }
+}
+
+/// One libvirt domain.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Domain {
+    /// The domain's uuid (nova's instance uuid).
+    pub uuid: String,
+    /// The libvirt name (`instance-0000002a`, `one-42`).
+    pub name: String,
+    /// Run state now.
+    pub state: DomainState,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// Maximum memory, MiB.
+    pub memory_mb: u64,
+    /// What the cloud says of it.
+    pub metadata: CloudMetadata,
+}
+
+/// Cumulative CPU seconds of domains, sampled now, by uuid. libvirt's is the
+/// real thing on qemu/kvm; the test driver reports the wall clock for every
+/// domain, so tests give their own implementation.
+pub trait CpuTimes {
+    /// CPU seconds used so far by each running domain.
+    fn cpu_seconds(&self) -> Result<BTreeMap<String, f64>, LibvirtError>;
+}
+
+/// An open, read-only libvirt connection (closed on drop).
+pub struct Libvirt {
+    conn: Connect,
+    uri: String,
+}
+
+impl Drop for Libvirt {
+    fn drop(&mut self) {
+        let _ = self.conn.close();
+    }
+}
+
+impl std::fmt::Debug for Libvirt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Libvirt").field("uri", &self.uri).finish()
+    }
+}
+
+impl Libvirt {
+    /// Opens `uri` read-only (`qemu:///system`, `test:///path/node.xml`).
+    /// libvirt's default error printer (to stderr) is silenced: every error
+    /// comes back as a [`LibvirtError`] naming the URI.
+    pub fn open(uri: &str) -> Result<Self, LibvirtError> {
+        virt::error::clear_error_callback();
+        let conn = Connect::open_read_only(Some(uri)).map_err(|e| LibvirtError::Call {
+            uri: uri.to_owned(),
+            what: "cannot connect".into(),
+            message: format!(
+                "{} (is libvirtd running, and may this user read it? try `virsh -r -c {uri} list --all`)",
+                e.message()
+            ),
+        })?;
+        Ok(Self {
+            conn,
+            uri: uri.to_owned(),
+        })
+    }
+
+    fn failed(&self, what: impl Into<String>) -> impl FnOnce(virt::error::Error) -> LibvirtError {
+        let uri = self.uri.clone();
+        let what = what.into();
+        move |e| LibvirtError::Call {
+            uri,
+            what,
+            message: e.message().to_owned(),
+        }
+    }
+
+    fn all_domains(&self) -> Result<Vec<VirtDomain>, LibvirtError> {
+        self.conn
+            .list_all_domains(
+                sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE | sys::VIR_CONNECT_LIST_DOMAINS_INACTIVE,
+            )
+            .map_err(self.failed("listing domains"))
+    }
+
+    /// Every domain, active or not, sorted by uuid.
+    pub fn domains(&self) -> Result<Vec<Domain>, LibvirtError> {
+        let mut out = Vec::new();
+        for dom in self.all_domains()? {
+            let name = dom.get_name().map_err(self.failed("domain name"))?;
+            let what = |w: &str| format!("{w} of domain {name}");
+            let uuid = dom.get_uuid_string().map_err(self.failed(what("uuid")))?;
+            let info = dom.get_info().map_err(self.failed(what("info")))?;
+            let metadata = self.cloud_metadata(&dom, &name)?;
+            out.push(Domain {
+                uuid,
+                name,
+                state: DomainState::from_virt(info.state),
+                vcpus: info.nr_virt_cpu,
+                memory_mb: info.max_mem / 1024,
+                metadata,
+            });
+        }
+        out.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+        Ok(out)
+    }
+
+    /// nova 1.1, else nova 1.0, else OpenNebula, else none.
+    fn cloud_metadata(&self, dom: &VirtDomain, name: &str) -> Result<CloudMetadata, LibvirtError> {
+        let bad = |source| LibvirtError::Metadata {
+            uri: self.uri.clone(),
+            domain: name.to_owned(),
+            source,
+        };
+        for ns in [metadata::NOVA_1_1, metadata::NOVA_1_0] {
+            if let Some(xml) = self.element(dom, name, ns)? {
+                return metadata::nova(ns, &xml)
+                    .map(CloudMetadata::Nova)
+                    .map_err(bad);
+            }
+        }
+        if let Some(xml) = self.element(dom, name, metadata::OPENNEBULA)? {
+            return metadata::opennebula(&xml, name)
+                .map(CloudMetadata::OpenNebula)
+                .map_err(bad);
+        }
+        Ok(CloudMetadata::None)
+    }
+
+    /// The metadata element in `namespace`, or None when the domain has none.
+    fn element(
+        &self,
+        dom: &VirtDomain,
+        name: &str,
+        namespace: &str,
+    ) -> Result<Option<String>, LibvirtError> {
+        match dom.get_metadata(
+            sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+            Some(namespace),
+            sys::VIR_DOMAIN_AFFECT_CURRENT,
+        ) {
+            Ok(xml) => Ok(Some(xml)),
+            Err(e) if e.code() == ErrorNumber::NoDomainMetadata => Ok(None),
+            Err(e) => Err(self
+                .failed(format!("metadata {namespace} of domain {name}"))(
+                e
+            )),
+        }
+    }
+}
+
+impl CpuTimes for Libvirt {
+    fn cpu_seconds(&self) -> Result<BTreeMap<String, f64>, LibvirtError> {
+        let mut out = BTreeMap::new();
+        for dom in self.all_domains()? {
+            let info = dom.get_info().map_err(self.failed("domain info"))?;
+            if DomainState::from_virt(info.state).is_active() {
+                let uuid = dom.get_uuid_string().map_err(self.failed("domain uuid"))?;
+                out.insert(uuid, info.cpu_time as f64 / 1e9);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,162 @@
+//! libvirt through its test driver (no daemon): a node XML fixture with a
+//! nova 1.1 instance, a shut-off nova 1.0 one, a paused volume-backed one in
+//! the newest nova shape, an OpenNebula VM and a domain without metadata.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use wattson::sources::libvirt::{CpuTimes, Libvirt};
+
+use super::wattson::command;
+
+fn fixture_uri() -> String {
+    let path: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "tests",
+        "fixtures",
+        "libvirt",
+        "node.xml",
+    ]
+    .iter()
+    .collect();
+    let path = path.canonicalize().expect("the libvirt fixture");
+    format!("test://{}", path.display())
+}
+
+fn inventory(extra: &[&str]) -> std::process::Output {
+    command()
+        .args(["inventory", "--uri", &fixture_uri()])
+        .args(extra)
+        .output()
+        .expect("run wattson")
+}
+
+#[test]
+fn inventory_reads_nova_opennebula_and_bare_domains() {
+    let out = inventory(&["--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let domains: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(domains.len(), 5);
+    let by_name = |name: &str| {
+        domains
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from {domains:?}"))
+    };
+
+    let nova = by_name("instance-00000001");
+    assert_eq!(nova["uuid"], "c5a2b3d4-1e2f-4a5b-8c9d-0e1f2a3b4c5d");
+    assert_eq!(nova["state"], "running");
+    assert_eq!(nova["vcpus"], 2);
+    assert_eq!(nova["memory_mb"], 2048);
+    let meta = &nova["metadata"];
+    assert_eq!(meta["kind"], "nova");
+    assert_eq!(meta["version"], "1.1");
+    assert_eq!(meta["display_name"], "web-frontend-01");
+    assert_eq!(meta["creation_time"], "2024-03-01 12:34:56");
+    assert_eq!(meta["project_id"], "1f2e3d4c5b6a47988776655443322110");
+    assert_eq!(meta["project_name"], "web-team");
+    assert_eq!(meta["user_name"], "alice");
+    assert_eq!(meta["root_type"], "image");
+    assert_eq!(meta["flavor"]["name"], "m1.small");
+    assert_eq!(meta["flavor"]["disk_gb"], 20);
+    assert_eq!(meta["flavor"]["vcpus"], 2);
+
+    // Shut off, and written by a pre-Wallaby nova (namespace 1.0).
+    let old = by_name("instance-00000002");
+    assert_eq!(old["state"], "shut-off");
+    assert_eq!(old["metadata"]["version"], "1.0");
+    assert_eq!(old["metadata"]["user_name"], "bob");
+    assert_eq!(old["metadata"]["flavor"]["memory_mb"], 4096);
+
+    let volume = by_name("instance-00000003");
+    assert_eq!(volume["state"], "paused");
+    assert_eq!(volume["metadata"]["root_type"], "volume");
+    assert_eq!(volume["metadata"]["flavor"]["swap_mb"], 1024);
+    assert_eq!(volume["metadata"]["flavor"]["ephemeral_gb"], 10);
+
+    let one = by_name("one-42");
+    assert_eq!(one["metadata"]["kind"], "opennebula");
+    assert_eq!(one["metadata"]["vm_id"], 42);
+    assert_eq!(one["metadata"]["name"], "ubuntu-vm");
+    assert_eq!(one["metadata"]["group_name"], "oneadmin");
+    assert_eq!(one["metadata"]["start_time"], 1_709_296_496);
+
+    let bare = by_name("plain-vm");
+    assert_eq!(
+        bare["metadata"]["kind"], "none",
+        "no metadata: still listed"
+    );
+    assert_eq!(bare["memory_mb"], 512, "maximum memory, not the balloon");
+
+    // The table: one line per domain, the shut-off one marked as virsh does.
+    let out = inventory(&[]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 6, "{table}");
+    assert!(
+        lines[0].starts_with("UUID") && lines[0].contains("METADATA"),
+        "{table}"
+    );
+    assert!(
+        table.lines().any(|l| l.contains("db-backend-01")
+            && l.contains("shut off")
+            && l.ends_with("nova-1.0")),
+        "{table}"
+    );
+    // libvirt's default error printer is silenced: the missing-namespace lookups print nothing.
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn cpu_times_cover_the_domains_that_run() {
+    let libvirt = Libvirt::open(&fixture_uri()).unwrap();
+    let cpu = libvirt.cpu_seconds().unwrap();
+    // The test driver reports the wall clock as CPU time: only which domains appear is asserted.
+    let uuids: Vec<&str> = cpu.keys().map(String::as_str).collect();
+    assert_eq!(
+        uuids,
+        [
+            "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5e",
+            "c5a2b3d4-1e2f-4a5b-8c9d-0e1f2a3b4c5d",
+            "e7c4d5f6-3041-4c7d-8ebf-203142536475",
+            "f8d5e6a7-4152-4d8e-9fc0-314253647586",
+        ],
+        "running and paused domains, not the shut-off one"
+    );
+    assert!(cpu.values().all(|s| s.is_finite() && *s > 0.0));
+}
+
+#[test]
+fn a_bad_uri_names_it_and_libvirts_message() {
+    let out = command()
+        .args(["inventory", "--uri", "test:///no/such/node.xml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("libvirt at test:///no/such/node.xml")
+            && stderr.contains("failed to parse xml document"),
+        "{stderr}"
+    );
+    let out = command()
+        .args(["inventory", "--uri", "bogus+ssh://nowhere/system"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("libvirt at bogus+ssh://nowhere/system"),
+        "{stderr}"
+    );
+}
