@@ -109,6 +109,41 @@ impl Prometheus {
         Self::serve(dir, &config, &data)
     }
 
+    /// Starts an empty Prometheus scraping `targets` every `interval` (e.g. `"1s"`);
+    /// returns once every target has been scraped (Prometheus applies new
+    /// targets after up to 5 s).
+    pub fn scraping(targets: &[&str], interval: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let config = dir.path().join("prometheus.yml");
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: {interval}\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: [{}]\n",
+                targets.join(", ")
+            ),
+        )
+        .unwrap();
+        let prometheus = Self::serve(dir, &config, &data);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            let up = prometheus.query("up == 1", now);
+            if up.len() == targets.len() {
+                return prometheus;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "prometheus at {} did not scrape {targets:?} within 60 s",
+            prometheus.url
+        );
+    }
+
     fn serve(dir: tempfile::TempDir, config: &Path, data: &Path) -> Self {
         let port = free_port();
         let child = Command::new("prometheus")
