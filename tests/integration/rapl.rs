@@ -225,9 +225,7 @@ plugin = "libvirt-joules"
         ["127.0.0.1"],
         "host key: instance without its port"
     );
-    let reading = gathered.input.measurements[0].hosts[0]
-        .clone()
-        .expect("a reading");
+    let reading = gathered.input.measurements[0].hosts[0].expect("a reading");
     assert!(
         (reading.value - expected).abs() < 1e-9 * expected,
         "got {} J, want {expected} J",
