@@ -3,7 +3,9 @@
 # N VMs × H hours (default 1000 × 24). Runs the peer harness with KEEP=1 (cASO
 # timed, ground truth written, server left up), then in the same session:
 # wattson extract --dry-run --format jsonl (best of REPEAT), the batched floor
-# (floor.py), and compare.py on wattson's joules. Prints the ratios.
+# (floor.py, best of REPEAT), and compare.py on wattson's joules. Prints the
+# ratios and wattson's peak RSS. CASO=0 skips cASO (for 10k/100k VMs, where
+# it would take minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}; H=${2:-24}; REPEAT=${REPEAT:-3}
@@ -14,22 +16,27 @@ work=$(mktemp -d /tmp/wattson-bench.XXXXXX)
 cargo build --release --locked --bin wattson >&2
 wattson=$PWD/target/release/wattson
 
-KEEP=1 "$peer/run.sh" "$N" "$H" | tee "$work/peer.txt" >&2
+modes=gauge
+[ "${CASO:-1}" = 1 ] || modes=" "
+MODES="$modes" FLOOR=0 KEEP=1 "$peer/run.sh" "$N" "$H" | tee "$work/peer.txt" >&2
 line=$(grep '^prometheus url=' "$work/peer.txt")
 url=$(sed -n 's/.*url=\([^ ]*\).*/\1/p' <<<"$line")
 window=$(sed -n 's/.*window=\([^ ]*\).*/\1/p' <<<"$line")
 truth=$(sed -n 's/.*truth=\([^ ]*\).*/\1/p' <<<"$line")
 from=${window%%..*}; to=${window##*..}
-caso_s=$(grep '^caso_peer' "$work/peer.txt" | tail -1 | sed -n 's/.*elapsed_s=\([0-9.]*\).*/\1/p')
+caso_s=$( (grep '^caso_peer' "$work/peer.txt" || true) | tail -1 | sed -n 's/.*elapsed_s=\([0-9.]*\).*/\1/p')
+caso_s=${caso_s:-nan}
 
-best=""
+best=""; rss=0
 for _ in $(seq 1 "$REPEAT"); do
     t0=$(date +%s.%N)
-    WATTSON_LOG=warn "$wattson" extract --policy policies/libvirt-joules.toml --prometheus "$url" \
+    WATTSON_LOG=warn /usr/bin/time -f %M -o "$work/rss" "$wattson" extract \
+        --policy policies/libvirt-joules.toml --prometheus "$url" \
         --from "$from" --to "$to" --dry-run --format jsonl > "$work/wattson.jsonl"
     t1=$(date +%s.%N)
     s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}')
     best=$(awk -v a="$s" -v b="${best:-1e9}" 'BEGIN{print (a<b)?a:b}')
+    rss=$(awk -v a="$(cat "$work/rss")" -v b="$rss" 'BEGIN{print (a>b)?a:b}')
 done
 python3 - "$work/wattson.jsonl" "$work/wattson.json" <<'PY'
 import json, sys
@@ -41,9 +48,9 @@ for line in open(sys.argv[1]):
 json.dump(out, open(sys.argv[2], "w"))
 PY
 cmp=$(python3 "$peer/compare.py" --truth "$truth" --got "$work/wattson.json" --unit J --label wattson 2>&1 | tail -1)
-floor_s=$(python3 "$peer/floor.py" --prometheus-url "$url" --from "$from" --to "$to" --out "$work/floor.json" | tail -1 | sed -n 's/.*floor_s=\([0-9.]*\).*/\1/p')
+floor_s=$(python3 "$peer/floor.py" --prometheus-url "$url" --from "$from" --to "$to" --repeat "$REPEAT" --out "$work/floor.json" | tail -1 | sed -n 's/.*floor_s=\([0-9.]*\).*/\1/p')
 
-echo "wattson n_vms=$N hours=$H wattson_s=$best floor_s=$floor_s caso_s=$caso_s"
+echo "wattson n_vms=$N hours=$H wattson_s=$best floor_s=$floor_s caso_s=$caso_s peak_rss_mb=$(( rss / 1024 ))"
 echo "ratios wattson/floor=$(awk -v a="$best" -v b="$floor_s" 'BEGIN{printf "%.2f", a/b}') caso/wattson=$(awk -v a="$caso_s" -v b="$best" 'BEGIN{printf "%.1f", a/b}')"
 echo "accuracy $cmp"
 echo "Prometheus left running at $url: stop it with $peer/prom.sh stop <data dir> <port> (see above)" >&2
