@@ -18,4 +18,5 @@ mod prometheus_errors;
 mod rapl;
 mod receivers;
 mod templates;
+mod victoria;
 mod wattson;
