@@ -32,6 +32,7 @@ fn records(window: Window) -> Vec<EnergyRecord> {
             end_ms: window.end_ms,
             joules: 12_345.678 + i as f64,
             wall_s: 3600.0,
+            covered_s: None,
             cpu_s: None,
             vcpus: Some(2),
             status: "started".into(),

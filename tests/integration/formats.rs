@@ -59,6 +59,7 @@ fn full() -> EnergyRecord {
         end_ms: END_MS,
         joules: 360_000.0,
         wall_s: 3600.0,
+        covered_s: None,
         cpu_s: None,
         vcpus: Some(2),
         status: "running".into(),
@@ -87,6 +88,7 @@ fn sparse() -> EnergyRecord {
         end_ms: END_MS,
         joules: 36.0,
         wall_s: 1800.9,
+        covered_s: Some(1790.5),
         cpu_s: Some(1800.0),
         vcpus: None,
         status: "completed".into(),
@@ -305,7 +307,7 @@ fn csv_round_trips_through_the_csv_crate() {
     assert!(text.starts_with(
         "id,site,cloud_type,compute_service,vm_uuid,vm_name,project_id,project_name,\
          user_id,user_name,user_dn,fqan,host,start,end,energy_joules,energy_kwh,wall_s,\
-         cpu_s,vcpus,status,model,model_version\r\n"
+         cpu_s,vcpus,status,model,model_version,covered_s\r\n"
     ));
     assert!(text.contains("\"Acme, \"\"R&D\"\"\nsecond line\""));
 
@@ -327,7 +329,7 @@ fn csv_round_trips_through_the_csv_crate() {
     };
     let opt = |s: &Option<String>| s.clone().unwrap_or_default();
     for (row, r) in rows.iter().zip(&records) {
-        assert_eq!(row.len(), 23);
+        assert_eq!(row.len(), 24);
         assert_eq!(col(row, "id"), r.id);
         assert_eq!(col(row, "site"), r.site);
         assert_eq!(col(row, "cloud_type"), r.cloud_type);
@@ -354,6 +356,10 @@ fn csv_round_trips_through_the_csv_crate() {
             r.cpu_s.map(|c| format!("{c:?}")).unwrap_or_default()
         );
         assert_eq!(
+            col(row, "covered_s"),
+            r.covered_s.map(|c| format!("{c:?}")).unwrap_or_default()
+        );
+        assert_eq!(
             col(row, "vcpus"),
             r.vcpus.map(|v| v.to_string()).unwrap_or_default()
         );
@@ -374,7 +380,7 @@ fn csv_batches_and_refuses_negative_batch_size() {
         .iter()
         .map(|payload| {
             let mut reader = csv::Reader::from_reader(payload.as_slice());
-            assert_eq!(reader.headers().unwrap().len(), 23);
+            assert_eq!(reader.headers().unwrap().len(), 24);
             reader.records().count()
         })
         .collect();

@@ -13,7 +13,7 @@ use crate::runtime::{
 };
 use crate::sources::prometheus::{
     Client, QueryTemplate, VmMeta, VmVars, measure_counter, measure_gauge, measure_template,
-    vm_metadata, vm_sizes,
+    measure_vm_gauge, vm_metadata, vm_sizes,
 };
 use crate::window::Window;
 
@@ -498,7 +498,16 @@ async fn measure(
                 .max_gap_s
                 .filter(|s| s.is_finite() && *s > 0.0)
                 .map_or(DEFAULT_MAX_GAP_MS, |s| (s * 1000.0).round() as i64);
-            let integrals = measure_gauge(client, &g.selector, window, max_gap_ms).await?;
+            // One series per host: all its samples. Thousands of VMs: edges only.
+            let (integrals, raw) = if g.key == KeyKind::Host {
+                let integrals = measure_gauge(client, &g.selector, window, max_gap_ms).await?;
+                let raw = integrals.len();
+                (integrals, raw)
+            } else {
+                let r =
+                    measure_vm_gauge(client, &g.selector, &g.key_label, window, max_gap_ms).await?;
+                (r.series, r.raw_fetched)
+            };
             let series: Vec<SeriesReading> = integrals
                 .into_iter()
                 .map(|s| SeriesReading {
@@ -508,7 +517,6 @@ async fn measure(
                     covered_s: s.integral.covered_s,
                 })
                 .collect();
-            let raw = series.len();
             let result = KeyedResult {
                 name: g.name.clone(),
                 key: g.key,

@@ -83,6 +83,17 @@ pub fn run_window(
         .enumerate()
         .map(|(i, vm)| (vm.uuid.as_str(), i))
         .collect();
+    let gauges: Vec<&crate::runtime::Measured> = gathered
+        .input
+        .measurements
+        .iter()
+        .filter(|m| {
+            bound
+                .measurements
+                .iter()
+                .any(|b| matches!(b, Measurement::Gauge(g) if g.name == m.name))
+        })
+        .collect();
     let cpu = cpu_measurement(&bound.measurements)
         .and_then(|name| gathered.input.measurements.iter().find(|m| m.name == name));
     let mut records: Vec<EnergyRecord> = attribution
@@ -102,6 +113,7 @@ pub fn run_window(
                         .map(String::as_str),
                     joules: e.joules,
                     wall_s: gathered.wall_s[i],
+                    covered_s: covered_by_gauges(&gauges, &gathered.input.vms[i], i),
                     cpu_s: cpu.and_then(|m| m.vms[i]).map(|r| r.value),
                     model: &info.name,
                     model_version: &info.version,
@@ -180,6 +192,27 @@ fn map_vos(policy: &Policy, records: &mut [EnergyRecord]) {
     }
 }
 
+/// The least covered seconds of VM `i`'s gauge readings and its host's
+/// (ENERGY.md: uncovered time goes into the record, never filled); None when
+/// no gauge was measured for it.
+fn covered_by_gauges(
+    gauges: &[&crate::runtime::Measured],
+    vm: &crate::runtime::Vm,
+    i: usize,
+) -> Option<f64> {
+    gauges
+        .iter()
+        .flat_map(|m| {
+            let host = vm
+                .host
+                .and_then(|h| m.hosts.get(h as usize).copied().flatten());
+            [m.vms.get(i).copied().flatten(), host]
+        })
+        .flatten()
+        .map(|r| r.covered_s)
+        .reduce(f64::min)
+}
+
 /// The name of the model's CPU-time measurement, if it declares one.
 fn cpu_measurement(measurements: &[Measurement]) -> Option<&str> {
     measurements.iter().find_map(|m| match m {
@@ -191,4 +224,43 @@ fn cpu_measurement(measurements: &[Measurement]) -> Option<&str> {
         }
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{Measured, Reading, Vm};
+
+    fn reading(covered_s: f64) -> Option<Reading> {
+        Some(Reading {
+            value: 1.0,
+            span_s: covered_s,
+            covered_s,
+        })
+    }
+
+    #[test]
+    fn a_record_carries_the_least_coverage_of_its_gauges_and_its_hosts() {
+        let vm_power = Measured {
+            name: "vm".into(),
+            vms: vec![reading(3500.0), None],
+            hosts: vec![],
+        };
+        let host_power = Measured {
+            name: "host".into(),
+            vms: vec![None, None],
+            hosts: vec![reading(3000.0)],
+        };
+        let vm = |host| Vm {
+            uuid: "u".into(),
+            host,
+            vcpus: None,
+            memory_mb: None,
+        };
+        let gauges = [&vm_power, &host_power];
+        assert_eq!(covered_by_gauges(&gauges, &vm(Some(0)), 0), Some(3000.0));
+        assert_eq!(covered_by_gauges(&gauges, &vm(None), 0), Some(3500.0));
+        assert_eq!(covered_by_gauges(&gauges, &vm(None), 1), None);
+        assert_eq!(covered_by_gauges(&[], &vm(Some(0)), 0), None);
+    }
 }

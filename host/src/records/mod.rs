@@ -42,6 +42,8 @@ pub struct Measured<'a> {
     pub joules: f64,
     /// Seconds the window saw it.
     pub wall_s: f64,
+    /// Seconds of the window its gauges covered (None: no gauge measured).
+    pub covered_s: Option<f64>,
     /// CPU seconds, where measured.
     pub cpu_s: Option<f64>,
     /// Model name.
@@ -76,6 +78,7 @@ pub fn build(identity: &Identity, window: Window, m: Measured<'_>) -> EnergyReco
         end_ms: window.end_ms,
         joules: m.joules,
         wall_s: m.wall_s,
+        covered_s: m.covered_s,
         cpu_s: m.cpu_s,
         vcpus: vm.vcpus,
         status: status.to_owned(),

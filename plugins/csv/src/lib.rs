@@ -8,7 +8,7 @@
 //! `id, site, cloud_type, compute_service, vm_uuid, vm_name, project_id,
 //! project_name, user_id, user_name, user_dn, fqan, host, start, end,
 //! energy_joules, energy_kwh, wall_s, cpu_s, vcpus, status, model,
-//! model_version`
+//! model_version, covered_s`
 //!
 //! `start` / `end` are RFC 3339 UTC with milliseconds, `energy_kwh` is
 //! joules / 3.6e6; numbers are Rust's shortest round-trip form (`{:?}`:
@@ -20,9 +20,9 @@
 //! Golden (two records, one payload; `\r\n` shown as line breaks):
 //!
 //! ```text
-//! id,site,cloud_type,compute_service,vm_uuid,vm_name,project_id,project_name,user_id,user_name,user_dn,fqan,host,start,end,energy_joules,energy_kwh,wall_s,cpu_s,vcpus,status,model,model_version
-//! 9f0e…-0001,TEST-Site,OpenStack,nova,e3c5aeef-37b8-4332-ad9f-9d068f156dc2,vm-a,p1,"Acme, ""R&D""",u1,alice,,vo.example.org,compute-1,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,360000.0,0.1,3600.0,,2,running,libvirt-joules,0.1.0
-//! 9f0e…-0002,TEST-Site,OpenStack,nova,0b0c6a4c-4f5e-4d8e-9d38-1c2f3a4b5c6d,,,,,,,,,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,36.0,1e-5,1800.0,1800.0,,completed,libvirt-joules,0.1.0
+//! id,site,cloud_type,compute_service,vm_uuid,vm_name,project_id,project_name,user_id,user_name,user_dn,fqan,host,start,end,energy_joules,energy_kwh,wall_s,cpu_s,vcpus,status,model,model_version,covered_s
+//! 9f0e…-0001,TEST-Site,OpenStack,nova,e3c5aeef-37b8-4332-ad9f-9d068f156dc2,vm-a,p1,"Acme, ""R&D""",u1,alice,,vo.example.org,compute-1,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,360000.0,0.1,3600.0,,2,running,libvirt-joules,0.1.0,
+//! 9f0e…-0002,TEST-Site,OpenStack,nova,0b0c6a4c-4f5e-4d8e-9d38-1c2f3a4b5c6d,,,,,,,,,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,36.0,1e-5,1800.0,1800.0,,completed,libvirt-joules,0.1.0,
 //! ```
 
 use wattson_plugin::{EnergyRecord, Format, FormatInfo, ParamSpec, Params, rfc3339_millis};
@@ -31,7 +31,7 @@ use wattson_plugin::{EnergyRecord, Format, FormatInfo, ParamSpec, Params, rfc333
 const JOULES_PER_KWH: f64 = 3.6e6;
 
 /// The header row's columns.
-const COLUMNS: [&str; 23] = [
+const COLUMNS: [&str; 24] = [
     "id",
     "site",
     "cloud_type",
@@ -55,6 +55,7 @@ const COLUMNS: [&str; 23] = [
     "status",
     "model",
     "model_version",
+    "covered_s",
 ];
 
 /// Appends one field, quoted per RFC 4180 when it needs to be.
@@ -84,7 +85,7 @@ fn opt(s: &Option<String>) -> String {
 }
 
 /// The record's fields, in [`COLUMNS`] order.
-fn row(r: &EnergyRecord) -> [String; 23] {
+fn row(r: &EnergyRecord) -> [String; 24] {
     [
         r.id.clone(),
         r.site.clone(),
@@ -109,6 +110,7 @@ fn row(r: &EnergyRecord) -> [String; 23] {
         r.status.clone(),
         r.model.clone(),
         r.model_version.clone(),
+        r.covered_s.map(|c| format!("{c:?}")).unwrap_or_default(),
     ]
 }
 

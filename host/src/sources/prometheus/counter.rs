@@ -179,7 +179,7 @@ pub async fn measure_counter(
 
 /// Raw samples of the series in `wanted` over `(at - range_ms, at]`, fetched in
 /// batches by key label value; returned by series id.
-async fn fetch_raw(
+pub(super) async fn fetch_raw(
     client: &Client,
     selector: &str,
     key_label: &str,
@@ -236,7 +236,7 @@ fn fast_path(e: &Edges, window: Window, lookback_ms: i64) -> Option<Increase> {
 }
 
 /// A stable identity for a label set, shared by the value, timestamp and raw results.
-fn series_id(labels: &BTreeMap<String, String>) -> String {
+pub(super) fn series_id(labels: &BTreeMap<String, String>) -> String {
     let mut id = String::new();
     for (k, v) in labels {
         id.push_str(k);

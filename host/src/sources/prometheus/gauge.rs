@@ -1,12 +1,14 @@
 //! Gauges measured with G1 from raw samples: one range query for every series
 //! of the selector, covering the window and `max_gap` on each side (so the
 //! segments that cross the window's edges are there to interpolate).
-//! Right for host meters (one series per host); per-VM gauges over long
-//! windows want a server-side method (not here yet).
+//! Right for host meters (one series per host). Per-VM gauges use
+//! [`measure_vm_gauge`]: raw samples at the edges only, sums in between.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::client::{Client, PrometheusError};
+use super::counter::{fetch_raw, series_id};
+use crate::sources::counter::Sample;
 use crate::sources::gauge::{Integral, g1};
 use crate::window::Window;
 
@@ -59,4 +61,188 @@ pub async fn measure_gauge(
     }
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(out)
+}
+
+/// The G1 integrals of a per-VM gauge, and how many series needed all their samples.
+#[derive(Clone, Debug, Default)]
+pub struct VmGaugeReadings {
+    /// One entry per series with data in the window.
+    pub series: Vec<SeriesIntegral>,
+    /// Series whose raw samples were fetched (a gap, a start or a stop inside the window).
+    pub raw_fetched: usize,
+}
+
+/// G1 of a per-VM gauge (thousands of series, too many samples to download
+/// over a long window), with raw samples only near the window's edges.
+///
+/// Per series: the samples within `max_gap` of each edge (two range
+/// queries), and the sum and count of the samples between them
+/// (`sum_over_time`, `count_over_time`). The edges are integrated exactly
+/// (G1). Between the last head sample `a` and the first tail sample `b` the
+/// trapezoid chain over `n` evenly spaced samples is
+/// `(b.t - a.t) / (n + 1) × (a.v / 2 + Σv + b.v / 2)`: exact for even
+/// spacing; scrape jitter makes it differ from G1 by far less than 1e-2
+/// (the tolerance ENERGY.md allows; docs/BENCHMARKS.md has the measured
+/// figure). A series missing samples in the middle (a gap, however short
+/// its trace in the count), starting or stopping inside the window gets
+/// its raw samples and exact G1, so gaps are detected as in [`measure_gauge`].
+pub async fn measure_vm_gauge(
+    client: &Client,
+    selector: &str,
+    key_label: &str,
+    window: Window,
+    max_gap_ms: i64,
+) -> Result<VmGaugeReadings, PrometheusError> {
+    let g = max_gap_ms;
+    if window.len_ms() <= 4 * g {
+        let series = measure_gauge(client, selector, window, max_gap_ms).await?;
+        let raw_fetched = series.len();
+        return Ok(VmGaugeReadings {
+            series,
+            raw_fetched,
+        });
+    }
+    let edge = format!("{selector}[{}ms]", 2 * g - 1);
+    let middle = format!("{}ms", window.len_ms() - 2 * g);
+    let sum = format!("sum_over_time({selector}[{middle}])");
+    let count = format!("count_over_time({selector}[{middle}])");
+    let (head, tail, sums, counts) = tokio::try_join!(
+        client.query(&edge, window.start_ms + g - 1),
+        client.query(&edge, window.end_ms + g),
+        client.query(&sum, window.end_ms - g),
+        client.query(&count, window.end_ms - g),
+    )?;
+
+    #[derive(Default)]
+    struct Parts {
+        labels: BTreeMap<String, String>,
+        head: Vec<Sample>,
+        tail: Vec<Sample>,
+        sum: f64,
+        count: usize,
+    }
+    fn part(parts: &mut HashMap<String, Parts>, labels: BTreeMap<String, String>) -> &mut Parts {
+        parts.entry(series_id(&labels)).or_insert_with(|| Parts {
+            labels,
+            ..Parts::default()
+        })
+    }
+    let mut parts: HashMap<String, Parts> = HashMap::new();
+    for s in head {
+        part(&mut parts, s.labels).head = s.samples;
+    }
+    for s in tail {
+        part(&mut parts, s.labels).tail = s.samples;
+    }
+    for s in sums {
+        part(&mut parts, s.labels).sum = s.samples.first().map_or(0.0, |x| x.value);
+    }
+    for s in counts {
+        part(&mut parts, s.labels).count = s.samples.first().map_or(0.0, |x| x.value) as usize;
+    }
+
+    let mut out = VmGaugeReadings::default();
+    let mut raw: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+    for (id, p) in parts {
+        match edges_and_middle(&p.head, &p.tail, p.sum, p.count, window, g) {
+            Some(integral) => out.series.push(SeriesIntegral {
+                labels: p.labels,
+                integral,
+            }),
+            None => {
+                raw.insert(id, p.labels);
+            }
+        }
+    }
+    if !raw.is_empty() {
+        let fetched = fetch_raw(
+            client,
+            selector,
+            key_label,
+            &raw,
+            window.len_ms() + 2 * g,
+            window.end_ms + g,
+        )
+        .await?;
+        out.raw_fetched = fetched.len();
+        out.series
+            .extend(fetched.into_values().filter_map(|(labels, samples)| {
+                let integral = g1(&samples, window, max_gap_ms)?;
+                Some(SeriesIntegral { labels, integral })
+            }));
+    }
+    let partial = out
+        .series
+        .iter()
+        .filter(|s| s.integral.covered_s < window.len_ms() as f64 / 1000.0)
+        .count();
+    if partial > 0 {
+        tracing::warn!(
+            selector,
+            %window,
+            "{partial} of {} VMs' series do not cover the whole window (gaps over {} s, a start or a stop); uncovered time counts nothing",
+            out.series.len(),
+            max_gap_ms / 1000
+        );
+    }
+    out.series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
+}
+
+/// The integral from edge samples plus the middle's sum and count, or None
+/// when the series needs its raw samples (missing, starting or stopping near
+/// an edge, or fewer samples in the middle than its spacing promises).
+fn edges_and_middle(
+    head: &[Sample],
+    tail: &[Sample],
+    sum: f64,
+    count: usize,
+    window: Window,
+    max_gap_ms: i64,
+) -> Option<Integral> {
+    let a = *head.last()?;
+    let b = *tail.first()?;
+    if a.t_ms <= window.start_ms || b.t_ms >= window.end_ms || head.len() < 2 || tail.len() < 2 {
+        return None;
+    }
+    // The scrape spacing, from the edge samples (median, so one gap does not skew it).
+    let mut steps: Vec<i64> = head
+        .windows(2)
+        .chain(tail.windows(2))
+        .map(|w| w[1].t_ms - w[0].t_ms)
+        .collect();
+    if steps.iter().any(|&s| s <= 0 || s > max_gap_ms) {
+        return None;
+    }
+    steps.sort_unstable();
+    let spacing = steps[steps.len() / 2] as f64;
+    let span = (b.t_ms - a.t_ms) as f64;
+    // A gap longer than max_gap hides at least max_gap / spacing − 1 samples;
+    // flag at half that (at least one), which jitter in the count cannot reach.
+    let expected = span / spacing - 1.0;
+    let allowed = (max_gap_ms as f64 / spacing / 2.0).max(1.0);
+    if expected - count as f64 >= allowed {
+        return None;
+    }
+    let start = g1(
+        head,
+        Window {
+            start_ms: window.start_ms,
+            end_ms: a.t_ms,
+        },
+        max_gap_ms,
+    )?;
+    let end = g1(
+        tail,
+        Window {
+            start_ms: b.t_ms,
+            end_ms: window.end_ms,
+        },
+        max_gap_ms,
+    )?;
+    let middle = span / 1000.0 / (count as f64 + 1.0) * (a.value / 2.0 + sum + b.value / 2.0);
+    Some(Integral {
+        value: start.value + middle + end.value,
+        covered_s: start.covered_s + span / 1000.0 + end.covered_s,
+    })
 }

@@ -14,6 +14,6 @@ pub mod template;
 pub use client::{Client, PrometheusError, Series};
 pub use config::PrometheusConfig;
 pub use counter::{CounterReadings, SeriesIncrease, measure_counter};
-pub use gauge::{SeriesIntegral, measure_gauge};
+pub use gauge::{SeriesIntegral, VmGaugeReadings, measure_gauge, measure_vm_gauge};
 pub use inventory::{Metadata, VmMeta, vm_metadata, vm_sizes};
 pub use template::{QueryTemplate, TemplateError, TemplateReadings, VmVars, measure_template};
