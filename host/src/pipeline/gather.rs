@@ -66,6 +66,10 @@ pub async fn gather(
     prometheus: Option<&Client>,
     window: Window,
 ) -> Result<Gathered, PipelineError> {
+    // Only models that declare `inventory` see the labels; records do not need them.
+    let wants_labels = measurements
+        .iter()
+        .any(|m| matches!(m, Measurement::Inventory));
     let mut specs = Vec::new();
     let mut per_vm_templates = Vec::new();
     for m in measurements {
@@ -198,7 +202,9 @@ pub async fn gather(
     let details: Vec<VmDetails> = uuids
         .iter()
         .zip(&vm_labels)
-        .map(|(uuid, labels)| details_from_labels(labels, metadata.get(*uuid), inventory))
+        .map(|(uuid, labels)| {
+            details_from_labels(labels, metadata.get(*uuid), inventory, wants_labels)
+        })
         .collect();
     let name_index: HashMap<&str, usize> = details
         .iter()
@@ -307,6 +313,7 @@ fn details_from_labels(
     labels: &BTreeMap<String, String>,
     meta: Option<&BTreeMap<String, String>>,
     inventory: &crate::policy::InventoryConfig,
+    with_labels: bool,
 ) -> VmDetails {
     let meta = meta.map(VmMeta::from_labels).unwrap_or_default();
     let label = |name: &Option<String>| name.as_ref().and_then(|n| labels.get(n)).cloned();
@@ -322,7 +329,11 @@ fn details_from_labels(
         disk_gb: None,
         started_ms: None,
         ended_ms: None,
-        labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        labels: if with_labels {
+            labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 

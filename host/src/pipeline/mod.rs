@@ -123,6 +123,10 @@ pub fn run_window(
         .collect();
     records.sort_by(|a, b| a.vm_uuid.cmp(&b.vm_uuid));
     map_vos(policy, &mut records);
+    let (vms, raw_fetched) = (gathered.input.vms.len(), gathered.raw_fetched);
+    // The records own what they need: free the measurements before rendering.
+    drop(gauges);
+    drop(gathered);
 
     let payloads = bound
         .outputs
@@ -131,9 +135,9 @@ pub fn run_window(
         .collect::<Result<Vec<_>, _>>()?;
     tracing::info!(
         %window,
-        vms = gathered.input.vms.len(),
+        vms,
         records = records.len(),
-        raw_fetched = gathered.raw_fetched,
+        raw_fetched,
         gather_ms = gathered_at.as_millis() as u64,
         attribute_ms = (attributed_at - gathered_at).as_millis() as u64,
         render_ms = (started.elapsed() - attributed_at).as_millis() as u64,

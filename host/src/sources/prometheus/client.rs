@@ -127,10 +127,11 @@ fn is_retryable(e: &PrometheusError) -> bool {
 }
 
 #[derive(Deserialize)]
-struct Envelope {
+#[serde(bound = "M: serde::de::DeserializeOwned")]
+struct Envelope<M> {
     status: String,
     #[serde(default)]
-    data: Option<Data>,
+    data: Option<Data<M>>,
     #[serde(default)]
     error: Option<String>,
     #[serde(default, rename = "errorType")]
@@ -140,24 +141,89 @@ struct Envelope {
 }
 
 #[derive(Deserialize)]
-#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
-enum Data {
-    Vector(Vec<VectorItem>),
-    Matrix(Vec<MatrixItem>),
+#[serde(
+    tag = "resultType",
+    content = "result",
+    rename_all = "lowercase",
+    bound = "M: serde::de::DeserializeOwned"
+)]
+enum Data<M> {
+    Vector(Vec<VectorItem<M>>),
+    Matrix(Vec<MatrixItem<M>>),
     Scalar(serde::de::IgnoredAny),
     String(serde::de::IgnoredAny),
 }
 
 #[derive(Deserialize)]
-struct VectorItem {
-    metric: BTreeMap<String, String>,
+#[serde(bound = "M: serde::de::DeserializeOwned")]
+struct VectorItem<M> {
+    metric: M,
     value: (f64, String),
 }
 
 #[derive(Deserialize)]
-struct MatrixItem {
-    metric: BTreeMap<String, String>,
+#[serde(bound = "M: serde::de::DeserializeOwned")]
+struct MatrixItem<M> {
+    metric: M,
     values: Vec<(f64, String)>,
+}
+
+/// A series' identity: an order-independent 128-bit hash of its labels
+/// (`__name__` left out, as in [`Series`]), read straight from the answer
+/// without keeping the labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SeriesKey(u128);
+
+impl SeriesKey {
+    /// The key of a label set.
+    pub fn of(labels: &BTreeMap<String, String>) -> Self {
+        let mut key = Self(0);
+        for (name, value) in labels {
+            key.add(name, value);
+        }
+        key
+    }
+
+    fn add(&mut self, name: &str, value: &str) {
+        use std::hash::{Hash, Hasher};
+        if name == "__name__" {
+            return;
+        }
+        let half = |salt: u8| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (salt, name, value).hash(&mut h);
+            h.finish()
+        };
+        // A sum of per-label hashes: the same whatever order the labels come in.
+        self.0 = self
+            .0
+            .wrapping_add((u128::from(half(1)) << 64) | u128::from(half(2)));
+    }
+}
+
+impl<'de> Deserialize<'de> for SeriesKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Labels;
+        impl<'de> serde::de::Visitor<'de> for Labels {
+            type Value = SeriesKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of label names to values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SeriesKey, A::Error> {
+                let mut key = SeriesKey(0);
+                while let Some((name, value)) =
+                    map.next_entry::<std::borrow::Cow<'de, str>, std::borrow::Cow<'de, str>>()?
+                {
+                    key.add(&name, &value);
+                }
+                Ok(key)
+            }
+        }
+        deserializer.deserialize_map(Labels)
+    }
 }
 
 impl Client {
@@ -224,9 +290,42 @@ impl Client {
     /// times with exponential backoff; 4xx answers (bad PromQL) and answers
     /// that are not the API's JSON are not.
     pub async fn query(&self, query: &str, time_ms: i64) -> Result<Vec<Series>, PrometheusError> {
+        let series = self
+            .fetch::<BTreeMap<String, String>>(query, time_ms)
+            .await?;
+        Ok(series
+            .into_iter()
+            .map(|(labels, samples)| Series {
+                labels: without_name(labels),
+                samples,
+            })
+            .collect())
+    }
+
+    /// Runs an instant query whose answer is an instant vector; returns each
+    /// series' identity (not its labels, which cost memory on 100,000 series)
+    /// and value. Retries as [`Client::query`] does.
+    pub async fn query_values(
+        &self,
+        query: &str,
+        time_ms: i64,
+    ) -> Result<Vec<(SeriesKey, f64)>, PrometheusError> {
+        let series = self.fetch::<SeriesKey>(query, time_ms).await?;
+        Ok(series
+            .into_iter()
+            .filter_map(|(key, samples)| Some((key, samples.first()?.value)))
+            .collect())
+    }
+
+    /// The query with retries; each series' metric read as `M`.
+    async fn fetch<M: serde::de::DeserializeOwned>(
+        &self,
+        query: &str,
+        time_ms: i64,
+    ) -> Result<Vec<(M, Vec<Sample>)>, PrometheusError> {
         let mut attempt = 0;
         loop {
-            let error = match self.query_once(query, time_ms).await {
+            let error = match self.query_once::<M>(query, time_ms).await {
                 Ok(series) => return Ok(series),
                 Err(e) if is_retryable(&e) => e,
                 Err(e) => return Err(e),
@@ -245,7 +344,11 @@ impl Client {
         }
     }
 
-    async fn query_once(&self, query: &str, time_ms: i64) -> Result<Vec<Series>, PrometheusError> {
+    async fn query_once<M: serde::de::DeserializeOwned>(
+        &self,
+        query: &str,
+        time_ms: i64,
+    ) -> Result<Vec<(M, Vec<Sample>)>, PrometheusError> {
         let time = format!(
             "{}.{:03}",
             time_ms.div_euclid(1000),
@@ -269,7 +372,7 @@ impl Client {
             .bytes()
             .await
             .map_err(|source| self.unreachable(query, source))?;
-        let envelope: Envelope = match serde_json::from_slice(&body) {
+        let envelope: Envelope<M> = match serde_json::from_slice(&body) {
             Ok(envelope) => envelope,
             Err(e) if status.is_success() => {
                 return Err(self.bad_answer(query, format!("not Prometheus API JSON ({e})")));
@@ -304,24 +407,17 @@ impl Client {
         match data {
             Data::Vector(items) => items
                 .into_iter()
-                .map(|item| {
-                    Ok(Series {
-                        labels: without_name(item.metric),
-                        samples: vec![self.sample(query, item.value)?],
-                    })
-                })
+                .map(|item| Ok((item.metric, vec![self.sample(query, item.value)?])))
                 .collect(),
             Data::Matrix(items) => items
                 .into_iter()
                 .map(|item| {
-                    Ok(Series {
-                        labels: without_name(item.metric),
-                        samples: item
-                            .values
-                            .into_iter()
-                            .map(|v| self.sample(query, v))
-                            .collect::<Result<_, _>>()?,
-                    })
+                    let samples = item
+                        .values
+                        .into_iter()
+                        .map(|v| self.sample(query, v))
+                        .collect::<Result<_, _>>()?;
+                    Ok((item.metric, samples))
                 })
                 .collect(),
             Data::Scalar(_) | Data::String(_) => Err(self.bad_answer(

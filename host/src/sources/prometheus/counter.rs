@@ -1,14 +1,14 @@
 //! Counters measured exactly over a window with the batched recipe of ENERGY.md:
-//! five instant queries for every series at once (value and timestamp at
-//! `start` and at `end`, `resets()` over the window), and a raw sample fetch
-//! only for the series that reset, start or stop inside the window.
+//! six instant queries for every series at once (value and timestamp at
+//! `start` and at `end`, `resets()` over the window in two halves), and a raw
+//! sample fetch only for the series that reset, start or stop inside it.
 //! PromQL `increase()` is never used: it extrapolates and does not tile.
 
 use std::collections::{BTreeMap, HashMap};
 
 use futures::future::try_join_all;
 
-use super::client::{Client, PrometheusError};
+use super::client::{Client, PrometheusError, SeriesKey};
 use crate::sources::counter::{Increase, Sample, c1};
 use crate::window::Window;
 
@@ -34,26 +34,6 @@ pub struct CounterReadings {
 /// (half of the hex digits, so uuid keys split evenly).
 const RESETS_SPLIT: &str = "[0-7]";
 
-/// Which instant query a value came from.
-#[derive(Clone, Copy)]
-enum Field {
-    BaseValue,
-    BaseTime,
-    LastValue,
-    LastTime,
-    Resets,
-}
-
-#[derive(Default)]
-struct Edges {
-    labels: BTreeMap<String, String>,
-    base_value: Option<f64>,
-    base_t: Option<i64>,
-    last_value: Option<f64>,
-    last_t: Option<i64>,
-    resets: Option<f64>,
-}
-
 /// Measures C1 (C1w when `wrap` is given, in the counter's unit) for every
 /// series `selector` matches in `window`. `key_label` is the label raw
 /// fetches filter on (the series' key, such as `uuid`).
@@ -70,58 +50,52 @@ pub async fn measure_counter(
     // resets() reads every sample of the window, the one expensive query:
     // split it in two by the key's first character (complementary matchers, so
     // every series is in exactly one half) and Prometheus runs the halves on
-    // two cores.
+    // two cores. Its answer names every series with a sample in the range;
+    // the four edge queries only say values, by series key (no labels kept).
     let half = format!("{key_label}=~\"{RESETS_SPLIT}.*\"");
     let other = format!("{key_label}!~\"{RESETS_SPLIT}.*\"");
     let resets_a = format!("resets({}[{range}])", add_matcher(selector, &half));
     let resets_b = format!("resets({}[{range}])", add_matcher(selector, &other));
-    let (start_v, start_t, end_v, end_t, resets_a, resets_b) = tokio::try_join!(
-        client.query(selector, window.start_ms),
-        client.query(&timestamp, window.start_ms),
-        client.query(selector, window.end_ms),
-        client.query(&timestamp, window.end_ms),
+    let (base_v, base_t, last_v, last_t, resets_a, resets_b) = tokio::try_join!(
+        client.query_values(selector, window.start_ms),
+        client.query_values(&timestamp, window.start_ms),
+        client.query_values(selector, window.end_ms),
+        client.query_values(&timestamp, window.end_ms),
         client.query(&resets_a, window.end_ms),
         client.query(&resets_b, window.end_ms),
     )?;
-    let resets: Vec<_> = resets_a.into_iter().chain(resets_b).collect();
-
-    let mut edges: HashMap<String, Edges> = HashMap::new();
+    let mut edges: HashMap<SeriesKey, Edges> =
+        HashMap::with_capacity(resets_a.len() + resets_b.len());
     for (results, field) in [
-        (&start_v, Field::BaseValue),
-        (&start_t, Field::BaseTime),
-        (&end_v, Field::LastValue),
-        (&end_t, Field::LastTime),
-        (&resets, Field::Resets),
+        (base_v, Field::BaseValue),
+        (base_t, Field::BaseTime),
+        (last_v, Field::LastValue),
+        (last_t, Field::LastTime),
     ] {
-        for series in results {
-            let value = series.samples.first().map_or(f64::NAN, |s| s.value);
-            let e = edges
-                .entry(series_id(&series.labels))
-                .or_insert_with(|| Edges {
-                    labels: series.labels.clone(),
-                    ..Edges::default()
-                });
+        for (key, value) in results {
+            let e = edges.entry(key).or_default();
             let ms = (value * 1000.0).round() as i64;
             match field {
                 Field::BaseValue => e.base_value = Some(value),
                 Field::BaseTime => e.base_t = Some(ms),
                 Field::LastValue => e.last_value = Some(value),
                 Field::LastTime => e.last_t = Some(ms),
-                Field::Resets => e.resets = Some(value),
             }
         }
     }
 
     let mut readings = CounterReadings::default();
     let mut raw: HashMap<String, BTreeMap<String, String>> = HashMap::new();
-    for (id, e) in edges {
-        match fast_path(&e, window, lookback_ms) {
+    for series in resets_a.into_iter().chain(resets_b) {
+        let resets = series.samples.first().map(|s| s.value);
+        let e = edges.get(&SeriesKey::of(&series.labels));
+        match e.and_then(|e| fast_path(e, resets?, window, lookback_ms)) {
             Some(increase) => readings.series.push(SeriesIncrease {
-                labels: e.labels,
+                labels: series.labels,
                 increase,
             }),
             None => {
-                raw.insert(id, e.labels);
+                raw.insert(series_id(&series.labels), series.labels);
             }
         }
     }
@@ -214,15 +188,33 @@ pub(super) async fn fetch_raw(
         .collect())
 }
 
+/// Which edge query a value came from.
+#[derive(Clone, Copy)]
+enum Field {
+    BaseValue,
+    BaseTime,
+    LastValue,
+    LastTime,
+}
+
+/// A series' values at the window's edges.
+#[derive(Default)]
+struct Edges {
+    base_value: Option<f64>,
+    base_t: Option<i64>,
+    last_value: Option<f64>,
+    last_t: Option<i64>,
+}
+
 /// A series with a base at `start`, a last sample inside the window and no
 /// reset needs no samples: its increase is last − base.
 /// The base must lie inside the range `resets()` covered, `(start - lookback,
 /// end]` (Prometheus' own lookback may be longer than the configured one), or
 /// a reset between base and window could go unseen.
-fn fast_path(e: &Edges, window: Window, lookback_ms: i64) -> Option<Increase> {
+fn fast_path(e: &Edges, resets: f64, window: Window, lookback_ms: i64) -> Option<Increase> {
     let (base_value, base_t) = (e.base_value?, e.base_t?);
     let (last_value, last_t) = (e.last_value?, e.last_t?);
-    if e.resets? != 0.0
+    if resets != 0.0
         || last_t <= window.start_ms
         || last_value < base_value
         || base_t <= window.start_ms - lookback_ms

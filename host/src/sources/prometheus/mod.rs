@@ -11,7 +11,7 @@ pub mod gauge;
 pub mod inventory;
 pub mod template;
 
-pub use client::{Client, PrometheusError, Series};
+pub use client::{Client, PrometheusError, Series, SeriesKey};
 pub use config::PrometheusConfig;
 pub use counter::{CounterReadings, SeriesIncrease, measure_counter};
 pub use gauge::{SeriesIntegral, VmGaugeReadings, measure_gauge, measure_vm_gauge};
