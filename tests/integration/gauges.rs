@@ -3,6 +3,11 @@
 //! (not bridged, uncovered). Expected values come from integrating the
 //! interpolant millisecond by millisecond, a different method from the code's.
 
+use std::path::Path;
+
+use wattson::pipeline::gather;
+use wattson::policy::{Policy, Source};
+use wattson::runtime::{GaugeSpec, KeyKind, Measurement, Unit};
 use wattson::sources::prometheus::{Client, PrometheusConfig, measure_gauge, measure_vm_gauge};
 use wattson::window::Window;
 
@@ -206,4 +211,103 @@ fn vm_power_from_edges_and_sums_is_close_and_gaps_are_detected() {
         "the estimate is far inside its 1e-2 bound on 15 s scrapes: {worst:e}"
     );
     eprintln!("per-VM gauge estimate, worst relative error vs G1: {worst:e}");
+}
+
+/// Idle power (ENERGY.md): the least average over the window's whole minutes
+/// of a host's power gauge, skipping minutes it does not fully cover; a
+/// static `[idle_power]` for hosts matching a pattern.
+#[test]
+fn idle_power_is_the_quietest_fully_covered_minute() {
+    // cmp-01: noisy 180–300 W with a quiet stretch (35–59 W), fully covered.
+    // cmp-02: never below 180 W, with a 10-minute gap: the minutes in the gap
+    // must be skipped, not counted as near 0 W.
+    let a: Vec<(i64, f64)> = power_samples(81, T0, T0 + 3 * HOUR, &[])
+        .into_iter()
+        .map(|(t, v)| {
+            let quiet = (T0 + 70 * MIN..T0 + 78 * MIN).contains(&t);
+            (t, if quiet { 35.0 + (v - 180.0) / 5.0 } else { v })
+        })
+        .collect();
+    let gap = (T0 + 80 * MIN, T0 + 90 * MIN);
+    let b = power_samples(82, T0, T0 + 3 * HOUR, &[gap]);
+    let c = power_samples(83, T0, T0 + 3 * HOUR, &[]);
+    let series = |host: &str, samples: &[(i64, f64)]| TestSeries {
+        labels: vec![("instance".into(), format!("{host}:9290"))],
+        samples: samples.to_vec(),
+    };
+    let hosts = [
+        series("cmp-01", &a),
+        series("cmp-02", &b),
+        series("cmp-90", &c),
+    ];
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[],
+        &[("ipmi_dcmi_power_consumption_watts", &hosts)],
+    ));
+    let window = Window::new(T0 + HOUR + 20_500, T0 + 2 * HOUR + 20_500).unwrap();
+
+    // The rule applied here: every whole minute from the start, integrated
+    // millisecond by millisecond; a minute counts only if fully covered.
+    let expected = |samples: &[(i64, f64)]| {
+        (0..60)
+            .filter_map(|k| {
+                let from = window.start_ms + k * MIN;
+                let (joules, covered_s) = reference(samples, from, from + MIN);
+                (covered_s == 60.0).then_some(joules / 60.0)
+            })
+            .reduce(f64::min)
+            .unwrap()
+    };
+
+    let text = r#"
+[site]
+name = "S"
+compute_service = "c"
+[inventory]
+host_label = "instance"
+host_regex = '^([^:]+)'
+[idle_power]
+"cmp-9[0-9]" = 95.5
+[model]
+plugin = "libvirt-joules"
+"#;
+    let policy = Policy::parse(Source::new(Path::new("idle.toml"), text.into())).unwrap();
+    let client = Client::new(PrometheusConfig::with_url(&prometheus.url)).unwrap();
+    let measurements = [
+        Measurement::Gauge(GaugeSpec {
+            name: "power".into(),
+            selector: "ipmi_dcmi_power_consumption_watts".into(),
+            key_label: "instance".into(),
+            key: KeyKind::Host,
+            unit: Unit::Watts,
+            max_gap_s: None,
+        }),
+        Measurement::IdlePower("power".into()),
+    ];
+    let gathered = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(gather(&policy, &measurements, Some(&client), window))
+        .unwrap();
+    assert_eq!(gathered.input.hosts, ["cmp-01", "cmp-02", "cmp-90"]);
+    let idle = &gathered.input.measurements[1];
+    assert_eq!(idle.name, "power");
+    let got: Vec<f64> = idle.hosts.iter().map(|r| r.unwrap().value).collect();
+    for (host, (got, samples)) in ["cmp-01", "cmp-02"].iter().zip(got.iter().zip([&a, &b])) {
+        let want = expected(samples);
+        assert!(
+            rel_err(*got, want) <= 1e-9,
+            "{host}: idle {got} W, rule {want} W"
+        );
+    }
+    assert!(
+        got[0] < 60.0,
+        "cmp-01's quiet minutes are found: {}",
+        got[0]
+    );
+    assert!(
+        got[1] > 100.0,
+        "cmp-02's quiet stretch is in a gap, not measurable: {}",
+        got[1]
+    );
+    assert_eq!(got[2], 95.5, "cmp-90 has a static idle power");
 }

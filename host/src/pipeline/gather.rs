@@ -11,9 +11,11 @@ use crate::runtime::{
     AttributionInput, CounterSpec, GaugeSpec, KeyKind, Measured, Measurement, RaplSpec, Reading,
     TemplateSpec, Unit, Vm, VmDetails, Window as WitWindow,
 };
+use crate::sources::counter::Sample;
+use crate::sources::idle;
 use crate::sources::prometheus::{
-    Client, QueryTemplate, VmMeta, VmVars, measure_counter, measure_gauge, measure_template,
-    measure_vm_gauge, vm_metadata, vm_sizes,
+    Client, QueryTemplate, Series, VmMeta, VmVars, counter_samples, gauge_samples, measure_counter,
+    measure_gauge, measure_template, measure_vm_gauge, vm_metadata, vm_sizes,
 };
 use crate::window::Window;
 
@@ -85,10 +87,13 @@ pub async fn gather(
                 }
             }
             Measurement::Rapl(r) => specs.push(Keyed::Rapl(rapl_counters(policy, r)?)),
+            Measurement::IdlePower(name) => {
+                specs.push(Keyed::Idle(idle_meter(policy, measurements, name)?));
+            }
             Measurement::Inventory => {}
             other => {
                 return Err(PipelineError::Unsupported(format!(
-                    "measurement {} is not implemented in this version of wattson (counters, gauges, templates and rapl through Prometheus are)",
+                    "measurement {} is not implemented in this version of wattson (counters, gauges, templates, rapl through Prometheus and idle power are)",
                     kind_name(other)
                 )));
             }
@@ -247,6 +252,14 @@ pub async fn gather(
         }
     }
 
+    let idle_names: Vec<&str> = measurements
+        .iter()
+        .filter_map(|m| match m {
+            Measurement::IdlePower(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let static_idle = StaticIdle::new(policy);
     let mut wall_s = vec![0.0_f64; vms.len()];
     let mut measured = Vec::with_capacity(keyed.len() + templated.len());
     for result in keyed.iter().chain(&templated) {
@@ -282,6 +295,9 @@ pub async fn gather(
             if let Some(r) = r {
                 wall_s[i] = wall_s[i].max(r.span_s);
             }
+        }
+        if idle_names.contains(&result.name.as_str()) {
+            static_idle.apply(&hosts, &mut per_host, window);
         }
         measured.push(Measured {
             name: result.name.clone(),
@@ -337,6 +353,39 @@ fn details_from_labels(
     }
 }
 
+/// `[idle_power]`: watts for hosts whose key matches a pattern (whole match).
+struct StaticIdle(Vec<(regex::Regex, f64)>);
+
+impl StaticIdle {
+    /// Invalid patterns were refused when the policy was loaded.
+    fn new(policy: &Policy) -> Self {
+        Self(
+            policy
+                .idle_power
+                .iter()
+                .filter_map(|(pattern, watts)| {
+                    let re = regex::Regex::new(&format!("^(?:{pattern})$")).ok()?;
+                    Some((re, *watts.get_ref()))
+                })
+                .collect(),
+        )
+    }
+
+    /// Sets the idle power of every listed host, measured or not.
+    fn apply(&self, hosts: &[String], per_host: &mut [Option<Reading>], window: Window) {
+        let length_s = window.len_ms() as f64 / 1000.0;
+        for (host, slot) in hosts.iter().zip(per_host) {
+            if let Some((_, watts)) = self.0.iter().find(|(re, _)| re.is_match(host)) {
+                *slot = Some(Reading {
+                    value: *watts,
+                    span_s: length_s,
+                    covered_s: length_s,
+                });
+            }
+        }
+    }
+}
+
 /// Host label values normalised into host keys by `[inventory] host_regex`.
 struct HostKey(Option<regex::Regex>);
 
@@ -364,6 +413,166 @@ enum Keyed<'a> {
     Template(&'a TemplateSpec, Box<QueryTemplate>),
     /// Host RAPL zones through node_exporter.
     Rapl(RaplCounters<'a>),
+    /// Idle power of each host from its meter.
+    Idle(IdleMeter<'a>),
+}
+
+/// The host meter an `idle-power` measurement reads.
+struct IdleMeter<'a> {
+    name: &'a str,
+    key_label: &'a str,
+    kind: IdleSource,
+}
+
+/// What the meter is: power gauges, or energy counters (with wrap ranges).
+enum IdleSource {
+    Gauge {
+        selector: String,
+        unit: Unit,
+        max_gap_ms: i64,
+    },
+    Counters(Vec<(String, Option<f64>, Unit)>),
+}
+
+/// The host measurement `name` (a host-keyed gauge or counter, or `rapl`) as an idle-power meter.
+fn idle_meter<'a>(
+    policy: &'a Policy,
+    measurements: &'a [Measurement],
+    name: &'a str,
+) -> Result<IdleMeter<'a>, PipelineError> {
+    let found = measurements.iter().find(|m| match m {
+        Measurement::Counter(c) => c.name == name,
+        Measurement::Gauge(g) => g.name == name,
+        Measurement::Rapl(r) => r.name == name,
+        _ => false,
+    });
+    let (key_label, kind) = match found {
+        Some(Measurement::Gauge(g)) if g.key == KeyKind::Host => (
+            g.key_label.as_str(),
+            IdleSource::Gauge {
+                selector: g.selector.clone(),
+                unit: g.unit,
+                max_gap_ms: max_gap_ms(g),
+            },
+        ),
+        Some(Measurement::Counter(c)) if c.key == KeyKind::Host => (
+            c.key_label.as_str(),
+            IdleSource::Counters(vec![(c.selector.clone(), c.wrap_range, c.unit)]),
+        ),
+        Some(Measurement::Rapl(r)) => {
+            let rapl = rapl_counters(policy, r)?;
+            let zones = rapl
+                .zones
+                .into_iter()
+                .map(|(selector, wrap)| (selector, Some(wrap), Unit::Joules))
+                .collect();
+            (rapl.host_label, IdleSource::Counters(zones))
+        }
+        _ => {
+            return Err(PipelineError::Unsupported(format!(
+                "measurement `idle-power({name})` needs `{name}` to be a host meter the model \
+                 declares: a gauge or counter keyed by host, or rapl"
+            )));
+        }
+    };
+    Ok(IdleMeter {
+        name,
+        key_label,
+        kind,
+    })
+}
+
+fn max_gap_ms(g: &GaugeSpec) -> i64 {
+    g.max_gap_s
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(DEFAULT_MAX_GAP_MS, |s| (s * 1000.0).round() as i64)
+}
+
+/// Idle power per host (raw key label value) from its meter's samples.
+async fn measure_idle(
+    client: &Client,
+    meter: &IdleMeter<'_>,
+    window: Window,
+) -> Result<KeyedResult, PipelineError> {
+    // Per host: each series' samples (watts or joules) and wrap range (joules).
+    type Meters = Vec<(Vec<Sample>, Option<f64>)>;
+    let mut hosts: BTreeMap<String, Meters> = BTreeMap::new();
+    let mut add = |series: Vec<Series>, unit: Unit, wrap: Option<f64>| {
+        for s in series {
+            let Some(host) = s.labels.get(meter.key_label) else {
+                continue;
+            };
+            let samples = s
+                .samples
+                .into_iter()
+                .map(|x| Sample {
+                    t_ms: x.t_ms,
+                    value: to_joules(unit, x.value),
+                })
+                .collect();
+            let wrap = wrap.map(|w| to_joules(unit, w));
+            hosts.entry(host.clone()).or_default().push((samples, wrap));
+        }
+    };
+    match &meter.kind {
+        IdleSource::Gauge {
+            selector,
+            unit,
+            max_gap_ms,
+        } => add(
+            gauge_samples(client, selector, window, *max_gap_ms).await?,
+            *unit,
+            None,
+        ),
+        IdleSource::Counters(zones) => {
+            let fetched = futures::future::try_join_all(
+                zones
+                    .iter()
+                    .map(|(selector, _, _)| counter_samples(client, selector, window)),
+            )
+            .await?;
+            for (series, (_, wrap, unit)) in fetched.into_iter().zip(zones) {
+                add(series, *unit, *wrap);
+            }
+        }
+    }
+    let series = hosts
+        .into_iter()
+        .filter_map(|(host, meters)| {
+            let idle = match &meter.kind {
+                IdleSource::Gauge { max_gap_ms, .. } => {
+                    let samples: Vec<&[Sample]> = meters.iter().map(|(s, _)| &s[..]).collect();
+                    idle::from_gauges(&samples, window, *max_gap_ms)
+                }
+                IdleSource::Counters(_) => {
+                    let zones: Vec<(&[Sample], Option<f64>)> =
+                        meters.iter().map(|(s, w)| (&s[..], *w)).collect();
+                    idle::from_counters(&zones, window)
+                }
+            };
+            if idle.is_none() {
+                tracing::warn!(
+                    measurement = meter.name,
+                    host,
+                    %window,
+                    "no whole minute of the window could be measured: no idle power for this host"
+                );
+            }
+            let idle = idle?;
+            Some(SeriesReading {
+                labels: BTreeMap::from([(meter.key_label.to_owned(), host)]),
+                value: idle.watts,
+                span_s: idle.measured_s,
+                covered_s: idle.measured_s,
+            })
+        })
+        .collect();
+    Ok(KeyedResult {
+        name: meter.name.to_owned(),
+        key: KeyKind::Host,
+        key_label: meter.key_label.to_owned(),
+        series,
+    })
 }
 
 /// A `rapl` measurement as node_exporter's counters: C1w of each zone's
@@ -455,6 +664,7 @@ async fn measure(
     window: Window,
 ) -> Result<(KeyedResult, usize), PipelineError> {
     match m {
+        Keyed::Idle(meter) => Ok((measure_idle(client, meter, window).await?, 0)),
         Keyed::Rapl(rapl) => {
             let zones = rapl.zones.iter().map(|(selector, wrap)| {
                 measure_counter(client, selector, rapl.host_label, window, Some(*wrap))
@@ -505,10 +715,7 @@ async fn measure(
             Ok((result, readings.raw_fetched))
         }
         Keyed::Gauge(g) => {
-            let max_gap_ms = g
-                .max_gap_s
-                .filter(|s| s.is_finite() && *s > 0.0)
-                .map_or(DEFAULT_MAX_GAP_MS, |s| (s * 1000.0).round() as i64);
+            let max_gap_ms = max_gap_ms(g);
             // One series per host: all its samples. Thousands of VMs: edges only.
             let (integrals, raw) = if g.key == KeyKind::Host {
                 let integrals = measure_gauge(client, &g.selector, window, max_gap_ms).await?;

@@ -29,6 +29,10 @@ pub struct Policy {
     /// Where `rapl` measurements come from.
     #[serde(default)]
     pub rapl: RaplConfig,
+    /// Static idle power per host: a host key or a regex matching whole host
+    /// keys → watts. Hosts not listed get it measured ("auto", ENERGY.md).
+    #[serde(default)]
+    pub idle_power: BTreeMap<String, Spanned<f64>>,
     /// The attribution model.
     pub model: ModelConfig,
     /// Sandbox limits for every plugin call.
@@ -370,6 +374,24 @@ impl Policy {
                 Some("inventory.host_regex".into()),
                 format!("not a valid regex: {e}"),
             ));
+        }
+        for (host, watts) in &policy.idle_power {
+            if let Err(e) = regex::Regex::new(&format!("^(?:{host})$")) {
+                problems.push(Problem::at(
+                    &source,
+                    watts.span(),
+                    Some(format!("idle_power.\"{host}\"")),
+                    format!("not a host key or a valid regex: {e}"),
+                ));
+            }
+            if !(watts.get_ref().is_finite() && *watts.get_ref() >= 0.0) {
+                problems.push(Problem::at(
+                    &source,
+                    watts.span(),
+                    Some(format!("idle_power.\"{host}\"")),
+                    "must be a number of watts, 0 or more",
+                ));
+            }
         }
         for (kind, range) in &policy.rapl.max_energy_range_uj {
             if !(range.get_ref().is_finite() && *range.get_ref() > 0.0) {

@@ -151,6 +151,19 @@ pub async fn measure_counter(
     Ok(readings)
 }
 
+/// Every sample of every series of `selector` in the window and the lookback
+/// before it (host meters: a few series, where raw samples are cheap).
+pub async fn counter_samples(
+    client: &Client,
+    selector: &str,
+    window: Window,
+) -> Result<Vec<super::Series>, PrometheusError> {
+    let range_ms = window.len_ms() + client.config.lookback_secs as i64 * 1000;
+    client
+        .query(&format!("{selector}[{range_ms}ms]"), window.end_ms)
+        .await
+}
+
 /// Raw samples of the series in `wanted` over `(at - range_ms, at]`, fetched in
 /// batches by key label value; returned by series id.
 pub(super) async fn fetch_raw(

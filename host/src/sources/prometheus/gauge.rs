@@ -29,13 +29,7 @@ pub async fn measure_gauge(
     window: Window,
     max_gap_ms: i64,
 ) -> Result<Vec<SeriesIntegral>, PrometheusError> {
-    let range_ms = window.len_ms() + 2 * max_gap_ms;
-    let series = client
-        .query(
-            &format!("{selector}[{range_ms}ms]"),
-            window.end_ms + max_gap_ms,
-        )
-        .await?;
+    let series = gauge_samples(client, selector, window, max_gap_ms).await?;
     let mut out: Vec<SeriesIntegral> = series
         .into_iter()
         .filter_map(|s| {
@@ -61,6 +55,23 @@ pub async fn measure_gauge(
     }
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(out)
+}
+
+/// Every sample of every series of `selector` in the window and within
+/// `max_gap_ms` of it (the segments crossing its edges).
+pub async fn gauge_samples(
+    client: &Client,
+    selector: &str,
+    window: Window,
+    max_gap_ms: i64,
+) -> Result<Vec<super::Series>, PrometheusError> {
+    let range_ms = window.len_ms() + 2 * max_gap_ms;
+    client
+        .query(
+            &format!("{selector}[{range_ms}ms]"),
+            window.end_ms + max_gap_ms,
+        )
+        .await
 }
 
 /// The G1 integrals of a per-VM gauge, and how many series needed all their samples.

@@ -13,7 +13,7 @@ pub mod template;
 
 pub use client::{Client, PrometheusError, Series, SeriesKey};
 pub use config::PrometheusConfig;
-pub use counter::{CounterReadings, SeriesIncrease, measure_counter};
-pub use gauge::{SeriesIntegral, VmGaugeReadings, measure_gauge, measure_vm_gauge};
+pub use counter::{CounterReadings, SeriesIncrease, counter_samples, measure_counter};
+pub use gauge::{SeriesIntegral, VmGaugeReadings, gauge_samples, measure_gauge, measure_vm_gauge};
 pub use inventory::{Metadata, VmMeta, vm_metadata, vm_sizes};
 pub use template::{QueryTemplate, TemplateError, TemplateReadings, VmVars, measure_template};

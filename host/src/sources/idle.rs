@@ -1,0 +1,120 @@
+//! Idle power of a host (ENERGY.md "Idle power"): the least average power over
+//! the window's whole 1-minute buckets `[start + 60k, start + 60(k+1)]`,
+//! skipping buckets that cannot be measured.
+
+use super::counter::{Sample, c1};
+use super::gauge::g1;
+use crate::window::Window;
+
+/// Length of an idle-power bucket.
+pub const BUCKET_MS: i64 = 60_000;
+
+/// A host's idle power in a window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Idle {
+    /// The least bucket average, watts.
+    pub watts: f64,
+    /// Seconds of the window in buckets that could be measured.
+    pub measured_s: f64,
+}
+
+/// The whole buckets of `window`.
+fn buckets(window: Window) -> impl Iterator<Item = Window> {
+    let n = window.len_ms() / BUCKET_MS;
+    (0..n).map(move |k| Window {
+        start_ms: window.start_ms + k * BUCKET_MS,
+        end_ms: window.start_ms + (k + 1) * BUCKET_MS,
+    })
+}
+
+/// The least bucket average of the summed power of `meters` (one host's
+/// gauges in watts, e.g. two PSUs); a bucket any meter does not fully cover
+/// (G1 with `max_gap_ms`) is skipped.
+pub fn from_gauges(meters: &[&[Sample]], window: Window, max_gap_ms: i64) -> Option<Idle> {
+    least(window, |bucket| {
+        meters.iter().try_fold(0.0, |sum, samples| {
+            let g = g1(samples, bucket, max_gap_ms)?;
+            let full = (g.covered_s * 1000.0).round() as i64 == BUCKET_MS;
+            full.then(|| sum + g.value / (BUCKET_MS as f64 / 1000.0))
+        })
+    })
+}
+
+/// The least bucket average of the summed power of `zones` (one host's energy
+/// counters in joules, RAPL zones with their wrap ranges): each zone's power in
+/// a bucket is its C1(w) increase over its span there; a bucket in which any
+/// zone has no base or no sample (the zone drops out) is skipped.
+pub fn from_counters(zones: &[(&[Sample], Option<f64>)], window: Window) -> Option<Idle> {
+    least(window, |bucket| {
+        zones.iter().try_fold(0.0, |sum, (samples, wrap)| {
+            let has_base = samples.iter().any(|s| s.t_ms <= bucket.start_ms);
+            let inc = c1(samples, bucket, *wrap).filter(|_| has_base)?;
+            (inc.span_s > 0.0).then(|| sum + inc.value / inc.span_s)
+        })
+    })
+}
+
+fn least(window: Window, power: impl Fn(Window) -> Option<f64>) -> Option<Idle> {
+    let mut least: Option<f64> = None;
+    let mut measured = 0;
+    for bucket in buckets(window) {
+        if let Some(p) = power(bucket) {
+            measured += 1;
+            least = Some(least.map_or(p, |l| l.min(p)));
+        }
+    }
+    least.map(|watts| Idle {
+        watts,
+        measured_s: (measured * BUCKET_MS) as f64 / 1000.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(t_ms: i64, value: f64) -> Sample {
+        Sample { t_ms, value }
+    }
+
+    const W: Window = Window {
+        start_ms: 0,
+        end_ms: 200_000,
+    };
+
+    #[test]
+    fn gauges_least_fully_covered_bucket() {
+        // Every 5 s: 100 W up to 60 s, 40 W from 65 s; samples at 130 and 135 s missing.
+        let meter: Vec<Sample> = (-1..40)
+            .map(|i| i * 5_000)
+            .filter(|t| *t != 130_000 && *t != 135_000)
+            .map(|t| s(t, if t <= 60_000 { 100.0 } else { 40.0 }))
+            .collect();
+        // Bucket 0: 100 W. Bucket 1: 5 s from 100 to 40 W (350 J) + 55 s × 40 W = 2550 J.
+        // Bucket 2: the 15 s gap is not bridged with max_gap 10 s.
+        let idle = from_gauges(&[&meter], W, 10_000).unwrap();
+        assert!((idle.watts - 2550.0 / 60.0).abs() < 1e-9, "{idle:?}");
+        assert_eq!(idle.measured_s, 120.0);
+        let idle = from_gauges(&[&meter], W, 20_000).unwrap();
+        assert!((idle.watts - 40.0).abs() < 1e-9, "{idle:?}");
+        assert_eq!(idle.measured_s, 180.0);
+        // Two PSUs add up.
+        let idle = from_gauges(&[&meter, &meter], W, 10_000).unwrap();
+        assert!((idle.watts - 2.0 * 2550.0 / 60.0).abs() < 1e-9);
+        assert!(from_gauges(&[&meter[..3]], W, 10_000).is_none());
+    }
+
+    #[test]
+    fn counters_power_per_bucket_with_wrap_and_a_zone_that_drops() {
+        // Package: 50 W throughout, wrapping at 1000 J; dram: 10 W, missing after 100 s.
+        let package: Vec<Sample> = (0..=20)
+            .map(|i| s(i * 10_000 - 1_000, (900.0 + 500.0 * i as f64) % 1000.0))
+            .collect();
+        let dram: Vec<Sample> = (0..=10)
+            .map(|i| s(i * 10_000 - 2_000, 100.0 * i as f64))
+            .collect();
+        let idle = from_counters(&[(&package, Some(1000.0)), (&dram, None)], W).unwrap();
+        assert!((idle.watts - 60.0).abs() < 1e-9, "{idle:?}");
+        assert_eq!(idle.measured_s, 120.0, "bucket 2 skipped: dram drops out");
+    }
+}
