@@ -2,6 +2,14 @@
 //! resets, VMs that start, stop or are absent, gaps; tiling; and proof that
 //! PromQL `increase()` would be wrong on the same data.
 
+use std::path::Path;
+
+use wattson::pipeline::gather;
+use wattson::policy::{Policy, Source};
+use wattson::runtime::Measurement;
+use wattson::sources::prometheus::{Client, PrometheusConfig};
+use wattson::window::Window;
+
 use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
 use super::prometheus::{Prometheus, openmetrics};
 use super::wattson::{BASIC_POLICY, extract, joules_by_vm, write_policy};
@@ -160,4 +168,71 @@ fn counters_are_exact_tile_and_differ_from_increase() {
         differing >= 4,
         "increase() should differ from C1 for most VMs here, it differs for {differing}"
     );
+}
+
+/// `cpu-time`: each VM's CPU seconds in the window, C1 of the libvirt
+/// exporter's CPU-time counter named in `[inventory]`, resets included.
+#[test]
+fn cpu_time_is_c1_of_the_cpu_seconds_counter() {
+    let shapes = [
+        VmShape {
+            uuid: "cpu-busy",
+            project: "p",
+            from_ms: T0,
+            to_ms: T0 + 3 * HOUR,
+            resets_at: &[T0 + HOUR + 40 * MIN],
+            gaps: &[],
+            initial: 5.0e4,
+            seed: 91,
+        },
+        VmShape {
+            uuid: "cpu-late",
+            project: "p",
+            from_ms: T0 + HOUR + 12 * MIN,
+            to_ms: T0 + 3 * HOUR,
+            resets_at: &[],
+            gaps: &[],
+            initial: 0.0,
+            seed: 92,
+        },
+    ];
+    let series: Vec<_> = shapes.iter().map(counter_series).collect();
+    let prometheus = Prometheus::start(&openmetrics(&[(
+        "libvirt_domain_info_cpu_time_seconds",
+        &series,
+    )]));
+    let policy = Policy::parse(Source::new(
+        Path::new("cpu.toml"),
+        "[site]\nname = \"S\"\ncompute_service = \"c\"\n[model]\nplugin = \"libvirt-joules\"\n"
+            .into(),
+    ))
+    .unwrap();
+    let client = Client::new(PrometheusConfig::with_url(&prometheus.url)).unwrap();
+    let window = Window::new(T0 + HOUR, T0 + 2 * HOUR + 3_333).unwrap();
+    let gathered = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(gather(
+            &policy,
+            &[Measurement::CpuTime("cpu".into())],
+            Some(&client),
+            window,
+        ))
+        .unwrap();
+    let cpu = &gathered.input.measurements[0];
+    assert_eq!(cpu.name, "cpu");
+    for (shape, s) in shapes.iter().zip(&series) {
+        let i = gathered
+            .input
+            .vms
+            .iter()
+            .position(|v| v.uuid == shape.uuid)
+            .unwrap();
+        let want = c1(&s.samples, window.start_ms, window.end_ms).unwrap();
+        let got = cpu.vms[i].unwrap().value;
+        assert!(
+            rel_err(want, got) <= 1e-9,
+            "{}: {got} s, C1 {want} s",
+            shape.uuid
+        );
+    }
 }

@@ -72,7 +72,22 @@ pub async fn gather(
     let wants_labels = measurements
         .iter()
         .any(|m| matches!(m, Measurement::Inventory));
-    let mut specs = Vec::new();
+    // `cpu-time` is the C1 of each VM's CPU-seconds counter named in `[inventory]`.
+    let cpu_times: Vec<CounterSpec> = measurements
+        .iter()
+        .filter_map(|m| match m {
+            Measurement::CpuTime(name) => Some(CounterSpec {
+                name: name.clone(),
+                selector: policy.inventory.cpu_time_metric.clone(),
+                key_label: policy.inventory.meta_uuid_label.clone(),
+                key: KeyKind::Uuid,
+                unit: Unit::Seconds,
+                wrap_range: None,
+            }),
+            _ => None,
+        })
+        .collect();
+    let mut specs: Vec<Keyed> = cpu_times.iter().map(Keyed::Counter).collect();
     let mut per_vm_templates = Vec::new();
     for m in measurements {
         match m {
@@ -90,13 +105,7 @@ pub async fn gather(
             Measurement::IdlePower(name) => {
                 specs.push(Keyed::Idle(idle_meter(policy, measurements, name)?));
             }
-            Measurement::Inventory => {}
-            other => {
-                return Err(PipelineError::Unsupported(format!(
-                    "measurement {} is not implemented in this version of wattson (counters, gauges, templates, rapl through Prometheus and idle power are)",
-                    kind_name(other)
-                )));
-            }
+            Measurement::Inventory | Measurement::CpuTime(_) => {}
         }
     }
     let client = match (prometheus, specs.is_empty() && per_vm_templates.is_empty()) {
@@ -743,17 +752,5 @@ async fn measure(
             };
             Ok((result, raw))
         }
-    }
-}
-
-fn kind_name(m: &Measurement) -> &'static str {
-    match m {
-        Measurement::Counter(_) => "`counter`",
-        Measurement::Gauge(_) => "`gauge`",
-        Measurement::Template(_) => "`template`",
-        Measurement::Rapl(_) => "`rapl`",
-        Measurement::CpuTime(_) => "`cpu-time`",
-        Measurement::IdlePower(_) => "`idle-power`",
-        Measurement::Inventory => "`inventory`",
     }
 }

@@ -91,6 +91,10 @@ pub struct InventoryConfig {
     /// Gauge of each VM's memory in bytes; `""` turns it off.
     #[serde(default = "default_memory_metric")]
     pub memory_metric: String,
+    /// Each VM's cumulative CPU seconds, keyed by `meta_uuid_label`: what a
+    /// model's `cpu-time` measurement reads (C1 over the window).
+    #[serde(default = "default_cpu_time_metric")]
+    pub cpu_time_metric: String,
     /// Regex normalising host label values into host keys, so one host is one
     /// key across exporters: the first capture group (or the whole match) is
     /// the key, e.g. `^([^:]+)` turns `cmp-01:9177` into `cmp-01`.
@@ -129,6 +133,10 @@ fn default_memory_metric() -> String {
     "libvirt_domain_info_maximum_memory_bytes".into()
 }
 
+fn default_cpu_time_metric() -> String {
+    "libvirt_domain_info_cpu_time_seconds_total".into()
+}
+
 fn default_uuid_label() -> String {
     "uuid".into()
 }
@@ -140,6 +148,7 @@ impl Default for InventoryConfig {
             meta_uuid_label: default_uuid_label(),
             vcpus_metric: default_vcpus_metric(),
             memory_metric: default_memory_metric(),
+            cpu_time_metric: default_cpu_time_metric(),
             host_regex: None,
             project_label: default_project_label(),
             project_name_label: None,
