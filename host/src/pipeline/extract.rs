@@ -117,7 +117,7 @@ pub fn extract(
             let rendered = run_window(policy, bound, prometheus, window, tokio)
                 .map_err(|source| ExtractError::Window { window, source })?;
             report.windows += 1;
-            report.records += rendered.records.len();
+            report.records += rendered.records;
             for (output, payloads) in bound.outputs.iter().zip(&rendered.payloads) {
                 for bytes in payloads {
                     stdout
@@ -164,12 +164,12 @@ pub fn extract(
         spool.put(
             window,
             options.explicit.is_some(),
-            rendered.records.len(),
+            rendered.records,
             &outputs,
         )?;
         failpoint("after-spool");
         report.windows += 1;
-        report.records += rendered.records.len();
+        report.records += rendered.records;
         report.delivered += delivery.drain(&state)?;
         failpoint("before-lastrun");
         commit(&state)?;

@@ -35,8 +35,8 @@ pub enum PipelineError {
 
 /// A window's records and each output's payloads.
 pub struct Rendered {
-    /// The records, sorted by VM uuid.
-    pub records: Vec<EnergyRecord>,
+    /// How many records the window has.
+    pub records: usize,
     /// Per output (policy order), the payloads to deliver.
     pub payloads: Vec<Vec<Vec<u8>>>,
 }
@@ -96,54 +96,66 @@ pub fn run_window(
         .collect();
     let cpu = cpu_measurement(&bound.measurements)
         .and_then(|name| gathered.input.measurements.iter().find(|m| m.name == name));
-    let mut records: Vec<EnergyRecord> = attribution
+    // Records are built, mapped and rendered RENDER_CHUNK at a time, in uuid
+    // order: only the payloads of a window are held, never all its records.
+    let mut order: Vec<(usize, f64)> = attribution
         .vms
         .iter()
-        .filter_map(|e| {
-            let i = *index.get(e.uuid.as_str())?;
-            Some(records::build(
-                &identity,
-                window,
-                records::Measured {
-                    vm: &gathered.input.vms[i],
-                    details: &gathered.details[i],
-                    host: gathered.input.vms[i]
-                        .host
-                        .and_then(|h| gathered.input.hosts.get(h as usize))
-                        .map(String::as_str),
-                    joules: e.joules,
-                    wall_s: gathered.wall_s[i],
-                    covered_s: covered_by_gauges(&gauges, &gathered.input.vms[i], i),
-                    cpu_s: cpu.and_then(|m| m.vms[i]).map(|r| r.value),
-                    model: &info.name,
-                    model_version: &info.version,
-                },
-            ))
-        })
+        .filter_map(|e| Some((*index.get(e.uuid.as_str())?, e.joules)))
         .collect();
-    records.sort_by(|a, b| a.vm_uuid.cmp(&b.vm_uuid));
-    map_vos(policy, &mut records);
-    let (vms, raw_fetched) = (gathered.input.vms.len(), gathered.raw_fetched);
-    // The records own what they need: free the measurements before rendering.
-    drop(gauges);
-    drop(gathered);
-
-    let payloads = bound
-        .outputs
-        .iter()
-        .map(|o| render_chunked(&o.format, &records, &o.params))
-        .collect::<Result<Vec<_>, _>>()?;
+    drop(attribution);
+    order.sort_by(|a, b| gathered.input.vms[a.0].uuid.cmp(&gathered.input.vms[b.0].uuid));
+    let mut payloads: Vec<Vec<Vec<u8>>> = vec![Vec::new(); bound.outputs.len()];
+    let mut unmapped = std::collections::BTreeSet::new();
+    for chunk in order.chunks(RENDER_CHUNK) {
+        let mut records: Vec<EnergyRecord> = chunk
+            .iter()
+            .map(|&(i, joules)| {
+                records::build(
+                    &identity,
+                    window,
+                    records::Measured {
+                        vm: &gathered.input.vms[i],
+                        details: &gathered.details[i],
+                        host: gathered.input.vms[i]
+                            .host
+                            .and_then(|h| gathered.input.hosts.get(h as usize))
+                            .map(String::as_str),
+                        joules,
+                        wall_s: gathered.wall_s[i],
+                        covered_s: covered_by_gauges(&gauges, &gathered.input.vms[i], i),
+                        cpu_s: cpu.and_then(|m| m.vms[i]).map(|r| r.value),
+                        model: &info.name,
+                        model_version: &info.version,
+                    },
+                )
+            })
+            .collect();
+        map_vos(policy, &mut records, &mut unmapped);
+        for (output, payloads) in bound.outputs.iter().zip(&mut payloads) {
+            payloads.extend(output.format.render(&records, &output.params)?);
+        }
+    }
+    for project in unmapped {
+        tracing::warn!(
+            project,
+            "project has no VO in [vo_map]; its records are sent without one"
+        );
+    }
     tracing::info!(
         %window,
-        vms,
-        records = records.len(),
-        raw_fetched,
+        vms = gathered.input.vms.len(),
+        records = order.len(),
+        raw_fetched = gathered.raw_fetched,
         gather_ms = gathered_at.as_millis() as u64,
         attribute_ms = (attributed_at - gathered_at).as_millis() as u64,
         render_ms = (started.elapsed() - attributed_at).as_millis() as u64,
         "window done"
     );
-    Ok(Rendered { records, payloads })
+    Ok(Rendered {
+        records: order.len(),
+        payloads,
+    })
 }
 
 /// Records per `render` call: a format sees at most this many at once, so a
@@ -165,12 +177,15 @@ pub fn render_chunked(
 }
 
 /// Sets each record's VO from `[vo_map]` (by project id, then name). A project
-/// without a mapping keeps its records, with a warning naming it.
-fn map_vos(policy: &Policy, records: &mut [EnergyRecord]) {
+/// without a mapping keeps its records; it is added to `unmapped` (warned about once).
+fn map_vos(
+    policy: &Policy,
+    records: &mut [EnergyRecord],
+    unmapped: &mut std::collections::BTreeSet<String>,
+) {
     if policy.vo_map.is_empty() {
         return;
     }
-    let mut unmapped = std::collections::BTreeSet::new();
     for r in records {
         let vo = [&r.project_id, &r.project_name]
             .into_iter()
@@ -187,12 +202,6 @@ fn map_vos(policy: &Policy, records: &mut [EnergyRecord]) {
                 );
             }
         }
-    }
-    for project in unmapped {
-        tracing::warn!(
-            project,
-            "project has no VO in [vo_map]; its records are sent without one"
-        );
     }
 }
 

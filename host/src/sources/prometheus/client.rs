@@ -318,7 +318,7 @@ impl Client {
     }
 
     /// The query with retries; each series' metric read as `M`.
-    async fn fetch<M: serde::de::DeserializeOwned>(
+    async fn fetch<M: serde::de::DeserializeOwned + Send + 'static>(
         &self,
         query: &str,
         time_ms: i64,
@@ -344,7 +344,7 @@ impl Client {
         }
     }
 
-    async fn query_once<M: serde::de::DeserializeOwned>(
+    async fn query_once<M: serde::de::DeserializeOwned + Send + 'static>(
         &self,
         query: &str,
         time_ms: i64,
@@ -368,23 +368,19 @@ impl Client {
             .await
             .map_err(|source| self.unreachable(query, source))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|source| self.unreachable(query, source))?;
-        let envelope: Envelope<M> = match serde_json::from_slice(&body) {
-            Ok(envelope) => envelope,
-            Err(e) if status.is_success() => {
-                return Err(self.bad_answer(query, format!("not Prometheus API JSON ({e})")));
-            }
-            Err(_) => {
-                return Err(PrometheusError::Rejected {
-                    url: self.base.clone(),
-                    query: query.to_owned(),
-                    status: status.as_u16(),
-                    message: String::from_utf8_lossy(&body).chars().take(500).collect(),
-                });
-            }
+        let envelope: Envelope<M> = if status.is_success() {
+            self.parse_streaming(query, response).await?
+        } else {
+            let body = response
+                .bytes()
+                .await
+                .map_err(|source| self.unreachable(query, source))?;
+            serde_json::from_slice(&body).map_err(|_| PrometheusError::Rejected {
+                url: self.base.clone(),
+                query: query.to_owned(),
+                status: status.as_u16(),
+                message: String::from_utf8_lossy(&body).chars().take(500).collect(),
+            })?
         };
         for warning in &envelope.warnings {
             tracing::warn!(url = %self.base, query, "Prometheus warning: {warning}");
@@ -427,6 +423,53 @@ impl Client {
         }
     }
 
+    /// Parses the answer while it arrives, on a blocking thread, so a large
+    /// answer (100,000 series) is never held whole in memory beside its parse.
+    async fn parse_streaming<M: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        query: &str,
+        response: reqwest::Response,
+    ) -> Result<Envelope<M>, PrometheusError> {
+        use futures::StreamExt;
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+        let parser = tokio::task::spawn_blocking(move || {
+            let reader = ChunkReader {
+                rx,
+                chunk: bytes::Bytes::new(),
+            };
+            serde_json::from_reader::<_, Envelope<M>>(std::io::BufReader::with_capacity(
+                64 * 1024,
+                reader,
+            ))
+        });
+        let mut stream = response.bytes_stream();
+        let mut transport = None;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                // The parser stopped early (not JSON): its error says why.
+                Ok(chunk) => {
+                    if tx.send(chunk).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    transport = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let parsed = parser.await;
+        if let Some(e) = transport {
+            return Err(self.unreachable(query, e));
+        }
+        match parsed {
+            Ok(Ok(envelope)) => Ok(envelope),
+            Ok(Err(e)) => Err(self.bad_answer(query, format!("not Prometheus API JSON ({e})"))),
+            Err(e) => Err(self.bad_answer(query, format!("its parser failed: {e}"))),
+        }
+    }
+
     fn sample(&self, query: &str, (t, value): (f64, String)) -> Result<Sample, PrometheusError> {
         let value = value.parse::<f64>().map_err(|_| {
             self.bad_answer(query, format!("sample value `{value}` is not a number"))
@@ -462,6 +505,27 @@ impl Client {
             query: query.to_owned(),
             reason,
         }
+    }
+}
+
+/// The chunks of an answer as a `Read`, for serde_json on a blocking thread.
+struct ChunkReader {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    chunk: bytes::Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.chunk = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk = self.chunk.slice(n..);
+        Ok(n)
     }
 }
 
