@@ -104,7 +104,11 @@ pub fn run_window(
         .filter_map(|e| Some((*index.get(e.uuid.as_str())?, e.joules)))
         .collect();
     drop(attribution);
-    order.sort_by(|a, b| gathered.input.vms[a.0].uuid.cmp(&gathered.input.vms[b.0].uuid));
+    order.sort_by(|a, b| {
+        gathered.input.vms[a.0]
+            .uuid
+            .cmp(&gathered.input.vms[b.0].uuid)
+    });
     let mut payloads: Vec<Vec<Vec<u8>>> = vec![Vec::new(); bound.outputs.len()];
     let mut unmapped = std::collections::BTreeSet::new();
     for chunk in order.chunks(RENDER_CHUNK) {
