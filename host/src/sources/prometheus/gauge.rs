@@ -40,7 +40,14 @@ pub async fn measure_gauge(
             })
         })
         .collect();
-    let partial = out
+    finish(&mut out, selector, window, max_gap_ms);
+    Ok(out)
+}
+
+/// Warns about series with uncovered time (never filled: ENERGY.md G1) and
+/// sorts the integrals by labels.
+fn finish(series: &mut [SeriesIntegral], selector: &str, window: Window, max_gap_ms: i64) {
+    let partial = series
         .iter()
         .filter(|s| s.integral.covered_s < window.len_ms() as f64 / 1000.0)
         .count();
@@ -48,13 +55,12 @@ pub async fn measure_gauge(
         tracing::warn!(
             selector,
             %window,
-            "{partial} of {} series do not cover the whole window (gaps over {} s, or no samples near an edge); uncovered time counts nothing",
-            out.len(),
+            "{partial} of {} series do not cover the whole window (gaps over {} s, a start or a stop, or no samples near an edge); uncovered time counts nothing",
+            series.len(),
             max_gap_ms / 1000
         );
     }
-    out.sort_by(|a, b| a.labels.cmp(&b.labels));
-    Ok(out)
+    series.sort_by(|a, b| a.labels.cmp(&b.labels));
 }
 
 /// Every sample of every series of `selector` in the window and within
@@ -182,21 +188,7 @@ pub async fn measure_vm_gauge(
                 Some(SeriesIntegral { labels, integral })
             }));
     }
-    let partial = out
-        .series
-        .iter()
-        .filter(|s| s.integral.covered_s < window.len_ms() as f64 / 1000.0)
-        .count();
-    if partial > 0 {
-        tracing::warn!(
-            selector,
-            %window,
-            "{partial} of {} VMs' series do not cover the whole window (gaps over {} s, a start or a stop); uncovered time counts nothing",
-            out.series.len(),
-            max_gap_ms / 1000
-        );
-    }
-    out.series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    finish(&mut out.series, selector, window, max_gap_ms);
     Ok(out)
 }
 
