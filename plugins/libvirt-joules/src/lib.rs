@@ -5,7 +5,7 @@
 
 use wattson_plugin::{
     Attribution, AttributionInput, CounterSpec, KeyKind, Measurement, Model, ModelInfo, ParamSpec,
-    Params, Unit, VmEnergy,
+    Params, Unit,
 };
 
 /// Name of the one measurement this model declares.
@@ -48,25 +48,7 @@ impl Model for LibvirtJoules {
     }
 
     fn attribute(input: AttributionInput, _params: Params) -> Result<Attribution, String> {
-        let energy = input.measured(ENERGY)?;
-        if energy.vms.len() != input.vms.len() {
-            return Err(format!(
-                "measurement `{ENERGY}` has {} VM entries for {} VMs",
-                energy.vms.len(),
-                input.vms.len()
-            ));
-        }
-        let vms = input
-            .vms
-            .iter()
-            .zip(&energy.vms)
-            .filter_map(|(vm, reading)| {
-                reading.as_ref().map(|r| VmEnergy {
-                    uuid: vm.uuid.clone(),
-                    joules: r.value,
-                })
-            })
-            .collect();
+        let vms = input.per_vm_energy(ENERGY, 1.0)?;
         Ok(Attribution {
             vms,
             unattributed: Vec::new(),

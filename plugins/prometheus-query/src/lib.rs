@@ -8,7 +8,7 @@
 
 use wattson_plugin::{
     Attribution, AttributionInput, Measurement, Model, ModelInfo, ParamSpec, Params, TemplateSpec,
-    Unit, VmEnergy,
+    Unit,
 };
 
 /// Name of the one measurement this model declares.
@@ -68,25 +68,7 @@ impl Model for PrometheusQuery {
 
     fn attribute(input: AttributionInput, params: Params) -> Result<Attribution, String> {
         let factor = joules_per(params.text("unit")?)?;
-        let energy = input.measured(ENERGY)?;
-        if energy.vms.len() != input.vms.len() {
-            return Err(format!(
-                "measurement `{ENERGY}` has {} VM entries for {} VMs",
-                energy.vms.len(),
-                input.vms.len()
-            ));
-        }
-        let vms = input
-            .vms
-            .iter()
-            .zip(&energy.vms)
-            .filter_map(|(vm, reading)| {
-                reading.as_ref().map(|r| VmEnergy {
-                    uuid: vm.uuid.clone(),
-                    joules: r.value * factor,
-                })
-            })
-            .collect();
+        let vms = input.per_vm_energy(ENERGY, factor)?;
         Ok(Attribution {
             vms,
             unattributed: Vec::new(),

@@ -404,4 +404,28 @@ impl AttributionInput {
             .find(|m| m.name == name)
             .ok_or_else(|| format!("the host sent no results for measurement `{name}`"))
     }
+
+    /// Each VM's reading of the per-VM measurement `name` times `factor`, as
+    /// its energy; VMs without a reading get no entry (so no record, never 0).
+    pub fn per_vm_energy(&self, name: &str, factor: f64) -> Result<Vec<VmEnergy>, String> {
+        let measured = self.measured(name)?;
+        if measured.vms.len() != self.vms.len() {
+            return Err(format!(
+                "measurement `{name}` has {} VM entries for {} VMs",
+                measured.vms.len(),
+                self.vms.len()
+            ));
+        }
+        Ok(self
+            .vms
+            .iter()
+            .zip(&measured.vms)
+            .filter_map(|(vm, reading)| {
+                reading.as_ref().map(|r| VmEnergy {
+                    uuid: vm.uuid.clone(),
+                    joules: r.value * factor,
+                })
+            })
+            .collect())
+    }
 }
