@@ -230,15 +230,19 @@ fn idle_power_is_the_quietest_fully_covered_minute() {
         .collect();
     let gap = (T0 + 80 * MIN, T0 + 90 * MIN);
     let b = power_samples(82, T0, T0 + 3 * HOUR, &[gap]);
+    // cmp-02's second PSU, labelled with another port: the same host key, so
+    // its idle power is the least minute of both meters summed.
+    let b2 = power_samples(84, T0, T0 + 3 * HOUR, &[]);
     let c = power_samples(83, T0, T0 + 3 * HOUR, &[]);
-    let series = |host: &str, samples: &[(i64, f64)]| TestSeries {
-        labels: vec![("instance".into(), format!("{host}:9290"))],
+    let series = |instance: &str, samples: &[(i64, f64)]| TestSeries {
+        labels: vec![("instance".into(), instance.into())],
         samples: samples.to_vec(),
     };
     let hosts = [
-        series("cmp-01", &a),
-        series("cmp-02", &b),
-        series("cmp-90", &c),
+        series("cmp-01:9290", &a),
+        series("cmp-02:9290", &b),
+        series("cmp-02:9291", &b2),
+        series("cmp-90:9290", &c),
     ];
     let prometheus = Prometheus::start(&openmetrics_with_gauges(
         &[],
@@ -247,13 +251,16 @@ fn idle_power_is_the_quietest_fully_covered_minute() {
     let window = Window::new(T0 + HOUR + 20_500, T0 + 2 * HOUR + 20_500).unwrap();
 
     // The rule applied here: every whole minute from the start, integrated
-    // millisecond by millisecond; a minute counts only if fully covered.
-    let expected = |samples: &[(i64, f64)]| {
+    // millisecond by millisecond; a minute counts only if every meter of the
+    // host fully covers it.
+    let expected = |meters: &[&Vec<(i64, f64)>]| {
         (0..60)
             .filter_map(|k| {
                 let from = window.start_ms + k * MIN;
-                let (joules, covered_s) = reference(samples, from, from + MIN);
-                (covered_s == 60.0).then_some(joules / 60.0)
+                meters.iter().try_fold(0.0, |watts, samples| {
+                    let (joules, covered_s) = reference(samples, from, from + MIN);
+                    (covered_s == 60.0).then_some(watts + joules / 60.0)
+                })
             })
             .reduce(f64::min)
             .unwrap()
@@ -292,8 +299,9 @@ plugin = "libvirt-joules"
     let idle = &gathered.input.measurements[1];
     assert_eq!(idle.name, "power");
     let got: Vec<f64> = idle.hosts.iter().map(|r| r.unwrap().value).collect();
-    for (host, (got, samples)) in ["cmp-01", "cmp-02"].iter().zip(got.iter().zip([&a, &b])) {
-        let want = expected(samples);
+    let meters: [&[&Vec<(i64, f64)>]; 2] = [&[&a], &[&b, &b2]];
+    for (host, (got, meters)) in ["cmp-01", "cmp-02"].iter().zip(got.iter().zip(meters)) {
+        let want = expected(meters);
         assert!(
             rel_err(*got, want) <= 1e-9,
             "{host}: idle {got} W, rule {want} W"

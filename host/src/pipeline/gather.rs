@@ -122,8 +122,9 @@ pub async fn gather(
         }
     };
     // Every measurement and the inventory at once: the queries overlap in Prometheus.
-    let futures = specs.iter().map(|m| measure(client, m, window));
     let inventory = &policy.inventory;
+    let host_key = HostKey::new(inventory.host_regex.as_deref());
+    let futures = specs.iter().map(|m| measure(client, m, window, &host_key));
     let (results, metadata, sizes) = futures::future::try_join3(
         futures::future::try_join_all(futures),
         vm_metadata(
@@ -176,7 +177,6 @@ pub async fn gather(
             vm_labels.push(labels);
         }
     }
-    let host_key = HostKey::new(inventory.host_regex.as_deref());
     let host_of = |labels: &BTreeMap<String, String>| {
         inventory
             .host_label
@@ -497,15 +497,19 @@ fn max_gap_ms(g: &GaugeSpec) -> i64 {
         .map_or(DEFAULT_MAX_GAP_MS, |s| (s * 1000.0).round() as i64)
 }
 
-/// Idle power per host (raw key label value) from its meter's samples.
+/// Idle power per host from its meter's samples. Series are grouped by host
+/// key (an exporter may label one host two ways), so a host's idle power is
+/// the least minute of all its meters together, not a sum of separate minima.
 async fn measure_idle(
     client: &Client,
     meter: &IdleMeter<'_>,
     window: Window,
+    host_key: &HostKey,
 ) -> Result<KeyedResult, PipelineError> {
-    // Per host: each series' samples (watts or joules) and wrap range (joules).
+    // Per host key: a label value naming it, and each series' samples (watts
+    // or joules) and wrap range (joules).
     type Meters = Vec<(Vec<Sample>, Option<f64>)>;
-    let mut hosts: BTreeMap<String, Meters> = BTreeMap::new();
+    let mut hosts: BTreeMap<String, (String, Meters)> = BTreeMap::new();
     let mut add = |series: Vec<Series>, unit: Unit, wrap: Option<f64>| {
         for s in series {
             let Some(host) = s.labels.get(meter.key_label) else {
@@ -520,7 +524,11 @@ async fn measure_idle(
                 })
                 .collect();
             let wrap = wrap.map(|w| to_joules(unit, w));
-            hosts.entry(host.clone()).or_default().push((samples, wrap));
+            hosts
+                .entry(host_key.normalise(host))
+                .or_insert_with(|| (host.clone(), Vec::new()))
+                .1
+                .push((samples, wrap));
         }
     };
     match &meter.kind {
@@ -546,7 +554,7 @@ async fn measure_idle(
         }
     }
     let series = hosts
-        .into_iter()
+        .into_values()
         .filter_map(|(host, meters)| {
             let idle = match &meter.kind {
                 IdleSource::Gauge { max_gap_ms, .. } => {
@@ -671,9 +679,10 @@ async fn measure(
     client: &Client,
     m: &Keyed<'_>,
     window: Window,
+    host_key: &HostKey,
 ) -> Result<(KeyedResult, usize), PipelineError> {
     match m {
-        Keyed::Idle(meter) => Ok((measure_idle(client, meter, window).await?, 0)),
+        Keyed::Idle(meter) => Ok((measure_idle(client, meter, window, host_key).await?, 0)),
         Keyed::Rapl(rapl) => {
             let zones = rapl.zones.iter().map(|(selector, wrap)| {
                 measure_counter(client, selector, rapl.host_label, window, Some(*wrap))
