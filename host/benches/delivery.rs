@@ -67,8 +67,11 @@ fn bench(c: &mut Criterion) {
             b.iter_batched(
                 || tempfile::tempdir().expect("temp dir"),
                 |dir| {
-                    let payloads = wattson::pipeline::render_chunked(&format, &records, &params)
-                        .expect("render");
+                    // As `run_window` renders: RENDER_CHUNK records per call.
+                    let payloads: Vec<Vec<u8>> = records
+                        .chunks(wattson::pipeline::RENDER_CHUNK)
+                        .flat_map(|chunk| format.render(chunk, &params).expect("render"))
+                        .collect();
                     let state = StateDir::new(dir.path(), "bench");
                     let messenger = MessengerConfig::File {
                         directory: dir.path().join("out"),

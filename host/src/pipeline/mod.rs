@@ -167,19 +167,6 @@ pub fn run_window(
 /// (APEL's batch), so message batching is unchanged.
 pub const RENDER_CHUNK: usize = 10_000;
 
-/// Renders `records` in chunks of [`RENDER_CHUNK`]; the payloads of all chunks, in order.
-pub fn render_chunked(
-    format: &crate::runtime::Format,
-    records: &[EnergyRecord],
-    params: &[crate::runtime::Param],
-) -> Result<Vec<Vec<u8>>, PluginError> {
-    let mut payloads = Vec::new();
-    for chunk in records.chunks(RENDER_CHUNK) {
-        payloads.extend(format.render(chunk, params)?);
-    }
-    Ok(payloads)
-}
-
 /// Sets each record's VO from `[vo_map]` (by project id, then name). A project
 /// without a mapping keeps its records; it is added to `unmapped` (warned about once).
 fn map_vos(
