@@ -85,7 +85,7 @@ pub async fn measure_counter(
     }
 
     let mut readings = CounterReadings::default();
-    let mut raw: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+    let mut raw: HashMap<SeriesKey, BTreeMap<String, String>> = HashMap::new();
     for series in resets_a.into_iter().chain(resets_b) {
         let resets = series.samples.first().map(|s| s.value);
         let e = edges.get(&SeriesKey::of(&series.labels));
@@ -95,7 +95,7 @@ pub async fn measure_counter(
                 increase,
             }),
             None => {
-                raw.insert(series_id(&series.labels), series.labels);
+                raw.insert(SeriesKey::of(&series.labels), series.labels);
             }
         }
     }
@@ -108,10 +108,10 @@ pub async fn measure_counter(
         // C1's base is the last sample at or before `start`, however old: a series
         // whose fetched samples all lie inside the window (a gap across `start`, or a
         // start inside it) gets its base from a longer look back.
-        let without_base: HashMap<String, BTreeMap<String, String>> = fetched
+        let without_base: HashMap<SeriesKey, BTreeMap<String, String>> = fetched
             .iter()
             .filter(|(_, (_, samples))| samples.first().is_some_and(|s| s.t_ms > window.start_ms))
-            .map(|(id, (labels, _))| (id.clone(), labels.clone()))
+            .map(|(id, (labels, _))| (*id, labels.clone()))
             .collect();
         if !without_base.is_empty() {
             let search_ms = client.config.base_search_secs as i64 * 1000;
@@ -170,10 +170,10 @@ pub(super) async fn fetch_raw(
     client: &Client,
     selector: &str,
     key_label: &str,
-    wanted: &HashMap<String, BTreeMap<String, String>>,
+    wanted: &HashMap<SeriesKey, BTreeMap<String, String>>,
     range_ms: i64,
     at_ms: i64,
-) -> Result<HashMap<String, (BTreeMap<String, String>, Vec<Sample>)>, PrometheusError> {
+) -> Result<HashMap<SeriesKey, (BTreeMap<String, String>, Vec<Sample>)>, PrometheusError> {
     let mut keys: Vec<&str> = wanted
         .values()
         .filter_map(|labels| labels.get(key_label).map(String::as_str))
@@ -193,7 +193,7 @@ pub(super) async fn fetch_raw(
         .into_iter()
         .flatten()
         .filter_map(|series| {
-            let id = series_id(&series.labels);
+            let id = SeriesKey::of(&series.labels);
             wanted
                 .contains_key(&id)
                 .then_some((id, (series.labels, series.samples)))
@@ -238,18 +238,6 @@ fn fast_path(e: &Edges, resets: f64, window: Window, lookback_ms: i64) -> Option
         value: last_value - base_value,
         span_s: (last_t - base_t) as f64 / 1000.0,
     })
-}
-
-/// A stable identity for a label set, shared by the value, timestamp and raw results.
-pub(super) fn series_id(labels: &BTreeMap<String, String>) -> String {
-    let mut id = String::new();
-    for (k, v) in labels {
-        id.push_str(k);
-        id.push('\u{1}');
-        id.push_str(v);
-        id.push('\u{2}');
-    }
-    id
 }
 
 /// Adds a label matcher to a series selector: `m` → `m{x}`, `m{a="b"}` → `m{a="b",x}`.

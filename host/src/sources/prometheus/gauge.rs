@@ -6,8 +6,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::client::SeriesKey;
 use super::client::{Client, PrometheusError};
-use super::counter::{fetch_raw, series_id};
+use super::counter::fetch_raw;
 use crate::sources::counter::Sample;
 use crate::sources::gauge::{Integral, g1};
 use crate::window::Window;
@@ -138,13 +139,15 @@ pub async fn measure_vm_gauge(
         sum: f64,
         count: usize,
     }
-    fn part(parts: &mut HashMap<String, Parts>, labels: BTreeMap<String, String>) -> &mut Parts {
-        parts.entry(series_id(&labels)).or_insert_with(|| Parts {
-            labels,
-            ..Parts::default()
-        })
+    fn part(parts: &mut HashMap<SeriesKey, Parts>, labels: BTreeMap<String, String>) -> &mut Parts {
+        parts
+            .entry(SeriesKey::of(&labels))
+            .or_insert_with(|| Parts {
+                labels,
+                ..Parts::default()
+            })
     }
-    let mut parts: HashMap<String, Parts> = HashMap::new();
+    let mut parts: HashMap<SeriesKey, Parts> = HashMap::new();
     for s in head {
         part(&mut parts, s.labels).head = s.samples;
     }
@@ -159,7 +162,7 @@ pub async fn measure_vm_gauge(
     }
 
     let mut out = VmGaugeReadings::default();
-    let mut raw: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+    let mut raw: HashMap<SeriesKey, BTreeMap<String, String>> = HashMap::new();
     for (id, p) in parts {
         match edges_and_middle(&p.head, &p.tail, p.sum, p.count, window, g) {
             Some(integral) => out.series.push(SeriesIntegral {
