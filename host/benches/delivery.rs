@@ -7,7 +7,7 @@ use wattson::messengers::{File, Messenger, Payload};
 use wattson::policy::MessengerConfig;
 use wattson::records::EnergyRecord;
 use wattson::runtime::{Limits, Param, Runtime};
-use wattson::state::{Rendered, StateDir};
+use wattson::state::{Output, StateDir};
 use wattson::window::Window;
 
 const RECORDS: usize = 100_000;
@@ -67,32 +67,31 @@ fn bench(c: &mut Criterion) {
             b.iter_batched(
                 || tempfile::tempdir().expect("temp dir"),
                 |dir| {
-                    // As `run_window` renders: RENDER_CHUNK records per call.
-                    let payloads: Vec<Vec<u8>> = records
-                        .chunks(wattson::pipeline::RENDER_CHUNK)
-                        .flat_map(|chunk| format.render(chunk, &params).expect("render"))
-                        .collect();
                     let state = StateDir::new(dir.path(), "bench");
                     let messenger = MessengerConfig::File {
                         directory: dir.path().join("out"),
                     };
-                    let spooled = state
-                        .spool()
-                        .put(
-                            window,
-                            false,
+                    // As `run_window` renders: RENDER_CHUNK records per call,
+                    // each payload spooled as it comes.
+                    let mut writer = state.spool().begin(window, false).expect("spool");
+                    for chunk in records.chunks(wattson::pipeline::RENDER_CHUNK) {
+                        for payload in format.render(chunk, &params).expect("render") {
+                            writer.write(0, &payload).expect("spool");
+                        }
+                    }
+                    let spooled = writer
+                        .finish(
                             records.len(),
-                            &[Rendered {
+                            &[Output {
                                 format: &info.name,
                                 extension: &info.extension,
                                 media_type: &info.media_type,
                                 messenger: &messenger,
-                                payloads: &payloads,
                             }],
                         )
                         .expect("spool");
                     let mut file = File::new(dir.path().join("out"));
-                    for n in 0..payloads.len() {
+                    for n in 0..spooled.outputs[0].payloads {
                         let bytes = spooled.payload(0, n).expect("read");
                         file.deliver(&Payload {
                             bytes: &bytes,

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use serde_json::Value;
 use wattson::sources::libvirt::{CpuTimes, Libvirt};
 
-use super::wattson::command;
+use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
+use super::prometheus::{Prometheus, openmetrics};
+use super::wattson::{BASIC_POLICY, command, extract, write_policy};
 
 fn fixture_uri() -> String {
     let path: PathBuf = [
@@ -157,6 +159,120 @@ fn a_bad_uri_names_it_and_libvirts_message() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains("libvirt at bogus+ssh://nowhere/system"),
+        "{stderr}"
+    );
+}
+
+/// On a hypervisor, `[inventory] libvirt_uri` describes the VMs Prometheus
+/// measured from their domains: nova and OpenNebula metadata, vCPUs and
+/// memory, also for a domain shut off since it ran in the window. A VM
+/// libvirt no longer has keeps its labels; a domain without data gets no record.
+#[test]
+fn extract_describes_measured_vms_from_libvirt() {
+    let (running, shut_off, one, deleted) = (
+        "c5a2b3d4-1e2f-4a5b-8c9d-0e1f2a3b4c5d",
+        "d6b3c4e5-2f30-4b6c-9dae-1f20a3b4c5d6",
+        "e7c4d5f6-3041-4c7d-8ebf-203142536475",
+        "0badc0de-0000-4000-8000-000000000001",
+    );
+    let shape = |uuid, from_ms, to_ms, seed| VmShape {
+        uuid,
+        project: "label-project",
+        from_ms,
+        to_ms,
+        resets_at: &[],
+        gaps: &[],
+        initial: 1.0e5,
+        seed,
+    };
+    let series = [
+        counter_series(&shape(running, T0, T0 + 3 * HOUR, 31)),
+        // Ran for 25 minutes of the window, then shut off (it is in libvirt, shut off).
+        counter_series(&shape(shut_off, T0, T0 + HOUR + 25 * MIN, 32)),
+        counter_series(&shape(one, T0 + HOUR + 10 * MIN, T0 + 3 * HOUR, 33)),
+        // Deleted from libvirt before the extract.
+        counter_series(&shape(deleted, T0, T0 + HOUR + 40 * MIN, 34)),
+    ];
+    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(
+        dir.path(),
+        "hypervisor.toml",
+        &format!(
+            "{BASIC_POLICY}\n[inventory]\nlibvirt_uri = \"{}\"\n",
+            fixture_uri()
+        ),
+    );
+    let (start, end) = (T0 + HOUR, T0 + 2 * HOUR);
+    let out = extract(&policy, &prometheus.url, start, end);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let records: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let record = |uuid: &str| {
+        records
+            .iter()
+            .find(|r| r["vm_uuid"] == uuid)
+            .unwrap_or_else(|| panic!("no record for {uuid}: {records:?}"))
+    };
+    assert_eq!(
+        records.len(),
+        4,
+        "plain-vm and the paused domain have no data: {records:?}"
+    );
+    for (s, uuid) in series.iter().zip([running, shut_off, one, deleted]) {
+        let want = c1(&s.samples, start, end).unwrap();
+        let got = record(uuid)["energy_joules"].as_f64().unwrap();
+        assert!(rel_err(got, want) <= 1e-9, "{uuid}: {got} J, rule {want} J");
+    }
+
+    let r = record(running);
+    assert_eq!(r["vm_name"], "web-frontend-01");
+    assert_eq!(r["project_id"], "1f2e3d4c5b6a47988776655443322110");
+    assert_eq!(r["project_name"], "web-team");
+    assert_eq!(r["user_name"], "alice");
+    assert_eq!(r["vcpus"], 2);
+    let r = record(shut_off);
+    assert_eq!(r["vm_name"], "db-backend-01", "shut off now, but it ran");
+    assert_eq!(r["project_name"], "db-team");
+    assert_eq!(r["user_name"], "bob");
+    let r = record(one);
+    assert_eq!(r["vm_name"], "ubuntu-vm");
+    assert_eq!(r["project_name"], "oneadmin");
+    let r = record(deleted);
+    assert_eq!(r["vm_name"], Value::Null);
+    assert_eq!(
+        r["project_id"], "label-project",
+        "libvirt lost it: the labels describe it"
+    );
+}
+
+#[test]
+fn extract_with_a_bad_libvirt_uri_fails_the_window_naming_it() {
+    let series = [counter_series(&VmShape {
+        uuid: "vm-1",
+        project: "p",
+        from_ms: T0,
+        to_ms: T0 + 2 * HOUR,
+        resets_at: &[],
+        gaps: &[],
+        initial: 0.0,
+        seed: 35,
+    })];
+    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(
+        dir.path(),
+        "hypervisor.toml",
+        &format!("{BASIC_POLICY}\n[inventory]\nlibvirt_uri = \"test:///no/such/node.xml\"\n"),
+    );
+    let out = extract(&policy, &prometheus.url, T0 + HOUR, T0 + 2 * HOUR);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("libvirt at test:///no/such/node.xml") && out.stdout.is_empty(),
         "{stderr}"
     );
 }

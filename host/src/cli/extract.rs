@@ -90,9 +90,9 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
         pipeline::extract(&policy, &bound, prometheus.as_ref(), options, &tokio).map_err(|e| {
             let code = match &e {
                 ExtractError::Window { source, .. } => match source {
-                    PipelineError::Source(_) | PipelineError::Template(TemplateError::Query(_)) => {
-                        EXIT_SOURCE
-                    }
+                    PipelineError::Source(_)
+                    | PipelineError::Libvirt(_)
+                    | PipelineError::Template(TemplateError::Query(_)) => EXIT_SOURCE,
                     PipelineError::Template(TemplateError::Invalid { .. }) => EXIT_CONFIG,
                     PipelineError::Plugin(_) => EXIT_PLUGIN,
                     PipelineError::Unsupported(_) => EXIT_CONFIG,

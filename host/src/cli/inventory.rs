@@ -118,7 +118,7 @@ pub fn run(args: InventoryArgs) -> Result<(), Failure> {
                 host: labels
                     .get(inventory.host_label.as_deref().unwrap_or("instance"))
                     .filter(|v| !v.is_empty())
-                    .cloned(),
+                    .map(str::to_owned),
             }
         })
         .collect();

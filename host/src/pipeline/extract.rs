@@ -8,7 +8,7 @@ use super::{PipelineError, run_window};
 use crate::messengers::{self, DeliveryError, Messenger, Payload};
 use crate::policy::{Bound, MessengerConfig, Policy};
 use crate::sources::prometheus::Client;
-use crate::state::{Rendered, StateDir, StateError};
+use crate::state::{Output, StateDir, StateError};
 use crate::window::{Window, format_ms};
 
 /// What a run is asked to do.
@@ -114,22 +114,20 @@ pub fn extract(
     if options.dry_run {
         let mut stdout = messengers::Stdout;
         for window in plan(policy, &state, &options)? {
-            let rendered = run_window(policy, bound, prometheus, window, tokio)
-                .map_err(|source| ExtractError::Window { window, source })?;
+            let records = run_window(policy, bound, prometheus, window, tokio, |i, bytes| {
+                let info = bound.outputs[i].format.info();
+                stdout
+                    .deliver(&Payload {
+                        bytes: &bytes,
+                        extension: &info.extension,
+                        media_type: &info.media_type,
+                        journal: std::path::Path::new("/dev/null"),
+                    })
+                    .map_err(|e| Stop::Out(ExtractError::Delivery(vec![e])))
+            })
+            .map_err(|stop| stop.in_window(window))?;
             report.windows += 1;
-            report.records += rendered.records;
-            for (output, payloads) in bound.outputs.iter().zip(&rendered.payloads) {
-                for bytes in payloads {
-                    stdout
-                        .deliver(&Payload {
-                            bytes,
-                            extension: &output.format.info().extension,
-                            media_type: &output.format.info().media_type,
-                            journal: std::path::Path::new("/dev/null"),
-                        })
-                        .map_err(|e| ExtractError::Delivery(vec![e]))?;
-                }
-            }
+            report.records += records;
         }
         report.lastrun_ms = state.lastrun().ok().flatten();
         return Ok(report);
@@ -147,29 +145,27 @@ pub fn extract(
     let windows = plan(policy, &state, &options)?;
     let progress = Progress::new(windows.len());
     for window in windows {
-        let rendered = run_window(policy, bound, prometheus, window, tokio)
-            .map_err(|source| ExtractError::Window { window, source })?;
-        let outputs: Vec<Rendered<'_>> = bound
+        let mut writer = spool.begin(window, options.explicit.is_some())?;
+        let records = run_window(policy, bound, prometheus, window, tokio, |i, bytes| {
+            writer
+                .write(i, &bytes)
+                .map_err(|e| Stop::Out(ExtractError::State(e)))
+        })
+        .map_err(|stop| stop.in_window(window))?;
+        let outputs: Vec<Output<'_>> = bound
             .outputs
             .iter()
-            .zip(&rendered.payloads)
-            .map(|(o, payloads)| Rendered {
+            .map(|o| Output {
                 format: &o.format.info().name,
                 extension: &o.format.info().extension,
                 media_type: &o.format.info().media_type,
                 messenger: &o.messenger,
-                payloads,
             })
             .collect();
-        spool.put(
-            window,
-            options.explicit.is_some(),
-            rendered.records,
-            &outputs,
-        )?;
+        writer.finish(records, &outputs)?;
         failpoint("after-spool");
         report.windows += 1;
-        report.records += rendered.records;
+        report.records += records;
         report.delivered += delivery.drain(&state)?;
         failpoint("before-lastrun");
         commit(&state)?;
@@ -181,6 +177,28 @@ pub fn extract(
         Ok(report)
     } else {
         Err(ExtractError::Delivery(delivery.failures))
+    }
+}
+
+/// What stops a window: its own pipeline, or where its payloads go (the
+/// spool, or stdout on a dry run).
+enum Stop {
+    Pipeline(PipelineError),
+    Out(ExtractError),
+}
+
+impl From<PipelineError> for Stop {
+    fn from(e: PipelineError) -> Self {
+        Self::Pipeline(e)
+    }
+}
+
+impl Stop {
+    fn in_window(self, window: Window) -> ExtractError {
+        match self {
+            Self::Pipeline(source) => ExtractError::Window { window, source },
+            Self::Out(e) => e,
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use futures::TryFutureExt;
 
-use super::PipelineError;
+use super::{PipelineError, describe};
 use crate::policy::Policy;
 use crate::runtime::{
     AttributionInput, CounterSpec, GaugeSpec, KeyKind, Measured, Measurement, RaplSpec, Reading,
@@ -13,8 +13,9 @@ use crate::runtime::{
 };
 use crate::sources::counter::Sample;
 use crate::sources::idle;
+use crate::sources::libvirt::{Domain, Libvirt};
 use crate::sources::prometheus::{
-    Client, QueryTemplate, Series, VmMeta, VmVars, counter_samples, gauge_samples, measure_counter,
+    Client, Labels, QueryTemplate, Series, VmVars, counter_samples, gauge_samples, measure_counter,
     measure_gauge, measure_template, measure_vm_gauge, vm_metadata, vm_sizes,
 };
 use crate::window::Window;
@@ -51,7 +52,7 @@ struct KeyedResult {
 
 /// One series' reading, already in joules (or seconds).
 struct SeriesReading {
-    labels: BTreeMap<String, String>,
+    labels: Labels,
     value: f64,
     span_s: f64,
     covered_s: f64,
@@ -125,7 +126,7 @@ pub async fn gather(
     let inventory = &policy.inventory;
     let host_key = HostKey::new(inventory.host_regex.as_deref());
     let futures = specs.iter().map(|m| measure(client, m, window, &host_key));
-    let (results, metadata, sizes) = futures::future::try_join3(
+    let (results, metadata, sizes, domains) = futures::future::try_join4(
         futures::future::try_join_all(futures),
         vm_metadata(
             client,
@@ -142,6 +143,7 @@ pub async fn gather(
             window,
         )
         .map_err(PipelineError::from),
+        libvirt_domains(inventory.libvirt_uri.as_deref()),
     )
     .await?;
     let raw_fetched = results.iter().map(|(_, raw)| raw).sum();
@@ -149,7 +151,7 @@ pub async fn gather(
 
     // VMs: every uuid a uuid-keyed measurement saw in the window, described by its series' labels.
     let mut uuids: Vec<&str> = Vec::new();
-    let mut vm_labels: Vec<&BTreeMap<String, String>> = Vec::new();
+    let mut vm_labels: Vec<&Labels> = Vec::new();
     let mut vm_index: HashMap<String, usize> = HashMap::new();
     for result in keyed.iter().filter(|c| c.key == KeyKind::Uuid) {
         for s in &result.series {
@@ -159,14 +161,14 @@ pub async fn gather(
             if vm_index.contains_key(uuid) {
                 continue;
             }
-            vm_index.insert(uuid.clone(), uuids.len());
+            vm_index.insert(uuid.to_owned(), uuids.len());
             uuids.push(uuid);
             vm_labels.push(&s.labels);
         }
     }
     if !per_vm_templates.is_empty() {
         // A per-VM template asks about every VM the inventory knows in the window.
-        let mut known: Vec<(&String, &BTreeMap<String, String>)> = metadata
+        let mut known: Vec<(&String, &Labels)> = metadata
             .iter()
             .filter(|(uuid, _)| !vm_index.contains_key(*uuid))
             .collect();
@@ -177,7 +179,7 @@ pub async fn gather(
             vm_labels.push(labels);
         }
     }
-    let host_of = |labels: &BTreeMap<String, String>| {
+    let host_of = |labels: &Labels| {
         inventory
             .host_label
             .as_ref()
@@ -209,15 +211,27 @@ pub async fn gather(
             host: host_of(labels)
                 .and_then(|h| host_index.get(h.as_str()).copied())
                 .and_then(|i| u32::try_from(i).ok()),
-            vcpus: sizes.get(*uuid).and_then(|s| s.0),
-            memory_mb: sizes.get(*uuid).and_then(|s| s.1),
+            vcpus: domains
+                .get(*uuid)
+                .map(|d| d.vcpus)
+                .or_else(|| sizes.get(*uuid).and_then(|s| s.0)),
+            memory_mb: domains
+                .get(*uuid)
+                .map(|d| d.memory_mb)
+                .or_else(|| sizes.get(*uuid).and_then(|s| s.1)),
         })
         .collect();
     let details: Vec<VmDetails> = uuids
         .iter()
         .zip(&vm_labels)
         .map(|(uuid, labels)| {
-            details_from_labels(labels, metadata.get(*uuid), inventory, wants_labels)
+            describe::details(
+                labels,
+                metadata.get(*uuid),
+                domains.get(*uuid),
+                inventory,
+                wants_labels,
+            )
         })
         .collect();
     let name_index: HashMap<&str, usize> = details
@@ -280,7 +294,7 @@ pub async fn gather(
             };
             let slot = match result.key {
                 KeyKind::Uuid => vm_index.get(key).map(|&i| &mut per_vm[i]),
-                KeyKind::Vmname => name_index.get(key.as_str()).map(|&i| &mut per_vm[i]),
+                KeyKind::Vmname => name_index.get(key).map(|&i| &mut per_vm[i]),
                 KeyKind::Host => host_index
                     .get(host_key.normalise(key).as_str())
                     .map(|&i| &mut per_host[i]),
@@ -332,34 +346,16 @@ pub async fn gather(
     })
 }
 
-/// What is known of a VM: the info series' labels first (libvirt exporter
-/// names), then the energy series' labels named in `[inventory]`.
-fn details_from_labels(
-    labels: &BTreeMap<String, String>,
-    meta: Option<&BTreeMap<String, String>>,
-    inventory: &crate::policy::InventoryConfig,
-    with_labels: bool,
-) -> VmDetails {
-    let meta = meta.map(VmMeta::from_labels).unwrap_or_default();
-    let label = |name: &Option<String>| name.as_ref().and_then(|n| labels.get(n)).cloned();
-    VmDetails {
-        name: meta.name.or_else(|| label(&inventory.name_label)),
-        project_id: meta.project_id.or_else(|| label(&inventory.project_label)),
-        project_name: meta
-            .project_name
-            .or_else(|| label(&inventory.project_name_label)),
-        user_id: meta.user_id.or_else(|| label(&inventory.user_label)),
-        user_name: meta.user_name,
-        flavor: meta.flavor,
-        disk_gb: None,
-        started_ms: None,
-        ended_ms: None,
-        labels: if with_labels {
-            labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-        } else {
-            Vec::new()
-        },
-    }
+/// Every domain of libvirt at `uri` by uuid (none without a URI), read on a
+/// blocking thread: libvirt's calls block.
+async fn libvirt_domains(uri: Option<&str>) -> Result<HashMap<String, Domain>, PipelineError> {
+    let Some(uri) = uri.map(str::to_owned) else {
+        return Ok(HashMap::new());
+    };
+    let domains = tokio::task::spawn_blocking(move || Libvirt::open(&uri)?.domains())
+        .await
+        .map_err(|e| PipelineError::Unsupported(format!("reading libvirt failed: {e}")))??;
+    Ok(domains.into_iter().map(|d| (d.uuid.clone(), d)).collect())
 }
 
 /// `[idle_power]`: watts for hosts whose key matches a pattern (whole match).
@@ -526,7 +522,7 @@ async fn measure_idle(
             let wrap = wrap.map(|w| to_joules(unit, w));
             hosts
                 .entry(host_key.normalise(host))
-                .or_insert_with(|| (host.clone(), Vec::new()))
+                .or_insert_with(|| (host.to_owned(), Vec::new()))
                 .1
                 .push((samples, wrap));
         }
@@ -577,7 +573,7 @@ async fn measure_idle(
             }
             let idle = idle?;
             Some(SeriesReading {
-                labels: BTreeMap::from([(meter.key_label.to_owned(), host)]),
+                labels: [(meter.key_label, host)].into_iter().collect(),
                 value: idle.watts,
                 span_s: idle.measured_s,
                 covered_s: idle.measured_s,
@@ -665,7 +661,7 @@ fn template_result(
         series: values
             .into_iter()
             .map(|v| SeriesReading {
-                labels: BTreeMap::from([(key_label.to_owned(), v.key)]),
+                labels: [(key_label, v.key)].into_iter().collect(),
                 value: to_joules(spec.unit, v.value),
                 span_s: length_s,
                 covered_s: length_s,

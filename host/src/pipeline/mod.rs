@@ -2,6 +2,7 @@
 //! → render. The only place that knows the order of the steps; delivery of the
 //! rendered payloads is the caller's (extract, daemon).
 
+mod describe;
 mod extract;
 mod gather;
 
@@ -22,6 +23,9 @@ pub enum PipelineError {
     /// A measurement could not be made.
     #[error(transparent)]
     Source(#[from] PrometheusError),
+    /// libvirt could not be read.
+    #[error(transparent)]
+    Libvirt(#[from] crate::sources::libvirt::LibvirtError),
     /// A PromQL template is invalid, or its query failed.
     #[error(transparent)]
     Template(#[from] TemplateError),
@@ -33,25 +37,21 @@ pub enum PipelineError {
     Unsupported(String),
 }
 
-/// A window's records and each output's payloads.
-pub struct Rendered {
-    /// How many records the window has.
-    pub records: usize,
-    /// Per output (policy order), the payloads to deliver.
-    pub payloads: Vec<Vec<Vec<u8>>>,
-}
-
-/// Runs gather (on `tokio`), then attribute and render for one window.
+/// Runs gather (on `tokio`), then attribute and render for one window; hands
+/// each payload to `sink` with its output's index (policy order) as soon as it
+/// is rendered, so a window's payloads are never all held at once. Returns
+/// how many records the window has. An error from `sink` stops the window.
 ///
 /// Plugins run outside the async runtime: wasmtime-wasi's blocking stream
 /// calls (a guest printing its panic message) enter a runtime of their own.
-pub fn run_window(
+pub fn run_window<E: From<PipelineError>>(
     policy: &Policy,
     bound: &Bound,
     prometheus: Option<&Client>,
     window: Window,
     tokio: &tokio::runtime::Runtime,
-) -> Result<Rendered, PipelineError> {
+    mut sink: impl FnMut(usize, Vec<u8>) -> Result<(), E>,
+) -> Result<usize, E> {
     let started = Instant::now();
     let mut gathered = tokio.block_on(gather(policy, &bound.measurements, prometheus, window))?;
     let gathered_at = started.elapsed();
@@ -67,7 +67,7 @@ pub fn run_window(
     if wants_inventory {
         gathered.details = std::mem::take(&mut gathered.input.details);
     }
-    let attribution = attribution?;
+    let attribution = attribution.map_err(PipelineError::from)?;
     let attributed_at = started.elapsed();
 
     let identity = Identity {
@@ -96,8 +96,8 @@ pub fn run_window(
         .collect();
     let cpu = cpu_measurement(&bound.measurements)
         .and_then(|name| gathered.input.measurements.iter().find(|m| m.name == name));
-    // Records are built, mapped and rendered RENDER_CHUNK at a time, in uuid
-    // order: only the payloads of a window are held, never all its records.
+    // Records are built, mapped, rendered and handed on RENDER_CHUNK at a
+    // time, in uuid order: neither all records nor all payloads are held.
     let mut order: Vec<(usize, f64)> = attribution
         .vms
         .iter()
@@ -109,7 +109,6 @@ pub fn run_window(
             .uuid
             .cmp(&gathered.input.vms[b.0].uuid)
     });
-    let mut payloads: Vec<Vec<Vec<u8>>> = vec![Vec::new(); bound.outputs.len()];
     let mut unmapped = std::collections::BTreeSet::new();
     for chunk in order.chunks(RENDER_CHUNK) {
         let mut records: Vec<EnergyRecord> = chunk
@@ -136,8 +135,14 @@ pub fn run_window(
             })
             .collect();
         map_vos(policy, &mut records, &mut unmapped);
-        for (output, payloads) in bound.outputs.iter().zip(&mut payloads) {
-            payloads.extend(output.format.render(&records, &output.params)?);
+        for (i, output) in bound.outputs.iter().enumerate() {
+            let rendered = output
+                .format
+                .render(&records, &output.params)
+                .map_err(PipelineError::from)?;
+            for payload in rendered {
+                sink(i, payload)?;
+            }
         }
     }
     for project in unmapped {
@@ -156,10 +161,7 @@ pub fn run_window(
         render_ms = (started.elapsed() - attributed_at).as_millis() as u64,
         "window done"
     );
-    Ok(Rendered {
-        records: order.len(),
-        payloads,
-    })
+    Ok(order.len())
 }
 
 /// Records per `render` call: a format sees at most this many at once, so a

@@ -115,6 +115,12 @@ pub struct InventoryConfig {
     /// Label naming the host.
     #[serde(default)]
     pub host_label: Option<String>,
+    /// libvirt on this host (`qemu:///system`), for extracts run on a
+    /// hypervisor: VMs are described from their domains first (nova or
+    /// OpenNebula metadata, vCPUs, memory), shut-off domains included; the
+    /// info series and the labels fill in what libvirt does not know.
+    #[serde(default)]
+    pub libvirt_uri: Option<String>,
 }
 
 fn default_project_label() -> Option<String> {
@@ -155,6 +161,7 @@ impl Default for InventoryConfig {
             name_label: None,
             user_label: None,
             host_label: None,
+            libvirt_uri: None,
         }
     }
 }

@@ -19,7 +19,7 @@ mod spool;
 use std::path::{Path, PathBuf};
 
 pub use lock::RunLock;
-pub use spool::{Rendered, Spool, SpooledOutput, SpooledWindow};
+pub use spool::{Output, Spool, SpoolWriter, SpooledOutput, SpooledWindow};
 
 /// State that cannot be read or written.
 #[derive(Debug, thiserror::Error)]

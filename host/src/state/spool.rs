@@ -65,8 +65,8 @@ pub struct SpooledWindow {
     pub outputs: Vec<SpooledOutput>,
 }
 
-/// One output's rendered payloads, to spool.
-pub struct Rendered<'a> {
+/// One output of a window being spooled: where its payloads go and what they are.
+pub struct Output<'a> {
     /// The format's name.
     pub format: &'a str,
     /// The format's file extension.
@@ -75,8 +75,19 @@ pub struct Rendered<'a> {
     pub media_type: &'a str,
     /// Where the payloads go.
     pub messenger: &'a MessengerConfig,
-    /// The payloads.
-    pub payloads: &'a [Vec<u8>],
+}
+
+/// A window being written into the spool: each payload goes to a temporary
+/// directory as soon as it is rendered, and [`SpoolWriter::finish`] renames
+/// the directory into place. Dropped unfinished (a window that failed half
+/// way), the directory is removed: nothing of that window is delivered.
+pub struct SpoolWriter {
+    spool: PathBuf,
+    tmp: tempfile::TempDir,
+    window: Window,
+    explicit: bool,
+    /// Payloads written per output.
+    counts: Vec<usize>,
 }
 
 impl Spool {
@@ -84,63 +95,20 @@ impl Spool {
         Self { dir }
     }
 
-    /// Writes a rendered window: into a temporary directory, renamed into place
-    /// once complete, so a crash leaves either all of it or none.
-    pub fn put(
-        &self,
-        window: Window,
-        explicit: bool,
-        records: usize,
-        outputs: &[Rendered<'_>],
-    ) -> Result<SpooledWindow, StateError> {
+    /// Starts writing `window` (explicit: asked for with --from/--to).
+    pub fn begin(&self, window: Window, explicit: bool) -> Result<SpoolWriter, StateError> {
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
-        // Explicit (--from/--to) windows live apart from tracked ones with the same edges.
-        let name = format!(
-            "{}{}-{}",
-            if explicit { "x" } else { "" },
-            window.start_ms,
-            window.end_ms
-        );
-        let final_dir = self.dir.join(&name);
-        if final_dir.exists() {
-            // Already spooled by an earlier run (same window, same ids): keep that one.
-            return SpooledWindow::load(final_dir);
-        }
         let tmp = tempfile::Builder::new()
             .prefix(".tmp-")
             .tempdir_in(&self.dir)
             .map_err(io(&self.dir))?;
-        let manifest = Manifest {
-            start_ms: window.start_ms,
-            end_ms: window.end_ms,
+        Ok(SpoolWriter {
+            spool: self.dir.clone(),
+            tmp,
+            window,
             explicit,
-            records,
-            outputs: outputs
-                .iter()
-                .map(|o| OutputManifest {
-                    format: o.format.to_owned(),
-                    extension: o.extension.to_owned(),
-                    media_type: o.media_type.to_owned(),
-                    messenger: o.messenger.clone(),
-                    payloads: o.payloads.len(),
-                })
-                .collect(),
-        };
-        for (i, output) in outputs.iter().enumerate() {
-            for (n, payload) in output.payloads.iter().enumerate() {
-                let path = tmp.path().join(payload_name(i, n));
-                std::fs::write(&path, payload).map_err(io(&path))?;
-            }
-        }
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StateError::Corrupt {
-            path: tmp.path().join("window.json"),
-            reason: e.to_string(),
-        })?;
-        write_atomic(&tmp.path().join("window.json"), &json)?;
-        let tmp = tmp.keep();
-        std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
-        sync_dir(&self.dir);
-        SpooledWindow::load(final_dir)
+            counts: Vec::new(),
+        })
     }
 
     /// Removes the temporary directories a crashed run left (never complete,
@@ -192,6 +160,71 @@ impl Spool {
             .filter(|w| !w.explicit)
             .map(|w| w.window.end_ms)
             .max())
+    }
+}
+
+impl SpoolWriter {
+    /// Writes the next payload of output `output` (its index in policy order).
+    pub fn write(&mut self, output: usize, payload: &[u8]) -> Result<(), StateError> {
+        if self.counts.len() <= output {
+            self.counts.resize(output + 1, 0);
+        }
+        let path = self
+            .tmp
+            .path()
+            .join(payload_name(output, self.counts[output]));
+        std::fs::write(&path, payload).map_err(io(&path))?;
+        self.counts[output] += 1;
+        Ok(())
+    }
+
+    /// Completes the window: its manifest (`records` rendered into `outputs`)
+    /// is written and the directory renamed into place, so a crash leaves
+    /// either all of it or none. A window an earlier run already spooled
+    /// (same window, same record ids) keeps that copy.
+    pub fn finish(
+        self,
+        records: usize,
+        outputs: &[Output<'_>],
+    ) -> Result<SpooledWindow, StateError> {
+        // Explicit (--from/--to) windows live apart from tracked ones with the same edges.
+        let name = format!(
+            "{}{}-{}",
+            if self.explicit { "x" } else { "" },
+            self.window.start_ms,
+            self.window.end_ms
+        );
+        let final_dir = self.spool.join(&name);
+        if final_dir.exists() {
+            return SpooledWindow::load(final_dir);
+        }
+        let manifest = Manifest {
+            start_ms: self.window.start_ms,
+            end_ms: self.window.end_ms,
+            explicit: self.explicit,
+            records,
+            outputs: outputs
+                .iter()
+                .enumerate()
+                .map(|(i, o)| OutputManifest {
+                    format: o.format.to_owned(),
+                    extension: o.extension.to_owned(),
+                    media_type: o.media_type.to_owned(),
+                    messenger: o.messenger.clone(),
+                    payloads: self.counts.get(i).copied().unwrap_or(0),
+                })
+                .collect(),
+        };
+        let path = self.tmp.path().join("window.json");
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StateError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&path, &json)?;
+        let tmp = self.tmp.keep();
+        std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
+        sync_dir(&self.spool);
+        SpooledWindow::load(final_dir)
     }
 }
 
@@ -290,5 +323,57 @@ fn done_name(output: usize, n: usize) -> String {
 fn sync_dir(dir: &Path) {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(messenger: &MessengerConfig) -> Output<'_> {
+        Output {
+            format: "jsonl",
+            extension: "jsonl",
+            media_type: "application/jsonl",
+            messenger,
+        }
+    }
+
+    #[test]
+    fn payloads_written_as_rendered_appear_only_when_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("spool"));
+        let window = Window::new(0, 3_600_000).unwrap();
+        let messenger = MessengerConfig::Stdout;
+        let mut writer = spool.begin(window, false).unwrap();
+        writer.write(0, b"first").unwrap();
+        writer.write(1, b"other output").unwrap();
+        writer.write(0, b"second").unwrap();
+        assert!(
+            spool.pending().unwrap().is_empty(),
+            "unfinished: not pending"
+        );
+        let spooled = writer
+            .finish(3, &[output(&messenger), output(&messenger)])
+            .unwrap();
+        assert_eq!(spooled.records, 3);
+        assert_eq!(spooled.outputs[0].payloads, 2);
+        assert_eq!(spooled.outputs[1].payloads, 1);
+        assert_eq!(spooled.payload(0, 1).unwrap(), b"second");
+        assert_eq!(spool.pending().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_window_that_fails_half_way_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("spool"));
+        let mut writer = spool.begin(Window::new(0, 1000).unwrap(), false).unwrap();
+        writer.write(0, b"chunk 1 of 10").unwrap();
+        drop(writer);
+        assert!(spool.pending().unwrap().is_empty());
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("spool"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "temporary directory removed: {left:?}");
     }
 }

@@ -1,11 +1,11 @@
 //! A small client for the Prometheus HTTP API (`/api/v1/query`).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::config::PrometheusConfig;
+use super::labels::{Labels, SeriesKey};
 use crate::sources::counter::Sample;
 
 /// A Prometheus query that failed; every variant names the endpoint and the query.
@@ -75,7 +75,7 @@ pub enum PrometheusError {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     /// Labels, `__name__` removed so results of `m` and `f(m)` match.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// Samples in ascending time (one for an instant vector).
     pub samples: Vec<Sample>,
 }
@@ -158,71 +158,49 @@ enum Data<M> {
 #[serde(bound = "M: serde::de::DeserializeOwned")]
 struct VectorItem<M> {
     metric: M,
-    value: (f64, String),
+    value: Point,
 }
 
 #[derive(Deserialize)]
 #[serde(bound = "M: serde::de::DeserializeOwned")]
 struct MatrixItem<M> {
     metric: M,
-    values: Vec<(f64, String)>,
+    values: Vec<Point>,
 }
 
-/// A series' identity: an order-independent 128-bit hash of its labels
-/// (`__name__` left out, as in [`Series`]), read straight from the answer
-/// without keeping the labels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SeriesKey(u128);
+/// A sample as the API writes it, `[1748822400.5, "12.25"]`, read into a
+/// [`Sample`] without keeping the value's string.
+struct Point(Sample);
 
-impl SeriesKey {
-    /// The key of a label set.
-    pub fn of(labels: &BTreeMap<String, String>) -> Self {
-        let mut key = Self(0);
-        for (name, value) in labels {
-            key.add(name, value);
-        }
-        key
-    }
-
-    fn add(&mut self, name: &str, value: &str) {
-        use std::hash::{Hash, Hasher};
-        if name == "__name__" {
-            return;
-        }
-        let half = |salt: u8| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            (salt, name, value).hash(&mut h);
-            h.finish()
-        };
-        // A sum of per-label hashes: the same whatever order the labels come in.
-        self.0 = self
-            .0
-            .wrapping_add((u128::from(half(1)) << 64) | u128::from(half(2)));
-    }
-}
-
-impl<'de> Deserialize<'de> for SeriesKey {
+impl<'de> Deserialize<'de> for Point {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Labels;
-        impl<'de> serde::de::Visitor<'de> for Labels {
-            type Value = SeriesKey;
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Point;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a map of label names to values")
+                f.write_str("a sample [unix seconds, \"value\"]")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
-                mut map: A,
-            ) -> Result<SeriesKey, A::Error> {
-                let mut key = SeriesKey(0);
-                while let Some((name, value)) =
-                    map.next_entry::<std::borrow::Cow<'de, str>, std::borrow::Cow<'de, str>>()?
-                {
-                    key.add(&name, &value);
-                }
-                Ok(key)
+                mut seq: A,
+            ) -> Result<Point, A::Error> {
+                use serde::de::Error;
+                let t: f64 = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                let text: std::borrow::Cow<'de, str> = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+                let value = text.parse::<f64>().map_err(|_| {
+                    A::Error::custom(format!("sample value `{text}` is not a number"))
+                })?;
+                Ok(Point(Sample {
+                    t_ms: (t * 1000.0).round() as i64,
+                    value,
+                }))
             }
         }
-        deserializer.deserialize_map(Labels)
+        deserializer.deserialize_seq(Visitor)
     }
 }
 
@@ -290,15 +268,10 @@ impl Client {
     /// times with exponential backoff; 4xx answers (bad PromQL) and answers
     /// that are not the API's JSON are not.
     pub async fn query(&self, query: &str, time_ms: i64) -> Result<Vec<Series>, PrometheusError> {
-        let series = self
-            .fetch::<BTreeMap<String, String>>(query, time_ms)
-            .await?;
+        let series = self.fetch::<Labels>(query, time_ms).await?;
         Ok(series
             .into_iter()
-            .map(|(labels, samples)| Series {
-                labels: without_name(labels),
-                samples,
-            })
+            .map(|(labels, samples)| Series { labels, samples })
             .collect())
     }
 
@@ -401,21 +374,14 @@ impl Client {
             .data
             .ok_or_else(|| self.bad_answer(query, "no `data`".into()))?;
         match data {
-            Data::Vector(items) => items
+            Data::Vector(items) => Ok(items
                 .into_iter()
-                .map(|item| Ok((item.metric, vec![self.sample(query, item.value)?])))
-                .collect(),
-            Data::Matrix(items) => items
+                .map(|item| (item.metric, vec![item.value.0]))
+                .collect()),
+            Data::Matrix(items) => Ok(items
                 .into_iter()
-                .map(|item| {
-                    let samples = item
-                        .values
-                        .into_iter()
-                        .map(|v| self.sample(query, v))
-                        .collect::<Result<_, _>>()?;
-                    Ok((item.metric, samples))
-                })
-                .collect(),
+                .map(|item| (item.metric, item.values.into_iter().map(|p| p.0).collect()))
+                .collect()),
             Data::Scalar(_) | Data::String(_) => Err(self.bad_answer(
                 query,
                 "a scalar or string where a vector was expected".into(),
@@ -470,16 +436,6 @@ impl Client {
         }
     }
 
-    fn sample(&self, query: &str, (t, value): (f64, String)) -> Result<Sample, PrometheusError> {
-        let value = value.parse::<f64>().map_err(|_| {
-            self.bad_answer(query, format!("sample value `{value}` is not a number"))
-        })?;
-        Ok(Sample {
-            t_ms: (t * 1000.0).round() as i64,
-            value,
-        })
-    }
-
     fn unreachable(&self, query: &str, error: reqwest::Error) -> PrometheusError {
         let mut reason = if error.is_timeout() {
             format!("timed out after {} s", self.config.timeout_secs)
@@ -527,9 +483,4 @@ impl std::io::Read for ChunkReader {
         self.chunk = self.chunk.slice(n..);
         Ok(n)
     }
-}
-
-fn without_name(mut labels: BTreeMap<String, String>) -> BTreeMap<String, String> {
-    labels.remove("__name__");
-    labels
 }

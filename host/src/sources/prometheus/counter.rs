@@ -4,11 +4,12 @@
 //! sample fetch only for the series that reset, start or stop inside it.
 //! PromQL `increase()` is never used: it extrapolates and does not tile.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use futures::future::try_join_all;
 
-use super::client::{Client, PrometheusError, SeriesKey};
+use super::client::{Client, PrometheusError};
+use super::labels::{Labels, SeriesKey};
 use crate::sources::counter::{Increase, Sample, c1};
 use crate::window::Window;
 
@@ -16,7 +17,7 @@ use crate::window::Window;
 #[derive(Clone, Debug, PartialEq)]
 pub struct SeriesIncrease {
     /// The series' labels (without `__name__`).
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// Its increase and span in the window.
     pub increase: Increase,
 }
@@ -85,17 +86,17 @@ pub async fn measure_counter(
     }
 
     let mut readings = CounterReadings::default();
-    let mut raw: HashMap<SeriesKey, BTreeMap<String, String>> = HashMap::new();
+    let mut raw: HashMap<SeriesKey, Labels> = HashMap::new();
     for series in resets_a.into_iter().chain(resets_b) {
         let resets = series.samples.first().map(|s| s.value);
-        let e = edges.get(&SeriesKey::of(&series.labels));
+        let e = edges.get(&series.labels.key());
         match e.and_then(|e| fast_path(e, resets?, window, lookback_ms)) {
             Some(increase) => readings.series.push(SeriesIncrease {
                 labels: series.labels,
                 increase,
             }),
             None => {
-                raw.insert(SeriesKey::of(&series.labels), series.labels);
+                raw.insert(series.labels.key(), series.labels);
             }
         }
     }
@@ -108,7 +109,7 @@ pub async fn measure_counter(
         // C1's base is the last sample at or before `start`, however old: a series
         // whose fetched samples all lie inside the window (a gap across `start`, or a
         // start inside it) gets its base from a longer look back.
-        let without_base: HashMap<SeriesKey, BTreeMap<String, String>> = fetched
+        let without_base: HashMap<SeriesKey, Labels> = fetched
             .iter()
             .filter(|(_, (_, samples))| samples.first().is_some_and(|s| s.t_ms > window.start_ms))
             .map(|(id, (labels, _))| (*id, labels.clone()))
@@ -170,13 +171,13 @@ pub(super) async fn fetch_raw(
     client: &Client,
     selector: &str,
     key_label: &str,
-    wanted: &HashMap<SeriesKey, BTreeMap<String, String>>,
+    wanted: &HashMap<SeriesKey, Labels>,
     range_ms: i64,
     at_ms: i64,
-) -> Result<HashMap<SeriesKey, (BTreeMap<String, String>, Vec<Sample>)>, PrometheusError> {
+) -> Result<HashMap<SeriesKey, (Labels, Vec<Sample>)>, PrometheusError> {
     let mut keys: Vec<&str> = wanted
         .values()
-        .filter_map(|labels| labels.get(key_label).map(String::as_str))
+        .filter_map(|labels| labels.get(key_label))
         .collect();
     keys.sort_unstable();
     keys.dedup();
@@ -193,7 +194,7 @@ pub(super) async fn fetch_raw(
         .into_iter()
         .flatten()
         .filter_map(|series| {
-            let id = SeriesKey::of(&series.labels);
+            let id = series.labels.key();
             wanted
                 .contains_key(&id)
                 .then_some((id, (series.labels, series.samples)))

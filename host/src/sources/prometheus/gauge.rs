@@ -4,11 +4,11 @@
 //! Right for host meters (one series per host). Per-VM gauges use
 //! [`measure_vm_gauge`]: raw samples at the edges only, sums in between.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use super::client::SeriesKey;
 use super::client::{Client, PrometheusError};
 use super::counter::fetch_raw;
+use super::labels::{Labels, SeriesKey};
 use crate::sources::counter::Sample;
 use crate::sources::gauge::{Integral, g1};
 use crate::window::Window;
@@ -17,7 +17,7 @@ use crate::window::Window;
 #[derive(Clone, Debug, PartialEq)]
 pub struct SeriesIntegral {
     /// The series' labels (without `__name__`).
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// Its integral and covered seconds in the window.
     pub integral: Integral,
 }
@@ -133,19 +133,17 @@ pub async fn measure_vm_gauge(
 
     #[derive(Default)]
     struct Parts {
-        labels: BTreeMap<String, String>,
+        labels: Labels,
         head: Vec<Sample>,
         tail: Vec<Sample>,
         sum: f64,
         count: usize,
     }
-    fn part(parts: &mut HashMap<SeriesKey, Parts>, labels: BTreeMap<String, String>) -> &mut Parts {
-        parts
-            .entry(SeriesKey::of(&labels))
-            .or_insert_with(|| Parts {
-                labels,
-                ..Parts::default()
-            })
+    fn part(parts: &mut HashMap<SeriesKey, Parts>, labels: Labels) -> &mut Parts {
+        parts.entry(labels.key()).or_insert_with(|| Parts {
+            labels,
+            ..Parts::default()
+        })
     }
     let mut parts: HashMap<SeriesKey, Parts> = HashMap::new();
     for s in head {
@@ -162,7 +160,7 @@ pub async fn measure_vm_gauge(
     }
 
     let mut out = VmGaugeReadings::default();
-    let mut raw: HashMap<SeriesKey, BTreeMap<String, String>> = HashMap::new();
+    let mut raw: HashMap<SeriesKey, Labels> = HashMap::new();
     for (id, p) in parts {
         match edges_and_middle(&p.head, &p.tail, p.sum, p.count, window, g) {
             Some(integral) => out.series.push(SeriesIntegral {

@@ -3,13 +3,14 @@
 //! instance_name, project_uuid, project_name, user_uuid, user_name, flavor, …}`,
 //! joined to the energy series by uuid.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use super::client::{Client, PrometheusError};
+use super::labels::Labels;
 use crate::window::Window;
 
 /// Labels of the info series of every VM seen in the window, by uuid.
-pub type Metadata = HashMap<String, BTreeMap<String, String>>;
+pub type Metadata = HashMap<String, Labels>;
 
 /// What the libvirt exporter's info series says of one VM (its label names).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -30,13 +31,13 @@ pub struct VmMeta {
 
 impl VmMeta {
     /// Reads an info series' labels; empty values count as absent.
-    pub fn from_labels(labels: &BTreeMap<String, String>) -> Self {
+    pub fn from_labels(labels: &Labels) -> Self {
         let get = |names: &[&str]| {
             names
                 .iter()
-                .find_map(|n| labels.get(*n))
+                .find_map(|n| labels.get(n))
                 .filter(|v| !v.is_empty())
-                .cloned()
+                .map(str::to_owned)
         };
         Self {
             name: get(&["instance_name", "domain"]),
@@ -62,7 +63,7 @@ pub async fn vm_metadata(
     Ok(series
         .into_iter()
         .filter_map(|s| {
-            let uuid = s.labels.get(uuid_label)?.clone();
+            let uuid = s.labels.get(uuid_label)?.to_owned();
             Some((uuid, s.labels))
         })
         .collect())
@@ -88,7 +89,7 @@ pub async fn vm_sizes(
             && sample.value.is_finite()
             && sample.value >= 0.0
         {
-            sizes.entry(uuid.clone()).or_default().0 = Some(sample.value.round() as u32);
+            sizes.entry(uuid.to_owned()).or_default().0 = Some(sample.value.round() as u32);
         }
     }
     for s in memory {
@@ -96,7 +97,7 @@ pub async fn vm_sizes(
             && sample.value.is_finite()
             && sample.value >= 0.0
         {
-            sizes.entry(uuid.clone()).or_default().1 =
+            sizes.entry(uuid.to_owned()).or_default().1 =
                 Some((sample.value / 1_048_576.0).round() as u64);
         }
     }

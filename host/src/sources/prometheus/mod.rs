@@ -2,18 +2,20 @@
 //!
 //! [`client`] speaks the HTTP API; [`counter`] measures counters over a window
 //! with the batched C1 recipe of ENERGY.md, [`gauge`] integrates gauges (G1),
-//! [`inventory`] reads VM metadata, [`template`] runs PromQL templates.
+//! [`inventory`] reads VM metadata, [`labels`] holds series' labels compactly, [`template`] runs PromQL templates.
 
 pub mod client;
 pub mod config;
 pub mod counter;
 pub mod gauge;
 pub mod inventory;
+pub mod labels;
 pub mod template;
 
-pub use client::{Client, PrometheusError, Series, SeriesKey};
+pub use client::{Client, PrometheusError, Series};
 pub use config::PrometheusConfig;
 pub use counter::{CounterReadings, SeriesIncrease, counter_samples, measure_counter};
 pub use gauge::{SeriesIntegral, VmGaugeReadings, gauge_samples, measure_gauge, measure_vm_gauge};
 pub use inventory::{Metadata, VmMeta, vm_metadata, vm_sizes};
+pub use labels::{Labels, SeriesKey};
 pub use template::{QueryTemplate, TemplateError, TemplateReadings, VmVars, measure_template};

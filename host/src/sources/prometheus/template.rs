@@ -195,7 +195,7 @@ pub async fn measure_template(
         let values = series
             .into_iter()
             .filter_map(|s| {
-                let key = s.labels.get(key_label)?.clone();
+                let key = s.labels.get(key_label)?.to_owned();
                 let value = s.samples.last()?.value;
                 value.is_finite().then_some(TemplateValue { key, value })
             })

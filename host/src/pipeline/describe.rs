@@ -1,0 +1,151 @@
+//! What is known of a VM, for its record and for models that declare
+//! `inventory`: libvirt's domain first (on a hypervisor), then the libvirt
+//! exporter's info series, then the energy series' labels named in `[inventory]`.
+
+use crate::policy::InventoryConfig;
+use crate::runtime::VmDetails;
+use crate::sources::libvirt::{CloudMetadata, Domain};
+use crate::sources::prometheus::{Labels, VmMeta};
+
+/// A VM's details from its series' `labels`, its info series `meta` and its
+/// libvirt `domain`, each field from the first that knows it. The labels
+/// themselves are copied only `with_labels` (models that declare `inventory`).
+pub fn details(
+    labels: &Labels,
+    meta: Option<&Labels>,
+    domain: Option<&Domain>,
+    inventory: &InventoryConfig,
+    with_labels: bool,
+) -> VmDetails {
+    let meta = meta.map(VmMeta::from_labels).unwrap_or_default();
+    let label =
+        |name: &Option<String>| name.as_ref().and_then(|n| labels.get(n)).map(str::to_owned);
+    let from_domain = domain.map_or_else(empty, from_domain);
+    VmDetails {
+        name: from_domain
+            .name
+            .or(meta.name)
+            .or_else(|| label(&inventory.name_label)),
+        project_id: from_domain
+            .project_id
+            .or(meta.project_id)
+            .or_else(|| label(&inventory.project_label)),
+        project_name: from_domain
+            .project_name
+            .or(meta.project_name)
+            .or_else(|| label(&inventory.project_name_label)),
+        user_id: from_domain
+            .user_id
+            .or(meta.user_id)
+            .or_else(|| label(&inventory.user_label)),
+        user_name: from_domain.user_name.or(meta.user_name),
+        flavor: from_domain.flavor.or(meta.flavor),
+        disk_gb: from_domain.disk_gb,
+        started_ms: from_domain.started_ms,
+        ended_ms: None,
+        labels: if with_labels {
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// What a domain's metadata says. nova's `creationTime` is when nova last
+/// wrote the XML (a rebuild, a migration), not the start: it is not used.
+fn from_domain(domain: &Domain) -> VmDetails {
+    match &domain.metadata {
+        CloudMetadata::Nova(n) => VmDetails {
+            name: n.display_name.clone(),
+            project_id: n.project_id.clone(),
+            project_name: n.project_name.clone(),
+            user_id: n.user_id.clone(),
+            user_name: n.user_name.clone(),
+            flavor: n.flavor.as_ref().and_then(|f| f.name.clone()),
+            disk_gb: n.flavor.as_ref().and_then(|f| f.disk_gb),
+            ..empty()
+        },
+        CloudMetadata::OpenNebula(o) => VmDetails {
+            name: o.name.clone(),
+            // A group is OpenNebula's closest thing to a project.
+            project_id: o.group_id.clone(),
+            project_name: o.group_name.clone(),
+            user_id: o.user_id.clone(),
+            user_name: o.user_name.clone(),
+            started_ms: o.start_time.map(|s| s * 1000),
+            ..empty()
+        },
+        CloudMetadata::None => VmDetails {
+            name: Some(domain.name.clone()),
+            ..empty()
+        },
+    }
+}
+
+fn empty() -> VmDetails {
+    VmDetails {
+        name: None,
+        project_id: None,
+        project_name: None,
+        user_id: None,
+        user_name: None,
+        flavor: None,
+        disk_gb: None,
+        started_ms: None,
+        ended_ms: None,
+        labels: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::libvirt::{DomainState, NovaInstance};
+
+    #[test]
+    fn libvirt_first_then_info_series_then_labels() {
+        let labels: Labels = [("project_id", "from-label"), ("uuid", "u")]
+            .into_iter()
+            .collect();
+        let meta: Labels = [
+            ("uuid", "u"),
+            ("instance_name", "from-meta"),
+            ("user_uuid", "m-user"),
+        ]
+        .into_iter()
+        .collect();
+        let domain = Domain {
+            uuid: "u".into(),
+            name: "instance-0000002a".into(),
+            state: DomainState::ShutOff,
+            vcpus: 2,
+            memory_mb: 2048,
+            metadata: CloudMetadata::Nova(NovaInstance {
+                version: "1.1".into(),
+                display_name: Some("from-nova".into()),
+                project_name: Some("web-team".into()),
+                ..NovaInstance::default()
+            }),
+        };
+        let inventory = InventoryConfig::default();
+        let d = details(&labels, Some(&meta), Some(&domain), &inventory, false);
+        assert_eq!(d.name.as_deref(), Some("from-nova"));
+        assert_eq!(d.project_name.as_deref(), Some("web-team"));
+        assert_eq!(
+            d.user_id.as_deref(),
+            Some("m-user"),
+            "nova has none: the info series'"
+        );
+        assert_eq!(d.project_id.as_deref(), Some("from-label"));
+        let bare = Domain {
+            metadata: CloudMetadata::None,
+            ..domain
+        };
+        let d = details(&labels, None, Some(&bare), &inventory, true);
+        assert_eq!(d.name.as_deref(), Some("instance-0000002a"));
+        assert_eq!(d.labels.len(), 2);
+    }
+}
