@@ -56,6 +56,8 @@ fn inventory_reads_nova_opennebula_and_bare_domains() {
     assert_eq!(nova["state"], "running");
     assert_eq!(nova["vcpus"], 2);
     assert_eq!(nova["memory_mb"], 2048);
+    // The test driver's CPU time is the wall clock: only its presence is real.
+    assert!(nova["cpu_s"].as_f64().is_some_and(|s| s > 0.0), "{nova}");
     let meta = &nova["metadata"];
     assert_eq!(meta["kind"], "nova");
     assert_eq!(meta["version"], "1.1");
@@ -72,6 +74,7 @@ fn inventory_reads_nova_opennebula_and_bare_domains() {
     // Shut off, and written by a pre-Wallaby nova (namespace 1.0).
     let old = by_name("instance-00000002");
     assert_eq!(old["state"], "shut-off");
+    assert_eq!(old["cpu_s"], Value::Null, "not running: no CPU time");
     assert_eq!(old["metadata"]["version"], "1.0");
     assert_eq!(old["metadata"]["user_name"], "bob");
     assert_eq!(old["metadata"]["flavor"]["memory_mb"], 4096);

@@ -15,7 +15,8 @@ use wattson::sources::prometheus::{Client, PrometheusConfig};
 use wattson::sources::rapl::{discover, host_zones, joules_between, sample};
 use wattson::window::Window;
 
-use super::prometheus::{Prometheus, free_port, ureq_get};
+use super::data::{HOUR, MIN, Rng, T0, rel_err};
+use super::prometheus::{Prometheus, TestSeries, free_port, openmetrics, ureq_get};
 
 const RANGE: u64 = 262_143_328_850;
 
@@ -248,5 +249,186 @@ plugin = "libvirt-joules"
     assert!(
         err.contains("max_energy_range_uj.dram") && err.contains("/sys/class/powercap"),
         "{err}"
+    );
+}
+
+/// node_exporter's counters of one zone, backfilled: a sample every 15 s with
+/// ±0.4 s jitter, `watts(t)` with ±10 % noise, wrapping at `range_j`, no
+/// samples in `gap`.
+fn zone_series(
+    index: &str,
+    seed: u64,
+    initial_j: f64,
+    range_j: f64,
+    gap: (i64, i64),
+    watts: impl Fn(i64) -> f64,
+) -> TestSeries {
+    let mut rng = Rng::new(seed);
+    let mut value = initial_j;
+    let mut samples = Vec::new();
+    let mut last: Option<i64> = None;
+    let mut t = T0 + (rng.next_f64() * 15_000.0) as i64;
+    while t <= T0 + 3 * HOUR {
+        let ts = t + ((rng.next_f64() - 0.5) * 800.0) as i64;
+        if !(gap.0..gap.1).contains(&ts) {
+            if let Some(prev) = last {
+                let dt = (ts - prev) as f64 / 1000.0;
+                value = (value + dt * watts(ts) * (0.9 + 0.2 * rng.next_f64())) % range_j;
+            }
+            // node_exporter prints joules with µJ resolution.
+            samples.push((ts, (value * 1e6).round() / 1e6));
+            last = Some(ts);
+        }
+        t += 15_000;
+    }
+    TestSeries {
+        labels: vec![
+            ("index".into(), index.into()),
+            ("instance".into(), "cmp-01:9100".into()),
+            (
+                "path".into(),
+                format!("/sys/class/powercap/intel-rapl:{index}"),
+            ),
+        ],
+        samples,
+    }
+}
+
+/// Idle power from RAPL counters through Prometheus (ENERGY.md): the least
+/// whole-minute average of package + dram, each zone's C1w over its span in
+/// the minute, skipping minutes in which a zone has no sample. The quietest
+/// stretch is partly inside a dram scrape gap, and package-0 wraps in it.
+#[test]
+fn idle_power_from_rapl_counters_skips_minutes_a_zone_misses() {
+    let range_j = RANGE as f64 / 1e6;
+    let dram_range_j = 65_712.999_613;
+    let quiet = (T0 + 70 * MIN, T0 + 79 * MIN);
+    let level = |busy: f64, idle: f64| {
+        move |t: i64| {
+            if (quiet.0..quiet.1).contains(&t) {
+                idle
+            } else {
+                busy
+            }
+        }
+    };
+    let no_gap = (0, 0);
+    let dram_gap = (T0 + 69 * MIN + 30_000, T0 + 74 * MIN);
+    let package = [
+        // Starts 192 kJ below its range: it wraps in the quiet stretch.
+        zone_series(
+            "0",
+            91,
+            range_j - 192_000.0,
+            range_j,
+            no_gap,
+            level(45.0, 9.0),
+        ),
+        zone_series("1", 92, 1_000.0, range_j, no_gap, level(35.0, 7.0)),
+    ];
+    let dram = [zone_series(
+        "0",
+        93,
+        50.0,
+        dram_range_j,
+        dram_gap,
+        level(6.0, 2.0),
+    )];
+    let prometheus = Prometheus::start(&openmetrics(&[
+        ("node_rapl_package_joules", &package),
+        ("node_rapl_dram_joules", &dram),
+    ]));
+    let window = Window::new(T0 + HOUR - 7_300, T0 + 2 * HOUR - 7_300).unwrap();
+    assert!(
+        package[0]
+            .samples
+            .windows(2)
+            .any(|w| w[1].1 < w[0].1 && (quiet.0..quiet.1).contains(&w[1].0)),
+        "package-0 wraps in the quiet stretch"
+    );
+
+    // The rule, written out: per minute, every zone needs a base at or before
+    // its start and a sample inside it; its power is the wrap-aware increase
+    // over the span of the samples used.
+    let zone_watts = |samples: &[(i64, f64)], wrap: f64, from: i64, to: i64| {
+        let base = samples.iter().rfind(|(t, _)| *t <= from)?;
+        let inside: Vec<&(i64, f64)> = samples
+            .iter()
+            .filter(|(t, _)| *t > from && *t <= to)
+            .collect();
+        let last = inside.last()?;
+        let mut prev = base.1;
+        let mut joules = 0.0;
+        for (_, v) in &inside {
+            joules += if *v >= prev {
+                v - prev
+            } else {
+                v + wrap - prev
+            };
+            prev = *v;
+        }
+        Some(joules / ((last.0 - base.0) as f64 / 1000.0))
+    };
+    let zones: Vec<(&[(i64, f64)], f64)> = vec![
+        (&package[0].samples, range_j),
+        (&package[1].samples, range_j),
+        (&dram[0].samples, dram_range_j),
+    ];
+    let minutes: Vec<Option<f64>> = (0..60)
+        .map(|k| {
+            let from = window.start_ms + k * MIN;
+            zones
+                .iter()
+                .map(|(s, wrap)| zone_watts(s, *wrap, from, from + MIN))
+                .sum()
+        })
+        .collect();
+    let want = minutes.iter().flatten().copied().reduce(f64::min).unwrap();
+    let skipped = minutes.iter().filter(|m| m.is_none()).count();
+    assert_eq!(skipped, 4, "whole minutes inside the dram gap");
+
+    let text = format!(
+        r#"
+[site]
+name = "S"
+compute_service = "c"
+[inventory]
+host_label = "instance"
+host_regex = '^([^:]+)'
+[rapl]
+max_energy_range_uj = {{ package = {RANGE}, dram = 65712999613 }}
+[model]
+plugin = "libvirt-joules"
+"#
+    );
+    let policy = Policy::parse(Source::new(Path::new("idle.toml"), text)).unwrap();
+    let client = Client::new(PrometheusConfig::with_url(&prometheus.url)).unwrap();
+    let measurements = [
+        Measurement::Rapl(RaplSpec {
+            name: "host".into(),
+            zones: Vec::new(),
+        }),
+        Measurement::IdlePower("host".into()),
+    ];
+    let gathered = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(gather(&policy, &measurements, Some(&client), window))
+        .unwrap();
+    assert_eq!(gathered.input.hosts, ["cmp-01"]);
+    let idle = gathered.input.measurements[1].hosts[0].expect("an idle reading");
+    assert!(
+        rel_err(idle.value, want) <= 1e-9,
+        "idle {} W, rule {want} W",
+        idle.value
+    );
+    assert!(
+        idle.value < 25.0,
+        "the quiet minutes are found: {} W",
+        idle.value
+    );
+    assert_eq!(
+        idle.covered_s,
+        (60 - skipped) as f64 * 60.0,
+        "measured minutes"
     );
 }

@@ -1,4 +1,5 @@
-//! `wattson inventory`: the VMs libvirt knows now (`--uri`), or those
+//! `wattson inventory`: the VMs libvirt knows now (`--uri`, with their CPU
+//! seconds so far), or those
 //! Prometheus knows in a window with their metadata from the libvirt
 //! exporter's info series, as a table or JSON.
 
@@ -9,7 +10,7 @@ use serde::Serialize;
 
 use super::{EXIT_CONFIG, EXIT_SOURCE, Failure};
 use crate::policy::{InventoryConfig, Policy};
-use crate::sources::libvirt::{CloudMetadata, Libvirt};
+use crate::sources::libvirt::{CloudMetadata, CpuTimes, Domain, Libvirt};
 use crate::sources::prometheus::{Client, PrometheusConfig, VmMeta, vm_metadata};
 use crate::window::{Window, parse_time};
 
@@ -156,19 +157,36 @@ pub fn run(args: InventoryArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A domain as printed: what libvirt says of it and its CPU seconds so far
+/// (none when it is not running).
+#[derive(Debug, Serialize)]
+struct DomainRow<'a> {
+    #[serde(flatten)]
+    domain: &'a Domain,
+    cpu_s: Option<f64>,
+}
+
 /// `wattson inventory --uri URI`: every domain libvirt has, active or not.
 fn from_libvirt(uri: &str, json: bool) -> Result<(), Failure> {
-    let domains = Libvirt::open(uri)
-        .and_then(|l| l.domains())
-        .map_err(|e| Failure::new(EXIT_SOURCE, e))?;
+    let failed = |e| Failure::new(EXIT_SOURCE, e);
+    let libvirt = Libvirt::open(uri).map_err(failed)?;
+    let domains = libvirt.domains().map_err(failed)?;
+    let cpu = libvirt.cpu_seconds().map_err(failed)?;
+    let rows: Vec<DomainRow<'_>> = domains
+        .iter()
+        .map(|domain| DomainRow {
+            domain,
+            cpu_s: cpu.get(&domain.uuid).copied(),
+        })
+        .collect();
     if json {
-        let json = serde_json::to_string_pretty(&domains).map_err(|e| Failure::new(1, e))?;
+        let json = serde_json::to_string_pretty(&rows).map_err(|e| Failure::new(1, e))?;
         println!("{json}");
         return Ok(());
     }
-    let cells: Vec<Vec<String>> = domains
+    let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|d| {
+        .map(|DomainRow { domain: d, cpu_s }| {
             let (display, project, user, flavor, kind) = match &d.metadata {
                 CloudMetadata::Nova(n) => (
                     n.display_name.as_deref(),
@@ -197,6 +215,7 @@ fn from_libvirt(uri: &str, json: bool) -> Result<(), Failure> {
                 d.state.as_str().to_owned(),
                 d.vcpus.to_string(),
                 d.memory_mb.to_string(),
+                cpu_s.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}")),
                 or_dash(project),
                 or_dash(user),
                 or_dash(flavor),
@@ -212,6 +231,7 @@ fn from_libvirt(uri: &str, json: bool) -> Result<(), Failure> {
             "STATE",
             "VCPUS",
             "MEMORY_MB",
+            "CPU_S",
             "PROJECT",
             "USER",
             "FLAVOR",
