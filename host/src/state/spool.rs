@@ -173,7 +173,11 @@ impl SpoolWriter {
             .tmp
             .path()
             .join(payload_name(output, self.counts[output]));
-        std::fs::write(&path, payload).map_err(io(&path))?;
+        // Durable before the window is renamed into place: a power cut must
+        // not leave a complete-looking window with an empty payload.
+        let mut file = std::fs::File::create(&path).map_err(io(&path))?;
+        std::io::Write::write_all(&mut file, payload).map_err(io(&path))?;
+        file.sync_data().map_err(io(&path))?;
         self.counts[output] += 1;
         Ok(())
     }
@@ -221,6 +225,7 @@ impl SpoolWriter {
             reason: e.to_string(),
         })?;
         write_atomic(&path, &json)?;
+        sync_dir(self.tmp.path());
         let tmp = self.tmp.keep();
         std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
         sync_dir(&self.spool);
