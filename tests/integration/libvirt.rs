@@ -2,13 +2,18 @@
 //! nova 1.1 instance, a shut-off nova 1.0 one, a paused volume-backed one in
 //! the newest nova shape, an OpenNebula VM and a domain without metadata.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use wattson::pipeline::gather;
+use wattson::policy::{Policy, Source};
+use wattson::runtime::{CounterSpec, GaugeSpec, KeyKind, Measurement, Unit};
 use wattson::sources::libvirt::{CpuTimes, Libvirt};
+use wattson::sources::prometheus::{Client, PrometheusConfig};
+use wattson::window::Window;
 
 use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
-use super::prometheus::{Prometheus, openmetrics};
+use super::prometheus::{Prometheus, TestSeries, openmetrics, openmetrics_with_gauges};
 use super::wattson::{BASIC_POLICY, command, extract, write_policy};
 
 fn fixture_uri() -> String {
@@ -278,4 +283,93 @@ fn extract_with_a_bad_libvirt_uri_fails_the_window_naming_it() {
         stderr.contains("libvirt at test:///no/such/node.xml") && out.stdout.is_empty(),
         "{stderr}"
     );
+}
+
+/// Scaphandre's per-VM power series name VMs by libvirt domain name
+/// (`vmname`), not by the display name nova or OpenNebula give them: with
+/// `libvirt_uri` both VMs' gauges are matched through their domains.
+#[test]
+fn vmname_keyed_series_match_libvirt_domain_names() {
+    let (nova, one) = (
+        "c5a2b3d4-1e2f-4a5b-8c9d-0e1f2a3b4c5d",
+        "e7c4d5f6-3041-4c7d-8ebf-203142536475",
+    );
+    let counter = |uuid, seed| {
+        counter_series(&VmShape {
+            uuid,
+            project: "p",
+            from_ms: T0,
+            to_ms: T0 + 3 * HOUR,
+            resets_at: &[],
+            gaps: &[],
+            initial: 0.0,
+            seed,
+        })
+    };
+    // A constant power every 15 s (off the window's edges): G1 is power × length.
+    let power = |vmname: &str, microwatts: f64| TestSeries {
+        labels: vec![("vmname".into(), vmname.into())],
+        samples: (0..720)
+            .map(|k| (T0 + 4_321 + k * 15_000, microwatts))
+            .collect(),
+    };
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[(METRIC, &[counter(nova, 41), counter(one, 42)])],
+        &[(
+            "scaph_process_power_consumption_microwatts",
+            &[
+                power("instance-00000001", 40e6),
+                power("one-42", 12.5e6),
+                power("web-frontend-01", 1e9),
+            ],
+        )],
+    ));
+    let text = format!(
+        "[site]\nname = \"S\"\ncompute_service = \"c\"\n[inventory]\nlibvirt_uri = \"{}\"\n[model]\nplugin = \"libvirt-joules\"\n",
+        fixture_uri()
+    );
+    let policy = Policy::parse(Source::new(Path::new("scaph.toml"), text)).unwrap();
+    let client = Client::new(PrometheusConfig::with_url(&prometheus.url)).unwrap();
+    let measurements = [
+        Measurement::Counter(CounterSpec {
+            name: "energy".into(),
+            selector: format!("{METRIC}_total"),
+            key_label: "uuid".into(),
+            key: KeyKind::Uuid,
+            unit: Unit::Joules,
+            wrap_range: None,
+        }),
+        Measurement::Gauge(GaugeSpec {
+            name: "power".into(),
+            selector: "scaph_process_power_consumption_microwatts".into(),
+            key_label: "vmname".into(),
+            key: KeyKind::Vmname,
+            unit: Unit::Microwatts,
+            max_gap_s: None,
+        }),
+    ];
+    let window = Window::new(T0 + HOUR, T0 + 2 * HOUR).unwrap();
+    let gathered = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(gather(&policy, &measurements, Some(&client), window))
+        .unwrap();
+    let uuids: Vec<&str> = gathered.input.vms.iter().map(|v| v.uuid.as_str()).collect();
+    assert_eq!(uuids, [nova, one]);
+    let names: Vec<Option<&str>> = gathered.details.iter().map(|d| d.name.as_deref()).collect();
+    assert_eq!(
+        names,
+        [Some("web-frontend-01"), Some("ubuntu-vm")],
+        "records keep display names"
+    );
+    let power = &gathered.input.measurements[1];
+    for (i, watts) in [40.0, 12.5].into_iter().enumerate() {
+        let got = power.vms[i].unwrap_or_else(|| panic!("{} has no power reading", uuids[i]));
+        assert!(
+            rel_err(got.value, watts * 3600.0) <= 1e-9,
+            "{}: {} J, want {} J",
+            uuids[i],
+            got.value,
+            watts * 3600.0
+        );
+    }
 }

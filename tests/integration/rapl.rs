@@ -252,11 +252,11 @@ plugin = "libvirt-joules"
     );
 }
 
-/// node_exporter's counters of one zone, backfilled: a sample every 15 s with
-/// ±0.4 s jitter, `watts(t)` with ±10 % noise, wrapping at `range_j`, no
-/// samples in `gap`.
+/// node_exporter's counters of one zone (`path` under intel-rapl), backfilled:
+/// a sample every 15 s with ±0.4 s jitter, `watts(t)` with ±10 % noise over
+/// the interval before each sample, wrapping at `range_j`, none in `gap`.
 fn zone_series(
-    index: &str,
+    (index, path): (&str, &str),
     seed: u64,
     initial_j: f64,
     range_j: f64,
@@ -285,107 +285,136 @@ fn zone_series(
         labels: vec![
             ("index".into(), index.into()),
             ("instance".into(), "cmp-01:9100".into()),
-            (
-                "path".into(),
-                format!("/sys/class/powercap/intel-rapl:{index}"),
-            ),
+            ("path".into(), format!("/sys/class/powercap/{path}")),
         ],
         samples,
     }
 }
 
 /// Idle power from RAPL counters through Prometheus (ENERGY.md): the least
-/// whole-minute average of package + dram, each zone's C1w over its span in
-/// the minute, skipping minutes in which a zone has no sample. The quietest
-/// stretch is partly inside a dram scrape gap, and package-0 wraps in it.
+/// whole-minute average of package + dram, each zone's increase over its span
+/// in the minute, skipping minutes in which a zone drops (package-0 wraps in
+/// the quietest minute, which must therefore not count) or has no sample (a
+/// dram scrape gap inside the quiet stretch).
 #[test]
-fn idle_power_from_rapl_counters_skips_minutes_a_zone_misses() {
+fn idle_power_from_rapl_counters_skips_minutes_a_zone_drops_in() {
     let range_j = RANGE as f64 / 1e6;
     let dram_range_j = 65_712.999_613;
-    let quiet = (T0 + 70 * MIN, T0 + 79 * MIN);
-    let level = |busy: f64, idle: f64| {
-        move |t: i64| {
-            if (quiet.0..quiet.1).contains(&t) {
-                idle
-            } else {
-                busy
-            }
-        }
+    let window = Window::new(T0 + HOUR - 7_300, T0 + 2 * HOUR - 7_300).unwrap();
+    let minute = |k: i64| (window.start_ms + k * MIN, window.start_ms + (k + 1) * MIN);
+    let quiet = (T0 + 70 * MIN, T0 + 80 * MIN);
+    // Package-0 dips further in one whole minute of the quiet stretch.
+    let dip = minute(17);
+    let inside = |(a, b): (i64, i64), t: i64| (a..b).contains(&t);
+    let package0 = move |t: i64| match () {
+        _ if inside(dip, t) => 3.0,
+        _ if inside(quiet, t) => 9.0,
+        _ => 45.0,
     };
+    let level =
+        move |busy: f64, idle: f64| move |t: i64| if inside(quiet, t) { idle } else { busy };
     let no_gap = (0, 0);
     let dram_gap = (T0 + 69 * MIN + 30_000, T0 + 74 * MIN);
+    let zone0 = ("0", "intel-rapl:0");
+    // Place package-0's wrap in the middle of the dip: the same seed without a
+    // wrap says how much it has counted there.
+    let unwrapped = zone_series(zone0, 91, 0.0, f64::INFINITY, no_gap, package0);
+    let mid = (dip.0 + dip.1) / 2;
+    let counted_at_mid = unwrapped
+        .samples
+        .iter()
+        .rfind(|(t, _)| *t <= mid)
+        .unwrap()
+        .1;
     let package = [
-        // Starts 192 kJ below its range: it wraps in the quiet stretch.
         zone_series(
-            "0",
+            zone0,
             91,
-            range_j - 192_000.0,
+            range_j - counted_at_mid - 1.0,
             range_j,
             no_gap,
-            level(45.0, 9.0),
+            package0,
         ),
-        zone_series("1", 92, 1_000.0, range_j, no_gap, level(35.0, 7.0)),
+        zone_series(
+            ("1", "intel-rapl:1"),
+            92,
+            1_000.0,
+            range_j,
+            no_gap,
+            level(35.0, 7.0),
+        ),
     ];
     let dram = [zone_series(
-        "0",
+        ("0", "intel-rapl:0:0"),
         93,
         50.0,
         dram_range_j,
         dram_gap,
         level(6.0, 2.0),
     )];
+    let wraps: Vec<i64> = package[0]
+        .samples
+        .windows(2)
+        .filter(|w| w[1].1 < w[0].1)
+        .map(|w| w[1].0)
+        .filter(|t| inside((window.start_ms, window.end_ms), *t))
+        .collect();
+    assert!(
+        wraps.len() == 1 && inside(dip, wraps[0]),
+        "package-0 wraps once in the window, in the dip: {wraps:?}"
+    );
     let prometheus = Prometheus::start(&openmetrics(&[
         ("node_rapl_package_joules", &package),
         ("node_rapl_dram_joules", &dram),
     ]));
-    let window = Window::new(T0 + HOUR - 7_300, T0 + 2 * HOUR - 7_300).unwrap();
-    assert!(
-        package[0]
-            .samples
-            .windows(2)
-            .any(|w| w[1].1 < w[0].1 && (quiet.0..quiet.1).contains(&w[1].0)),
-        "package-0 wraps in the quiet stretch"
-    );
 
     // The rule, written out: per minute, every zone needs a base at or before
-    // its start and a sample inside it; its power is the wrap-aware increase
-    // over the span of the samples used.
-    let zone_watts = |samples: &[(i64, f64)], wrap: f64, from: i64, to: i64| {
+    // its start and a sample inside it, and must not drop between them; its
+    // power is its increase over the span of the samples used.
+    let zone_watts = |samples: &[(i64, f64)], (from, to): (i64, i64), skip_drops: bool| {
         let base = samples.iter().rfind(|(t, _)| *t <= from)?;
         let inside: Vec<&(i64, f64)> = samples
             .iter()
             .filter(|(t, _)| *t > from && *t <= to)
             .collect();
         let last = inside.last()?;
-        let mut prev = base.1;
-        let mut joules = 0.0;
+        let (mut prev, mut joules) = (base.1, 0.0);
         for (_, v) in &inside {
+            if *v < prev && skip_drops {
+                return None;
+            }
             joules += if *v >= prev {
                 v - prev
             } else {
-                v + wrap - prev
+                v + range_j - prev
             };
             prev = *v;
         }
         Some(joules / ((last.0 - base.0) as f64 / 1000.0))
     };
-    let zones: Vec<(&[(i64, f64)], f64)> = vec![
-        (&package[0].samples, range_j),
-        (&package[1].samples, range_j),
-        (&dram[0].samples, dram_range_j),
-    ];
-    let minutes: Vec<Option<f64>> = (0..60)
-        .map(|k| {
-            let from = window.start_ms + k * MIN;
-            zones
-                .iter()
-                .map(|(s, wrap)| zone_watts(s, *wrap, from, from + MIN))
-                .sum()
-        })
-        .collect();
-    let want = minutes.iter().flatten().copied().reduce(f64::min).unwrap();
-    let skipped = minutes.iter().filter(|m| m.is_none()).count();
-    assert_eq!(skipped, 4, "whole minutes inside the dram gap");
+    let zones = [&package[0].samples, &package[1].samples, &dram[0].samples];
+    let rule = |skip_drops: bool| {
+        let minutes: Vec<Option<f64>> = (0..60)
+            .map(|k| {
+                zones
+                    .iter()
+                    .map(|s| zone_watts(s, minute(k), skip_drops))
+                    .sum()
+            })
+            .collect();
+        let least = minutes.iter().flatten().copied().reduce(f64::min).unwrap();
+        (least, minutes.iter().filter(|m| m.is_none()).count())
+    };
+    let (want, skipped) = rule(true);
+    assert_eq!(
+        skipped, 5,
+        "4 whole minutes inside the dram gap, 1 with the wrap"
+    );
+    let (counting_the_wrap, _) = rule(false);
+    assert!(
+        counting_the_wrap < want - 1.0,
+        "the dip minute would be the least ({counting_the_wrap} W) if its wrap were counted"
+    );
 
     let text = format!(
         r#"
@@ -426,9 +455,45 @@ plugin = "libvirt-joules"
         "the quiet minutes are found: {} W",
         idle.value
     );
-    assert_eq!(
-        idle.covered_s,
-        (60 - skipped) as f64 * 60.0,
-        "measured minutes"
+    assert_eq!(idle.covered_s, 55.0 * 60.0, "the measured minutes");
+    // The host's energy over the window still counts the wrap (C1w).
+    let energy = gathered.input.measurements[0].hosts[0].expect("host energy");
+    let c1w: f64 = [
+        (&package[0], range_j),
+        (&package[1], range_j),
+        (&dram[0], dram_range_j),
+    ]
+    .iter()
+    .map(|(s, r)| {
+        let used: Vec<f64> = s
+            .samples
+            .iter()
+            .filter(|(t, _)| *t > window.start_ms && *t <= window.end_ms)
+            .map(|(_, v)| *v)
+            .collect();
+        let base = s
+            .samples
+            .iter()
+            .rfind(|(t, _)| *t <= window.start_ms)
+            .unwrap()
+            .1;
+        std::iter::once(base)
+            .chain(used)
+            .collect::<Vec<_>>()
+            .windows(2)
+            .map(|p| {
+                if p[1] >= p[0] {
+                    p[1] - p[0]
+                } else {
+                    p[1] + r - p[0]
+                }
+            })
+            .sum::<f64>()
+    })
+    .sum();
+    assert!(
+        rel_err(energy.value, c1w) <= 1e-9,
+        "{} J, C1w {c1w} J",
+        energy.value
     );
 }

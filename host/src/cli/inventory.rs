@@ -1,7 +1,6 @@
 //! `wattson inventory`: the VMs libvirt knows now (`--uri`, with their CPU
-//! seconds so far), or those
-//! Prometheus knows in a window with their metadata from the libvirt
-//! exporter's info series, as a table or JSON.
+//! seconds so far), or those Prometheus knows in a window with their metadata
+//! from the libvirt exporter's info series, as a table or JSON.
 
 use std::path::PathBuf;
 
@@ -171,7 +170,11 @@ fn from_libvirt(uri: &str, json: bool) -> Result<(), Failure> {
     let failed = |e| Failure::new(EXIT_SOURCE, e);
     let libvirt = Libvirt::open(uri).map_err(failed)?;
     let domains = libvirt.domains().map_err(failed)?;
-    let cpu = libvirt.cpu_seconds().map_err(failed)?;
+    // CPU time is extra: without it the listing still says what it can.
+    let cpu = libvirt.cpu_seconds().unwrap_or_else(|e| {
+        tracing::warn!("{e}: CPU times left out");
+        Default::default()
+    });
     let rows: Vec<DomainRow<'_>> = domains
         .iter()
         .map(|domain| DomainRow {

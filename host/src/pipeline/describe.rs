@@ -54,6 +54,23 @@ pub fn details(
     }
 }
 
+/// The VM's libvirt domain name (`instance-0000002a`, `one-42`), which
+/// vmname-keyed series carry (Scaphandre's `vmname`): libvirt's own, else the
+/// info series' `domain` label, else the series' `[inventory] name_label`.
+/// Not the display name: nova's and OpenNebula's differ from it.
+pub fn domain_name<'a>(
+    labels: &'a Labels,
+    meta: Option<&'a Labels>,
+    domain: Option<&'a Domain>,
+    inventory: &InventoryConfig,
+) -> Option<&'a str> {
+    domain
+        .map(|d| d.name.as_str())
+        .or_else(|| meta.and_then(|m| m.get("domain")))
+        .or_else(|| inventory.name_label.as_deref().and_then(|n| labels.get(n)))
+        .filter(|n| !n.is_empty())
+}
+
 /// What a domain's metadata says. nova's `creationTime` is when nova last
 /// wrote the XML (a rebuild, a migration), not the start: it is not used.
 fn from_domain(domain: &Domain) -> VmDetails {
@@ -75,7 +92,7 @@ fn from_domain(domain: &Domain) -> VmDetails {
             project_name: o.group_name.clone(),
             user_id: o.user_id.clone(),
             user_name: o.user_name.clone(),
-            started_ms: o.start_time.map(|s| s * 1000),
+            started_ms: o.start_time.and_then(|s| s.checked_mul(1000)),
             ..empty()
         },
         CloudMetadata::None => VmDetails {

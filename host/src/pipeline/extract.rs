@@ -145,7 +145,19 @@ pub fn extract(
     let windows = plan(policy, &state, &options)?;
     let progress = Progress::new(windows.len());
     for window in windows {
-        let mut writer = spool.begin(window, options.explicit.is_some())?;
+        let explicit = options.explicit.is_some();
+        if let Some(earlier) = spool.spooled(window, explicit)? {
+            // Asked for again while an earlier run's copy still waits for a
+            // messenger: that copy (same record ids) is delivered, not a new one.
+            tracing::info!(%window, "already in the spool from an earlier run: delivering that copy");
+            report.windows += 1;
+            report.records += earlier.records;
+            report.delivered += delivery.drain(&state)?;
+            commit(&state)?;
+            progress.window_done(window);
+            continue;
+        }
+        let mut writer = spool.begin(window, explicit)?;
         let records = run_window(policy, bound, prometheus, window, tokio, |i, bytes| {
             writer
                 .write(i, &bytes)

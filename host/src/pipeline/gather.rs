@@ -13,7 +13,7 @@ use crate::runtime::{
 };
 use crate::sources::counter::Sample;
 use crate::sources::idle;
-use crate::sources::libvirt::{Domain, Libvirt};
+use crate::sources::libvirt::{Domain, Libvirt, LibvirtError};
 use crate::sources::prometheus::{
     Client, Labels, QueryTemplate, Series, VmVars, counter_samples, gauge_samples, measure_counter,
     measure_gauge, measure_template, measure_vm_gauge, vm_metadata, vm_sizes,
@@ -211,14 +211,16 @@ pub async fn gather(
             host: host_of(labels)
                 .and_then(|h| host_index.get(h.as_str()).copied())
                 .and_then(|i| u32::try_from(i).ok()),
-            vcpus: domains
+            // The exporter's gauges say what the VM had in the window; libvirt
+            // only what it has now (a resize since would show in a backfill).
+            vcpus: sizes
                 .get(*uuid)
-                .map(|d| d.vcpus)
-                .or_else(|| sizes.get(*uuid).and_then(|s| s.0)),
-            memory_mb: domains
+                .and_then(|s| s.0)
+                .or_else(|| domains.get(*uuid).map(|d| d.vcpus)),
+            memory_mb: sizes
                 .get(*uuid)
-                .map(|d| d.memory_mb)
-                .or_else(|| sizes.get(*uuid).and_then(|s| s.1)),
+                .and_then(|s| s.1)
+                .or_else(|| domains.get(*uuid).map(|d| d.memory_mb)),
         })
         .collect();
     let details: Vec<VmDetails> = uuids
@@ -234,10 +236,15 @@ pub async fn gather(
             )
         })
         .collect();
-    let name_index: HashMap<&str, usize> = details
+    // vmname-keyed series name VMs by their libvirt domain name.
+    let name_index: HashMap<&str, usize> = uuids
         .iter()
+        .zip(&vm_labels)
         .enumerate()
-        .filter_map(|(i, d)| d.name.as_deref().map(|n| (n, i)))
+        .filter_map(|(i, (uuid, labels))| {
+            describe::domain_name(labels, metadata.get(*uuid), domains.get(*uuid), inventory)
+                .map(|n| (n, i))
+        })
         .collect();
 
     let mut templated = Vec::with_capacity(per_vm_templates.len());
@@ -352,9 +359,14 @@ async fn libvirt_domains(uri: Option<&str>) -> Result<HashMap<String, Domain>, P
     let Some(uri) = uri.map(str::to_owned) else {
         return Ok(HashMap::new());
     };
-    let domains = tokio::task::spawn_blocking(move || Libvirt::open(&uri)?.domains())
+    let reading = uri.clone();
+    let domains = tokio::task::spawn_blocking(move || Libvirt::open(&reading)?.domains())
         .await
-        .map_err(|e| PipelineError::Unsupported(format!("reading libvirt failed: {e}")))??;
+        .map_err(|e| LibvirtError::Call {
+            uri,
+            what: "reading domains".into(),
+            message: e.to_string(),
+        })??;
     Ok(domains.into_iter().map(|d| (d.uuid.clone(), d)).collect())
 }
 
@@ -429,14 +441,15 @@ struct IdleMeter<'a> {
     kind: IdleSource,
 }
 
-/// What the meter is: power gauges, or energy counters (with wrap ranges).
+/// What the meter is: power gauges, or energy counters (a bucket in which a
+/// counter drops is skipped, so no wrap range is needed).
 enum IdleSource {
     Gauge {
         selector: String,
         unit: Unit,
         max_gap_ms: i64,
     },
-    Counters(Vec<(String, Option<f64>, Unit)>),
+    Counters(Vec<(String, Unit)>),
 }
 
 /// The host measurement `name` (a host-keyed gauge or counter, or `rapl`) as an idle-power meter.
@@ -462,14 +475,14 @@ fn idle_meter<'a>(
         ),
         Some(Measurement::Counter(c)) if c.key == KeyKind::Host => (
             c.key_label.as_str(),
-            IdleSource::Counters(vec![(c.selector.clone(), c.wrap_range, c.unit)]),
+            IdleSource::Counters(vec![(c.selector.clone(), c.unit)]),
         ),
         Some(Measurement::Rapl(r)) => {
             let rapl = rapl_counters(policy, r)?;
             let zones = rapl
                 .zones
                 .into_iter()
-                .map(|(selector, wrap)| (selector, Some(wrap), Unit::Joules))
+                .map(|(selector, _)| (selector, Unit::Joules))
                 .collect();
             (rapl.host_label, IdleSource::Counters(zones))
         }
@@ -503,10 +516,9 @@ async fn measure_idle(
     host_key: &HostKey,
 ) -> Result<KeyedResult, PipelineError> {
     // Per host key: a label value naming it, and each series' samples (watts
-    // or joules) and wrap range (joules).
-    type Meters = Vec<(Vec<Sample>, Option<f64>)>;
-    let mut hosts: BTreeMap<String, (String, Meters)> = BTreeMap::new();
-    let mut add = |series: Vec<Series>, unit: Unit, wrap: Option<f64>| {
+    // or joules).
+    let mut hosts: BTreeMap<String, (String, Vec<Vec<Sample>>)> = BTreeMap::new();
+    let mut add = |series: Vec<Series>, unit: Unit| {
         for s in series {
             let Some(host) = s.labels.get(meter.key_label) else {
                 continue;
@@ -519,12 +531,11 @@ async fn measure_idle(
                     value: to_joules(unit, x.value),
                 })
                 .collect();
-            let wrap = wrap.map(|w| to_joules(unit, w));
             hosts
                 .entry(host_key.normalise(host))
                 .or_insert_with(|| (host.to_owned(), Vec::new()))
                 .1
-                .push((samples, wrap));
+                .push(samples);
         }
     };
     match &meter.kind {
@@ -535,33 +546,28 @@ async fn measure_idle(
         } => add(
             gauge_samples(client, selector, window, *max_gap_ms).await?,
             *unit,
-            None,
         ),
         IdleSource::Counters(zones) => {
             let fetched = futures::future::try_join_all(
                 zones
                     .iter()
-                    .map(|(selector, _, _)| counter_samples(client, selector, window)),
+                    .map(|(selector, _)| counter_samples(client, selector, window)),
             )
             .await?;
-            for (series, (_, wrap, unit)) in fetched.into_iter().zip(zones) {
-                add(series, *unit, *wrap);
+            for (series, (_, unit)) in fetched.into_iter().zip(zones) {
+                add(series, *unit);
             }
         }
     }
     let series = hosts
         .into_values()
         .filter_map(|(host, meters)| {
+            let samples: Vec<&[Sample]> = meters.iter().map(|s| &s[..]).collect();
             let idle = match &meter.kind {
                 IdleSource::Gauge { max_gap_ms, .. } => {
-                    let samples: Vec<&[Sample]> = meters.iter().map(|(s, _)| &s[..]).collect();
                     idle::from_gauges(&samples, window, *max_gap_ms)
                 }
-                IdleSource::Counters(_) => {
-                    let zones: Vec<(&[Sample], Option<f64>)> =
-                        meters.iter().map(|(s, w)| (&s[..], *w)).collect();
-                    idle::from_counters(&zones, window)
-                }
+                IdleSource::Counters(_) => idle::from_counters(&samples, window),
             };
             if idle.is_none() {
                 tracing::warn!(

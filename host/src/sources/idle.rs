@@ -41,14 +41,23 @@ pub fn from_gauges(meters: &[&[Sample]], window: Window, max_gap_ms: i64) -> Opt
 }
 
 /// The least bucket average of the summed power of `zones` (one host's energy
-/// counters in joules, RAPL zones with their wrap ranges): each zone's power in
-/// a bucket is its C1(w) increase over its span there; a bucket in which any
-/// zone has no base or no sample (the zone drops out) is skipped.
-pub fn from_counters(zones: &[(&[Sample], Option<f64>)], window: Window) -> Option<Idle> {
+/// counters in joules): each zone's power in a bucket is its C1 increase over
+/// its span there. A bucket is skipped when any zone drops in it (ENERGY.md:
+/// a wrap or a reset, which C1w could only guess at) or has no base or no
+/// sample in it (the zone drops out).
+pub fn from_counters(zones: &[&[Sample]], window: Window) -> Option<Idle> {
     least(window, |bucket| {
-        zones.iter().try_fold(0.0, |sum, (samples, wrap)| {
-            let has_base = samples.iter().any(|s| s.t_ms <= bucket.start_ms);
-            let inc = c1(samples, bucket, *wrap).filter(|_| has_base)?;
+        zones.iter().try_fold(0.0, |sum, samples| {
+            let first_in = samples.partition_point(|s| s.t_ms <= bucket.start_ms);
+            let last_in = samples.partition_point(|s| s.t_ms <= bucket.end_ms);
+            if first_in == 0 || first_in >= last_in {
+                return None;
+            }
+            let used = &samples[first_in - 1..last_in];
+            if used.windows(2).any(|pair| pair[1].value < pair[0].value) {
+                return None;
+            }
+            let inc = c1(samples, bucket, None)?;
             (inc.span_s > 0.0).then(|| sum + inc.value / inc.span_s)
         })
     })
@@ -105,16 +114,20 @@ mod tests {
     }
 
     #[test]
-    fn counters_power_per_bucket_with_wrap_and_a_zone_that_drops() {
-        // Package: 50 W throughout, wrapping at 1000 J; dram: 10 W, missing after 100 s.
+    fn counters_power_per_bucket_skipping_drops_and_zones_that_drop_out() {
+        // Package: 50 W, every 10 s from -5 s, wrapping at 10 kJ at 75 s;
+        // dram: 10 W, missing after 100 s.
         let package: Vec<Sample> = (0..=20)
-            .map(|i| s(i * 10_000 - 1_000, (900.0 + 500.0 * i as f64) % 1000.0))
+            .map(|i| s(i * 10_000 - 5_000, (6000.0 + 500.0 * i as f64) % 10_000.0))
             .collect();
         let dram: Vec<Sample> = (0..=10)
             .map(|i| s(i * 10_000 - 2_000, 100.0 * i as f64))
             .collect();
-        let idle = from_counters(&[(&package, Some(1000.0)), (&dram, None)], W).unwrap();
+        let idle = from_counters(&[&package, &dram], W).unwrap();
         assert!((idle.watts - 60.0).abs() < 1e-9, "{idle:?}");
-        assert_eq!(idle.measured_s, 120.0, "bucket 2 skipped: dram drops out");
+        assert_eq!(
+            idle.measured_s, 60.0,
+            "bucket 1 skipped: package wraps in it; bucket 2: dram drops out"
+        );
     }
 }

@@ -95,6 +95,21 @@ impl Spool {
         Self { dir }
     }
 
+    /// The copy of `window` an earlier run spooled and has not finished
+    /// delivering, if any (explicit: asked for with --from/--to).
+    pub fn spooled(
+        &self,
+        window: Window,
+        explicit: bool,
+    ) -> Result<Option<SpooledWindow>, StateError> {
+        let dir = self.dir.join(window_name(window, explicit));
+        if dir.exists() {
+            SpooledWindow::load(dir).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Starts writing `window` (explicit: asked for with --from/--to).
     pub fn begin(&self, window: Window, explicit: bool) -> Result<SpoolWriter, StateError> {
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
@@ -191,14 +206,8 @@ impl SpoolWriter {
         records: usize,
         outputs: &[Output<'_>],
     ) -> Result<SpooledWindow, StateError> {
-        // Explicit (--from/--to) windows live apart from tracked ones with the same edges.
-        let name = format!(
-            "{}{}-{}",
-            if self.explicit { "x" } else { "" },
-            self.window.start_ms,
-            self.window.end_ms
-        );
-        let final_dir = self.spool.join(&name);
+        debug_assert!(self.counts.len() <= outputs.len(), "a payload of no output");
+        let final_dir = self.spool.join(window_name(self.window, self.explicit));
         if final_dir.exists() {
             return SpooledWindow::load(final_dir);
         }
@@ -316,6 +325,17 @@ impl SpooledWindow {
     }
 }
 
+/// A window's directory name. Explicit (--from/--to) windows live apart from
+/// tracked ones with the same edges.
+fn window_name(window: Window, explicit: bool) -> String {
+    format!(
+        "{}{}-{}",
+        if explicit { "x" } else { "" },
+        window.start_ms,
+        window.end_ms
+    )
+}
+
 fn payload_name(output: usize, n: usize) -> String {
     format!("{output}-{n:06}.payload")
 }
@@ -366,6 +386,27 @@ mod tests {
         assert_eq!(spooled.outputs[1].payloads, 1);
         assert_eq!(spooled.payload(0, 1).unwrap(), b"second");
         assert_eq!(spool.pending().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_earlier_copy_is_found_by_window_and_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("spool"));
+        let window = Window::new(0, 1000).unwrap();
+        let messenger = MessengerConfig::Stdout;
+        assert!(spool.spooled(window, true).unwrap().is_none());
+        let mut writer = spool.begin(window, true).unwrap();
+        writer.write(0, b"x").unwrap();
+        writer.finish(7, &[output(&messenger)]).unwrap();
+        let earlier = spool
+            .spooled(window, true)
+            .unwrap()
+            .expect("the explicit copy");
+        assert_eq!(earlier.records, 7);
+        assert!(
+            spool.spooled(window, false).unwrap().is_none(),
+            "a tracked window with the same edges is another window"
+        );
     }
 
     #[test]

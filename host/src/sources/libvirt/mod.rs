@@ -177,15 +177,31 @@ impl Libvirt {
             .map_err(self.failed("listing domains"))
     }
 
-    /// Every domain, active or not, sorted by uuid.
+    /// Every domain, active or not, sorted by uuid. Only the listing can
+    /// fail: a domain that cannot be read (undefined since it was listed) is
+    /// skipped, and one whose metadata cannot be read is listed without it,
+    /// each with a warning.
     pub fn domains(&self) -> Result<Vec<Domain>, LibvirtError> {
         let mut out = Vec::new();
         for dom in self.all_domains()? {
-            let name = dom.get_name().map_err(self.failed("domain name"))?;
-            let what = |w: &str| format!("{w} of domain {name}");
-            let uuid = dom.get_uuid_string().map_err(self.failed(what("uuid")))?;
-            let info = dom.get_info().map_err(self.failed(what("info")))?;
-            let metadata = self.cloud_metadata(&dom, &name)?;
+            let read = || -> Result<_, LibvirtError> {
+                let name = dom.get_name().map_err(self.failed("domain name"))?;
+                let what = |w: &str| format!("{w} of domain {name}");
+                let uuid = dom.get_uuid_string().map_err(self.failed(what("uuid")))?;
+                let info = dom.get_info().map_err(self.failed(what("info")))?;
+                Ok((name, uuid, info))
+            };
+            let (name, uuid, info) = match read() {
+                Ok(read) => read,
+                Err(e) => {
+                    tracing::warn!("{e}: domain skipped");
+                    continue;
+                }
+            };
+            let metadata = self.cloud_metadata(&dom, &name).unwrap_or_else(|e| {
+                tracing::warn!("{e}: listed without metadata");
+                CloudMetadata::None
+            });
             out.push(Domain {
                 uuid,
                 name,
@@ -247,9 +263,11 @@ impl CpuTimes for Libvirt {
     fn cpu_seconds(&self) -> Result<BTreeMap<String, f64>, LibvirtError> {
         let mut out = BTreeMap::new();
         for dom in self.all_domains()? {
-            let info = dom.get_info().map_err(self.failed("domain info"))?;
+            // A domain undefined since it was listed has no CPU time to give.
+            let (Ok(info), Ok(uuid)) = (dom.get_info(), dom.get_uuid_string()) else {
+                continue;
+            };
             if DomainState::from_virt(info.state).is_active() {
-                let uuid = dom.get_uuid_string().map_err(self.failed("domain uuid"))?;
                 out.insert(uuid, info.cpu_time as f64 / 1e9);
             }
         }

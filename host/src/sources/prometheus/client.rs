@@ -172,6 +172,28 @@ struct MatrixItem<M> {
 /// [`Sample`] without keeping the value's string.
 struct Point(Sample);
 
+/// A sample's value, a string such as `"12.25"`, `"NaN"` or `"+Inf"`, parsed
+/// where it lies in the answer.
+struct SampleValue;
+
+impl<'de> serde::de::DeserializeSeed<'de> for SampleValue {
+    type Value = f64;
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<f64, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SampleValue {
+    type Value = f64;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a sample value as a string")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<f64, E> {
+        v.parse()
+            .map_err(|_| E::custom(format!("sample value `{v}` is not a number")))
+    }
+}
+
 impl<'de> Deserialize<'de> for Point {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
@@ -188,12 +210,9 @@ impl<'de> Deserialize<'de> for Point {
                 let t: f64 = seq
                     .next_element()?
                     .ok_or_else(|| A::Error::invalid_length(0, &self))?;
-                let text: std::borrow::Cow<'de, str> = seq
-                    .next_element()?
+                let value = seq
+                    .next_element_seed(SampleValue)?
                     .ok_or_else(|| A::Error::invalid_length(1, &self))?;
-                let value = text.parse::<f64>().map_err(|_| {
-                    A::Error::custom(format!("sample value `{text}` is not a number"))
-                })?;
                 Ok(Point(Sample {
                     t_ms: (t * 1000.0).round() as i64,
                     value,

@@ -69,10 +69,15 @@ impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for Labels {
             if repeated {
                 continue;
             }
-            for part in [name.as_ref(), value.as_ref()] {
-                text.push_str(part);
-                ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
-            }
+            let (name, value) = (name.as_ref(), value.as_ref());
+            // Offsets are u32: a label set past 4 GiB keeps the labels that fit.
+            let Ok(value_end) = u32::try_from(text.len() + name.len() + value.len()) else {
+                break;
+            };
+            text.push_str(name);
+            ends.push(value_end - value.len() as u32);
+            text.push_str(value);
+            ends.push(value_end);
         }
         Self {
             text: text.into_boxed_str(),
@@ -101,6 +106,8 @@ impl fmt::Debug for Labels {
 }
 
 impl<'de> Deserialize<'de> for Labels {
+    /// Reads the names and values straight into one buffer (no string per
+    /// label). Prometheus sends them sorted; any other order is sorted here.
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
         impl<'de> serde::de::Visitor<'de> for Visitor {
@@ -112,22 +119,70 @@ impl<'de> Deserialize<'de> for Labels {
                 self,
                 mut map: A,
             ) -> Result<Labels, A::Error> {
-                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(pair) =
-                    map.next_entry::<std::borrow::Cow<'de, str>, std::borrow::Cow<'de, str>>()?
-                {
-                    pairs.push(pair);
+                let mut text = String::new();
+                // (name start, name end, value end) per label, in answer order.
+                let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+                loop {
+                    let start = text.len();
+                    if map.next_key_seed(AppendStr(&mut text))?.is_none() {
+                        break;
+                    }
+                    let name_end = text.len();
+                    map.next_value_seed(AppendStr(&mut text))?;
+                    if &text[start..name_end] == "__name__" {
+                        text.truncate(start);
+                    } else {
+                        spans.push((start, name_end, text.len()));
+                    }
                 }
-                Ok(pairs.into_iter().collect())
+                let name = |&(a, b, _): &(usize, usize, usize)| &text[a..b];
+                let sorted = spans.windows(2).all(|w| name(&w[0]) < name(&w[1]));
+                if !sorted || u32::try_from(text.len()).is_err() {
+                    return Ok(spans
+                        .iter()
+                        .map(|&(a, b, c)| (&text[a..b], &text[b..c]))
+                        .collect());
+                }
+                let ends = spans
+                    .iter()
+                    .flat_map(|&(_, b, c)| [b as u32, c as u32])
+                    .collect();
+                Ok(Labels {
+                    text: text.into_boxed_str(),
+                    ends,
+                })
             }
         }
         deserializer.deserialize_map(Visitor)
     }
 }
 
+/// Appends a JSON string to a buffer, allocating nothing of its own.
+struct AppendStr<'a>(&'a mut String);
+
+impl<'de> serde::de::DeserializeSeed<'de> for AppendStr<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for AppendStr<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.push_str(v);
+        Ok(())
+    }
+}
+
 /// A series' identity: an order-independent 128-bit hash of its labels
 /// (`__name__` left out, as in [`Labels`]), read straight from an answer
-/// without keeping the labels.
+/// without keeping the labels. A label name repeated in an answer (which
+/// Prometheus never sends) is hashed twice, while [`Labels`] keeps its last
+/// value, so the two keys of such a series differ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SeriesKey(u128);
 
@@ -162,10 +217,12 @@ impl<'de> Deserialize<'de> for SeriesKey {
                 mut map: A,
             ) -> Result<SeriesKey, A::Error> {
                 let mut key = SeriesKey(0);
-                while let Some((name, value)) =
-                    map.next_entry::<std::borrow::Cow<'de, str>, std::borrow::Cow<'de, str>>()?
-                {
-                    key.add(&name, &value);
+                let mut pair = String::new();
+                while map.next_key_seed(AppendStr(&mut pair))?.is_some() {
+                    let name_end = pair.len();
+                    map.next_value_seed(AppendStr(&mut pair))?;
+                    key.add(&pair[..name_end], &pair[name_end..]);
+                    pair.clear();
                 }
                 Ok(key)
             }
@@ -195,6 +252,20 @@ mod tests {
         let parsed: Labels =
             serde_json::from_str(r#"{"uuid":"a","__name__":"x","instance":"h:9100"}"#).unwrap();
         assert_eq!(parsed, labels);
+    }
+
+    #[test]
+    fn unsorted_answers_are_sorted_and_the_last_repeated_name_wins() {
+        let parsed: Labels =
+            serde_json::from_str(r#"{"uuid":"a","instance":"h","__name__":"m","instance":"g"}"#)
+                .unwrap();
+        assert_eq!(
+            parsed.iter().collect::<Vec<_>>(),
+            [("instance", "g"), ("uuid", "a")]
+        );
+        let built: Labels = [("instance", "g"), ("uuid", "a")].into_iter().collect();
+        assert_eq!(parsed, built);
+        assert_eq!(parsed.key(), built.key());
     }
 
     #[test]
