@@ -51,6 +51,22 @@ fn wrong_type_is_located_and_named() {
 }
 
 #[test]
+fn out_of_range_values_are_located_and_named_all_at_once() {
+    let (code, stderr) = check(&format!(
+        "{HEAD}[window]\nstep_secs = 3600\nmax_window_secs = 600\n\n[limits]\n  memory_mib = 0\n\n[model]\nplugin = \"libvirt-joules\"\n"
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("site.toml:7:1") && stderr.contains("key `window.max_window_secs`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("site.toml:10:3") && stderr.contains("key `limits.memory_mib`"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn missing_plugin_is_located_and_named() {
     let (code, stderr) = check(&format!("{HEAD}[model]\nplugin = \"libvirt-jules\"\n"));
     assert_eq!(code, 2);

@@ -99,7 +99,7 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
                 },
                 ExtractError::State(StateError::Locked { .. }) => EXIT_LOCKED,
                 ExtractError::State(_) => 1,
-                ExtractError::Delivery(_) => EXIT_DELIVERY,
+                ExtractError::Delivery(_) | ExtractError::Stdout(_) => EXIT_DELIVERY,
             };
             Failure::new(code, e)
         })?;

@@ -53,6 +53,9 @@ pub enum ExtractError {
     /// Some messengers did not accept their payloads; they stay spooled.
     #[error("{} messenger(s) failed; their payloads stay in the spool and are retried first next run:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Delivery(Vec<DeliveryError>),
+    /// A dry run could not print its records (stdout closed); nothing was spooled.
+    #[error("cannot print the records of a dry run: {0}")]
+    Stdout(#[source] DeliveryError),
 }
 
 /// Cuts `[start, end]` into windows no longer than `max_ms`, oldest first.
@@ -123,7 +126,7 @@ pub fn extract(
                         media_type: &info.media_type,
                         journal: std::path::Path::new("/dev/null"),
                     })
-                    .map_err(|e| Stop::Out(ExtractError::Delivery(vec![e])))
+                    .map_err(|e| Stop::Out(ExtractError::Stdout(e)))
             })
             .map_err(|stop| stop.in_window(window))?;
             report.windows += 1;

@@ -33,6 +33,26 @@ impl Source {
         (line, column)
     }
 
+    /// Where `key = …` is set under the `[table]` header, as a byte offset
+    /// (`None` for other layouts, such as inline tables or dotted keys).
+    pub fn find_key(&self, table: &str, key: &str) -> Option<usize> {
+        let mut offset = 0;
+        let mut in_table = false;
+        for line in self.text.split_inclusive('\n') {
+            let trimmed = line.trim();
+            if trimmed.starts_with('[') {
+                in_table = trimmed.trim_matches(|c| c == '[' || c == ']').trim() == table;
+            } else if in_table
+                && let Some((k, _)) = trimmed.split_once('=')
+                && k.trim().trim_matches('"') == key
+            {
+                return Some(offset + (line.len() - line.trim_start().len()));
+            }
+            offset += line.len();
+        }
+        None
+    }
+
     /// The dotted key at a byte offset, e.g. `model.params.metric`, read off the
     /// line and the nearest table header above it.
     pub fn key_at(&self, offset: usize) -> Option<String> {
@@ -86,6 +106,16 @@ impl Problem {
             location: Some(format!("{}:{line}:{column}", source.path.display())),
             key: key.or_else(|| source.key_at(span.start)),
             message: message.into(),
+        }
+    }
+
+    /// A problem with `table.key`: at its line and column where the file sets
+    /// it under a `[table]` header, else with the file as a whole.
+    pub fn at_key(source: &Source, table: &str, key: &str, message: impl Into<String>) -> Self {
+        let dotted = format!("{table}.{key}");
+        match source.find_key(table, key) {
+            Some(offset) => Self::at(source, offset..offset, Some(dotted), message),
+            None => Self::in_file(source, Some(dotted), message),
         }
     }
 

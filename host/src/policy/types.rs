@@ -420,25 +420,28 @@ impl Policy {
             }
         }
         if policy.window.max_window_secs < policy.window.step_secs {
-            problems.push(Problem::in_file(
+            problems.push(Problem::at_key(
                 &source,
-                Some("window.max_window_secs".into()),
+                "window",
+                "max_window_secs",
                 "must be at least window.step_secs",
             ));
         }
         if policy.window.step_secs == 0 {
-            problems.push(Problem::in_file(
+            problems.push(Problem::at_key(
                 &source,
-                Some("window.step_secs".into()),
+                "window",
+                "step_secs",
                 "must be at least 1 second",
             ));
         }
-        if policy.limits.timeout_ms == 0 || policy.limits.memory_mib == 0 {
-            problems.push(Problem::in_file(
-                &source,
-                Some("limits".into()),
-                "timeout_ms and memory_mib must be positive",
-            ));
+        for (key, value) in [
+            ("timeout_ms", policy.limits.timeout_ms),
+            ("memory_mib", policy.limits.memory_mib),
+        ] {
+            if value == 0 {
+                problems.push(Problem::at_key(&source, "limits", key, "must be positive"));
+            }
         }
         if !problems.is_empty() {
             return Err(PolicyError::Invalid(problems));
