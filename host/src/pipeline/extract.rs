@@ -147,37 +147,37 @@ pub fn extract(
 
     let windows = plan(policy, &state, &options)?;
     let progress = Progress::new(windows.len());
+    let explicit = options.explicit.is_some();
+    let outputs: Vec<Output<'_>> = bound
+        .outputs
+        .iter()
+        .map(|o| Output {
+            format: &o.format.info().name,
+            extension: &o.format.info().extension,
+            media_type: &o.format.info().media_type,
+            messenger: &o.messenger,
+        })
+        .collect();
     for window in windows {
-        let explicit = options.explicit.is_some();
-        if let Some(earlier) = spool.spooled(window, explicit)? {
+        let records = match spool.spooled(window, explicit)? {
             // Asked for again while an earlier run's copy still waits for a
             // messenger: that copy (same record ids) is delivered, not a new one.
-            tracing::info!(%window, "already in the spool from an earlier run: delivering that copy");
-            report.windows += 1;
-            report.records += earlier.records;
-            report.delivered += delivery.drain(&state)?;
-            commit(&state)?;
-            progress.window_done(window);
-            continue;
-        }
-        let mut writer = spool.begin(window, explicit)?;
-        let records = run_window(policy, bound, prometheus, window, tokio, |i, bytes| {
-            writer
-                .write(i, &bytes)
-                .map_err(|e| Stop::Out(ExtractError::State(e)))
-        })
-        .map_err(|stop| stop.in_window(window))?;
-        let outputs: Vec<Output<'_>> = bound
-            .outputs
-            .iter()
-            .map(|o| Output {
-                format: &o.format.info().name,
-                extension: &o.format.info().extension,
-                media_type: &o.format.info().media_type,
-                messenger: &o.messenger,
-            })
-            .collect();
-        writer.finish(records, &outputs)?;
+            Some(earlier) => {
+                tracing::info!(%window, "already in the spool from an earlier run: delivering that copy");
+                earlier.records
+            }
+            None => {
+                let mut writer = spool.begin(window, explicit)?;
+                let records = run_window(policy, bound, prometheus, window, tokio, |i, bytes| {
+                    writer
+                        .write(i, &bytes)
+                        .map_err(|e| Stop::Out(ExtractError::State(e)))
+                })
+                .map_err(|stop| stop.in_window(window))?;
+                writer.finish(records, &outputs)?;
+                records
+            }
+        };
         failpoint("after-spool");
         report.windows += 1;
         report.records += records;

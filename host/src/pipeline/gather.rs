@@ -15,8 +15,8 @@ use crate::sources::counter::Sample;
 use crate::sources::idle;
 use crate::sources::libvirt::{Domain, Libvirt, LibvirtError};
 use crate::sources::prometheus::{
-    Client, Labels, QueryTemplate, Series, VmVars, counter_samples, gauge_samples, measure_counter,
-    measure_gauge, measure_template, measure_vm_gauge, vm_metadata, vm_sizes,
+    Client, Labels, QueryTemplate, Series, SeriesIncrease, VmVars, counter_samples, gauge_samples,
+    measure_counter, measure_gauge, measure_template, measure_vm_gauge, vm_metadata, vm_sizes,
 };
 use crate::window::Window;
 
@@ -203,49 +203,34 @@ pub async fn gather(
         .enumerate()
         .map(|(i, h)| (h.as_str(), i))
         .collect();
-    let vms: Vec<Vm> = uuids
-        .iter()
-        .zip(&vm_labels)
-        .map(|(uuid, labels)| Vm {
+    // Each VM once: its sizes, what the inventory knows of it, and the libvirt
+    // domain name that vmname-keyed series name it by.
+    let mut vms: Vec<Vm> = Vec::with_capacity(uuids.len());
+    let mut details: Vec<VmDetails> = Vec::with_capacity(uuids.len());
+    let mut name_index: HashMap<&str, usize> = HashMap::new();
+    for (i, (uuid, labels)) in uuids.iter().zip(&vm_labels).enumerate() {
+        let (meta, domain, size) = (metadata.get(*uuid), domains.get(*uuid), sizes.get(*uuid));
+        vms.push(Vm {
             uuid: (*uuid).to_owned(),
             host: host_of(labels)
                 .and_then(|h| host_index.get(h.as_str()).copied())
                 .and_then(|i| u32::try_from(i).ok()),
             // The exporter's gauges say what the VM had in the window; libvirt
             // only what it has now (a resize since would show in a backfill).
-            vcpus: sizes
-                .get(*uuid)
-                .and_then(|s| s.0)
-                .or_else(|| domains.get(*uuid).map(|d| d.vcpus)),
-            memory_mb: sizes
-                .get(*uuid)
-                .and_then(|s| s.1)
-                .or_else(|| domains.get(*uuid).map(|d| d.memory_mb)),
-        })
-        .collect();
-    let details: Vec<VmDetails> = uuids
-        .iter()
-        .zip(&vm_labels)
-        .map(|(uuid, labels)| {
-            describe::details(
-                labels,
-                metadata.get(*uuid),
-                domains.get(*uuid),
-                inventory,
-                wants_labels,
-            )
-        })
-        .collect();
-    // vmname-keyed series name VMs by their libvirt domain name.
-    let name_index: HashMap<&str, usize> = uuids
-        .iter()
-        .zip(&vm_labels)
-        .enumerate()
-        .filter_map(|(i, (uuid, labels))| {
-            describe::domain_name(labels, metadata.get(*uuid), domains.get(*uuid), inventory)
-                .map(|n| (n, i))
-        })
-        .collect();
+            vcpus: size.and_then(|s| s.0).or(domain.map(|d| d.vcpus)),
+            memory_mb: size.and_then(|s| s.1).or(domain.map(|d| d.memory_mb)),
+        });
+        details.push(describe::details(
+            labels,
+            meta,
+            domain,
+            inventory,
+            wants_labels,
+        ));
+        if let Some(name) = describe::domain_name(labels, meta, domain, inventory) {
+            name_index.insert(name, i);
+        }
+    }
 
     let mut templated = Vec::with_capacity(per_vm_templates.len());
     if !per_vm_templates.is_empty() {
@@ -659,7 +644,7 @@ fn template_result(
     values: Vec<crate::sources::prometheus::template::TemplateValue>,
     window: Window,
 ) -> KeyedResult {
-    let length_s = (window.end_ms - window.start_ms) as f64 / 1000.0;
+    let length_s = window.len_ms() as f64 / 1000.0;
     KeyedResult {
         name: spec.name.clone(),
         key: KeyKind::Uuid,
@@ -674,6 +659,16 @@ fn template_result(
             })
             .collect(),
     }
+}
+
+/// Counter increases as readings in joules (or seconds); a counter's span is its covered time.
+fn increases(series: Vec<SeriesIncrease>, unit: Unit) -> impl Iterator<Item = SeriesReading> {
+    series.into_iter().map(move |s| SeriesReading {
+        labels: s.labels,
+        value: to_joules(unit, s.increase.value),
+        span_s: s.increase.span_s,
+        covered_s: s.increase.span_s,
+    })
 }
 
 /// Makes one counter or gauge measurement; also returns how many series needed raw samples.
@@ -693,12 +688,7 @@ async fn measure(
             let mut raw = 0;
             for readings in futures::future::try_join_all(zones).await? {
                 raw += readings.raw_fetched;
-                series.extend(readings.series.into_iter().map(|s| SeriesReading {
-                    labels: s.labels,
-                    value: s.increase.value,
-                    span_s: s.increase.span_s,
-                    covered_s: s.increase.span_s,
-                }));
+                series.extend(increases(readings.series, Unit::Joules));
             }
             let result = KeyedResult {
                 name: rapl.name.to_owned(),
@@ -716,21 +706,11 @@ async fn measure(
         Keyed::Counter(c) => {
             let readings =
                 measure_counter(client, &c.selector, &c.key_label, window, c.wrap_range).await?;
-            let series = readings
-                .series
-                .into_iter()
-                .map(|s| SeriesReading {
-                    labels: s.labels,
-                    value: to_joules(c.unit, s.increase.value),
-                    span_s: s.increase.span_s,
-                    covered_s: s.increase.span_s,
-                })
-                .collect();
             let result = KeyedResult {
                 name: c.name.clone(),
                 key: c.key,
                 key_label: c.key_label.clone(),
-                series,
+                series: increases(readings.series, c.unit).collect(),
             };
             Ok((result, readings.raw_fetched))
         }

@@ -89,14 +89,17 @@ pub async fn measure_counter(
     let mut raw: HashMap<SeriesKey, Labels> = HashMap::new();
     for series in resets_a.into_iter().chain(resets_b) {
         let resets = series.samples.first().map(|s| s.value);
-        let e = edges.get(&series.labels.key());
-        match e.and_then(|e| fast_path(e, resets?, window, lookback_ms)) {
+        let key = series.labels.key();
+        match edges
+            .get(&key)
+            .and_then(|e| fast_path(e, resets?, window, lookback_ms))
+        {
             Some(increase) => readings.series.push(SeriesIncrease {
                 labels: series.labels,
                 increase,
             }),
             None => {
-                raw.insert(series.labels.key(), series.labels);
+                raw.insert(key, series.labels);
             }
         }
     }

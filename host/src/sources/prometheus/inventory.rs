@@ -84,22 +84,19 @@ pub async fn vm_sizes(
         last_values(client, memory_metric, window)
     )?;
     let mut sizes: HashMap<String, (Option<u32>, Option<u64>)> = HashMap::new();
-    for s in vcpus {
-        if let (Some(uuid), Some(sample)) = (s.labels.get(uuid_label), s.samples.first())
-            && sample.value.is_finite()
-            && sample.value >= 0.0
-        {
-            sizes.entry(uuid.to_owned()).or_default().0 = Some(sample.value.round() as u32);
-        }
+    // Each series' last value, if it can be a size.
+    let values = |series: Vec<super::client::Series>| {
+        series.into_iter().filter_map(|s| {
+            let value = s.samples.first()?.value;
+            let uuid = s.labels.get(uuid_label)?.to_owned();
+            (value.is_finite() && value >= 0.0).then_some((uuid, value))
+        })
+    };
+    for (uuid, value) in values(vcpus) {
+        sizes.entry(uuid).or_default().0 = Some(value.round() as u32);
     }
-    for s in memory {
-        if let (Some(uuid), Some(sample)) = (s.labels.get(uuid_label), s.samples.first())
-            && sample.value.is_finite()
-            && sample.value >= 0.0
-        {
-            sizes.entry(uuid.to_owned()).or_default().1 =
-                Some((sample.value / 1_048_576.0).round() as u64);
-        }
+    for (uuid, value) in values(memory) {
+        sizes.entry(uuid).or_default().1 = Some((value / 1_048_576.0).round() as u64);
     }
     Ok(sizes)
 }

@@ -140,7 +140,7 @@ impl QueryTemplate {
     /// The PromQL for one VM (or, with `vm` = None, for the window).
     pub fn render(&self, window: Window, vm: Option<&VmVars>) -> Result<String, TemplateError> {
         let mut ctx: BTreeMap<&str, Value> = BTreeMap::new();
-        let length_ms = window.end_ms - window.start_ms;
+        let length_ms = window.len_ms();
         let length = if length_ms % 1000 == 0 {
             format!("{}s", length_ms / 1000)
         } else {
