@@ -11,18 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}; H=${2:-24}; REPEAT=${REPEAT:-3}
-peer=$(cd ../shared/peers/caso && pwd)
-work=$(mktemp -d /tmp/wattson-bench.XXXXXX)
-
-"$peer/setup.sh" >/dev/null
-cargo build --release --locked --bin wattson >&2
-wattson=$PWD/target/release/wattson
-
-MODES=" " FLOOR=0 KEEP=1 "$peer/run.sh" "$N" "$H" | tee "$work/peer.txt" >&2
-line=$(grep '^prometheus url=' "$work/peer.txt")
-url=$(sed -n 's/.*url=\([^ ]*\).*/\1/p' <<<"$line")
-window=$(sed -n 's/.*window=\([^ ]*\).*/\1/p' <<<"$line")
-from=${window%%..*}; to=${window##*..}
+PEER_MODES=" "
+source scripts/bench-peer.sh
 
 policy() {
     cat > "$work/c$1.toml" <<TOML
