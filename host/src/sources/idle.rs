@@ -2,7 +2,7 @@
 //! the window's whole 1-minute buckets `[start + 60k, start + 60(k+1)]`,
 //! skipping buckets that cannot be measured.
 
-use super::counter::{Sample, c1};
+use super::counter::Sample;
 use super::gauge::g1;
 use crate::window::Window;
 
@@ -53,12 +53,14 @@ pub fn from_counters(zones: &[&[Sample]], window: Window) -> Option<Idle> {
             if first_in == 0 || first_in >= last_in {
                 return None;
             }
+            // C1's used samples; without a drop their increase is last − base.
             let used = &samples[first_in - 1..last_in];
             if used.windows(2).any(|pair| pair[1].value < pair[0].value) {
                 return None;
             }
-            let inc = c1(samples, bucket, None)?;
-            (inc.span_s > 0.0).then(|| sum + inc.value / inc.span_s)
+            let (base, last) = (used[0], used[used.len() - 1]);
+            let span_s = (last.t_ms - base.t_ms) as f64 / 1000.0;
+            (span_s > 0.0).then(|| sum + (last.value - base.value) / span_s)
         })
     })
 }
