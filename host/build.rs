@@ -6,7 +6,9 @@
 //! * every builtin plugin under `plugins/` (one invocation per plugin: the
 //!   SDK's `model` and `format` features are exclusive, and one invocation
 //!   for two plugins would unify them), and
-//! * the containment-test guest `tests/guests/misbehave`,
+//! * the test guests under `tests/guests/` (`misbehave`, the containment
+//!   tests' model; `v0_1_model`, a model built against the frozen
+//!   `wattson:plugin@0.1.0`),
 //!
 //! into `<workspace target dir>/guests`, a directory of its own so the nested
 //! cargo never waits on the lock the outer build holds. It then writes
@@ -16,7 +18,8 @@
 //! pub static BUILTINS: &[Builtin] = &[Builtin { name: "caso-json", kind: PluginKind::Format, wasm: include_bytes!("…/caso_json.wasm") }, …];
 //! ```
 //!
-//! and sets `WATTSON_TEST_GUEST_MISBEHAVE` to the path of `misbehave.wasm`.
+//! and sets `WATTSON_TEST_GUEST_<NAME>` to the path of each test guest's
+//! `.wasm` (`WATTSON_TEST_GUEST_MISBEHAVE`, `WATTSON_TEST_GUEST_V0_1_MODEL`).
 
 use std::env;
 use std::fmt::Write as _;
@@ -46,6 +49,10 @@ const SCRUBBED_ENV: &[&str] = &[
     "CARGO_BUILD_BUILD_DIR",
 ];
 
+/// Test guests under `tests/guests/`, each its own workspace; the crate name
+/// is the directory name and the artifact's stem.
+const TEST_GUESTS: &[&str] = &["misbehave", "v0_1_model"];
+
 /// A builtin plugin crate found under `plugins/`.
 struct Plugin {
     /// Package name, also the builtin's name (`caso-json`).
@@ -66,15 +73,18 @@ fn main() {
         .to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
     let plugins_dir = root.join("plugins");
-    let misbehave_dir = root.join("tests/guests/misbehave");
+    let guests_dir = root.join("tests/guests");
 
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
-    rerun_if_changed(&root.join("wit"));
+    rerun_if_changed(&root.join("wit/since_v0.1.0"));
+    rerun_if_changed(&root.join("wit/since_v0.2.0"));
     for file in ["Cargo.toml", "Cargo.lock", "sdk/Cargo.toml", "sdk/src"] {
         rerun_if_changed(&plugins_dir.join(file));
     }
-    for file in ["Cargo.toml", "Cargo.lock", "src"] {
-        rerun_if_changed(&misbehave_dir.join(file));
+    for guest in TEST_GUESTS {
+        for file in ["Cargo.toml", "Cargo.lock", "src"] {
+            rerun_if_changed(&guests_dir.join(guest).join(file));
+        }
     }
 
     check_target_installed();
@@ -86,7 +96,9 @@ fn main() {
     for plugin in &plugins {
         cargo_build(&plugins_dir, &guests_target, Some(&plugin.name));
     }
-    cargo_build(&misbehave_dir, &guests_target, None);
+    for guest in TEST_GUESTS {
+        cargo_build(&guests_dir.join(guest), &guests_target, None);
+    }
 
     let mut code = String::from(
         "/// Builtin plugins compiled from plugins/*, embedded in the binary.\n\
@@ -107,11 +119,14 @@ fn main() {
     let builtins = out_dir.join("builtins.rs");
     fs::write(&builtins, code).unwrap_or_else(|e| panic!("writing {}: {e}", builtins.display()));
 
-    let misbehave = existing(artifacts.join("misbehave.wasm"));
-    println!(
-        "cargo:rustc-env=WATTSON_TEST_GUEST_MISBEHAVE={}",
-        path_str(&misbehave)
-    );
+    for guest in TEST_GUESTS {
+        let wasm = existing(artifacts.join(format!("{guest}.wasm")));
+        println!(
+            "cargo:rustc-env=WATTSON_TEST_GUEST_{}={}",
+            guest.to_uppercase(),
+            path_str(&wasm)
+        );
+    }
 }
 
 /// The outer workspace's target dir: `CARGO_TARGET_DIR` (relative to the

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Sets up (idempotently) and runs every check: formatting, clippy, and the
 # whole test suite (unit tests, and integration tests against a real
-# Prometheus and sandboxed guest plugins built from source).
+# Prometheus and sandboxed guest plugins built from source, Rust, Python and
+# JavaScript ones: tests/guests/polyglot/build.sh installs componentize-py and
+# componentize-js under target/polyglot with pip and npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cargo fmt --all -- --check
 (cd plugins && cargo fmt --all -- --check)
-(cd tests/guests/misbehave && cargo fmt --all -- --check)
+for guest in tests/guests/misbehave tests/guests/v0_1_model; do
+    (cd "$guest" && cargo fmt --all -- --check)
+done
 cargo clippy --locked --all-targets -- -D warnings
+# The SDK and builtins, both worlds' features at once, as a site's workspace lints them.
+(cd plugins && CARGO_TARGET_DIR="$PWD/../target/guests" \
+    cargo clippy --locked --target wasm32-wasip2 --workspace -- -D warnings)
 cargo test --locked

@@ -6,7 +6,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use wattson::messengers::{File, Messenger, Payload};
 use wattson::policy::MessengerConfig;
 use wattson::records::EnergyRecord;
-use wattson::runtime::{Limits, Param, Runtime};
+use wattson::runtime::{Limits, Param, Quality, RecordQuality, Runtime, Status};
 use wattson::state::{Output, StateDir};
 use wattson::window::Window;
 
@@ -28,14 +28,24 @@ fn records(window: Window) -> Vec<EnergyRecord> {
             user_dn: None,
             fqan: Some("vo.example.org".into()),
             host: Some(format!("cmp-{:03}", i % 200)),
+            flavor: Some("m1.medium".into()),
             start_ms: window.start_ms,
             end_ms: window.end_ms,
             joules: 12_345.678 + i as f64,
             wall_s: 3600.0,
-            covered_s: None,
             cpu_s: None,
             vcpus: Some(2),
-            status: "started".into(),
+            memory_mb: Some(4096),
+            status: Status::Running,
+            quality: RecordQuality {
+                kind: Quality::Measured,
+                meters: vec!["counter:libvirt_domain_info_energy_consumption_joules_total".into()],
+                covered_s: None,
+            },
+            pue: None,
+            ci_g: None,
+            cfp_g: None,
+            ci_covered_s: None,
             model: "libvirt-joules".into(),
             model_version: "0.1.0".into(),
         })

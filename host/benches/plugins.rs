@@ -6,7 +6,7 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use wattson::runtime::{
-    AttributionInput, Limits, Measured, Param, ParamValue, Reading, Runtime, Vm, Window,
+    AttributionInput, Limits, Measured, Param, ParamValue, Placement, Reading, Runtime, Vm, Window,
 };
 
 const VMS: usize = 10_000;
@@ -15,9 +15,17 @@ fn input(n: usize) -> AttributionInput {
     let vms = (0..n)
         .map(|i| Vm {
             uuid: format!("5f0c6f0e-2a1b-4c7e-9a0d-{i:012x}"),
-            host: Some((i % 50) as u32),
             vcpus: Some(2),
             memory_mb: Some(4096),
+        })
+        .collect();
+    let placements = (0..n)
+        .map(|i| Placement {
+            vm: i as u32,
+            host: Some((i % 50) as u32),
+            presence_s: 3600.0,
+            cpu_s: None,
+            assigned: true,
         })
         .collect();
     let readings = (0..n)
@@ -37,6 +45,7 @@ fn input(n: usize) -> AttributionInput {
         vms,
         details: vec![],
         hosts: (0..50).map(|h| format!("cmp-{h:03}")).collect(),
+        placements,
         measurements: vec![Measured {
             name: "energy".into(),
             vms: readings,

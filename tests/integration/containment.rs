@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use wattson::runtime::{
-    AttributionInput, Limits, Measured, Param, ParamValue, PluginError, Reading, Runtime, Vm,
-    Window,
+    AttributionInput, Limits, Measured, Param, ParamValue, Placement, PluginError, Reading,
+    Runtime, Vm, Window,
 };
 
 const MISBEHAVE: &str = env!("WATTSON_TEST_GUEST_MISBEHAVE");
@@ -15,7 +15,6 @@ const MISBEHAVE: &str = env!("WATTSON_TEST_GUEST_MISBEHAVE");
 fn vm(uuid: &str) -> Vm {
     Vm {
         uuid: uuid.into(),
-        host: None,
         vcpus: Some(2),
         memory_mb: None,
     }
@@ -37,6 +36,15 @@ fn input() -> AttributionInput {
         vms: vec![vm("a"), vm("b"), vm("c")],
         details: vec![],
         hosts: vec![],
+        placements: (0..3)
+            .map(|vm| Placement {
+                vm,
+                host: None,
+                presence_s: 3600.0,
+                cpu_s: None,
+                assigned: true,
+            })
+            .collect(),
         measurements: vec![Measured {
             name: "energy".into(),
             vms: vec![reading(10.0), reading(20.5), reading(0.25)],
@@ -53,7 +61,7 @@ fn params(mode: &str) -> Vec<Param> {
         },
         Param {
             name: "mode".into(),
-            value: ParamValue::Text(mode.into()),
+            value: ParamValue::Choice(mode.into()),
         },
         Param {
             name: "huge_mb".into(),
@@ -95,7 +103,7 @@ fn contained(runtime: &Runtime, mode: &str, reason: &[&str]) {
     let ok = model
         .attribute(&input(), &params("ok"))
         .expect("a well-behaved call after a failure");
-    assert_eq!(ok.vms.len(), 3, "{mode}: the good call must work");
+    assert_eq!(ok.placements.len(), 3, "{mode}: the good call must work");
     assert!(matches!(
         err,
         PluginError::Trapped { .. } | PluginError::BadOutput { .. } | PluginError::Failed { .. }
@@ -122,8 +130,12 @@ fn misbehaving_plugins_are_contained() {
     contained(&runtime, "nan", &["NaN joules"]);
     contained(&runtime, "negative", &["negative energy"]);
     contained(&runtime, "inf", &["inf joules"]);
-    contained(&runtime, "unknown-uuid", &["not one of the 3 VMs"]);
-    contained(&runtime, "duplicate-uuid", &["listed more than once"]);
+    contained(
+        &runtime,
+        "unknown-placement",
+        &["placement 3 is not one of the 3 placements"],
+    );
+    contained(&runtime, "duplicate-placement", &["listed more than once"]);
 
     // The good builtin still runs in this process, with exact values.
     let good = runtime.load_model("libvirt-joules").unwrap();
@@ -142,7 +154,7 @@ fn misbehaving_plugins_are_contained() {
             ],
         )
         .unwrap();
-    let joules: Vec<f64> = got.vms.iter().map(|v| v.joules).collect();
+    let joules: Vec<f64> = got.placements.iter().map(|v| v.joules).collect();
     assert_eq!(joules, vec![10.0, 20.5, 0.25]);
 }
 

@@ -4,7 +4,10 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use wattson::runtime::{EnergyRecord, Format, Limits, Param, ParamValue, Runtime};
+use wattson::runtime::{
+    EnergyRecord, Format, Limits, Param, ParamValue, Quality, RecordQuality, Runtime, Status,
+    resolve_params,
+};
 
 /// Loads a builtin format.
 fn load(name: &str) -> Format {
@@ -39,6 +42,15 @@ const START_MS: i64 = 1_748_736_000_000;
 /// One hour later.
 const END_MS: i64 = START_MS + 3_600_000;
 
+/// A measured record's quality.
+fn quality(covered_s: Option<f64>) -> RecordQuality {
+    RecordQuality {
+        kind: Quality::Measured,
+        meters: vec!["counter:libvirt_domain_info_energy_consumption_joules_total".into()],
+        covered_s,
+    }
+}
+
 /// A fully populated record.
 fn full() -> EnergyRecord {
     EnergyRecord {
@@ -55,14 +67,20 @@ fn full() -> EnergyRecord {
         user_dn: None,
         fqan: Some("vo.example.org".into()),
         host: Some("compute-1".into()),
+        flavor: Some("m1.small".into()),
         start_ms: START_MS,
         end_ms: END_MS,
         joules: 360_000.0,
         wall_s: 3600.0,
-        covered_s: None,
         cpu_s: None,
         vcpus: Some(2),
-        status: "running".into(),
+        memory_mb: Some(4096),
+        status: Status::Running,
+        quality: quality(None),
+        pue: None,
+        ci_g: None,
+        cfp_g: None,
+        ci_covered_s: None,
         model: "libvirt-joules".into(),
         model_version: "0.1.0".into(),
     }
@@ -84,14 +102,20 @@ fn sparse() -> EnergyRecord {
         user_dn: None,
         fqan: None,
         host: None,
+        flavor: None,
         start_ms: START_MS,
         end_ms: END_MS,
         joules: 36.0,
         wall_s: 1800.9,
-        covered_s: Some(1790.5),
         cpu_s: Some(1800.0),
         vcpus: None,
-        status: "completed".into(),
+        memory_mb: None,
+        status: Status::Completed,
+        quality: quality(Some(1790.5)),
+        pue: None,
+        ci_g: None,
+        cfp_g: None,
+        ci_covered_s: None,
         model: "libvirt-joules".into(),
         model_version: "0.1.0".into(),
     }
@@ -174,7 +198,7 @@ fn apel_energy_json_is_casos_ssm_message() {
     assert_eq!(payloads.len(), 1);
     // Bytes produced by cASO 5.2.2 itself (EnergyRecord(...).ssm_message())
     // for the first record's values.
-    let expected = r#"{"SiteName":"TEST-Site","CloudType":"OpenStack","CloudComputeService":"nova","ExecUnitID":"e3c5aeef-37b8-4332-ad9f-9d068f156dc2","StartExecTime":"2025-06-01T00:00:00Z","EndExecTime":"2025-06-01T01:00:00Z","EnergyWh":100.0,"Work":72.0,"Efficiency":1.0,"WallClockTime_s":3600,"CpuDuration_s":7200,"SuspendDuration_s":0,"CPUNormalizationFactor":1.0,"ExecUnitFinished":0,"Status":"running","Owner":"vo.example.org"}"#;
+    let expected = r#"{"SiteName":"TEST-Site","CloudType":"OpenStack","CloudComputeService":"nova","ExecUnitID":"e3c5aeef-37b8-4332-ad9f-9d068f156dc2","StartExecTime":"2025-06-01T00:00:00Z","EndExecTime":"2025-06-01T01:00:00Z","EnergyWh":100.0,"Work":72.0,"Efficiency":1.0,"WallClockTime_s":3600,"CpuDuration_s":7200,"SuspendDuration_s":0,"CPUNormalizationFactor":1.0,"ExecUnitFinished":0,"Status":"started","Owner":"vo.example.org"}"#;
     let text = utf8(&payloads[0]);
     let lines: Vec<&str> = text.split_terminator('\n').collect();
     assert_eq!(lines.len(), 2);
@@ -204,7 +228,7 @@ fn apel_energy_apel_wire_parses_back() {
     let p = params(
         &f,
         &[
-            ("wire", ParamValue::Text("apel".into())),
+            ("wire", ParamValue::Choice("apel".into())),
             ("cpu_normalization_factor", ParamValue::Number(1.25)),
         ],
     );
@@ -244,7 +268,8 @@ fn apel_energy_apel_wire_parses_back() {
     assert_eq!(get(a, "SuspendDuration_s"), "0");
     assert_eq!(get(a, "CPUNormalizationFactor"), "1.25");
     assert_eq!(get(a, "ExecUnitFinished"), "0");
-    assert_eq!(get(a, "Status"), "running");
+    // APEL knows `started` and `completed`: a running VM is `started`.
+    assert_eq!(get(a, "Status"), "started");
     assert_eq!(get(a, "Owner"), "vo.example.org");
     let b = &records[1];
     assert_eq!(get(b, "ExecUnitID"), "0b0c6a4c-4f5e-4d8e-9d38-1c2f3a4b5c6d");
@@ -261,7 +286,7 @@ fn apel_energy_apel_wire_parses_back() {
 fn apel_energy_batches_of_1000() {
     let f = load("apel-energy");
     for wire in ["json", "apel"] {
-        let p = params(&f, &[("wire", ParamValue::Text(wire.into()))]);
+        let p = params(&f, &[("wire", ParamValue::Choice(wire.into()))]);
         let payloads = f.render(&many(2500), &p).expect("render");
         let counts: Vec<usize> = payloads
             .iter()
@@ -279,16 +304,28 @@ fn apel_energy_batches_of_1000() {
     }
 }
 
+/// The host's check of one parameter value against the format's declared domain.
+fn check_param(f: &Format, name: &str, value: toml::Value) -> Result<(), String> {
+    let given = [(name.to_owned(), value)].into_iter().collect();
+    resolve_params(&f.info().params, &given)
+        .map(|_| ())
+        .map_err(|problems| problems[0].reason.clone())
+}
+
 #[test]
 fn apel_energy_refuses_bad_batch_sizes() {
     let f = load("apel-energy");
+    // The format declares its domain; the host refuses what is outside it.
     for bad in [0, -1, 1001] {
-        let p = params(&f, &[("batch_size", ParamValue::Integer(bad))]);
-        assert!(
-            f.render(&[full()], &p).is_err(),
-            "batch_size = {bad} accepted"
+        let reason = check_param(&f, "batch_size", toml::Value::Integer(bad))
+            .expect_err(&format!("batch_size = {bad} accepted"));
+        assert_eq!(
+            reason,
+            format!("expected an integer from 1 to 1000, found integer `{bad}`")
         );
     }
+    let reason = check_param(&f, "wire", toml::Value::String("xml".into())).unwrap_err();
+    assert_eq!(reason, r#"expected one of "json" or "apel", found "xml""#);
     let p = params(&f, &[("batch_size", ParamValue::Integer(1))]);
     assert_eq!(f.render(&[full(), sparse()], &p).unwrap().len(), 2);
 }
@@ -357,13 +394,21 @@ fn csv_round_trips_through_the_csv_crate() {
         );
         assert_eq!(
             col(row, "covered_s"),
-            r.covered_s.map(|c| format!("{c:?}")).unwrap_or_default()
+            r.quality
+                .covered_s
+                .map(|c| format!("{c:?}"))
+                .unwrap_or_default()
         );
         assert_eq!(
             col(row, "vcpus"),
             r.vcpus.map(|v| v.to_string()).unwrap_or_default()
         );
-        assert_eq!(col(row, "status"), r.status);
+        let status = match r.status {
+            Status::Started => "started",
+            Status::Running => "running",
+            Status::Completed => "completed",
+        };
+        assert_eq!(col(row, "status"), status);
         assert_eq!(col(row, "model"), r.model);
         assert_eq!(col(row, "model_version"), r.model_version);
     }
@@ -385,8 +430,8 @@ fn csv_batches_and_refuses_negative_batch_size() {
         })
         .collect();
     assert_eq!(rows, [10, 10, 5]);
-    let p = params(&f, &[("batch_size", ParamValue::Integer(-1))]);
-    assert!(f.render(&many(1), &p).is_err());
+    let reason = check_param(&f, "batch_size", toml::Value::Integer(-1)).unwrap_err();
+    assert_eq!(reason, "expected an integer ≥ 0, found integer `-1`");
     assert!(f.render(&[], &params(&f, &[])).unwrap().is_empty());
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use wattson::pipeline::gather;
 use wattson::policy::{Policy, Source};
-use wattson::runtime::{GaugeSpec, KeyKind, Measurement, Unit};
+use wattson::runtime::{GaugeSpec, IdlePowerSpec, KeyKind, Measurement, Unit};
 use wattson::sources::prometheus::{Client, PrometheusConfig, measure_gauge, measure_vm_gauge};
 use wattson::window::Window;
 
@@ -289,7 +289,11 @@ plugin = "libvirt-joules"
             unit: Unit::Watts,
             max_gap_s: None,
         }),
-        Measurement::IdlePower("power".into()),
+        Measurement::IdlePower(IdlePowerSpec {
+            name: "idle".into(),
+            meter: "power".into(),
+            setting: "auto".into(),
+        }),
     ];
     let gathered = tokio::runtime::Runtime::new()
         .unwrap()
@@ -297,7 +301,7 @@ plugin = "libvirt-joules"
         .unwrap();
     assert_eq!(gathered.input.hosts, ["cmp-01", "cmp-02", "cmp-90"]);
     let idle = &gathered.input.measurements[1];
-    assert_eq!(idle.name, "power");
+    assert_eq!(idle.name, "idle");
     let got: Vec<f64> = idle.hosts.iter().map(|r| r.unwrap().value).collect();
     let meters: [&[&Vec<(i64, f64)>]; 2] = [&[&a], &[&b, &b2]];
     for (host, (got, meters)) in ["cmp-01", "cmp-02"].iter().zip(got.iter().zip(meters)) {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use wattson::pipeline::gather;
 use wattson::policy::{Policy, Source};
-use wattson::runtime::{Measurement, RaplSpec};
+use wattson::runtime::{IdlePowerSpec, Measurement, RaplSpec};
 use wattson::sources::prometheus::{Client, PrometheusConfig};
 use wattson::sources::rapl::{discover, host_zones, joules_between, sample};
 use wattson::window::Window;
@@ -437,7 +437,11 @@ plugin = "libvirt-joules"
             name: "host".into(),
             zones: Vec::new(),
         }),
-        Measurement::IdlePower("host".into()),
+        Measurement::IdlePower(IdlePowerSpec {
+            name: "idle".into(),
+            meter: "host".into(),
+            setting: "auto".into(),
+        }),
     ];
     let gathered = tokio::runtime::Runtime::new()
         .unwrap()

@@ -159,7 +159,8 @@ fn per_vm_and_batched_templates_give_the_values_of_their_queries() {
         "the VM without data is reported: {warnings}"
     );
 
-    // A unit the model does not know fails the window, naming the parameter.
+    // A unit the model does not know is a policy error before any query,
+    // located, naming the parameter, the value and every allowed value.
     let policy = write_policy(dir.path(), "unit.toml", &policy("up", "MJ"));
     let out = command()
         .args(["extract", "--dry-run", "--format", "jsonl", "--policy"])
@@ -169,8 +170,13 @@ fn per_vm_and_batched_templates_give_the_values_of_their_queries() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{stderr}");
-    assert!(stderr.contains("`unit` is `MJ`"), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unit.toml:12:"), "{stderr}");
+    assert!(stderr.contains("model.params.unit"), "{stderr}");
+    assert!(
+        stderr.contains(r#"expected one of "J", "Wh" or "kWh", found "MJ""#),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -4,7 +4,8 @@ use clap::Subcommand;
 
 use super::{EXIT_PLUGIN, Failure, cache_dir};
 use crate::runtime::{
-    BUILTINS, Limits, Measurement, ParamSpec, PluginKind, Runtime, kind_name, value_text,
+    BUILTINS, Limits, Measurement, Model, ParamSpec, PluginKind, Quality, Runtime, kind_name,
+    value_text,
 };
 
 /// `wattson plugins …`
@@ -46,37 +47,26 @@ pub fn run(command: PluginsCommand) -> Result<(), Failure> {
             Ok(())
         }
         PluginsCommand::Inspect { plugin } => {
-            if let Ok(model) = runtime.load_model(&plugin) {
-                let info = model.info();
-                println!(
-                    "{}\nkind: model\nname: {}\nversion: {}\n{}",
-                    model.id(),
-                    info.name,
-                    info.version,
-                    info.description
-                );
-                println!("measurements:");
-                for m in &info.measurements {
-                    println!("  {}", describe_measurement(m));
+            let model_error = match runtime.load_model(&plugin) {
+                Ok(model) => {
+                    inspect_model(&model);
+                    return Ok(());
                 }
-                print_params(&info.params);
-                if let Some(c) = &info.conservation {
-                    println!(
-                        "conservation: per host, VMs + unattributed = {} × {} (tolerance {:e})",
-                        c.measurement,
-                        c.factor_param.as_deref().unwrap_or("1"),
-                        c.tolerance
-                    );
+                Err(e) => e,
+            };
+            let format = match runtime.load_format(&plugin) {
+                Ok(format) => format,
+                // A model that failed to load is reported as a model.
+                Err(e) if e.to_string().contains("it is an attribution-model") => {
+                    return Err(Failure::new(EXIT_PLUGIN, model_error));
                 }
-                return Ok(());
-            }
-            let format = runtime
-                .load_format(&plugin)
-                .map_err(|e| Failure::new(EXIT_PLUGIN, e))?;
+                Err(e) => return Err(Failure::new(EXIT_PLUGIN, e)),
+            };
             let info = format.info();
             println!(
-                "{}\nkind: format\nname: {}\nversion: {}\nmedia type: {}\nextension: {}\n{}",
+                "{}\nkind: format\nwit: {}\nname: {}\nversion: {}\nmedia type: {}\nextension: {}\n{}",
                 format.id(),
+                format.wit_version(),
                 info.name,
                 info.version,
                 info.media_type,
@@ -89,6 +79,33 @@ pub fn run(command: PluginsCommand) -> Result<(), Failure> {
     }
 }
 
+fn inspect_model(model: &Model) {
+    let info = model.info();
+    println!(
+        "{}\nkind: model\nwit: {}\nname: {}\nversion: {}\nquality: {}\n{}",
+        model.id(),
+        model.wit_version(),
+        info.name,
+        info.version,
+        match info.quality {
+            Quality::Measured => "measured",
+            Quality::Estimated => "estimated",
+        },
+        info.description
+    );
+    println!("measurements:");
+    for m in &info.measurements {
+        println!("  {}", describe_measurement(m));
+    }
+    print_params(&info.params);
+    if let Some(c) = &info.conservation {
+        println!(
+            "conservation: per host, placements + unattributed = {} (tolerance {:e})",
+            c.measurement, c.tolerance
+        );
+    }
+}
+
 fn print_params(params: &[ParamSpec]) {
     println!("params:");
     for p in params {
@@ -98,7 +115,7 @@ fn print_params(params: &[ParamSpec]) {
         println!(
             "  {} ({}, {default}): {}",
             p.name,
-            kind_name(p.kind),
+            kind_name(&p.kind),
             p.description
         );
     }
@@ -124,8 +141,13 @@ fn describe_measurement(m: &Measurement) -> String {
             format!("template `{}`: {} (unit {:?})", t.name, t.query, t.unit)
         }
         Measurement::Rapl(r) => format!("rapl `{}`: zones {:?}", r.name, r.zones),
+        Measurement::HostPower(h) => {
+            format!("host-power `{}` (the host's wall-power meter)", h.name)
+        }
         Measurement::CpuTime(name) => format!("cpu-time `{name}`"),
-        Measurement::IdlePower(name) => format!("idle-power of `{name}`"),
+        Measurement::IdlePower(i) => {
+            format!("idle-power `{}` of `{}` ({})", i.name, i.meter, i.setting)
+        }
         Measurement::Inventory => {
             "inventory (VM names, projects, users, flavors, labels)".to_owned()
         }

@@ -8,8 +8,8 @@ use futures::TryFutureExt;
 use super::{PipelineError, describe};
 use crate::policy::Policy;
 use crate::runtime::{
-    AttributionInput, CounterSpec, GaugeSpec, KeyKind, Measured, Measurement, RaplSpec, Reading,
-    TemplateSpec, Unit, Vm, VmDetails, Window as WitWindow,
+    AttributionInput, CounterSpec, GaugeSpec, IdlePowerSpec, KeyKind, Measured, Measurement,
+    Placement, RaplSpec, Reading, TemplateSpec, Unit, Vm, VmDetails, Window as WitWindow, to_base,
 };
 use crate::sources::counter::Sample;
 use crate::sources::idle;
@@ -30,16 +30,6 @@ pub struct Gathered {
     pub wall_s: Vec<f64>,
     /// Series that needed a raw sample fetch.
     pub raw_fetched: usize,
-}
-
-/// A value in `unit` as joules (energy units) or unchanged (seconds, power).
-pub fn to_joules(unit: Unit, value: f64) -> f64 {
-    match unit {
-        Unit::Joules | Unit::Seconds | Unit::Watts => value,
-        Unit::WattHours => value * 3600.0,
-        Unit::KilowattHours => value * 3.6e6,
-        Unit::Microwatts => value / 1e6,
-    }
 }
 
 /// One keyed measurement's results, counter or gauge alike.
@@ -88,12 +78,24 @@ pub async fn gather(
             _ => None,
         })
         .collect();
+    let host_power = measurements
+        .iter()
+        .filter_map(|m| match m {
+            Measurement::HostPower(h) => Some(host_power_gauge(policy, &h.name, h.max_gap_s)),
+            _ => None,
+        })
+        .collect::<Result<Vec<GaugeSpec>, _>>()?;
     let mut specs: Vec<Keyed> = cpu_times.iter().map(Keyed::Counter).collect();
+    specs.extend(host_power.iter().map(Keyed::Gauge));
+    // Idle power set to a number in the model's params: no measurement, the
+    // number for every host (the policy's `[idle_power]` patterns first).
+    let mut fixed_idle: Vec<(&str, f64)> = Vec::new();
     let mut per_vm_templates = Vec::new();
     for m in measurements {
         match m {
             Measurement::Counter(c) => specs.push(Keyed::Counter(c)),
             Measurement::Gauge(g) => specs.push(Keyed::Gauge(g)),
+            Measurement::HostPower(_) => {}
             Measurement::Template(t) => {
                 let parsed = QueryTemplate::parse(&t.query)?;
                 if parsed.is_per_vm() {
@@ -103,13 +105,15 @@ pub async fn gather(
                 }
             }
             Measurement::Rapl(r) => specs.push(Keyed::Rapl(rapl_counters(policy, r)?)),
-            Measurement::IdlePower(name) => {
-                specs.push(Keyed::Idle(idle_meter(policy, measurements, name)?));
-            }
+            Measurement::IdlePower(spec) => match idle_setting(spec)? {
+                None => specs.push(Keyed::Idle(idle_meter(policy, measurements, spec)?)),
+                Some(watts) => fixed_idle.push((&spec.name, watts)),
+            },
             Measurement::Inventory | Measurement::CpuTime(_) => {}
         }
     }
-    let client = match (prometheus, specs.is_empty() && per_vm_templates.is_empty()) {
+    let nothing_to_query = specs.is_empty() && per_vm_templates.is_empty();
+    let client = match (prometheus, nothing_to_query) {
         (Some(client), _) => client,
         (None, false) => {
             return Err(PipelineError::Unsupported(
@@ -206,15 +210,18 @@ pub async fn gather(
     // Each VM once: its sizes, what the inventory knows of it, and the libvirt
     // domain name that vmname-keyed series name it by.
     let mut vms: Vec<Vm> = Vec::with_capacity(uuids.len());
+    let mut vm_hosts: Vec<Option<u32>> = Vec::with_capacity(uuids.len());
     let mut details: Vec<VmDetails> = Vec::with_capacity(uuids.len());
     let mut name_index: HashMap<&str, usize> = HashMap::new();
     for (i, (uuid, labels)) in uuids.iter().zip(&vm_labels).enumerate() {
         let (meta, domain, size) = (metadata.get(*uuid), domains.get(*uuid), sizes.get(*uuid));
-        vms.push(Vm {
-            uuid: (*uuid).to_owned(),
-            host: host_of(labels)
+        vm_hosts.push(
+            host_of(labels)
                 .and_then(|h| host_index.get(h.as_str()).copied())
                 .and_then(|i| u32::try_from(i).ok()),
+        );
+        vms.push(Vm {
+            uuid: (*uuid).to_owned(),
             // The exporter's gauges say what the VM had in the window; libvirt
             // only what it has now (a resize since would show in a backfill).
             vcpus: size.and_then(|s| s.0).or(domain.map(|d| d.vcpus)),
@@ -270,14 +277,23 @@ pub async fn gather(
     let idle_names: Vec<&str> = measurements
         .iter()
         .filter_map(|m| match m {
-            Measurement::IdlePower(name) => Some(name.as_str()),
+            Measurement::IdlePower(spec) => Some(spec.name.as_str()),
             _ => None,
         })
         .collect();
     let static_idle = StaticIdle::new(policy);
+    let fixed: Vec<KeyedResult> = fixed_idle
+        .iter()
+        .map(|(name, _)| KeyedResult {
+            name: (*name).to_owned(),
+            key: KeyKind::Host,
+            key_label: String::new(),
+            series: Vec::new(),
+        })
+        .collect();
     let mut wall_s = vec![0.0_f64; vms.len()];
     let mut measured = Vec::with_capacity(keyed.len() + templated.len());
-    for result in keyed.iter().chain(&templated) {
+    for result in keyed.iter().chain(&templated).chain(&fixed) {
         let mut per_vm: Vec<Option<Reading>> = vec![None; vms.len()];
         let mut per_host: Vec<Option<Reading>> = vec![None; hosts.len()];
         for s in &result.series {
@@ -312,7 +328,11 @@ pub async fn gather(
             }
         }
         if idle_names.contains(&result.name.as_str()) {
-            static_idle.apply(&hosts, &mut per_host, window);
+            let every_host = fixed_idle
+                .iter()
+                .find(|(name, _)| *name == result.name)
+                .map(|(_, watts)| *watts);
+            static_idle.apply(&hosts, &mut per_host, window, every_host);
         }
         measured.push(Measured {
             name: result.name.clone(),
@@ -321,6 +341,23 @@ pub async fn gather(
         });
     }
 
+    // One placement per VM, on the host its series name: a VM is placed on
+    // two hosts only once CPU time is read per host (live migration).
+    let cpu = measurements.iter().find_map(|m| match m {
+        Measurement::CpuTime(name) => measured.iter().find(|r| &r.name == name),
+        _ => None,
+    });
+    let placements = vm_hosts
+        .into_iter()
+        .enumerate()
+        .map(|(i, host)| Placement {
+            vm: u32::try_from(i).unwrap_or(u32::MAX),
+            host,
+            presence_s: wall_s[i],
+            cpu_s: cpu.and_then(|m| m.vms[i]).map(|r| r.value),
+            assigned: true,
+        })
+        .collect();
     Ok(Gathered {
         input: AttributionInput {
             window: WitWindow {
@@ -330,6 +367,7 @@ pub async fn gather(
             vms,
             details: Vec::new(),
             hosts,
+            placements,
             measurements: measured,
         },
         details,
@@ -373,13 +411,21 @@ impl StaticIdle {
         )
     }
 
-    /// Sets the idle power of every listed host, measured or not.
-    fn apply(&self, hosts: &[String], per_host: &mut [Option<Reading>], window: Window) {
+    /// Sets the idle power of every listed host, measured or not, and of
+    /// every other host to `every_host` where the model's setting is a number.
+    fn apply(
+        &self,
+        hosts: &[String],
+        per_host: &mut [Option<Reading>],
+        window: Window,
+        every_host: Option<f64>,
+    ) {
         let length_s = window.len_ms() as f64 / 1000.0;
         for (host, slot) in hosts.iter().zip(per_host) {
-            if let Some((_, watts)) = self.0.iter().find(|(re, _)| re.is_match(host)) {
+            let listed = self.0.iter().find(|(re, _)| re.is_match(host));
+            if let Some(watts) = listed.map(|(_, w)| *w).or(every_host) {
                 *slot = Some(Reading {
-                    value: *watts,
+                    value: watts,
                     span_s: length_s,
                     covered_s: length_s,
                 });
@@ -437,16 +483,58 @@ enum IdleSource {
     Counters(Vec<(String, Unit)>),
 }
 
-/// The host measurement `name` (a host-keyed gauge or counter, or `rapl`) as an idle-power meter.
+/// An idle-power setting: `auto` (None: measure it) or watts for every host.
+fn idle_setting(spec: &IdlePowerSpec) -> Result<Option<f64>, PipelineError> {
+    let setting = spec.setting.trim();
+    if setting == "auto" {
+        return Ok(None);
+    }
+    match setting.parse::<f64>() {
+        Ok(watts) if watts.is_finite() && watts >= 0.0 => Ok(Some(watts)),
+        _ => Err(PipelineError::Unsupported(format!(
+            "idle-power `{}`: setting `{}` is neither \"auto\" nor a number of watts ≥ 0",
+            spec.name, spec.setting
+        ))),
+    }
+}
+
+/// The wall-power gauge a `host-power` measurement reads: `[host_power] metric`
+/// keyed by `[inventory] host_label`.
+fn host_power_gauge(
+    policy: &Policy,
+    name: &str,
+    max_gap_s: Option<f64>,
+) -> Result<GaugeSpec, PipelineError> {
+    let key_label = policy.inventory.host_label.clone().ok_or_else(|| {
+        PipelineError::Unsupported(format!(
+            "measurement `{name}` (host-power) reads `{}` one host at a time: set [inventory] \
+             host_label (e.g. \"instance\") and host_regex (e.g. '^([^:]+)') in the policy",
+            policy.host_power.metric
+        ))
+    })?;
+    Ok(GaugeSpec {
+        name: name.to_owned(),
+        selector: policy.host_power.metric.clone(),
+        key_label,
+        key: KeyKind::Host,
+        unit: Unit::Watts,
+        max_gap_s,
+    })
+}
+
+/// The host measurement an idle-power spec names (a host-keyed gauge or
+/// counter, `rapl` or `host-power`) as an idle-power meter.
 fn idle_meter<'a>(
     policy: &'a Policy,
     measurements: &'a [Measurement],
-    name: &'a str,
+    spec: &'a IdlePowerSpec,
 ) -> Result<IdleMeter<'a>, PipelineError> {
+    let name = spec.meter.as_str();
     let found = measurements.iter().find(|m| match m {
         Measurement::Counter(c) => c.name == name,
         Measurement::Gauge(g) => g.name == name,
         Measurement::Rapl(r) => r.name == name,
+        Measurement::HostPower(h) => h.name == name,
         _ => false,
     });
     let (key_label, kind) = match found {
@@ -458,6 +546,19 @@ fn idle_meter<'a>(
                 max_gap_ms: max_gap_ms(g),
             },
         ),
+        Some(Measurement::HostPower(h)) => {
+            let gauge = host_power_gauge(policy, &h.name, h.max_gap_s)?;
+            let max_gap_ms = max_gap_ms(&gauge);
+            let key_label = policy.inventory.host_label.as_deref().unwrap_or_default();
+            (
+                key_label,
+                IdleSource::Gauge {
+                    selector: gauge.selector,
+                    unit: gauge.unit,
+                    max_gap_ms,
+                },
+            )
+        }
         Some(Measurement::Counter(c)) if c.key == KeyKind::Host => (
             c.key_label.as_str(),
             IdleSource::Counters(vec![(c.selector.clone(), c.unit)]),
@@ -474,12 +575,12 @@ fn idle_meter<'a>(
         _ => {
             return Err(PipelineError::Unsupported(format!(
                 "measurement `idle-power({name})` needs `{name}` to be a host meter the model \
-                 declares: a gauge or counter keyed by host, or rapl"
+                 declares: a gauge or counter keyed by host, rapl or host-power"
             )));
         }
     };
     Ok(IdleMeter {
-        name,
+        name: &spec.name,
         key_label,
         kind,
     })
@@ -513,7 +614,7 @@ async fn measure_idle(
                 .into_iter()
                 .map(|x| Sample {
                     t_ms: x.t_ms,
-                    value: to_joules(unit, x.value),
+                    value: to_base(unit, x.value),
                 })
                 .collect();
             hosts
@@ -653,7 +754,7 @@ fn template_result(
             .into_iter()
             .map(|v| SeriesReading {
                 labels: [(key_label, v.key)].into_iter().collect(),
-                value: to_joules(spec.unit, v.value),
+                value: to_base(spec.unit, v.value),
                 span_s: length_s,
                 covered_s: length_s,
             })
@@ -665,7 +766,7 @@ fn template_result(
 fn increases(series: Vec<SeriesIncrease>, unit: Unit) -> impl Iterator<Item = SeriesReading> {
     series.into_iter().map(move |s| SeriesReading {
         labels: s.labels,
-        value: to_joules(unit, s.increase.value),
+        value: to_base(unit, s.increase.value),
         span_s: s.increase.span_s,
         covered_s: s.increase.span_s,
     })
@@ -730,7 +831,7 @@ async fn measure(
                 .into_iter()
                 .map(|s| SeriesReading {
                     labels: s.labels,
-                    value: to_joules(g.unit, s.integral.value),
+                    value: to_base(g.unit, s.integral.value),
                     span_s: s.integral.covered_s,
                     covered_s: s.integral.covered_s,
                 })

@@ -76,39 +76,46 @@ pub fn run_window<E: From<PipelineError>>(
         compute_service: policy.site.compute_service.clone(),
     };
     let info = bound.model.info();
-    let index: std::collections::HashMap<&str, usize> = gathered
-        .input
-        .vms
-        .iter()
-        .enumerate()
-        .map(|(i, vm)| (vm.uuid.as_str(), i))
-        .collect();
     let gauges: Vec<&crate::runtime::Measured> = gathered
         .input
         .measurements
         .iter()
         .filter(|m| {
-            bound
-                .measurements
-                .iter()
-                .any(|b| matches!(b, Measurement::Gauge(g) if g.name == m.name))
+            bound.measurements.iter().any(|b| match b {
+                Measurement::Gauge(g) => g.name == m.name,
+                Measurement::HostPower(h) => h.name == m.name,
+                _ => false,
+            })
         })
         .collect();
     let cpu = cpu_measurement(&bound.measurements)
         .and_then(|name| gathered.input.measurements.iter().find(|m| m.name == name));
+    // A VM's joules are the sum of its placements'; its host the last one's.
+    let input = &gathered.input;
+    let mut joules: Vec<Option<f64>> = vec![None; input.vms.len()];
+    for e in &attribution.placements {
+        let vm = input.placements[e.placement as usize].vm as usize;
+        *joules[vm].get_or_insert(0.0) += e.joules;
+    }
+    drop(attribution);
+    let mut host_of: Vec<Option<u32>> = vec![None; input.vms.len()];
+    for p in &input.placements {
+        if p.host.is_some() {
+            host_of[p.vm as usize] = p.host;
+        }
+    }
     // Records are built, mapped, rendered and handed on RENDER_CHUNK at a
     // time, in uuid order: neither all records nor all payloads are held.
-    let mut order: Vec<(usize, f64)> = attribution
-        .vms
-        .iter()
-        .filter_map(|e| Some((*index.get(e.uuid.as_str())?, e.joules)))
+    let mut order: Vec<(usize, f64)> = joules
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, j)| Some((i, j?)))
         .collect();
-    drop(attribution);
-    order.sort_by(|a, b| {
-        gathered.input.vms[a.0]
-            .uuid
-            .cmp(&gathered.input.vms[b.0].uuid)
-    });
+    order.sort_by(|a, b| input.vms[a.0].uuid.cmp(&input.vms[b.0].uuid));
+    let quality = records::Quality {
+        kind: info.quality,
+        meters: records::meters(&bound.measurements),
+    };
     let mut unmapped = std::collections::BTreeSet::new();
     for chunk in order.chunks(RENDER_CHUNK) {
         let mut records: Vec<EnergyRecord> = chunk
@@ -118,16 +125,16 @@ pub fn run_window<E: From<PipelineError>>(
                     &identity,
                     window,
                     records::Measured {
-                        vm: &gathered.input.vms[i],
+                        vm: &input.vms[i],
                         details: &gathered.details[i],
-                        host: gathered.input.vms[i]
-                            .host
-                            .and_then(|h| gathered.input.hosts.get(h as usize))
+                        host: host_of[i]
+                            .and_then(|h| input.hosts.get(h as usize))
                             .map(String::as_str),
                         joules,
                         wall_s: gathered.wall_s[i],
-                        covered_s: covered_by_gauges(&gauges, &gathered.input.vms[i], i),
+                        covered_s: covered_by_gauges(&gauges, host_of[i], i),
                         cpu_s: cpu.and_then(|m| m.vms[i]).map(|r| r.value),
+                        quality: &quality,
                         model: &info.name,
                         model_version: &info.version,
                     },
@@ -153,7 +160,7 @@ pub fn run_window<E: From<PipelineError>>(
     }
     tracing::info!(
         %window,
-        vms = gathered.input.vms.len(),
+        vms = input.vms.len(),
         records = order.len(),
         raw_fetched = gathered.raw_fetched,
         gather_ms = gathered_at.as_millis() as u64,
@@ -203,15 +210,13 @@ fn map_vos(
 /// no gauge was measured for it.
 fn covered_by_gauges(
     gauges: &[&crate::runtime::Measured],
-    vm: &crate::runtime::Vm,
+    host: Option<u32>,
     i: usize,
 ) -> Option<f64> {
     gauges
         .iter()
         .flat_map(|m| {
-            let host = vm
-                .host
-                .and_then(|h| m.hosts.get(h as usize).copied().flatten());
+            let host = host.and_then(|h| m.hosts.get(h as usize).copied().flatten());
             [m.vms.get(i).copied().flatten(), host]
         })
         .flatten()
@@ -235,7 +240,7 @@ fn cpu_measurement(measurements: &[Measurement]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{Measured, Reading, Vm};
+    use crate::runtime::{Measured, Reading};
 
     fn reading(covered_s: f64) -> Option<Reading> {
         Some(Reading {
@@ -257,16 +262,10 @@ mod tests {
             vms: vec![None, None],
             hosts: vec![reading(3000.0)],
         };
-        let vm = |host| Vm {
-            uuid: "u".into(),
-            host,
-            vcpus: None,
-            memory_mb: None,
-        };
         let gauges = [&vm_power, &host_power];
-        assert_eq!(covered_by_gauges(&gauges, &vm(Some(0)), 0), Some(3000.0));
-        assert_eq!(covered_by_gauges(&gauges, &vm(None), 0), Some(3500.0));
-        assert_eq!(covered_by_gauges(&gauges, &vm(None), 1), None);
-        assert_eq!(covered_by_gauges(&[], &vm(Some(0)), 0), None);
+        assert_eq!(covered_by_gauges(&gauges, Some(0), 0), Some(3000.0));
+        assert_eq!(covered_by_gauges(&gauges, None, 0), Some(3500.0));
+        assert_eq!(covered_by_gauges(&gauges, None, 1), None);
+        assert_eq!(covered_by_gauges(&[], Some(0), 0), None);
     }
 }

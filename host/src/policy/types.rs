@@ -29,6 +29,9 @@ pub struct Policy {
     /// Where `rapl` measurements come from.
     #[serde(default)]
     pub rapl: RaplConfig,
+    /// Where a model's `host-power` measurement comes from.
+    #[serde(default)]
+    pub host_power: HostPowerConfig,
     /// Static idle power per host: a host key or a regex matching whole host
     /// keys → watts. Hosts not listed get it measured ("auto", ENERGY.md).
     #[serde(default)]
@@ -175,6 +178,29 @@ pub struct RaplConfig {
     /// Read it on a host: `cat /sys/class/powercap/intel-rapl:0/max_energy_range_uj`.
     #[serde(default)]
     pub max_energy_range_uj: BTreeMap<String, Spanned<f64>>,
+}
+
+/// `[host_power]`: the hosts' wall-power meter that a model's `host-power`
+/// measurement reads in `extract`: a Prometheus gauge in watts keyed by
+/// `[inventory] host_label` (ipmi_exporter's by default).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostPowerConfig {
+    /// PromQL selector of the power gauge, watts.
+    #[serde(default = "default_host_power_metric")]
+    pub metric: String,
+}
+
+impl Default for HostPowerConfig {
+    fn default() -> Self {
+        Self {
+            metric: default_host_power_metric(),
+        }
+    }
+}
+
+fn default_host_power_metric() -> String {
+    "ipmi_dcmi_power_consumption_watts".into()
 }
 
 /// `[window]`: how runs cut time.

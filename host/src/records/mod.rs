@@ -6,7 +6,7 @@
 use uuid::Uuid;
 
 pub use crate::runtime::EnergyRecord;
-use crate::runtime::{Vm, VmDetails};
+use crate::runtime::{Measurement, RecordQuality, Status, Vm, VmDetails};
 use crate::window::Window;
 
 /// Namespace of wattson record ids (UUIDv5).
@@ -46,19 +46,53 @@ pub struct Measured<'a> {
     pub covered_s: Option<f64>,
     /// CPU seconds, where measured.
     pub cpu_s: Option<f64>,
+    /// How the model's energy is obtained.
+    pub quality: &'a Quality,
     /// Model name.
     pub model: &'a str,
     /// Model version.
     pub model_version: &'a str,
 }
 
+/// What every record of a model shares of its quality.
+#[derive(Clone, Debug)]
+pub struct Quality {
+    /// Measured or estimated (the model's `describe()`).
+    pub kind: crate::runtime::Quality,
+    /// The meters its measurements read.
+    pub meters: Vec<String>,
+}
+
+/// The meters a model's measurements read, as records name them:
+/// `rapl:package`, `host-power`, `counter:<selector>`, `gauge:<selector>`,
+/// `template`. CPU time, idle power and the inventory are not meters.
+pub fn meters(measurements: &[Measurement]) -> Vec<String> {
+    let mut meters = Vec::new();
+    for m in measurements {
+        match m {
+            Measurement::Counter(c) if c.unit != crate::runtime::Unit::Seconds => {
+                meters.push(format!("counter:{}", c.selector));
+            }
+            Measurement::Gauge(g) => meters.push(format!("gauge:{}", g.selector)),
+            Measurement::Template(_) => meters.push("template".to_owned()),
+            Measurement::Rapl(r) if r.zones.is_empty() => {
+                meters.extend(["rapl:package".to_owned(), "rapl:dram".to_owned()]);
+            }
+            Measurement::Rapl(r) => meters.extend(r.zones.iter().map(|z| format!("rapl:{z}"))),
+            Measurement::HostPower(_) => meters.push("host-power".to_owned()),
+            _ => {}
+        }
+    }
+    meters
+}
+
 /// Builds one record.
 pub fn build(identity: &Identity, window: Window, m: Measured<'_>) -> EnergyRecord {
     let (vm, details) = (m.vm, m.details);
     let status = if details.ended_ms.is_some_and(|t| t <= window.end_ms) {
-        "completed"
+        Status::Completed
     } else {
-        "started"
+        Status::Running
     };
     EnergyRecord {
         id: record_id(&identity.site, &vm.uuid, window),
@@ -74,14 +108,24 @@ pub fn build(identity: &Identity, window: Window, m: Measured<'_>) -> EnergyReco
         user_dn: None,
         fqan: None,
         host: m.host.map(str::to_owned),
+        flavor: details.flavor.clone(),
         start_ms: window.start_ms,
         end_ms: window.end_ms,
         joules: m.joules,
         wall_s: m.wall_s,
-        covered_s: m.covered_s,
         cpu_s: m.cpu_s,
         vcpus: vm.vcpus,
-        status: status.to_owned(),
+        memory_mb: vm.memory_mb,
+        status,
+        quality: RecordQuality {
+            kind: m.quality.kind,
+            meters: m.quality.meters.clone(),
+            covered_s: m.covered_s,
+        },
+        pue: None,
+        ci_g: None,
+        cfp_g: None,
+        ci_covered_s: None,
         model: m.model.to_owned(),
         model_version: m.model_version.to_owned(),
     }

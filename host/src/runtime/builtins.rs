@@ -11,6 +11,16 @@ pub enum PluginKind {
     Format,
 }
 
+impl PluginKind {
+    /// The WIT world's name: `attribution-model` or `output-format`.
+    pub fn world(self) -> &'static str {
+        match self {
+            Self::Model => "attribution-model",
+            Self::Format => "output-format",
+        }
+    }
+}
+
 impl fmt::Display for PluginKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

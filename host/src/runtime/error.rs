@@ -64,7 +64,7 @@ pub enum PluginError {
         source: std::io::Error,
     },
     /// Not a component, or not one of the wanted world.
-    #[error("{plugin} is not a valid {kind} component (wattson:plugin@0.1.0): {reason}")]
+    #[error("{plugin} is not a valid {kind} component: {reason}")]
     Invalid {
         /// The plugin.
         plugin: PluginId,

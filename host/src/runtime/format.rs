@@ -1,18 +1,25 @@
-//! A loaded output format.
+//! A loaded output format, of whichever WIT version it was built for.
 
 use wasmtime::component::Component;
 
-use super::bindings::format::OutputFormatPre;
-use super::bindings::{EnergyRecord, FormatInfo, Param};
 use super::call::{prepare, sandboxed};
 use super::error::{PluginError, PluginId};
+use super::state::PluginState;
+use super::wit::{WitVersion, latest, since_v0_1_0};
+use super::{EnergyRecord, FormatInfo, Param};
 use super::{PluginKind, Runtime, validate};
+
+/// The pre-linked component, by the version it exports.
+enum Pre {
+    V0_1(since_v0_1_0::format::OutputFormatPre<PluginState>),
+    V0_2(latest::format::OutputFormatPre<PluginState>),
+}
 
 /// An output format, compiled and pre-linked; each call gets a fresh sandbox.
 pub struct Format {
     runtime: Runtime,
     id: PluginId,
-    pre: OutputFormatPre<super::state::PluginState>,
+    pre: Pre,
     info: FormatInfo,
 }
 
@@ -21,16 +28,39 @@ impl Format {
         runtime: Runtime,
         id: PluginId,
         component: &Component,
+        version: WitVersion,
     ) -> Result<Self, PluginError> {
-        let (pre, info) = prepare(
-            &runtime,
-            &id,
-            PluginKind::Format,
-            &runtime.inner.format_linker,
-            component,
-            OutputFormatPre::new,
-            |pre: &OutputFormatPre<_>, store| pre.instantiate(&mut *store)?.call_describe(store),
-        )?;
+        let linker = &runtime.inner.linker;
+        let (pre, info) = match version {
+            WitVersion::V0_2_0 => {
+                let (pre, info) = prepare(
+                    &runtime,
+                    &id,
+                    PluginKind::Format,
+                    linker,
+                    component,
+                    latest::format::OutputFormatPre::new,
+                    |pre: &latest::format::OutputFormatPre<_>, store| {
+                        pre.instantiate(&mut *store)?.call_describe(store)
+                    },
+                )?;
+                (Pre::V0_2(pre), info)
+            }
+            WitVersion::V0_1_0 => {
+                let (pre, info) = prepare(
+                    &runtime,
+                    &id,
+                    PluginKind::Format,
+                    linker,
+                    component,
+                    since_v0_1_0::format::OutputFormatPre::new,
+                    |pre: &since_v0_1_0::format::OutputFormatPre<_>, store| {
+                        pre.instantiate(&mut *store)?.call_describe(store)
+                    },
+                )?;
+                (Pre::V0_1(pre), since_v0_1_0::format_info(info))
+            }
+        };
         Ok(Self {
             runtime,
             id,
@@ -44,9 +74,17 @@ impl Format {
         &self.id
     }
 
-    /// What `describe()` returned when the format was loaded.
+    /// What `describe()` returned when the format was loaded (in the latest WIT's types).
     pub fn info(&self) -> &FormatInfo {
         &self.info
+    }
+
+    /// The WIT version the component was built against.
+    pub fn wit_version(&self) -> WitVersion {
+        match self.pre {
+            Pre::V0_1(_) => WitVersion::V0_1_0,
+            Pre::V0_2(_) => WitVersion::V0_2_0,
+        }
     }
 
     /// Renders records into payloads (one message each) in a fresh sandbox.
@@ -55,22 +93,30 @@ impl Format {
         records: &[EnergyRecord],
         params: &[Param],
     ) -> Result<Vec<Vec<u8>>, PluginError> {
-        let answer = sandboxed(&self.runtime, &self.id, |store| {
-            self.pre
-                .instantiate(&mut *store)?
-                .call_render(store, records, params)
-        })?;
-        let limits = self.runtime.limits();
+        let answer = match &self.pre {
+            Pre::V0_2(pre) => sandboxed(&self.runtime, &self.id, |store| {
+                pre.instantiate(&mut *store)?
+                    .call_render(store, records, params)
+            })?,
+            Pre::V0_1(pre) => {
+                let records = since_v0_1_0::records(records);
+                let params = since_v0_1_0::params(params);
+                sandboxed(&self.runtime, &self.id, |store| {
+                    pre.instantiate(&mut *store)?
+                        .call_render(store, &records, &params)
+                })?
+            }
+        };
         let payloads = answer.map_err(|message| PluginError::Failed {
             plugin: self.id.clone(),
             message,
         })?;
-        validate::output_size(payloads.iter().map(Vec::len).sum(), limits).map_err(|reason| {
-            PluginError::BadOutput {
+        validate::output_size(payloads.iter().map(Vec::len).sum(), self.runtime.limits()).map_err(
+            |reason| PluginError::BadOutput {
                 plugin: self.id.clone(),
                 reason,
-            }
-        })?;
+            },
+        )?;
         Ok(payloads)
     }
 }

@@ -5,7 +5,6 @@
 //! Traps, limit breaches and invalid results become a [`PluginError`] naming
 //! the plugin and the reason; the host process carries on.
 
-mod bindings;
 mod builtins;
 mod cache;
 mod call;
@@ -15,8 +14,10 @@ mod limits;
 mod model;
 mod params;
 mod state;
+mod units;
 mod validate;
 mod wasi;
+pub mod wit;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,11 +25,6 @@ use std::sync::Arc;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
-pub use bindings::{
-    Attribution, AttributionInput, Conservation, CounterSpec, EnergyRecord, FormatInfo, GaugeSpec,
-    HostEnergy, KeyKind, Level, Measured, Measurement, ModelInfo, Param, ParamKind, ParamSpec,
-    ParamValue, RaplSpec, Reading, TemplateSpec, Unit, Vm, VmDetails, VmEnergy, Window,
-};
 pub use builtins::{BUILTINS, Builtin, PluginKind};
 pub use error::{PluginError, PluginId};
 pub use format::Format;
@@ -36,6 +32,15 @@ pub use limits::Limits;
 pub use model::Model;
 pub use params::{
     ParamProblem, expand_measurements, kind_name, resolve_params, substitute, value_text,
+};
+pub use units::to_base;
+pub use wit::WitVersion;
+pub use wit::latest::{
+    Attribution, AttributionInput, Bounds, ChoiceSpec, Conservation, CounterSpec, EnergyRecord,
+    FormatInfo, GaugeSpec, HostEnergy, HostPowerSpec, IdlePowerSpec, KeyKind, Level, Measured,
+    Measurement, ModelInfo, Param, ParamKind, ParamSpec, ParamValue, Placement, PlacementEnergy,
+    Quality, RaplSpec, Reading, RecordQuality, Status, TemplateSpec, UnattributedReason, Unit, Vm,
+    VmDetails, Window,
 };
 
 use state::PluginState;
@@ -51,8 +56,8 @@ pub struct Runtime {
 
 struct Inner {
     engine: Engine,
-    model_linker: Linker<PluginState>,
-    format_linker: Linker<PluginState>,
+    /// WASI and the host interfaces of every WIT version, for both worlds.
+    linker: Linker<PluginState>,
     limits: Limits,
     cache: Option<cache::Cache>,
 }
@@ -68,27 +73,13 @@ impl Runtime {
         let engine = Engine::new(&config).map_err(PluginError::engine)?;
         spawn_ticker(&engine);
 
-        let mut model_linker = Linker::new(&engine);
-        wasi::add_to_linker(&mut model_linker).map_err(PluginError::engine)?;
-        bindings::model::AttributionModel::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut model_linker,
-            |s| s,
-        )
-        .map_err(PluginError::engine)?;
-        let mut format_linker = Linker::new(&engine);
-        wasi::add_to_linker(&mut format_linker).map_err(PluginError::engine)?;
-        bindings::format::OutputFormat::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut format_linker,
-            |s| s,
-        )
-        .map_err(PluginError::engine)?;
+        let linker = linker(&engine).map_err(PluginError::engine)?;
 
         let cache = cache_dir.and_then(|dir| cache::Cache::open(dir, &engine));
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
-                model_linker,
-                format_linker,
+                linker,
                 limits,
                 cache,
             }),
@@ -102,21 +93,23 @@ impl Runtime {
 
     /// Loads an attribution model: a builtin name or a path to a `.wasm` component.
     pub fn load_model(&self, reference: &str) -> Result<Model, PluginError> {
-        let (id, component) = self.component(reference, PluginKind::Model)?;
-        Model::load(self.clone(), id, &component)
+        let (id, component, version) = self.component(reference, PluginKind::Model)?;
+        Model::load(self.clone(), id, &component, version)
     }
 
     /// Loads an output format: a builtin name or a path to a `.wasm` component.
     pub fn load_format(&self, reference: &str) -> Result<Format, PluginError> {
-        let (id, component) = self.component(reference, PluginKind::Format)?;
-        Format::load(self.clone(), id, &component)
+        let (id, component, version) = self.component(reference, PluginKind::Format)?;
+        Format::load(self.clone(), id, &component, version)
     }
 
+    /// The compiled component `reference` names, checked to be of `kind`,
+    /// with the WIT version it was built against.
     fn component(
         &self,
         reference: &str,
         kind: PluginKind,
-    ) -> Result<(PluginId, Component), PluginError> {
+    ) -> Result<(PluginId, Component, WitVersion), PluginError> {
         let (name, bytes) = match builtins::find(reference) {
             Some(builtin) if builtin.kind == kind => (
                 builtin.name.to_owned(),
@@ -158,8 +151,37 @@ impl Runtime {
             kind,
             reason,
         })?;
-        Ok((id, component))
+        let (is, version) =
+            wit::detect(&component, &self.inner.engine).map_err(|reason| PluginError::Invalid {
+                plugin: id.clone(),
+                kind,
+                reason,
+            })?;
+        if is != kind {
+            return Err(PluginError::Invalid {
+                plugin: id.clone(),
+                kind,
+                reason: format!("it is an {} component ({version})", is.world()),
+            });
+        }
+        Ok((id, component, version))
     }
+}
+
+/// One linker for every plugin: the granted WASI, and the host interfaces of
+/// both worlds of every WIT version (the worlds share `host` and `types`, so
+/// later definitions shadow identical earlier ones).
+fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
+    use wasmtime::component::HasSelf;
+    let mut linker = Linker::new(engine);
+    linker.allow_shadowing(true);
+    wasi::add_to_linker(&mut linker)?;
+    let l = &mut linker;
+    wit::since_v0_1_0::model::AttributionModel::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
+    wit::since_v0_1_0::format::OutputFormat::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
+    wit::latest::model::AttributionModel::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
+    wit::latest::format::OutputFormat::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
+    Ok(linker)
 }
 
 /// A reference names a file when it has a path separator or a `.wasm` suffix.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::bindings::{Measurement, Param, ParamKind, ParamSpec, ParamValue};
+use super::{Bounds, ChoiceSpec, Measurement, Param, ParamKind, ParamSpec, ParamValue};
 
 /// One thing wrong with the parameters a policy gives a plugin.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,16 +41,12 @@ pub fn resolve_params(
     let mut params = Vec::with_capacity(specs.len());
     for spec in specs {
         let value = match given.get(&spec.name) {
-            Some(value) => match convert(spec.kind, value) {
-                Some(v) => v,
-                None => {
+            Some(value) => match convert(&spec.kind, value) {
+                Ok(v) => v,
+                Err(reason) => {
                     problems.push(ParamProblem {
                         param: spec.name.clone(),
-                        reason: format!(
-                            "expected {}, found {} `{value}`",
-                            kind_name(spec.kind),
-                            value.type_str()
-                        ),
+                        reason,
                     });
                     continue;
                 }
@@ -62,7 +58,7 @@ pub fn resolve_params(
                         param: spec.name.clone(),
                         reason: format!(
                             "required ({}): {}",
-                            kind_name(spec.kind),
+                            kind_name(&spec.kind),
                             spec.description
                         ),
                     });
@@ -82,34 +78,116 @@ pub fn resolve_params(
     }
 }
 
-fn convert(kind: ParamKind, value: &toml::Value) -> Option<ParamValue> {
-    Some(match (kind, value) {
-        (ParamKind::Text, toml::Value::String(s)) => ParamValue::Text(s.clone()),
-        (ParamKind::Number, toml::Value::Float(x)) => ParamValue::Number(*x),
-        (ParamKind::Number, toml::Value::Integer(x)) => ParamValue::Number(*x as f64),
-        (ParamKind::Integer, toml::Value::Integer(x)) => ParamValue::Integer(*x),
-        (ParamKind::Flag, toml::Value::Boolean(b)) => ParamValue::Flag(*b),
-        _ => return None,
-    })
+/// The policy's TOML value as a value of `kind`, or why it is not one
+/// (naming the value and everything the kind allows).
+fn convert(kind: &ParamKind, value: &toml::Value) -> Result<ParamValue, String> {
+    let found = || match value {
+        toml::Value::String(s) => format!("found {s:?}"),
+        other => format!("found {} `{other}`", other.type_str()),
+    };
+    let mismatch = || format!("expected {}, {}", kind_name(kind), found());
+    match (kind, value) {
+        (ParamKind::Text, toml::Value::String(s)) => Ok(ParamValue::Text(s.clone())),
+        (ParamKind::Number(bounds), _) => number(value)
+            .filter(|x| within(bounds, *x))
+            .map(ParamValue::Number)
+            .ok_or_else(mismatch),
+        (ParamKind::Integer(bounds), toml::Value::Integer(x)) if within(bounds, *x as f64) => {
+            Ok(ParamValue::Integer(*x))
+        }
+        (ParamKind::Flag, toml::Value::Boolean(b)) => Ok(ParamValue::Flag(*b)),
+        (ParamKind::Choice(choice), toml::Value::String(s)) if choice.values.contains(s) => {
+            Ok(ParamValue::Choice(s.clone()))
+        }
+        (
+            ParamKind::Choice(ChoiceSpec {
+                or_number: Some(bounds),
+                ..
+            }),
+            _,
+        ) => number(value)
+            .filter(|x| within(bounds, *x))
+            .map(ParamValue::Number)
+            .ok_or_else(mismatch),
+        (ParamKind::NumberTable(bounds), toml::Value::Table(table)) => table
+            .iter()
+            .map(|(pattern, v)| match number(v) {
+                Some(x) if within(bounds, x) => Ok((pattern.clone(), x)),
+                _ => Err(format!(
+                    "expected {}, found {} `{v}` at {pattern:?}",
+                    kind_name(kind),
+                    v.type_str()
+                )),
+            })
+            .collect::<Result<_, _>>()
+            .map(ParamValue::Table),
+        _ => Err(mismatch()),
+    }
 }
 
-/// How a kind is named in messages.
-pub fn kind_name(kind: ParamKind) -> &'static str {
+/// A TOML integer or float as f64.
+fn number(value: &toml::Value) -> Option<f64> {
+    match value {
+        toml::Value::Float(x) if x.is_finite() => Some(*x),
+        toml::Value::Integer(x) => Some(*x as f64),
+        _ => None,
+    }
+}
+
+fn within(bounds: &Bounds, x: f64) -> bool {
+    bounds.min.is_none_or(|min| x >= min) && bounds.max.is_none_or(|max| x <= max)
+}
+
+/// How a kind is named in messages, with its domain: every allowed word of
+/// a choice, and the bounds of a number.
+pub fn kind_name(kind: &ParamKind) -> String {
     match kind {
-        ParamKind::Text => "a string",
-        ParamKind::Number => "a number",
-        ParamKind::Integer => "an integer",
-        ParamKind::Flag => "true or false",
+        ParamKind::Text => "a string".to_owned(),
+        ParamKind::Number(bounds) => format!("a number{}", bounds_text(bounds)),
+        ParamKind::Integer(bounds) => format!("an integer{}", bounds_text(bounds)),
+        ParamKind::Flag => "true or false".to_owned(),
+        ParamKind::Choice(choice) => {
+            let words: Vec<String> = choice.values.iter().map(|v| format!("{v:?}")).collect();
+            let words = match words.len() {
+                0 => String::new(),
+                1 => words[0].clone(),
+                n => format!("one of {} or {}", words[..n - 1].join(", "), words[n - 1]),
+            };
+            match &choice.or_number {
+                Some(bounds) => format!("{words} or a number{}", bounds_text(bounds)),
+                None => words,
+            }
+        }
+        ParamKind::NumberTable(bounds) => format!(
+            "a table of patterns to numbers{} (e.g. {{ \"gpu-*\" = 4.0, \"*\" = 3.5 }})",
+            bounds_text(bounds)
+        ),
+    }
+}
+
+fn bounds_text(bounds: &Bounds) -> String {
+    match (bounds.min, bounds.max) {
+        (None, None) => String::new(),
+        (Some(min), None) => format!(" ≥ {min}"),
+        (None, Some(max)) => format!(" ≤ {max}"),
+        (Some(min), Some(max)) => format!(" from {min} to {max}"),
     }
 }
 
 /// A parameter value as text, for `${param}` substitution and display.
 pub fn value_text(value: &ParamValue) -> String {
     match value {
-        ParamValue::Text(s) => s.clone(),
+        ParamValue::Text(s) | ParamValue::Choice(s) => s.clone(),
         ParamValue::Number(x) => x.to_string(),
         ParamValue::Integer(x) => x.to_string(),
         ParamValue::Flag(b) => b.to_string(),
+        ParamValue::Table(entries) => {
+            let entries: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{k:?} = {v}"))
+                .collect();
+            format!("{{ {} }}", entries.join(", "))
+        }
     }
 }
 
@@ -163,6 +241,17 @@ pub fn expand_measurements(
                     t.key_label = t.key_label.as_deref().map(sub).transpose()?;
                     Measurement::Template(t)
                 }
+                Measurement::Rapl(r) => {
+                    let mut r = r.clone();
+                    r.zones = r.zones.iter().map(|z| sub(z)).collect::<Result<_, _>>()?;
+                    Measurement::Rapl(r)
+                }
+                Measurement::IdlePower(i) => {
+                    let mut i = i.clone();
+                    i.meter = sub(&i.meter)?;
+                    i.setting = sub(&i.setting)?;
+                    Measurement::IdlePower(i)
+                }
                 other => other.clone(),
             })
         })
@@ -203,7 +292,10 @@ mod tests {
             ParamSpec {
                 name: "pue".into(),
                 description: "facility factor".into(),
-                kind: ParamKind::Number,
+                kind: ParamKind::Number(Bounds {
+                    min: None,
+                    max: None,
+                }),
                 default: None,
             },
         ];
@@ -216,5 +308,87 @@ mod tests {
         given.insert("bogus".to_owned(), toml::Value::Boolean(true));
         let problems = resolve_params(&specs, &given).unwrap_err();
         assert_eq!(problems.len(), 2);
+    }
+
+    fn spec(name: &str, kind: ParamKind) -> ParamSpec {
+        ParamSpec {
+            name: name.into(),
+            description: String::new(),
+            kind,
+            default: None,
+        }
+    }
+
+    #[test]
+    fn checks_choices_bounds_and_tables() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let specs = vec![
+            spec(
+                "idle",
+                ParamKind::Choice(ChoiceSpec {
+                    values: words(&["none", "host", "equal"]),
+                    or_number: None,
+                }),
+            ),
+            spec(
+                "idle_power",
+                ParamKind::Choice(ChoiceSpec {
+                    values: words(&["auto"]),
+                    or_number: Some(Bounds {
+                        min: Some(0.0),
+                        max: None,
+                    }),
+                }),
+            ),
+            spec(
+                "max_w",
+                ParamKind::NumberTable(Bounds {
+                    min: Some(0.0),
+                    max: Some(1000.0),
+                }),
+            ),
+            spec(
+                "huge_mb",
+                ParamKind::Integer(Bounds {
+                    min: Some(1.0),
+                    max: Some(64.0),
+                }),
+            ),
+        ];
+        let toml = |text: &str| -> BTreeMap<String, toml::Value> { toml::from_str(text).unwrap() };
+        let ok = resolve_params(
+            &specs,
+            &toml("idle = \"host\"\nidle_power = 35\nmax_w = { \"gpu-*\" = 4.5, \"*\" = 3 }\nhuge_mb = 8"),
+        )
+        .unwrap();
+        assert_eq!(ok[0].value, ParamValue::Choice("host".into()));
+        assert_eq!(ok[1].value, ParamValue::Number(35.0));
+        // The policy's order, not sorted: the first matching pattern wins.
+        assert_eq!(
+            ok[2].value,
+            ParamValue::Table(vec![("gpu-*".into(), 4.5), ("*".into(), 3.0)])
+        );
+        let auto = resolve_params(
+            &specs,
+            &toml("idle = \"none\"\nidle_power = \"auto\"\nmax_w = {}\nhuge_mb = 1"),
+        )
+        .unwrap();
+        assert_eq!(auto[1].value, ParamValue::Choice("auto".into()));
+
+        let problems = resolve_params(
+            &specs,
+            &toml("idle = \"cpus\"\nidle_power = -5\nmax_w = { \"*\" = \"x\" }\nhuge_mb = 65"),
+        )
+        .unwrap_err();
+        let reasons: Vec<&str> = problems.iter().map(|p| p.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "expected one of \"none\", \"host\" or \"equal\", found \"cpus\"",
+                "expected \"auto\" or a number ≥ 0, found integer `-5`",
+                "expected a table of patterns to numbers from 0 to 1000 (e.g. { \"gpu-*\" = 4.0, \"*\" = 3.5 }), found string `\"x\"` at \"*\"",
+                "expected an integer from 1 to 64, found integer `65`",
+            ]
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! What a plugin's `Store` holds: an empty WASI context (no files, network,
-//! environment, arguments; clocks frozen in case a later linker grants them),
-//! a captured stderr, the memory cap, and the plugin's name for its log lines.
+//! environment, arguments; frozen clocks; randomness from a fixed seed, so the
+//! same input gives the same output), a captured stderr, the memory cap, and
+//! the plugin's name for its log lines.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +11,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::Level;
-use super::bindings::model::wattson::plugin::host;
+use rand::SeedableRng;
+
+use super::wit::{latest, since_v0_1_0};
 
 /// Bytes of a guest's stderr kept (a panic message lands there).
 const STDERR_CAPACITY: usize = 16 * 1024;
@@ -19,6 +21,8 @@ const STDERR_CAPACITY: usize = 16 * 1024;
 const MAX_LOG_LINES: u32 = 1000;
 /// Longest log line kept, bytes.
 const MAX_LOG_LINE: usize = 4096;
+/// Seed of every call's randomness: plugins are pure functions of their input.
+const RANDOM_SEED: u64 = 0x0077_6174_7473_6f6e;
 
 /// Per-call store data.
 pub struct PluginState {
@@ -37,6 +41,12 @@ impl PluginState {
             .stderr(stderr.clone())
             .wall_clock(FrozenClock)
             .monotonic_clock(FrozenClock)
+            .secure_random(rand::rngs::StdRng::seed_from_u64(RANDOM_SEED))
+            .insecure_random(rand::rngs::StdRng::seed_from_u64(RANDOM_SEED))
+            .insecure_random_seed(u128::from(RANDOM_SEED))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
             .build();
         Self {
             wasi,
@@ -50,6 +60,11 @@ impl PluginState {
             plugin,
             log_lines: 0,
         }
+    }
+
+    /// The store's resource table (WASI streams, pollables).
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 
     /// What the guest wrote to stderr, lossily decoded and trimmed.
@@ -69,11 +84,31 @@ impl WasiView for PluginState {
     }
 }
 
-impl host::Host for PluginState {
-    fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+impl latest::model::wattson::plugin::host::Host for PluginState {
+    fn log(&mut self, level: latest::Level, message: String) -> wasmtime::Result<()> {
+        self.log_line(level, message);
+        Ok(())
+    }
+}
+
+impl since_v0_1_0::model::wattson::plugin::host::Host for PluginState {
+    fn log(
+        &mut self,
+        level: since_v0_1_0::model::wattson::plugin::types::Level,
+        message: String,
+    ) -> wasmtime::Result<()> {
+        self.log_line(since_v0_1_0::level(level), message);
+        Ok(())
+    }
+}
+
+impl PluginState {
+    /// Logs a plugin's line through `tracing`, tagged with the plugin, within
+    /// the per-call line count and length caps.
+    fn log_line(&mut self, level: latest::Level, message: String) {
         self.log_lines += 1;
         if self.log_lines > MAX_LOG_LINES {
-            return Ok(());
+            return;
         }
         let mut message = message;
         if message.len() > MAX_LOG_LINE {
@@ -85,11 +120,11 @@ impl host::Host for PluginState {
         }
         let plugin = &*self.plugin;
         match level {
-            Level::Trace => tracing::trace!(plugin, "{message}"),
-            Level::Debug => tracing::debug!(plugin, "{message}"),
-            Level::Info => tracing::info!(plugin, "{message}"),
-            Level::Warn => tracing::warn!(plugin, "{message}"),
-            Level::Error => tracing::error!(plugin, "{message}"),
+            latest::Level::Trace => tracing::trace!(plugin, "{message}"),
+            latest::Level::Debug => tracing::debug!(plugin, "{message}"),
+            latest::Level::Info => tracing::info!(plugin, "{message}"),
+            latest::Level::Warn => tracing::warn!(plugin, "{message}"),
+            latest::Level::Error => tracing::error!(plugin, "{message}"),
         }
         if self.log_lines == MAX_LOG_LINES {
             tracing::warn!(
@@ -97,14 +132,16 @@ impl host::Host for PluginState {
                 "more than {MAX_LOG_LINES} log lines in one call; the rest are dropped"
             );
         }
-        Ok(())
     }
 }
 
 // Type-only interfaces: nothing to implement.
-impl super::bindings::model::wattson::plugin::types::Host for PluginState {}
-impl super::bindings::model::wattson::plugin::model::Host for PluginState {}
-impl super::bindings::format::wattson::plugin::format::Host for PluginState {}
+impl latest::model::wattson::plugin::types::Host for PluginState {}
+impl latest::model::wattson::plugin::model::Host for PluginState {}
+impl latest::format::wattson::plugin::format::Host for PluginState {}
+impl since_v0_1_0::model::wattson::plugin::types::Host for PluginState {}
+impl since_v0_1_0::model::wattson::plugin::model::Host for PluginState {}
+impl since_v0_1_0::format::wattson::plugin::format::Host for PluginState {}
 
 /// Refuses linear-memory growth past a cap on the sum of all the call's
 /// memories (a component has several) and remembers that it did, so the

@@ -1,9 +1,7 @@
 //! Checks on what a plugin returned: the host trusts no answer it did not verify.
 
-use std::collections::HashMap;
-
-use super::bindings::{Attribution, AttributionInput, ModelInfo, Param, ParamValue};
 use super::limits::Limits;
+use super::{Attribution, AttributionInput, ModelInfo};
 
 /// Refuses results larger than the output cap.
 pub(crate) fn output_size(bytes: usize, limits: &Limits) -> Result<(), String> {
@@ -17,76 +15,68 @@ pub(crate) fn output_size(bytes: usize, limits: &Limits) -> Result<(), String> {
     Ok(())
 }
 
-/// Every joule finite and non-negative, every uuid one of the input's VMs and
-/// listed once, every host known, and the model's declared conservation law held.
+/// Every joule finite and non-negative; every placement one of the input's,
+/// assigned to this model and listed once; every host known; and, where the
+/// model declares conservation, per host: its placements' joules + its
+/// unattributed energy = its reading × `factor` (1 but for 0.1.0 models
+/// with a factor parameter), and no energy on a host without a reading.
 pub(crate) fn attribution(
     info: &ModelInfo,
     input: &AttributionInput,
-    params: &[Param],
     result: &Attribution,
+    factor: f64,
 ) -> Result<(), String> {
-    // Models usually answer in input order: follow a cursor, and build the
-    // uuid index only when an answer leaves that order.
-    let mut index: Option<HashMap<&str, usize>> = None;
-    let mut cursor = 0;
-    let mut seen = vec![false; input.vms.len()];
-    let mut positions = Vec::with_capacity(result.vms.len());
-    for vm in &result.vms {
-        let position = if input.vms.get(cursor).is_some_and(|v| v.uuid == vm.uuid) {
-            Some(cursor)
-        } else {
-            index
-                .get_or_insert_with(|| {
-                    input
-                        .vms
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| (v.uuid.as_str(), i))
-                        .collect()
-                })
-                .get(vm.uuid.as_str())
-                .copied()
-        };
-        let Some(i) = position else {
-            return Err(format!(
-                "VM `{}` is not one of the {} VMs of the window",
-                vm.uuid,
-                input.vms.len()
-            ));
-        };
-        cursor = i + 1;
-        if std::mem::replace(&mut seen[i], true) {
-            return Err(format!("VM `{}` is listed more than once", vm.uuid));
+    let placement_name = |i: usize| {
+        let p = &input.placements[i];
+        let vm = input
+            .vms
+            .get(p.vm as usize)
+            .map_or("?", |v| v.uuid.as_str());
+        match p.host.and_then(|h| input.hosts.get(h as usize)) {
+            Some(host) => format!("placement {i} (VM `{vm}` on host `{host}`)"),
+            None => format!("placement {i} (VM `{vm}`)"),
         }
-        check_joules(|| format!("VM `{}`", vm.uuid), vm.joules)?;
-        positions.push(i);
-    }
-    let hosts: HashMap<&str, usize> = input
-        .hosts
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.as_str(), i))
-        .collect();
-    let mut unattributed = vec![0.0; input.hosts.len()];
-    for host in &result.unattributed {
-        let Some(&i) = hosts.get(host.host.as_str()) else {
+    };
+    let host_name = |h: usize| format!("host `{}`", input.hosts[h]);
+    let mut seen = vec![false; input.placements.len()];
+    let mut attributed = vec![0.0; input.hosts.len()];
+    for e in &result.placements {
+        let i = e.placement as usize;
+        let Some(placement) = input.placements.get(i) else {
             return Err(format!(
-                "unattributed energy for unknown host `{}`",
-                host.host
+                "placement {i} is not one of the {} placements of the window",
+                input.placements.len()
             ));
         };
-        check_joules(|| format!("host `{}`", host.host), host.joules)?;
-        unattributed[i] += host.joules;
+        if std::mem::replace(&mut seen[i], true) {
+            return Err(format!("{} is listed more than once", placement_name(i)));
+        }
+        if !placement.assigned {
+            return Err(format!(
+                "{} is given to another model by the policy's rules",
+                placement_name(i)
+            ));
+        }
+        check_joules(|| placement_name(i), e.joules)?;
+        if let Some(slot) = placement.host.and_then(|h| attributed.get_mut(h as usize)) {
+            *slot += e.joules;
+        }
+    }
+    let mut unattributed = vec![0.0; input.hosts.len()];
+    for e in &result.unattributed {
+        let h = e.host as usize;
+        let Some(slot) = unattributed.get_mut(h) else {
+            return Err(format!(
+                "unattributed energy for host {h}, which is not one of the {} hosts of the window",
+                input.hosts.len()
+            ));
+        };
+        check_joules(|| host_name(h), e.joules)?;
+        *slot += e.joules;
     }
     let Some(law) = &info.conservation else {
         return Ok(());
     };
-    if !(law.tolerance.is_finite() && (0.0..0.5).contains(&law.tolerance)) {
-        return Err(format!(
-            "its declared conservation tolerance {} is not a small non-negative number",
-            law.tolerance
-        ));
-    }
     let Some(measured) = input
         .measurements
         .iter()
@@ -97,37 +87,23 @@ pub(crate) fn attribution(
             law.measurement
         ));
     };
-    let factor = match &law.factor_param {
-        None => 1.0,
-        Some(name) => match params.iter().find(|p| &p.name == name).map(|p| &p.value) {
-            Some(ParamValue::Number(x)) => *x,
-            Some(ParamValue::Integer(x)) => *x as f64,
-            _ => {
+    for (h, host) in input.hosts.iter().enumerate() {
+        let got = attributed[h] + unattributed[h];
+        let Some(reading) = measured.hosts.get(h).copied().flatten() else {
+            if got > 0.0 {
                 return Err(format!(
-                    "conservation factor parameter `{name}` is not a number"
+                    "gives {got} J on host `{host}`, which has no reading of `{}`",
+                    law.measurement
                 ));
             }
-        },
-    };
-    let mut attributed = vec![0.0; input.hosts.len()];
-    for (vm, &i) in result.vms.iter().zip(&positions) {
-        if let Some(h) = input.vms[i].host.and_then(|h| usize::try_from(h).ok())
-            && h < attributed.len()
-        {
-            attributed[h] += vm.joules;
-        }
-    }
-    for (i, host) in input.hosts.iter().enumerate() {
-        let Some(reading) = measured.hosts.get(i).copied().flatten() else {
             continue;
         };
         let expected = reading.value * factor;
-        let got = attributed[i] + unattributed[i];
         let scale = expected.abs().max(got.abs()).max(f64::MIN_POSITIVE);
         if (got - expected).abs() / scale > law.tolerance {
             return Err(format!(
-                "breaks conservation on host `{host}`: VMs {} J + unattributed {} J = {got} J, but {} × {factor} = {expected} J (tolerance {:e})",
-                attributed[i], unattributed[i], law.measurement, law.tolerance
+                "breaks conservation on host `{host}`: placements {} J + unattributed {} J = {got} J, but `{}` is {expected} J (tolerance {:e})",
+                attributed[h], unattributed[h], law.measurement, law.tolerance
             ));
         }
     }

@@ -33,7 +33,7 @@
 //!   `.0`); ints as ints. Golden (two records, one payload):
 //!
 //! ```text
-//! {"SiteName":"TEST-Site","CloudType":"OpenStack","CloudComputeService":"nova","ExecUnitID":"e3c5aeef-37b8-4332-ad9f-9d068f156dc2","StartExecTime":"2025-06-01T00:00:00Z","EndExecTime":"2025-06-01T01:00:00Z","EnergyWh":100.0,"Work":72.0,"Efficiency":1.0,"WallClockTime_s":3600,"CpuDuration_s":7200,"SuspendDuration_s":0,"CPUNormalizationFactor":1.0,"ExecUnitFinished":0,"Status":"running","Owner":"vo.example.org"}
+//! {"SiteName":"TEST-Site","CloudType":"OpenStack","CloudComputeService":"nova","ExecUnitID":"e3c5aeef-37b8-4332-ad9f-9d068f156dc2","StartExecTime":"2025-06-01T00:00:00Z","EndExecTime":"2025-06-01T01:00:00Z","EnergyWh":100.0,"Work":72.0,"Efficiency":1.0,"WallClockTime_s":3600,"CpuDuration_s":7200,"SuspendDuration_s":0,"CPUNormalizationFactor":1.0,"ExecUnitFinished":0,"Status":"started","Owner":"vo.example.org"}
 //! {"SiteName":"TEST-Site","CloudType":"OpenStack","CloudComputeService":"nova","ExecUnitID":"0b0c6a4c-4f5e-4d8e-9d38-1c2f3a4b5c6d","StartExecTime":"2025-06-01T00:00:00Z","EndExecTime":"2025-06-01T01:00:00Z","EnergyWh":0.00001,"Work":180000000.0,"Efficiency":0.5,"WallClockTime_s":1800,"CpuDuration_s":1800,"SuspendDuration_s":0,"CPUNormalizationFactor":1.0,"ExecUnitFinished":1,"Status":"completed","Owner":"proj-b"}
 //! ```
 //!
@@ -62,7 +62,7 @@
 //! Owner: vo.example.org
 //! SiteName: TEST-Site
 //! StartExecTime: 2025-06-01T00:00:00Z
-//! Status: running
+//! Status: started
 //! SuspendDuration_s: 0
 //! WallClockTime_s: 3600
 //! Work: 72.0
@@ -99,12 +99,16 @@
 //! * `CPUNormalizationFactor`: parameter `cpu_normalization_factor`.
 //! * `ExecUnitFinished`: 1 if the status is `completed`, else 0 (cASO: 1 if
 //!   nova's status is `deleted`).
-//! * `Status`: the record's status (`started`, `running`, `completed`); cASO
-//!   puts nova's lower-cased server status (`active`, `shutoff`, …).
+//! * `Status`: the record's status as APEL knows it: `started` (a VM
+//!   `running` at the window's end is written `started`, as cASO does for an
+//!   active server) or `completed`; cASO puts nova's lower-cased server
+//!   status (`active`, `shutoff`, …).
 //! * `Owner`: cASO uses the project's VO (`owner=self.vo`); here the
 //!   record's `fqan`, else the project name, else the project id, else `""`.
 
-use wattson_plugin::{EnergyRecord, Format, FormatInfo, ParamSpec, Params, rfc3339_millis};
+use wattson_plugin::{
+    EnergyRecord, Format, FormatInfo, ParamSpec, Params, Status, Unit, rfc3339_millis,
+};
 
 /// Largest `batch_size` accepted.
 const MAX_BATCH: i64 = 1000;
@@ -126,7 +130,7 @@ fn fields(r: &EnergyRecord, factor: f64) -> Result<Vec<(&'static str, Value<'_>)
             return Err(format!("record {}: {name} is not finite ({v})", r.id));
         }
     }
-    let energy_wh = r.joules / 3600.0;
+    let energy_wh = Unit::WattHours.from_base(r.joules);
     let wall = r.wall_s.trunc() as i64;
     let count = i64::from(r.vcpus.unwrap_or(1));
     let cpu = match r.cpu_s {
@@ -166,9 +170,9 @@ fn fields(r: &EnergyRecord, factor: f64) -> Result<Vec<(&'static str, Value<'_>)
         ("CPUNormalizationFactor", Value::Float(factor)),
         (
             "ExecUnitFinished",
-            Value::Int(i64::from(r.status == "completed")),
+            Value::Int(i64::from(r.status == Status::Completed)),
         ),
-        ("Status", Value::Text(&r.status)),
+        ("Status", Value::Text(r.status.apel())),
         ("Owner", Value::Text(owner)),
     ])
 }
@@ -282,59 +286,47 @@ struct ApelEnergy;
 
 impl Format for ApelEnergy {
     fn describe() -> FormatInfo {
-        FormatInfo {
-            name: "apel-energy".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "cASO 5.x EnergyRecord v0.1 (SiteName, CloudType, CloudComputeService, \
-                          ExecUnitID, StartExecTime, EndExecTime, EnergyWh, Work, Efficiency, \
-                          WallClockTime_s, CpuDuration_s, SuspendDuration_s, \
-                          CPUNormalizationFactor, ExecUnitFinished, Status, Owner): cASO's JSON \
-                          ssm_message() per line, or APEL `Key: value` text with `%%` separators"
-                .into(),
-            media_type: "text/plain".into(),
-            extension: "txt".into(),
-            params: vec![
-                ParamSpec::text(
-                    "wire",
-                    "`json`: one cASO 5.2.2 ssm_message() JSON object per line (exactly cASO's \
-                     bytes); `apel`: header `APEL-energy-message: v0.1`, sorted `Key: value` \
-                     lines, records separated by `%%`",
-                    Some("json"),
-                ),
-                ParamSpec::integer(
-                    "batch_size",
-                    "Most records per payload (message), 1..=1000",
-                    Some(MAX_BATCH),
-                ),
-                ParamSpec::number(
-                    "cpu_normalization_factor",
-                    "Value of CPUNormalizationFactor (reported only; energy is not scaled)",
-                    Some(1.0),
-                ),
-            ],
-        }
+        FormatInfo::new(
+            "apel-energy",
+            env!("CARGO_PKG_VERSION"),
+            "cASO 5.x EnergyRecord v0.1 (SiteName, CloudType, CloudComputeService, ExecUnitID, \
+             StartExecTime, EndExecTime, EnergyWh, Work, Efficiency, WallClockTime_s, \
+             CpuDuration_s, SuspendDuration_s, CPUNormalizationFactor, ExecUnitFinished, Status, \
+             Owner): cASO's JSON ssm_message() per line, or APEL `Key: value` text with `%%` \
+             separators",
+            "text/plain",
+            "txt",
+        )
+        .param(ParamSpec::choice(
+            "wire",
+            "`json`: one cASO 5.2.2 ssm_message() JSON object per line (exactly cASO's bytes); \
+             `apel`: header `APEL-energy-message: v0.1`, sorted `Key: value` lines, records \
+             separated by `%%`",
+            &["json", "apel"],
+            Some("json"),
+        ))
+        .param(
+            ParamSpec::integer(
+                "batch_size",
+                "Most records per payload (message)",
+                Some(MAX_BATCH),
+            )
+            .min(1.0)
+            .max(MAX_BATCH as f64),
+        )
+        .param(ParamSpec::number(
+            "cpu_normalization_factor",
+            "Value of CPUNormalizationFactor (reported only; energy is not scaled)",
+            Some(1.0),
+        ))
     }
 
     fn render(records: Vec<EnergyRecord>, params: Params) -> Result<Vec<Vec<u8>>, String> {
-        let apel = match params.text("wire")? {
-            "json" => false,
-            "apel" => true,
-            other => return Err(format!("wire = {other:?}: expected \"json\" or \"apel\"")),
-        };
-        let batch = params.integer("batch_size")?;
-        if !(1..=MAX_BATCH).contains(&batch) {
-            return Err(format!(
-                "batch_size = {batch}: expected an integer from 1 to {MAX_BATCH}"
-            ));
-        }
+        let apel = params.choice("wire")? == "apel";
+        let batch = usize::try_from(params.integer("batch_size")?).unwrap_or(1);
         let factor = params.number("cpu_normalization_factor")?;
-        if !factor.is_finite() {
-            return Err(format!(
-                "cpu_normalization_factor = {factor}: expected a finite number"
-            ));
-        }
         let mut payloads = Vec::new();
-        for chunk in records.chunks(batch as usize) {
+        for chunk in records.chunks(batch) {
             let payload = if apel {
                 let entries = chunk
                     .iter()

@@ -35,10 +35,7 @@
 //! `group_id` and `fqan`: an unknown one is rendered as `""`.
 
 use serde::Serialize;
-use wattson_plugin::{EnergyRecord, Format, FormatInfo, ParamSpec, Params, unix_seconds};
-
-/// Joules in one kilowatt-hour.
-const JOULES_PER_KWH: f64 = 3.6e6;
+use wattson_plugin::{EnergyRecord, Format, FormatInfo, ParamSpec, Params, Unit, unix_seconds};
 
 /// cASO's wire form: `model_dump_json(by_alias=True, exclude_none=True)`.
 #[derive(Serialize)]
@@ -93,7 +90,7 @@ impl<'a> Fields<'a> {
             user_dn: r.user_dn.as_deref(),
             group_id: r.project_id.as_deref().unwrap_or(""),
             fqan: r.fqan.as_deref().unwrap_or(""),
-            energy_consumption: r.joules / JOULES_PER_KWH,
+            energy_consumption: Unit::KilowattHours.from_base(r.joules),
             energy_unit: "kWh",
             measurement_time_epoch: unix_seconds(r.end_ms),
         }
@@ -122,46 +119,33 @@ struct CasoJson;
 
 impl Format for CasoJson {
     fn describe() -> FormatInfo {
-        FormatInfo {
-            name: "caso-json".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "cASO EnergyRecord JSON (uuid, MeasurementTime, SiteName, LocalUser, \
-                          LocalGroup, GlobalUserName, FQAN, EnergyConsumption in kWh, \
-                          EnergyUnit, CloudComputeService): one JSON array per payload"
-                .into(),
-            media_type: "application/json".into(),
-            extension: "json".into(),
-            params: vec![
-                ParamSpec::text(
-                    "keys",
-                    "`aliases`: cASO's wire keys (SiteName, EnergyConsumption, ...), unknown \
-                     fields omitted; `fields`: cASO's Python field names, unknown fields null",
-                    Some("aliases"),
-                ),
-                ParamSpec::text(
-                    "uuid",
-                    "What `uuid` holds: `vm` (the VM uuid) or `record` (the stable record id)",
-                    Some("vm"),
-                ),
-            ],
-        }
+        FormatInfo::new(
+            "caso-json",
+            env!("CARGO_PKG_VERSION"),
+            "cASO EnergyRecord JSON (uuid, MeasurementTime, SiteName, LocalUser, LocalGroup, \
+             GlobalUserName, FQAN, EnergyConsumption in kWh, EnergyUnit, CloudComputeService): \
+             one JSON array per payload",
+            "application/json",
+            "json",
+        )
+        .param(ParamSpec::choice(
+            "keys",
+            "`aliases`: cASO's wire keys (SiteName, EnergyConsumption, ...), unknown fields \
+             omitted; `fields`: cASO's Python field names, unknown fields null",
+            &["aliases", "fields"],
+            Some("aliases"),
+        ))
+        .param(ParamSpec::choice(
+            "uuid",
+            "What `uuid` holds: `vm` (the VM uuid) or `record` (the stable record id)",
+            &["vm", "record"],
+            Some("vm"),
+        ))
     }
 
     fn render(records: Vec<EnergyRecord>, params: Params) -> Result<Vec<Vec<u8>>, String> {
-        let aliases = match params.text("keys")? {
-            "aliases" => true,
-            "fields" => false,
-            other => {
-                return Err(format!(
-                    "keys = {other:?}: expected \"aliases\" or \"fields\""
-                ));
-            }
-        };
-        let record_uuid = match params.text("uuid")? {
-            "vm" => false,
-            "record" => true,
-            other => return Err(format!("uuid = {other:?}: expected \"vm\" or \"record\"")),
-        };
+        let aliases = params.choice("keys")? == "aliases";
+        let record_uuid = params.choice("uuid")? == "record";
         if records.is_empty() {
             return Ok(Vec::new());
         }

@@ -25,10 +25,7 @@
 //! 9f0e…-0002,TEST-Site,OpenStack,nova,0b0c6a4c-4f5e-4d8e-9d38-1c2f3a4b5c6d,,,,,,,,,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,36.0,1e-5,1800.0,1800.0,,completed,libvirt-joules,0.1.0,
 //! ```
 
-use wattson_plugin::{EnergyRecord, Format, FormatInfo, ParamSpec, Params, rfc3339_millis};
-
-/// Joules in one kilowatt-hour.
-const JOULES_PER_KWH: f64 = 3.6e6;
+use wattson_plugin::{EnergyRecord, Format, FormatInfo, ParamSpec, Params, Unit, rfc3339_millis};
 
 /// The header row's columns.
 const COLUMNS: [&str; 24] = [
@@ -103,14 +100,17 @@ fn row(r: &EnergyRecord) -> [String; 24] {
         rfc3339_millis(r.start_ms),
         rfc3339_millis(r.end_ms),
         format!("{:?}", r.joules),
-        format!("{:?}", r.joules / JOULES_PER_KWH),
+        format!("{:?}", Unit::KilowattHours.from_base(r.joules)),
         format!("{:?}", r.wall_s),
         r.cpu_s.map(|c| format!("{c:?}")).unwrap_or_default(),
         r.vcpus.map(|v| v.to_string()).unwrap_or_default(),
-        r.status.clone(),
+        r.status.as_str().to_owned(),
         r.model.clone(),
         r.model_version.clone(),
-        r.covered_s.map(|c| format!("{c:?}")).unwrap_or_default(),
+        r.quality
+            .covered_s
+            .map(|c| format!("{c:?}"))
+            .unwrap_or_default(),
     ]
 }
 
@@ -118,30 +118,26 @@ struct Csv;
 
 impl Format for Csv {
     fn describe() -> FormatInfo {
-        FormatInfo {
-            name: "csv".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "RFC 4180 CSV (CRLF, header row per payload): every record field in \
-                          snake_case, start/end as RFC 3339 UTC with milliseconds, \
-                          energy_joules and energy_kwh"
-                .into(),
-            media_type: "text/csv; charset=utf-8; header=present".into(),
-            extension: "csv".into(),
-            params: vec![ParamSpec::integer(
+        FormatInfo::new(
+            "csv",
+            env!("CARGO_PKG_VERSION"),
+            "RFC 4180 CSV (CRLF, header row per payload): every record field in snake_case, \
+             start/end as RFC 3339 UTC with milliseconds, energy_joules and energy_kwh",
+            "text/csv; charset=utf-8; header=present",
+            "csv",
+        )
+        .param(
+            ParamSpec::integer(
                 "batch_size",
                 "Most rows per payload (each with its header row); 0 = all in one payload",
                 Some(0),
-            )],
-        }
+            )
+            .min(0.0),
+        )
     }
 
     fn render(records: Vec<EnergyRecord>, params: Params) -> Result<Vec<Vec<u8>>, String> {
         let batch = params.integer("batch_size")?;
-        if batch < 0 {
-            return Err(format!(
-                "batch_size = {batch}: expected 0 (unlimited) or a positive integer"
-            ));
-        }
         if records.is_empty() {
             return Ok(Vec::new());
         }

@@ -55,10 +55,10 @@ impl<'a> From<&'a EnergyRecord> for Line<'a> {
             end: rfc3339_millis(r.end_ms),
             energy_joules: r.joules,
             wall_s: r.wall_s,
-            covered_s: r.covered_s,
+            covered_s: r.quality.covered_s,
             cpu_s: r.cpu_s,
             vcpus: r.vcpus,
-            status: &r.status,
+            status: r.status.as_str(),
             model: &r.model,
             model_version: &r.model_version,
         }
@@ -69,16 +69,14 @@ struct Jsonl;
 
 impl Format for Jsonl {
     fn describe() -> FormatInfo {
-        FormatInfo {
-            name: "jsonl".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "One JSON object per record per line (NDJSON): every record field in \
-                          snake_case, start/end as RFC 3339 UTC with milliseconds, energy_joules"
-                .into(),
-            media_type: "application/x-ndjson".into(),
-            extension: "jsonl".into(),
-            params: Vec::new(),
-        }
+        FormatInfo::new(
+            "jsonl",
+            env!("CARGO_PKG_VERSION"),
+            "One JSON object per record per line (NDJSON): every record field in snake_case, \
+             start/end as RFC 3339 UTC with milliseconds, energy_joules",
+            "application/x-ndjson",
+            "jsonl",
+        )
     }
 
     fn render(records: Vec<EnergyRecord>, _params: Params) -> Result<Vec<Vec<u8>>, String> {

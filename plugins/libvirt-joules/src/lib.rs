@@ -4,8 +4,7 @@
 //! Kepler's `kepler_vm_cpu_joules_total`.
 
 use wattson_plugin::{
-    Attribution, AttributionInput, CounterSpec, KeyKind, Measurement, Model, ModelInfo, ParamSpec,
-    Params, Unit,
+    Attribution, AttributionInput, CounterSpec, KeyKind, Model, ModelInfo, ParamSpec, Params, Unit,
 };
 
 /// Name of the one measurement this model declares.
@@ -15,43 +14,36 @@ struct LibvirtJoules;
 
 impl Model for LibvirtJoules {
     fn describe() -> ModelInfo {
-        ModelInfo {
-            name: "libvirt-joules".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description:
-                "Per-VM joules counter in Prometheus (libvirt, Kepler, ...): each VM gets \
-                          the C1 exact increase of its counter over the window, resets handled; \
-                          VMs without samples get no record."
-                    .into(),
-            measurements: vec![Measurement::Counter(CounterSpec {
-                name: ENERGY.into(),
-                selector: "${metric}".into(),
-                key_label: "${key_label}".into(),
-                key: KeyKind::Uuid,
-                unit: Unit::Joules,
-                wrap_range: None,
-            })],
-            params: vec![
-                ParamSpec::text(
-                    "metric",
-                    "PromQL selector of the per-VM joules counter",
-                    Some("libvirt_domain_info_energy_consumption_joules_total"),
-                ),
-                ParamSpec::text(
-                    "key_label",
-                    "Label of the counter that holds the VM uuid",
-                    Some("uuid"),
-                ),
-            ],
-            conservation: None,
-        }
+        ModelInfo::new(
+            "libvirt-joules",
+            env!("CARGO_PKG_VERSION"),
+            "Per-VM joules counter in Prometheus (libvirt, Kepler, ...): each VM gets the C1 \
+             exact increase of its counter over the window, resets handled; VMs without samples \
+             get no record.",
+        )
+        .measurement(CounterSpec::new(
+            ENERGY,
+            "${metric}",
+            "${key_label}",
+            KeyKind::Uuid,
+            Unit::Joules,
+        ))
+        .param(ParamSpec::text(
+            "metric",
+            "PromQL selector of the per-VM joules counter",
+            Some("libvirt_domain_info_energy_consumption_joules_total"),
+        ))
+        .param(ParamSpec::text(
+            "key_label",
+            "Label of the counter that holds the VM uuid",
+            Some("uuid"),
+        ))
     }
 
     fn attribute(input: AttributionInput, _params: Params) -> Result<Attribution, String> {
-        let vms = input.per_vm_energy(ENERGY, 1.0)?;
         Ok(Attribution {
-            vms,
-            unattributed: Vec::new(),
+            placements: input.per_vm_energy(ENERGY, 1.0)?,
+            ..Attribution::default()
         })
     }
 }

@@ -79,17 +79,15 @@ struct OpenMetrics;
 
 impl Format for OpenMetrics {
     fn describe() -> FormatInfo {
-        FormatInfo {
-            name: "openmetrics".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "OpenMetrics text: one wattson_vm_energy_joules gauge sample per record \
-                          (energy over the window), labels uuid, name, project, host, site, \
-                          model, timestamp = window end in seconds, # EOF"
-                .into(),
-            media_type: "application/openmetrics-text; version=1.0.0; charset=utf-8".into(),
-            extension: "om".into(),
-            params: Vec::new(),
-        }
+        FormatInfo::new(
+            "openmetrics",
+            env!("CARGO_PKG_VERSION"),
+            "OpenMetrics text: one wattson_vm_energy_joules gauge sample per record (energy over \
+             the window), labels uuid, name, project, host, site, model, timestamp = window end \
+             in seconds, # EOF",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            "om",
+        )
     }
 
     fn render(records: Vec<EnergyRecord>, _params: Params) -> Result<Vec<Vec<u8>>, String> {

@@ -7,71 +7,49 @@
 //! its series are matched to VMs by `key_label`.
 
 use wattson_plugin::{
-    Attribution, AttributionInput, Measurement, Model, ModelInfo, ParamSpec, Params, TemplateSpec,
-    Unit,
+    Attribution, AttributionInput, Model, ModelInfo, ParamSpec, Params, TemplateSpec, Unit,
 };
 
 /// Name of the one measurement this model declares.
 const ENERGY: &str = "energy";
 
-/// Joules per unit a query may return its value in.
-fn joules_per(unit: &str) -> Result<f64, String> {
-    match unit {
-        "J" | "joules" => Ok(1.0),
-        "Wh" | "watt-hours" => Ok(3600.0),
-        "kWh" | "kilowatt-hours" => Ok(3.6e6),
-        other => Err(format!(
-            "parameter `unit` is `{other}`: use \"J\", \"Wh\" or \"kWh\" (the unit of the query's value)"
-        )),
-    }
-}
-
 struct PrometheusQuery;
 
 impl Model for PrometheusQuery {
     fn describe() -> ModelInfo {
-        ModelInfo {
-            name: "prometheus-query".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "Any cASO-style PromQL template ({{uuid}}, {{window}}, {{start}}, \
-                          {{end}}, {{name}}, {{project}}, {{host}}) evaluated at the window's \
-                          end; each VM gets the query's value converted to joules. VMs whose \
-                          query returns nothing get no record."
-                .into(),
-            measurements: vec![Measurement::Template(TemplateSpec {
-                name: ENERGY.into(),
-                query: "${query}".into(),
-                key_label: Some("${key_label}".into()),
-                unit: Unit::Joules,
-            })],
-            params: vec![
-                ParamSpec::text(
-                    "query",
-                    "PromQL template of one VM's energy in the window, e.g. \
-                     sum(increase(libvirt_domain_info_energy_consumption_joules_total{uuid=\"{{uuid}}\"}[{{window}}]))",
-                    None,
-                ),
-                ParamSpec::text(
-                    "unit",
-                    "Unit of the query's value: \"J\", \"Wh\" or \"kWh\" (cASO's queries give kWh)",
-                    None,
-                ),
-                ParamSpec::text(
-                    "key_label",
-                    "Label that names the VM's uuid in the result of a template without per-VM variables",
-                    Some("uuid"),
-                ),
-            ],
-            conservation: None,
-        }
+        ModelInfo::new(
+            "prometheus-query",
+            env!("CARGO_PKG_VERSION"),
+            "Any cASO-style PromQL template ({{uuid}}, {{window}}, {{start}}, {{end}}, {{name}}, \
+             {{project}}, {{host}}) evaluated at the window's end; each VM gets the query's value \
+             converted to joules. VMs whose query returns nothing get no record.",
+        )
+        .measurement(TemplateSpec::new(ENERGY, "${query}", Unit::Joules).key_label("${key_label}"))
+        .param(ParamSpec::text(
+            "query",
+            "PromQL template of one VM's energy in the window, e.g. \
+             sum(increase(libvirt_domain_info_energy_consumption_joules_total{uuid=\"{{uuid}}\"}[{{window}}]))",
+            None,
+        ))
+        .param(ParamSpec::choice(
+            "unit",
+            "Unit of the query's value (cASO's queries give kWh)",
+            &["J", "Wh", "kWh"],
+            None,
+        ))
+        .param(ParamSpec::text(
+            "key_label",
+            "Label that names the VM's uuid in the result of a template without per-VM variables",
+            Some("uuid"),
+        ))
     }
 
     fn attribute(input: AttributionInput, params: Params) -> Result<Attribution, String> {
-        let factor = joules_per(params.text("unit")?)?;
-        let vms = input.per_vm_energy(ENERGY, factor)?;
+        let unit = params.choice("unit")?;
+        let unit = Unit::parse(unit).ok_or_else(|| format!("unit `{unit}` is not a unit"))?;
         Ok(Attribution {
-            vms,
-            unattributed: Vec::new(),
+            placements: input.per_vm_energy(ENERGY, unit.to_base(1.0))?,
+            ..Attribution::default()
         })
     }
 }

@@ -2,18 +2,23 @@
 //!
 //! wattson attributes the energy of cloud hosts to their VMs. Two things are
 //! pluggable, each a WebAssembly component built for `wasm32-wasip2` against
-//! the `wattson:plugin@0.1.0` WIT package (`wit/plugin.wit`):
+//! the `wattson:plugin@0.2.0` WIT package, which this crate carries in
+//! `wit/since_v0.2.0/` (the host still loads components built against the
+//! frozen `wit/since_v0.1.0/`):
 //!
 //! * an **attribution model** (cargo feature `model`) declares the
 //!   measurements it needs and turns their results into joules per VM;
 //! * an **output format** (cargo feature `format`) renders per-VM energy
 //!   records into payloads that a messenger ships, one message each.
 //!
-//! A plugin crate enables exactly one of the two features, writes a type, an
-//! impl of [`Model`] or [`Format`], and one `register_model!` /
-//! `register_format!` line. This crate generates the WIT bindings in a hidden
-//! module and re-exports their types under the names below, so plugin authors
-//! never touch `wit-bindgen`.
+//! A plugin crate enables the feature of its world, writes a type, an impl of
+//! [`Model`] or [`Format`], and one `register_model!` / `register_format!`
+//! line. The features are additive (a workspace of models and formats lints
+//! in one `cargo clippy --workspace`), but one component implements one
+//! world: build each plugin on its own (`cargo build -p <plugin>`), so that
+//! only its world's bindings are linked in. This crate generates the WIT
+//! bindings in a hidden module and re-exports their types under the names
+//! below (and as [`latest`]), so plugin authors never touch `wit-bindgen`.
 //!
 //! Plugins are pure functions: no filesystem, network, environment or clock.
 //! They may log through [`log`] (and the [`info!`], [`warn!`], … macros), which
@@ -33,51 +38,32 @@
 //! crate-type = ["cdylib"]
 //!
 //! [dependencies]
-//! wattson-plugin = { version = "0.1", features = ["model"] }
+//! wattson-plugin = { version = "0.2", features = ["model"] }
 //! ```
 //!
 //! `src/lib.rs`:
 //!
 //! ```no_run
 //! use wattson_plugin::{
-//!     Attribution, AttributionInput, CounterSpec, KeyKind, Measurement, Model, ModelInfo,
-//!     ParamSpec, Params, Unit, VmEnergy,
+//!     Attribution, AttributionInput, CounterSpec, KeyKind, Model, ModelInfo, ParamSpec, Params,
+//!     Unit,
 //! };
 //!
 //! struct MyModel;
 //!
 //! impl Model for MyModel {
 //!     fn describe() -> ModelInfo {
-//!         ModelInfo {
-//!             name: "my-model".into(),
-//!             version: env!("CARGO_PKG_VERSION").into(),
-//!             description: "Joules of a per-VM counter, doubled".into(),
-//!             measurements: vec![Measurement::Counter(CounterSpec {
-//!                 name: "energy".into(),
-//!                 // Replaced by the host with the value of the `metric` parameter.
-//!                 selector: "${metric}".into(),
-//!                 key_label: "uuid".into(),
-//!                 key: KeyKind::Uuid,
-//!                 unit: Unit::Joules,
-//!                 wrap_range: None,
-//!             })],
-//!             params: vec![ParamSpec::text("metric", "Counter to read", Some("my_joules_total"))],
-//!             conservation: None,
-//!         }
+//!         ModelInfo::new("my-model", env!("CARGO_PKG_VERSION"), "Joules of a per-VM counter, doubled")
+//!             // `${metric}` is replaced by the host with the value of the `metric` parameter.
+//!             .measurement(CounterSpec::new("energy", "${metric}", "uuid", KeyKind::Uuid, Unit::Joules))
+//!             .param(ParamSpec::text("metric", "Counter to read", Some("my_joules_total")))
 //!     }
 //!
 //!     fn attribute(input: AttributionInput, _params: Params) -> Result<Attribution, String> {
-//!         let energy = input.measured("energy")?;
-//!         let vms = input
-//!             .vms
-//!             .iter()
-//!             .zip(&energy.vms)
-//!             .filter_map(|(vm, reading)| {
-//!                 let joules = 2.0 * reading.as_ref()?.value;
-//!                 Some(VmEnergy { uuid: vm.uuid.clone(), joules })
-//!             })
-//!             .collect();
-//!         Ok(Attribution { vms, unattributed: Vec::new() })
+//!         Ok(Attribution {
+//!             placements: input.per_vm_energy("energy", 2.0)?,
+//!             ..Attribution::default()
+//!         })
 //!     }
 //! }
 //!
@@ -89,10 +75,12 @@
 //!
 //! # Parameters and measurement placeholders
 //!
-//! A plugin declares its parameters ([`ParamSpec`]) with kinds and defaults;
-//! the host validates the policy's values against them and applies the
-//! defaults, so [`Params`] getters only fail on a name the plugin never
-//! declared.
+//! A plugin declares its parameters ([`ParamSpec`]) with kinds, domains
+//! (the words of a `choice`, number bounds) and defaults; the host checks the
+//! policy's values against them when the policy is checked (naming the file,
+//! line, key, value and every allowed value) and applies the defaults, so
+//! [`Params`] getters only fail on a name the plugin never declared, and a
+//! plugin never re-checks its parameters.
 //!
 //! String fields of a [`Measurement`] (selectors, key labels, templates, zone
 //! names, …) may contain `${param_name}` placeholders: before measuring, the
@@ -101,22 +89,21 @@
 
 #![deny(missing_docs)]
 
-#[cfg(all(feature = "model", feature = "format"))]
-compile_error!(
-    "wattson-plugin: enable exactly one of the features `model` and `format` \
-     (a component can implement only one world); when building several plugins \
-     of one workspace, build them one at a time with `cargo build -p <plugin>`"
-);
-
 #[cfg(not(any(feature = "model", feature = "format")))]
 compile_error!(
     "wattson-plugin: enable the feature `model` (attribution model) or `format` (output format)"
 );
 
+mod builders;
+#[cfg(feature = "model")]
+mod input;
 mod params;
 mod time;
+mod units;
 
-pub use params::Params;
+#[cfg(feature = "model")]
+pub use input::FirstPlacements;
+pub use params::{Params, Setting, glob_match};
 pub use time::{rfc3339_millis, unix_seconds};
 
 /// Generated bindings and glue used by the `register_*!` macros; not public API.
@@ -125,31 +112,54 @@ pub mod __private {
     /// Bindings of the `attribution-model` world.
     #[cfg(feature = "model")]
     #[allow(missing_docs, clippy::too_many_arguments)]
-    pub mod bindings {
+    pub mod model_bindings {
         wit_bindgen::generate!({
-            path: "../../wit",
-            world: "wattson:plugin/attribution-model@0.1.0",
+            path: "wit/since_v0.2.0",
+            world: "wattson:plugin/attribution-model@0.2.0",
             pub_export_macro: true,
             export_macro_name: "export_attribution_model",
+        });
+    }
+
+    /// Bindings of the `output-format` world, sharing `types` and `host` with
+    /// the model's when both features are on.
+    #[cfg(all(feature = "format", feature = "model"))]
+    #[allow(missing_docs, clippy::too_many_arguments)]
+    pub mod format_bindings {
+        wit_bindgen::generate!({
+            path: "wit/since_v0.2.0",
+            world: "wattson:plugin/output-format@0.2.0",
+            pub_export_macro: true,
+            export_macro_name: "export_output_format",
+            with: {
+                "wattson:plugin/types@0.2.0": super::model_bindings::wattson::plugin::types,
+                "wattson:plugin/host@0.2.0": super::model_bindings::wattson::plugin::host,
+            },
         });
     }
 
     /// Bindings of the `output-format` world.
     #[cfg(all(feature = "format", not(feature = "model")))]
     #[allow(missing_docs, clippy::too_many_arguments)]
-    pub mod bindings {
+    pub mod format_bindings {
         wit_bindgen::generate!({
-            path: "../../wit",
-            world: "wattson:plugin/output-format@0.1.0",
+            path: "wit/since_v0.2.0",
+            world: "wattson:plugin/output-format@0.2.0",
             pub_export_macro: true,
             export_macro_name: "export_output_format",
         });
     }
 
+    #[cfg(not(feature = "model"))]
+    pub use format_bindings as core_bindings;
+    /// The bindings `types` and `host` come from.
     #[cfg(feature = "model")]
-    pub use bindings::export_attribution_model;
-    #[cfg(all(feature = "format", not(feature = "model")))]
-    pub use bindings::export_output_format;
+    pub use model_bindings as core_bindings;
+
+    #[cfg(feature = "format")]
+    pub use format_bindings::export_output_format;
+    #[cfg(feature = "model")]
+    pub use model_bindings::export_attribution_model;
 
     use core::marker::PhantomData;
 
@@ -158,7 +168,7 @@ pub mod __private {
     pub struct ModelAdapter<T>(PhantomData<T>);
 
     #[cfg(feature = "model")]
-    impl<T: crate::Model> bindings::Guest for ModelAdapter<T> {
+    impl<T: crate::Model> model_bindings::Guest for ModelAdapter<T> {
         fn describe() -> crate::ModelInfo {
             T::describe()
         }
@@ -172,11 +182,11 @@ pub mod __private {
     }
 
     /// Implements the generated `Guest` trait for a [`crate::Format`].
-    #[cfg(all(feature = "format", not(feature = "model")))]
+    #[cfg(feature = "format")]
     pub struct FormatAdapter<T>(PhantomData<T>);
 
-    #[cfg(all(feature = "format", not(feature = "model")))]
-    impl<T: crate::Format> bindings::Guest for FormatAdapter<T> {
+    #[cfg(feature = "format")]
+    impl<T: crate::Format> format_bindings::Guest for FormatAdapter<T> {
         fn describe() -> crate::FormatInfo {
             T::describe()
         }
@@ -190,46 +200,61 @@ pub mod __private {
     }
 }
 
-use __private::bindings::wattson::plugin::{host, types};
+/// The types of `wattson:plugin@0.2.0`, the WIT version this SDK builds
+/// against (also re-exported at the crate root and as [`latest`]).
+pub mod since_v0_2_0 {
+    /// The WIT package version.
+    pub const VERSION: &str = "0.2.0";
 
-pub use types::{
-    CounterSpec, GaugeSpec, KeyKind, Level, Measurement, Param, ParamKind, ParamSpec, ParamValue,
-    RaplSpec, TemplateSpec, Unit, Window,
-};
+    pub use crate::__private::core_bindings::wattson::plugin::types::{
+        Bounds, ChoiceSpec, CounterSpec, GaugeSpec, HostPowerSpec, IdlePowerSpec, KeyKind, Level,
+        Measurement, Param, ParamKind, ParamSpec, ParamValue, Quality, RaplSpec, TemplateSpec,
+        Unit, Window,
+    };
 
-#[cfg(feature = "model")]
-pub use __private::bindings::wattson::plugin::model::{
-    Attribution, AttributionInput, Conservation, HostEnergy, Measured, ModelInfo, Reading, Vm,
-    VmDetails, VmEnergy,
-};
+    #[cfg(feature = "model")]
+    pub use crate::__private::model_bindings::wattson::plugin::model::{
+        Attribution, AttributionInput, Conservation, HostEnergy, Measured, ModelInfo, Placement,
+        PlacementEnergy, Reading, UnattributedReason, Vm, VmDetails,
+    };
 
-#[cfg(all(feature = "format", not(feature = "model")))]
-pub use __private::bindings::wattson::plugin::format::{EnergyRecord, FormatInfo};
+    #[cfg(feature = "format")]
+    pub use crate::__private::format_bindings::wattson::plugin::format::{
+        EnergyRecord, FormatInfo, RecordQuality, Status,
+    };
+}
+
+pub use since_v0_2_0 as latest;
+pub use since_v0_2_0::*;
+
+use __private::core_bindings::wattson::plugin::host;
 
 /// An attribution model: declares its measurements and turns their results
-/// into joules per VM.
+/// into joules per VM placement.
 ///
 /// Register the implementing type with [`register_model!`].
 #[cfg(feature = "model")]
 pub trait Model {
     /// Describes the model: name, version, the measurements the host must
-    /// make for it, its parameters and, for share models, the conservation
-    /// law the host checks.
+    /// make for it, its parameters, for share models the conservation law
+    /// the host checks, and whether its joules are measured or estimated.
     fn describe() -> ModelInfo;
 
     /// Attributes one window. `input.measurements` holds one [`Measured`]
-    /// per declared measurement, aligned with `input.vms` and `input.hosts`.
+    /// per declared measurement, aligned with `input.vms` and `input.hosts`;
+    /// `input.placements` puts each VM on its host(s).
     ///
-    /// Return joules per VM uuid (only uuids of `input.vms`, each at most
-    /// once, finite and non-negative) and, for share models, the host energy
-    /// left unattributed. An `Err` fails the window with that message.
+    /// Return joules per placement (only `assigned` placements of the input,
+    /// each at most once, finite and non-negative; a VM's record is the sum
+    /// of its placements') and, for share models, the host energy left
+    /// unattributed with its reason. An `Err` fails the window with that message.
     fn attribute(input: AttributionInput, params: Params) -> Result<Attribution, String>;
 }
 
 /// An output format: renders per-VM energy records into payloads.
 ///
 /// Register the implementing type with [`register_format!`].
-#[cfg(all(feature = "format", not(feature = "model")))]
+#[cfg(feature = "format")]
 pub trait Format {
     /// Describes the format: name, version, media type, file extension and
     /// parameters.
@@ -256,7 +281,7 @@ macro_rules! register_model {
         const _: () = {
             type __WattsonModelAdapter = $crate::__private::ModelAdapter<$model>;
             $crate::__private::export_attribution_model!(
-                __WattsonModelAdapter with_types_in $crate::__private::bindings
+                __WattsonModelAdapter with_types_in $crate::__private::model_bindings
             );
         };
     };
@@ -270,14 +295,14 @@ macro_rules! register_model {
 /// ```ignore
 /// wattson_plugin::register_format!(MyFormat);
 /// ```
-#[cfg(all(feature = "format", not(feature = "model")))]
+#[cfg(feature = "format")]
 #[macro_export]
 macro_rules! register_format {
     ($format:ty) => {
         const _: () = {
             type __WattsonFormatAdapter = $crate::__private::FormatAdapter<$format>;
             $crate::__private::export_output_format!(
-                __WattsonFormatAdapter with_types_in $crate::__private::bindings
+                __WattsonFormatAdapter with_types_in $crate::__private::format_bindings
             );
         };
     };
@@ -341,91 +366,4 @@ macro_rules! warn {
 #[macro_export]
 macro_rules! error {
     ($($arg:tt)*) => { $crate::log($crate::Level::Error, &::std::format!($($arg)*)) };
-}
-
-impl ParamSpec {
-    /// A text parameter; `default: None` makes it required.
-    pub fn text(name: &str, description: &str, default: Option<&str>) -> Self {
-        Self::new(
-            name,
-            description,
-            ParamKind::Text,
-            default.map(|d| ParamValue::Text(d.to_owned())),
-        )
-    }
-
-    /// A number (f64) parameter; `default: None` makes it required.
-    pub fn number(name: &str, description: &str, default: Option<f64>) -> Self {
-        Self::new(
-            name,
-            description,
-            ParamKind::Number,
-            default.map(ParamValue::Number),
-        )
-    }
-
-    /// An integer (i64) parameter; `default: None` makes it required.
-    pub fn integer(name: &str, description: &str, default: Option<i64>) -> Self {
-        Self::new(
-            name,
-            description,
-            ParamKind::Integer,
-            default.map(ParamValue::Integer),
-        )
-    }
-
-    /// A boolean parameter; `default: None` makes it required.
-    pub fn flag(name: &str, description: &str, default: Option<bool>) -> Self {
-        Self::new(
-            name,
-            description,
-            ParamKind::Flag,
-            default.map(ParamValue::Flag),
-        )
-    }
-
-    fn new(name: &str, description: &str, kind: ParamKind, default: Option<ParamValue>) -> Self {
-        Self {
-            name: name.to_owned(),
-            description: description.to_owned(),
-            kind,
-            default,
-        }
-    }
-}
-
-#[cfg(feature = "model")]
-impl AttributionInput {
-    /// The results of the declared measurement `name`, or an error naming it
-    /// when the host sent none (a bug: the host measures everything declared).
-    pub fn measured(&self, name: &str) -> Result<&Measured, String> {
-        self.measurements
-            .iter()
-            .find(|m| m.name == name)
-            .ok_or_else(|| format!("the host sent no results for measurement `{name}`"))
-    }
-
-    /// Each VM's reading of the per-VM measurement `name` times `factor`, as
-    /// its energy; VMs without a reading get no entry (so no record, never 0).
-    pub fn per_vm_energy(&self, name: &str, factor: f64) -> Result<Vec<VmEnergy>, String> {
-        let measured = self.measured(name)?;
-        if measured.vms.len() != self.vms.len() {
-            return Err(format!(
-                "measurement `{name}` has {} VM entries for {} VMs",
-                measured.vms.len(),
-                self.vms.len()
-            ));
-        }
-        Ok(self
-            .vms
-            .iter()
-            .zip(&measured.vms)
-            .filter_map(|(vm, reading)| {
-                reading.as_ref().map(|r| VmEnergy {
-                    uuid: vm.uuid.clone(),
-                    joules: r.value * factor,
-                })
-            })
-            .collect())
-    }
 }

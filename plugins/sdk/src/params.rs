@@ -47,6 +47,43 @@ impl Params {
         }
     }
 
+    /// The word of the `choice` parameter `name` (one of its declared values).
+    pub fn choice(&self, name: &str) -> Result<&str, String> {
+        match self.require(name)? {
+            ParamValue::Choice(s) => Ok(s),
+            other => Err(mismatch(name, "a choice", other)),
+        }
+    }
+
+    /// The value of a choice parameter that also accepts a number.
+    pub fn setting(&self, name: &str) -> Result<Setting<'_>, String> {
+        match self.require(name)? {
+            ParamValue::Choice(s) => Ok(Setting::Word(s)),
+            ParamValue::Number(x) => Ok(Setting::Number(*x)),
+            ParamValue::Integer(x) => Ok(Setting::Number(*x as f64)),
+            other => Err(mismatch(name, "a choice or a number", other)),
+        }
+    }
+
+    /// The (pattern, number) pairs of the `number-table` parameter `name`,
+    /// in the policy's order.
+    pub fn table(&self, name: &str) -> Result<&[(String, f64)], String> {
+        match self.require(name)? {
+            ParamValue::Table(entries) => Ok(entries),
+            other => Err(mismatch(name, "a table", other)),
+        }
+    }
+
+    /// The number of the first pattern of table `name` that matches `key`
+    /// (a host or a flavor) as a glob (`*`, `?`).
+    pub fn lookup(&self, name: &str, key: &str) -> Result<Option<f64>, String> {
+        Ok(self
+            .table(name)?
+            .iter()
+            .find(|(pattern, _)| glob_match(pattern, key))
+            .map(|(_, x)| *x))
+    }
+
     /// The flag (boolean) parameter `name`.
     pub fn flag(&self, name: &str) -> Result<bool, String> {
         match self.require(name)? {
@@ -77,12 +114,70 @@ impl From<Vec<Param>> for Params {
     }
 }
 
+/// A choice parameter that also accepts a number: the word or the number given.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Setting<'a> {
+    /// One of the declared words, e.g. `auto`.
+    Word(&'a str),
+    /// A number within the declared bounds.
+    Number(f64),
+}
+
 fn mismatch(name: &str, wanted: &str, got: &ParamValue) -> String {
     let got = match got {
         ParamValue::Text(_) => "text",
         ParamValue::Number(_) => "a number",
         ParamValue::Integer(_) => "an integer",
         ParamValue::Flag(_) => "a flag",
+        ParamValue::Choice(_) => "a choice",
+        ParamValue::Table(_) => "a table",
     };
     format!("parameter `{name}` is {got}, expected {wanted}")
+}
+
+/// Whether `text` matches the glob `pattern`: `*` any run of characters,
+/// `?` one character, everything else itself.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // Iterative wildcard matching with backtracking to the last `*`.
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("gpu-*", "gpu-01"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("cmp-0?", "cmp-07"));
+        assert!(glob_match("*-large*", "m1-large-x"));
+        assert!(!glob_match("gpu-*", "cmp-01"));
+        assert!(!glob_match("cmp-0?", "cmp-10"));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(!glob_match("a*b*c", "aXXbYY"));
+    }
 }

@@ -14,59 +14,66 @@
 //! | `nan`            | first VM gets NaN joules                                   |
 //! | `negative`       | first VM gets -1.0 joules                                  |
 //! | `inf`            | first VM gets +inf joules                                  |
-//! | `unknown-uuid`   | adds an entry for `00000000-dead-beef-0000-000000000000`   |
-//! | `duplicate-uuid` | lists the first VM twice                                   |
+//! | `unknown-placement`   | adds an entry for a placement the input does not have |
+//! | `duplicate-placement` | lists the first placement twice                       |
 
 use std::hint::black_box;
 
 use wattson_plugin::{
-    Attribution, AttributionInput, CounterSpec, KeyKind, Measurement, Model, ModelInfo, ParamSpec,
-    Params, Unit, VmEnergy,
+    Attribution, AttributionInput, CounterSpec, KeyKind, Model, ModelInfo, ParamSpec, Params,
+    PlacementEnergy, Unit,
 };
 
 const ENERGY: &str = "energy";
-
-/// The uuid `unknown-uuid` adds.
-const UNKNOWN_UUID: &str = "00000000-dead-beef-0000-000000000000";
 
 struct Misbehave;
 
 impl Model for Misbehave {
     fn describe() -> ModelInfo {
-        ModelInfo {
-            name: "misbehave".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "Test model that misbehaves on request (param `mode`)".into(),
-            measurements: vec![Measurement::Counter(CounterSpec {
-                name: ENERGY.into(),
-                selector: "${metric}".into(),
-                key_label: "uuid".into(),
-                key: KeyKind::Uuid,
-                unit: Unit::Joules,
-                wrap_range: None,
-            })],
-            params: vec![
-                ParamSpec::text(
-                    "metric",
-                    "PromQL selector of the per-VM joules counter",
-                    Some("libvirt_domain_info_energy_consumption_joules_total"),
-                ),
-                ParamSpec::text(
-                    "mode",
-                    "ok, loop, grow, recurse, panic, huge, nan, negative, inf, unknown-uuid, \
-                     duplicate-uuid",
-                    Some("ok"),
-                ),
-                ParamSpec::integer("huge_mb", "Approximate MiB returned by `huge`", Some(8)),
+        ModelInfo::new(
+            "misbehave",
+            env!("CARGO_PKG_VERSION"),
+            "Test model that misbehaves on request (param `mode`)",
+        )
+        .measurement(CounterSpec::new(
+            ENERGY,
+            "${metric}",
+            "uuid",
+            KeyKind::Uuid,
+            Unit::Joules,
+        ))
+        .param(ParamSpec::text(
+            "metric",
+            "PromQL selector of the per-VM joules counter",
+            Some("libvirt_domain_info_energy_consumption_joules_total"),
+        ))
+        .param(ParamSpec::choice(
+            "mode",
+            "How to misbehave",
+            &[
+                "ok",
+                "loop",
+                "grow",
+                "recurse",
+                "panic",
+                "huge",
+                "nan",
+                "negative",
+                "inf",
+                "unknown-placement",
+                "duplicate-placement",
             ],
-            conservation: None,
-        }
+            Some("ok"),
+        ))
+        .param(
+            ParamSpec::integer("huge_mb", "Approximate MiB returned by `huge`", Some(8)).min(0.0),
+        )
     }
 
     fn attribute(input: AttributionInput, params: Params) -> Result<Attribution, String> {
-        let mode = params.text("mode")?;
+        let mode = params.choice("mode")?;
         wattson_plugin::debug!("misbehave: mode {mode}");
-        let mut vms = honest(&input)?;
+        let mut vms = input.per_vm_energy(ENERGY, 1.0)?;
         match mode {
             "ok" => {}
             "loop" => spin(),
@@ -79,41 +86,25 @@ impl Model for Misbehave {
             "nan" => first(&mut vms)?.joules = f64::NAN,
             "negative" => first(&mut vms)?.joules = -1.0,
             "inf" => first(&mut vms)?.joules = f64::INFINITY,
-            "unknown-uuid" => vms.push(VmEnergy {
-                uuid: UNKNOWN_UUID.into(),
+            "unknown-placement" => vms.push(PlacementEnergy {
+                placement: u32::try_from(input.placements.len()).unwrap_or(u32::MAX),
                 joules: 1.0,
             }),
-            "duplicate-uuid" => {
+            "duplicate-placement" => {
                 let dup = first(&mut vms)?.clone();
                 vms.push(dup);
             }
             other => return Err(format!("unknown mode {other:?}")),
         }
         Ok(Attribution {
-            vms,
-            unattributed: Vec::new(),
+            placements: vms,
+            ..Attribution::default()
         })
     }
 }
 
-/// What `libvirt-joules` returns.
-fn honest(input: &AttributionInput) -> Result<Vec<VmEnergy>, String> {
-    let energy = input.measured(ENERGY)?;
-    Ok(input
-        .vms
-        .iter()
-        .zip(&energy.vms)
-        .filter_map(|(vm, reading)| {
-            reading.as_ref().map(|r| VmEnergy {
-                uuid: vm.uuid.clone(),
-                joules: r.value,
-            })
-        })
-        .collect())
-}
-
 /// The first entry, or an error when no VM had data.
-fn first(vms: &mut [VmEnergy]) -> Result<&mut VmEnergy, String> {
+fn first(vms: &mut [PlacementEnergy]) -> Result<&mut PlacementEnergy, String> {
     vms.first_mut()
         .ok_or_else(|| "misbehave: no VM with an energy reading to corrupt".to_string())
 }
@@ -147,14 +138,12 @@ fn recurse(depth: u64) -> u64 {
     black_box(frame[(depth % 64) as usize].wrapping_add(below))
 }
 
-/// About `mb` MiB of entries with long uuids.
-fn huge(mb: i64) -> Vec<VmEnergy> {
+/// About `mb` MiB of entries (16 bytes each as the host counts them).
+fn huge(mb: i64) -> Vec<PlacementEnergy> {
     let bytes = usize::try_from(mb.max(0)).unwrap_or(0) << 20;
-    // 1 KiB uuids: a thousand entries per MiB.
-    let pad = "f".repeat(1000);
-    (0..bytes / 1024)
-        .map(|i| VmEnergy {
-            uuid: format!("{i:016x}-{pad}"),
+    (0..bytes / 16)
+        .map(|i| PlacementEnergy {
+            placement: i as u32,
             joules: 1.0,
         })
         .collect()

@@ -1,11 +1,15 @@
-//! Host bindings generated from `wit/` (package `wattson:plugin@0.1.0`).
+//! Bindings of `wattson:plugin@0.2.0` (`wit/since_v0.2.0/`), the latest
+//! version: the host's own types are these.
 #![allow(missing_docs)] // generated; the WIT documents every item
+
+/// The version these bindings are for.
+pub const VERSION: &str = "0.2.0";
 
 /// The `attribution-model` world, and the types every world shares.
 pub mod model {
     wasmtime::component::bindgen!({
         world: "attribution-model",
-        path: "../wit",
+        path: "../wit/since_v0.2.0",
         imports: { default: trappable },
         additional_derives: [PartialEq],
     });
@@ -15,7 +19,7 @@ pub mod model {
 pub mod format {
     wasmtime::component::bindgen!({
         world: "output-format",
-        path: "../wit",
+        path: "../wit/since_v0.2.0",
         imports: { default: trappable },
         additional_derives: [PartialEq],
         with: {
@@ -25,12 +29,13 @@ pub mod format {
     });
 }
 
-pub use format::wattson::plugin::format::{EnergyRecord, FormatInfo};
+pub use format::wattson::plugin::format::{EnergyRecord, FormatInfo, RecordQuality, Status};
 pub use model::wattson::plugin::model::{
-    Attribution, AttributionInput, Conservation, HostEnergy, Measured, ModelInfo, Reading, Vm,
-    VmDetails, VmEnergy,
+    Attribution, AttributionInput, Conservation, HostEnergy, Measured, ModelInfo, Placement,
+    PlacementEnergy, Reading, UnattributedReason, Vm, VmDetails,
 };
 pub use model::wattson::plugin::types::{
-    CounterSpec, GaugeSpec, KeyKind, Level, Measurement, Param, ParamKind, ParamSpec, ParamValue,
-    RaplSpec, TemplateSpec, Unit, Window,
+    Bounds, ChoiceSpec, CounterSpec, GaugeSpec, HostPowerSpec, IdlePowerSpec, KeyKind, Level,
+    Measurement, Param, ParamKind, ParamSpec, ParamValue, Quality, RaplSpec, TemplateSpec, Unit,
+    Window,
 };

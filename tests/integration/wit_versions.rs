@@ -1,0 +1,185 @@
+//! The plugin interface's versions: a component built against the frozen
+//! `wattson:plugin@0.1.0` loads, inspects and attributes in an extract beside
+//! the 0.2.0 builtins; each released WIT has one copy, which the SDK carries.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
+use super::prometheus::{Prometheus, openmetrics};
+use super::wattson::{command, extract, joules_by_vm, write_policy};
+
+const V0_1_MODEL: &str = env!("WATTSON_TEST_GUEST_V0_1_MODEL");
+
+/// sha256 of `wit/since_v0.1.0/plugin.wit` as released: a frozen version
+/// never changes (components built against it must keep loading).
+const V0_1_0_SHA256: &str = "02568aeb208b370ab1c2fa2843a9ae1ca82402e6f91a2a6fedea95d1e395caf3";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn a_v0_1_model_attributes_in_an_extract_beside_v0_2_formats() {
+    let shapes = [
+        VmShape {
+            uuid: "vm-a",
+            project: "p1",
+            from_ms: T0,
+            to_ms: T0 + 2 * HOUR,
+            resets_at: &[T0 + HOUR + 17 * MIN + 321],
+            gaps: &[],
+            initial: 52.0,
+            seed: 101,
+        },
+        VmShape {
+            uuid: "vm-b",
+            project: "p2",
+            from_ms: T0 + HOUR + 20 * MIN,
+            to_ms: T0 + 2 * HOUR,
+            resets_at: &[],
+            gaps: &[(T0 + HOUR + 30 * MIN, T0 + HOUR + 34 * MIN)],
+            initial: 0.0,
+            seed: 102,
+        },
+    ];
+    let series: Vec<_> = shapes.iter().map(counter_series).collect();
+    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(
+        dir.path(),
+        "v01.toml",
+        &format!(
+            r#"
+[site]
+name = "TEST-SITE"
+compute_service = "https://keystone.test:5000/v3"
+
+[prometheus]
+url = "http://127.0.0.1:9"
+
+[model]
+plugin = "{V0_1_MODEL}"
+params = {{ metric = "{METRIC}_total", scale = 2.5 }}
+
+[[outputs]]
+format = "jsonl"
+"#
+        ),
+    );
+    let (from, to) = (T0 + HOUR, T0 + 2 * HOUR);
+    let out = extract(&policy, &prometheus.url, from, to);
+    let got = joules_by_vm(&out);
+    assert_eq!(got.len(), 2, "{got:?}");
+    for (shape, s) in shapes.iter().zip(&series) {
+        // ENERGY.md C1 of the test's own samples, times the model's scale.
+        let expected = 2.5 * c1(&s.samples, from, to).unwrap();
+        let joules = got[shape.uuid];
+        assert!(
+            rel_err(joules, expected) <= 1e-9,
+            "{}: {joules} J, expected {expected} J",
+            shape.uuid
+        );
+    }
+    // The 0.2.0 records name the 0.1.0 model, and its status words.
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.contains(r#""model":"v0.1-joules""#), "{line}");
+    assert!(line.contains(r#""status":"running""#), "{line}");
+
+    // The same window through a 0.2.0 apel-energy output: running is `started`.
+    let out = command()
+        .args([
+            "extract",
+            "--dry-run",
+            "--format",
+            "apel-energy",
+            "--policy",
+        ])
+        .arg(&policy)
+        .args(["--prometheus", &prometheus.url])
+        .args(["--from", "1748739600", "--to", "1748743200"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches(r#""Status":"started""#).count(), 2, "{text}");
+}
+
+#[test]
+fn inspect_names_the_wit_version_a_component_was_built_for() {
+    let inspect = |plugin: &str| {
+        let out = command()
+            .args(["plugins", "inspect", plugin])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let old = inspect(V0_1_MODEL);
+    assert!(old.contains("wit: wattson:plugin@0.1.0"), "{old}");
+    assert!(old.contains("scale (a number, default 1)"), "{old}");
+    let new = inspect("libvirt-joules");
+    assert!(new.contains("wit: wattson:plugin@0.2.0"), "{new}");
+    let format = inspect("apel-energy");
+    assert!(format.contains("wit: wattson:plugin@0.2.0"), "{format}");
+    assert!(
+        format.contains(r#"wire (one of "json" or "apel", default json)"#),
+        "{format}"
+    );
+}
+
+#[test]
+fn a_released_wit_is_frozen_and_the_sdk_carries_the_same_files() {
+    let wit = repo().join("wit");
+    let frozen = std::fs::read(wit.join("since_v0.1.0/plugin.wit")).unwrap();
+    assert_eq!(
+        hex::encode(Sha256::digest(&frozen)),
+        V0_1_0_SHA256,
+        "wit/since_v0.1.0 changed: a released version is frozen; put changes in a new version"
+    );
+    let sdk = repo().join("plugins/sdk/wit");
+    let mut versions = 0;
+    for entry in std::fs::read_dir(&wit).unwrap() {
+        let dir = entry.unwrap().path();
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let file = file.unwrap().path();
+            let relative = file.strip_prefix(&wit).unwrap();
+            let carried = std::fs::read(sdk.join(relative))
+                .unwrap_or_else(|e| panic!("the SDK does not carry {}: {e}", relative.display()));
+            assert!(
+                carried == std::fs::read(&file).unwrap(),
+                "plugins/sdk/wit/{} differs from wit/{0}: keep one copy (plugins/sdk/wit links to ../../wit)",
+                relative.display()
+            );
+        }
+        versions += 1;
+    }
+    assert_eq!(versions, 2, "since_v0.1.0 and since_v0.2.0");
+}
+
+#[test]
+fn the_sdk_package_includes_the_wit() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["package", "--list", "--allow-dirty", "--offline"])
+        .current_dir(repo().join("plugins/sdk"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = String::from_utf8_lossy(&out.stdout);
+    for file in ["wit/since_v0.1.0/plugin.wit", "wit/since_v0.2.0/plugin.wit"] {
+        assert!(files.lines().any(|l| l == file), "{file} not in:\n{files}");
+    }
+}
