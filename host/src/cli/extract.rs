@@ -9,7 +9,7 @@ use super::{
     EXIT_CONFIG, EXIT_DELIVERY, EXIT_LOCKED, EXIT_PLUGIN, EXIT_SOURCE, Failure, cache_dir,
 };
 use crate::pipeline::{self, ExtractError, ExtractOptions, PipelineError};
-use crate::policy::{self, Policy};
+use crate::policy::{self, Override, Policy};
 use crate::runtime::Runtime;
 use crate::sources::prometheus::{Client, TemplateError};
 use crate::state::StateError;
@@ -21,6 +21,10 @@ pub struct ExtractArgs {
     /// The policy file.
     #[arg(long, short)]
     policy: PathBuf,
+    /// Override a policy key by its dotted path with a TOML value (repeatable):
+    /// --set window.step_secs=900, --set model.params.metric='"m_total"'.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<Override>,
     /// Window start: RFC 3339 or unix seconds (with --to; default: since the last run).
     #[arg(long)]
     from: Option<String>,
@@ -45,7 +49,7 @@ pub struct ExtractArgs {
 /// Runs `wattson extract`.
 pub fn run(args: ExtractArgs) -> Result<(), Failure> {
     let config = |e: anyhow::Error| Failure::new(EXIT_CONFIG, e);
-    let mut policy = Policy::load(&args.policy).map_err(|e| config(e.into()))?;
+    let mut policy = Policy::load_with(&args.policy, &args.set).map_err(|e| config(e.into()))?;
     if let Some(url) = &args.prometheus {
         policy.override_prometheus(url);
     }

@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{EXIT_CONFIG, EXIT_SOURCE, Failure};
-use crate::policy::{InventoryConfig, Policy};
+use crate::policy::{InventoryConfig, Override, Policy};
 use crate::sources::libvirt::{CloudMetadata, CpuTimes, Domain, Libvirt};
 use crate::sources::prometheus::{Client, PrometheusConfig, VmMeta, vm_metadata};
 use crate::window::{Window, parse_time};
@@ -19,6 +19,9 @@ pub struct InventoryArgs {
     /// Take the Prometheus endpoint and `[inventory]` settings from this policy.
     #[arg(long, short)]
     policy: Option<PathBuf>,
+    /// Override a key of the policy by its dotted path with a TOML value (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "policy")]
+    set: Vec<Override>,
     /// Query this Prometheus (overrides the policy's).
     #[arg(long, value_name = "URL")]
     prometheus: Option<String>,
@@ -58,7 +61,7 @@ pub fn run(args: InventoryArgs) -> Result<(), Failure> {
     let policy = args
         .policy
         .as_deref()
-        .map(Policy::load)
+        .map(|path| Policy::load_with(path, &args.set))
         .transpose()
         .map_err(|e| config(e.into()))?;
     let mut prometheus = policy

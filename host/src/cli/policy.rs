@@ -5,24 +5,32 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::{EXIT_CONFIG, EXIT_PLUGIN, Failure, cache_dir};
-use crate::policy::{self, Policy};
+use crate::policy::{self, Override, Policy};
 use crate::runtime::Runtime;
 
 /// `wattson policy …`
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Parse a policy, load its plugins and check their parameters.
+    #[command(after_help = "Examples:\n  \
+        wattson policy check /etc/wattson/site.toml\n  \
+        wattson policy check site.toml --set model.params.metric='\"kepler_vm_cpu_joules_total\"'")]
     Check {
         /// The policy file.
         file: PathBuf,
+        /// Override a policy key by its dotted path with a TOML value (repeatable):
+        /// --set window.step_secs=900, --set model.params.metric='"m_total"'.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<Override>,
     },
 }
 
 /// Runs a `policy` subcommand.
 pub fn run(command: PolicyCommand) -> Result<(), Failure> {
     match command {
-        PolicyCommand::Check { file } => {
-            let policy = Policy::load(&file).map_err(|e| Failure::new(EXIT_CONFIG, e))?;
+        PolicyCommand::Check { file, set } => {
+            let policy =
+                Policy::load_with(&file, &set).map_err(|e| Failure::new(EXIT_CONFIG, e))?;
             let runtime = Runtime::new(
                 policy.limits.clone(),
                 cache_dir(policy.runtime.cache_dir.as_ref()),

@@ -44,6 +44,7 @@ pub fn bind(policy: &Policy, runtime: &Runtime) -> Result<Bound, PolicyError> {
             fallback = Source {
                 path: "<policy>".into(),
                 text: String::new(),
+                origins: Vec::new(),
             };
             &fallback
         }

@@ -5,22 +5,43 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::overrides::Origin;
+
 /// The policy text, kept to turn byte spans into lines and columns.
 #[derive(Debug)]
 pub struct Source {
     /// The file as given.
     pub path: PathBuf,
-    /// Its contents.
+    /// Its contents, with any `--set` overrides applied.
     pub text: String,
+    /// Where each line of `text` comes from (empty: the file, line for line).
+    pub origins: Vec<Origin>,
 }
 
 impl Source {
     /// Wraps a file's text.
     pub fn new(path: &Path, text: String) -> Arc<Self> {
+        Self::with_origins(path, text, Vec::new())
+    }
+
+    /// Wraps a file's text with `--set` overrides applied, and the origin of each line.
+    pub fn with_origins(path: &Path, text: String, origins: Vec<Origin>) -> Arc<Self> {
         Arc::new(Self {
             path: path.to_owned(),
             text,
+            origins,
         })
+    }
+
+    /// Where a byte offset of the text is: `file:line:column`, or `--set KEY`
+    /// (and that key) for a line an override wrote.
+    fn locate(&self, offset: usize) -> (String, Option<String>) {
+        let (line, column) = self.line_col(offset);
+        match self.origins.get(line - 1) {
+            Some(Origin::Set(key)) => (format!("--set {key}"), Some(key.clone())),
+            Some(Origin::File(line)) => (format!("{}:{line}:{column}", self.path.display()), None),
+            None => (format!("{}:{line}:{column}", self.path.display()), None),
+        }
     }
 
     /// 1-based line and column of a byte offset.
@@ -101,10 +122,16 @@ impl Problem {
         key: Option<String>,
         message: impl Into<String>,
     ) -> Self {
-        let (line, column) = source.line_col(span.start);
+        let (location, set_key) = source.locate(span.start);
+        let key = match (key, set_key) {
+            // `--set KEY` already names it.
+            (Some(key), Some(set)) if key == set => None,
+            (None, Some(_)) => None,
+            (key, _) => key.or_else(|| source.key_at(span.start)),
+        };
         Self {
-            location: Some(format!("{}:{line}:{column}", source.path.display())),
-            key: key.or_else(|| source.key_at(span.start)),
+            location: Some(location),
+            key,
             message: message.into(),
         }
     }

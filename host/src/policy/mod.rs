@@ -1,15 +1,18 @@
 //! The TOML policy: one file says everything a run needs.
 //!
 //! [`Policy::load`] parses and checks what needs no I/O (unknown keys, types,
-//! URLs); [`bind`] loads the plugins it names and checks their parameters
-//! against each plugin's `describe()`. `wattson policy check` runs both.
-//! Every problem names `file:line:column` and the key.
+//! URLs); [`Policy::load_with`] does the same after `--set` overrides
+//! ([`Override`]); [`bind`] loads the plugins it names and checks their
+//! parameters against each plugin's `describe()`. `wattson policy check` runs
+//! both. Every problem names `file:line:column` (or the `--set`) and the key.
 
 mod bind;
 mod error;
+mod overrides;
 mod types;
 
 pub use bind::{Bound, BoundOutput, bind};
+pub use overrides::Override;
 
 /// A timeout a policy gives in seconds, as a `Duration`: at least 1 ms, and
 /// an hour for a value too large or not finite.

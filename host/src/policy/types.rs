@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::error::{PolicyError, Problem, Source};
+use super::overrides::{self, Override};
 use crate::runtime::Limits;
 use crate::sources::prometheus::PrometheusConfig;
 
@@ -366,11 +367,29 @@ impl Default for StateConfig {
 impl Policy {
     /// Reads and checks a policy file (no plugin loading, no network).
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        Self::load_with(path, &[])
+    }
+
+    /// Reads a policy file, applies `--set` overrides, and checks the result
+    /// as [`Policy::load`] does; problems name the file's line or the `--set`.
+    pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Self, PolicyError> {
         let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(Source::new(path, text))
+        let (text, origins) = overrides::apply(&text, overrides).map_err(|problems| {
+            PolicyError::Invalid(
+                problems
+                    .into_iter()
+                    .map(|p| Problem {
+                        location: Some(format!("--set {}", p.key)),
+                        key: None,
+                        message: p.message,
+                    })
+                    .collect(),
+            )
+        })?;
+        Self::parse(Source::with_origins(path, text, origins))
     }
 
     /// Parses and checks policy text.

@@ -123,3 +123,134 @@ fn check_joules(what: impl FnOnce() -> String, joules: f64) -> Result<(), String
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{
+        Conservation, HostEnergy, Measured, Placement, PlacementEnergy, Quality, Reading,
+        UnattributedReason, Vm, Window,
+    };
+
+    /// Two hosts: `cmp-01` metered at 1000 J with VMs a (on it) and b
+    /// (migrated from it to `cmp-02`, which has no reading); b's part on
+    /// `cmp-01` is another rule's.
+    fn input() -> AttributionInput {
+        let vm = |uuid: &str| Vm {
+            uuid: uuid.into(),
+            vcpus: Some(2),
+            memory_mb: None,
+        };
+        let placement = |vm, host, assigned| Placement {
+            vm,
+            host: Some(host),
+            presence_s: 1800.0,
+            cpu_s: Some(100.0),
+            assigned,
+        };
+        AttributionInput {
+            window: Window {
+                start_ms: 0,
+                end_ms: 3_600_000,
+            },
+            vms: vec![vm("a"), vm("b")],
+            details: vec![],
+            hosts: vec!["cmp-01".into(), "cmp-02".into()],
+            placements: vec![
+                placement(0, 0, true),
+                placement(1, 0, false),
+                placement(1, 1, true),
+            ],
+            measurements: vec![Measured {
+                name: "host".into(),
+                vms: vec![None, None],
+                hosts: vec![
+                    Some(Reading {
+                        value: 1000.0,
+                        span_s: 3600.0,
+                        covered_s: 3600.0,
+                    }),
+                    None,
+                ],
+            }],
+        }
+    }
+
+    fn share_model() -> ModelInfo {
+        ModelInfo {
+            name: "share".into(),
+            version: "1".into(),
+            description: String::new(),
+            measurements: vec![],
+            params: vec![],
+            conservation: Some(Conservation {
+                measurement: "host".into(),
+                tolerance: 1e-9,
+            }),
+            quality: Quality::Measured,
+        }
+    }
+
+    fn answer(placements: &[(u32, f64)], unattributed: &[(u32, f64)]) -> Attribution {
+        Attribution {
+            placements: placements
+                .iter()
+                .map(|&(placement, joules)| PlacementEnergy { placement, joules })
+                .collect(),
+            unattributed: unattributed
+                .iter()
+                .map(|&(host, joules)| HostEnergy {
+                    host,
+                    joules,
+                    reason: UnattributedReason::OtherModel,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_conserving_answer_passes() {
+        // cmp-01: a 600 J + b's share 400 J left unattributed = 1000 J.
+        let ok = answer(&[(0, 600.0)], &[(0, 400.0)]);
+        assert_eq!(attribution(&share_model(), &input(), &ok, 1.0), Ok(()));
+        // 0.1.0's factor parameter scales E_h.
+        let scaled = answer(&[(0, 900.0)], &[(0, 600.0)]);
+        assert_eq!(attribution(&share_model(), &input(), &scaled, 1.5), Ok(()));
+    }
+
+    #[test]
+    fn breaking_the_contract_names_what_broke() {
+        let err = |a: Attribution| attribution(&share_model(), &input(), &a, 1.0).unwrap_err();
+        assert!(err(answer(&[(0, 600.0)], &[(0, 300.0)])).starts_with(
+            "breaks conservation on host `cmp-01`: placements 600 J + unattributed 300 J"
+        ));
+        assert_eq!(
+            err(answer(&[(1, 400.0), (0, 600.0)], &[])),
+            "placement 1 (VM `b` on host `cmp-01`) is given to another model by the policy's rules"
+        );
+        assert_eq!(
+            err(answer(&[(0, 600.0), (2, 5.0)], &[(0, 400.0)])),
+            "gives 5 J on host `cmp-02`, which has no reading of `host`"
+        );
+        assert_eq!(
+            err(answer(&[(0, 600.0), (0, 1.0)], &[])),
+            "placement 0 (VM `a` on host `cmp-01`) is listed more than once"
+        );
+        assert_eq!(
+            err(answer(&[(3, 1.0)], &[])),
+            "placement 3 is not one of the 3 placements of the window"
+        );
+        assert_eq!(
+            err(answer(&[], &[(2, 1.0)])),
+            "unattributed energy for host 2, which is not one of the 2 hosts of the window"
+        );
+        assert_eq!(
+            err(answer(&[(0, f64::NAN)], &[])),
+            "placement 0 (VM `a` on host `cmp-01`) has NaN joules (not a finite number)"
+        );
+        assert_eq!(
+            err(answer(&[], &[(0, -1.0)])),
+            "host `cmp-01` has negative energy (-1 J)"
+        );
+    }
+}
