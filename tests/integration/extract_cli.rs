@@ -1,7 +1,7 @@
 //! `wattson extract` as an operator runs it: outputs that agree with each
 //! other, and a Prometheus that is down.
 
-use super::data::{HOUR, METRIC, T0, VmShape, counter_series, rel_err};
+use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
 use super::prometheus::{Prometheus, free_port, openmetrics};
 use super::wattson::{BASIC_POLICY, command, extract, joules_by_vm, secs, write_policy};
 
@@ -104,4 +104,190 @@ fn bad_times_are_usage_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty window"));
+}
+
+#[test]
+fn records_say_whether_a_vm_started_stopped_or_ran_through_the_window() {
+    let (from, to) = (T0 + HOUR, T0 + 2 * HOUR);
+    let shape = |uuid, from_ms, to_ms, seed| VmShape {
+        uuid,
+        project: "p1",
+        from_ms,
+        to_ms,
+        resets_at: &[],
+        gaps: &[],
+        initial: 100.0,
+        seed,
+    };
+    let shapes = [
+        // Scraped before and after the window.
+        shape("vm-running", T0, T0 + 3 * HOUR, 41),
+        // First scraped 20 minutes into the window, still there at its end.
+        shape("vm-started", T0 + HOUR + 20 * MIN, T0 + 3 * HOUR, 42),
+        // Shut off 25 minutes before the window's end: no sample in the last 5 minutes.
+        shape("vm-stopped", T0, T0 + HOUR + 35 * MIN, 43),
+    ];
+    let series: Vec<_> = shapes.iter().map(counter_series).collect();
+    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path(), "site.toml", BASIC_POLICY);
+    let out = extract(&policy, &prometheus.url, from, to);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: std::collections::HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                r["vm_uuid"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(status["vm-running"], "running");
+    assert_eq!(status["vm-started"], "started");
+    assert_eq!(status["vm-stopped"], "completed");
+
+    // APEL knows started and completed: ExecUnitFinished is 1 for the stopped VM only.
+    let out = command()
+        .args([
+            "extract",
+            "--dry-run",
+            "--format",
+            "apel-energy",
+            "--policy",
+        ])
+        .arg(&policy)
+        .args(["--prometheus", &prometheus.url])
+        .args(["--from", &secs(from), "--to", &secs(to)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let stopped = r["ExecUnitID"] == "vm-stopped";
+        assert_eq!(r["ExecUnitFinished"], i64::from(stopped), "{line}");
+        assert_eq!(
+            r["Status"],
+            if stopped { "completed" } else { "started" },
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn records_carry_measured_cpu_time_though_the_model_does_not_ask() {
+    let (from, to) = (T0 + HOUR, T0 + 2 * HOUR);
+    let energy = counter_series(&VmShape {
+        uuid: "vm-a",
+        project: "p1",
+        from_ms: T0,
+        to_ms: T0 + 3 * HOUR,
+        resets_at: &[],
+        gaps: &[],
+        initial: 10.0,
+        seed: 51,
+    });
+    let cpu = |uuid, seed| {
+        counter_series(&VmShape {
+            uuid,
+            project: "p1",
+            from_ms: T0,
+            to_ms: T0 + 3 * HOUR,
+            resets_at: &[T0 + HOUR + 7 * MIN],
+            gaps: &[],
+            initial: 4.0e4,
+            seed,
+        })
+    };
+    // vm-a has CPU time; vm-b has energy only.
+    let energy_b = counter_series(&VmShape {
+        uuid: "vm-b",
+        project: "p2",
+        from_ms: T0,
+        to_ms: T0 + 3 * HOUR,
+        resets_at: &[],
+        gaps: &[],
+        initial: 10.0,
+        seed: 53,
+    });
+    let cpu_a = cpu("vm-a", 52);
+    let prometheus = Prometheus::start(&openmetrics(&[
+        (METRIC, &[energy, energy_b]),
+        (
+            "libvirt_domain_info_cpu_time_seconds",
+            std::slice::from_ref(&cpu_a),
+        ),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path(), "site.toml", BASIC_POLICY);
+    let out = extract(&policy, &prometheus.url, from, to);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "the CPU series adds no VM of its own");
+    let a = records.iter().find(|r| r["vm_uuid"] == "vm-a").unwrap();
+    let want = c1(&cpu_a.samples, from, to).unwrap();
+    let got = a["cpu_s"].as_f64().expect("vm-a's CPU time is measured");
+    assert!(rel_err(got, want) <= 1e-9, "cpu_s {got}, C1 {want}");
+    let b = records.iter().find(|r| r["vm_uuid"] == "vm-b").unwrap();
+    assert_eq!(
+        b["cpu_s"],
+        serde_json::Value::Null,
+        "no series, no CPU time"
+    );
+}
+
+#[test]
+fn a_reader_that_stops_reading_ends_a_dry_run_quietly() {
+    let shape = VmShape {
+        uuid: "vm-a",
+        project: "p1",
+        from_ms: T0,
+        to_ms: T0 + 3 * HOUR,
+        resets_at: &[],
+        gaps: &[],
+        initial: 10.0,
+        seed: 61,
+    };
+    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &[counter_series(&shape)])]));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path(), "site.toml", BASIC_POLICY);
+    // `wattson extract --dry-run | head -0`: the pipe is closed before the
+    // first record is written.
+    let mut child = command()
+        .args(["extract", "--dry-run", "--format", "jsonl", "--policy"])
+        .arg(&policy)
+        .args(["--prometheus", &prometheus.url])
+        .args(["--from", &secs(T0 + HOUR), "--to", &secs(T0 + 2 * HOUR)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

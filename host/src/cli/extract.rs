@@ -90,23 +90,30 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
         now_ms,
         dry_run: args.dry_run || args.format.is_some(),
     };
-    let report =
-        pipeline::extract(&policy, &bound, prometheus.as_ref(), options, &tokio).map_err(|e| {
-            let code = match &e {
-                ExtractError::Window { source, .. } => match source {
-                    PipelineError::Source(_)
-                    | PipelineError::Libvirt(_)
-                    | PipelineError::Template(TemplateError::Query(_)) => EXIT_SOURCE,
-                    PipelineError::Template(TemplateError::Invalid { .. }) => EXIT_CONFIG,
-                    PipelineError::Plugin(_) => EXIT_PLUGIN,
-                    PipelineError::Unsupported(_) => EXIT_CONFIG,
-                },
-                ExtractError::State(StateError::Locked { .. }) => EXIT_LOCKED,
-                ExtractError::State(_) => 1,
-                ExtractError::Delivery(_) | ExtractError::Stdout(_) => EXIT_DELIVERY,
-            };
-            Failure::new(code, e)
-        })?;
+    let report = match pipeline::extract(&policy, &bound, prometheus.as_ref(), options, &tokio) {
+        // The reader stopped reading (`| head`): done, as ripgrep is.
+        Err(ExtractError::Stdout(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            tracing::debug!("stdout closed by its reader; stopping");
+            return Ok(());
+        }
+        other => other,
+    }
+    .map_err(|e| {
+        let code = match &e {
+            ExtractError::Window { source, .. } => match source {
+                PipelineError::Source(_)
+                | PipelineError::Libvirt(_)
+                | PipelineError::Template(TemplateError::Query(_)) => EXIT_SOURCE,
+                PipelineError::Template(TemplateError::Invalid { .. }) => EXIT_CONFIG,
+                PipelineError::Plugin(_) => EXIT_PLUGIN,
+                PipelineError::Unsupported(_) => EXIT_CONFIG,
+            },
+            ExtractError::State(StateError::Locked { .. }) => EXIT_LOCKED,
+            ExtractError::State(_) => 1,
+            ExtractError::Delivery(_) | ExtractError::Stdout(_) => EXIT_DELIVERY,
+        };
+        Failure::new(code, e)
+    })?;
     tracing::info!(
         windows = report.windows,
         records = report.records,

@@ -8,21 +8,25 @@ use super::{DeliveryError, Messenger, Payload};
 #[derive(Debug, Default)]
 pub struct Stdout;
 
+impl Stdout {
+    /// Writes one payload and a final newline if it has none, and flushes.
+    pub fn print(bytes: &[u8]) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)?;
+        if !bytes.ends_with(b"\n") {
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    }
+}
+
 impl Messenger for Stdout {
     fn name(&self) -> String {
         "stdout".into()
     }
 
     fn deliver(&mut self, payload: &Payload<'_>) -> Result<(), DeliveryError> {
-        let mut out = std::io::stdout().lock();
-        let mut write = || -> std::io::Result<()> {
-            out.write_all(payload.bytes)?;
-            if !payload.bytes.ends_with(b"\n") {
-                out.write_all(b"\n")?;
-            }
-            out.flush()
-        };
-        write().map_err(|e| DeliveryError {
+        Self::print(payload.bytes).map_err(|e| DeliveryError {
             messenger: self.name(),
             reason: e.to_string(),
         })

@@ -53,9 +53,10 @@ pub enum ExtractError {
     /// Some messengers did not accept their payloads; they stay spooled.
     #[error("{} messenger(s) failed; their payloads stay in the spool and are retried first next run:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Delivery(Vec<DeliveryError>),
-    /// A dry run could not print its records (stdout closed); nothing was spooled.
-    #[error("cannot print the records of a dry run: {0}")]
-    Stdout(#[source] DeliveryError),
+    /// A dry run could not print its records; nothing was spooled. A reader
+    /// that stopped reading (`| head`) is a `BrokenPipe`, not a failure.
+    #[error("cannot print the records of a dry run")]
+    Stdout(#[source] std::io::Error),
 }
 
 /// Cuts `[start, end]` into windows no longer than `max_ms`, oldest first.
@@ -115,18 +116,9 @@ pub fn extract(
     let state = policy.state_dir();
     let mut report = ExtractReport::default();
     if options.dry_run {
-        let mut stdout = messengers::Stdout;
         for window in plan(policy, &state, &options)? {
-            let records = run_window(policy, bound, prometheus, window, tokio, |i, bytes| {
-                let info = bound.outputs[i].format.info();
-                stdout
-                    .deliver(&Payload {
-                        bytes: &bytes,
-                        extension: &info.extension,
-                        media_type: &info.media_type,
-                        journal: std::path::Path::new("/dev/null"),
-                    })
-                    .map_err(|e| Stop::Out(ExtractError::Stdout(e)))
+            let records = run_window(policy, bound, prometheus, window, tokio, |_, bytes| {
+                messengers::Stdout::print(&bytes).map_err(|e| Stop::Out(ExtractError::Stdout(e)))
             })
             .map_err(|stop| stop.in_window(window))?;
             report.windows += 1;

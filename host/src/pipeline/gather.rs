@@ -9,10 +9,12 @@ use super::{PipelineError, describe};
 use crate::policy::Policy;
 use crate::runtime::{
     AttributionInput, CounterSpec, GaugeSpec, IdlePowerSpec, KeyKind, Measured, Measurement,
-    Placement, RaplSpec, Reading, TemplateSpec, Unit, Vm, VmDetails, Window as WitWindow, to_base,
+    Placement, RaplSpec, Reading, Status, TemplateSpec, Unit, Vm, VmDetails, Window as WitWindow,
+    to_base,
 };
 use crate::sources::counter::Sample;
 use crate::sources::idle;
+use crate::sources::libvirt::DomainState;
 use crate::sources::libvirt::{Domain, Libvirt, LibvirtError};
 use crate::sources::prometheus::{
     Client, Labels, QueryTemplate, Series, SeriesIncrease, VmVars, counter_samples, gauge_samples,
@@ -28,6 +30,10 @@ pub struct Gathered {
     pub details: Vec<VmDetails>,
     /// Per input VM, seconds the window saw it (longest span of its readings).
     pub wall_s: Vec<f64>,
+    /// Per input VM, its measured CPU seconds (None where no CPU-time series exists).
+    pub cpu_s: Vec<Option<f64>>,
+    /// Per input VM, where it stood at the window's end (ENERGY.md "Record status").
+    pub status: Vec<Status>,
     /// Series that needed a raw sample fetch.
     pub raw_fetched: usize,
 }
@@ -46,6 +52,8 @@ struct SeriesReading {
     value: f64,
     span_s: f64,
     covered_s: f64,
+    /// A counter's first and last used sample times, ms (None for gauges and templates).
+    times: Option<(i64, i64)>,
 }
 
 /// Default longest bridged gap of a gauge (Prometheus' staleness), ms.
@@ -85,6 +93,19 @@ pub async fn gather(
             _ => None,
         })
         .collect::<Result<Vec<GaugeSpec>, _>>()?;
+    // Records carry measured CPU time wherever the series exists, whether or
+    // not the model asks for it: then it is measured last, aside, and finds
+    // no VMs of its own.
+    let implicit_cpu = (cpu_measurement(measurements).is_none()
+        && !policy.inventory.cpu_time_metric.is_empty())
+    .then(|| CounterSpec {
+        name: String::new(),
+        selector: policy.inventory.cpu_time_metric.clone(),
+        key_label: policy.inventory.meta_uuid_label.clone(),
+        key: KeyKind::Uuid,
+        unit: Unit::Seconds,
+        wrap_range: None,
+    });
     let mut specs: Vec<Keyed> = cpu_times.iter().map(Keyed::Counter).collect();
     specs.extend(host_power.iter().map(Keyed::Gauge));
     // Idle power set to a number in the model's params: no measurement, the
@@ -113,6 +134,7 @@ pub async fn gather(
         }
     }
     let nothing_to_query = specs.is_empty() && per_vm_templates.is_empty();
+    specs.extend(implicit_cpu.as_ref().map(Keyed::Counter));
     let client = match (prometheus, nothing_to_query) {
         (Some(client), _) => client,
         (None, false) => {
@@ -151,7 +173,8 @@ pub async fn gather(
     )
     .await?;
     let raw_fetched = results.iter().map(|(_, raw)| raw).sum();
-    let keyed: Vec<KeyedResult> = results.into_iter().map(|(r, _)| r).collect();
+    let mut keyed: Vec<KeyedResult> = results.into_iter().map(|(r, _)| r).collect();
+    let implicit_cpu = implicit_cpu.and_then(|_| keyed.pop());
 
     // VMs: every uuid a uuid-keyed measurement saw in the window, described by its series' labels.
     let mut uuids: Vec<&str> = Vec::new();
@@ -282,6 +305,8 @@ pub async fn gather(
         })
         .collect();
     let static_idle = StaticIdle::new(policy);
+    // Per VM: its counters' earliest first and latest last sample.
+    let mut times: Vec<Option<(i64, i64)>> = vec![None; vms.len()];
     let fixed: Vec<KeyedResult> = fixed_idle
         .iter()
         .map(|(name, _)| KeyedResult {
@@ -308,6 +333,15 @@ pub async fn gather(
                     .map(|&i| &mut per_host[i]),
             };
             let Some(slot) = slot else { continue };
+            if let (Some((first, last)), KeyKind::Uuid | KeyKind::Vmname) = (s.times, result.key)
+                && let Some(i) = match result.key {
+                    KeyKind::Uuid => vm_index.get(key).copied(),
+                    _ => name_index.get(key).copied(),
+                }
+            {
+                let t = times[i].get_or_insert((first, last));
+                *t = (t.0.min(first), t.1.max(last));
+            }
             // Several series for one key (an exporter restarted with new labels): add them up.
             *slot = Some(match slot.take() {
                 Some(r) => Reading {
@@ -341,12 +375,38 @@ pub async fn gather(
         });
     }
 
+    let cpu =
+        cpu_measurement(measurements).and_then(|name| measured.iter().find(|r| r.name == name));
+    // Each VM's measured CPU seconds: the model's cpu-time, else the series
+    // read aside for the records.
+    let cpu_s: Vec<Option<f64>> = match (cpu, &implicit_cpu) {
+        (Some(m), _) => m.vms.iter().map(|r| r.map(|r| r.value)).collect(),
+        (None, Some(result)) => {
+            let mut cpu_s = vec![None; vms.len()];
+            for s in &result.series {
+                if let Some(&i) = s
+                    .labels
+                    .get(&result.key_label)
+                    .and_then(|k| vm_index.get(k))
+                {
+                    *cpu_s[i].get_or_insert(0.0) += s.value;
+                }
+            }
+            cpu_s
+        }
+        (None, None) => vec![None; vms.len()],
+    };
+    let lookback_ms = client.config.lookback_secs as i64 * 1000;
+    let status = (0..vms.len())
+        .map(|i| {
+            let shut_off = domains
+                .get(&vms[i].uuid)
+                .is_some_and(|d| d.state == DomainState::ShutOff);
+            status(window, lookback_ms, times[i], details[i].ended_ms, shut_off)
+        })
+        .collect();
     // One placement per VM, on the host its series name: a VM is placed on
     // two hosts only once CPU time is read per host (live migration).
-    let cpu = measurements.iter().find_map(|m| match m {
-        Measurement::CpuTime(name) => measured.iter().find(|r| &r.name == name),
-        _ => None,
-    });
     let placements = vm_hosts
         .into_iter()
         .enumerate()
@@ -372,8 +432,43 @@ pub async fn gather(
         },
         details,
         wall_s,
+        cpu_s,
+        status,
         raw_fetched,
     })
+}
+
+/// The name of the model's CPU-time measurement, if it declares one.
+fn cpu_measurement(measurements: &[Measurement]) -> Option<&str> {
+    measurements.iter().find_map(|m| match m {
+        Measurement::CpuTime(name) => Some(name.as_str()),
+        Measurement::Counter(c) if c.key == KeyKind::Uuid && c.unit == Unit::Seconds => {
+            Some(c.name.as_str())
+        }
+        _ => None,
+    })
+}
+
+/// ENERGY.md "Record status": `completed` when the VM's counters stop inside
+/// the window (no sample in the last lookback before its end), its domain is
+/// shut off or the inventory says it ended; else `started` when they start
+/// inside it (no sample at or before its start); else `running`. A VM known
+/// only from gauges or templates is `running` unless the inventory says otherwise.
+fn status(
+    window: Window,
+    lookback_ms: i64,
+    times: Option<(i64, i64)>,
+    ended_ms: Option<i64>,
+    shut_off: bool,
+) -> Status {
+    let stopped = times.is_some_and(|(_, last)| last < window.end_ms - lookback_ms);
+    if shut_off || stopped || ended_ms.is_some_and(|t| t <= window.end_ms) {
+        Status::Completed
+    } else if times.is_some_and(|(first, _)| first > window.start_ms) {
+        Status::Started
+    } else {
+        Status::Running
+    }
 }
 
 /// Every domain of libvirt at `uri` by uuid (none without a URI), read on a
@@ -669,6 +764,7 @@ async fn measure_idle(
                 value: idle.watts,
                 span_s: idle.measured_s,
                 covered_s: idle.measured_s,
+                times: None,
             })
         })
         .collect();
@@ -757,6 +853,7 @@ fn template_result(
                 value: to_base(spec.unit, v.value),
                 span_s: length_s,
                 covered_s: length_s,
+                times: None,
             })
             .collect(),
     }
@@ -769,6 +866,7 @@ fn increases(series: Vec<SeriesIncrease>, unit: Unit) -> impl Iterator<Item = Se
         value: to_base(unit, s.increase.value),
         span_s: s.increase.span_s,
         covered_s: s.increase.span_s,
+        times: Some((s.increase.first_ms, s.increase.last_ms)),
     })
 }
 
@@ -834,6 +932,7 @@ async fn measure(
                     value: to_base(g.unit, s.integral.value),
                     span_s: s.integral.covered_s,
                     covered_s: s.integral.covered_s,
+                    times: None,
                 })
                 .collect();
             let result = KeyedResult {

@@ -13,7 +13,7 @@ pub use gather::{Gathered, gather};
 
 use crate::policy::{Bound, Policy};
 use crate::records::{self, EnergyRecord, Identity};
-use crate::runtime::{KeyKind, Measurement, PluginError};
+use crate::runtime::{Measurement, PluginError};
 use crate::sources::prometheus::{Client, PrometheusError, TemplateError};
 use crate::window::Window;
 
@@ -88,8 +88,6 @@ pub fn run_window<E: From<PipelineError>>(
             })
         })
         .collect();
-    let cpu = cpu_measurement(&bound.measurements)
-        .and_then(|name| gathered.input.measurements.iter().find(|m| m.name == name));
     // A VM's joules are the sum of its placements'; its host the last one's.
     let input = &gathered.input;
     let mut joules: Vec<Option<f64>> = vec![None; input.vms.len()];
@@ -115,6 +113,7 @@ pub fn run_window<E: From<PipelineError>>(
     let quality = records::Quality {
         kind: info.quality,
         meters: records::meters(&bound.measurements),
+        cpu_meter: format!("cpu:{}", policy.inventory.cpu_time_metric),
     };
     let mut unmapped = std::collections::BTreeSet::new();
     for chunk in order.chunks(RENDER_CHUNK) {
@@ -133,7 +132,8 @@ pub fn run_window<E: From<PipelineError>>(
                         joules,
                         wall_s: gathered.wall_s[i],
                         covered_s: covered_by_gauges(&gauges, host_of[i], i),
-                        cpu_s: cpu.and_then(|m| m.vms[i]).map(|r| r.value),
+                        cpu_s: gathered.cpu_s[i],
+                        status: gathered.status[i],
                         quality: &quality,
                         model: &info.name,
                         model_version: &info.version,
@@ -222,19 +222,6 @@ fn covered_by_gauges(
         .flatten()
         .map(|r| r.covered_s)
         .reduce(f64::min)
-}
-
-/// The name of the model's CPU-time measurement, if it declares one.
-fn cpu_measurement(measurements: &[Measurement]) -> Option<&str> {
-    measurements.iter().find_map(|m| match m {
-        Measurement::CpuTime(name) => Some(name.as_str()),
-        Measurement::Counter(c)
-            if c.key == KeyKind::Uuid && c.unit == crate::runtime::Unit::Seconds =>
-        {
-            Some(c.name.as_str())
-        }
-        _ => None,
-    })
 }
 
 #[cfg(test)]

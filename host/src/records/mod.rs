@@ -46,6 +46,8 @@ pub struct Measured<'a> {
     pub covered_s: Option<f64>,
     /// CPU seconds, where measured.
     pub cpu_s: Option<f64>,
+    /// Where the VM stood at the window's end.
+    pub status: Status,
     /// How the model's energy is obtained.
     pub quality: &'a Quality,
     /// Model name.
@@ -61,6 +63,8 @@ pub struct Quality {
     pub kind: crate::runtime::Quality,
     /// The meters its measurements read.
     pub meters: Vec<String>,
+    /// The CPU-time series, named in a record's meters where its CPU time was measured.
+    pub cpu_meter: String,
 }
 
 /// The meters a model's measurements read, as records name them:
@@ -89,11 +93,6 @@ pub fn meters(measurements: &[Measurement]) -> Vec<String> {
 /// Builds one record.
 pub fn build(identity: &Identity, window: Window, m: Measured<'_>) -> EnergyRecord {
     let (vm, details) = (m.vm, m.details);
-    let status = if details.ended_ms.is_some_and(|t| t <= window.end_ms) {
-        Status::Completed
-    } else {
-        Status::Running
-    };
     EnergyRecord {
         id: record_id(&identity.site, &vm.uuid, window),
         site: identity.site.clone(),
@@ -116,10 +115,17 @@ pub fn build(identity: &Identity, window: Window, m: Measured<'_>) -> EnergyReco
         cpu_s: m.cpu_s,
         vcpus: vm.vcpus,
         memory_mb: vm.memory_mb,
-        status,
+        status: m.status,
         quality: RecordQuality {
             kind: m.quality.kind,
-            meters: m.quality.meters.clone(),
+            meters: match m.cpu_s {
+                Some(_) => {
+                    let mut meters = m.quality.meters.clone();
+                    meters.push(m.quality.cpu_meter.clone());
+                    meters
+                }
+                None => m.quality.meters.clone(),
+            },
             covered_s: m.covered_s,
         },
         pue: None,

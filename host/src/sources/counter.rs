@@ -18,6 +18,10 @@ pub struct Increase {
     pub value: f64,
     /// Seconds between the first and last used sample.
     pub span_s: f64,
+    /// Time of the first used sample (the base, when there is one), ms.
+    pub first_ms: i64,
+    /// Time of the last used sample, ms.
+    pub last_ms: i64,
 }
 
 /// C1 over `samples` (ascending in time): the base is the last sample with
@@ -35,10 +39,12 @@ pub fn c1(samples: &[Sample], window: Window, wrap: Option<f64>) -> Option<Incre
         .windows(2)
         .map(|pair| delta(pair[0].value, pair[1].value, wrap))
         .sum();
-    let span_ms = used[used.len() - 1].t_ms - used[0].t_ms;
+    let (first_ms, last_ms) = (used[0].t_ms, used[used.len() - 1].t_ms);
     Some(Increase {
         value,
-        span_s: span_ms as f64 / 1000.0,
+        span_s: (last_ms - first_ms) as f64 / 1000.0,
+        first_ms,
+        last_ms,
     })
 }
 

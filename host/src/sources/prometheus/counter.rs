@@ -241,6 +241,8 @@ fn fast_path(e: &Edges, resets: f64, window: Window, lookback_ms: i64) -> Option
     Some(Increase {
         value: last_value - base_value,
         span_s: (last_t - base_t) as f64 / 1000.0,
+        first_ms: base_t,
+        last_ms: last_t,
     })
 }
 
