@@ -82,6 +82,40 @@ fn prometheus_down_is_a_source_error_naming_the_endpoint() {
     assert!(stderr.contains(&url), "{stderr}");
     assert!(stderr.contains("cannot reach Prometheus"), "{stderr}");
     assert!(out.stdout.is_empty(), "no records on failure");
+
+    // At the default level: one line per retry for the window (not one per
+    // query), and the final error says each thing once.
+    let out = command()
+        .env("WATTSON_LOG", "info")
+        .args(["extract", "--dry-run", "--format", "jsonl", "--policy"])
+        .arg(&policy)
+        .args(["--prometheus", &url])
+        .args(["--from", &secs(T0), "--to", &secs(T0 + HOUR)])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() <= 8, "{} lines:\n{stderr}", lines.len());
+    let error = lines.iter().find(|l| l.starts_with("error: ")).unwrap();
+    assert_eq!(
+        error.matches("cannot reach Prometheus").count(),
+        1,
+        "{error}"
+    );
+    assert!(error.ends_with("(gave up after 4 attempts)"), "{error}");
+}
+
+#[test]
+fn a_missing_policy_file_is_named_once() {
+    let out = command()
+        .args(["policy", "check", "/nonexistent/site.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: cannot read policy /nonexistent/site.toml: No such file or directory (os error 2)\n"
+    );
 }
 
 #[test]

@@ -100,7 +100,7 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
     }
     .map_err(|e| {
         let code = match &e {
-            ExtractError::Window { source, .. } => match source {
+            ExtractError::Window { error, .. } => match error {
                 PipelineError::Source(_)
                 | PipelineError::Libvirt(_)
                 | PipelineError::Template(TemplateError::Query(_)) => EXIT_SOURCE,

@@ -39,13 +39,12 @@ pub struct ExtractReport {
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
     /// A window could not be measured, attributed or rendered.
-    #[error("window {window}: {source}")]
+    #[error("window {window}: {error}")]
     Window {
         /// The window.
         window: Window,
-        /// Why.
-        #[source]
-        source: PipelineError,
+        /// Why (in the message, not the error chain).
+        error: PipelineError,
     },
     /// The state directory cannot be used (or another run holds the lock).
     #[error(transparent)]
@@ -203,7 +202,7 @@ impl From<PipelineError> for Stop {
 impl Stop {
     fn in_window(self, window: Window) -> ExtractError {
         match self {
-            Self::Pipeline(source) => ExtractError::Window { window, source },
+            Self::Pipeline(error) => ExtractError::Window { window, error },
             Self::Out(e) => e,
         }
     }

@@ -172,13 +172,12 @@ impl fmt::Display for Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     /// The file cannot be read.
-    #[error("cannot read policy {}: {source}", path.display())]
+    #[error("cannot read policy {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// Why (in the message, not the error chain).
+        error: std::io::Error,
     },
     /// Syntax, keys, types, values, plugins or parameters are wrong.
     #[error("{}", list(.0))]

@@ -373,9 +373,9 @@ impl Policy {
     /// Reads a policy file, applies `--set` overrides, and checks the result
     /// as [`Policy::load`] does; problems name the file's line or the `--set`.
     pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| PolicyError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let (text, origins) = overrides::apply(&text, overrides).map_err(|problems| {
             PolicyError::Invalid(

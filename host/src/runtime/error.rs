@@ -55,13 +55,12 @@ pub enum PluginError {
         wanted: PluginKind,
     },
     /// The component file cannot be read.
-    #[error("cannot read plugin file {}: {source}", path.display())]
+    #[error("cannot read plugin file {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error (in the message, not the error chain).
+        error: std::io::Error,
     },
     /// Not a component, or not one of the wanted world.
     #[error("{plugin} is not a valid {kind} component: {reason}")]

@@ -130,9 +130,9 @@ impl Runtime {
                         builtins: builtins::names(kind),
                     });
                 }
-                let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+                let bytes = std::fs::read(path).map_err(|error| PluginError::Read {
                     path: path.to_owned(),
-                    source,
+                    error,
                 })?;
                 let name = path
                     .file_stem()

@@ -25,13 +25,12 @@ pub use spool::{Output, Spool, SpoolWriter, SpooledOutput, SpooledWindow};
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// Any I/O failure, with the path.
-    #[error("state {}: {source}", path.display())]
+    #[error("state {}: {error}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error (in the message, not the error chain).
+        error: std::io::Error,
     },
     /// Another run holds the lock.
     #[error("another wattson run for this policy is active (lock {} is held); wait for it to finish, or check for a stuck process", path.display())]
@@ -50,9 +49,9 @@ pub enum StateError {
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
-    move |source| StateError::Io {
+    move |error| StateError::Io {
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 
@@ -109,7 +108,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> 
     tmp.as_file().sync_all().map_err(io(path))?;
     tmp.persist(path).map_err(|e| StateError::Io {
         path: path.to_owned(),
-        source: e.error,
+        error: e.error,
     })?;
     Ok(())
 }

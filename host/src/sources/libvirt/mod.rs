@@ -28,14 +28,14 @@ pub enum LibvirtError {
         message: String,
     },
     /// A domain's metadata element is not XML.
-    #[error("libvirt at {uri}: domain {domain}: {source}")]
+    #[error("libvirt at {uri}: domain {domain}: {error}")]
     Metadata {
         /// The connection URI.
         uri: String,
         /// The domain's name.
         domain: String,
-        /// What was wrong.
-        source: metadata::MetadataError,
+        /// What was wrong (in the message, not the error chain).
+        error: metadata::MetadataError,
     },
 }
 
@@ -217,10 +217,10 @@ impl Libvirt {
 
     /// nova 1.1, else nova 1.0, else OpenNebula, else none.
     fn cloud_metadata(&self, dom: &VirtDomain, name: &str) -> Result<CloudMetadata, LibvirtError> {
-        let bad = |source| LibvirtError::Metadata {
+        let bad = |error| LibvirtError::Metadata {
             uri: self.uri.clone(),
             domain: name.to_owned(),
-            source,
+            error,
         };
         for ns in [metadata::NOVA_1_1, metadata::NOVA_1_0] {
             if let Some(xml) = self.element(dom, name, ns)? {

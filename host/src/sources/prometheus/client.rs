@@ -1,5 +1,7 @@
 //! A small client for the Prometheus HTTP API (`/api/v1/query`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -88,6 +90,10 @@ pub struct Client {
     query_url: String,
     auth: Auth,
     pub(crate) config: PrometheusConfig,
+    /// The highest retry attempt already logged at WARN: a window's queries
+    /// fail together when the endpoint is down, and one line per attempt says
+    /// so (the others go to DEBUG). Back to 0 after a query succeeds.
+    warned_attempt: Arc<AtomicU32>,
 }
 
 impl std::fmt::Debug for Client {
@@ -272,6 +278,7 @@ impl Client {
             base,
             auth,
             config,
+            warned_attempt: Arc::new(AtomicU32::new(0)),
         })
     }
 
@@ -318,7 +325,10 @@ impl Client {
         let mut attempt = 0;
         loop {
             let error = match self.query_once::<M>(query, time_ms).await {
-                Ok(series) => return Ok(series),
+                Ok(series) => {
+                    self.warned_attempt.store(0, Ordering::Relaxed);
+                    return Ok(series);
+                }
                 Err(e) if is_retryable(&e) => e,
                 Err(e) => return Err(e),
             };
@@ -331,7 +341,11 @@ impl Client {
             }
             let delay = Duration::from_millis(self.config.backoff_ms)
                 .saturating_mul(2u32.saturating_pow(attempt - 1));
-            tracing::warn!(url = %self.base, query, attempt, "{error}; retrying in {delay:?}");
+            if self.warned_attempt.fetch_max(attempt, Ordering::Relaxed) < attempt {
+                tracing::warn!(url = %self.base, query, attempt, "{error}; retrying in {delay:?}");
+            } else {
+                tracing::debug!(url = %self.base, query, attempt, "{error}; retrying in {delay:?}");
+            }
             tokio::time::sleep(delay).await;
         }
     }

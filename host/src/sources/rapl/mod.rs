@@ -30,13 +30,12 @@ pub enum RaplError {
         path: PathBuf,
     },
     /// Any other failure, with the path.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error (in the message, not the error chain).
+        error: std::io::Error,
     },
     /// A file that does not hold a number.
     #[error("{} does not hold a number: `{text}`", path.display())]
@@ -59,7 +58,7 @@ fn read_error(path: &Path, source: std::io::Error) -> RaplError {
     } else {
         RaplError::Io {
             path: path.to_owned(),
-            source,
+            error: source,
         }
     }
 }
