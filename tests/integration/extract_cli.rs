@@ -3,7 +3,9 @@
 
 use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
 use super::prometheus::{Prometheus, free_port, openmetrics};
-use super::wattson::{BASIC_POLICY, command, extract, joules_by_vm, secs, write_policy};
+use super::wattson::{
+    BASIC_POLICY, command, extract, extract_as, joules_by_vm, secs, write_policy,
+};
 
 #[test]
 fn caso_json_carries_the_same_energy_in_kwh() {
@@ -186,19 +188,7 @@ fn records_say_whether_a_vm_started_stopped_or_ran_through_the_window() {
     assert_eq!(status["vm-stopped"], "completed");
 
     // APEL knows started and completed: ExecUnitFinished is 1 for the stopped VM only.
-    let out = command()
-        .args([
-            "extract",
-            "--dry-run",
-            "--format",
-            "apel-energy",
-            "--policy",
-        ])
-        .arg(&policy)
-        .args(["--prometheus", &prometheus.url])
-        .args(["--from", &secs(from), "--to", &secs(to)])
-        .output()
-        .unwrap();
+    let out = extract_as(&policy, &prometheus.url, from, to, "apel-energy");
     assert!(
         out.status.success(),
         "{}",

@@ -200,3 +200,59 @@ fn template_mistakes_are_refused_before_any_query() {
     );
     assert!(stderr.contains("prometheus-query"), "{stderr}");
 }
+
+#[test]
+fn a_per_vm_template_with_no_vm_to_run_for_is_not_silent() {
+    // cASO's default template against a Prometheus without the info series
+    // that lists VMs: cASO sends nothing and exits 0.
+    let series = counter_series(&VmShape {
+        uuid: "vm-a",
+        project: "p",
+        from_ms: T0,
+        to_ms: T0 + 2 * HOUR,
+        resets_at: &[],
+        gaps: &[],
+        initial: 1.0,
+        seed: 71,
+    });
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(&[(METRIC, &[series])], &[]));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(
+        dir.path(),
+        "caso.toml",
+        &policy(
+            r#"sum(increase(libvirt_domain_info_energy_consumption_joules_total{uuid="{{uuid}}"}[{{window}}]))"#,
+            "J",
+        ),
+    );
+    let run = |strict: bool| {
+        let mut cmd = command();
+        cmd.args(["extract", "--dry-run", "--format", "jsonl", "--policy"])
+            .arg(&policy)
+            .args(["--prometheus", &prometheus.url])
+            .args(["--from", &secs(T0 + HOUR), "--to", &secs(T0 + 2 * HOUR)]);
+        if strict {
+            cmd.arg("--strict");
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains("WARN") && stderr.contains("per-VM template has no VM to run for"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("libvirt_domain_info_meta") && stderr.contains("--strict"),
+        "it says where VMs come from and what to set: {stderr}"
+    );
+    let out = run(true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("per-VM template has no VM to run for"),
+        "{stderr}"
+    );
+}

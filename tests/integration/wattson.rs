@@ -41,8 +41,13 @@ format = "jsonl"
 
 /// Runs `wattson extract --dry-run --format jsonl` and returns the output.
 pub fn extract(policy: &Path, url: &str, from_ms: i64, to_ms: i64) -> Output {
+    extract_as(policy, url, from_ms, to_ms, "jsonl")
+}
+
+/// Runs `wattson extract --dry-run --format FORMAT` and returns the output.
+pub fn extract_as(policy: &Path, url: &str, from_ms: i64, to_ms: i64, format: &str) -> Output {
     command()
-        .args(["extract", "--dry-run", "--format", "jsonl", "--policy"])
+        .args(["extract", "--dry-run", "--format", format, "--policy"])
         .arg(policy)
         .args(["--prometheus", url])
         .args(["--from", &secs(from_ms), "--to", &secs(to_ms)])

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
 use super::prometheus::{Prometheus, openmetrics};
-use super::wattson::{command, extract, joules_by_vm, write_policy};
+use super::wattson::{command, extract, extract_as, joules_by_vm, write_policy};
 
 const V0_1_MODEL: &str = env!("WATTSON_TEST_GUEST_V0_1_MODEL");
 
@@ -88,19 +88,7 @@ format = "jsonl"
     assert!(line.contains(r#""status":"running""#), "{line}");
 
     // The same window through a 0.2.0 apel-energy output: running is `started`.
-    let out = command()
-        .args([
-            "extract",
-            "--dry-run",
-            "--format",
-            "apel-energy",
-            "--policy",
-        ])
-        .arg(&policy)
-        .args(["--prometheus", &prometheus.url])
-        .args(["--from", "1748739600", "--to", "1748743200"])
-        .output()
-        .unwrap();
+    let out = extract_as(&policy, &prometheus.url, from, to, "apel-energy");
     assert!(
         out.status.success(),
         "{}",

@@ -41,6 +41,10 @@ pub struct ExtractArgs {
     /// --dry-run, this changes no state (the policy's messengers get nothing).
     #[arg(long, value_name = "NAME")]
     format: Option<String>,
+    /// Fail a window that would give no records because nothing says which
+    /// VMs to measure, instead of warning (the policy's `strict = true`).
+    #[arg(long)]
+    strict: bool,
     /// Take this time (RFC 3339 or unix seconds) as now: replays and tests.
     #[arg(long, value_name = "TIME")]
     now: Option<String>,
@@ -56,6 +60,7 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
     if let Some(format) = &args.format {
         policy.override_format(format);
     }
+    policy.strict |= args.strict;
     let real_now_ms = chrono::Utc::now().timestamp_millis();
     let now_ms = match &args.now {
         Some(t) => parse_time(t).map_err(|e| config(e.into()))?,

@@ -205,6 +205,21 @@ pub async fn gather(
             uuids.push(uuid);
             vm_labels.push(labels);
         }
+        if uuids.is_empty() {
+            // cASO's failure mode: no VM list, no query, no record, exit 0.
+            let message = format!(
+                "the model's per-VM template has no VM to run for in {window}: VMs come from \
+                 the info series `{}` (keyed by `{}`), which has no series in this window, or \
+                 from the model's uuid-keyed measurements. Check [inventory] meta_metric and \
+                 meta_uuid_label against this Prometheus, or use a template without per-VM \
+                 variables (`sum by (uuid) (…)`)",
+                inventory.meta_metric, inventory.meta_uuid_label
+            );
+            if policy.strict {
+                return Err(PipelineError::Unsupported(message));
+            }
+            tracing::warn!("{message}; --strict makes this an error");
+        }
     }
     let host_of = |labels: &Labels| {
         inventory

@@ -54,6 +54,11 @@ pub struct Policy {
     /// Project (id or name) → VO / FQAN, like cASO's voms.json.
     #[serde(default)]
     pub vo_map: BTreeMap<String, String>,
+    /// Fail a window that would silently give no records because nothing
+    /// says which VMs to measure (a per-VM template without an inventory),
+    /// instead of warning. `extract --strict` sets it.
+    #[serde(default)]
+    pub strict: bool,
     /// The file this policy came from.
     #[serde(skip)]
     pub source: Option<Arc<Source>>,
