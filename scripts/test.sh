@@ -13,7 +13,9 @@ for guest in tests/guests/misbehave tests/guests/v0_1_model; do
     (cd "$guest" && cargo fmt --all -- --check)
 done
 cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --all-targets --features failpoints -- -D warnings
 # The SDK and builtins, both worlds' features at once, as a site's workspace lints them.
 (cd plugins && CARGO_TARGET_DIR="$PWD/../target/guests" \
     cargo clippy --locked --target wasm32-wasip2 --workspace -- -D warnings)
-cargo test --locked
+# The crash tests need the failpoints a release build does not have.
+cargo test --locked --features failpoints

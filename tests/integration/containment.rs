@@ -185,6 +185,31 @@ fn cached_plugins_load_from_disk() {
     let again = Runtime::new(Limits::default(), Some(cache.path().to_owned())).unwrap();
     again.load_model("libvirt-joules").unwrap();
     assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
+
+    // Proof that it is a hit, not a recompile: put another model's compiled
+    // artifact under libvirt-joules' name; a run that reads the cache gets
+    // that model.
+    let other = tempfile::tempdir().unwrap();
+    Runtime::new(Limits::default(), Some(other.path().to_owned()))
+        .unwrap()
+        .load_model("prometheus-query")
+        .unwrap();
+    let swapped = std::fs::read_dir(other.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let cached = files[0].as_ref().unwrap().path();
+    std::fs::copy(swapped.path(), &cached).unwrap();
+    let hit = Runtime::new(Limits::default(), Some(cache.path().to_owned()))
+        .unwrap()
+        .load_model("libvirt-joules")
+        .unwrap();
+    assert_eq!(
+        hit.info().name,
+        "prometheus-query",
+        "the cached artifact was used"
+    );
 }
 
 #[test]

@@ -329,8 +329,10 @@ impl Progress {
     }
 }
 
-/// Crash tests: `WATTSON_CRASH_AT=<point>[:<n>]` kills the process with
-/// SIGKILL (no cleanup of any kind) the n-th time (default first) it passes `point`.
+/// Crash tests (builds with the `failpoints` feature only):
+/// `WATTSON_CRASH_AT=<point>[:<n>]` kills the process with SIGKILL (no
+/// cleanup of any kind) the n-th time (default first) it passes `point`.
+#[cfg(feature = "failpoints")]
 fn failpoint(point: &str) {
     use std::sync::atomic::{AtomicU32, Ordering};
     static HITS: AtomicU32 = AtomicU32::new(0);
@@ -346,6 +348,10 @@ fn failpoint(point: &str) {
         std::process::abort();
     }
 }
+
+/// Release builds carry no failpoint.
+#[cfg(not(feature = "failpoints"))]
+fn failpoint(_point: &str) {}
 
 fn messenger_key(config: &MessengerConfig) -> String {
     serde_json::to_string(config).unwrap_or_else(|_| format!("{config:?}"))
