@@ -1,28 +1,50 @@
 //! `file`: one file per payload in a directory, named by the sha256 of its
-//! content, written to a temporary name and renamed, so a re-sent payload
+//! content, written to a temporary file and renamed, so a re-sent payload
 //! lands on the same name (receivers see each payload once).
+//!
+//! Temporaries are written in the subdirectory `.wattson-tmp/`, where a
+//! pickup that globs the directory does not see them; a temporary that a
+//! killed run left there (or, before, in the directory itself as
+//! `.wattson-*.tmp`) is removed by the next run once it is 10 minutes old.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
 use super::{DeliveryError, Messenger, Payload};
 
+/// Where temporaries are written, inside the messenger's directory (the same
+/// file system, so the rename into place is atomic).
+const TMP_DIR: &str = ".wattson-tmp";
+/// A temporary this old was left by a run that was killed while writing it.
+const STALE_AFTER: Duration = Duration::from_secs(600);
+
 /// Writes payloads as `<sha256>.<extension>` files into a directory.
 #[derive(Debug)]
 pub struct File {
     directory: PathBuf,
+    /// Whether this run has removed stale temporaries yet.
+    swept: bool,
 }
 
 impl File {
     /// A messenger writing into `directory` (created when missing).
     pub fn new(directory: PathBuf) -> Self {
-        Self { directory }
+        Self {
+            directory,
+            swept: false,
+        }
     }
 
-    fn write(&self, payload: &Payload<'_>) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.directory)?;
+    fn write(&mut self, payload: &Payload<'_>) -> std::io::Result<()> {
+        let tmp_dir = self.directory.join(TMP_DIR);
+        std::fs::create_dir_all(&tmp_dir)?;
+        if !std::mem::replace(&mut self.swept, true) {
+            remove_stale(&tmp_dir, "");
+            remove_stale(&self.directory, ".wattson-");
+        }
         let name = format!(
             "{}.{}",
             hex::encode(Sha256::digest(payload.bytes)),
@@ -33,13 +55,42 @@ impl File {
             return Ok(());
         }
         let mut tmp = tempfile::Builder::new()
-            .prefix(".wattson-")
             .suffix(".tmp")
-            .tempfile_in(&self.directory)?;
+            .tempfile_in(&tmp_dir)?;
         tmp.write_all(payload.bytes)?;
         tmp.as_file().sync_all()?;
         tmp.persist(&target).map_err(|e| e.error)?;
         Ok(())
+    }
+}
+
+/// Removes the `<prefix>*.tmp` files in `dir` older than [`STALE_AFTER`]:
+/// temporaries of killed runs (a write takes milliseconds).
+fn remove_stale(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(prefix) && name.ends_with(".tmp")) {
+            continue;
+        }
+        let age = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok());
+        if age.is_some_and(|age| age > STALE_AFTER) {
+            let path = entry.path();
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!(
+                    "removed {}, a temporary a killed run left behind",
+                    path.display()
+                ),
+                Err(e) => tracing::warn!("cannot remove stale temporary {}: {e}", path.display()),
+            }
+        }
     }
 }
 
@@ -53,5 +104,56 @@ impl Messenger for File {
             messenger: self.name(),
             reason: format!("{e}; check that the directory exists and is writable"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn old(path: &Path) {
+        let file = std::fs::File::create(path).unwrap();
+        file.set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+    }
+
+    #[test]
+    fn temporaries_stay_out_of_the_directory_and_stale_ones_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp_dir = dir.path().join(TMP_DIR);
+        std::fs::create_dir_all(&tmp_dir).unwrap();
+        // What kill -9 left: one temporary of the old layout, one of the new,
+        // and one being written right now by another run (young: kept).
+        old(&dir.path().join(".wattson-AbC123.tmp"));
+        old(&tmp_dir.join("XyZ789.tmp"));
+        std::fs::write(tmp_dir.join("young.tmp"), b"half").unwrap();
+        std::fs::write(dir.path().join("other.tmp"), b"not ours").unwrap();
+
+        let mut messenger = File::new(dir.path().to_owned());
+        let journal = dir.path().join("journal");
+        messenger
+            .deliver(&Payload {
+                bytes: b"{\"a\":1}",
+                extension: "json",
+                media_type: "application/json",
+                journal: &journal,
+            })
+            .unwrap();
+
+        let mut top: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        top.sort();
+        let payload = format!("{}.json", hex::encode(Sha256::digest(b"{\"a\":1}")));
+        assert_eq!(
+            top,
+            vec![TMP_DIR.to_owned(), payload, "other.tmp".to_owned()]
+        );
+        let left: Vec<String> = std::fs::read_dir(&tmp_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, vec!["young.tmp".to_owned()]);
     }
 }

@@ -14,8 +14,7 @@ use crate::runtime::{
 };
 use crate::sources::counter::Sample;
 use crate::sources::idle;
-use crate::sources::libvirt::DomainState;
-use crate::sources::libvirt::{Domain, Libvirt, LibvirtError};
+use crate::sources::libvirt::{Domain, DomainState, Libvirt, LibvirtError};
 use crate::sources::prometheus::{
     Client, Labels, QueryTemplate, Series, SeriesIncrease, VmVars, counter_samples, gauge_samples,
     measure_counter, measure_gauge, measure_template, measure_vm_gauge, vm_metadata, vm_sizes,
