@@ -8,9 +8,10 @@ use sha2::{Digest, Sha256};
 
 use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
 use super::prometheus::{Prometheus, openmetrics};
-use super::wattson::{command, extract, extract_as, joules_by_vm, write_policy};
+use super::wattson::{command, extract, extract_as, joules_by_vm, secs, write_policy};
 
 const V0_1_MODEL: &str = env!("WATTSON_TEST_GUEST_V0_1_MODEL");
+const V0_1_FORMAT: &str = env!("WATTSON_TEST_GUEST_V0_1_FORMAT");
 
 /// sha256 of `wit/since_v0.1.0/plugin.wit` as released: a frozen version
 /// never changes (components built against it must keep loading).
@@ -99,6 +100,72 @@ format = "jsonl"
 }
 
 #[test]
+fn a_v0_1_format_renders_the_records_of_v0_2_models() {
+    let shapes = [
+        VmShape {
+            uuid: "vm-a",
+            project: "p1",
+            from_ms: T0,
+            to_ms: T0 + 3 * HOUR,
+            resets_at: &[],
+            gaps: &[],
+            initial: 5.0,
+            seed: 111,
+        },
+        VmShape {
+            uuid: "vm-b",
+            project: "p1",
+            from_ms: T0,
+            to_ms: T0 + HOUR + 30 * MIN,
+            resets_at: &[],
+            gaps: &[],
+            initial: 5.0,
+            seed: 112,
+        },
+    ];
+    let series: Vec<_> = shapes.iter().map(counter_series).collect();
+    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(
+        dir.path(),
+        "v01-format.toml",
+        &format!(
+            "[site]\nname = \"S\"\ncompute_service = \"c\"\n\n[prometheus]\nurl = \"http://127.0.0.1:9\"\n\n[model]\nplugin = \"libvirt-joules\"\n\n[[outputs]]\nformat = \"{V0_1_FORMAT}\"\n"
+        ),
+    );
+    let (from, to) = (T0 + HOUR, T0 + 2 * HOUR);
+    let out = command()
+        .args(["extract", "--dry-run", "--policy"])
+        .arg(&policy)
+        .args(["--prometheus", &prometheus.url])
+        .args(["--from", &secs(from), "--to", &secs(to)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for ((shape, s), line) in shapes.iter().zip(&series).zip(&lines) {
+        assert_eq!(line[0], shape.uuid);
+        let joules: f64 = line[2].parse().unwrap();
+        let want = c1(&s.samples, from, to).unwrap();
+        assert!(
+            rel_err(joules, want) <= 1e-9,
+            "{}: {joules} vs {want}",
+            shape.uuid
+        );
+        assert_eq!(line[3], "-", "no gauge, no covered seconds");
+    }
+    // 0.1.0 knew `started` and `completed`: a running VM is `started` there.
+    assert_eq!(lines[0][1], "started", "{text}");
+    assert_eq!(lines[1][1], "completed", "{text}");
+}
+
+#[test]
 fn inspect_names_the_wit_version_a_component_was_built_for() {
     let inspect = |plugin: &str| {
         let out = command()
@@ -117,6 +184,11 @@ fn inspect_names_the_wit_version_a_component_was_built_for() {
     assert!(old.contains("scale (a number, default 1)"), "{old}");
     let new = inspect("libvirt-joules");
     assert!(new.contains("wit: wattson:plugin@0.2.0"), "{new}");
+    let old_format = inspect(V0_1_FORMAT);
+    assert!(
+        old_format.contains("kind: format\nwit: wattson:plugin@0.1.0"),
+        "{old_format}"
+    );
     let format = inspect("apel-energy");
     assert!(format.contains("wit: wattson:plugin@0.2.0"), "{format}");
     assert!(
