@@ -106,3 +106,17 @@ fn bad_url_and_format_are_named() {
     assert_eq!(code, 2);
     assert!(stderr.contains("key `outputs[0].format`"), "{stderr}");
 }
+
+#[test]
+fn a_window_longer_than_a_year_is_refused_not_clamped() {
+    // 2^63 s used to wrap around to 1 ms windows.
+    let (code, stderr) = check(&format!(
+        "{HEAD}[window]\nmax_window_secs = 9223372036854775807\n\n[model]\nplugin = \"libvirt-joules\"\n"
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("site.toml:6:1") && stderr.contains("key `window.max_window_secs`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("more than a year (31622400 s)"), "{stderr}");
+}

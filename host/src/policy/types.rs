@@ -227,6 +227,9 @@ pub struct WindowConfig {
     pub delay_secs: u64,
 }
 
+/// The longest window a policy may ask for: a year (366 days).
+const MAX_WINDOW_SECS: u64 = 366 * 86_400;
+
 fn default_delay_secs() -> u64 {
     120
 }
@@ -469,7 +472,18 @@ impl Policy {
                 ));
             }
         }
-        if policy.window.max_window_secs < policy.window.step_secs {
+        if policy.window.max_window_secs > MAX_WINDOW_SECS {
+            problems.push(Problem::at_key(
+                &source,
+                "window",
+                "max_window_secs",
+                format!(
+                    "{} s is more than a year ({MAX_WINDOW_SECS} s); a longer gap since the \
+                     last run is extracted in several windows anyway",
+                    policy.window.max_window_secs
+                ),
+            ));
+        } else if policy.window.max_window_secs < policy.window.step_secs {
             problems.push(Problem::at_key(
                 &source,
                 "window",
