@@ -79,6 +79,7 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
     )
     .map_err(|e| Failure::new(EXIT_PLUGIN, e))?;
     let bound = policy::bind(&policy, &runtime).map_err(|e| config(e.into()))?;
+    super::policy::check_plan(&policy, &bound)?;
     let prometheus = policy
         .prometheus
         .as_ref()

@@ -25,6 +25,33 @@ pub enum PolicyCommand {
     },
 }
 
+/// Fails with every problem a window would hit with the bound model's
+/// measurements (no I/O), located at the policy's `[model] plugin`.
+pub(super) fn check_plan(policy: &Policy, bound: &policy::Bound) -> Result<(), Failure> {
+    let problems = crate::pipeline::plan_problems(policy, &bound.measurements);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let plugin = &policy.model.plugin;
+    let problems = problems
+        .into_iter()
+        .map(|message| match policy.source() {
+            Some(source) => {
+                policy::Problem::at(source, plugin.span(), Some("model".into()), message)
+            }
+            None => policy::Problem {
+                location: None,
+                key: Some("model".into()),
+                message,
+            },
+        })
+        .collect();
+    Err(Failure::new(
+        EXIT_CONFIG,
+        policy::PolicyError::Invalid(problems),
+    ))
+}
+
 /// Runs a `policy` subcommand.
 pub fn run(command: PolicyCommand) -> Result<(), Failure> {
     match command {
@@ -38,6 +65,7 @@ pub fn run(command: PolicyCommand) -> Result<(), Failure> {
             .map_err(|e| Failure::new(EXIT_PLUGIN, e))?;
             let bound =
                 policy::bind(&policy, &runtime).map_err(|e| Failure::new(EXIT_CONFIG, e))?;
+            check_plan(&policy, &bound)?;
             println!(
                 "{}: ok (model {} {}, {} output(s))",
                 file.display(),

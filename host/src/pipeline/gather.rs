@@ -485,6 +485,33 @@ fn status(
     }
 }
 
+/// What a window would refuse in `measurements` with this policy, found
+/// without I/O: `rapl` and `host-power` without `[inventory] host_label`,
+/// RAPL zones without their wrap range, an idle power naming no host meter
+/// or with a setting that is neither `auto` nor watts. `policy check` and the
+/// start of `extract` report these before any query.
+pub fn plan_problems(policy: &Policy, measurements: &[Measurement]) -> Vec<String> {
+    measurements
+        .iter()
+        .filter_map(|m| {
+            let checked = match m {
+                Measurement::Rapl(r) => rapl_counters(policy, r).map(drop),
+                Measurement::HostPower(h) => {
+                    host_power_gauge(policy, &h.name, h.max_gap_s).map(drop)
+                }
+                Measurement::IdlePower(spec) => {
+                    idle_setting(spec).and_then(|setting| match setting {
+                        None => idle_meter(policy, measurements, spec).map(drop),
+                        Some(_) => Ok(()),
+                    })
+                }
+                _ => Ok(()),
+            };
+            checked.err().map(|e| e.to_string())
+        })
+        .collect()
+}
+
 /// Every domain of libvirt at `uri` by uuid (none without a URI), read on a
 /// blocking thread: libvirt's calls block.
 async fn libvirt_domains(uri: Option<&str>) -> Result<HashMap<String, Domain>, PipelineError> {
@@ -957,5 +984,73 @@ async fn measure(
             };
             Ok((result, raw))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::policy::Source;
+    use crate::runtime::HostPowerSpec;
+
+    #[test]
+    fn the_plan_is_checked_before_any_query() {
+        let policy = |extra: &str| {
+            Policy::parse(Source::new(
+                Path::new("p.toml"),
+                format!(
+                    "[site]\nname = \"S\"\ncompute_service = \"c\"\n{extra}\n[model]\nplugin = \"libvirt-joules\"\n"
+                ),
+            ))
+            .unwrap()
+        };
+        let measurements = [
+            Measurement::Rapl(RaplSpec {
+                name: "rapl".into(),
+                zones: vec![],
+            }),
+            Measurement::HostPower(HostPowerSpec {
+                name: "wall".into(),
+                max_gap_s: None,
+            }),
+            Measurement::IdlePower(IdlePowerSpec {
+                name: "idle".into(),
+                meter: "nope".into(),
+                setting: "auto".into(),
+            }),
+            Measurement::IdlePower(IdlePowerSpec {
+                name: "idle2".into(),
+                meter: "wall".into(),
+                setting: "lots".into(),
+            }),
+        ];
+        let problems = plan_problems(&policy(""), &measurements);
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(
+            problems[0].contains("set [inventory] host_label"),
+            "{}",
+            problems[0]
+        );
+        assert!(problems[1].contains("(host-power)") && problems[1].contains("host_label"));
+        assert!(
+            problems[2].contains("needs `nope` to be a host meter"),
+            "{}",
+            problems[2]
+        );
+        assert!(
+            problems[3].contains("neither \"auto\" nor a number"),
+            "{}",
+            problems[3]
+        );
+
+        // With a host key and the zones' ranges, only the unknown meter and
+        // the bad setting remain.
+        let configured = policy(
+            "[inventory]\nhost_label = \"instance\"\n[rapl]\nmax_energy_range_uj = { package = 262143328850, dram = 65712999613 }\n",
+        );
+        let problems = plan_problems(&configured, &measurements);
+        assert_eq!(problems.len(), 2, "{problems:#?}");
     }
 }
