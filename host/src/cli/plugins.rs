@@ -4,8 +4,8 @@ use clap::Subcommand;
 
 use super::{EXIT_PLUGIN, Failure, cache_dir};
 use crate::runtime::{
-    BUILTINS, Limits, Measurement, Model, ParamSpec, PluginKind, Quality, Runtime, kind_name,
-    value_text,
+    BUILTINS, Limits, Measurement, Model, ParamSpec, PluginError, PluginKind, Quality, Runtime,
+    kind_name, value_text,
 };
 
 /// `wattson plugins …`
@@ -57,7 +57,10 @@ pub fn run(command: PluginsCommand) -> Result<(), Failure> {
             let format = match runtime.load_format(&plugin) {
                 Ok(format) => format,
                 // A model that failed to load is reported as a model.
-                Err(e) if e.to_string().contains("it is an attribution-model") => {
+                Err(PluginError::OtherWorld {
+                    is: PluginKind::Model,
+                    ..
+                }) => {
                     return Err(Failure::new(EXIT_PLUGIN, model_error));
                 }
                 Err(e) => return Err(Failure::new(EXIT_PLUGIN, e)),

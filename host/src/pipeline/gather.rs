@@ -339,20 +339,19 @@ pub async fn gather(
             let Some(key) = s.labels.get(&result.key_label) else {
                 continue;
             };
-            let slot = match result.key {
-                KeyKind::Uuid => vm_index.get(key).map(|&i| &mut per_vm[i]),
-                KeyKind::Vmname => name_index.get(key).map(|&i| &mut per_vm[i]),
-                KeyKind::Host => host_index
+            let vm = match result.key {
+                KeyKind::Uuid => vm_index.get(key).copied(),
+                KeyKind::Vmname => name_index.get(key).copied(),
+                KeyKind::Host => None,
+            };
+            let slot = match (result.key, vm) {
+                (KeyKind::Host, _) => host_index
                     .get(host_key.normalise(key).as_str())
                     .map(|&i| &mut per_host[i]),
+                (_, vm) => vm.map(|i| &mut per_vm[i]),
             };
             let Some(slot) = slot else { continue };
-            if let (Some((first, last)), KeyKind::Uuid | KeyKind::Vmname) = (s.times, result.key)
-                && let Some(i) = match result.key {
-                    KeyKind::Uuid => vm_index.get(key).copied(),
-                    _ => name_index.get(key).copied(),
-                }
-            {
+            if let (Some((first, last)), Some(i)) = (s.times, vm) {
                 let t = times[i].get_or_insert((first, last));
                 *t = (t.0.min(first), t.1.max(last));
             }

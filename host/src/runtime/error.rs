@@ -72,6 +72,18 @@ pub enum PluginError {
         /// wasmtime's reason.
         reason: String,
     },
+    /// A component of the other world (a format where a model is wanted, or back).
+    #[error("{plugin} is not a valid {wanted} component: it is an {} component ({version})", is.world())]
+    OtherWorld {
+        /// The plugin.
+        plugin: PluginId,
+        /// What it was loaded as.
+        wanted: PluginKind,
+        /// What it is.
+        is: PluginKind,
+        /// The WIT version it was built against.
+        version: super::wit::WitVersion,
+    },
     /// The engine itself could not be set up.
     #[error("plugin runtime: {0}")]
     Engine(String),

@@ -158,10 +158,11 @@ impl Runtime {
                 reason,
             })?;
         if is != kind {
-            return Err(PluginError::Invalid {
-                plugin: id.clone(),
-                kind,
-                reason: format!("it is an {} component ({version})", is.world()),
+            return Err(PluginError::OtherWorld {
+                plugin: id,
+                wanted: kind,
+                is,
+                version,
             });
         }
         Ok((id, component, version))
