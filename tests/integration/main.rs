@@ -12,6 +12,7 @@ mod gauges;
 mod http;
 mod inventory;
 mod libvirt;
+mod models;
 mod overrides;
 mod policy_errors;
 mod polyglot;

@@ -25,9 +25,13 @@ pub enum PolicyCommand {
     },
 }
 
-/// Fails with every problem a window would hit with the bound model's
-/// measurements (no I/O), located at the policy's `[model] plugin`.
+/// Logs what the plan warns of (once per run), then fails with every problem
+/// a window would hit with the bound model's measurements (no I/O), located
+/// at the policy's `[model] plugin`.
 pub(super) fn check_plan(policy: &Policy, bound: &policy::Bound) -> Result<(), Failure> {
+    for warning in crate::pipeline::plan_warnings(policy, &bound.measurements) {
+        tracing::warn!("{warning}");
+    }
     let problems = crate::pipeline::plan_problems(policy, &bound.measurements);
     if problems.is_empty() {
         return Ok(());

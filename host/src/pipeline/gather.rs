@@ -228,6 +228,11 @@ pub async fn gather(
             .map(|h| host_key.normalise(h))
     };
     let mut hosts: Vec<String> = vm_labels.iter().filter_map(|l| host_of(l)).collect();
+    // A VM that migrated has a CPU-time series on each host it ran on.
+    let cpu_keyed = cpu_measurement(measurements).and_then(|n| keyed.iter().find(|r| r.name == n));
+    if let Some(result) = cpu_keyed {
+        hosts.extend(result.series.iter().filter_map(|s| host_of(&s.labels)));
+    }
     for result in keyed.iter().filter(|c| c.key == KeyKind::Host) {
         hosts.extend(
             result
@@ -418,19 +423,19 @@ pub async fn gather(
             status(window, lookback_ms, times[i], details[i].ended_ms, shut_off)
         })
         .collect();
-    // One placement per VM, on the host its series name: a VM is placed on
-    // two hosts only once CPU time is read per host (live migration).
-    let placements = vm_hosts
-        .into_iter()
-        .enumerate()
-        .map(|(i, host)| Placement {
-            vm: u32::try_from(i).unwrap_or(u32::MAX),
-            host,
-            presence_s: wall_s[i],
-            cpu_s: cpu.and_then(|m| m.vms[i]).map(|r| r.value),
-            assigned: true,
-        })
-        .collect();
+    let placements = placements(
+        &vm_hosts,
+        cpu_keyed.map(|result| {
+            result.series.iter().filter_map(|s| {
+                let vm = *vm_index.get(s.labels.get(&result.key_label)?)?;
+                let host = host_of(&s.labels)
+                    .and_then(|h| host_index.get(h.as_str()).copied())
+                    .and_then(|h| u32::try_from(h).ok());
+                Some((vm, host, s))
+            })
+        }),
+        &mut wall_s,
+    );
     Ok(Gathered {
         input: AttributionInput {
             window: WitWindow {
@@ -449,6 +454,63 @@ pub async fn gather(
         status,
         raw_fetched,
     })
+}
+
+/// Each VM's placements, grouped by VM in VM order (ENERGY.md "Live
+/// migration"): with the model's CPU-time series (`cpu`: VM index, host
+/// index, reading), one per host a VM's series name, with that host's CPU
+/// seconds and presence (several series of one VM on one host add up, the
+/// longest span counts), in the order the VM came to them; a migrated VM's
+/// wall time is the sum of its placements' spans. Without CPU time, or for a VM without a CPU-time
+/// series, one placement on the host its first series names.
+fn placements<'a>(
+    vm_hosts: &[Option<u32>],
+    cpu: Option<impl Iterator<Item = (usize, Option<u32>, &'a SeriesReading)>>,
+    wall_s: &mut [f64],
+) -> Vec<Placement> {
+    // Each placement with the time of its first sample, to order a VM's hosts.
+    let mut per_vm: Vec<Vec<(Placement, i64)>> = vec![Vec::new(); vm_hosts.len()];
+    for (vm, host, s) in cpu.into_iter().flatten() {
+        let first = s.times.map_or(i64::MAX, |t| t.0);
+        let list = &mut per_vm[vm];
+        match list.iter_mut().find(|(p, _)| p.host == host) {
+            Some((p, since)) => {
+                p.cpu_s = Some(p.cpu_s.unwrap_or(0.0) + s.value);
+                p.presence_s = p.presence_s.max(s.span_s);
+                *since = (*since).min(first);
+            }
+            None => list.push((
+                Placement {
+                    vm: u32::try_from(vm).unwrap_or(u32::MAX),
+                    host,
+                    presence_s: s.span_s,
+                    cpu_s: Some(s.value),
+                    assigned: true,
+                },
+                first,
+            )),
+        }
+    }
+    for (vm, list) in per_vm.iter_mut().enumerate() {
+        match list.len() {
+            0 => list.push((
+                Placement {
+                    vm: u32::try_from(vm).unwrap_or(u32::MAX),
+                    host: vm_hosts[vm],
+                    presence_s: wall_s[vm],
+                    cpu_s: None,
+                    assigned: true,
+                },
+                0,
+            )),
+            1 => {}
+            _ => {
+                list.sort_by_key(|(_, first)| *first);
+                wall_s[vm] = wall_s[vm].max(list.iter().map(|(p, _)| p.presence_s).sum());
+            }
+        }
+    }
+    per_vm.into_iter().flatten().map(|(p, _)| p).collect()
 }
 
 /// The name of the model's CPU-time measurement, if it declares one.
@@ -509,6 +571,49 @@ pub fn plan_problems(policy: &Policy, measurements: &[Measurement]) -> Vec<Strin
             checked.err().map(|e| e.to_string())
         })
         .collect()
+}
+
+/// What the plan does that the operator should know, said once per run: RAPL
+/// zones read without their wrap range (C1: a wrap counts as a reset).
+pub fn plan_warnings(policy: &Policy, measurements: &[Measurement]) -> Vec<String> {
+    let mut kinds: Vec<&str> = measurements
+        .iter()
+        .filter_map(|m| match m {
+            Measurement::Rapl(r) => Some(r),
+            _ => None,
+        })
+        .flat_map(|r| {
+            let defaults: &[&str] = if r.zones.is_empty() {
+                &["package", "dram"]
+            } else {
+                &[]
+            };
+            defaults
+                .iter()
+                .copied()
+                .chain(r.zones.iter().map(|z| zone_kind(z)))
+                .collect::<Vec<_>>()
+        })
+        .filter(|kind| !policy.rapl.max_energy_range_uj.contains_key(*kind))
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    if kinds.is_empty() {
+        return Vec::new();
+    }
+    let example = kinds
+        .iter()
+        .map(|k| format!("{k} = <value>"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    vec![format!(
+        "[rapl] max_energy_range_uj gives no wrap range for RAPL zone(s) {}: node_exporter does \
+         not export it, so a drop of these counters is taken as a reset (C1), and a wrap \
+         (every few minutes to hours under load) loses the energy up to the range. Read it on a \
+         hypervisor (`cat /sys/class/powercap/intel-rapl:*/max_energy_range_uj` of the zones \
+         with that `name`) and add `[rapl] max_energy_range_uj = {{ {example} }}`",
+        kinds.join(", ")
+    )]
 }
 
 /// Every domain of libvirt at `uri` by uuid (none without a URI), read on a
@@ -821,12 +926,21 @@ async fn measure_idle(
 struct RaplCounters<'a> {
     name: &'a str,
     host_label: &'a str,
-    /// Selector and wrap range (joules) of each zone kind.
-    zones: Vec<(String, f64)>,
+    /// Selector and wrap range (joules, if the policy gives it) of each zone kind.
+    zones: Vec<(String, Option<f64>)>,
 }
 
 /// The zones a `rapl` measurement names (none = package + dram, ENERGY.md),
 /// with their wrap ranges from `[rapl] max_energy_range_uj`.
+/// A zone name's kind: `package-1` is the package zone with index 1, `dram`
+/// every dram zone.
+fn zone_kind(zone: &str) -> &str {
+    match zone.rsplit_once('-') {
+        Some((kind, index)) if index.parse::<u32>().is_ok() => kind,
+        _ => zone,
+    }
+}
+
 fn rapl_counters<'a>(
     policy: &'a Policy,
     spec: &'a RaplSpec,
@@ -847,24 +961,15 @@ fn rapl_counters<'a>(
     };
     let mut zones = Vec::with_capacity(names.len());
     for zone in names {
-        // `package-1` is the package zone with index 1; `dram` every dram zone.
-        let (kind, index) = match zone.rsplit_once('-') {
-            Some((kind, index)) if index.parse::<u32>().is_ok() => (kind, Some(index)),
-            _ => (zone.as_str(), None),
-        };
-        let range_uj = policy.rapl.max_energy_range_uj.get(kind).ok_or_else(|| {
-            PipelineError::Unsupported(format!(
-                "[rapl] max_energy_range_uj.{kind} is not set: node_exporter does not export the \
-                 wrap range of RAPL zone `{kind}`. Read it on a hypervisor (`cat \
-                 /sys/class/powercap/intel-rapl:*/max_energy_range_uj` of the zone whose `name` is \
-                 {kind}) and add `[rapl] max_energy_range_uj = {{ {kind} = <value> }}` to the policy"
-            ))
-        })?;
+        let kind = zone_kind(zone);
+        let index = zone.strip_prefix(kind).and_then(|i| i.strip_prefix('-'));
+        // Without its range a zone is read with C1 (a drop is a reset): see plan_warnings.
+        let range_uj = policy.rapl.max_energy_range_uj.get(kind);
         let selector = match index {
             Some(i) => format!("node_rapl_{kind}_joules_total{{index=\"{i}\"}}"),
             None => format!("node_rapl_{kind}_joules_total"),
         };
-        zones.push((selector, range_uj.get_ref() / 1e6));
+        zones.push((selector, range_uj.map(|r| r.get_ref() / 1e6)));
     }
     Ok(RaplCounters {
         name: &spec.name,
@@ -921,7 +1026,7 @@ async fn measure(
         Keyed::Idle(meter) => Ok((measure_idle(client, meter, window, host_key).await?, 0)),
         Keyed::Rapl(rapl) => {
             let zones = rapl.zones.iter().map(|(selector, wrap)| {
-                measure_counter(client, selector, rapl.host_label, window, Some(*wrap))
+                measure_counter(client, selector, rapl.host_label, window, *wrap)
             });
             let mut series = Vec::new();
             let mut raw = 0;
@@ -1051,5 +1156,20 @@ mod tests {
         );
         let problems = plan_problems(&configured, &measurements);
         assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(plan_warnings(&configured, &measurements).is_empty());
+
+        // Zones without their range are read with C1: a warning, not an error.
+        let rangeless = policy(
+            "[inventory]\nhost_label = \"instance\"\n[rapl]\nmax_energy_range_uj = { dram = 65712999613 }\n",
+        );
+        assert_eq!(plan_problems(&rangeless, &measurements).len(), 2);
+        let warnings = plan_warnings(&rangeless, &measurements);
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(
+            warnings[0].contains("zone(s) package:")
+                && warnings[0].contains("{ package = <value> }"),
+            "{}",
+            warnings[0]
+        );
     }
 }

@@ -9,7 +9,7 @@ mod gather;
 use std::time::Instant;
 
 pub use extract::{ExtractError, ExtractOptions, ExtractReport, cut, extract};
-pub use gather::{Gathered, gather, plan_problems};
+pub use gather::{Gathered, gather, plan_problems, plan_warnings};
 
 use crate::policy::{Bound, Policy};
 use crate::records::{self, EnergyRecord, Identity};

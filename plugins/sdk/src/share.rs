@@ -1,0 +1,283 @@
+//! The share models of ENERGY.md ("Share models"): a host's energy split
+//! between its VMs by CPU time, with its idle energy kept at the host or
+//! split by presence, vCPUs or memory. `rapl-share` and `ipmi-share` are this
+//! split over different host meters; a site model can call it on its own.
+
+use crate::{
+    Attribution, AttributionInput, Bounds, ChoiceSpec, Measured, ParamKind, ParamSpec, ParamValue,
+    UnattributedReason,
+};
+
+/// Name of the `idle` parameter.
+pub const IDLE_PARAM: &str = "idle";
+/// Name of the `idle_power` parameter.
+pub const IDLE_POWER_PARAM: &str = "idle_power";
+
+/// What happens to a host's idle energy I_h (ENERGY.md's table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idle {
+    /// No idle separation: E_h split by CPU time alone (Scaphandre-like).
+    None,
+    /// I_h stays at the host, unattributed (Kepler's ratio model).
+    Host,
+    /// I_h split by presence.
+    Equal,
+    /// I_h split by vCPUs × presence.
+    Vcpus,
+    /// I_h split by memory × presence.
+    Memory,
+}
+
+impl Idle {
+    /// The words of the `idle` parameter, in the order of ENERGY.md's table.
+    pub const WORDS: [&'static str; 5] = ["none", "host", "equal", "vcpus", "memory"];
+
+    /// The policy's word.
+    pub fn parse(word: &str) -> Result<Self, String> {
+        Ok(match word {
+            "none" => Self::None,
+            "host" => Self::Host,
+            "equal" => Self::Equal,
+            "vcpus" => Self::Vcpus,
+            "memory" => Self::Memory,
+            other => return Err(format!("`idle` is {other:?}, not one of {:?}", Self::WORDS)),
+        })
+    }
+
+    /// The `idle` parameter every share model declares (default `vcpus`).
+    pub fn param() -> ParamSpec {
+        ParamSpec::choice(
+            IDLE_PARAM,
+            "What happens to the host's idle energy: none (no idle separation, everything \
+             split by CPU time), host (kept at the host, unattributed), equal, vcpus or memory \
+             (split by presence, vCPUs x presence or memory x presence)",
+            &Self::WORDS,
+            Some("vcpus"),
+        )
+    }
+
+    /// The `idle_power` parameter every share model declares: `auto` (the
+    /// least whole-minute average of the meter) or watts, default `auto`.
+    pub fn power_param() -> ParamSpec {
+        ParamSpec {
+            name: IDLE_POWER_PARAM.to_owned(),
+            description: "Idle power of every host: \"auto\" (the least 1-minute average power \
+                          of its meter in the window) or watts; [idle_power] host patterns in \
+                          the policy take precedence"
+                .to_owned(),
+            kind: ParamKind::Choice(ChoiceSpec {
+                values: vec!["auto".to_owned()],
+                or_number: Some(Bounds {
+                    min: Some(0.0),
+                    max: None,
+                }),
+            }),
+            default: Some(ParamValue::Choice("auto".to_owned())),
+        }
+    }
+}
+
+/// Splits each host's energy (the host readings of measurement `energy`, in
+/// joules) between the placements on it, by CPU time (`placement.cpu-s`),
+/// with its idle energy P_idle × covered seconds (the host readings of
+/// measurement `idle_power`, in watts) treated as `idle` says.
+///
+/// Every joule of every host with a reading is either given to a placement
+/// or left unattributed with its reason, so Σ placements + unattributed =
+/// E_h. Placements the policy's rules give to another model count in C_h and
+/// the idle weights; their share stays unattributed (`other-model`).
+///
+/// Where ENERGY.md is silent: a host whose idle power could not be measured
+/// has I_h = 0 (all of E_h is dynamic), and an idle power above the host's
+/// average power is capped at E_h; both are logged. A VM without a vCPU or
+/// memory size weighs 0 in that split; when every VM on a host does, I_h
+/// stays at the host. VMs on a host without an energy reading, or with no
+/// host, get nothing (logged once per call).
+pub fn split(
+    input: &AttributionInput,
+    energy: &str,
+    idle_power: &str,
+    idle: Idle,
+) -> Result<Attribution, String> {
+    let energy = aligned(input, input.measured(energy)?)?;
+    let idle_watts = match idle {
+        Idle::None => None,
+        _ => Some(aligned(input, input.measured(idle_power)?)?),
+    };
+    let mut on_host: Vec<Vec<usize>> = vec![Vec::new(); input.hosts.len()];
+    let mut hostless = 0usize;
+    for (i, p) in input.placements.iter().enumerate() {
+        match p.host.and_then(|h| on_host.get_mut(h as usize)) {
+            Some(list) => list.push(i),
+            None => hostless += 1,
+        }
+    }
+
+    let mut out = Attribution::default();
+    let mut notes = Notes::default();
+    for (h, placements) in on_host.iter().enumerate() {
+        let host = h as u32;
+        let Some(reading) = energy.hosts[h] else {
+            if !placements.is_empty() {
+                notes.unmetered.push(&input.hosts[h]);
+            }
+            continue;
+        };
+        let e_h = reading.value;
+        if placements.is_empty() {
+            out.leave(host, e_h, UnattributedReason::NoVms);
+            continue;
+        }
+        let i_h = match idle_watts {
+            None => 0.0,
+            Some(m) => match m.hosts[h] {
+                None => {
+                    notes.no_idle.push(&input.hosts[h]);
+                    0.0
+                }
+                Some(watts) => {
+                    let i_h = watts.value * reading.covered_s;
+                    if i_h > e_h {
+                        notes.capped.push(&input.hosts[h]);
+                        e_h
+                    } else {
+                        i_h
+                    }
+                }
+            },
+        };
+        let d_h = e_h - i_h;
+        let cpu = |i: usize| input.placements[i].cpu_s.unwrap_or(0.0).max(0.0);
+        let c_h: f64 = placements.iter().map(|&i| cpu(i)).sum();
+        let weight = |i: usize| {
+            let p = &input.placements[i];
+            let vm = &input.vms[p.vm as usize];
+            p.presence_s
+                * match idle {
+                    Idle::Equal => 1.0,
+                    Idle::Vcpus => vm.vcpus.map_or(0.0, f64::from),
+                    Idle::Memory => vm.memory_mb.map_or(0.0, |m| m as f64),
+                    Idle::None | Idle::Host => 0.0,
+                }
+        };
+        let w_h: f64 = placements.iter().map(|&i| weight(i)).sum();
+        // What is split by CPU time, and what by the idle weights.
+        let (by_cpu, by_weight) = match idle {
+            Idle::None => (e_h, 0.0),
+            Idle::Host => {
+                out.leave(host, i_h, UnattributedReason::Idle);
+                (d_h, 0.0)
+            }
+            Idle::Equal | Idle::Vcpus | Idle::Memory if w_h > 0.0 => (d_h, i_h),
+            Idle::Equal | Idle::Vcpus | Idle::Memory => {
+                notes.unweighted.push(&input.hosts[h]);
+                out.leave(host, i_h, UnattributedReason::Idle);
+                (d_h, 0.0)
+            }
+        };
+        let by_cpu = if c_h > 0.0 {
+            by_cpu
+        } else {
+            out.leave(host, by_cpu, UnattributedReason::NoCpu);
+            0.0
+        };
+        let mut elsewhere = 0.0;
+        for &i in placements {
+            let mut joules = 0.0;
+            if by_cpu > 0.0 {
+                joules += by_cpu * cpu(i) / c_h;
+            }
+            if by_weight > 0.0 {
+                joules += by_weight * weight(i) / w_h;
+            }
+            if input.placements[i].assigned {
+                out.give(i as u32, joules);
+            } else {
+                elsewhere += joules;
+            }
+        }
+        out.leave(host, elsewhere, UnattributedReason::OtherModel);
+    }
+    notes.log(hostless, idle);
+    Ok(out)
+}
+
+/// `measured`, checked to have one entry per VM and per host.
+fn aligned<'a>(input: &AttributionInput, measured: &'a Measured) -> Result<&'a Measured, String> {
+    if measured.hosts.len() != input.hosts.len() || measured.vms.len() != input.vms.len() {
+        return Err(format!(
+            "measurement `{}` has {} host and {} VM entries for {} hosts and {} VMs",
+            measured.name,
+            measured.hosts.len(),
+            measured.vms.len(),
+            input.hosts.len(),
+            input.vms.len()
+        ));
+    }
+    Ok(measured)
+}
+
+/// Hosts that took a decision ENERGY.md leaves open, logged once per call.
+#[derive(Default)]
+struct Notes<'a> {
+    unmetered: Vec<&'a str>,
+    no_idle: Vec<&'a str>,
+    capped: Vec<&'a str>,
+    unweighted: Vec<&'a str>,
+}
+
+impl Notes<'_> {
+    fn log(&self, hostless: usize, idle: Idle) {
+        let list = |hosts: &[&str]| {
+            let shown: Vec<&str> = hosts.iter().take(5).copied().collect();
+            let more = hosts.len().saturating_sub(shown.len());
+            if more > 0 {
+                format!("{} and {more} more", shown.join(", "))
+            } else {
+                shown.join(", ")
+            }
+        };
+        if hostless > 0 {
+            crate::warn(&format!(
+                "{hostless} VM placement(s) have no host: they get no energy in this window \
+                 (check [inventory] host_label against the CPU-time series)"
+            ));
+        }
+        if !self.unmetered.is_empty() {
+            crate::warn(&format!(
+                "{} host(s) with VMs have no energy reading in this window, so their VMs get \
+                 none: {}",
+                self.unmetered.len(),
+                list(&self.unmetered)
+            ));
+        }
+        if !self.no_idle.is_empty() {
+            crate::warn(&format!(
+                "no idle power for {} host(s) (no whole minute measurable): all their energy is \
+                 split by CPU time: {}",
+                self.no_idle.len(),
+                list(&self.no_idle)
+            ));
+        }
+        if !self.capped.is_empty() {
+            crate::warn(&format!(
+                "the idle power of {} host(s) is above their average power in this window: their \
+                 idle energy is capped at their energy: {}",
+                self.capped.len(),
+                list(&self.capped)
+            ));
+        }
+        if !self.unweighted.is_empty() {
+            let by = match idle {
+                Idle::Memory => "a known memory size",
+                Idle::Vcpus => "a known vCPU count",
+                _ => "any presence",
+            };
+            crate::warn(&format!(
+                "no VM on {} host(s) has {by}: their idle energy stays at the host: {}",
+                self.unweighted.len(),
+                list(&self.unweighted)
+            ));
+        }
+    }
+}
