@@ -7,6 +7,8 @@ use super::prometheus::TestSeries;
 pub const T0: i64 = 1_748_736_000_000;
 pub const MIN: i64 = 60_000;
 pub const HOUR: i64 = 3_600_000;
+/// Longest gauge sample gap G1 bridges (Prometheus' staleness).
+pub const MAX_GAP_MS: i64 = 300_000;
 pub const METRIC: &str = "libvirt_domain_info_energy_consumption_joules";
 
 /// A small deterministic generator (xorshift64*), so data differ per series but not per run.
@@ -110,4 +112,29 @@ pub fn rel_err(a: f64, b: f64) -> f64 {
     } else {
         (a - b).abs() / scale
     }
+}
+
+/// G1 of ENERGY.md, written out as a millisecond-step integration of the
+/// interpolant where consecutive samples are at most MAX_GAP_MS (300 s)
+/// apart: (joules, covered seconds).
+pub fn g1(samples: &[(i64, f64)], start: i64, end: i64) -> (f64, f64) {
+    let mut joules = 0.0;
+    let mut covered_ms = 0;
+    let mut i = 0;
+    for t in start..end {
+        while i + 1 < samples.len() && samples[i + 1].0 <= t {
+            i += 1;
+        }
+        if i + 1 >= samples.len() || samples[i].0 > t {
+            continue;
+        }
+        let ((t0, v0), (t1, v1)) = (samples[i], samples[i + 1]);
+        if t1 - t0 > MAX_GAP_MS || t + 1 > t1 {
+            continue;
+        }
+        let at = |x: i64| v0 + (v1 - v0) * (x - t0) as f64 / (t1 - t0) as f64;
+        joules += (at(t) + at(t + 1)) / 2.0 * 0.001;
+        covered_ms += 1;
+    }
+    (joules, covered_ms as f64 / 1000.0)
 }

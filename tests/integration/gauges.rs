@@ -11,10 +11,8 @@ use wattson::runtime::{GaugeSpec, IdlePowerSpec, KeyKind, Measurement, Unit};
 use wattson::sources::prometheus::{Client, PrometheusConfig, measure_gauge, measure_vm_gauge};
 use wattson::window::Window;
 
-use super::data::{HOUR, MIN, Rng, T0, rel_err};
+use super::data::{HOUR, MAX_GAP_MS, MIN, Rng, T0, g1, rel_err};
 use super::prometheus::{Prometheus, TestSeries, openmetrics_with_gauges};
-
-const MAX_GAP_MS: i64 = 300_000;
 
 fn power_series(host: &str, seed: u64, gaps: &[(i64, i64)]) -> TestSeries {
     TestSeries {
@@ -37,30 +35,6 @@ fn power_samples(seed: u64, from: i64, to: i64, gaps: &[(i64, i64)]) -> Vec<(i64
         t += 15_000;
     }
     samples
-}
-
-/// Millisecond-step integration of the interpolant where consecutive samples are
-/// at most MAX_GAP_MS apart: (joules, covered seconds).
-fn reference(samples: &[(i64, f64)], start: i64, end: i64) -> (f64, f64) {
-    let mut joules = 0.0;
-    let mut covered_ms = 0;
-    let mut i = 0;
-    for t in start..end {
-        while i + 1 < samples.len() && samples[i + 1].0 <= t {
-            i += 1;
-        }
-        if i + 1 >= samples.len() || samples[i].0 > t {
-            continue;
-        }
-        let ((t0, v0), (t1, v1)) = (samples[i], samples[i + 1]);
-        if t1 - t0 > MAX_GAP_MS || t + 1 > t1 {
-            continue;
-        }
-        let at = |x: i64| v0 + (v1 - v0) * (x - t0) as f64 / (t1 - t0) as f64;
-        joules += (at(t) + at(t + 1)) / 2.0 * 0.001;
-        covered_ms += 1;
-    }
-    (joules, covered_ms as f64 / 1000.0)
 }
 
 #[test]
@@ -89,7 +63,7 @@ fn host_power_is_integrated_exactly_and_gaps_are_reported() {
         .unwrap();
     assert_eq!(got.len(), 3);
     for (series, host) in got.iter().zip(&hosts) {
-        let (joules, covered_s) = reference(&host.samples, window.start_ms, window.end_ms);
+        let (joules, covered_s) = g1(&host.samples, window.start_ms, window.end_ms);
         assert!(
             rel_err(series.integral.value, joules) <= 1e-9,
             "{:?}: {} J, reference {joules} J",
@@ -184,7 +158,7 @@ fn vm_power_from_edges_and_sums_is_close_and_gaps_are_detected() {
     for (series, vm) in got.series.iter().zip(&vms) {
         let uuid = &vm.labels[0].1;
         assert_eq!(series.labels.get("uuid"), Some(uuid.as_str()));
-        let (joules, covered_s) = reference(&vm.samples, window.start_ms, window.end_ms);
+        let (joules, covered_s) = g1(&vm.samples, window.start_ms, window.end_ms);
         let err = rel_err(series.integral.value, joules);
         if uuid.ends_with("steady") {
             worst = worst.max(err);
@@ -258,7 +232,7 @@ fn idle_power_is_the_quietest_fully_covered_minute() {
             .filter_map(|k| {
                 let from = window.start_ms + k * MIN;
                 meters.iter().try_fold(0.0, |watts, samples| {
-                    let (joules, covered_s) = reference(samples, from, from + MIN);
+                    let (joules, covered_s) = g1(samples, from, from + MIN);
                     (covered_s == 60.0).then_some(watts + joules / 60.0)
                 })
             })

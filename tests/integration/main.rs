@@ -20,6 +20,7 @@ mod prometheus;
 mod prometheus_errors;
 mod rapl;
 mod receivers;
+mod shares;
 mod templates;
 mod victoria;
 mod wattson;

@@ -1,7 +1,10 @@
 //! `wattson extract`: the windows since the last run (or the ones asked for),
 //! spooled, delivered, committed.
 
-use std::path::PathBuf;
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
 
 use clap::Args;
 
@@ -45,6 +48,12 @@ pub struct ExtractArgs {
     /// VMs to measure, instead of warning (the policy's `strict = true`).
     #[arg(long)]
     strict: bool,
+    /// Write one JSON line per host per window to FILE: the host meter's
+    /// energy, idle power and energy, what the model attributed and what it
+    /// left at the host and why (hosts without VMs included). A dry run on a
+    /// terminal also prints it as a table on stderr.
+    #[arg(long, value_name = "FILE")]
+    host_summary: Option<PathBuf>,
     /// Take this time (RFC 3339 or unix seconds) as now: replays and tests.
     #[arg(long, value_name = "TIME")]
     now: Option<String>,
@@ -95,7 +104,14 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
         explicit,
         now_ms,
         dry_run: args.dry_run || args.format.is_some(),
+        host_summary: args.host_summary.is_some(),
     };
+    if args.host_summary.is_some() && bound.model.info().conservation.is_none() {
+        tracing::warn!(
+            "model `{}` reads no host meter: --host-summary will hold no hosts",
+            bound.model.info().name
+        );
+    }
     let report = match pipeline::extract(&policy, &bound, prometheus.as_ref(), options, &tokio) {
         // The reader stopped reading (`| head`): done, as ripgrep is.
         Err(ExtractError::Stdout(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
@@ -120,6 +136,12 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
         };
         Failure::new(code, e)
     })?;
+    if let Some(path) = &args.host_summary {
+        write_host_summary(path, &report.hosts).map_err(|e| Failure::new(1, e))?;
+        if options.dry_run && std::io::stderr().is_terminal() && !report.hosts.is_empty() {
+            eprint!("{}", pipeline::host_table(&report.hosts));
+        }
+    }
     tracing::info!(
         windows = report.windows,
         records = report.records,
@@ -129,6 +151,17 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
         "extract done"
     );
     Ok(())
+}
+
+/// Writes the host summaries as JSON lines to `path` (replacing it).
+fn write_host_summary(path: &Path, hosts: &[pipeline::HostSummary]) -> anyhow::Result<()> {
+    let mut out = Vec::with_capacity(hosts.len() * 300);
+    for host in hosts {
+        serde_json::to_writer(&mut out, host)?;
+        out.push(b'\n');
+    }
+    std::fs::write(path, out)
+        .with_context(|| format!("cannot write the host summary to {}", path.display()))
 }
 
 /// The window from --from/--to, if given (--to alone: one step before it).

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::{PipelineError, run_window};
+use super::{HostSummary, PipelineError, run_window};
 use crate::messengers::{self, DeliveryError, Messenger, Payload};
 use crate::policy::{Bound, MessengerConfig, Policy};
 use crate::sources::prometheus::Client;
@@ -20,6 +20,8 @@ pub struct ExtractOptions {
     pub now_ms: i64,
     /// Print what would be sent; write nothing.
     pub dry_run: bool,
+    /// Keep each window's host summaries in the report.
+    pub host_summary: bool,
 }
 
 /// What a run did.
@@ -33,6 +35,9 @@ pub struct ExtractReport {
     pub delivered: usize,
     /// lastrun after the run.
     pub lastrun_ms: Option<i64>,
+    /// Per window and host with a meter reading, when asked for
+    /// (windows delivered from the spool have none: they were not run again).
+    pub hosts: Vec<HostSummary>,
 }
 
 /// Why a run stopped or did not deliver everything.
@@ -116,12 +121,15 @@ pub fn extract(
     let mut report = ExtractReport::default();
     if options.dry_run {
         for window in plan(policy, &state, &options)? {
-            let records = run_window(policy, bound, prometheus, window, tokio, |_, bytes| {
+            let done = run_window(policy, bound, prometheus, window, tokio, |_, bytes| {
                 messengers::Stdout::print(&bytes).map_err(|e| Stop::Out(ExtractError::Stdout(e)))
             })
             .map_err(|stop| stop.in_window(window))?;
             report.windows += 1;
-            report.records += records;
+            report.records += done.records;
+            if options.host_summary {
+                report.hosts.extend(done.hosts);
+            }
         }
         report.lastrun_ms = state.lastrun().ok().flatten();
         return Ok(report);
@@ -159,14 +167,17 @@ pub fn extract(
             }
             None => {
                 let mut writer = spool.begin(window, explicit)?;
-                let records = run_window(policy, bound, prometheus, window, tokio, |i, bytes| {
+                let done = run_window(policy, bound, prometheus, window, tokio, |i, bytes| {
                     writer
                         .write(i, &bytes)
                         .map_err(|e| Stop::Out(ExtractError::State(e)))
                 })
                 .map_err(|stop| stop.in_window(window))?;
-                writer.finish(records, &outputs)?;
-                records
+                writer.finish(done.records, &outputs)?;
+                if options.host_summary {
+                    report.hosts.extend(done.hosts);
+                }
+                done.records
             }
         };
         failpoint("after-spool");

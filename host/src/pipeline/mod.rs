@@ -5,11 +5,13 @@
 mod describe;
 mod extract;
 mod gather;
+mod summary;
 
 use std::time::Instant;
 
 pub use extract::{ExtractError, ExtractOptions, ExtractReport, cut, extract};
 pub use gather::{Gathered, gather, plan_problems, plan_warnings};
+pub use summary::{HostSummary, table as host_table};
 
 use crate::policy::{Bound, Policy};
 use crate::records::{self, EnergyRecord, Identity};
@@ -40,7 +42,8 @@ pub enum PipelineError {
 /// Runs gather (on `tokio`), then attribute and render for one window; hands
 /// each payload to `sink` with its output's index (policy order) as soon as it
 /// is rendered, so a window's payloads are never all held at once. Returns
-/// how many records the window has. An error from `sink` stops the window.
+/// how many records the window has and its hosts' summaries. An error from
+/// `sink` stops the window.
 ///
 /// Plugins run outside the async runtime: wasmtime-wasi's blocking stream
 /// calls (a guest printing its panic message) enter a runtime of their own.
@@ -51,7 +54,7 @@ pub fn run_window<E: From<PipelineError>>(
     window: Window,
     tokio: &tokio::runtime::Runtime,
     mut sink: impl FnMut(usize, Vec<u8>) -> Result<(), E>,
-) -> Result<usize, E> {
+) -> Result<WindowDone, E> {
     let started = Instant::now();
     let mut gathered = tokio.block_on(gather(policy, &bound.measurements, prometheus, window))?;
     let gathered_at = started.elapsed();
@@ -95,6 +98,7 @@ pub fn run_window<E: From<PipelineError>>(
         let vm = input.placements[e.placement as usize].vm as usize;
         *joules[vm].get_or_insert(0.0) += e.joules;
     }
+    let hosts = summary::hosts(window, info, &bound.measurements, input, &attribution);
     drop(attribution);
     let mut host_of: Vec<Option<u32>> = vec![None; input.vms.len()];
     for p in &input.placements {
@@ -168,7 +172,19 @@ pub fn run_window<E: From<PipelineError>>(
         render_ms = (started.elapsed() - attributed_at).as_millis() as u64,
         "window done"
     );
-    Ok(order.len())
+    Ok(WindowDone {
+        records: order.len(),
+        hosts,
+    })
+}
+
+/// What one window gave.
+#[derive(Debug)]
+pub struct WindowDone {
+    /// Records rendered.
+    pub records: usize,
+    /// Per host with a meter reading: its energy and how it was split.
+    pub hosts: Vec<HostSummary>,
 }
 
 /// Records per `render` call: a format sees at most this many at once, so a

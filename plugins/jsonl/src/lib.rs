@@ -23,6 +23,7 @@ struct Line<'a> {
     user_dn: Option<&'a str>,
     fqan: Option<&'a str>,
     host: Option<&'a str>,
+    flavor: Option<&'a str>,
     start: String,
     end: String,
     energy_joules: f64,
@@ -30,7 +31,12 @@ struct Line<'a> {
     covered_s: Option<f64>,
     cpu_s: Option<f64>,
     vcpus: Option<u32>,
+    memory_mb: Option<u64>,
     status: &'a str,
+    /// `measured` or `estimated`.
+    quality: &'a str,
+    /// The meters the energy came from (`rapl:package`, `host-power`, …).
+    meters: &'a [String],
     model: &'a str,
     model_version: &'a str,
 }
@@ -51,6 +57,7 @@ impl<'a> From<&'a EnergyRecord> for Line<'a> {
             user_dn: r.user_dn.as_deref(),
             fqan: r.fqan.as_deref(),
             host: r.host.as_deref(),
+            flavor: r.flavor.as_deref(),
             start: rfc3339_millis(r.start_ms),
             end: rfc3339_millis(r.end_ms),
             energy_joules: r.joules,
@@ -58,7 +65,10 @@ impl<'a> From<&'a EnergyRecord> for Line<'a> {
             covered_s: r.quality.covered_s,
             cpu_s: r.cpu_s,
             vcpus: r.vcpus,
+            memory_mb: r.memory_mb,
             status: r.status.as_str(),
+            quality: r.quality.kind.as_str(),
+            meters: &r.quality.meters,
             model: &r.model,
             model_version: &r.model_version,
         }

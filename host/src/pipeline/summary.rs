@@ -1,0 +1,248 @@
+//! Per host and window: the meter's energy, the idle part, what the model
+//! attributed and what it left at the host and why (`extract --host-summary`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::runtime::{Attribution, AttributionInput, Measurement, ModelInfo, UnattributedReason};
+use crate::window::{Window, format_ms};
+
+/// One host in one window (one JSON line of `--host-summary`).
+#[derive(Clone, Debug, Serialize)]
+pub struct HostSummary {
+    /// Window start, RFC 3339.
+    pub window_start: String,
+    /// Window end, RFC 3339.
+    pub window_end: String,
+    /// The normalised host key.
+    pub host: String,
+    /// The model that split the host's energy.
+    pub model: String,
+    /// E_h: the host meter's reading over the window.
+    pub energy_joules: f64,
+    /// The host's idle power, where the model asked for it.
+    pub idle_power_watts: Option<f64>,
+    /// I_h: idle power x the seconds the meter covered (at most E_h).
+    pub idle_joules: Option<f64>,
+    /// What the model gave the VMs on this host.
+    pub attributed_joules: f64,
+    /// What it left at the host.
+    pub unattributed_joules: f64,
+    /// VMs placed on the host in the window (those given to other models included).
+    pub vms: usize,
+    /// |attributed + unattributed − E_h| / E_h.
+    pub conservation_rel_err: f64,
+    /// Unattributed joules by reason (`idle`, `no-vms`, `no-cpu`, `other-model`, …).
+    pub reasons: BTreeMap<&'static str, f64>,
+}
+
+/// The summary of every host with a reading of the model's host meter (its
+/// conservation measurement), hosts without VMs included; empty for models
+/// that read no host meter.
+pub fn hosts(
+    window: Window,
+    info: &ModelInfo,
+    measurements: &[Measurement],
+    input: &AttributionInput,
+    attribution: &Attribution,
+) -> Vec<HostSummary> {
+    let Some(meter) = info.conservation.as_ref().map(|c| c.measurement.as_str()) else {
+        return Vec::new();
+    };
+    let Some(energy) = input.measurements.iter().find(|m| m.name == meter) else {
+        return Vec::new();
+    };
+    let idle = measurements
+        .iter()
+        .find_map(|m| match m {
+            Measurement::IdlePower(spec) if spec.meter == meter => Some(spec.name.as_str()),
+            _ => None,
+        })
+        .and_then(|name| input.measurements.iter().find(|m| m.name == name));
+    let n = input.hosts.len();
+    let mut attributed = vec![0.0; n];
+    let mut vms = vec![0usize; n];
+    for p in &input.placements {
+        if let Some(count) = p.host.and_then(|h| vms.get_mut(h as usize)) {
+            *count += 1;
+        }
+    }
+    for e in &attribution.placements {
+        if let Some(slot) = input.placements[e.placement as usize]
+            .host
+            .and_then(|h| attributed.get_mut(h as usize))
+        {
+            *slot += e.joules;
+        }
+    }
+    let mut reasons: Vec<BTreeMap<&'static str, f64>> = vec![BTreeMap::new(); n];
+    for e in &attribution.unattributed {
+        if let Some(map) = reasons.get_mut(e.host as usize) {
+            *map.entry(reason_name(e.reason)).or_default() += e.joules;
+        }
+    }
+    (0..n)
+        .filter_map(|h| {
+            let reading = energy.hosts.get(h).copied().flatten()?;
+            let e_h = reading.value;
+            let watts = idle
+                .and_then(|m| m.hosts.get(h).copied().flatten())
+                .map(|r| r.value);
+            let unattributed: f64 = reasons[h].values().sum();
+            let off = (attributed[h] + unattributed - e_h).abs();
+            Some(HostSummary {
+                window_start: format_ms(window.start_ms),
+                window_end: format_ms(window.end_ms),
+                host: input.hosts[h].clone(),
+                model: info.name.clone(),
+                energy_joules: e_h,
+                idle_power_watts: watts,
+                idle_joules: watts.map(|w| (w * reading.covered_s).min(e_h)),
+                attributed_joules: attributed[h],
+                unattributed_joules: unattributed,
+                vms: vms[h],
+                conservation_rel_err: if e_h > 0.0 { off / e_h } else { off },
+                reasons: std::mem::take(&mut reasons[h]),
+            })
+        })
+        .collect()
+}
+
+/// The WIT name of a reason.
+fn reason_name(reason: UnattributedReason) -> &'static str {
+    match reason {
+        UnattributedReason::Idle => "idle",
+        UnattributedReason::NoVms => "no-vms",
+        UnattributedReason::NoCpu => "no-cpu",
+        UnattributedReason::OtherModel => "other-model",
+        UnattributedReason::NotVms => "not-vms",
+        UnattributedReason::Other => "other",
+    }
+}
+
+/// The summaries as an aligned table (kWh, W, %), for a terminal.
+pub fn table(summaries: &[HostSummary]) -> String {
+    let kwh = |j: f64| format!("{:.4}", j / 3.6e6);
+    let rows: Vec<[String; 8]> = summaries
+        .iter()
+        .map(|s| {
+            let share = if s.energy_joules > 0.0 {
+                format!("{:.1}", 100.0 * s.attributed_joules / s.energy_joules)
+            } else {
+                "-".to_owned()
+            };
+            [
+                s.window_start.clone(),
+                s.host.clone(),
+                kwh(s.energy_joules),
+                s.idle_power_watts
+                    .map_or_else(|| "-".to_owned(), |w| format!("{w:.1}")),
+                share,
+                kwh(s.unattributed_joules),
+                s.vms.to_string(),
+                s.reasons
+                    .iter()
+                    .filter(|(_, j)| **j > 0.0)
+                    .map(|(r, j)| format!("{r} {}", kwh(*j)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ]
+        })
+        .collect();
+    let header = [
+        "WINDOW",
+        "HOST",
+        "ENERGY_KWH",
+        "IDLE_W",
+        "ATTRIBUTED_%",
+        "LEFT_KWH",
+        "VMS",
+        "LEFT_BY_REASON_KWH",
+    ];
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[&str]| {
+        let last = cells.len() - 1;
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            // Text left, numbers right; no padding after the last column.
+            match i {
+                0 | 1 => write!(out, "{cell:<w$}"),
+                _ if i == last => write!(out, "{cell}"),
+                _ => write!(out, "{cell:>w$}"),
+            }
+            .ok();
+            if i != last {
+                out.push_str("  ");
+            }
+        }
+        out.push('\n');
+    };
+    line(&header);
+    for row in &rows {
+        line(&row.each_ref().map(String::as_str));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(
+        host: &str,
+        energy: f64,
+        idle: Option<f64>,
+        left: &[(&'static str, f64)],
+    ) -> HostSummary {
+        let unattributed = left.iter().map(|l| l.1).sum();
+        HostSummary {
+            window_start: "2025-06-01T01:00:00.000Z".into(),
+            window_end: "2025-06-01T02:00:00.000Z".into(),
+            host: host.into(),
+            model: "rapl-share".into(),
+            energy_joules: energy,
+            idle_power_watts: idle,
+            idle_joules: idle.map(|w| w * 3600.0),
+            attributed_joules: energy - unattributed,
+            unattributed_joules: unattributed,
+            vms: if unattributed == energy { 0 } else { 12 },
+            conservation_rel_err: 0.0,
+            reasons: left.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn the_table_lines_up_and_says_why_energy_stayed() {
+        let table = table(&[
+            summary("cmp-01", 1_800_000.0, Some(95.5), &[("idle", 360_000.0)]),
+            summary("gpu-node-117", 720_000.0, None, &[("no-vms", 720_000.0)]),
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert!(lines[0].starts_with("WINDOW") && lines[0].contains("LEFT_BY_REASON_KWH"));
+        // cmp-01: 0.5 kWh, 95.5 W, 80 % attributed, 0.1 kWh left as idle.
+        assert!(lines[1].contains("cmp-01        "), "{table}");
+        assert!(
+            lines[1].contains("0.5000") && lines[1].contains("95.5"),
+            "{table}"
+        );
+        assert!(
+            lines[1].contains("80.0") && lines[1].ends_with("idle 0.1000"),
+            "{table}"
+        );
+        assert!(
+            lines[2].contains("-") && lines[2].ends_with("no-vms 0.2000"),
+            "{table}"
+        );
+        // Numbers are right-aligned: the energy column ends at the same offset.
+        let end = |line: &str, cell: &str| line.find(cell).map(|i| i + cell.len());
+        assert_eq!(end(lines[1], "0.5000"), end(lines[2], "0.2000"));
+    }
+}

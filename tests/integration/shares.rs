@@ -1,0 +1,489 @@
+//! `rapl-share` and `ipmi-share` end to end: `wattson extract` against a real
+//! Prometheus backfilled with node_exporter's RAPL counters (two sockets, a
+//! wrap, a dram gap), ipmi_exporter's power (a gap longer than 300 s) and the
+//! libvirt exporter's CPU time (a VM that starts, one that stops, one that
+//! migrates between hosts, a zero-CPU VM, a host with no VMs). The expected
+//! joules are ENERGY.md's definitions applied to the generated samples here.
+
+use std::collections::HashMap;
+
+use super::data::{HOUR, MIN, Rng, T0, c1, g1, rel_err};
+use super::prometheus::{Prometheus, TestSeries, openmetrics_with_gauges};
+use super::wattson::{command, extract, secs, write_policy};
+
+/// The window every test extracts: the second hour.
+const W0: i64 = T0 + HOUR;
+const W1: i64 = T0 + 2 * HOUR;
+/// RAPL wrap ranges (µJ), as `max_energy_range_uj` says.
+const PACKAGE_RANGE_UJ: u64 = 262_143_328_850;
+const DRAM_RANGE_UJ: u64 = 65_712_999_613;
+
+/// A counter scraped every 15 s (per-series phase, ±0.4 s jitter) from
+/// `from` to `to`, growing by `rate` per second (±10 % noise), wrapping at
+/// `range`, with no samples in `gap`.
+fn counter(
+    labels: &[(&str, String)],
+    seed: u64,
+    (from, to): (i64, i64),
+    initial: f64,
+    rate: f64,
+    range: f64,
+    gap: (i64, i64),
+) -> TestSeries {
+    let mut rng = Rng::new(seed);
+    let mut value = initial;
+    let mut samples = Vec::new();
+    let mut last: Option<i64> = None;
+    let mut t = from + (rng.next_f64() * 15_000.0) as i64;
+    while t <= to {
+        let ts = t + ((rng.next_f64() - 0.5) * 800.0) as i64;
+        if !(gap.0..gap.1).contains(&ts) {
+            if let Some(prev) = last {
+                let dt = (ts - prev) as f64 / 1000.0;
+                value = (value + dt * rate * (0.9 + 0.2 * rng.next_f64())) % range;
+            }
+            // Exporters print µJ / ns resolution.
+            samples.push((ts, (value * 1e6).round() / 1e6));
+            last = Some(ts);
+        }
+        t += 15_000;
+    }
+    TestSeries {
+        labels: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+        samples,
+    }
+}
+
+/// C1 (C1w with `range`) of ENERGY.md with its span: (increase, span s).
+fn c1_span(samples: &[(i64, f64)], range: Option<f64>) -> Option<(f64, f64)> {
+    let base = samples.iter().rfind(|(t, _)| *t <= W0).copied();
+    let used: Vec<(i64, f64)> = base
+        .into_iter()
+        .chain(samples.iter().filter(|(t, _)| *t > W0 && *t <= W1).copied())
+        .collect();
+    if used.len() < 2 && base.is_some() || used.is_empty() {
+        return None;
+    }
+    let increase = used
+        .windows(2)
+        .map(|p| match (p[1].1 >= p[0].1, range) {
+            (true, _) => p[1].1 - p[0].1,
+            (false, Some(r)) => p[1].1 + r - p[0].1,
+            (false, None) => p[1].1,
+        })
+        .sum();
+    let span = (used[used.len() - 1].0 - used[0].0) as f64 / 1000.0;
+    Some((increase, span))
+}
+
+/// One VM's CPU-time series on one host.
+struct Cpu {
+    uuid: &'static str,
+    host: &'static str,
+    life: (i64, i64),
+    initial: f64,
+    rate: f64,
+    vcpus: u32,
+}
+
+const VMS: [Cpu; 6] = [
+    // Runs throughout on cmp-01.
+    Cpu {
+        uuid: "00000000-0000-4000-8000-000000000001",
+        host: "cmp-01",
+        life: (T0, T0 + 3 * HOUR),
+        initial: 5_000.0,
+        rate: 1.5,
+        vcpus: 4,
+    },
+    // Starts 20 minutes into the window.
+    Cpu {
+        uuid: "00000000-0000-4000-8000-000000000002",
+        host: "cmp-01",
+        life: (W0 + 20 * MIN, T0 + 3 * HOUR),
+        initial: 0.0,
+        rate: 0.5,
+        vcpus: 2,
+    },
+    // Stops 40 minutes into the window.
+    Cpu {
+        uuid: "00000000-0000-4000-8000-000000000003",
+        host: "cmp-02",
+        life: (T0, W0 + 40 * MIN),
+        initial: 70_000.0,
+        rate: 2.0,
+        vcpus: 8,
+    },
+    // Live-migrates from cmp-01 to cmp-02 half way (its counter restarts there).
+    Cpu {
+        uuid: "00000000-0000-4000-8000-000000000004",
+        host: "cmp-01",
+        life: (T0, W0 + 30 * MIN),
+        initial: 900.0,
+        rate: 1.0,
+        vcpus: 2,
+    },
+    Cpu {
+        uuid: "00000000-0000-4000-8000-000000000004",
+        host: "cmp-02",
+        life: (W0 + 30 * MIN + 12_000, T0 + 3 * HOUR),
+        initial: 0.0,
+        rate: 1.0,
+        vcpus: 2,
+    },
+    // Uses no CPU at all.
+    Cpu {
+        uuid: "00000000-0000-4000-8000-000000000005",
+        host: "cmp-02",
+        life: (T0, T0 + 3 * HOUR),
+        initial: 123.4,
+        rate: 0.0,
+        vcpus: 1,
+    },
+];
+
+/// The CPU-time and vCPU series of [`VMS`].
+fn cpu_series() -> (Vec<TestSeries>, Vec<TestSeries>) {
+    let mut cpu = Vec::new();
+    let mut vcpus = Vec::new();
+    for (i, vm) in VMS.iter().enumerate() {
+        let labels = [
+            ("instance", format!("{}:9177", vm.host)),
+            ("project_id", "p-physics".to_owned()),
+            ("uuid", vm.uuid.to_owned()),
+        ];
+        cpu.push(counter(
+            &labels,
+            100 + i as u64,
+            vm.life,
+            vm.initial,
+            vm.rate,
+            f64::INFINITY,
+            (0, 0),
+        ));
+        let mut size = counter(&labels, 200 + i as u64, vm.life, 0.0, 0.0, 1.0, (0, 0));
+        size.samples
+            .iter_mut()
+            .for_each(|s| s.1 = f64::from(vm.vcpus));
+        vcpus.push(size);
+    }
+    (cpu, vcpus)
+}
+
+/// Each placement of ENERGY.md: (uuid, host, cpu s, presence s, vcpus).
+fn placements(cpu: &[TestSeries]) -> Vec<(&'static str, &'static str, f64, f64, f64)> {
+    VMS.iter()
+        .zip(cpu)
+        .filter_map(|(vm, s)| {
+            let (cpu_s, presence) = c1_span(&s.samples, None)?;
+            Some((vm.uuid, vm.host, cpu_s, presence, f64::from(vm.vcpus)))
+        })
+        .collect()
+}
+
+/// ENERGY.md's share with `idle = "vcpus"`: per VM, Σ over its placements of
+/// D_h × cpu / C_h + I_h × vcpus·presence / Σ vcpus·presence.
+fn vcpu_shares(
+    placements: &[(&'static str, &'static str, f64, f64, f64)],
+    hosts: &HashMap<&str, (f64, f64)>,
+) -> HashMap<String, f64> {
+    let mut want: HashMap<String, f64> = HashMap::new();
+    for (uuid, host, cpu, presence, vcpus) in placements {
+        let (e_h, i_h) = hosts[host];
+        let on_host = placements.iter().filter(|p| p.1 == *host);
+        let c_h: f64 = on_host.clone().map(|p| p.2).sum();
+        let w_h: f64 = on_host.map(|p| p.3 * p.4).sum();
+        *want.entry((*uuid).to_owned()).or_default() +=
+            (e_h - i_h) * cpu / c_h + i_h * vcpus * presence / w_h;
+    }
+    want
+}
+
+fn policy(model: &str, extra: &str) -> String {
+    format!(
+        r#"
+[site]
+name = "TEST-SITE"
+compute_service = "https://keystone.test:5000/v3"
+[inventory]
+project_label = "project_id"
+meta_metric = ""
+memory_metric = ""
+host_label = "instance"
+host_regex = '^([^:.]+)'
+{extra}
+[model]
+plugin = "{model}"
+[[outputs]]
+format = "jsonl"
+"#
+    )
+}
+
+/// Parses jsonl records into {uuid: record}, asserting the run succeeded.
+fn records(out: &std::process::Output) -> HashMap<String, serde_json::Value> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "wattson failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            (r["vm_uuid"].as_str().unwrap().to_owned(), r)
+        })
+        .collect()
+}
+
+fn assert_joules(records: &HashMap<String, serde_json::Value>, want: &HashMap<String, f64>) {
+    let mut got: Vec<&String> = records.keys().collect();
+    let mut expected: Vec<&String> = want.keys().collect();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "one record per VM present in the window");
+    for (uuid, joules) in want {
+        let energy = records[uuid]["energy_joules"].as_f64().unwrap();
+        assert!(
+            rel_err(energy, *joules) < 1e-9,
+            "{uuid}: {energy} J, ENERGY.md says {joules} J"
+        );
+    }
+}
+
+#[test]
+fn rapl_share_splits_package_and_dram_by_cpu_time() {
+    let (cpu, vcpus) = cpu_series();
+    let package_range = PACKAGE_RANGE_UJ as f64 / 1e6;
+    let dram_range = DRAM_RANGE_UJ as f64 / 1e6;
+    // Per host: package-0, package-1, dram-0, dram-1. cmp-01's package-1
+    // starts 3 minutes of energy short of its range, so it wraps early in the
+    // window; cmp-02's dram-0 has a 4-minute scrape gap; cmp-03 has no VMs.
+    let mut package = Vec::new();
+    let mut dram = Vec::new();
+    for (h, host) in ["cmp-01", "cmp-02", "cmp-03"].into_iter().enumerate() {
+        let seed = 10 * h as u64;
+        for socket in 0..2u64 {
+            let labels = |path: String| {
+                [
+                    ("index", socket.to_string()),
+                    ("instance", format!("{host}:9100")),
+                    ("path", format!("/sys/class/powercap/{path}")),
+                ]
+            };
+            let wraps = host == "cmp-01" && socket == 1;
+            let initial = if wraps {
+                package_range - 80.0 * (63.0 * 60.0)
+            } else {
+                1_000.0 * (socket + 1) as f64
+            };
+            package.push(counter(
+                &labels(format!("intel-rapl:{socket}")),
+                seed + socket,
+                (T0, T0 + 3 * HOUR),
+                initial,
+                80.0 + 20.0 * socket as f64,
+                package_range,
+                (0, 0),
+            ));
+            let gap = if host == "cmp-02" && socket == 0 {
+                (W0 + 10 * MIN, W0 + 14 * MIN)
+            } else {
+                (0, 0)
+            };
+            dram.push(counter(
+                &labels(format!("intel-rapl:{socket}:0")),
+                seed + 5 + socket,
+                (T0, T0 + 3 * HOUR),
+                50.0,
+                6.0,
+                dram_range,
+                gap,
+            ));
+        }
+    }
+    let wrapped = package[1]
+        .samples
+        .windows(2)
+        .filter(|p| p[1].1 < p[0].1 && (W0..W1).contains(&p[1].0))
+        .count();
+    assert_eq!(wrapped, 1, "cmp-01's package-1 wraps once in the window");
+
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[
+            ("node_rapl_package_joules", &package),
+            ("node_rapl_dram_joules", &dram),
+            ("libvirt_domain_info_cpu_time_seconds", &cpu),
+        ],
+        &[("libvirt_domain_info_virtual_cpus", &vcpus)],
+    ));
+
+    // E_h = C1w of its four zones; I_h = P_idle x the zones' span (the
+    // longest), P_idle = 55 W but cmp-02's 30 W from [idle_power].
+    let mut hosts = HashMap::new();
+    for (h, host) in ["cmp-01", "cmp-02", "cmp-03"].into_iter().enumerate() {
+        let zones = [
+            (&package[2 * h], package_range),
+            (&package[2 * h + 1], package_range),
+            (&dram[2 * h], dram_range),
+            (&dram[2 * h + 1], dram_range),
+        ];
+        let measured: Vec<(f64, f64)> = zones
+            .iter()
+            .map(|(s, r)| c1_span(&s.samples, Some(*r)).unwrap())
+            .collect();
+        let e_h: f64 = measured.iter().map(|m| m.0).sum();
+        let span = measured.iter().map(|m| m.1).fold(0.0, f64::max);
+        let watts = if host == "cmp-02" { 30.0 } else { 55.0 };
+        assert!(watts * span < e_h, "idle below the host's energy");
+        hosts.insert(host, (e_h, watts * span));
+    }
+    let want = vcpu_shares(&placements(&cpu), &hosts);
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = policy(
+        "rapl-share",
+        &format!(
+            "[rapl]\nmax_energy_range_uj = {{ package = {PACKAGE_RANGE_UJ}, dram = {DRAM_RANGE_UJ} }}\n\
+             [idle_power]\n\"cmp-02\" = 30.0\n",
+        ),
+    ) + "[model.params]\nidle = \"vcpus\"\nidle_power = 55\n";
+    let path = write_policy(dir.path(), "rapl-share.toml", &text);
+    let summary = dir.path().join("hosts.jsonl");
+    let out = command()
+        .args(["extract", "--dry-run", "--policy"])
+        .arg(&path)
+        .args(["--prometheus", &prometheus.url])
+        .args(["--from", &secs(W0), "--to", &secs(W1)])
+        .arg("--host-summary")
+        .arg(&summary)
+        .output()
+        .unwrap();
+    let records = records(&out);
+    assert_joules(&records, &want);
+
+    // One summary line per host with a meter, cmp-03 (no VMs) included.
+    let lines: HashMap<String, serde_json::Value> = std::fs::read_to_string(&summary)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["host"].as_str().unwrap().to_owned(), v)
+        })
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (host, vms) in [("cmp-01", 3), ("cmp-02", 3), ("cmp-03", 0)] {
+        let line = &lines[host];
+        let (e_h, i_h) = hosts[host];
+        let field = |k: &str| line[k].as_f64().unwrap();
+        assert!(rel_err(field("energy_joules"), e_h) < 1e-12, "{line}");
+        assert_eq!(line["vms"], vms, "{line}");
+        assert_eq!(line["model"], "rapl-share");
+        assert_eq!(line["window_start"], "2025-06-01T01:00:00.000Z");
+        assert!(field("conservation_rel_err") < 1e-9, "{line}");
+        if vms > 0 {
+            assert!(rel_err(field("idle_joules"), i_h) < 1e-12, "{line}");
+            assert!(rel_err(field("attributed_joules"), e_h) < 1e-9, "{line}");
+            assert!(field("unattributed_joules") < 1e-6 * e_h, "{line}");
+        } else {
+            assert_eq!(field("attributed_joules"), 0.0);
+            assert!(rel_err(line["reasons"]["no-vms"].as_f64().unwrap(), e_h) < 1e-12);
+        }
+    }
+
+    // Status from the CPU-time series, quality from the meters.
+    let status = |i: usize| records[VMS[i].uuid]["status"].as_str().unwrap().to_owned();
+    assert_eq!(
+        [status(0), status(1), status(2), status(3), status(5)],
+        ["running", "started", "completed", "running", "running"]
+    );
+    assert_eq!(records[VMS[0].uuid]["quality"], "measured");
+    let meters = records[VMS[0].uuid]["meters"].to_string();
+    assert!(
+        meters.contains("rapl:package") && meters.contains("rapl:dram"),
+        "{meters}"
+    );
+    // The migrated VM's wall time is the union of its two placements.
+    let migrated: f64 = placements(&cpu)
+        .iter()
+        .filter(|p| p.0 == VMS[3].uuid)
+        .map(|p| p.3)
+        .sum();
+    let wall = records[VMS[3].uuid]["wall_s"].as_f64().unwrap();
+    assert!((wall - migrated).abs() < 1e-9, "{wall} != {migrated}");
+}
+
+#[test]
+fn ipmi_share_splits_wall_power_and_reports_the_bmc_gap() {
+    let (cpu, vcpus) = cpu_series();
+    // Wall power every 15 s; cmp-02's BMC is not scraped for 8 minutes.
+    let gap = (W0 + 25 * MIN, W0 + 33 * MIN);
+    let power: Vec<TestSeries> = ["cmp-01", "cmp-02", "cmp-03"]
+        .into_iter()
+        .enumerate()
+        .map(|(h, host)| {
+            let mut rng = Rng::new(300 + h as u64);
+            let mut samples = Vec::new();
+            let mut t = T0 + (rng.next_f64() * 15_000.0) as i64;
+            while t <= T0 + 3 * HOUR {
+                let ts = t + ((rng.next_f64() - 0.5) * 800.0) as i64;
+                if !(host == "cmp-02" && (gap.0..gap.1).contains(&ts)) {
+                    // Idle around 150 W, with busy stretches.
+                    let busy = ((ts - T0) / (7 * MIN)) % 3 != 0;
+                    let watts = if busy { 260.0 } else { 150.0 };
+                    samples.push((ts, watts + 10.0 * rng.next_f64()));
+                }
+                t += 15_000;
+            }
+            TestSeries {
+                labels: vec![("instance".into(), format!("{host}.bmc:9290"))],
+                samples,
+            }
+        })
+        .collect();
+
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[("libvirt_domain_info_cpu_time_seconds", &cpu)],
+        &[
+            ("libvirt_domain_info_virtual_cpus", &vcpus),
+            ("ipmi_dcmi_power_consumption_watts", &power),
+        ],
+    ));
+
+    // E_h = G1 over W; P_idle = the least average of the whole minutes G1
+    // covers entirely; I_h = P_idle x G1's covered seconds.
+    let mut hosts = HashMap::new();
+    let mut covered = HashMap::new();
+    for (h, host) in ["cmp-01", "cmp-02", "cmp-03"].into_iter().enumerate() {
+        let (e_h, covered_s) = g1(&power[h].samples, W0, W1);
+        let idle_w = (0..60)
+            .filter_map(|k| {
+                let (joules, c) = g1(&power[h].samples, W0 + k * MIN, W0 + (k + 1) * MIN);
+                (c == 60.0).then_some(joules / 60.0)
+            })
+            .fold(f64::INFINITY, f64::min);
+        hosts.insert(host, (e_h, idle_w * covered_s));
+        covered.insert(host, covered_s);
+    }
+    assert!(
+        covered["cmp-02"] < 3600.0 - 7.0 * 60.0,
+        "the BMC gap is not bridged"
+    );
+    let want = vcpu_shares(&placements(&cpu), &hosts);
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = policy("ipmi-share", "") + "[model.params]\nidle = \"vcpus\"\n";
+    let path = write_policy(dir.path(), "ipmi-share.toml", &text);
+    let records = records(&extract(&path, &prometheus.url, W0, W1));
+    assert_joules(&records, &want);
+
+    // The uncovered time is in the records of cmp-02's VMs, never filled.
+    let covered_s = |i: usize| records[VMS[i].uuid]["covered_s"].as_f64();
+    assert_eq!(covered_s(0), Some(covered["cmp-01"]));
+    assert_eq!(covered_s(5), Some(covered["cmp-02"]));
+    // The span-keeping C1 above agrees with the shared helper.
+    assert_eq!(
+        c1(&cpu[0].samples, W0, W1),
+        c1_span(&cpu[0].samples, None).map(|c| c.0)
+    );
+}
