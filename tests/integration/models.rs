@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use wattson::runtime::{
     Attribution, AttributionInput, Limits, Measured, Model, Param, ParamValue, Placement, Reading,
-    Runtime, UnattributedReason, Vm, Window,
+    Runtime, UnattributedReason, Vm, VmDetails, Window,
 };
 
 fn runtime() -> (tempfile::TempDir, Runtime) {
@@ -456,4 +456,96 @@ proptest! {
             first += list.len();
         }
     }
+}
+
+#[test]
+fn tdp_estimate_follows_cloud_carbon_footprint() {
+    let (_cache, runtime) = runtime();
+    let model = runtime.load_model("tdp-estimate").unwrap();
+    assert_eq!(model.info().quality, wattson::runtime::Quality::Estimated);
+    let vm = |uuid: &str, vcpus: Option<u32>, memory_mb: u64| Vm {
+        uuid: uuid.into(),
+        vcpus,
+        memory_mb: Some(memory_mb),
+    };
+    let details = |flavor: Option<&str>| VmDetails {
+        name: None,
+        project_id: None,
+        project_name: None,
+        user_id: None,
+        user_name: None,
+        flavor: flavor.map(Into::into),
+        disk_gb: None,
+        started_ms: None,
+        ended_ms: None,
+        labels: vec![],
+    };
+    let placement = |vm: u32, host: u32, presence_s: f64, cpu_s: f64| Placement {
+        vm,
+        host: Some(host),
+        presence_s,
+        cpu_s: Some(cpu_s),
+        assigned: true,
+    };
+    let input = AttributionInput {
+        window: Window {
+            start_ms: 0,
+            end_ms: 3_600_000,
+        },
+        vms: vec![
+            vm("a", Some(2), 4096),
+            vm("b", Some(4), 8192),
+            vm("c", Some(1), 1024),
+            vm("d", None, 1024),
+        ],
+        details: vec![
+            details(None),
+            details(Some("g1.xlarge")),
+            details(Some("m1.large")),
+            details(None),
+        ],
+        hosts: vec!["cmp-01".into(), "gpu-01".into(), "cmp-02".into()],
+        placements: vec![
+            placement(0, 0, 3600.0, 3600.0),
+            placement(1, 1, 1800.0, 9000.0),
+            placement(2, 2, 3600.0, 0.0),
+            placement(3, 0, 3600.0, 100.0),
+        ],
+        measurements: vec![Measured {
+            name: "cpu".into(),
+            vms: vec![None; 4],
+            hosts: vec![None; 3],
+        }],
+    };
+    let table = |entries: &[(&str, f64)]| {
+        ParamValue::Table(entries.iter().map(|(k, v)| ((*k).into(), *v)).collect())
+    };
+    let params = vec![
+        Param {
+            name: "min_w".into(),
+            value: table(&[("gpu-*", 2.0), ("flavor:m1.*", 1.0)]),
+        },
+        Param {
+            name: "max_w".into(),
+            value: table(&[("gpu-*", 10.0)]),
+        },
+        Param {
+            name: "memory_w_per_gb".into(),
+            value: ParamValue::Number(0.392),
+        },
+    ];
+    let result = model.attribute(&input, &params).unwrap();
+    // a: util 3600 / (2 x 3600) = 0.5 on CCF's defaults:
+    //    2 x 3600 x (0.74 + 0.5 x 2.76) = 15,264, + 4 GB x 3600 x 0.392 = 5,644.8.
+    // b: util 9000 / (4 x 1800) = 1.25, clamped to 1, gpu-* watts:
+    //    4 x 1800 x 10 = 72,000, + 8 GB x 1800 x 0.392 = 5,644.8.
+    // c: idle, flavor m1.* for min_w (1.0), CCF's max_w:
+    //    1 x 3600 x 1.0 = 3,600, + 1 GB x 3600 x 0.392 = 1,411.2.
+    // d: no vCPU count, no estimate.
+    assert_split(
+        &split(&input, &result),
+        &[("a", 20_908.8), ("b", 77_644.8), ("c", 5_011.2)],
+        &[],
+        "tdp-estimate",
+    );
 }

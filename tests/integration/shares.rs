@@ -487,3 +487,81 @@ fn ipmi_share_splits_wall_power_and_reports_the_bmc_gap() {
         c1_span(&cpu[0].samples, None).map(|c| c.0)
     );
 }
+
+/// The shipped `policies/kepler.toml`: Kepler's per-VM counter, package and
+/// dram zones summed per `vm_id` (core is inside the package, never added).
+#[test]
+fn kepler_policy_sums_package_and_dram_per_vm() {
+    let uuids = [VMS[0].uuid, VMS[1].uuid, VMS[2].uuid];
+    let mut series = Vec::new();
+    for (i, uuid) in uuids.iter().enumerate() {
+        let life = VMS[i].life;
+        for (z, (zone, watts)) in [("package", 40.0), ("dram", 5.0), ("core", 30.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let labels = [
+                ("instance", "cmp-01:28282".to_owned()),
+                ("vm_id", (*uuid).to_owned()),
+                ("zone", zone.to_owned()),
+            ];
+            series.push(counter(
+                &labels,
+                500 + 10 * i as u64 + z as u64,
+                life,
+                10.0,
+                watts * (i + 1) as f64,
+                f64::INFINITY,
+                (0, 0),
+            ));
+        }
+    }
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[("kepler_vm_cpu_joules", &series)],
+        &[],
+    ));
+    let want: HashMap<String, f64> = uuids
+        .iter()
+        .enumerate()
+        .map(|(i, uuid)| {
+            let zones = &series[3 * i..3 * i + 2];
+            let joules = zones.iter().filter_map(|s| c1(&s.samples, W0, W1)).sum();
+            ((*uuid).to_owned(), joules)
+        })
+        .collect();
+    let policy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/kepler.toml");
+    let records = records(&extract(&policy, &prometheus.url, W0, W1));
+    assert_joules(&records, &want);
+}
+
+/// The shipped `policies/tdp-estimate.toml` on the CPU-time data: every
+/// placement estimated from ENERGY.md's formula, records marked estimated.
+#[test]
+fn tdp_estimate_policy_estimates_every_placement() {
+    let (cpu, vcpus) = cpu_series();
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[("libvirt_domain_info_cpu_time_seconds", &cpu)],
+        &[("libvirt_domain_info_virtual_cpus", &vcpus)],
+    ));
+    // No memory series: memory counts 0. Hosts match no pattern: CCF's
+    // 0.74 W and 3.5 W per vCPU.
+    let mut want: HashMap<String, f64> = HashMap::new();
+    for (uuid, _, cpu_s, presence, vcpus) in placements(&cpu) {
+        let util = (cpu_s / (vcpus * presence)).clamp(0.0, 1.0);
+        *want.entry(uuid.to_owned()).or_default() +=
+            vcpus * presence * (0.74 + util * (3.5 - 0.74));
+    }
+    let policy =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/tdp-estimate.toml");
+    let out = command()
+        .args(["extract", "--dry-run", "--format", "jsonl", "--policy"])
+        .arg(&policy)
+        .args(["--prometheus", &prometheus.url])
+        .args(["--from", &secs(W0), "--to", &secs(W1)])
+        .args(["--set", "inventory.memory_metric=\"\""])
+        .output()
+        .unwrap();
+    let records = records(&out);
+    assert_joules(&records, &want);
+    assert!(records.values().all(|r| r["quality"] == "estimated"));
+}

@@ -3,10 +3,7 @@
 //! split by presence, vCPUs or memory. `rapl-share` and `ipmi-share` are this
 //! split over different host meters; a site model can call it on its own.
 
-use crate::{
-    Attribution, AttributionInput, Bounds, ChoiceSpec, Measured, ParamKind, ParamSpec, ParamValue,
-    UnattributedReason,
-};
+use crate::{Attribution, AttributionInput, Measured, ParamSpec, UnattributedReason};
 
 /// Name of the `idle` parameter.
 pub const IDLE_PARAM: &str = "idle";
@@ -59,21 +56,15 @@ impl Idle {
     /// The `idle_power` parameter every share model declares: `auto` (the
     /// least whole-minute average of the meter) or watts, default `auto`.
     pub fn power_param() -> ParamSpec {
-        ParamSpec {
-            name: IDLE_POWER_PARAM.to_owned(),
-            description: "Idle power of every host: \"auto\" (the least 1-minute average power \
-                          of its meter in the window) or watts; [idle_power] host patterns in \
-                          the policy take precedence"
-                .to_owned(),
-            kind: ParamKind::Choice(ChoiceSpec {
-                values: vec!["auto".to_owned()],
-                or_number: Some(Bounds {
-                    min: Some(0.0),
-                    max: None,
-                }),
-            }),
-            default: Some(ParamValue::Choice("auto".to_owned())),
-        }
+        ParamSpec::choice(
+            IDLE_POWER_PARAM,
+            "Idle power of every host: \"auto\" (the least 1-minute average power of its meter \
+             in the window) or watts; [idle_power] host patterns in the policy take precedence",
+            &["auto"],
+            Some("auto"),
+        )
+        .or_number()
+        .min(0.0)
     }
 }
 
