@@ -153,7 +153,13 @@ fn every_shipped_policy_passes_policy_check() {
         checked.push(name);
     }
     checked.sort();
-    for model in ["rapl-share", "ipmi-share", "libvirt-joules"] {
+    for model in [
+        "rapl-share",
+        "ipmi-share",
+        "scaphandre",
+        "tdp-estimate",
+        "kepler",
+    ] {
         assert!(checked.iter().any(|c| c == model), "{checked:?}");
     }
 }

@@ -1,9 +1,10 @@
-//! `rapl-share` and `ipmi-share` end to end: `wattson extract` against a real
+//! The builtin models end to end: `wattson extract` against a real
 //! Prometheus backfilled with node_exporter's RAPL counters (two sockets, a
 //! wrap, a dram gap), ipmi_exporter's power (a gap longer than 300 s) and the
 //! libvirt exporter's CPU time (a VM that starts, one that stops, one that
 //! migrates between hosts, a zero-CPU VM, a host with no VMs). The expected
-//! joules are ENERGY.md's definitions applied to the generated samples here.
+//! joules are ENERGY.md's definitions applied to the generated samples here;
+//! Kepler, tdp-estimate and Scaphandre on data of their own.
 
 use std::collections::HashMap;
 
@@ -564,4 +565,147 @@ fn tdp_estimate_policy_estimates_every_placement() {
     let records = records(&out);
     assert_joules(&records, &want);
     assert!(records.values().all(|r| r["quality"] == "estimated"));
+}
+
+/// `scaphandre`: per-VM process power by vmname (nova and OpenNebula domain
+/// names, through the info series), process series without vmname ignored,
+/// a vmname the inventory does not know warned about; the rest of each
+/// host's power stays at the host, and where the VMs exceed the host
+/// (Scaphandre issue #163) nothing is clamped and the host summary shows it.
+#[test]
+fn scaphandre_measures_vms_by_vmname_and_leaves_the_rest_at_the_host() {
+    let every_15s = |from: i64, value: &dyn Fn(i64) -> f64| -> Vec<(i64, f64)> {
+        (0..720)
+            .map(|k| from + k * 15_000)
+            .map(|t| (t, value(t)))
+            .collect()
+    };
+    let series = |labels: &[(&str, &str)], samples: Vec<(i64, f64)>| TestSeries {
+        labels: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        samples,
+    };
+    let vms = [
+        (VMS[0].uuid, "instance-0000002a", "cmp-01", 40e6),
+        (VMS[1].uuid, "one-42", "cmp-01", 12.5e6),
+        (VMS[2].uuid, "instance-0000002c", "cmp-02", 90e6),
+    ];
+    let mut meta = Vec::new();
+    let mut process = Vec::new();
+    for (i, (uuid, domain, host, microwatts)) in vms.into_iter().enumerate() {
+        let instance = format!("{host}:9177");
+        meta.push(series(
+            &[("domain", domain), ("instance", &instance), ("uuid", uuid)],
+            every_15s(T0 + 1_000, &|_| 1.0),
+        ));
+        let exe = if i == 1 {
+            "qemu-kvm"
+        } else {
+            "qemu-system-x86_64"
+        };
+        let scaph = format!("{host}:8080");
+        // Constant power: G1 is power x 3,600 s, even from the per-VM
+        // approximation.
+        process.push(series(
+            &[("exe", exe), ("instance", &scaph), ("vmname", domain)],
+            every_15s(T0 + 4_321, &|_| microwatts),
+        ));
+    }
+    // Not VMs: libvirtd, a qemu without vmname; and a VM nobody knows.
+    process.push(series(
+        &[("exe", "libvirtd"), ("instance", "cmp-01:8080")],
+        every_15s(T0 + 2_000, &|_| 3e6),
+    ));
+    process.push(series(
+        &[("exe", "qemu-system-x86_64"), ("instance", "cmp-01:8080")],
+        every_15s(T0 + 2_500, &|_| 7e6),
+    ));
+    process.push(series(
+        &[
+            ("exe", "qemu-system-x86_64"),
+            ("instance", "cmp-01:8080"),
+            ("vmname", "instance-000000ff"),
+        ],
+        every_15s(T0 + 3_000, &|_| 5e6),
+    ));
+    let host_power = [
+        series(
+            &[("instance", "cmp-01:8080")],
+            every_15s(T0 + 6_789, &|t| 250e6 + 50e6 * ((t / 60_000) % 7) as f64),
+        ),
+        series(
+            &[("instance", "cmp-02:8080")],
+            every_15s(T0 + 6_789, &|_| 60e6),
+        ),
+    ];
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[],
+        &[
+            ("libvirt_domain_info_meta", &meta),
+            ("scaph_process_power_consumption_microwatts", &process),
+            ("scaph_host_power_microwatts", &host_power),
+        ],
+    ));
+    let want: HashMap<String, f64> = vms
+        .iter()
+        .map(|(uuid, _, _, microwatts)| ((*uuid).to_owned(), microwatts / 1e6 * 3600.0))
+        .collect();
+    // G1 of µW, in joules.
+    let e_01 = g1(&host_power[0].samples, W0, W1).0 / 1e6;
+    let e_02 = g1(&host_power[1].samples, W0, W1).0 / 1e6;
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = policy("scaphandre", "").replace("meta_metric = \"\"\n", "");
+    let path = write_policy(dir.path(), "scaphandre.toml", &text);
+    let summary = dir.path().join("hosts.jsonl");
+    let out = command()
+        .args(["extract", "--dry-run", "--policy"])
+        .arg(&path)
+        .args(["--prometheus", &prometheus.url])
+        .args(["--from", &secs(W0), "--to", &secs(W1)])
+        .arg("--host-summary")
+        .arg(&summary)
+        .output()
+        .unwrap();
+    let records = records(&out);
+    assert_joules(&records, &want);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("instance-000000ff") && stderr.contains("match no VM"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("exceeds the host's on 1 host(s)") && stderr.contains("cmp-02"),
+        "{stderr}"
+    );
+
+    let lines: HashMap<String, serde_json::Value> = std::fs::read_to_string(&summary)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["host"].as_str().unwrap().to_owned(), v)
+        })
+        .collect();
+    let field = |host: &str, k: &str| lines[host][k].as_f64().unwrap();
+    // cmp-01: 52.5 W of VMs; the rest of its power is not the VMs'.
+    let vms_01 = (40.0 + 12.5) * 3600.0;
+    assert!(
+        rel_err(field("cmp-01", "energy_joules"), e_01) < 1e-9,
+        "{} {e_01}",
+        lines["cmp-01"]
+    );
+    assert!(
+        rel_err(
+            lines["cmp-01"]["reasons"]["not-vms"].as_f64().unwrap(),
+            e_01 - vms_01
+        ) < 1e-9
+    );
+    assert_eq!(field("cmp-01", "excess_joules"), 0.0);
+    // cmp-02: 90 W of VM on a host that says 60 W: 30 W x 3,600 s too many.
+    assert!(rel_err(field("cmp-02", "attributed_joules"), 90.0 * 3600.0) < 1e-9);
+    assert!(rel_err(field("cmp-02", "excess_joules"), 90.0 * 3600.0 - e_02) < 1e-9);
+    assert!(rel_err(e_02, 60.0 * 3600.0) < 1e-9);
 }

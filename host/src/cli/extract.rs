@@ -106,7 +106,9 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
         dry_run: args.dry_run || args.format.is_some(),
         host_summary: args.host_summary.is_some(),
     };
-    if args.host_summary.is_some() && bound.model.info().conservation.is_none() {
+    if args.host_summary.is_some()
+        && pipeline::host_meter(bound.model.info(), &bound.measurements).is_none()
+    {
         tracing::warn!(
             "model `{}` reads no host meter: --host-summary will hold no hosts",
             bound.model.info().name

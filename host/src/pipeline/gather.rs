@@ -1,7 +1,7 @@
 //! Gathering: every measurement a model declared, made over the window, and the
 //! VMs and hosts they cover, as the model's input.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::TryFutureExt;
 
@@ -177,6 +177,7 @@ pub async fn gather(
 
     // VMs: every uuid a uuid-keyed measurement saw in the window, described by its series' labels.
     let mut uuids: Vec<&str> = Vec::new();
+    let no_labels = Labels::default();
     let mut vm_labels: Vec<&Labels> = Vec::new();
     let mut vm_index: HashMap<String, usize> = HashMap::new();
     for result in keyed.iter().filter(|c| c.key == KeyKind::Uuid) {
@@ -218,6 +219,41 @@ pub async fn gather(
                 return Err(PipelineError::Unsupported(message));
             }
             tracing::warn!("{message}; --strict makes this an error");
+        }
+    }
+    // vmname-keyed series (Scaphandre's) name VMs by their libvirt domain
+    // name: the VMs the inventory knows (info series, libvirt) with one.
+    let vmnames: HashSet<&str> = keyed
+        .iter()
+        .filter(|r| r.key == KeyKind::Vmname)
+        .flat_map(|r| r.series.iter().filter_map(|s| s.labels.get(&r.key_label)))
+        .collect();
+    if !vmnames.is_empty() {
+        let mut known: Vec<(&str, &Labels)> = metadata
+            .iter()
+            .map(|(uuid, labels)| (uuid.as_str(), labels))
+            .chain(
+                domains
+                    .keys()
+                    .filter(|uuid| !metadata.contains_key(*uuid))
+                    .map(|uuid| (uuid.as_str(), &no_labels)),
+            )
+            .filter(|(uuid, labels)| {
+                !vm_index.contains_key(*uuid)
+                    && describe::domain_name(
+                        labels,
+                        metadata.get(*uuid),
+                        domains.get(*uuid),
+                        inventory,
+                    )
+                    .is_some_and(|name| vmnames.contains(name))
+            })
+            .collect();
+        known.sort();
+        for (uuid, labels) in known {
+            vm_index.insert(uuid.to_owned(), uuids.len());
+            uuids.push(uuid);
+            vm_labels.push(labels);
         }
     }
     let host_of = |labels: &Labels| {
@@ -279,6 +315,21 @@ pub async fn gather(
         if let Some(name) = describe::domain_name(labels, meta, domain, inventory) {
             name_index.insert(name, i);
         }
+    }
+
+    let unnamed: Vec<&str> = vmnames
+        .iter()
+        .filter(|n| !name_index.contains_key(*n))
+        .copied()
+        .collect();
+    if !unnamed.is_empty() {
+        tracing::warn!(
+            "{} vmname series in {window} match no VM the inventory knows (e.g. `{}`): they get \
+             no record. vmname is the libvirt domain name; set [inventory] libvirt_uri on a \
+             hypervisor, or meta_metric to an info series with a `domain` label",
+            unnamed.len(),
+            unnamed.iter().min().copied().unwrap_or_default()
+        );
     }
 
     let mut templated = Vec::with_capacity(per_vm_templates.len());

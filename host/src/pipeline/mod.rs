@@ -11,7 +11,7 @@ use std::time::Instant;
 
 pub use extract::{ExtractError, ExtractOptions, ExtractReport, cut, extract};
 pub use gather::{Gathered, gather, plan_problems, plan_warnings};
-pub use summary::{HostSummary, table as host_table};
+pub use summary::{HostSummary, host_meter, table as host_table};
 
 use crate::policy::{Bound, Policy};
 use crate::records::{self, EnergyRecord, Identity};

@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::runtime::{Attribution, AttributionInput, Measurement, ModelInfo, UnattributedReason};
+use crate::runtime::{
+    Attribution, AttributionInput, KeyKind, Measurement, ModelInfo, UnattributedReason, Unit,
+};
 use crate::window::{Window, format_ms};
 
 /// One host in one window (one JSON line of `--host-summary`).
@@ -34,13 +36,33 @@ pub struct HostSummary {
     pub vms: usize,
     /// |attributed + unattributed − E_h| / E_h.
     pub conservation_rel_err: f64,
+    /// What the VMs were given beyond E_h (a model without a conservation
+    /// law whose per-VM meters exceed the host's, as Scaphandre's can); 0 otherwise.
+    pub excess_joules: f64,
     /// Unattributed joules by reason (`idle`, `no-vms`, `no-cpu`, `other-model`, …).
     pub reasons: BTreeMap<&'static str, f64>,
 }
 
-/// The summary of every host with a reading of the model's host meter (its
-/// conservation measurement), hosts without VMs included; empty for models
-/// that read no host meter.
+/// The measurement holding a model's host energy E_h: its conservation
+/// measurement, else its first host meter (`rapl`, `host-power`, a host-keyed
+/// gauge or energy counter); none for models that read no host meter.
+pub fn host_meter<'a>(info: &'a ModelInfo, measurements: &'a [Measurement]) -> Option<&'a str> {
+    if let Some(law) = &info.conservation {
+        return Some(&law.measurement);
+    }
+    measurements.iter().find_map(|m| match m {
+        Measurement::Rapl(r) => Some(r.name.as_str()),
+        Measurement::HostPower(h) => Some(h.name.as_str()),
+        Measurement::Gauge(g) if g.key == KeyKind::Host => Some(g.name.as_str()),
+        Measurement::Counter(c) if c.key == KeyKind::Host && c.unit != Unit::Seconds => {
+            Some(c.name.as_str())
+        }
+        _ => None,
+    })
+}
+
+/// The summary of every host with a reading of the model's host meter,
+/// hosts without VMs included; empty for models that read no host meter.
 pub fn hosts(
     window: Window,
     info: &ModelInfo,
@@ -48,7 +70,7 @@ pub fn hosts(
     input: &AttributionInput,
     attribution: &Attribution,
 ) -> Vec<HostSummary> {
-    let Some(meter) = info.conservation.as_ref().map(|c| c.measurement.as_str()) else {
+    let Some(meter) = host_meter(info, measurements) else {
         return Vec::new();
     };
     let Some(energy) = input.measurements.iter().find(|m| m.name == meter) else {
@@ -91,7 +113,7 @@ pub fn hosts(
                 .and_then(|m| m.hosts.get(h).copied().flatten())
                 .map(|r| r.value);
             let unattributed: f64 = reasons[h].values().sum();
-            let off = (attributed[h] + unattributed - e_h).abs();
+            let off = attributed[h] + unattributed - e_h;
             Some(HostSummary {
                 window_start: format_ms(window.start_ms),
                 window_end: format_ms(window.end_ms),
@@ -103,7 +125,12 @@ pub fn hosts(
                 attributed_joules: attributed[h],
                 unattributed_joules: unattributed,
                 vms: vms[h],
-                conservation_rel_err: if e_h > 0.0 { off / e_h } else { off },
+                conservation_rel_err: if e_h > 0.0 {
+                    off.abs() / e_h
+                } else {
+                    off.abs()
+                },
+                excess_joules: off.max(0.0),
                 reasons: std::mem::take(&mut reasons[h]),
             })
         })
@@ -214,6 +241,7 @@ mod tests {
             unattributed_joules: unattributed,
             vms: if unattributed == energy { 0 } else { 12 },
             conservation_rel_err: 0.0,
+            excess_joules: 0.0,
             reasons: left.iter().copied().collect(),
         }
     }
