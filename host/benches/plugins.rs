@@ -1,6 +1,7 @@
 //! Plugin runtime speed: one `attribute` call over 10,000 VMs (marshalling
-//! included), loading a cached builtin (deserialize + instantiate + describe),
-//! and the first compile of a builtin.
+//! included) of `libvirt-joules`, and of the share models and `tdp-estimate`
+//! on 500 hosts; loading a cached builtin (deserialize + instantiate +
+//! describe), and the first compile of a builtin.
 //!
 //! `cargo bench -p wattson --bench plugins`
 
@@ -54,6 +55,73 @@ fn input(n: usize) -> AttributionInput {
     }
 }
 
+/// 10,000 VMs on 500 hosts, with CPU time, sizes, each host's energy and
+/// idle power: what `rapl-share`, `ipmi-share` and `tdp-estimate` read.
+fn share_input(n: usize, hosts: usize) -> AttributionInput {
+    let mut input = input(n);
+    input.hosts = (0..hosts).map(|h| format!("cmp-{h:04}")).collect();
+    for (i, p) in input.placements.iter_mut().enumerate() {
+        p.host = Some((i % hosts) as u32);
+        p.cpu_s = Some(100.0 + (i % 97) as f64 * 13.0);
+        p.presence_s = if i % 20 == 0 { 1800.0 } else { 3600.0 };
+    }
+    let host = |value: f64| {
+        Some(Reading {
+            value,
+            span_s: 3600.0,
+            covered_s: 3600.0,
+        })
+    };
+    input.measurements = vec![
+        Measured {
+            name: "energy".into(),
+            vms: vec![None; n],
+            hosts: (0..hosts).map(|h| host(1.0e6 + h as f64)).collect(),
+        },
+        Measured {
+            name: "cpu".into(),
+            vms: vec![None; n],
+            hosts: vec![None; hosts],
+        },
+        Measured {
+            name: "idle_power".into(),
+            vms: vec![None; n],
+            hosts: (0..hosts).map(|_| host(80.0)).collect(),
+        },
+    ];
+    input
+}
+
+fn share_params(idle: &str) -> Vec<Param> {
+    vec![
+        Param {
+            name: "idle".into(),
+            value: ParamValue::Choice(idle.into()),
+        },
+        Param {
+            name: "idle_power".into(),
+            value: ParamValue::Choice("auto".into()),
+        },
+    ]
+}
+
+fn tdp_params() -> Vec<Param> {
+    vec![
+        Param {
+            name: "min_w".into(),
+            value: ParamValue::Table(vec![("gpu-*".into(), 1.2)]),
+        },
+        Param {
+            name: "max_w".into(),
+            value: ParamValue::Table(vec![("gpu-*".into(), 4.5)]),
+        },
+        Param {
+            name: "memory_w_per_gb".into(),
+            value: ParamValue::Number(0.392),
+        },
+    ]
+}
+
 fn params() -> Vec<Param> {
     let text = |name: &str, value: &str| Param {
         name: name.into(),
@@ -79,6 +147,21 @@ fn benches(c: &mut Criterion) {
     group.throughput(Throughput::Elements(VMS as u64));
     group.bench_function("libvirt-joules/10k-vms", |b| {
         b.iter(|| model.attribute(&large, &params).expect("attribute"))
+    });
+    let shares = share_input(VMS, 500);
+    for name in ["rapl-share", "ipmi-share"] {
+        let model = runtime.load_model(name).expect("builtin");
+        for idle in ["vcpus", "host"] {
+            let params = share_params(idle);
+            group.bench_function(format!("{name}/idle={idle}/10k-vms-500-hosts"), |b| {
+                b.iter(|| model.attribute(&shares, &params).expect("attribute"))
+            });
+        }
+    }
+    let tdp = runtime.load_model("tdp-estimate").expect("builtin");
+    let tdp_params = tdp_params();
+    group.bench_function("tdp-estimate/10k-vms-500-hosts", |b| {
+        b.iter(|| tdp.attribute(&shares, &tdp_params).expect("attribute"))
     });
     let small = input(100);
     group.throughput(Throughput::Elements(100));

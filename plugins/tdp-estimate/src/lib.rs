@@ -12,6 +12,8 @@
 //! and CCF's defaults for an unknown x86 server (0.74 W, 3.5 W) apply where
 //! none matches. Records say `quality: estimated`.
 
+use std::collections::HashMap;
+
 use wattson_plugin::{
     Attribution, AttributionInput, Measurement, Model, ModelInfo, ParamSpec, Params, glob_match,
 };
@@ -22,6 +24,9 @@ const CCF_MIN_W: f64 = 0.74;
 const CCF_MAX_W: f64 = 3.5;
 /// MB of memory per GB (libvirt's sizes are MiB; CCF's are GB of the same kind).
 const MB_PER_GB: f64 = 1024.0;
+
+/// Watts per vCPU at 0 % and 100 % utilisation.
+type MinMax = (f64, f64);
 
 struct TdpEstimate;
 
@@ -68,6 +73,7 @@ impl Model for TdpEstimate {
         let (min_table, max_table) = (params.table("min_w")?, params.table("max_w")?);
         let mut out = Attribution::default();
         let mut unsized_vms = 0usize;
+        let mut watts: HashMap<(Option<u32>, Option<&str>), MinMax> = HashMap::new();
         for (i, p) in input.placements.iter().enumerate() {
             if !p.assigned {
                 continue;
@@ -77,21 +83,24 @@ impl Model for TdpEstimate {
                 unsized_vms += 1;
                 continue;
             };
-            let host = p.host.and_then(|h| input.hosts.get(h as usize));
             let flavor = input
                 .details
                 .get(p.vm as usize)
                 .and_then(|d| d.flavor.as_deref());
-            let lookup = |table: &[(String, f64)], default: f64| {
-                table
-                    .iter()
-                    .find(|(pattern, _)| match pattern.strip_prefix("flavor:") {
-                        Some(glob) => flavor.is_some_and(|f| glob_match(glob, f)),
-                        None => host.is_some_and(|h| glob_match(pattern, h)),
-                    })
-                    .map_or(default, |(_, w)| *w)
-            };
-            let (min_w, max_w) = (lookup(min_table, CCF_MIN_W), lookup(max_table, CCF_MAX_W));
+            // Looked up once per (host, flavor): thousands of VMs share a few.
+            let (min_w, max_w) = *watts.entry((p.host, flavor)).or_insert_with(|| {
+                let host = p.host.and_then(|h| input.hosts.get(h as usize));
+                let lookup = |table: &[(String, f64)], default: f64| {
+                    table
+                        .iter()
+                        .find(|(pattern, _)| match pattern.strip_prefix("flavor:") {
+                            Some(glob) => flavor.is_some_and(|f| glob_match(glob, f)),
+                            None => host.is_some_and(|h| glob_match(pattern, h)),
+                        })
+                        .map_or(default, |(_, w)| *w)
+                };
+                (lookup(min_table, CCF_MIN_W), lookup(max_table, CCF_MAX_W))
+            });
             let presence = p.presence_s;
             let util = if presence > 0.0 {
                 (p.cpu_s.unwrap_or(0.0) / (vcpus * presence)).clamp(0.0, 1.0)
