@@ -163,3 +163,90 @@ fn every_shipped_policy_passes_policy_check() {
         assert!(checked.iter().any(|c| c == model), "{checked:?}");
     }
 }
+
+/// `[[rules]]` mistakes, all at once: an unknown match key, an empty match,
+/// a glob that does not parse and a pin that is not a sha256 (found before
+/// any plugin loads); then an unknown plugin, a bad param value of a rule's
+/// model and a pin of another component (found when the plugins load).
+#[test]
+fn rule_mistakes_are_located_and_named() {
+    let (code, stderr) = check(&format!(
+        r#"{HEAD}[model]
+plugin = "libvirt-joules"
+[[rules]]
+match = {{ hostname = "gpu-*" }}
+plugin = "libvirt-joules"
+[[rules]]
+match = {{}}
+plugin = "libvirt-joules"
+[[rules]]
+match = {{ flavor = "m1.[large" }}
+plugin = "libvirt-joules"
+[[rules]]
+match = {{ project = ["physics", "chem"] }}
+plugin = "rapl-share"
+sha256 = "abc"
+"#
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    located(
+        &stderr,
+        &[
+            (
+                "site.toml:8:22",
+                "key `rules[0].match.hostname`: `hostname` is not a match key",
+            ),
+            ("site.toml:11:9", "an empty match would take every VM"),
+            (
+                "site.toml:14:20",
+                "key `rules[2].match.flavor`: error parsing glob",
+            ),
+            (
+                "site.toml:19:10",
+                "key `rules[3].sha256`: not a sha256 (64 hex digits)",
+            ),
+        ],
+    );
+
+    let (code, stderr) = check(&format!(
+        r#"{HEAD}[model]
+plugin = "libvirt-joules"
+[[rules]]
+match = {{ flavor = "m1.*" }}
+plugin = "rapl-sahre"
+[[rules]]
+match = {{ project = ["physics", "chem"] }}
+plugin = "rapl-share"
+params = {{ idle = "cores" }}
+[[rules]]
+match = {{ host = "gpu-*" }}
+plugin = "ipmi-share"
+sha256 = "{}"
+"#,
+        "0".repeat(64)
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    located(
+        &stderr,
+        &[
+            ("site.toml:9:10", "key `rules[0].plugin`"),
+            (
+                "site.toml:13:19",
+                "key `rules[1].params.idle`: plugin `rapl-share`",
+            ),
+            ("site.toml:17:10", "key `rules[2].sha256`"),
+        ],
+    );
+    assert!(stderr.contains("not the pinned 0000"), "{stderr}");
+    assert!(stderr.contains("\"vcpus\" or \"memory\""), "{stderr}");
+}
+
+/// Each (file:line:column, text) is on one line of `stderr`.
+fn located(stderr: &str, expected: &[(&str, &str)]) {
+    for (at, what) in expected {
+        assert!(
+            stderr.lines().any(|l| l.contains(at) && l.contains(what)),
+            "no `{what}` at {at}: {stderr}"
+        );
+    }
+}

@@ -252,14 +252,13 @@ fn assert_joules(records: &HashMap<String, serde_json::Value>, want: &HashMap<St
     }
 }
 
-#[test]
-fn rapl_share_splits_package_and_dram_by_cpu_time() {
-    let (cpu, vcpus) = cpu_series();
+/// node_exporter's RAPL counters of cmp-01..03: per host package-0,
+/// package-1, dram-0, dram-1. cmp-01's package-1 starts 63 minutes of energy
+/// short of its range, so it wraps early in the window; cmp-02's dram-0 has a
+/// 4-minute scrape gap.
+fn rapl_series() -> (Vec<TestSeries>, Vec<TestSeries>) {
     let package_range = PACKAGE_RANGE_UJ as f64 / 1e6;
     let dram_range = DRAM_RANGE_UJ as f64 / 1e6;
-    // Per host: package-0, package-1, dram-0, dram-1. cmp-01's package-1
-    // starts 3 minutes of energy short of its range, so it wraps early in the
-    // window; cmp-02's dram-0 has a 4-minute scrape gap; cmp-03 has no VMs.
     let mut package = Vec::new();
     let mut dram = Vec::new();
     for (h, host) in ["cmp-01", "cmp-02", "cmp-03"].into_iter().enumerate() {
@@ -303,6 +302,43 @@ fn rapl_share_splits_package_and_dram_by_cpu_time() {
             ));
         }
     }
+    (package, dram)
+}
+
+/// Per host of [`rapl_series`]: E_h = C1w of its four zones, and I_h =
+/// P_idle x the zones' span (the longest), P_idle = `idle_watts(host)`.
+fn rapl_hosts(
+    package: &[TestSeries],
+    dram: &[TestSeries],
+    idle_watts: impl Fn(&str) -> f64,
+) -> HashMap<&'static str, (f64, f64)> {
+    let package_range = PACKAGE_RANGE_UJ as f64 / 1e6;
+    let dram_range = DRAM_RANGE_UJ as f64 / 1e6;
+    let mut hosts = HashMap::new();
+    for (h, host) in ["cmp-01", "cmp-02", "cmp-03"].into_iter().enumerate() {
+        let zones = [
+            (&package[2 * h], package_range),
+            (&package[2 * h + 1], package_range),
+            (&dram[2 * h], dram_range),
+            (&dram[2 * h + 1], dram_range),
+        ];
+        let measured: Vec<(f64, f64)> = zones
+            .iter()
+            .map(|(s, r)| c1_span(&s.samples, Some(*r)).unwrap())
+            .collect();
+        let e_h: f64 = measured.iter().map(|m| m.0).sum();
+        let span = measured.iter().map(|m| m.1).fold(0.0, f64::max);
+        let watts = idle_watts(host);
+        assert!(watts * span < e_h, "idle below the host's energy");
+        hosts.insert(host, (e_h, watts * span));
+    }
+    hosts
+}
+
+#[test]
+fn rapl_share_splits_package_and_dram_by_cpu_time() {
+    let (cpu, vcpus) = cpu_series();
+    let (package, dram) = rapl_series();
     let wrapped = package[1]
         .samples
         .windows(2)
@@ -319,26 +355,11 @@ fn rapl_share_splits_package_and_dram_by_cpu_time() {
         &[("libvirt_domain_info_virtual_cpus", &vcpus)],
     ));
 
-    // E_h = C1w of its four zones; I_h = P_idle x the zones' span (the
-    // longest), P_idle = 55 W but cmp-02's 30 W from [idle_power].
-    let mut hosts = HashMap::new();
-    for (h, host) in ["cmp-01", "cmp-02", "cmp-03"].into_iter().enumerate() {
-        let zones = [
-            (&package[2 * h], package_range),
-            (&package[2 * h + 1], package_range),
-            (&dram[2 * h], dram_range),
-            (&dram[2 * h + 1], dram_range),
-        ];
-        let measured: Vec<(f64, f64)> = zones
-            .iter()
-            .map(|(s, r)| c1_span(&s.samples, Some(*r)).unwrap())
-            .collect();
-        let e_h: f64 = measured.iter().map(|m| m.0).sum();
-        let span = measured.iter().map(|m| m.1).fold(0.0, f64::max);
-        let watts = if host == "cmp-02" { 30.0 } else { 55.0 };
-        assert!(watts * span < e_h, "idle below the host's energy");
-        hosts.insert(host, (e_h, watts * span));
-    }
+    let hosts = rapl_hosts(
+        &package,
+        &dram,
+        |host| if host == "cmp-02" { 30.0 } else { 55.0 },
+    );
     let want = vcpu_shares(&placements(&cpu), &hosts);
 
     let dir = tempfile::tempdir().unwrap();
@@ -708,4 +729,117 @@ fn scaphandre_measures_vms_by_vmname_and_leaves_the_rest_at_the_host() {
     assert!(rel_err(field("cmp-02", "attributed_joules"), 90.0 * 3600.0) < 1e-9);
     assert!(rel_err(field("cmp-02", "excess_joules"), 90.0 * 3600.0 - e_02) < 1e-9);
     assert!(rel_err(e_02, 60.0 * 3600.0) < 1e-9);
+}
+
+/// `[[rules]]`: the first match wins, else `[model]`. On cmp-01 a VM labelled
+/// `aggregate = kepler` goes to `libvirt-joules` (its own counter) while
+/// `rapl-share` splits the host: C_h and the idle weights still count it,
+/// its share stays at the host (`other-model`). On cmp-02 a p-chem VM goes to
+/// `tdp-estimate` by host and project (a list). The migrated VM stays with
+/// `rapl-share` on both hosts.
+#[test]
+fn rules_give_each_placement_its_model() {
+    let (mut cpu, vcpus) = cpu_series();
+    cpu[0].labels.push(("aggregate".into(), "kepler".into()));
+    for label in &mut cpu[2].labels {
+        if label.0 == "project_id" {
+            label.1 = "p-chem".into();
+        }
+    }
+    let (package, dram) = rapl_series();
+    let energy = counter(
+        &[("uuid", VMS[0].uuid.to_owned())],
+        77,
+        VMS[0].life,
+        3_000.0,
+        42.0,
+        f64::INFINITY,
+        (0, 0),
+    );
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[
+            ("node_rapl_package_joules", &package),
+            ("node_rapl_dram_joules", &dram),
+            ("libvirt_domain_info_cpu_time_seconds", &cpu),
+            (
+                "libvirt_domain_info_energy_consumption_joules",
+                std::slice::from_ref(&energy),
+            ),
+        ],
+        &[("libvirt_domain_info_virtual_cpus", &vcpus)],
+    ));
+
+    // rapl-share over every placement, then the VMs other rules take out.
+    let hosts = rapl_hosts(&package, &dram, |_| 55.0);
+    let all = placements(&cpu);
+    let mut want = vcpu_shares(&all, &hosts);
+    let (v1, v3) = (VMS[0].uuid, VMS[2].uuid);
+    let shares_taken = want[v1] + want[v3];
+    want.insert(v1.to_owned(), c1(&energy.samples, W0, W1).unwrap());
+    let (_, _, cpu_s, presence, n) = *all.iter().find(|p| p.0 == v3).unwrap();
+    let util = (cpu_s / (n * presence)).clamp(0.0, 1.0);
+    want.insert(v3.to_owned(), n * presence * (0.74 + util * (3.5 - 0.74)));
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = policy(
+        "rapl-share",
+        &format!(
+            "[rapl]\nmax_energy_range_uj = {{ package = {PACKAGE_RANGE_UJ}, dram = {DRAM_RANGE_UJ} }}\n"
+        ),
+    ) + r#"[model.params]
+idle = "vcpus"
+idle_power = 55
+[[rules]]
+match = { "label.aggregate" = "kepler" }
+plugin = "libvirt-joules"
+[[rules]]
+match = { host = "cmp-0[2-9]", project = ["p-bio", "p-chem"] }
+plugin = "tdp-estimate"
+sha256 = "TDP_SHA256"
+[[rules]]
+match = { "label.aggregate" = "*" }
+plugin = "ipmi-share"
+"#;
+    // Pinned to the hash `plugins inspect` prints.
+    let inspect = command()
+        .args(["plugins", "inspect", "tdp-estimate"])
+        .output()
+        .unwrap();
+    let inspect = String::from_utf8(inspect.stdout).unwrap();
+    let sha256 = inspect
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256: "))
+        .expect("a sha256 line");
+    let text = text.replace("TDP_SHA256", sha256);
+    let path = write_policy(dir.path(), "rules.toml", &text);
+    let summary = dir.path().join("hosts.jsonl");
+    let out = command()
+        .args(["extract", "--dry-run", "--policy"])
+        .arg(&path)
+        .args(["--prometheus", &prometheus.url])
+        .args(["--from", &secs(W0), "--to", &secs(W1)])
+        .arg("--host-summary")
+        .arg(&summary)
+        .output()
+        .unwrap();
+    let records = records(&out);
+    assert_joules(&records, &want);
+    let model = |uuid: &str| records[uuid]["model"].as_str().unwrap().to_owned();
+    assert_eq!(model(v1), "libvirt-joules", "first match wins");
+    assert_eq!(model(v3), "tdp-estimate");
+    assert_eq!(records[v3]["quality"], "estimated");
+    assert_eq!(model(VMS[3].uuid), "rapl-share");
+
+    // What rapl-share left at its hosts for the VMs other models took.
+    let left: f64 = std::fs::read_to_string(&summary)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["model"] == "rapl-share")
+        .filter_map(|v| v["reasons"]["other-model"].as_f64())
+        .sum();
+    assert!(
+        rel_err(left, shares_taken) < 1e-9,
+        "{left} != {shares_taken}"
+    );
 }

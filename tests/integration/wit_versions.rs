@@ -186,7 +186,8 @@ fn inspect_names_the_wit_version_a_component_was_built_for() {
     assert!(new.contains("wit: wattson:plugin@0.2.0"), "{new}");
     let old_format = inspect(V0_1_FORMAT);
     assert!(
-        old_format.contains("kind: format\nwit: wattson:plugin@0.1.0"),
+        old_format.contains("kind: format\nsha256: ")
+            && old_format.contains("\nwit: wattson:plugin@0.1.0"),
         "{old_format}"
     );
     let format = inspect("apel-energy");

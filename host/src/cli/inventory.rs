@@ -136,7 +136,7 @@ pub fn run(args: InventoryArgs) -> Result<(), Failure> {
     }
     if args.json {
         let json = serde_json::to_string_pretty(&rows).map_err(|e| Failure::new(1, e))?;
-        println!("{json}");
+        outln!("{json}");
         return Ok(());
     }
     let cells: Vec<Vec<String>> = rows
@@ -187,7 +187,7 @@ fn from_libvirt(uri: &str, json: bool) -> Result<(), Failure> {
         .collect();
     if json {
         let json = serde_json::to_string_pretty(&rows).map_err(|e| Failure::new(1, e))?;
-        println!("{json}");
+        outln!("{json}");
         return Ok(());
     }
     let cells: Vec<Vec<String>> = rows
@@ -262,7 +262,7 @@ fn print_table(header: &[&str], cells: &[Vec<String>]) {
     }
     let line = |cols: &mut dyn Iterator<Item = &str>| {
         let parts: Vec<String> = cols.zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", parts.join("  ").trim_end());
+        outln!("{}", parts.join("  ").trim_end());
     };
     line(&mut header.iter().copied());
     for row in cells {

@@ -4,6 +4,14 @@
 //! 3 source error (Prometheus unreachable or failing); 4 plugin error;
 //! 5 delivery error (payloads stay spooled); 6 another run of the policy is active.
 
+/// Prints a line to stdout; a reader that stopped reading (`| head`) ends
+/// the process quietly with 0, as ripgrep does.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::print_line(format_args!($($arg)*))
+    };
+}
+
 mod extract;
 mod inventory;
 mod plugins;
@@ -101,4 +109,18 @@ fn cache_dir(configured: Option<&PathBuf>) -> Option<PathBuf> {
     configured
         .cloned()
         .or_else(crate::runtime::default_cache_dir)
+}
+
+/// Writes one line to stdout (see `outln!`): on a closed pipe, exits 0 with
+/// nothing on stderr; on another write error, says so and exits 1.
+pub(crate) fn print_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
 }

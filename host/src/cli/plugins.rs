@@ -26,7 +26,7 @@ pub fn run(command: PluginsCommand) -> Result<(), Failure> {
         .map_err(|e| Failure::new(EXIT_PLUGIN, e))?;
     match command {
         PluginsCommand::List => {
-            println!("{:<16} {:<7} {:<8} DESCRIPTION", "NAME", "KIND", "VERSION");
+            outln!("{:<16} {:<7} {:<8} DESCRIPTION", "NAME", "KIND", "VERSION");
             for builtin in BUILTINS {
                 let (version, description) = match builtin.kind {
                     PluginKind::Model => runtime
@@ -37,7 +37,7 @@ pub fn run(command: PluginsCommand) -> Result<(), Failure> {
                         .map(|f| (f.info().version.clone(), f.info().description.clone())),
                 }
                 .map_err(|e| Failure::new(EXIT_PLUGIN, e))?;
-                println!(
+                outln!(
                     "{:<16} {:<7} {:<8} {description}",
                     builtin.name,
                     builtin.kind.to_string(),
@@ -66,9 +66,10 @@ pub fn run(command: PluginsCommand) -> Result<(), Failure> {
                 Err(e) => return Err(Failure::new(EXIT_PLUGIN, e)),
             };
             let info = format.info();
-            println!(
-                "{}\nkind: format\nwit: {}\nname: {}\nversion: {}\nmedia type: {}\nextension: {}\n{}",
+            outln!(
+                "{}\nkind: format\nsha256: {}\nwit: {}\nname: {}\nversion: {}\nmedia type: {}\nextension: {}\n{}",
                 format.id(),
+                format.id().sha256,
                 format.wit_version(),
                 info.name,
                 info.version,
@@ -84,9 +85,10 @@ pub fn run(command: PluginsCommand) -> Result<(), Failure> {
 
 fn inspect_model(model: &Model) {
     let info = model.info();
-    println!(
-        "{}\nkind: model\nwit: {}\nname: {}\nversion: {}\nquality: {}\n{}",
+    outln!(
+        "{}\nkind: model\nsha256: {}\nwit: {}\nname: {}\nversion: {}\nquality: {}\n{}",
         model.id(),
+        model.id().sha256,
         model.wit_version(),
         info.name,
         info.version,
@@ -96,26 +98,27 @@ fn inspect_model(model: &Model) {
         },
         info.description
     );
-    println!("measurements:");
+    outln!("measurements:");
     for m in &info.measurements {
-        println!("  {}", describe_measurement(m));
+        outln!("  {}", describe_measurement(m));
     }
     print_params(&info.params);
     if let Some(c) = &info.conservation {
-        println!(
+        outln!(
             "conservation: per host, placements + unattributed = {} (tolerance {:e})",
-            c.measurement, c.tolerance
+            c.measurement,
+            c.tolerance
         );
     }
 }
 
 fn print_params(params: &[ParamSpec]) {
-    println!("params:");
+    outln!("params:");
     for p in params {
         let default = p.default.as_ref().map_or("required".to_owned(), |d| {
             format!("default {}", value_text(d))
         });
-        println!(
+        outln!(
             "  {} ({}, {default}): {}",
             p.name,
             kind_name(&p.kind),

@@ -29,27 +29,43 @@ pub enum PolicyCommand {
 /// a window would hit with the bound model's measurements (no I/O), located
 /// at the policy's `[model] plugin`.
 pub(super) fn check_plan(policy: &Policy, bound: &policy::Bound) -> Result<(), Failure> {
-    for warning in crate::pipeline::plan_warnings(policy, &bound.measurements) {
-        tracing::warn!("{warning}");
+    // `[model]`, then each rule: where it is named, and what it measures.
+    let models = std::iter::once((
+        "model".to_owned(),
+        &policy.model.plugin,
+        &bound.measurements,
+    ))
+    .chain(
+        policy
+            .rules
+            .iter()
+            .zip(&bound.rules)
+            .enumerate()
+            .map(|(i, (rule, bound))| (format!("rules[{i}]"), &rule.plugin, &bound.measurements)),
+    );
+    let mut problems = Vec::new();
+    for (key, plugin, measurements) in models {
+        for warning in crate::pipeline::plan_warnings(policy, measurements) {
+            tracing::warn!("{warning}");
+        }
+        problems.extend(
+            crate::pipeline::plan_problems(policy, measurements)
+                .into_iter()
+                .map(|message| match policy.source() {
+                    Some(source) => {
+                        policy::Problem::at(source, plugin.span(), Some(key.clone()), message)
+                    }
+                    None => policy::Problem {
+                        location: None,
+                        key: Some(key.clone()),
+                        message,
+                    },
+                }),
+        );
     }
-    let problems = crate::pipeline::plan_problems(policy, &bound.measurements);
     if problems.is_empty() {
         return Ok(());
     }
-    let plugin = &policy.model.plugin;
-    let problems = problems
-        .into_iter()
-        .map(|message| match policy.source() {
-            Some(source) => {
-                policy::Problem::at(source, plugin.span(), Some("model".into()), message)
-            }
-            None => policy::Problem {
-                location: None,
-                key: Some("model".into()),
-                message,
-            },
-        })
-        .collect();
     Err(Failure::new(
         EXIT_CONFIG,
         policy::PolicyError::Invalid(problems),
@@ -70,7 +86,7 @@ pub fn run(command: PolicyCommand) -> Result<(), Failure> {
             let bound =
                 policy::bind(&policy, &runtime).map_err(|e| Failure::new(EXIT_CONFIG, e))?;
             check_plan(&policy, &bound)?;
-            println!(
+            outln!(
                 "{}: ok (model {} {}, {} output(s))",
                 file.display(),
                 bound.model.info().name,

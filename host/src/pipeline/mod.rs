@@ -5,6 +5,7 @@
 mod describe;
 mod extract;
 mod gather;
+mod rules;
 mod summary;
 
 use std::time::Instant;
@@ -18,6 +19,7 @@ use crate::records::{self, EnergyRecord, Identity};
 use crate::runtime::{Measurement, PluginError};
 use crate::sources::prometheus::{Client, PrometheusError, TemplateError};
 use crate::window::Window;
+use rules::Plan;
 
 /// Why a window could not be completed.
 #[derive(Debug, thiserror::Error)]
@@ -56,21 +58,54 @@ pub fn run_window<E: From<PipelineError>>(
     mut sink: impl FnMut(usize, Vec<u8>) -> Result<(), E>,
 ) -> Result<WindowDone, E> {
     let started = Instant::now();
-    let mut gathered = tokio.block_on(gather(policy, &bound.measurements, prometheus, window))?;
+    let plan = Plan::new(bound);
+    let mut gathered = tokio.block_on(gather(policy, plan.measurements(), prometheus, window))?;
     let gathered_at = started.elapsed();
-    // The inventory crosses into the sandbox only for models that declare it.
-    let wants_inventory = bound
-        .measurements
-        .iter()
-        .any(|m| matches!(m, Measurement::Inventory));
-    if wants_inventory {
-        gathered.input.details = std::mem::take(&mut gathered.details);
+    // Each model's answer, and each host's summary.
+    let mut attributions = Vec::with_capacity(plan.slots().len());
+    let mut hosts = Vec::new();
+    if plan.is_single() {
+        // The inventory crosses into the sandbox only for models that declare it.
+        let wants_inventory = bound
+            .measurements
+            .iter()
+            .any(|m| matches!(m, Measurement::Inventory));
+        if wants_inventory {
+            gathered.input.details = std::mem::take(&mut gathered.details);
+        }
+        let attribution = bound.model.attribute(&gathered.input, &bound.model_params);
+        if wants_inventory {
+            gathered.details = std::mem::take(&mut gathered.input.details);
+        }
+        let attribution = attribution.map_err(PipelineError::from)?;
+        let info = bound.model.info();
+        hosts = summary::hosts(
+            window,
+            info,
+            &bound.measurements,
+            &gathered.input,
+            &attribution,
+        );
+        attributions.push(attribution);
+    } else {
+        let assignment = plan.assign(&gathered.input, &gathered.details);
+        for (k, slot) in plan.slots().iter().enumerate() {
+            let input = plan.input_for(k, &gathered.input, &gathered.details, &assignment);
+            let attribution = slot
+                .model
+                .attribute(&input, slot.params)
+                .map_err(PipelineError::from)?;
+            let info = slot.model.info();
+            hosts.extend(summary::hosts(
+                window,
+                info,
+                slot.measurements,
+                &input,
+                &attribution,
+            ));
+            attributions.push(attribution);
+        }
     }
-    let attribution = bound.model.attribute(&gathered.input, &bound.model_params);
-    if wants_inventory {
-        gathered.details = std::mem::take(&mut gathered.input.details);
-    }
-    let attribution = attribution.map_err(PipelineError::from)?;
     let attributed_at = started.elapsed();
 
     let identity = Identity {
@@ -78,28 +113,31 @@ pub fn run_window<E: From<PipelineError>>(
         cloud_type: policy.site.cloud_type.clone(),
         compute_service: policy.site.compute_service.clone(),
     };
-    let info = bound.model.info();
     let gauges: Vec<&crate::runtime::Measured> = gathered
         .input
         .measurements
         .iter()
         .filter(|m| {
-            bound.measurements.iter().any(|b| match b {
+            plan.measurements().iter().any(|b| match b {
                 Measurement::Gauge(g) => g.name == m.name,
                 Measurement::HostPower(h) => h.name == m.name,
                 _ => false,
             })
         })
         .collect();
-    // A VM's joules are the sum of its placements'; its host the last one's.
+    // A VM's joules are the sum of its placements', whichever model gave
+    // them; its host the last one's, its model the last one's that gave it energy.
     let input = &gathered.input;
     let mut joules: Vec<Option<f64>> = vec![None; input.vms.len()];
-    for e in &attribution.placements {
-        let vm = input.placements[e.placement as usize].vm as usize;
-        *joules[vm].get_or_insert(0.0) += e.joules;
+    let mut model_of: Vec<usize> = vec![0; input.vms.len()];
+    for (k, attribution) in attributions.iter().enumerate() {
+        for e in &attribution.placements {
+            let vm = input.placements[e.placement as usize].vm as usize;
+            *joules[vm].get_or_insert(0.0) += e.joules;
+            model_of[vm] = k;
+        }
     }
-    let hosts = summary::hosts(window, info, &bound.measurements, input, &attribution);
-    drop(attribution);
+    drop(attributions);
     let mut host_of: Vec<Option<u32>> = vec![None; input.vms.len()];
     for p in &input.placements {
         if p.host.is_some() {
@@ -114,11 +152,16 @@ pub fn run_window<E: From<PipelineError>>(
         .filter_map(|(i, j)| Some((i, j?)))
         .collect();
     order.sort_by(|a, b| input.vms[a.0].uuid.cmp(&input.vms[b.0].uuid));
-    let quality = records::Quality {
-        kind: info.quality,
-        meters: records::meters(&bound.measurements),
-        cpu_meter: format!("cpu:{}", policy.inventory.cpu_time_metric),
-    };
+    let cpu_meter = format!("cpu:{}", policy.inventory.cpu_time_metric);
+    let qualities: Vec<records::Quality> = plan
+        .slots()
+        .iter()
+        .map(|slot| records::Quality {
+            kind: slot.model.info().quality,
+            meters: records::meters(slot.measurements),
+            cpu_meter: cpu_meter.clone(),
+        })
+        .collect();
     let mut unmapped = std::collections::BTreeSet::new();
     for chunk in order.chunks(RENDER_CHUNK) {
         let mut records: Vec<EnergyRecord> = chunk
@@ -138,9 +181,9 @@ pub fn run_window<E: From<PipelineError>>(
                         covered_s: covered_by_gauges(&gauges, host_of[i], i),
                         cpu_s: gathered.cpu_s[i],
                         status: gathered.status[i],
-                        quality: &quality,
-                        model: &info.name,
-                        model_version: &info.version,
+                        quality: &qualities[model_of[i]],
+                        model: &plan.slots()[model_of[i]].model.info().name,
+                        model_version: &plan.slots()[model_of[i]].model.info().version,
                     },
                 )
             })

@@ -7,6 +7,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::error::{PolicyError, Problem, Source};
+use super::rules::Matcher;
 use super::types::{MessengerConfig, Policy};
 use crate::runtime::{
     Format, Measurement, Model, Param, ParamSpec, Runtime, expand_measurements, resolve_params,
@@ -21,8 +22,22 @@ pub struct Bound {
     pub model_params: Vec<Param>,
     /// Its measurements with `${param}` placeholders filled in.
     pub measurements: Vec<Measurement>,
+    /// `[[rules]]`, in policy order: the first that matches a placement gives it its model.
+    pub rules: Vec<BoundRule>,
     /// Formats and their messengers, in policy order.
     pub outputs: Vec<BoundOutput>,
+}
+
+/// One `[[rules]]` entry, bound.
+pub struct BoundRule {
+    /// What a placement must have.
+    pub matcher: Matcher,
+    /// The model it gets.
+    pub model: Model,
+    /// Its parameters, defaults applied.
+    pub params: Vec<Param>,
+    /// Its measurements with `${param}` placeholders filled in.
+    pub measurements: Vec<Measurement>,
 }
 
 /// One `[[outputs]]` entry, bound.
@@ -51,52 +66,42 @@ pub fn bind(policy: &Policy, runtime: &Runtime) -> Result<Bound, PolicyError> {
     };
     let mut problems = Vec::new();
 
-    let model_ref = &policy.model.plugin;
-    let model = match runtime.load_model(model_ref.get_ref()) {
-        Ok(model) => Some(model),
-        Err(e) => {
-            problems.push(at(source, model_ref.span(), "model.plugin", e.to_string()));
-            None
-        }
-    };
-    let mut model_params = Vec::new();
-    let mut measurements = Vec::new();
-    if let Some(model) = &model
-        && let Some(params) = check_params(
+    let model = bind_model(
+        source,
+        runtime,
+        ModelRef {
+            plugin: &policy.model.plugin,
+            params: &policy.model.params,
+            sha256: policy.model.sha256.as_ref(),
+            key: "model",
+        },
+        &mut problems,
+    );
+    let mut rules = Vec::new();
+    for (i, rule) in policy.rules.iter().enumerate() {
+        let key = format!("rules[{i}]");
+        let bound = bind_model(
             source,
-            &model.info().params,
-            &policy.model.params,
-            model_ref,
-            "model.params",
-            &model.id().to_string(),
+            runtime,
+            ModelRef {
+                plugin: &rule.plugin,
+                params: &rule.params,
+                sha256: rule.sha256.as_ref(),
+                key: &key,
+            },
             &mut problems,
-        )
-    {
-        match expand_measurements(&model.info().measurements, &params) {
-            Ok(m) => {
-                for t in m.iter().filter_map(|m| match m {
-                    Measurement::Template(t) => Some(t),
-                    _ => None,
-                }) {
-                    if let Err(e) = QueryTemplate::parse(&t.query) {
-                        problems.push(at(
-                            source,
-                            model_ref.span(),
-                            "model.params",
-                            format!("{}: {e}", model.id()),
-                        ));
-                    }
-                }
-                measurements = m;
-            }
-            Err(e) => problems.push(at(
-                source,
-                model_ref.span(),
-                "model.params",
-                format!("{}: {e}", model.id()),
-            )),
+        );
+        let matcher = Matcher::new(source, i, rule)
+            .map_err(|p| problems.push(p))
+            .ok();
+        if let (Some((model, params, measurements)), Some(matcher)) = (bound, matcher) {
+            rules.push(BoundRule {
+                matcher,
+                model,
+                params,
+                measurements,
+            });
         }
-        model_params = params;
     }
 
     let mut outputs = Vec::new();
@@ -131,14 +136,98 @@ pub fn bind(policy: &Policy, runtime: &Runtime) -> Result<Bound, PolicyError> {
     }
 
     match model {
-        Some(model) if problems.is_empty() => Ok(Bound {
+        Some((model, model_params, measurements)) if problems.is_empty() => Ok(Bound {
             model,
             model_params,
             measurements,
+            rules,
             outputs,
         }),
         _ => Err(PolicyError::Invalid(problems)),
     }
+}
+
+/// Where a model is named: `[model]` or one of `[[rules]]`.
+struct ModelRef<'a> {
+    plugin: &'a Spanned<String>,
+    params: &'a BTreeMap<String, Spanned<toml::Value>>,
+    sha256: Option<&'a Spanned<String>>,
+    /// `model` or `rules[i]`.
+    key: &'a str,
+}
+
+/// Loads a model, checks its pin and parameters and fills its measurements'
+/// placeholders; problems go to `problems`.
+fn bind_model(
+    source: &Source,
+    runtime: &Runtime,
+    named: ModelRef<'_>,
+    problems: &mut Vec<Problem>,
+) -> Option<(Model, Vec<Param>, Vec<Measurement>)> {
+    let key = named.key;
+    let model = runtime
+        .load_model(named.plugin.get_ref())
+        .map_err(|e| {
+            problems.push(at(
+                source,
+                named.plugin.span(),
+                &format!("{key}.plugin"),
+                e.to_string(),
+            ))
+        })
+        .ok()?;
+    if let Some(pin) = named.sha256
+        && !pin.get_ref().eq_ignore_ascii_case(&model.id().sha256)
+    {
+        problems.push(at(
+            source,
+            pin.span(),
+            &format!("{key}.sha256"),
+            format!(
+                "`{}` has sha256 {}, not the pinned {}: the component changed since it was \
+                 pinned. Check where it came from, then pin the new hash",
+                named.plugin.get_ref(),
+                model.id().sha256,
+                pin.get_ref()
+            ),
+        ));
+        return None;
+    }
+    let params = check_params(
+        source,
+        &model.info().params,
+        named.params,
+        named.plugin,
+        &format!("{key}.params"),
+        &model.id().to_string(),
+        problems,
+    )?;
+    let measurements = match expand_measurements(&model.info().measurements, &params) {
+        Ok(m) => m,
+        Err(e) => {
+            problems.push(at(
+                source,
+                named.plugin.span(),
+                &format!("{key}.params"),
+                format!("{}: {e}", model.id()),
+            ));
+            return None;
+        }
+    };
+    for t in measurements.iter().filter_map(|m| match m {
+        Measurement::Template(t) => Some(t),
+        _ => None,
+    }) {
+        if let Err(e) = QueryTemplate::parse(&t.query) {
+            problems.push(at(
+                source,
+                named.plugin.span(),
+                &format!("{key}.params"),
+                format!("{}: {e}", model.id()),
+            ));
+        }
+    }
+    Some((model, params, measurements))
 }
 
 fn check_params(

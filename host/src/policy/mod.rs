@@ -9,10 +9,12 @@
 mod bind;
 mod error;
 mod overrides;
+mod rules;
 mod types;
 
-pub use bind::{Bound, BoundOutput, bind};
+pub use bind::{Bound, BoundOutput, BoundRule, bind};
 pub use overrides::Override;
+pub use rules::{Field, MatchValue, Matcher, RuleConfig};
 
 /// A timeout a policy gives in seconds, as a `Duration`: at least 1 ms, and
 /// an hour for a value too large or not finite.

@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::error::{PolicyError, Problem, Source};
 use super::overrides::{self, Override};
+use super::rules::{Matcher, RuleConfig, check_pin};
 use crate::runtime::Limits;
 use crate::sources::prometheus::PrometheusConfig;
 
@@ -37,8 +38,11 @@ pub struct Policy {
     /// keys → watts. Hosts not listed get it measured ("auto", ENERGY.md).
     #[serde(default)]
     pub idle_power: BTreeMap<String, Spanned<f64>>,
-    /// The attribution model.
+    /// The attribution model of every VM placement no rule matches.
     pub model: ModelConfig,
+    /// Other models for the placements they match, first match wins.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
     /// Sandbox limits for every plugin call.
     #[serde(default)]
     pub limits: Limits,
@@ -261,6 +265,9 @@ pub struct ModelConfig {
     /// Parameters, checked against the plugin's `describe()`.
     #[serde(default)]
     pub params: BTreeMap<String, Spanned<toml::Value>>,
+    /// The component's sha256: one with another hash is refused.
+    #[serde(default)]
+    pub sha256: Option<Spanned<String>>,
 }
 
 /// `[runtime]`: plugin runtime settings.
@@ -460,6 +467,26 @@ impl Policy {
                     Some(format!("idle_power.\"{host}\"")),
                     "must be a number of watts, 0 or more",
                 ));
+            }
+        }
+        if let Some(problem) = policy
+            .model
+            .sha256
+            .as_ref()
+            .and_then(|pin| check_pin(&source, "model.sha256", pin))
+        {
+            problems.push(problem);
+        }
+        for (i, rule) in policy.rules.iter().enumerate() {
+            if let Err(problem) = Matcher::new(&source, i, rule) {
+                problems.push(problem);
+            }
+            if let Some(problem) = rule
+                .sha256
+                .as_ref()
+                .and_then(|pin| check_pin(&source, &format!("rules[{i}].sha256"), pin))
+            {
+                problems.push(problem);
             }
         }
         for (kind, range) in &policy.rapl.max_energy_range_uj {
