@@ -126,3 +126,46 @@ fn extract_measures_what_the_override_names() {
         got["vm-a"]
     );
 }
+
+/// Overrides reach model params and rules: `rules.N.…` indexes `[[rules]]`,
+/// and a bad value or index names its `--set` and what to write.
+#[test]
+fn overrides_reach_model_params_and_rules() {
+    let policy = format!(
+        "{POLICY}\n[inventory]\nhost_label = \"instance\"\n\n[[rules]]\nmatch = {{ host = \"gpu-*\" }}\nplugin = \"ipmi-share\"\n"
+    );
+    let (code, out) = check(
+        &policy,
+        &[
+            "rules.0.params.idle=\"memory\"",
+            "rules.0.match.host=\"a100-*\"",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+
+    let (code, out) = check(&policy, &["rules.0.params.idle=\"cores\""]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("--set rules.0.params.idle:")
+            && out.contains("expected one of \"none\", \"host\", \"equal\", \"vcpus\" or \"memory\", found \"cores\""),
+        "{out}"
+    );
+
+    let (code, out) = check(&policy, &["rules.2.plugin=\"rapl-share\""]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("`rules` holds 1 table(s)") && out.contains("--set rules.0.KEY=VALUE"),
+        "{out}"
+    );
+
+    let (code, out) = check(
+        &policy,
+        &["model.plugin=\"rapl-share\"", "model.params.idle=\"host\""],
+    );
+    // rapl-share has no `key_label` param: the file's own key is reported where it is.
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("site.toml:9:1") && out.contains("model.params.key_label"),
+        "{out}"
+    );
+}

@@ -621,7 +621,13 @@ pub fn plan_problems(policy: &Policy, measurements: &[Measurement]) -> Vec<Strin
             };
             checked.err().map(|e| e.to_string())
         })
-        .collect()
+        .fold(Vec::new(), |mut problems, p| {
+            // An idle power read from a meter repeats the meter's own problem.
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+            problems
+        })
 }
 
 /// What the plan does that the operator should know, said once per run: RAPL

@@ -123,13 +123,32 @@ fn set(doc: &mut DocumentMut, o: &Override) -> Result<Vec<Key>, String> {
     };
     let mut table = doc.as_table_mut() as &mut dyn toml_edit::TableLike;
     let mut walked = Vec::new();
-    for key in parents {
+    let mut keys = parents.iter();
+    while let Some(key) = keys.next() {
         walked.push(key.get().to_owned());
         let item = table.entry_format(key).or_insert_with(|| {
             let mut t = toml_edit::Table::new();
             t.set_implicit(true);
             Item::Table(t)
         });
+        // `[[rules]]` and `[[outputs]]`: the next part is an index (`rules.0.plugin`).
+        if let Item::ArrayOfTables(array) = item {
+            let (len, array_path) = (array.len(), walked.join("."));
+            let index = keys.next().and_then(|k| {
+                walked.push(k.get().to_owned());
+                k.get().parse::<usize>().ok()
+            });
+            table = index
+                .and_then(|i| array.get_mut(i))
+                .map(|t| t as &mut dyn toml_edit::TableLike)
+                .ok_or_else(|| {
+                    format!(
+                        "`{array_path}` holds {len} table(s) in the policy: name one by its \
+                         index from 0 (--set {array_path}.0.KEY=VALUE)"
+                    )
+                })?;
+            continue;
+        }
         table = item.as_table_like_mut().ok_or_else(|| {
             format!(
                 "`{}` is a value in the policy, not a table that `{}` could be set in",
@@ -175,10 +194,19 @@ fn origins(old: &str, new: &str, paths: &[(Vec<Key>, String)]) -> Vec<Origin> {
             let mut lines: Vec<(usize, &str)> = paths
                 .iter()
                 .filter_map(|(path, key)| {
-                    let mut item = doc.as_item();
-                    for k in path {
-                        item = item.as_table_like()?.get(k.get())?;
+                    let (last, parents) = path.split_last()?;
+                    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+                    let mut parts = parents.iter();
+                    while let Some(k) = parts.next() {
+                        table = match table.get(k.get())? {
+                            // An array of tables is indexed by the next part.
+                            Item::ArrayOfTables(array) => {
+                                array.get(parts.next()?.get().parse().ok()?)?
+                            }
+                            item => item.as_table_like()?,
+                        };
                     }
+                    let item = table.get(last.get())?;
                     let start = item.span()?.start;
                     Some((new[..start].matches('\n').count() + 1, key.as_str()))
                 })
