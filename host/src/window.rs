@@ -78,6 +78,28 @@ pub fn parse_time(text: &str) -> Result<i64, TimeError> {
         .map_err(|_| TimeError::Unparsable(text.to_owned()))
 }
 
+/// The window `--from`/`--to` ask for, if either is given: `--to` defaults
+/// to now aligned down to the step, `--from` to one step before `--to`.
+pub fn from_args(
+    from: Option<&str>,
+    to: Option<&str>,
+    step_ms: i64,
+    now_ms: i64,
+) -> Result<Option<Window>, TimeError> {
+    if from.is_none() && to.is_none() {
+        return Ok(None);
+    }
+    let end_ms = match to {
+        Some(t) => parse_time(t)?,
+        None => now_ms - now_ms.rem_euclid(step_ms),
+    };
+    let start_ms = match from {
+        Some(t) => parse_time(t)?,
+        None => end_ms - step_ms,
+    };
+    Window::new(start_ms, end_ms).map(Some)
+}
+
 /// RFC 3339 UTC with milliseconds, e.g. `2025-06-01T00:00:00.000Z`.
 pub fn format_ms(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)

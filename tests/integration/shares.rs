@@ -830,6 +830,47 @@ plugin = "ipmi-share"
     assert_eq!(records[v3]["quality"], "estimated");
     assert_eq!(model(VMS[3].uuid), "rapl-share");
 
+    // --explain: the rule and model of every placement, from the same data.
+    let out = command()
+        .args(["policy", "check"])
+        .arg(&path)
+        .args(["--explain", "--prometheus", &prometheus.url])
+        .args(["--from", &secs(W0), "--to", &secs(W1)])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["UUID", "NAME", "HOST", "PROJECT", "RULE", "MODEL"]
+    );
+    let explained = |uuid: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l[0] == uuid)
+            .map(|l| format!("{} {} {} {}", l[2], l[3], l[4], l[5]))
+            .collect()
+    };
+    assert_eq!(explained(v1), ["cmp-01 p-physics rules[0] libvirt-joules"]);
+    assert_eq!(explained(v3), ["cmp-02 p-chem rules[1] tdp-estimate"]);
+    assert_eq!(
+        explained(VMS[3].uuid),
+        [
+            "cmp-01 p-physics model rapl-share",
+            "cmp-02 p-physics model rapl-share"
+        ],
+        "a migrated VM: one line per host"
+    );
+    assert_eq!(lines.len(), 1 + 6, "{stdout}");
+
     // What rapl-share left at its hosts for the VMs other models took.
     let left: f64 = std::fs::read_to_string(&summary)
         .unwrap()

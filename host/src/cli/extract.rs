@@ -16,7 +16,7 @@ use crate::policy::{self, Override, Policy};
 use crate::runtime::Runtime;
 use crate::sources::prometheus::{Client, TemplateError};
 use crate::state::StateError;
-use crate::window::{Window, format_ms, parse_time};
+use crate::window::{format_ms, parse_time};
 
 /// Arguments of `wattson extract`.
 #[derive(Debug, Args)]
@@ -81,7 +81,13 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
             crate::window::format_ms(now_ms)
         )));
     }
-    let explicit = explicit_window(&args, &policy, now_ms).map_err(config)?;
+    let explicit = crate::window::from_args(
+        args.from.as_deref(),
+        args.to.as_deref(),
+        policy.window.step_secs as i64 * 1000,
+        now_ms,
+    )
+    .map_err(|e| config(e.into()))?;
     let runtime = Runtime::new(
         policy.limits.clone(),
         cache_dir(policy.runtime.cache_dir.as_ref()),
@@ -164,25 +170,4 @@ fn write_host_summary(path: &Path, hosts: &[pipeline::HostSummary]) -> anyhow::R
     }
     std::fs::write(path, out)
         .with_context(|| format!("cannot write the host summary to {}", path.display()))
-}
-
-/// The window from --from/--to, if given (--to alone: one step before it).
-fn explicit_window(
-    args: &ExtractArgs,
-    policy: &Policy,
-    now_ms: i64,
-) -> anyhow::Result<Option<Window>> {
-    if args.from.is_none() && args.to.is_none() {
-        return Ok(None);
-    }
-    let step_ms = policy.window.step_secs as i64 * 1000;
-    let end_ms = match &args.to {
-        Some(t) => parse_time(t)?,
-        None => now_ms - now_ms.rem_euclid(step_ms),
-    };
-    let start_ms = match &args.from {
-        Some(t) => parse_time(t)?,
-        None => end_ms - step_ms,
-    };
-    Ok(Some(Window::new(start_ms, end_ms)?))
 }

@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::{EXIT_CONFIG, EXIT_PLUGIN, Failure, cache_dir};
+use super::{EXIT_CONFIG, EXIT_PLUGIN, EXIT_SOURCE, Failure, cache_dir};
+use crate::pipeline;
 use crate::policy::{self, Override, Policy};
 use crate::runtime::Runtime;
+use crate::sources::prometheus::Client;
 
 /// `wattson policy …`
 #[derive(Debug, Subcommand)]
@@ -14,7 +16,8 @@ pub enum PolicyCommand {
     /// Parse a policy, load its plugins and check their parameters.
     #[command(after_help = "Examples:\n  \
         wattson policy check /etc/wattson/site.toml\n  \
-        wattson policy check site.toml --set model.params.metric='\"kepler_vm_cpu_joules_total\"'")]
+        wattson policy check site.toml --set model.params.metric='\"kepler_vm_cpu_joules_total\"'\n  \
+        wattson policy check site.toml --explain --from 2025-06-01T00:00:00Z --to 2025-06-01T01:00:00Z")]
     Check {
         /// The policy file.
         file: PathBuf,
@@ -22,6 +25,19 @@ pub enum PolicyCommand {
         /// --set window.step_secs=900, --set model.params.metric='"m_total"'.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<Override>,
+        /// Run the real inventory of a window through the rules and print, per
+        /// VM placement (uuid, name, host, project), the rule and model it gets.
+        #[arg(long)]
+        explain: bool,
+        /// With --explain: query this Prometheus instead of the policy's.
+        #[arg(long, value_name = "URL", requires = "explain")]
+        prometheus: Option<String>,
+        /// With --explain: window start, RFC 3339 or unix seconds (default: one step before --to).
+        #[arg(long, requires = "explain")]
+        from: Option<String>,
+        /// With --explain: window end (default: now, aligned down to the step).
+        #[arg(long, requires = "explain")]
+        to: Option<String>,
     },
 }
 
@@ -75,9 +91,19 @@ pub(super) fn check_plan(policy: &Policy, bound: &policy::Bound) -> Result<(), F
 /// Runs a `policy` subcommand.
 pub fn run(command: PolicyCommand) -> Result<(), Failure> {
     match command {
-        PolicyCommand::Check { file, set } => {
-            let policy =
+        PolicyCommand::Check {
+            file,
+            set,
+            explain,
+            prometheus,
+            from,
+            to,
+        } => {
+            let mut policy =
                 Policy::load_with(&file, &set).map_err(|e| Failure::new(EXIT_CONFIG, e))?;
+            if let Some(url) = &prometheus {
+                policy.override_prometheus(url);
+            }
             let runtime = Runtime::new(
                 policy.limits.clone(),
                 cache_dir(policy.runtime.cache_dir.as_ref()),
@@ -86,14 +112,91 @@ pub fn run(command: PolicyCommand) -> Result<(), Failure> {
             let bound =
                 policy::bind(&policy, &runtime).map_err(|e| Failure::new(EXIT_CONFIG, e))?;
             check_plan(&policy, &bound)?;
+            if explain {
+                return explain_rules(&policy, &bound, from.as_deref(), to.as_deref());
+            }
             outln!(
-                "{}: ok (model {} {}, {} output(s))",
+                "{}: ok (model {} {}, {} rule(s), {} output(s))",
                 file.display(),
                 bound.model.info().name,
                 bound.model.info().version,
+                bound.rules.len(),
                 bound.outputs.len()
             );
             Ok(())
         }
     }
+}
+
+/// `policy check --explain`: the rule and model of every placement in the window.
+fn explain_rules(
+    policy: &Policy,
+    bound: &policy::Bound,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(), Failure> {
+    let config = |e: anyhow::Error| Failure::new(EXIT_CONFIG, e);
+    let step_ms = policy.window.step_secs as i64 * 1000;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let aligned_ms = now_ms - now_ms.rem_euclid(step_ms);
+    let window = match crate::window::from_args(from, to, step_ms, now_ms) {
+        Ok(Some(window)) => Ok(window),
+        Ok(None) => crate::window::Window::new(aligned_ms - step_ms, aligned_ms),
+        Err(e) => Err(e),
+    }
+    .map_err(|e| config(e.into()))?;
+    let prometheus = policy
+        .prometheus
+        .as_ref()
+        .map(|p| Client::new(p.get_ref().clone()))
+        .transpose()
+        .map_err(|e| config(e.into()))?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(1, e))?;
+    let placements = tokio
+        .block_on(pipeline::explain(
+            policy,
+            bound,
+            prometheus.as_ref(),
+            window,
+        ))
+        .map_err(|e| Failure::new(EXIT_SOURCE, e))?;
+    if placements.is_empty() {
+        tracing::warn!(
+            "no VM has data in {window}: nothing to explain (pick a window with --from/--to)"
+        );
+        return Ok(());
+    }
+    let cell = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    let rows: Vec<[String; 6]> = placements
+        .iter()
+        .map(|p| {
+            [
+                p.uuid.clone(),
+                cell(&p.name),
+                cell(&p.host),
+                cell(&p.project),
+                p.rule.clone(),
+                p.model.clone(),
+            ]
+        })
+        .collect();
+    let header = ["UUID", "NAME", "HOST", "PROJECT", "RULE", "MODEL"].map(str::to_owned);
+    let mut widths = [0usize; 6];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        outln!("{}", line.join("  ").trim_end());
+    }
+    Ok(())
 }

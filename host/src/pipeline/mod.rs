@@ -12,6 +12,7 @@ use std::time::Instant;
 
 pub use extract::{ExtractError, ExtractOptions, ExtractReport, cut, extract};
 pub use gather::{Gathered, gather, plan_problems, plan_warnings};
+pub use rules::Explained;
 pub use summary::{HostSummary, host_meter, table as host_table};
 
 use crate::policy::{Bound, Policy};
@@ -219,6 +220,19 @@ pub fn run_window<E: From<PipelineError>>(
         records: order.len(),
         hosts,
     })
+}
+
+/// Which rule and model each placement in `window` gets: the real
+/// inventory (one gather of every model's measurements) through the rules.
+pub async fn explain(
+    policy: &Policy,
+    bound: &Bound,
+    prometheus: Option<&Client>,
+    window: Window,
+) -> Result<Vec<Explained>, PipelineError> {
+    let plan = Plan::new(bound);
+    let gathered = gather(policy, plan.measurements(), prometheus, window).await?;
+    Ok(plan.explain(&gathered.input, &gathered.details))
 }
 
 /// What one window gave.

@@ -194,3 +194,52 @@ fn prefixed(m: &Measurement, prefix: &str) -> Measurement {
     }
     m
 }
+
+/// One placement of `policy check --explain`: the VM, where it ran, and the
+/// rule and model it gets.
+#[derive(Debug, serde::Serialize)]
+pub struct Explained {
+    /// The VM's uuid.
+    pub uuid: String,
+    /// Its name, where known.
+    pub name: Option<String>,
+    /// The host key of the placement.
+    pub host: Option<String>,
+    /// Its project (name, else id), where known.
+    pub project: Option<String>,
+    /// `rules[i]`, or `model` for the default.
+    pub rule: String,
+    /// The model's name.
+    pub model: String,
+}
+
+impl Plan<'_> {
+    /// The rule and model of every placement of a gather.
+    pub fn explain(
+        &self,
+        input: &AttributionInput,
+        details: &[crate::runtime::VmDetails],
+    ) -> Vec<Explained> {
+        let last = self.slots.len() - 1;
+        self.assign(input, details)
+            .into_iter()
+            .zip(&input.placements)
+            .map(|(k, p)| {
+                let vm = p.vm as usize;
+                let d = details.get(vm);
+                Explained {
+                    uuid: input.vms[vm].uuid.clone(),
+                    name: d.and_then(|d| d.name.clone()),
+                    host: p.host.and_then(|h| input.hosts.get(h as usize)).cloned(),
+                    project: d.and_then(|d| d.project_name.clone().or(d.project_id.clone())),
+                    rule: if k == last {
+                        "model".to_owned()
+                    } else {
+                        format!("rules[{k}]")
+                    },
+                    model: self.slots[k].model.info().name.clone(),
+                }
+            })
+            .collect()
+    }
+}
