@@ -16,7 +16,7 @@ use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
 use super::prometheus::{Prometheus, TestSeries, openmetrics, openmetrics_with_gauges};
 use super::wattson::{BASIC_POLICY, command, extract, write_policy};
 
-fn fixture_uri() -> String {
+pub(super) fn fixture_uri() -> String {
     let path: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
         "..",

@@ -884,3 +884,72 @@ plugin = "ipmi-share"
         "{left} != {shares_taken}"
     );
 }
+
+/// On a hypervisor: `rapl-share` with `[inventory] libvirt_uri` (the libvirt
+/// test driver), RAPL and CPU time from Prometheus, vCPUs and names from the
+/// domains (Prometheus has no size series here).
+#[test]
+fn rapl_share_on_a_hypervisor_sizes_vms_from_libvirt() {
+    let domains = [
+        ("c5a2b3d4-1e2f-4a5b-8c9d-0e1f2a3b4c5d", 2.0, 1.2),
+        ("d6b3c4e5-2f30-4b6c-9dae-1f20a3b4c5d6", 4.0, 0.3),
+        ("e7c4d5f6-3041-4c7d-8ebf-203142536475", 1.0, 0.9),
+    ];
+    let cpu: Vec<TestSeries> = domains
+        .iter()
+        .enumerate()
+        .map(|(i, (uuid, _, rate))| {
+            let labels = [
+                ("instance", "cmp-01:9177".to_owned()),
+                ("uuid", (*uuid).to_owned()),
+            ];
+            counter(
+                &labels,
+                900 + i as u64,
+                (T0, T0 + 3 * HOUR),
+                10.0,
+                *rate,
+                f64::INFINITY,
+                (0, 0),
+            )
+        })
+        .collect();
+    let (package, dram) = rapl_series();
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[
+            ("node_rapl_package_joules", &package[..2]),
+            ("node_rapl_dram_joules", &dram[..2]),
+            ("libvirt_domain_info_cpu_time_seconds", &cpu),
+        ],
+        &[],
+    ));
+    let hosts = rapl_hosts(&package, &dram, |_| 40.0);
+    let placements: Vec<_> = domains
+        .iter()
+        .zip(&cpu)
+        .map(|((uuid, vcpus, _), s)| {
+            let (cpu_s, presence) = c1_span(&s.samples, None).unwrap();
+            (*uuid, "cmp-01", cpu_s, presence, *vcpus)
+        })
+        .collect();
+    let want = vcpu_shares(&placements, &hosts);
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = policy(
+        "rapl-share",
+        &format!(
+            "libvirt_uri = \"{}\"\nvcpus_metric = \"\"\n[rapl]\nmax_energy_range_uj = {{ package = {PACKAGE_RANGE_UJ}, dram = {DRAM_RANGE_UJ} }}\n",
+            super::libvirt::fixture_uri()
+        ),
+    ) + "[model.params]\nidle = \"vcpus\"\nidle_power = 40\n";
+    let path = write_policy(dir.path(), "hypervisor.toml", &text);
+    let records = records(&extract(&path, &prometheus.url, W0, W1));
+    assert_joules(&records, &want);
+    let name = |uuid: &str| records[uuid]["vm_name"].as_str().map(str::to_owned);
+    assert_eq!(
+        name(domains[2].0).as_deref(),
+        Some("ubuntu-vm"),
+        "OpenNebula metadata"
+    );
+    assert_eq!(records[domains[1].0]["vcpus"], 4, "vCPUs from the domain");
+}

@@ -1002,6 +1002,16 @@ fn rapl_counters<'a>(
     policy: &'a Policy,
     spec: &'a RaplSpec,
 ) -> Result<RaplCounters<'a>, PipelineError> {
+    if let Some(root) = &policy.rapl.powercap_root {
+        return Err(PipelineError::Unsupported(format!(
+            "measurement `{}` (rapl): [rapl] powercap_root = {:?} asks for the local powercap \
+             tree, which has no history: only the daemon reads it. extract reads RAPL through \
+             Prometheus (node_exporter's rapl collector, node_rapl_*_joules_total): remove \
+             powercap_root from this policy",
+            spec.name,
+            root.get_ref()
+        )));
+    }
     let host_label = policy.inventory.host_label.as_deref().ok_or_else(|| {
         PipelineError::Unsupported(format!(
             "measurement `{}` (rapl) reads node_exporter's node_rapl_*_joules_total through \
@@ -1214,6 +1224,16 @@ mod tests {
         let problems = plan_problems(&configured, &measurements);
         assert_eq!(problems.len(), 2, "{problems:#?}");
         assert!(plan_warnings(&configured, &measurements).is_empty());
+
+        // The local powercap tree: the daemon's, never extract's.
+        let local = policy(
+            "[inventory]\nhost_label = \"instance\"\n[rapl]\npowercap_root = \"/sys/class/powercap\"\n",
+        );
+        let problems = plan_problems(&local, &measurements);
+        assert!(
+            problems[0].contains("no history: only the daemon reads it"),
+            "{problems:#?}"
+        );
 
         // Zones without their range are read with C1: a warning, not an error.
         let rangeless = policy(

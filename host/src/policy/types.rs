@@ -188,6 +188,10 @@ pub struct RaplConfig {
     /// Read it on a host: `cat /sys/class/powercap/intel-rapl:0/max_energy_range_uj`.
     #[serde(default)]
     pub max_energy_range_uj: BTreeMap<String, Spanned<f64>>,
+    /// The local powercap tree (default `/sys/class/powercap`), which only
+    /// the daemon reads: it has no history, so `extract` refuses it.
+    #[serde(default)]
+    pub powercap_root: Option<Spanned<PathBuf>>,
 }
 
 /// `[host_power]`: the hosts' wall-power meter that a model's `host-power`
