@@ -93,6 +93,7 @@ fn bench(c: &mut Criterion) {
                         .finish(
                             records.len(),
                             &[Output {
+                                name: "out",
                                 format: &info.name,
                                 extension: &info.extension,
                                 media_type: &info.media_type,

@@ -395,3 +395,125 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     }
     out
 }
+
+/// A window spooled while an output's messenger was wrong is delivered by the
+/// next run with the messenger the policy gives that output now; a run that
+/// delivers a window from the spool does not render it again (`--from/--to`
+/// included); an output removed from the policy keeps its payloads spooled
+/// and says how to drop them; `spool list` shows them and `spool drop --yes`
+/// removes only the window named, and lastrun moves on.
+#[test]
+fn spooled_payloads_go_by_output_name_with_the_current_messenger() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = dir.path().join("blocked");
+    std::fs::write(&blocked, "not a directory").unwrap();
+    let files = dir.path().join("files");
+    let outputs = |directory: &Path| {
+        format!(
+            "[[outputs]]\nname = \"records\"\nformat = \"jsonl\"\n[outputs.messenger]\ntype = \"file\"\ndirectory = \"{}\"\n",
+            directory.display()
+        )
+    };
+    let policy = delivery_policy(dir.path(), &site.prometheus.url, &outputs(&blocked));
+    let now = T0 + 3 * HOUR + 5 * MIN;
+    let out = run(&policy, now, None);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lastrun(dir.path()), T0 + 2 * HOUR, "lastrun waits");
+
+    // `spool list` shows the window, its output and the messenger it will use.
+    let list = |policy: &Path| {
+        let out = command()
+            .args(["spool", "list", "--policy"])
+            .arg(policy)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = list(&policy);
+    assert!(
+        listed.contains("2025-06-01T02:00:00.000Z")
+            && listed.contains("records  0/1")
+            && listed.contains(&format!("file {}", blocked.display())),
+        "{listed}"
+    );
+
+    // The policy is fixed: the spooled window goes to the new directory, and
+    // an explicit run of the same window in the same run is not rendered again.
+    let policy = delivery_policy(dir.path(), &site.prometheus.url, &outputs(&files));
+    let out = command()
+        .args(["extract", "--policy"])
+        .arg(&policy)
+        .args(["--from", &secs(T0 + 2 * HOUR), "--to", &secs(T0 + 3 * HOUR)])
+        .args(["--now", &secs(now)])
+        .output()
+        .unwrap();
+    ok(&out);
+    let (got, ids) = file_receipts(&files);
+    let first: Vec<(String, i64)> = expected(&site)
+        .into_iter()
+        .filter(|(_, start)| *start == T0 + 2 * HOUR)
+        .collect();
+    assert_eq!(got, first);
+    assert!(ids.values().all(|n| *n == 1), "each record once: {ids:?}");
+    assert_eq!(
+        lastrun(dir.path()),
+        T0 + 3 * HOUR,
+        "the tracked copy was delivered"
+    );
+
+    // A window spooled for output `records`, which is then renamed: its
+    // payloads wait, the error says how to drop them, the new window goes.
+    let policy = delivery_policy(dir.path(), &site.prometheus.url, &outputs(&blocked));
+    let out = run(&policy, T0 + 4 * HOUR + 5 * MIN, None);
+    assert_eq!(out.status.code(), Some(5));
+    let policy = delivery_policy(
+        dir.path(),
+        &site.prometheus.url,
+        &outputs(&files).replace("name = \"records\"", "name = \"energy\""),
+    );
+    let out = run(&policy, T0 + 5 * HOUR + 5 * MIN, None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("output `records`"), "{stderr}");
+    assert!(
+        stderr.contains("is no longer in the policy") && stderr.contains("wattson spool drop"),
+        "{stderr}"
+    );
+    assert_eq!(lastrun(dir.path()), T0 + 3 * HOUR);
+    assert!(list(&policy).contains("(no longer in the policy)"));
+
+    // Dropping needs --yes, touches only the window named, and lastrun moves on.
+    let drop = |yes: bool| {
+        let mut cmd = command();
+        cmd.args(["spool", "drop", "--policy"])
+            .arg(&policy)
+            .args(["--window", &secs(T0 + 3 * HOUR)]);
+        if yes {
+            cmd.arg("--yes");
+        }
+        cmd.output().unwrap()
+    };
+    let out = drop(false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("add --yes"));
+    let out = drop(true);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("dropped 2025-06-01T03:00:00.000Z"));
+    assert_eq!(
+        lastrun(dir.path()),
+        T0 + 5 * HOUR,
+        "the windows after it were delivered"
+    );
+    assert!(list(&policy).contains("nothing spooled"));
+}

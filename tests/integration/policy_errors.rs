@@ -250,3 +250,24 @@ fn located(stderr: &str, expected: &[(&str, &str)]) {
         );
     }
 }
+
+/// Spooled payloads are delivered by output name: two outputs of one name
+/// are refused at the second, saying what to add.
+#[test]
+fn two_outputs_of_one_name_are_refused() {
+    let (code, stderr) = check(&format!(
+        "{HEAD}[model]\nplugin = \"libvirt-joules\"\n[[outputs]]\nformat = \"jsonl\"\n[[outputs]]\nformat = \"jsonl\"\n[outputs.messenger]\ntype = \"file\"\ndirectory = \"/tmp\"\n"
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    located(
+        &stderr,
+        &[(
+            "site.toml:10:10",
+            "key `outputs[1].name`: another output is named `jsonl`",
+        )],
+    );
+    let (code, stderr) = check(&format!(
+        "{HEAD}[model]\nplugin = \"libvirt-joules\"\n[[outputs]]\nformat = \"jsonl\"\n[[outputs]]\nname = \"archive\"\nformat = \"jsonl\"\n"
+    ));
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -128,22 +128,7 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
         }
         other => other,
     }
-    .map_err(|e| {
-        let code = match &e {
-            ExtractError::Window { error, .. } => match error {
-                PipelineError::Source(_)
-                | PipelineError::Libvirt(_)
-                | PipelineError::Template(TemplateError::Query(_)) => EXIT_SOURCE,
-                PipelineError::Template(TemplateError::Invalid { .. }) => EXIT_CONFIG,
-                PipelineError::Plugin(_) => EXIT_PLUGIN,
-                PipelineError::Unsupported(_) => EXIT_CONFIG,
-            },
-            ExtractError::State(StateError::Locked { .. }) => EXIT_LOCKED,
-            ExtractError::State(_) => 1,
-            ExtractError::Delivery(_) | ExtractError::Stdout(_) => EXIT_DELIVERY,
-        };
-        Failure::new(code, e)
-    })?;
+    .map_err(|e| Failure::new(exit_code(&e), e))?;
     if let Some(path) = &args.host_summary {
         write_host_summary(path, &report.hosts).map_err(|e| Failure::new(1, e))?;
         if options.dry_run && std::io::stderr().is_terminal() && !report.hosts.is_empty() {
@@ -170,4 +155,21 @@ fn write_host_summary(path: &Path, hosts: &[pipeline::HostSummary]) -> anyhow::R
     }
     std::fs::write(path, out)
         .with_context(|| format!("cannot write the host summary to {}", path.display()))
+}
+
+/// The exit code of a failed run.
+pub(super) fn exit_code(e: &ExtractError) -> u8 {
+    match e {
+        ExtractError::Window { error, .. } => match error {
+            PipelineError::Source(_)
+            | PipelineError::Libvirt(_)
+            | PipelineError::Template(TemplateError::Query(_)) => EXIT_SOURCE,
+            PipelineError::Template(TemplateError::Invalid { .. }) => EXIT_CONFIG,
+            PipelineError::Plugin(_) => EXIT_PLUGIN,
+            PipelineError::Unsupported(_) => EXIT_CONFIG,
+        },
+        ExtractError::State(StateError::Locked { .. }) => EXIT_LOCKED,
+        ExtractError::State(_) => 1,
+        ExtractError::Delivery(_) | ExtractError::Stdout(_) => EXIT_DELIVERY,
+    }
 }

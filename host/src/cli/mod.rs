@@ -16,6 +16,7 @@ mod extract;
 mod inventory;
 mod plugins;
 mod policy;
+mod spool;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +61,11 @@ enum Command {
         #[command(subcommand)]
         command: plugins::PluginsCommand,
     },
+    /// What a policy's spool holds: list, retry delivery, drop windows.
+    Spool {
+        #[command(subcommand)]
+        command: spool::SpoolCommand,
+    },
 }
 
 /// An error with the exit code it maps to.
@@ -94,6 +100,7 @@ pub fn main() -> ExitCode {
         Command::Inventory(args) => inventory::run(args),
         Command::Policy { command } => policy::run(command),
         Command::Plugins { command } => plugins::run(command),
+        Command::Spool { command } => spool::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::{HostSummary, PipelineError, run_window};
 use crate::messengers::{self, DeliveryError, Messenger, Payload};
-use crate::policy::{Bound, MessengerConfig, Policy};
+use crate::policy::{Bound, BoundOutput, MessengerConfig, Policy};
 use crate::sources::prometheus::Client;
 use crate::state::{Output, StateDir, StateError};
 use crate::window::{Window, format_ms};
@@ -141,7 +141,7 @@ pub fn extract(
     spool.sweep()?;
     let mut delivery = Delivery::default();
     // Payloads left by earlier runs go first.
-    report.delivered += delivery.drain(&state)?;
+    report.delivered += delivery.drain(&state, &bound.outputs)?;
     commit(&state)?;
 
     let windows = plan(policy, &state, &options)?;
@@ -151,6 +151,7 @@ pub fn extract(
         .outputs
         .iter()
         .map(|o| Output {
+            name: &o.name,
             format: &o.format.info().name,
             extension: &o.format.info().extension,
             media_type: &o.format.info().media_type,
@@ -158,7 +159,20 @@ pub fn extract(
         })
         .collect();
     for window in windows {
-        let records = match spool.spooled(window, explicit)? {
+        if let Some(&(_, records)) = delivery.from_spool.iter().find(|(w, _)| *w == window) {
+            // Delivered from the spool at the start of this run: receivers
+            // get each record once, so it is not rendered again.
+            tracing::info!(%window, "delivered from the spool by this run: not rendered again");
+            report.windows += 1;
+            report.records += records;
+            continue;
+        }
+        // An earlier run's copy, tracked or asked for with --from/--to.
+        let earlier = match spool.spooled(window, explicit)? {
+            Some(copy) => Some(copy),
+            None => spool.spooled(window, !explicit)?,
+        };
+        let records = match earlier {
             // Asked for again while an earlier run's copy still waits for a
             // messenger: that copy (same record ids) is delivered, not a new one.
             Some(earlier) => {
@@ -183,7 +197,7 @@ pub fn extract(
         failpoint("after-spool");
         report.windows += 1;
         report.records += records;
-        report.delivered += delivery.drain(&state)?;
+        report.delivered += delivery.drain(&state, &bound.outputs)?;
         failpoint("before-lastrun");
         commit(&state)?;
         progress.window_done(window);
@@ -195,6 +209,74 @@ pub fn extract(
     } else {
         Err(ExtractError::Delivery(delivery.failures))
     }
+}
+
+/// `wattson spool retry`: delivers what is spooled with the policy's
+/// current messengers, extracts nothing new, and moves lastrun over what is
+/// done. Returns how many payloads were accepted.
+pub fn retry(policy: &Policy, bound: &Bound) -> Result<usize, ExtractError> {
+    let state = policy.state_dir();
+    state.create()?;
+    let _lock = state.lock()?;
+    state.spool().sweep()?;
+    let mut delivery = Delivery::default();
+    let delivered = delivery.drain(&state, &bound.outputs)?;
+    commit(&state)?;
+    if delivery.failures.is_empty() {
+        Ok(delivered)
+    } else {
+        Err(ExtractError::Delivery(delivery.failures))
+    }
+}
+
+/// `wattson spool drop`: removes the spooled windows that start at one of
+/// `starts_ms` (their payloads are never delivered; no other window is
+/// touched), then moves lastrun over what no longer waits. Returns what was
+/// dropped.
+pub fn drop_spooled(policy: &Policy, starts_ms: &[i64]) -> Result<Vec<Dropped>, ExtractError> {
+    let state = policy.state_dir();
+    let _lock = state.lock()?;
+    let mut dropped = Vec::new();
+    for window in state.spool().pending()? {
+        if !starts_ms.contains(&window.window.start_ms) {
+            continue;
+        }
+        let gone = Dropped {
+            window: window.window,
+            explicit: window.explicit,
+            records: window.records,
+            undelivered: (0..window.outputs.len())
+                .map(|i| {
+                    (0..window.outputs[i].payloads)
+                        .filter(|&n| !window.is_done(i, n))
+                        .count()
+                })
+                .sum(),
+        };
+        window.remove()?;
+        tracing::warn!(
+            window = %gone.window,
+            records = gone.records,
+            undelivered_payloads = gone.undelivered,
+            "dropped from the spool: its undelivered payloads will never be sent"
+        );
+        dropped.push(gone);
+    }
+    commit(&state)?;
+    Ok(dropped)
+}
+
+/// A window `drop_spooled` removed.
+#[derive(Debug)]
+pub struct Dropped {
+    /// The window.
+    pub window: Window,
+    /// Asked for with --from/--to.
+    pub explicit: bool,
+    /// Records rendered in it.
+    pub records: usize,
+    /// Payloads no messenger had accepted.
+    pub undelivered: usize,
 }
 
 /// What stops a window: its own pipeline, or where its payloads go (the
@@ -254,22 +336,53 @@ struct Delivery {
     messengers: HashMap<String, Box<dyn Messenger>>,
     failures: Vec<DeliveryError>,
     failed: Vec<String>,
+    /// Windows this run delivered completely from the spool, with their record counts.
+    from_spool: Vec<(Window, usize)>,
 }
 
 impl Delivery {
-    /// Delivers every pending payload of every spooled window, oldest first; returns how many were accepted.
-    fn drain(&mut self, state: &StateDir) -> Result<usize, StateError> {
+    /// Delivers every pending payload of every spooled window, oldest first,
+    /// each output's with the messenger `outputs` (the policy as it is now)
+    /// gives that output's name; returns how many were accepted.
+    fn drain(&mut self, state: &StateDir, outputs: &[BoundOutput]) -> Result<usize, StateError> {
         let mut delivered = 0;
         for window in state.spool().pending()? {
             for (i, output) in window.outputs.iter().enumerate() {
-                let key = messenger_key(&output.messenger);
+                let config = if output.name.is_empty() {
+                    // Spooled before outputs had names: the messenger it was spooled for.
+                    &output.messenger
+                } else {
+                    match outputs.iter().find(|o| o.name == output.name) {
+                        Some(o) => &o.messenger,
+                        None => {
+                            let gone = format!("output `{}`", output.name);
+                            if !self.failed.contains(&gone) {
+                                self.failures.push(DeliveryError {
+                                    messenger: gone.clone(),
+                                    reason: format!(
+                                        "is no longer in the policy, so its payloads of {} stay \
+                                         spooled in {} and lastrun waits for them: put the output \
+                                         back, or drop the window (`wattson spool drop --policy \
+                                         FILE --window {} --yes`)",
+                                        window.window,
+                                        window.dir().display(),
+                                        window.window.start_ms / 1000
+                                    ),
+                                });
+                                self.failed.push(gone);
+                            }
+                            continue;
+                        }
+                    }
+                };
+                let key = messenger_key(config);
                 if self.failed.contains(&key) {
                     continue;
                 }
                 let messenger = self
                     .messengers
                     .entry(key.clone())
-                    .or_insert_with(|| messengers::build(&output.messenger));
+                    .or_insert_with(|| messengers::build(config));
                 for n in 0..output.payloads {
                     if window.is_done(i, n) {
                         continue;
@@ -297,8 +410,11 @@ impl Delivery {
                     }
                 }
             }
-            if window.explicit && window.is_complete() {
-                window.remove()?;
+            if window.is_complete() {
+                self.from_spool.push((window.window, window.records));
+                if window.explicit {
+                    window.remove()?;
+                }
             }
         }
         Ok(delivered)

@@ -10,7 +10,9 @@ mod summary;
 
 use std::time::Instant;
 
-pub use extract::{ExtractError, ExtractOptions, ExtractReport, cut, extract};
+pub use extract::{
+    Dropped, ExtractError, ExtractOptions, ExtractReport, cut, drop_spooled, extract, retry,
+};
 pub use gather::{Gathered, gather, plan_problems, plan_warnings};
 pub use rules::Explained;
 pub use summary::{HostSummary, host_meter, table as host_table};

@@ -42,6 +42,8 @@ pub struct BoundRule {
 
 /// One `[[outputs]]` entry, bound.
 pub struct BoundOutput {
+    /// The output's name (spooled payloads are delivered by it).
+    pub name: String,
     /// The format.
     pub format: Format,
     /// Its parameters, defaults applied.
@@ -120,6 +122,7 @@ pub fn bind(policy: &Policy, runtime: &Runtime) -> Result<Bound, PolicyError> {
                 );
                 if let Some(params) = params {
                     outputs.push(BoundOutput {
+                        name: output.name().to_owned(),
                         format,
                         params,
                         messenger: output.messenger.clone(),

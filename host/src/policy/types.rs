@@ -287,6 +287,10 @@ pub struct RuntimeConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
+    /// The output's name (default: its format's): spooled payloads are
+    /// delivered by name, with the messenger the policy gives it now.
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
     /// A builtin format name (`caso-json`) or a path to a `.wasm` component.
     pub format: Spanned<String>,
     /// Format parameters.
@@ -295,6 +299,13 @@ pub struct OutputConfig {
     /// Where payloads go.
     #[serde(default)]
     pub messenger: MessengerConfig,
+}
+
+impl OutputConfig {
+    /// The output's name: its `name`, else its format.
+    pub fn name(&self) -> &str {
+        self.name.as_ref().unwrap_or(&self.format).get_ref()
+    }
 }
 
 /// `[outputs.messenger]`: a closed set, chosen by `type`.
@@ -473,6 +484,24 @@ impl Policy {
                 ));
             }
         }
+        for (i, output) in policy.outputs.iter().enumerate() {
+            if policy.outputs[..i]
+                .iter()
+                .any(|o| o.name() == output.name())
+            {
+                let span = output.name.as_ref().unwrap_or(&output.format).span();
+                problems.push(Problem::at(
+                    &source,
+                    span,
+                    Some(format!("outputs[{i}].name")),
+                    format!(
+                        "another output is named `{}`: give each output its own `name = \"…\"` \
+                         (spooled payloads are delivered by output name)",
+                        output.name()
+                    ),
+                ));
+            }
+        }
         if let Some(problem) = policy
             .model
             .sha256
@@ -575,6 +604,7 @@ impl Policy {
     /// Replaces the outputs with one builtin format on stdout (`--format NAME`).
     pub fn override_format(&mut self, format: &str) {
         self.outputs = vec![OutputConfig {
+            name: None,
             format: Spanned::new(0..0, format.to_owned()),
             params: BTreeMap::new(),
             messenger: MessengerConfig::Stdout,

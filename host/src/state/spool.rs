@@ -29,6 +29,9 @@ struct Manifest {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct OutputManifest {
+    /// Empty in windows spooled before outputs had names: those keep their messenger.
+    #[serde(default)]
+    name: String,
     format: String,
     extension: String,
     media_type: String,
@@ -39,13 +42,16 @@ struct OutputManifest {
 /// One output of a spooled window.
 #[derive(Debug, Clone)]
 pub struct SpooledOutput {
+    /// The output's name in the policy (empty: spooled before outputs had
+    /// names; then `messenger` is the one to use).
+    pub name: String,
     /// The format that rendered it.
     pub format: String,
     /// The format's file extension.
     pub extension: String,
     /// The format's media type.
     pub media_type: String,
-    /// Where it goes.
+    /// The messenger it was spooled for (delivery uses the policy's current one).
     pub messenger: MessengerConfig,
     /// How many payloads.
     pub payloads: usize,
@@ -67,6 +73,8 @@ pub struct SpooledWindow {
 
 /// One output of a window being spooled: where its payloads go and what they are.
 pub struct Output<'a> {
+    /// The output's name.
+    pub name: &'a str,
     /// The format's name.
     pub format: &'a str,
     /// The format's file extension.
@@ -220,6 +228,7 @@ impl SpoolWriter {
                 .iter()
                 .enumerate()
                 .map(|(i, o)| OutputManifest {
+                    name: o.name.to_owned(),
                     format: o.format.to_owned(),
                     extension: o.extension.to_owned(),
                     media_type: o.media_type.to_owned(),
@@ -263,6 +272,7 @@ impl SpooledWindow {
                 .outputs
                 .into_iter()
                 .map(|o| SpooledOutput {
+                    name: o.name,
                     format: o.format,
                     extension: o.extension,
                     media_type: o.media_type,
@@ -357,6 +367,7 @@ mod tests {
 
     fn output(messenger: &MessengerConfig) -> Output<'_> {
         Output {
+            name: "jsonl",
             format: "jsonl",
             extension: "jsonl",
             media_type: "application/jsonl",
