@@ -271,3 +271,57 @@ fn two_outputs_of_one_name_are_refused() {
     ));
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// Messenger settings that would fail every delivery, and a host-keyed
+/// measurement with no host for the VMs, are found by `policy check`.
+#[test]
+fn messengers_and_host_keys_are_checked_before_any_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("blocker");
+    std::fs::write(&blocker, "a file").unwrap();
+    let (code, stderr) = check(&format!(
+        r#"{HEAD}[model]
+plugin = "libvirt-joules"
+[[outputs]]
+format = "jsonl"
+[outputs.messenger]
+type = "http"
+url = "accounting.example.org/records"
+[[outputs]]
+format = "csv"
+[outputs.messenger]
+type = "http"
+url = "ftp://accounting.example.org/"
+"#
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    located(
+        &stderr,
+        &[
+            (
+                "site.toml:8:10",
+                "key `outputs[0].messenger`: url \"accounting.example.org/records\" is not a URL",
+            ),
+            ("site.toml:13:10", "has scheme `ftp`"),
+        ],
+    );
+
+    // Found with I/O by policy check: a directory under a plain file.
+    let (code, stderr) = check(&format!(
+        "{HEAD}[model]\nplugin = \"libvirt-joules\"\n[[outputs]]\nformat = \"jsonl\"\n[outputs.messenger]\ntype = \"file\"\ndirectory = \"{}\"\n",
+        blocker.join("records").display()
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("site.toml:8:10") && stderr.contains("is not a directory"),
+        "{stderr}"
+    );
+
+    // Scaphandre's host gauge without a host for the VMs.
+    let (code, stderr) = check(&format!("{HEAD}[model]\nplugin = \"scaphandre\"\n"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("`host_power` is read per host") && stderr.contains("host_label"),
+        "{stderr}"
+    );
+}

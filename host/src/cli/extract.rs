@@ -95,6 +95,14 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
     .map_err(|e| Failure::new(EXIT_PLUGIN, e))?;
     let bound = policy::bind(&policy, &runtime).map_err(|e| config(e.into()))?;
     super::policy::check_plan(&policy, &bound)?;
+    if !(args.dry_run || args.format.is_some()) {
+        for (i, problem) in super::policy::destination_problems(&policy) {
+            tracing::warn!(
+                output = policy.outputs[i].name(),
+                "{problem}: its payloads will stay spooled until it can be written"
+            );
+        }
+    }
     let prometheus = policy
         .prometheus
         .as_ref()

@@ -112,6 +112,7 @@ pub fn run(command: PolicyCommand) -> Result<(), Failure> {
             let bound =
                 policy::bind(&policy, &runtime).map_err(|e| Failure::new(EXIT_CONFIG, e))?;
             check_plan(&policy, &bound)?;
+            check_destinations(&policy)?;
             if explain {
                 return explain_rules(&policy, &bound, from.as_deref(), to.as_deref());
             }
@@ -199,4 +200,43 @@ fn explain_rules(
         outln!("{}", line.join("  ").trim_end());
     }
     Ok(())
+}
+
+/// Fails with every `file`/`ssm` directory that cannot be created or written
+/// (`extract` only warns: a messenger that is down keeps its payloads spooled).
+fn check_destinations(policy: &Policy) -> Result<(), Failure> {
+    let problems: Vec<policy::Problem> = destination_problems(policy)
+        .into_iter()
+        .map(|(i, message)| {
+            let key = Some(format!("outputs[{i}].messenger"));
+            match policy.source() {
+                Some(source) => {
+                    policy::Problem::at(source, policy.outputs[i].format.span(), key, message)
+                }
+                None => policy::Problem {
+                    location: None,
+                    key,
+                    message,
+                },
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            EXIT_CONFIG,
+            policy::PolicyError::Invalid(problems),
+        ))
+    }
+}
+
+/// (output index, problem) of every destination that cannot be written.
+pub(super) fn destination_problems(policy: &Policy) -> Vec<(usize, String)> {
+    policy
+        .outputs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| o.messenger.check_destination().err().map(|e| (i, e)))
+        .collect()
 }

@@ -611,6 +611,22 @@ pub fn plan_problems(policy: &Policy, measurements: &[Measurement]) -> Vec<Strin
                 Measurement::HostPower(h) => {
                     host_power_gauge(policy, &h.name, h.max_gap_s).map(drop)
                 }
+                Measurement::Counter(CounterSpec {
+                    name,
+                    key: KeyKind::Host,
+                    ..
+                })
+                | Measurement::Gauge(GaugeSpec {
+                    name,
+                    key: KeyKind::Host,
+                    ..
+                }) if policy.inventory.host_label.is_none() => {
+                    Err(PipelineError::Unsupported(format!(
+                        "measurement `{name}` is read per host, but nothing says which host a VM \
+                         is on: set [inventory] host_label (e.g. \"instance\") and host_regex \
+                         (e.g. '^([^:]+)') in the policy"
+                    )))
+                }
                 Measurement::IdlePower(spec) => {
                     idle_setting(spec).and_then(|setting| match setting {
                         None => idle_meter(policy, measurements, spec).map(drop),

@@ -308,6 +308,61 @@ impl OutputConfig {
     }
 }
 
+impl MessengerConfig {
+    /// What is wrong with this messenger's settings, found without I/O.
+    fn problem(&self) -> Option<String> {
+        match self {
+            Self::Http { url, .. } => match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => None,
+                Ok(u) => Some(format!(
+                    "url {url:?} has scheme `{}`: the http messenger POSTs to http:// or https:// URLs",
+                    u.scheme()
+                )),
+                Err(e) => Some(format!("url {url:?} is not a URL ({e})")),
+            },
+            Self::Logstash { host, .. } if host.trim().is_empty() => {
+                Some("host is empty: give logstash's host name or address".to_owned())
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a `file` or `ssm` messenger could write where it is told to:
+    /// the directory, or the nearest existing folder above it (which it would
+    /// be created in), must be a directory this process can write in. Only
+    /// an anonymous temporary file is made there (and vanishes).
+    pub fn check_destination(&self) -> Result<(), String> {
+        let (Self::File { directory: dir } | Self::Ssm { queue: dir }) = self else {
+            return Ok(());
+        };
+        let mut existing = dir.as_path();
+        while !existing.exists() {
+            match existing.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => existing = parent,
+                _ => return Ok(()),
+            }
+        }
+        if !existing.is_dir() {
+            return Err(format!(
+                "{} cannot be created: {} is not a directory",
+                dir.display(),
+                existing.display()
+            ));
+        }
+        tempfile::tempfile_in(existing).map(drop).map_err(|e| {
+            format!(
+                "{} cannot be {} ({e}): give this user write access, or choose another directory",
+                dir.display(),
+                if existing == dir {
+                    "written"
+                } else {
+                    "created"
+                }
+            )
+        })
+    }
+}
+
 /// `[outputs.messenger]`: a closed set, chosen by `type`.
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
@@ -485,6 +540,14 @@ impl Policy {
             }
         }
         for (i, output) in policy.outputs.iter().enumerate() {
+            if let Some(message) = output.messenger.problem() {
+                problems.push(Problem::at(
+                    &source,
+                    output.format.span(),
+                    Some(format!("outputs[{i}].messenger")),
+                    message,
+                ));
+            }
             if policy.outputs[..i]
                 .iter()
                 .any(|o| o.name() == output.name())
