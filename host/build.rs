@@ -76,6 +76,7 @@ fn main() {
     let guests_dir = root.join("tests/guests");
 
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+    println!("cargo:rerun-if-env-changed=WATTSON_GUEST_TOOLCHAIN");
     rerun_if_changed(&root.join("wit/since_v0.1.0"));
     rerun_if_changed(&root.join("wit/since_v0.2.0"));
     for file in ["Cargo.toml", "Cargo.lock", "sdk/Cargo.toml", "sdk/src"] {
@@ -143,7 +144,12 @@ fn workspace_target_dir(root: &Path) -> PathBuf {
 /// Fails the build early, with the fix, when the guest target is missing.
 fn check_target_installed() {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let output = Command::new(&rustc)
+    let mut command = Command::new(&rustc);
+    if let Some(toolchain) = guest_toolchain() {
+        command = Command::new("rustc");
+        command.env("RUSTUP_TOOLCHAIN", toolchain);
+    }
+    let output = command
         .args(["--print", "sysroot"])
         .output()
         .unwrap_or_else(|e| panic!("running `{} --print sysroot`: {e}", rustc.to_string_lossy()));
@@ -164,6 +170,15 @@ fn check_target_installed() {
          WebAssembly components built for it. Install it with `rustup target add {TARGET}`.",
         target_lib.display()
     );
+}
+
+/// `WATTSON_GUEST_TOOLCHAIN`: a rustup toolchain that builds the guests
+/// instead of the one building the host (the fuzz targets build the host
+/// with nightly, whose wasm32-wasip2 std may not be published).
+fn guest_toolchain() -> Option<String> {
+    env::var("WATTSON_GUEST_TOOLCHAIN")
+        .ok()
+        .filter(|t| !t.is_empty())
 }
 
 /// Every `plugins/<dir>/Cargo.toml` but the SDK's, with its
@@ -231,8 +246,17 @@ fn read_plugin(manifest_path: &Path) -> Plugin {
 /// `cargo build --release --target wasm32-wasip2 [-p package]` in the
 /// workspace at `dir`, with its own target dir and a scrubbed environment.
 fn cargo_build(dir: &Path, target_dir: &Path, package: Option<&str>) {
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
+    let mut cmd = match guest_toolchain() {
+        // `cargo +nightly fuzz`: the guests are built by another toolchain.
+        Some(toolchain) => {
+            let mut cmd = Command::new("cargo");
+            cmd.env("RUSTUP_TOOLCHAIN", toolchain)
+                .env_remove("RUSTC")
+                .env_remove("CARGO");
+            cmd
+        }
+        None => Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
+    };
     cmd.current_dir(dir)
         .args(["build", "--release", "--target", TARGET])
         .env("CARGO_TARGET_DIR", target_dir)

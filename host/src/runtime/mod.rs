@@ -45,6 +45,18 @@ pub use wit::latest::{
 
 use state::PluginState;
 
+/// Checks a model's answer as [`Model::attribute`] does (finite,
+/// non-negative, known and assigned placements once each, conservation per
+/// host where declared). For the fuzz target (`fuzz/`).
+#[doc(hidden)]
+pub fn check_attribution(
+    info: &ModelInfo,
+    input: &AttributionInput,
+    result: &Attribution,
+) -> Result<(), String> {
+    validate::attribution(info, input, result, 1.0)
+}
+
 /// Epoch ticks per second (the ticker thread's rate).
 const TICKS_PER_SEC: u64 = 100;
 

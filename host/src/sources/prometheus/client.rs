@@ -160,6 +160,47 @@ enum Data<M> {
     String(serde::de::IgnoredAny),
 }
 
+/// Why an answer holding a scalar or a string is refused.
+const NOT_A_VECTOR: &str = "a scalar or string where a vector was expected";
+
+impl<M> Data<M> {
+    /// Each series with its samples; none for a scalar or string.
+    fn into_series(self) -> Option<Vec<(M, Vec<Sample>)>> {
+        match self {
+            Data::Vector(items) => Some(
+                items
+                    .into_iter()
+                    .map(|item| (item.metric, vec![item.value.0]))
+                    .collect(),
+            ),
+            Data::Matrix(items) => Some(
+                items
+                    .into_iter()
+                    .map(|item| (item.metric, item.values.into_iter().map(|p| p.0).collect()))
+                    .collect(),
+            ),
+            Data::Scalar(_) | Data::String(_) => None,
+        }
+    }
+}
+
+/// Decodes the body of a successful query the way every query does
+/// (labels and samples parsed in place), or says why it is not a vector or
+/// matrix answer. For the fuzz target (`fuzz/`); queries stream instead.
+#[doc(hidden)]
+pub fn decode_answer(body: &[u8]) -> Result<Vec<(Labels, Vec<Sample>)>, String> {
+    let envelope: Envelope<Labels> = serde_json::from_reader(std::io::BufReader::new(body))
+        .map_err(|e| format!("not Prometheus API JSON ({e})"))?;
+    if envelope.status != "success" {
+        return Err(envelope.error.unwrap_or_default());
+    }
+    envelope
+        .data
+        .ok_or_else(|| "no `data`".to_owned())?
+        .into_series()
+        .ok_or_else(|| NOT_A_VECTOR.to_owned())
+}
+
 #[derive(Deserialize)]
 #[serde(bound = "M: serde::de::DeserializeOwned")]
 struct VectorItem<M> {
@@ -406,20 +447,8 @@ impl Client {
         let data = envelope
             .data
             .ok_or_else(|| self.bad_answer(query, "no `data`".into()))?;
-        match data {
-            Data::Vector(items) => Ok(items
-                .into_iter()
-                .map(|item| (item.metric, vec![item.value.0]))
-                .collect()),
-            Data::Matrix(items) => Ok(items
-                .into_iter()
-                .map(|item| (item.metric, item.values.into_iter().map(|p| p.0).collect()))
-                .collect()),
-            Data::Scalar(_) | Data::String(_) => Err(self.bad_answer(
-                query,
-                "a scalar or string where a vector was expected".into(),
-            )),
-        }
+        data.into_series()
+            .ok_or_else(|| self.bad_answer(query, NOT_A_VECTOR.into()))
     }
 
     /// Parses the answer while it arrives, on a blocking thread, so a large
