@@ -549,3 +549,74 @@ fn tdp_estimate_follows_cloud_carbon_footprint() {
         "tdp-estimate",
     );
 }
+
+#[test]
+fn scaphandre_keeps_other_models_vms_apart_from_the_hosts_own_power() {
+    let (_cache, runtime) = runtime();
+    let model = runtime.load_model("scaphandre").unwrap();
+    let input = |host_joules: f64| AttributionInput {
+        window: Window {
+            start_ms: 0,
+            end_ms: 3_600_000,
+        },
+        vms: ["a", "b"]
+            .map(|uuid| Vm {
+                uuid: uuid.into(),
+                vcpus: Some(1),
+                memory_mb: None,
+            })
+            .to_vec(),
+        details: vec![],
+        hosts: vec!["cmp-01".into()],
+        // b is given to another model by the rules.
+        placements: [(0, true), (1, false)]
+            .map(|(vm, assigned)| Placement {
+                vm,
+                host: Some(0),
+                presence_s: 3600.0,
+                cpu_s: None,
+                assigned,
+            })
+            .to_vec(),
+        measurements: vec![
+            Measured {
+                name: "vm_power".into(),
+                vms: vec![reading(100.0, 3600.0), reading(50.0, 3600.0)],
+                hosts: vec![None],
+            },
+            Measured {
+                name: "host_power".into(),
+                vms: vec![None, None],
+                hosts: vec![reading(host_joules, 3600.0)],
+            },
+        ],
+    };
+    let params = [("exe", "qemu-kvm"), ("host_label", "instance")]
+        .map(|(name, value)| Param {
+            name: name.into(),
+            value: ParamValue::Text(value.into()),
+        })
+        .to_vec();
+    // 400 J at the host: a's 100 J, b's 50 J belong to its model, 250 J are the host's own.
+    let host = input(400.0);
+    let result = model.attribute(&host, &params).unwrap();
+    assert_split(
+        &split(&host, &result),
+        &[("a", 100.0)],
+        &[
+            ("cmp-01", "other-model", 50.0),
+            ("cmp-01", "not-vms", 250.0),
+        ],
+        "scaphandre with rules",
+    );
+    // 120 J at the host, 150 J of VMs (Scaphandre issue #163): a keeps its
+    // 100 J, b's model is left only the 20 J the host has beyond a's.
+    let short = input(120.0);
+    let result = model.attribute(&short, &params).unwrap();
+    assert_split(
+        &split(&short, &result),
+        &[("a", 100.0)],
+        &[("cmp-01", "other-model", 20.0)],
+        "scaphandre excess",
+    );
+}

@@ -58,26 +58,49 @@ impl Model for Scaphandre {
     }
 
     fn attribute(input: AttributionInput, _params: Params) -> Result<Attribution, String> {
-        let placements = input.per_vm_energy(VM_POWER, 1.0)?;
+        let vm_power = input.measured(VM_POWER)?;
         let host_power = input.measured(HOST_POWER)?;
+        // Each VM's measured energy goes to its first placement; a VM the
+        // rules give to another model still used its host's power (`other-model`).
+        let mut out = Attribution::default();
         let mut on_host = vec![0.0; input.hosts.len()];
-        for e in &placements {
-            let placement = &input.placements[e.placement as usize];
-            if let Some(sum) = placement.host.and_then(|h| on_host.get_mut(h as usize)) {
-                *sum += e.joules;
+        let mut elsewhere = vec![0.0; input.hosts.len()];
+        let mut seen = vec![false; input.vms.len()];
+        for (i, p) in input.placements.iter().enumerate() {
+            let vm = p.vm as usize;
+            let Some(reading) = vm_power.vms.get(vm).copied().flatten() else {
+                continue;
+            };
+            if std::mem::replace(&mut seen[vm], true) {
+                continue;
+            }
+            let host = p
+                .host
+                .map(|h| h as usize)
+                .filter(|&h| h < input.hosts.len());
+            if p.assigned {
+                out.give(i as u32, reading.value);
+                if let Some(h) = host {
+                    on_host[h] += reading.value;
+                }
+            } else if let Some(h) = host {
+                elsewhere[h] += reading.value;
             }
         }
-        let mut out = Attribution {
-            placements,
-            ..Attribution::default()
-        };
         let mut excess = BTreeMap::new();
         for (h, reading) in host_power.hosts.iter().enumerate() {
             let Some(reading) = reading else { continue };
-            let left = reading.value - on_host[h];
+            let left = reading.value - on_host[h] - elsewhere[h];
             if left >= 0.0 {
+                out.leave(h as u32, elsewhere[h], UnattributedReason::OtherModel);
                 out.leave(h as u32, left, UnattributedReason::NotVms);
             } else {
+                // What the VMs of other models used stays theirs to account.
+                out.leave(
+                    h as u32,
+                    elsewhere[h].min((reading.value - on_host[h]).max(0.0)),
+                    UnattributedReason::OtherModel,
+                );
                 excess.insert(input.hosts[h].as_str(), -left);
             }
         }
