@@ -325,3 +325,13 @@ url = "ftp://accounting.example.org/"
         "{stderr}"
     );
 }
+
+#[test]
+fn a_policy_without_model_or_rules_says_what_to_add() {
+    let (code, stderr) = check(HEAD);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("key `model`: the policy names no model: add [model]"),
+        "{stderr}"
+    );
+}

@@ -953,3 +953,49 @@ fn rapl_share_on_a_hypervisor_sizes_vms_from_libvirt() {
     );
     assert_eq!(records[domains[1].0]["vcpus"], 4, "vCPUs from the domain");
 }
+
+/// A policy of rules alone: a placement no rule matches fails its window
+/// (nothing delivered, the VMs named), `--explain` shows it with `-`, and a
+/// catch-all rule covers it.
+#[test]
+fn rules_without_a_default_model_cover_every_vm_or_fail() {
+    let (cpu, vcpus) = cpu_series();
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[("libvirt_domain_info_cpu_time_seconds", &cpu)],
+        &[("libvirt_domain_info_virtual_cpus", &vcpus)],
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "[[rules]]\nmatch = { host = \"cmp-01\" }\nplugin = \"tdp-estimate\"\n";
+    let text = policy("tdp-estimate", "").replace("[model]\nplugin = \"tdp-estimate\"\n", rules);
+    let path = write_policy(dir.path(), "rules-only.toml", &text);
+    let out = extract(&path, &prometheus.url, W0, W1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("match no rule and the policy has no [model]")
+            && stderr.contains(&format!("{} on cmp-02", VMS[2].uuid)),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing delivered");
+
+    let out = command()
+        .args(["policy", "check"])
+        .arg(&path)
+        .args(["--explain", "--prometheus", &prometheus.url])
+        .args(["--from", &secs(W0), "--to", &secs(W1)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find(|l| l.starts_with(VMS[2].uuid)).unwrap();
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells[cells.len() - 2..], ["-", "-"], "{line}");
+
+    let text = text.replace(
+        rules,
+        &format!("{rules}[[rules]]\nmatch = {{ host = \"*\" }}\nplugin = \"tdp-estimate\"\n"),
+    );
+    let path = write_policy(dir.path(), "rules-only.toml", &text);
+    let records = records(&extract(&path, &prometheus.url, W0, W1));
+    assert_eq!(records.len(), 5, "every VM present in the window");
+}

@@ -120,12 +120,20 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
         dry_run: args.dry_run || args.format.is_some(),
         host_summary: args.host_summary.is_some(),
     };
+    let models = bound
+        .model
+        .iter()
+        .map(|m| (&m.model, &m.measurements))
+        .chain(bound.rules.iter().map(|r| (&r.model, &r.measurements)));
     if args.host_summary.is_some()
-        && pipeline::host_meter(bound.model.info(), &bound.measurements).is_none()
+        && models
+            .clone()
+            .all(|(m, measurements)| pipeline::host_meter(m.info(), measurements).is_none())
     {
+        let names: Vec<&str> = models.map(|(m, _)| m.info().name.as_str()).collect();
         tracing::warn!(
-            "model `{}` reads no host meter: --host-summary will hold no hosts",
-            bound.model.info().name
+            "no model of the policy reads a host meter ({}): --host-summary will hold no hosts",
+            names.join(", ")
         );
     }
     let report = match pipeline::extract(&policy, &bound, prometheus.as_ref(), options, &tokio) {

@@ -46,19 +46,21 @@ pub enum PolicyCommand {
 /// at the policy's `[model] plugin`.
 pub(super) fn check_plan(policy: &Policy, bound: &policy::Bound) -> Result<(), Failure> {
     // `[model]`, then each rule: where it is named, and what it measures.
-    let models = std::iter::once((
-        "model".to_owned(),
-        &policy.model.plugin,
-        &bound.measurements,
-    ))
-    .chain(
-        policy
-            .rules
-            .iter()
-            .zip(&bound.rules)
-            .enumerate()
-            .map(|(i, (rule, bound))| (format!("rules[{i}]"), &rule.plugin, &bound.measurements)),
-    );
+    let models = policy
+        .model
+        .iter()
+        .zip(&bound.model)
+        .map(|(config, bound)| ("model".to_owned(), &config.plugin, &bound.measurements))
+        .chain(
+            policy
+                .rules
+                .iter()
+                .zip(&bound.rules)
+                .enumerate()
+                .map(|(i, (rule, bound))| {
+                    (format!("rules[{i}]"), &rule.plugin, &bound.measurements)
+                }),
+        );
     let mut problems = Vec::new();
     for (key, plugin, measurements) in models {
         for warning in crate::pipeline::plan_warnings(policy, measurements) {
@@ -116,11 +118,13 @@ pub fn run(command: PolicyCommand) -> Result<(), Failure> {
             if explain {
                 return explain_rules(&policy, &bound, from.as_deref(), to.as_deref());
             }
+            let model = bound.model.as_ref().map_or_else(
+                || "no [model]".to_owned(),
+                |m| format!("model {} {}", m.model.info().name, m.model.info().version),
+            );
             outln!(
-                "{}: ok (model {} {}, {} rule(s), {} output(s))",
+                "{}: ok ({model}, {} rule(s), {} output(s))",
                 file.display(),
-                bound.model.info().name,
-                bound.model.info().version,
                 bound.rules.len(),
                 bound.outputs.len()
             );
@@ -198,6 +202,16 @@ fn explain_rules(
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
         outln!("{}", line.join("  ").trim_end());
+    }
+    let uncovered = placements.iter().filter(|p| p.rule == "-").count();
+    if uncovered > 0 {
+        return Err(Failure::new(
+            EXIT_CONFIG,
+            anyhow::anyhow!(
+                "{uncovered} VM placement(s) above match no rule and the policy has no [model]: \
+                 extract would fail their windows. Add [model], or a rule that matches them"
+            ),
+        ));
     }
     Ok(())
 }

@@ -68,30 +68,54 @@ pub fn run_window<E: From<PipelineError>>(
     let mut attributions = Vec::with_capacity(plan.slots().len());
     let mut hosts = Vec::new();
     if plan.is_single() {
+        let slot = plan.slots()[0];
         // The inventory crosses into the sandbox only for models that declare it.
-        let wants_inventory = bound
+        let wants_inventory = slot
             .measurements
             .iter()
             .any(|m| matches!(m, Measurement::Inventory));
         if wants_inventory {
             gathered.input.details = std::mem::take(&mut gathered.details);
         }
-        let attribution = bound.model.attribute(&gathered.input, &bound.model_params);
+        let attribution = slot.model.attribute(&gathered.input, slot.params);
         if wants_inventory {
             gathered.details = std::mem::take(&mut gathered.input.details);
         }
         let attribution = attribution.map_err(PipelineError::from)?;
-        let info = bound.model.info();
+        let info = slot.model.info();
         hosts = summary::hosts(
             window,
             info,
-            &bound.measurements,
+            slot.measurements,
             &gathered.input,
             &attribution,
         );
         attributions.push(attribution);
     } else {
         let assignment = plan.assign(&gathered.input, &gathered.details);
+        let unmatched: Vec<String> = assignment
+            .iter()
+            .zip(&gathered.input.placements)
+            .filter(|(to, _)| to.is_none())
+            .map(|(_, p)| {
+                let vm = &gathered.input.vms[p.vm as usize].uuid;
+                match p.host.and_then(|h| gathered.input.hosts.get(h as usize)) {
+                    Some(host) => format!("{vm} on {host}"),
+                    None => vm.clone(),
+                }
+            })
+            .collect();
+        if !unmatched.is_empty() {
+            return Err(PipelineError::Unsupported(format!(
+                "{} VM placement(s) in {window} match no rule and the policy has no [model]: {}{}. \
+                 Add [model] for them, or a rule that matches (`wattson policy check --explain` \
+                 shows each VM's rule)",
+                unmatched.len(),
+                unmatched[..unmatched.len().min(5)].join(", "),
+                if unmatched.len() > 5 { ", …" } else { "" }
+            ))
+            .into());
+        }
         for (k, slot) in plan.slots().iter().enumerate() {
             let input = plan.input_for(k, &gathered.input, &gathered.details, &assignment);
             let attribution = slot

@@ -10,6 +10,7 @@ use crate::policy::{Bound, Matcher};
 use crate::runtime::{AttributionInput, Measurement, Model, Param};
 
 /// One model of the policy: a rule, or `[model]` (the last slot).
+#[derive(Clone, Copy)]
 pub struct Slot<'a> {
     /// The model.
     pub model: &'a Model,
@@ -31,16 +32,16 @@ pub struct Plan<'a> {
 impl<'a> Plan<'a> {
     /// The plan of a bound policy.
     pub fn new(bound: &'a Bound) -> Self {
-        let default = Slot {
-            model: &bound.model,
-            params: &bound.model_params,
-            measurements: &bound.measurements,
+        let default = bound.model.as_ref().map(|m| Slot {
+            model: &m.model,
+            params: &m.params,
+            measurements: &m.measurements,
             matcher: None,
-        };
-        if bound.rules.is_empty() {
+        });
+        if let (Some(default), true) = (&default, bound.rules.is_empty()) {
             return Self {
-                slots: vec![default],
-                measurements: Cow::Borrowed(&bound.measurements),
+                measurements: Cow::Borrowed(default.measurements),
+                slots: vec![Slot { ..*default }],
             };
         }
         let mut slots: Vec<Slot<'a>> = bound
@@ -53,7 +54,7 @@ impl<'a> Plan<'a> {
                 matcher: Some(&r.matcher),
             })
             .collect();
-        slots.push(default);
+        slots.extend(default);
         let mut measurements: Vec<Measurement> = slots
             .iter()
             .enumerate()
@@ -91,16 +92,21 @@ impl<'a> Plan<'a> {
 
     /// Whether there is only `[model]`: its input is the gather's own.
     pub fn is_single(&self) -> bool {
-        self.slots.len() == 1
+        self.slots.len() == 1 && self.slots[0].matcher.is_none()
     }
 
-    /// The slot of each placement of `input` (VMs described by `details`).
+    /// The slot of each placement of `input` (VMs described by `details`):
+    /// the first rule that matches, else `[model]`; none where neither does.
     pub fn assign(
         &self,
         input: &AttributionInput,
         details: &[crate::runtime::VmDetails],
-    ) -> Vec<usize> {
-        let last = self.slots.len() - 1;
+    ) -> Vec<Option<usize>> {
+        let default = self
+            .slots
+            .last()
+            .filter(|s| s.matcher.is_none())
+            .map(|_| self.slots.len() - 1);
         input
             .placements
             .iter()
@@ -110,12 +116,12 @@ impl<'a> Plan<'a> {
                     .and_then(|h| input.hosts.get(h as usize))
                     .map(String::as_str);
                 let Some(vm) = details.get(p.vm as usize) else {
-                    return last;
+                    return default;
                 };
                 self.slots
                     .iter()
                     .position(|s| s.matcher.is_some_and(|m| m.matches(host, vm)))
-                    .unwrap_or(last)
+                    .or(default)
             })
             .collect()
     }
@@ -128,7 +134,7 @@ impl<'a> Plan<'a> {
         k: usize,
         input: &AttributionInput,
         details: &[crate::runtime::VmDetails],
-        assignment: &[usize],
+        assignment: &[Option<usize>],
     ) -> AttributionInput {
         let slot = &self.slots[k];
         let own = prefix(k);
@@ -150,7 +156,7 @@ impl<'a> Plan<'a> {
                 .iter()
                 .zip(assignment)
                 .map(|(p, &to)| crate::runtime::Placement {
-                    assigned: to == k,
+                    assigned: to == Some(k),
                     ..*p
                 })
                 .collect(),
@@ -207,9 +213,9 @@ pub struct Explained {
     pub host: Option<String>,
     /// Its project (name, else id), where known.
     pub project: Option<String>,
-    /// `rules[i]`, or `model` for the default.
+    /// `rules[i]`, `model` for the default, `-` for none.
     pub rule: String,
-    /// The model's name.
+    /// The model's name, `-` for none.
     pub model: String,
 }
 
@@ -220,24 +226,24 @@ impl Plan<'_> {
         input: &AttributionInput,
         details: &[crate::runtime::VmDetails],
     ) -> Vec<Explained> {
-        let last = self.slots.len() - 1;
         self.assign(input, details)
             .into_iter()
             .zip(&input.placements)
             .map(|(k, p)| {
                 let vm = p.vm as usize;
                 let d = details.get(vm);
+                let slot = k.map(|k| &self.slots[k]);
                 Explained {
                     uuid: input.vms[vm].uuid.clone(),
                     name: d.and_then(|d| d.name.clone()),
                     host: p.host.and_then(|h| input.hosts.get(h as usize)).cloned(),
                     project: d.and_then(|d| d.project_name.clone().or(d.project_id.clone())),
-                    rule: if k == last {
-                        "model".to_owned()
-                    } else {
-                        format!("rules[{k}]")
+                    rule: match (k, slot) {
+                        (Some(k), Some(s)) if s.matcher.is_some() => format!("rules[{k}]"),
+                        (Some(_), _) => "model".to_owned(),
+                        (None, _) => "-".to_owned(),
                     },
-                    model: self.slots[k].model.info().name.clone(),
+                    model: slot.map_or_else(|| "-".to_owned(), |s| s.model.info().name.clone()),
                 }
             })
             .collect()

@@ -16,16 +16,23 @@ use crate::sources::prometheus::QueryTemplate;
 
 /// A policy's plugins, loaded, with checked parameters.
 pub struct Bound {
-    /// The attribution model.
-    pub model: Model,
-    /// Its parameters, defaults applied.
-    pub model_params: Vec<Param>,
-    /// Its measurements with `${param}` placeholders filled in.
-    pub measurements: Vec<Measurement>,
+    /// `[model]`: the model of every placement no rule matches; none when
+    /// the policy has only rules (a placement none matches is an error).
+    pub model: Option<BoundModel>,
     /// `[[rules]]`, in policy order: the first that matches a placement gives it its model.
     pub rules: Vec<BoundRule>,
     /// Formats and their messengers, in policy order.
     pub outputs: Vec<BoundOutput>,
+}
+
+/// A model, loaded, with its checked parameters and its measurements.
+pub struct BoundModel {
+    /// The model.
+    pub model: Model,
+    /// Its parameters, defaults applied.
+    pub params: Vec<Param>,
+    /// Its measurements with `${param}` placeholders filled in.
+    pub measurements: Vec<Measurement>,
 }
 
 /// One `[[rules]]` entry, bound.
@@ -68,17 +75,19 @@ pub fn bind(policy: &Policy, runtime: &Runtime) -> Result<Bound, PolicyError> {
     };
     let mut problems = Vec::new();
 
-    let model = bind_model(
-        source,
-        runtime,
-        ModelRef {
-            plugin: &policy.model.plugin,
-            params: &policy.model.params,
-            sha256: policy.model.sha256.as_ref(),
-            key: "model",
-        },
-        &mut problems,
-    );
+    let model = policy.model.as_ref().map(|config| {
+        bind_model(
+            source,
+            runtime,
+            ModelRef {
+                plugin: &config.plugin,
+                params: &config.params,
+                sha256: config.sha256.as_ref(),
+                key: "model",
+            },
+            &mut problems,
+        )
+    });
     let mut rules = Vec::new();
     for (i, rule) in policy.rules.iter().enumerate() {
         let key = format!("rules[{i}]");
@@ -139,14 +148,19 @@ pub fn bind(policy: &Policy, runtime: &Runtime) -> Result<Bound, PolicyError> {
     }
 
     match model {
-        Some((model, model_params, measurements)) if problems.is_empty() => Ok(Bound {
-            model,
-            model_params,
-            measurements,
+        Some(None) => Err(PolicyError::Invalid(problems)),
+        _ if !problems.is_empty() => Err(PolicyError::Invalid(problems)),
+        model => Ok(Bound {
+            model: model
+                .flatten()
+                .map(|(model, params, measurements)| BoundModel {
+                    model,
+                    params,
+                    measurements,
+                }),
             rules,
             outputs,
         }),
-        _ => Err(PolicyError::Invalid(problems)),
     }
 }
 

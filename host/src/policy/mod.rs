@@ -12,7 +12,7 @@ mod overrides;
 mod rules;
 mod types;
 
-pub use bind::{Bound, BoundOutput, BoundRule, bind};
+pub use bind::{Bound, BoundModel, BoundOutput, BoundRule, bind};
 pub use overrides::Override;
 pub use rules::{Field, MatchValue, Matcher, RuleConfig};
 

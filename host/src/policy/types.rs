@@ -38,8 +38,10 @@ pub struct Policy {
     /// keys → watts. Hosts not listed get it measured ("auto", ENERGY.md).
     #[serde(default)]
     pub idle_power: BTreeMap<String, Spanned<f64>>,
-    /// The attribution model of every VM placement no rule matches.
-    pub model: ModelConfig,
+    /// The attribution model of every VM placement no rule matches
+    /// (optional when there are rules: then every placement must match one).
+    #[serde(default)]
+    pub model: Option<ModelConfig>,
     /// Other models for the placements they match, first match wins.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
@@ -565,10 +567,18 @@ impl Policy {
                 ));
             }
         }
+        if policy.model.is_none() && policy.rules.is_empty() {
+            problems.push(Problem::in_file(
+                &source,
+                Some("model".into()),
+                "the policy names no model: add [model] with plugin = \"…\" (e.g. \
+                 \"libvirt-joules\"), the model of every VM, or [[rules]] that match every VM",
+            ));
+        }
         if let Some(problem) = policy
             .model
-            .sha256
             .as_ref()
+            .and_then(|m| m.sha256.as_ref())
             .and_then(|pin| check_pin(&source, "model.sha256", pin))
         {
             problems.push(problem);
