@@ -8,13 +8,10 @@ use anyhow::Context as _;
 
 use clap::Args;
 
-use super::{
-    EXIT_CONFIG, EXIT_DELIVERY, EXIT_LOCKED, EXIT_PLUGIN, EXIT_SOURCE, Failure, cache_dir,
-};
+use super::{EXIT_CONFIG, EXIT_DELIVERY, EXIT_LOCKED, EXIT_PLUGIN, EXIT_SOURCE, Failure};
 use crate::pipeline::{self, ExtractError, ExtractOptions, PipelineError};
-use crate::policy::{self, Override, Policy};
-use crate::runtime::Runtime;
-use crate::sources::prometheus::{Client, TemplateError};
+use crate::policy::{Override, Policy};
+use crate::sources::prometheus::TemplateError;
 use crate::state::StateError;
 use crate::window::{format_ms, parse_time};
 
@@ -88,12 +85,7 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
         now_ms,
     )
     .map_err(|e| config(e.into()))?;
-    let runtime = Runtime::new(
-        policy.limits.clone(),
-        cache_dir(policy.runtime.cache_dir.as_ref()),
-    )
-    .map_err(|e| Failure::new(EXIT_PLUGIN, e))?;
-    let bound = policy::bind(&policy, &runtime).map_err(|e| config(e.into()))?;
+    let bound = super::bind(&policy)?;
     super::policy::check_plan(&policy, &bound)?;
     if !(args.dry_run || args.format.is_some()) {
         for (i, problem) in super::policy::destination_problems(&policy) {
@@ -103,17 +95,7 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
             );
         }
     }
-    let prometheus = policy
-        .prometheus
-        .as_ref()
-        .map(|p| Client::new(p.get_ref().clone()))
-        .transpose()
-        .map_err(|e| config(e.into()))?;
-
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::new(1, e))?;
+    let (prometheus, tokio) = super::prometheus(&policy)?;
     let options = ExtractOptions {
         explicit,
         now_ms,

@@ -118,6 +118,40 @@ fn cache_dir(configured: Option<&PathBuf>) -> Option<PathBuf> {
         .or_else(crate::runtime::default_cache_dir)
 }
 
+/// The plugin runtime a policy asks for, and its plugins bound to it.
+fn bind(policy: &crate::policy::Policy) -> Result<crate::policy::Bound, Failure> {
+    let runtime = crate::runtime::Runtime::new(
+        policy.limits.clone(),
+        cache_dir(policy.runtime.cache_dir.as_ref()),
+    )
+    .map_err(|e| Failure::new(EXIT_PLUGIN, e))?;
+    crate::policy::bind(policy, &runtime).map_err(|e| Failure::new(EXIT_CONFIG, e))
+}
+
+/// The policy's Prometheus client (none without `[prometheus]`), and a
+/// current-thread runtime to query it on.
+fn prometheus(
+    policy: &crate::policy::Policy,
+) -> Result<
+    (
+        Option<crate::sources::prometheus::Client>,
+        tokio::runtime::Runtime,
+    ),
+    Failure,
+> {
+    let client = policy
+        .prometheus
+        .as_ref()
+        .map(|p| crate::sources::prometheus::Client::new(p.get_ref().clone()))
+        .transpose()
+        .map_err(|e| Failure::new(EXIT_CONFIG, e))?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(1, e))?;
+    Ok((client, tokio))
+}
+
 /// Writes one line to stdout (see `outln!`): on a closed pipe, exits 0 with
 /// nothing on stderr; on another write error, says so and exits 1.
 pub(crate) fn print_line(line: std::fmt::Arguments<'_>) {

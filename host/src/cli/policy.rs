@@ -4,11 +4,9 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::{EXIT_CONFIG, EXIT_PLUGIN, EXIT_SOURCE, Failure, cache_dir};
+use super::{EXIT_CONFIG, EXIT_SOURCE, Failure};
 use crate::pipeline;
 use crate::policy::{self, Override, Policy};
-use crate::runtime::Runtime;
-use crate::sources::prometheus::Client;
 
 /// `wattson policy …`
 #[derive(Debug, Subcommand)]
@@ -106,13 +104,7 @@ pub fn run(command: PolicyCommand) -> Result<(), Failure> {
             if let Some(url) = &prometheus {
                 policy.override_prometheus(url);
             }
-            let runtime = Runtime::new(
-                policy.limits.clone(),
-                cache_dir(policy.runtime.cache_dir.as_ref()),
-            )
-            .map_err(|e| Failure::new(EXIT_PLUGIN, e))?;
-            let bound =
-                policy::bind(&policy, &runtime).map_err(|e| Failure::new(EXIT_CONFIG, e))?;
+            let bound = super::bind(&policy)?;
             check_plan(&policy, &bound)?;
             check_destinations(&policy)?;
             if explain {
@@ -150,16 +142,7 @@ fn explain_rules(
         Err(e) => Err(e),
     }
     .map_err(|e| config(e.into()))?;
-    let prometheus = policy
-        .prometheus
-        .as_ref()
-        .map(|p| Client::new(p.get_ref().clone()))
-        .transpose()
-        .map_err(|e| config(e.into()))?;
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::new(1, e))?;
+    let (prometheus, tokio) = super::prometheus(policy)?;
     let placements = tokio
         .block_on(pipeline::explain(
             policy,

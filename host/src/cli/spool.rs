@@ -6,10 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{EXIT_CONFIG, EXIT_PLUGIN, Failure, cache_dir};
+use super::{EXIT_CONFIG, Failure};
 use crate::pipeline;
-use crate::policy::{self, Override, Policy};
-use crate::runtime::Runtime;
+use crate::policy::{Override, Policy};
 use crate::window::{format_ms, parse_time};
 
 /// `wattson spool …`
@@ -59,13 +58,7 @@ pub fn run(command: SpoolCommand) -> Result<(), Failure> {
         SpoolCommand::List(args) => list(&args.load()?),
         SpoolCommand::Retry(args) => {
             let policy = args.load()?;
-            let runtime = Runtime::new(
-                policy.limits.clone(),
-                cache_dir(policy.runtime.cache_dir.as_ref()),
-            )
-            .map_err(|e| Failure::new(EXIT_PLUGIN, e))?;
-            let bound =
-                policy::bind(&policy, &runtime).map_err(|e| Failure::new(EXIT_CONFIG, e))?;
+            let bound = super::bind(&policy)?;
             let delivered = pipeline::retry(&policy, &bound)
                 .map_err(|e| Failure::new(super::extract::exit_code(&e), e))?;
             tracing::info!(delivered, "spool retried");
