@@ -4,40 +4,24 @@
 //! models"). Time the meter did not see is reported in the records' quality,
 //! never filled.
 
-use wattson_plugin::share::{self, IDLE_PARAM, Idle};
-use wattson_plugin::{
-    Attribution, AttributionInput, HostPowerSpec, IdlePowerSpec, Measurement, Model, ModelInfo,
-    Params,
-};
-
-/// The host energy this model splits.
-const ENERGY: &str = "energy";
-/// Each host's idle power.
-const IDLE_POWER: &str = "idle_power";
-/// Each placement's CPU seconds.
-const CPU: &str = "cpu";
+use wattson_plugin::share;
+use wattson_plugin::{Attribution, AttributionInput, HostPowerSpec, Model, ModelInfo, Params};
 
 struct IpmiShare;
 
 impl Model for IpmiShare {
     fn describe() -> ModelInfo {
-        ModelInfo::new(
+        share::model_info(
             "ipmi-share",
             env!("CARGO_PKG_VERSION"),
             "Wall energy of each host (IPMI DCMI power, G1), split between its VMs by CPU time; idle \
              energy kept at the host or split by presence, vCPUs or memory (`idle`).",
+            |name| HostPowerSpec::new(name).into(),
         )
-        .measurement(HostPowerSpec::new(ENERGY))
-        .measurement(Measurement::CpuTime(CPU.to_owned()))
-        .measurement(IdlePowerSpec::new(IDLE_POWER, ENERGY, "${idle_power}"))
-        .param(Idle::param())
-        .param(Idle::power_param())
-        .conservation(ENERGY, 1e-9)
     }
 
     fn attribute(input: AttributionInput, params: Params) -> Result<Attribution, String> {
-        let idle = Idle::parse(params.choice(IDLE_PARAM)?)?;
-        share::split(&input, ENERGY, IDLE_POWER, idle)
+        share::attribute(&input, &params)
     }
 }
 

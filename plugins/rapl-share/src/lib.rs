@@ -4,39 +4,24 @@
 //! models"). `extract` reads node_exporter's `node_rapl_*_joules_total`
 //! through Prometheus; the daemon reads the local powercap tree.
 
-use wattson_plugin::share::{self, IDLE_PARAM, Idle};
-use wattson_plugin::{
-    Attribution, AttributionInput, IdlePowerSpec, Measurement, Model, ModelInfo, Params, RaplSpec,
-};
-
-/// The host energy this model splits.
-const ENERGY: &str = "energy";
-/// Each host's idle power.
-const IDLE_POWER: &str = "idle_power";
-/// Each placement's CPU seconds.
-const CPU: &str = "cpu";
+use wattson_plugin::share;
+use wattson_plugin::{Attribution, AttributionInput, Model, ModelInfo, Params, RaplSpec};
 
 struct RaplShare;
 
 impl Model for RaplShare {
     fn describe() -> ModelInfo {
-        ModelInfo::new(
+        share::model_info(
             "rapl-share",
             env!("CARGO_PKG_VERSION"),
             "RAPL package + dram energy of each host, split between its VMs by CPU time; idle \
              energy kept at the host or split by presence, vCPUs or memory (`idle`).",
+            |name| RaplSpec::new(name).into(),
         )
-        .measurement(RaplSpec::new(ENERGY))
-        .measurement(Measurement::CpuTime(CPU.to_owned()))
-        .measurement(IdlePowerSpec::new(IDLE_POWER, ENERGY, "${idle_power}"))
-        .param(Idle::param())
-        .param(Idle::power_param())
-        .conservation(ENERGY, 1e-9)
     }
 
     fn attribute(input: AttributionInput, params: Params) -> Result<Attribution, String> {
-        let idle = Idle::parse(params.choice(IDLE_PARAM)?)?;
-        share::split(&input, ENERGY, IDLE_POWER, idle)
+        share::attribute(&input, &params)
     }
 }
 

@@ -3,12 +3,50 @@
 //! split by presence, vCPUs or memory. `rapl-share` and `ipmi-share` are this
 //! split over different host meters; a site model can call it on its own.
 
-use crate::{Attribution, AttributionInput, Measured, ParamSpec, UnattributedReason};
+use crate::{
+    Attribution, AttributionInput, IdlePowerSpec, Measured, Measurement, ModelInfo, ParamSpec,
+    Params, UnattributedReason,
+};
 
 /// Name of the `idle` parameter.
 pub const IDLE_PARAM: &str = "idle";
 /// Name of the `idle_power` parameter.
 pub const IDLE_POWER_PARAM: &str = "idle_power";
+/// Name of a share model's host energy measurement.
+pub const ENERGY: &str = "energy";
+/// Name of a share model's idle power measurement.
+pub const IDLE_POWER: &str = "idle_power";
+/// Name of a share model's CPU-time measurement.
+pub const CPU: &str = "cpu";
+
+/// What a share model's `describe()` returns: the host meter `energy`
+/// (given [`ENERGY`] as its name), CPU time, the idle power of that meter,
+/// the `idle` and `idle_power` parameters, and conservation to 1e-9.
+pub fn model_info(
+    name: &str,
+    version: &str,
+    description: &str,
+    energy: impl FnOnce(&str) -> Measurement,
+) -> ModelInfo {
+    ModelInfo::new(name, version, description)
+        .measurement(energy(ENERGY))
+        .measurement(Measurement::CpuTime(CPU.to_owned()))
+        .measurement(IdlePowerSpec::new(IDLE_POWER, ENERGY, "${idle_power}"))
+        .param(Idle::param())
+        .param(Idle::power_param())
+        .conservation(ENERGY, 1e-9)
+}
+
+/// A share model's `attribute()` for a model described by [`model_info`]:
+/// [`split`] with the policy's `idle`.
+pub fn attribute(input: &AttributionInput, params: &Params) -> Result<Attribution, String> {
+    split(
+        input,
+        ENERGY,
+        IDLE_POWER,
+        Idle::parse(params.choice(IDLE_PARAM)?)?,
+    )
+}
 
 /// What happens to a host's idle energy I_h (ENERGY.md's table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
