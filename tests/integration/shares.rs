@@ -224,6 +224,30 @@ format = "jsonl"
     )
 }
 
+/// `wattson extract --dry-run` of the test window with `--host-summary`
+/// beside the policy: the run, and the summary's lines.
+fn extract_with_summary(
+    policy: &std::path::Path,
+    url: &str,
+) -> (std::process::Output, Vec<serde_json::Value>) {
+    let summary = policy.with_file_name("hosts.jsonl");
+    let out = command()
+        .args(["extract", "--dry-run", "--policy"])
+        .arg(policy)
+        .args(["--prometheus", url])
+        .args(["--from", &secs(W0), "--to", &secs(W1)])
+        .arg("--host-summary")
+        .arg(&summary)
+        .output()
+        .unwrap();
+    let lines = std::fs::read_to_string(&summary)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (out, lines)
+}
+
 /// Parses jsonl records into {uuid: record}, asserting the run succeeded.
 fn records(out: &std::process::Output) -> HashMap<String, serde_json::Value> {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -371,27 +395,14 @@ fn rapl_share_splits_package_and_dram_by_cpu_time() {
         ),
     ) + "[model.params]\nidle = \"vcpus\"\nidle_power = 55\n";
     let path = write_policy(dir.path(), "rapl-share.toml", &text);
-    let summary = dir.path().join("hosts.jsonl");
-    let out = command()
-        .args(["extract", "--dry-run", "--policy"])
-        .arg(&path)
-        .args(["--prometheus", &prometheus.url])
-        .args(["--from", &secs(W0), "--to", &secs(W1)])
-        .arg("--host-summary")
-        .arg(&summary)
-        .output()
-        .unwrap();
+    let (out, summaries) = extract_with_summary(&path, &prometheus.url);
     let records = records(&out);
     assert_joules(&records, &want);
 
     // One summary line per host with a meter, cmp-03 (no VMs) included.
-    let lines: HashMap<String, serde_json::Value> = std::fs::read_to_string(&summary)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (v["host"].as_str().unwrap().to_owned(), v)
-        })
+    let lines: HashMap<String, serde_json::Value> = summaries
+        .into_iter()
+        .map(|v| (v["host"].as_str().unwrap().to_owned(), v))
         .collect();
     assert_eq!(lines.len(), 3, "{lines:?}");
     for (host, vms) in [("cmp-01", 3), ("cmp-02", 3), ("cmp-03", 0)] {
@@ -680,16 +691,7 @@ fn scaphandre_measures_vms_by_vmname_and_leaves_the_rest_at_the_host() {
     let dir = tempfile::tempdir().unwrap();
     let text = policy("scaphandre", "").replace("meta_metric = \"\"\n", "");
     let path = write_policy(dir.path(), "scaphandre.toml", &text);
-    let summary = dir.path().join("hosts.jsonl");
-    let out = command()
-        .args(["extract", "--dry-run", "--policy"])
-        .arg(&path)
-        .args(["--prometheus", &prometheus.url])
-        .args(["--from", &secs(W0), "--to", &secs(W1)])
-        .arg("--host-summary")
-        .arg(&summary)
-        .output()
-        .unwrap();
+    let (out, summaries) = extract_with_summary(&path, &prometheus.url);
     let records = records(&out);
     assert_joules(&records, &want);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -702,13 +704,9 @@ fn scaphandre_measures_vms_by_vmname_and_leaves_the_rest_at_the_host() {
         "{stderr}"
     );
 
-    let lines: HashMap<String, serde_json::Value> = std::fs::read_to_string(&summary)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (v["host"].as_str().unwrap().to_owned(), v)
-        })
+    let lines: HashMap<String, serde_json::Value> = summaries
+        .into_iter()
+        .map(|v| (v["host"].as_str().unwrap().to_owned(), v))
         .collect();
     let field = |host: &str, k: &str| lines[host][k].as_f64().unwrap();
     // cmp-01: 52.5 W of VMs; the rest of its power is not the VMs'.
@@ -812,16 +810,7 @@ plugin = "ipmi-share"
         .expect("a sha256 line");
     let text = text.replace("TDP_SHA256", sha256);
     let path = write_policy(dir.path(), "rules.toml", &text);
-    let summary = dir.path().join("hosts.jsonl");
-    let out = command()
-        .args(["extract", "--dry-run", "--policy"])
-        .arg(&path)
-        .args(["--prometheus", &prometheus.url])
-        .args(["--from", &secs(W0), "--to", &secs(W1)])
-        .arg("--host-summary")
-        .arg(&summary)
-        .output()
-        .unwrap();
+    let (out, summaries) = extract_with_summary(&path, &prometheus.url);
     let records = records(&out);
     assert_joules(&records, &want);
     let model = |uuid: &str| records[uuid]["model"].as_str().unwrap().to_owned();
@@ -872,10 +861,8 @@ plugin = "ipmi-share"
     assert_eq!(lines.len(), 1 + 6, "{stdout}");
 
     // What rapl-share left at its hosts for the VMs other models took.
-    let left: f64 = std::fs::read_to_string(&summary)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    let left: f64 = summaries
+        .iter()
         .filter(|v| v["model"] == "rapl-share")
         .filter_map(|v| v["reasons"]["other-model"].as_f64())
         .sum();
