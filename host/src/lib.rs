@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod daemon;
 pub mod messengers;
 pub mod pipeline;
 pub mod policy;

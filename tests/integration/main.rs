@@ -3,6 +3,7 @@
 //! and policy files an operator might get wrong.
 
 mod containment;
+mod daemon;
 mod data;
 mod delivery;
 mod exactness;

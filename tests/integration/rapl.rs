@@ -18,7 +18,7 @@ use wattson::window::Window;
 use super::data::{HOUR, MIN, Rng, T0, rel_err};
 use super::prometheus::{Prometheus, TestSeries, free_port, openmetrics, ureq_get};
 
-const RANGE: u64 = 262_143_328_850;
+pub(super) const RANGE: u64 = 262_143_328_850;
 
 fn zone(dir: &Path, name: &str, energy_uj: u64, enabled: u8) {
     std::fs::create_dir_all(dir).unwrap();
@@ -29,7 +29,7 @@ fn zone(dir: &Path, name: &str, energy_uj: u64, enabled: u8) {
 }
 
 /// The fixture's zones: path under `intel-rapl/`, name, energy_uj, enabled.
-const ZONES: [(&str, &str, u64, u8); 5] = [
+pub(super) const ZONES: [(&str, &str, u64, u8); 5] = [
     ("intel-rapl:0", "package-0", 1_000_000_000, 1),
     ("intel-rapl:0/intel-rapl:0:0", "core", 600_000_000, 1),
     ("intel-rapl:0/intel-rapl:0:1", "dram", 50_000_000, 1),
@@ -39,7 +39,7 @@ const ZONES: [(&str, &str, u64, u8); 5] = [
 
 /// Builds the real layout under `root` (a `--path.sysfs` directory); returns
 /// the `devices/…/intel-rapl` directory, where `energy_uj` files are bumped.
-fn powercap_tree(root: &Path) -> PathBuf {
+pub(super) fn powercap_tree(root: &Path) -> PathBuf {
     let devices = root.join("devices/virtual/powercap/intel-rapl");
     std::fs::create_dir_all(&devices).unwrap();
     std::fs::write(devices.join("enabled"), "1\n").unwrap();
@@ -55,7 +55,7 @@ fn powercap_tree(root: &Path) -> PathBuf {
     devices
 }
 
-fn bump(devices: &Path, rel: &str, value: u64) {
+pub(super) fn bump(devices: &Path, rel: &str, value: u64) {
     std::fs::write(devices.join(rel).join("energy_uj"), format!("{value}\n")).unwrap();
 }
 

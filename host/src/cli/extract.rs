@@ -86,7 +86,7 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
     )
     .map_err(|e| config(e.into()))?;
     let bound = super::bind(&policy)?;
-    super::policy::check_plan(&policy, &bound)?;
+    super::policy::check_plan(&policy, &bound, false)?;
     if !(args.dry_run || args.format.is_some()) {
         for (i, problem) in super::policy::destination_problems(&policy) {
             tracing::warn!(

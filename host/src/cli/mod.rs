@@ -12,6 +12,7 @@ macro_rules! outln {
     };
 }
 
+mod daemon;
 mod extract;
 mod inventory;
 mod plugins;
@@ -49,6 +50,8 @@ struct Cli {
 enum Command {
     /// Extract per-VM energy records for a window and deliver them.
     Extract(extract::ExtractArgs),
+    /// On a hypervisor: sample libvirt and the local meters, attribute live, serve /metrics.
+    Daemon(daemon::DaemonArgs),
     /// The VMs Prometheus knows in a window, with their metadata.
     Inventory(inventory::InventoryArgs),
     /// Work with policy files.
@@ -96,6 +99,7 @@ pub fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
+        Command::Daemon(args) => daemon::run(args),
         Command::Extract(args) => extract::run(args),
         Command::Inventory(args) => inventory::run(args),
         Command::Policy { command } => policy::run(command),

@@ -41,8 +41,13 @@ pub enum PolicyCommand {
 
 /// Logs what the plan warns of (once per run), then fails with every problem
 /// a window would hit with the bound model's measurements (no I/O), located
-/// at the policy's `[model] plugin`.
-pub(super) fn check_plan(policy: &Policy, bound: &policy::Bound) -> Result<(), Failure> {
+/// at the policy's `[model] plugin`; for the daemon (`daemon`), what it
+/// cannot measure locally.
+pub(super) fn check_plan(
+    policy: &Policy,
+    bound: &policy::Bound,
+    daemon: bool,
+) -> Result<(), Failure> {
     // `[model]`, then each rule: where it is named, and what it measures.
     let models = policy
         .model
@@ -61,23 +66,22 @@ pub(super) fn check_plan(policy: &Policy, bound: &policy::Bound) -> Result<(), F
         );
     let mut problems = Vec::new();
     for (key, plugin, measurements) in models {
-        for warning in crate::pipeline::plan_warnings(policy, measurements) {
-            tracing::warn!("{warning}");
-        }
-        problems.extend(
+        let found = if daemon {
+            crate::daemon::plan_problems(measurements)
+        } else {
+            for warning in crate::pipeline::plan_warnings(policy, measurements) {
+                tracing::warn!("{warning}");
+            }
             crate::pipeline::plan_problems(policy, measurements)
-                .into_iter()
-                .map(|message| match policy.source() {
-                    Some(source) => {
-                        policy::Problem::at(source, plugin.span(), Some(key.clone()), message)
-                    }
-                    None => policy::Problem {
-                        location: None,
-                        key: Some(key.clone()),
-                        message,
-                    },
-                }),
-        );
+        };
+        problems.extend(found.into_iter().map(|message| match policy.source() {
+            Some(source) => policy::Problem::at(source, plugin.span(), Some(key.clone()), message),
+            None => policy::Problem {
+                location: None,
+                key: Some(key.clone()),
+                message,
+            },
+        }));
     }
     if problems.is_empty() {
         return Ok(());
@@ -105,7 +109,8 @@ pub fn run(command: PolicyCommand) -> Result<(), Failure> {
                 policy.override_prometheus(url);
             }
             let bound = super::bind(&policy)?;
-            check_plan(&policy, &bound)?;
+            // A policy with `[daemon]` is the daemon's.
+            check_plan(&policy, &bound, policy.daemon.is_some())?;
             check_destinations(&policy)?;
             if explain {
                 return explain_rules(&policy, &bound, from.as_deref(), to.as_deref());

@@ -73,7 +73,7 @@ pub fn domain_name<'a>(
 
 /// What a domain's metadata says. nova's `creationTime` is when nova last
 /// wrote the XML (a rebuild, a migration), not the start: it is not used.
-fn from_domain(domain: &Domain) -> VmDetails {
+pub fn from_domain(domain: &Domain) -> VmDetails {
     match &domain.metadata {
         CloudMetadata::Nova(n) => VmDetails {
             name: n.display_name.clone(),

@@ -707,11 +707,11 @@ async fn libvirt_domains(uri: Option<&str>) -> Result<HashMap<String, Domain>, P
 }
 
 /// `[idle_power]`: watts for hosts whose key matches a pattern (whole match).
-struct StaticIdle(Vec<(regex::Regex, f64)>);
+pub struct StaticIdle(Vec<(regex::Regex, f64)>);
 
 impl StaticIdle {
-    /// Invalid patterns were refused when the policy was loaded.
-    fn new(policy: &Policy) -> Self {
+    /// The policy's patterns (invalid ones were refused when it was loaded).
+    pub fn new(policy: &Policy) -> Self {
         Self(
             policy
                 .idle_power
@@ -722,6 +722,14 @@ impl StaticIdle {
                 })
                 .collect(),
         )
+    }
+
+    /// The watts the first pattern matching `host` gives it.
+    pub fn watts(&self, host: &str) -> Option<f64> {
+        self.0
+            .iter()
+            .find(|(re, _)| re.is_match(host))
+            .map(|(_, w)| *w)
     }
 
     /// Sets the idle power of every listed host, measured or not, and of
@@ -735,8 +743,7 @@ impl StaticIdle {
     ) {
         let length_s = window.len_ms() as f64 / 1000.0;
         for (host, slot) in hosts.iter().zip(per_host) {
-            let listed = self.0.iter().find(|(re, _)| re.is_match(host));
-            if let Some(watts) = listed.map(|(_, w)| *w).or(every_host) {
+            if let Some(watts) = self.watts(host).or(every_host) {
                 *slot = Some(Reading {
                     value: watts,
                     span_s: length_s,
@@ -797,7 +804,7 @@ enum IdleSource {
 }
 
 /// An idle-power setting: `auto` (None: measure it) or watts for every host.
-fn idle_setting(spec: &IdlePowerSpec) -> Result<Option<f64>, PipelineError> {
+pub fn idle_setting(spec: &IdlePowerSpec) -> Result<Option<f64>, PipelineError> {
     let setting = spec.setting.trim();
     if setting == "auto" {
         return Ok(None);

@@ -2,6 +2,7 @@
 //! → render. The only place that knows the order of the steps; delivery of the
 //! rendered payloads is the caller's (extract, daemon).
 
+mod attribute;
 mod describe;
 mod extract;
 mod gather;
@@ -10,11 +11,13 @@ mod summary;
 
 use std::time::Instant;
 
+pub use attribute::{Attributed, attribute};
+pub use describe::from_domain as domain_details;
 pub use extract::{
     Dropped, ExtractError, ExtractOptions, ExtractReport, cut, drop_spooled, extract, retry,
 };
-pub use gather::{Gathered, gather, plan_problems, plan_warnings};
-pub use rules::Explained;
+pub use gather::{Gathered, StaticIdle, gather, idle_setting, plan_problems, plan_warnings};
+pub use rules::{Explained, Plan};
 pub use summary::{HostSummary, host_meter, table as host_table};
 
 use crate::policy::{Bound, Policy};
@@ -22,7 +25,6 @@ use crate::records::{self, EnergyRecord, Identity};
 use crate::runtime::{Measurement, PluginError};
 use crate::sources::prometheus::{Client, PrometheusError, TemplateError};
 use crate::window::Window;
-use rules::Plan;
 
 /// Why a window could not be completed.
 #[derive(Debug, thiserror::Error)]
@@ -64,75 +66,7 @@ pub fn run_window<E: From<PipelineError>>(
     let plan = Plan::new(bound);
     let mut gathered = tokio.block_on(gather(policy, plan.measurements(), prometheus, window))?;
     let gathered_at = started.elapsed();
-    // Each model's answer, and each host's summary.
-    let mut attributions = Vec::with_capacity(plan.slots().len());
-    let mut hosts = Vec::new();
-    if plan.is_single() {
-        let slot = plan.slots()[0];
-        // The inventory crosses into the sandbox only for models that declare it.
-        let wants_inventory = slot
-            .measurements
-            .iter()
-            .any(|m| matches!(m, Measurement::Inventory));
-        if wants_inventory {
-            gathered.input.details = std::mem::take(&mut gathered.details);
-        }
-        let attribution = slot.model.attribute(&gathered.input, slot.params);
-        if wants_inventory {
-            gathered.details = std::mem::take(&mut gathered.input.details);
-        }
-        let attribution = attribution.map_err(PipelineError::from)?;
-        let info = slot.model.info();
-        hosts = summary::hosts(
-            window,
-            info,
-            slot.measurements,
-            &gathered.input,
-            &attribution,
-        );
-        attributions.push(attribution);
-    } else {
-        let assignment = plan.assign(&gathered.input, &gathered.details);
-        let unmatched: Vec<String> = assignment
-            .iter()
-            .zip(&gathered.input.placements)
-            .filter(|(to, _)| to.is_none())
-            .map(|(_, p)| {
-                let vm = &gathered.input.vms[p.vm as usize].uuid;
-                match p.host.and_then(|h| gathered.input.hosts.get(h as usize)) {
-                    Some(host) => format!("{vm} on {host}"),
-                    None => vm.clone(),
-                }
-            })
-            .collect();
-        if !unmatched.is_empty() {
-            return Err(PipelineError::Unsupported(format!(
-                "{} VM placement(s) in {window} match no rule and the policy has no [model]: {}{}. \
-                 Add [model] for them, or a rule that matches (`wattson policy check --explain` \
-                 shows each VM's rule)",
-                unmatched.len(),
-                unmatched[..unmatched.len().min(5)].join(", "),
-                if unmatched.len() > 5 { ", …" } else { "" }
-            ))
-            .into());
-        }
-        for (k, slot) in plan.slots().iter().enumerate() {
-            let input = plan.input_for(k, &gathered.input, &gathered.details, &assignment);
-            let attribution = slot
-                .model
-                .attribute(&input, slot.params)
-                .map_err(PipelineError::from)?;
-            let info = slot.model.info();
-            hosts.extend(summary::hosts(
-                window,
-                info,
-                slot.measurements,
-                &input,
-                &attribution,
-            ));
-            attributions.push(attribution);
-        }
-    }
+    let attributed = attribute(&plan, &mut gathered, window)?;
     let attributed_at = started.elapsed();
 
     let identity = Identity {
@@ -152,25 +86,13 @@ pub fn run_window<E: From<PipelineError>>(
             })
         })
         .collect();
-    // A VM's joules are the sum of its placements', whichever model gave
-    // them; its host the last one's, its model the last one's that gave it energy.
     let input = &gathered.input;
-    let mut joules: Vec<Option<f64>> = vec![None; input.vms.len()];
-    let mut model_of: Vec<usize> = vec![0; input.vms.len()];
-    for (k, attribution) in attributions.iter().enumerate() {
-        for e in &attribution.placements {
-            let vm = input.placements[e.placement as usize].vm as usize;
-            *joules[vm].get_or_insert(0.0) += e.joules;
-            model_of[vm] = k;
-        }
-    }
-    drop(attributions);
-    let mut host_of: Vec<Option<u32>> = vec![None; input.vms.len()];
-    for p in &input.placements {
-        if p.host.is_some() {
-            host_of[p.vm as usize] = p.host;
-        }
-    }
+    let Attributed {
+        joules,
+        model_of,
+        host_of,
+        hosts,
+    } = attributed;
     // Records are built, mapped, rendered and handed on RENDER_CHUNK at a
     // time, in uuid order: neither all records nor all payloads are held.
     let mut order: Vec<(usize, f64)> = joules

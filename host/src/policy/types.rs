@@ -57,6 +57,9 @@ pub struct Policy {
     /// Where run state lives.
     #[serde(default)]
     pub state: StateConfig,
+    /// `[daemon]`: sampling, shipping and the HTTP server of `wattson daemon`.
+    #[serde(default)]
+    pub daemon: Option<crate::daemon::DaemonConfig>,
     /// Project (id or name) → VO / FQAN, like cASO's voms.json.
     #[serde(default)]
     pub vo_map: BTreeMap<String, String>,
@@ -205,12 +208,23 @@ pub struct HostPowerConfig {
     /// PromQL selector of the power gauge, watts.
     #[serde(default = "default_host_power_metric")]
     pub metric: String,
+    /// The daemon's local meter: a command (program and arguments, no
+    /// shell) printing `Instantaneous power reading: <N> Watts`.
+    #[serde(default = "default_host_power_command")]
+    pub command: Vec<String>,
+}
+
+fn default_host_power_command() -> Vec<String> {
+    ["ipmitool", "dcmi", "power", "reading"]
+        .map(String::from)
+        .to_vec()
 }
 
 impl Default for HostPowerConfig {
     fn default() -> Self {
         Self {
             metric: default_host_power_metric(),
+            command: default_host_power_command(),
         }
     }
 }
@@ -632,6 +646,11 @@ impl Policy {
                 "must be at least 1 second",
             ));
         }
+        if let Some(daemon) = &policy.daemon {
+            for (key, message) in daemon.problems() {
+                problems.push(Problem::at_key(&source, "daemon", key, message));
+            }
+        }
         for (key, value) in [
             ("timeout_ms", policy.limits.timeout_ms),
             ("memory_mib", policy.limits.memory_mib),
@@ -662,6 +681,11 @@ impl Policy {
             None => PrometheusConfig::with_url(url),
         };
         self.prometheus = Some(Spanned::new(0..0, config));
+    }
+
+    /// `[daemon]`, or its defaults.
+    pub fn daemon_config(&self) -> crate::daemon::DaemonConfig {
+        self.daemon.clone().unwrap_or_default()
     }
 
     /// The state directory of this policy.

@@ -1,0 +1,182 @@
+//! `[daemon]`: how often the daemon samples and ships, where it listens and
+//! who may read it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// `[daemon]` of a policy (all optional).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Seconds between samples of libvirt and the meters (1 or more).
+    #[serde(default = "default_interval_secs")]
+    pub interval_secs: u64,
+    /// Records are shipped per window of this many seconds, aligned to it as
+    /// extract's windows are to `[window] step_secs`.
+    #[serde(default = "default_ship_every_secs")]
+    pub ship_every_secs: u64,
+    /// Address of the HTTP server (`--listen` overrides it).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Environment variable holding the bearer token every endpoint but
+    /// `/healthz` asks for.
+    pub token_env: Option<String>,
+    /// File holding that token (first line).
+    pub token_file: Option<PathBuf>,
+    /// Per-interval records `/download` keeps.
+    #[serde(default = "default_download_rows")]
+    pub download_rows: usize,
+    /// The host key on every series and record (default: the hostname up
+    /// to its first dot).
+    pub host: Option<String>,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: default_interval_secs(),
+            ship_every_secs: default_ship_every_secs(),
+            listen: default_listen(),
+            token_env: None,
+            token_file: None,
+            download_rows: default_download_rows(),
+            host: None,
+        }
+    }
+}
+
+fn default_interval_secs() -> u64 {
+    10
+}
+
+fn default_ship_every_secs() -> u64 {
+    3600
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9847".into()
+}
+
+fn default_download_rows() -> usize {
+    100
+}
+
+/// The longest interval or ship window: a day.
+const MAX_SECS: u64 = 86_400;
+
+impl DaemonConfig {
+    /// What is wrong with these settings, as (key, message), found without I/O.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if !(1..=MAX_SECS).contains(&self.interval_secs) {
+            problems.push((
+                "interval_secs",
+                format!("must be between 1 and {MAX_SECS} seconds"),
+            ));
+        }
+        if !(1..=MAX_SECS).contains(&self.ship_every_secs) {
+            problems.push((
+                "ship_every_secs",
+                format!("must be between 1 and {MAX_SECS} seconds"),
+            ));
+        } else if self.ship_every_secs < self.interval_secs {
+            problems.push((
+                "ship_every_secs",
+                "must be at least daemon.interval_secs".to_owned(),
+            ));
+        }
+        if let Err(e) = self.listen.parse::<SocketAddr>() {
+            problems.push((
+                "listen",
+                format!(
+                    "`{}` is not an address and port ({e}); e.g. \"127.0.0.1:9847\" or \"[::]:9847\"",
+                    self.listen
+                ),
+            ));
+        }
+        if self.token_env.is_some() && self.token_file.is_some() {
+            problems.push((
+                "token_file",
+                "give the token by token_env or by token_file, not both".to_owned(),
+            ));
+        }
+        if self.download_rows == 0 {
+            problems.push(("download_rows", "must be at least 1".to_owned()));
+        }
+        if self.host.as_deref().is_some_and(str::is_empty) {
+            problems.push((
+                "host",
+                "is empty: leave it out to use the hostname".to_owned(),
+            ));
+        }
+        problems
+    }
+
+    /// The host key: `host`, else the hostname up to its first dot.
+    pub fn host_key(&self) -> String {
+        if let Some(host) = &self.host {
+            return host.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .and_then(|h| h.trim().split('.').next().map(str::to_owned))
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_owned())
+    }
+
+    /// The bearer token, if one is configured: read from the environment or
+    /// the file now (a reload reads it again).
+    pub fn token(&self) -> Result<Option<String>, String> {
+        if let Some(var) = &self.token_env {
+            return match std::env::var(var) {
+                Ok(token) if !token.trim().is_empty() => Ok(Some(token.trim().to_owned())),
+                _ => Err(format!(
+                    "[daemon] token_env = \"{var}\", but that environment variable is unset or empty"
+                )),
+            };
+        }
+        if let Some(path) = &self.token_file {
+            return match std::fs::read_to_string(path) {
+                Ok(text) => match text.lines().next().map(str::trim) {
+                    Some(token) if !token.is_empty() => Ok(Some(token.to_owned())),
+                    _ => Err(format!(
+                        "[daemon] token_file {}: the file is empty",
+                        path.display()
+                    )),
+                },
+                Err(e) => Err(format!(
+                    "[daemon] token_file {}: cannot read it: {e}",
+                    path.display()
+                )),
+            };
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_range_settings_are_named() {
+        let config = DaemonConfig {
+            interval_secs: 0,
+            ship_every_secs: 5,
+            listen: "localhost".into(),
+            download_rows: 0,
+            ..DaemonConfig::default()
+        };
+        let keys: Vec<&str> = config.problems().iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["interval_secs", "listen", "download_rows"]);
+        let config = DaemonConfig {
+            interval_secs: 60,
+            ship_every_secs: 30,
+            ..DaemonConfig::default()
+        };
+        assert_eq!(config.problems()[0].0, "ship_every_secs");
+        assert!(DaemonConfig::default().problems().is_empty());
+    }
+}

@@ -1,0 +1,420 @@
+//! One tick of the daemon: sample, attribute the interval since the last
+//! sample with the policy's models, accumulate, persist, publish.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::Serialize;
+
+use super::interval::{self, IdleHistory};
+use super::ledger::{self, Ledger, Part, Who};
+use super::sample::{Counters, Sample, Sources};
+use crate::pipeline::{self, Plan};
+use crate::policy::{Bound, Policy};
+use crate::records;
+use crate::runtime::Quality;
+use crate::sources::counter::delta;
+use crate::sources::libvirt::Domain;
+use crate::sources::rapl;
+use crate::window::{Window, format_ms};
+
+/// One VM's energy in one interval: a line of `/download` and a message of `/stream`.
+#[derive(Clone, Debug, Serialize)]
+pub struct IntervalRecord {
+    /// Interval start, RFC 3339.
+    pub start: String,
+    /// Interval end, RFC 3339.
+    pub end: String,
+    /// The VM's uuid.
+    pub uuid: String,
+    /// Its display name.
+    pub name: String,
+    /// Its project (name, else id).
+    pub project: String,
+    /// This host.
+    pub host: String,
+    /// Joules in the interval.
+    pub joules: f64,
+    /// Average power over the interval, watts.
+    pub watts: f64,
+    /// CPU seconds in the interval.
+    pub cpu_s: f64,
+    /// The model that gave it.
+    pub model: String,
+}
+
+/// A running domain as `/metrics` and `/vms` show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct VmNow {
+    /// uuid.
+    pub uuid: String,
+    /// libvirt name (`instance-0000002a`).
+    pub libvirt_name: String,
+    /// What the cloud says of it.
+    pub who: Who,
+    /// Joules since the state began.
+    pub joules_total: f64,
+    /// Power over the last interval, watts; none before its first interval.
+    pub watts: Option<f64>,
+    /// Cumulative CPU seconds (libvirt's counter).
+    pub cpu_s: Option<f64>,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// Memory, MiB.
+    pub memory_mb: u64,
+}
+
+/// Sampling, plugin and delivery health.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Health {
+    /// Last sample with every needed source read, ms.
+    pub last_success_ms: Option<i64>,
+    /// Failed intervals in a row.
+    pub failures_in_a_row: u32,
+    /// Failed samples per source kind (`libvirt`, `rapl`, `ipmi`).
+    pub sample_failures: BTreeMap<&'static str, u64>,
+    /// Intervals whose model failed.
+    pub plugin_failures: u64,
+    /// Seconds the last tick took (sample + attribute + persist).
+    pub last_tick_s: f64,
+    /// Intervals attributed.
+    pub intervals: u64,
+}
+
+/// What the HTTP server reads: replaced whole after each tick.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// This host's key.
+    pub host: String,
+    /// Running domains.
+    pub vms: Vec<VmNow>,
+    /// Joules per local meter since the state began.
+    pub meters: BTreeMap<String, f64>,
+    /// Unattributed joules since the state began.
+    pub unattributed_joules: f64,
+    /// Host power over the last interval (the model's host meter), watts.
+    pub host_watts: Option<f64>,
+    /// The host's idle power in the last interval, where the model uses one.
+    pub idle_watts: Option<f64>,
+    /// Health.
+    pub health: Health,
+}
+
+/// What the daemon shares with its HTTP server.
+pub struct Shared {
+    /// The latest snapshot.
+    pub snapshot: RwLock<Arc<Snapshot>>,
+    /// The last per-interval records (`/download`), oldest first.
+    pub ring: Mutex<VecDeque<IntervalRecord>>,
+    /// Per-interval records as JSON, as they are made (`/stream`).
+    pub stream: tokio::sync::broadcast::Sender<Arc<str>>,
+    /// The bearer token every endpoint but `/healthz` asks for.
+    pub token: RwLock<Option<String>>,
+    /// How many records the ring keeps.
+    pub ring_rows: RwLock<usize>,
+}
+
+impl Shared {
+    /// Empty, with a ring of `rows`.
+    pub fn new(rows: usize, token: Option<String>) -> Arc<Self> {
+        Arc::new(Self {
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            ring: Mutex::new(VecDeque::new()),
+            stream: tokio::sync::broadcast::channel(1024).0,
+            token: RwLock::new(token),
+            ring_rows: RwLock::new(rows),
+        })
+    }
+
+    /// The latest snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .map(|s| Arc::clone(&s))
+            .unwrap_or_default()
+    }
+}
+
+/// The daemon's working state between ticks.
+pub struct Engine {
+    /// The policy in force.
+    pub policy: Policy,
+    /// Its plugins.
+    pub bound: Bound,
+    /// Where samples come from.
+    pub sources: Sources,
+    /// This host's key.
+    pub host: String,
+    ledger: Ledger,
+    ledger_path: PathBuf,
+    idle: IdleHistory,
+    domains: Vec<Domain>,
+    power: BTreeMap<String, f64>,
+    host_watts: Option<f64>,
+    idle_watts: Option<f64>,
+    health: Health,
+    /// Source kinds whose failure was logged (logged again only after a success).
+    logged: BTreeSet<&'static str>,
+    shared: Arc<Shared>,
+}
+
+/// A tick that could not be persisted: the daemon stops rather than serve
+/// counters it could lose.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot persist the daemon's counters: {0}")]
+pub struct PersistError(#[from] crate::state::StateError);
+
+impl Engine {
+    /// An engine with the ledger of the policy's state directory (created).
+    pub fn new(
+        policy: Policy,
+        bound: Bound,
+        sources: Sources,
+        host: String,
+        shared: Arc<Shared>,
+    ) -> Result<Self, PersistError> {
+        let state = policy.state_dir();
+        state.create()?;
+        let ledger_path = ledger::path(state.root());
+        let ledger = Ledger::load(&ledger_path);
+        let engine = Self {
+            policy,
+            bound,
+            sources,
+            host,
+            ledger,
+            ledger_path,
+            idle: IdleHistory::default(),
+            domains: Vec::new(),
+            power: BTreeMap::new(),
+            host_watts: None,
+            idle_watts: None,
+            health: Health::default(),
+            logged: BTreeSet::new(),
+            shared,
+        };
+        engine.publish();
+        Ok(engine)
+    }
+
+    /// Swaps in a reloaded policy; the counters and the history carry on.
+    pub fn reload(&mut self, policy: Policy, bound: Bound, sources: Sources, host: String) {
+        self.policy = policy;
+        self.bound = bound;
+        self.sources = sources;
+        self.host = host;
+    }
+
+    /// The ledger (tests and shipping read it).
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Samples at `now_ms`, attributes the interval since the last sample,
+    /// persists, then publishes. A sample missing a source the policy needs
+    /// is not used: the next good one measures the whole span (the counters
+    /// are cumulative, so nothing is lost).
+    pub fn tick(&mut self, now_ms: i64) -> Result<(), PersistError> {
+        let started = std::time::Instant::now();
+        let sample = self.sources.sample(now_ms);
+        for (kind, message) in &sample.failures {
+            *self.health.sample_failures.entry(kind).or_default() += 1;
+            if self.logged.insert(kind) {
+                tracing::warn!(source = kind, "{message}; retried every interval");
+            }
+        }
+        let failed: BTreeSet<&str> = sample.failures.iter().map(|(k, _)| *k).collect();
+        for kind in std::mem::take(&mut self.logged) {
+            if failed.contains(kind) {
+                self.logged.insert(kind);
+            } else {
+                tracing::info!(source = kind, "reads again");
+            }
+        }
+        if !sample.failures.is_empty() {
+            self.health.failures_in_a_row += 1;
+            self.health.last_tick_s = started.elapsed().as_secs_f64();
+            self.publish();
+            return Ok(());
+        }
+        self.domains = sample.domains.clone();
+        let mut records = Vec::new();
+        match self.ledger.last.take() {
+            Some(prev) if prev.at_ms < now_ms => {
+                self.meters(&prev, &sample.counters);
+                match self.attribute(&prev, &sample) {
+                    Ok(made) => {
+                        records = made;
+                        self.ledger.last = Some(sample.counters);
+                        self.health.failures_in_a_row = 0;
+                        self.health.last_success_ms = Some(now_ms);
+                        self.health.intervals += 1;
+                    }
+                    Err(e) => {
+                        // The interval is measured again from `prev` next time.
+                        self.health.plugin_failures += 1;
+                        self.health.failures_in_a_row += 1;
+                        tracing::warn!("interval ending {}: {e}", format_ms(now_ms));
+                        self.ledger.last = Some(prev);
+                    }
+                }
+            }
+            _ => {
+                self.ledger.last = Some(sample.counters);
+                self.health.failures_in_a_row = 0;
+                self.health.last_success_ms = Some(now_ms);
+            }
+        }
+        self.ledger.save(&self.ledger_path)?;
+        self.health.last_tick_s = started.elapsed().as_secs_f64();
+        self.publish();
+        self.push_records(records);
+        Ok(())
+    }
+
+    /// Every local meter's energy between two samples (RAPL zones that make
+    /// up host energy, wrap-aware; IPMI by G1), whatever the model reads.
+    fn meters(&mut self, prev: &Counters, cur: &Counters) {
+        for zone in rapl::host_zones(&self.sources.zones) {
+            if let (Some(&a), Some(&b)) =
+                (prev.rapl_uj.get(&zone.path), cur.rapl_uj.get(&zone.path))
+            {
+                let joules = delta(a as f64, b as f64, Some(zone.max_energy_range_uj as f64)) / 1e6;
+                *self
+                    .ledger
+                    .meter_joules
+                    .entry(zone.name.clone())
+                    .or_default() += joules;
+            }
+        }
+        if let (Some(p0), Some(p1)) = (prev.power_w, cur.power_w) {
+            let dt = (cur.at_ms - prev.at_ms) as f64 / 1000.0;
+            *self.ledger.meter_joules.entry("ipmi".into()).or_default() += (p0 + p1) / 2.0 * dt;
+        }
+    }
+
+    /// Runs the models on the interval and adds their joules to the ledger.
+    fn attribute(
+        &mut self,
+        prev: &Counters,
+        sample: &Sample,
+    ) -> Result<Vec<IntervalRecord>, pipeline::PipelineError> {
+        let plan = Plan::new(&self.bound);
+        let mut gathered = interval::gather(
+            &self.policy,
+            plan.measurements(),
+            &self.host,
+            &self.sources.zones,
+            prev,
+            sample,
+            &mut self.idle,
+        )?;
+        let window = Window {
+            start_ms: prev.at_ms,
+            end_ms: sample.counters.at_ms,
+        };
+        let attributed = pipeline::attribute(&plan, &mut gathered, window)?;
+        let dt = window.len_ms() as f64 / 1000.0;
+        let ship_ms = self.policy.daemon_config().ship_every_secs as i64 * 1000;
+        let input = &gathered.input;
+        let mut records = Vec::with_capacity(input.vms.len());
+        self.power.clear();
+        for (i, vm) in input.vms.iter().enumerate() {
+            let Some(joules) = attributed.joules[i] else {
+                continue;
+            };
+            let slot = &plan.slots()[attributed.model_of[i]];
+            let info = slot.model.info();
+            let who = Who::from(&gathered.details[i]);
+            let cpu_s = gathered.cpu_s[i].unwrap_or(0.0);
+            *self.ledger.vm_joules.entry(vm.uuid.clone()).or_default() += joules;
+            self.power.insert(vm.uuid.clone(), joules / dt);
+            let template = Part {
+                vcpus: vm.vcpus,
+                memory_mb: vm.memory_mb,
+                who: who.clone(),
+                model: info.name.clone(),
+                model_version: info.version.clone(),
+                estimated: info.quality == Quality::Estimated,
+                meters: records::meters(slot.measurements),
+                ..Part::default()
+            };
+            self.ledger
+                .add_part(&vm.uuid, window, ship_ms, joules, cpu_s, &template);
+            records.push(IntervalRecord {
+                start: format_ms(window.start_ms),
+                end: format_ms(window.end_ms),
+                uuid: vm.uuid.clone(),
+                name: who.name.clone().unwrap_or_default(),
+                project: who.project().to_owned(),
+                host: self.host.clone(),
+                joules,
+                watts: joules / dt,
+                cpu_s,
+                model: info.name.clone(),
+            });
+        }
+        let host = attributed.hosts.first();
+        self.ledger.unattributed_joules += attributed
+            .hosts
+            .iter()
+            .map(|h| h.unattributed_joules)
+            .sum::<f64>();
+        self.host_watts = host.map(|h| h.energy_joules / dt);
+        self.idle_watts = host.and_then(|h| h.idle_power_watts);
+        Ok(records)
+    }
+
+    /// Replaces the shared snapshot with the current state.
+    fn publish(&self) {
+        let vms = self
+            .domains
+            .iter()
+            .filter(|d| d.state.is_active())
+            .map(|d| VmNow {
+                uuid: d.uuid.clone(),
+                libvirt_name: d.name.clone(),
+                who: Who::from(&pipeline::domain_details(d)),
+                joules_total: self.ledger.vm_joules.get(&d.uuid).copied().unwrap_or(0.0),
+                watts: self.power.get(&d.uuid).copied(),
+                cpu_s: self
+                    .ledger
+                    .last
+                    .as_ref()
+                    .and_then(|c| c.cpu_s.get(&d.uuid).copied()),
+                vcpus: d.vcpus,
+                memory_mb: d.memory_mb,
+            })
+            .collect();
+        let snapshot = Snapshot {
+            host: self.host.clone(),
+            vms,
+            meters: self.ledger.meter_joules.clone(),
+            unattributed_joules: self.ledger.unattributed_joules,
+            host_watts: self.host_watts,
+            idle_watts: self.idle_watts,
+            health: self.health.clone(),
+        };
+        if let Ok(mut slot) = self.shared.snapshot.write() {
+            *slot = Arc::new(snapshot);
+        }
+    }
+
+    /// Keeps the records for `/download` and sends them to `/stream`.
+    fn push_records(&self, records: Vec<IntervalRecord>) {
+        let rows = self.shared.ring_rows.read().map(|r| *r).unwrap_or(100);
+        for record in records {
+            if let Ok(json) = serde_json::to_string(&record) {
+                // No subscriber is no error.
+                let _ = self.shared.stream.send(Arc::from(json));
+            }
+            if let Ok(mut ring) = self.shared.ring.lock() {
+                ring.push_back(record);
+                while ring.len() > rows {
+                    ring.pop_front();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! What the daemon has accumulated, persisted in the state directory after
+//! every interval (written to a temporary file, fsynced, renamed) before any
+//! new value is served: per-VM and per-meter joules since the state began,
+//! the last sample's counters, and each unshipped window's per-VM parts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::sample::Counters;
+use crate::runtime::VmDetails;
+use crate::state::{StateError, write_atomic};
+use crate::window::Window;
+
+/// The daemon's persisted state.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Joules per VM (uuid) since the state began: the exported counters.
+    pub vm_joules: BTreeMap<String, f64>,
+    /// Joules per local meter (`package-0`, `dram`, `ipmi`) since the state began.
+    pub meter_joules: BTreeMap<String, f64>,
+    /// Host energy the models left unattributed since the state began.
+    pub unattributed_joules: f64,
+    /// The last sample's counters: the next interval is measured from them,
+    /// across a restart too.
+    pub last: Option<Counters>,
+    /// Per ship window (by its start, ms): each VM's part of it so far.
+    pub windows: BTreeMap<i64, BTreeMap<String, Part>>,
+}
+
+/// A VM's part of a ship window.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Part {
+    /// Joules.
+    pub joules: f64,
+    /// Seconds the VM was measured.
+    pub wall_s: f64,
+    /// CPU seconds.
+    pub cpu_s: f64,
+    /// When it was last measured, ms.
+    pub last_ms: i64,
+    /// vCPUs and memory, MiB, as last seen.
+    pub vcpus: Option<u32>,
+    /// Memory, MiB.
+    pub memory_mb: Option<u64>,
+    /// Who the VM is, as last seen.
+    pub who: Who,
+    /// The model that gave it energy, its version, whether estimated, and its meters.
+    pub model: String,
+    /// The model's version.
+    pub model_version: String,
+    /// Whether the model estimates rather than measures.
+    pub estimated: bool,
+    /// The meters the model read.
+    pub meters: Vec<String>,
+}
+
+/// What the cloud says of a VM (the persisted part of [`VmDetails`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Who {
+    /// Display name.
+    pub name: Option<String>,
+    /// Project id.
+    pub project_id: Option<String>,
+    /// Project name.
+    pub project_name: Option<String>,
+    /// User id.
+    pub user_id: Option<String>,
+    /// User name.
+    pub user_name: Option<String>,
+    /// Flavor name.
+    pub flavor: Option<String>,
+}
+
+impl From<&VmDetails> for Who {
+    fn from(d: &VmDetails) -> Self {
+        Self {
+            name: d.name.clone(),
+            project_id: d.project_id.clone(),
+            project_name: d.project_name.clone(),
+            user_id: d.user_id.clone(),
+            user_name: d.user_name.clone(),
+            flavor: d.flavor.clone(),
+        }
+    }
+}
+
+impl Who {
+    /// The project label: its name where known, else its id, else empty.
+    pub fn project(&self) -> &str {
+        self.project_name
+            .as_deref()
+            .or(self.project_id.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+impl Ledger {
+    /// The ledger at `path`; a missing one is empty, and so is a corrupt one
+    /// (with a warning): counters restart at 0, which C1 reads as a reset.
+    pub fn load(path: &Path) -> Self {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(
+                    path = %path.display(),
+                    "daemon state is corrupt ({e}): counters restart at 0 (a reset to Prometheus)"
+                );
+                Self::default()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
+            Err(e) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    "cannot read daemon state ({e}): counters restart at 0 (a reset to Prometheus)"
+                );
+                Self::default()
+            }
+        }
+    }
+
+    /// Writes the ledger to `path` durably.
+    pub fn save(&self, path: &Path) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(self).map_err(|e| StateError::Corrupt {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(path, &bytes)
+    }
+
+    /// Adds a VM's share of `interval` to the ship windows (of `ship_ms`) it
+    /// overlaps, each its proportion of the interval (power taken as
+    /// constant within an interval).
+    pub fn add_part(
+        &mut self,
+        uuid: &str,
+        interval: Window,
+        ship_ms: i64,
+        joules: f64,
+        cpu_s: f64,
+        template: &Part,
+    ) {
+        let len = interval.len_ms() as f64;
+        let mut start = interval.start_ms.div_euclid(ship_ms) * ship_ms;
+        while start < interval.end_ms {
+            let end = start + ship_ms;
+            let overlap = (end.min(interval.end_ms) - start.max(interval.start_ms)) as f64;
+            if overlap > 0.0 {
+                let fraction = overlap / len;
+                let part = self
+                    .windows
+                    .entry(start)
+                    .or_default()
+                    .entry(uuid.to_owned())
+                    .or_insert_with(|| Part {
+                        joules: 0.0,
+                        wall_s: 0.0,
+                        cpu_s: 0.0,
+                        ..template.clone()
+                    });
+                part.joules += joules * fraction;
+                part.wall_s += overlap / 1000.0;
+                part.cpu_s += cpu_s * fraction;
+                part.last_ms = interval.end_ms.min(end);
+                part.vcpus = template.vcpus;
+                part.memory_mb = template.memory_mb;
+                part.who = template.who.clone();
+                part.model = template.model.clone();
+                part.model_version = template.model_version.clone();
+                part.estimated = template.estimated;
+                part.meters = template.meters.clone();
+            }
+            start = end;
+        }
+    }
+}
+
+/// The ledger file of a state directory.
+pub fn path(state_root: &Path) -> PathBuf {
+    state_root.join("daemon.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interval_across_a_ship_boundary_is_split_by_time() {
+        let mut ledger = Ledger::default();
+        let interval = Window {
+            start_ms: 3_595_000,
+            end_ms: 3_605_000,
+        };
+        ledger.add_part("vm", interval, 3_600_000, 100.0, 4.0, &Part::default());
+        let first = &ledger.windows[&0]["vm"];
+        let second = &ledger.windows[&3_600_000]["vm"];
+        assert_eq!((first.joules, first.wall_s, first.cpu_s), (50.0, 5.0, 2.0));
+        assert_eq!((second.joules, second.wall_s), (50.0, 5.0));
+        assert_eq!(first.last_ms, 3_600_000);
+        assert_eq!(second.last_ms, 3_605_000);
+    }
+
+    #[test]
+    fn a_corrupt_ledger_restarts_at_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = path(dir.path());
+        std::fs::write(&file, b"{not json").unwrap();
+        assert!(Ledger::load(&file).vm_joules.is_empty());
+        let mut ledger = Ledger::default();
+        ledger.vm_joules.insert("a".into(), 1.5);
+        ledger.save(&file).unwrap();
+        assert_eq!(Ledger::load(&file).vm_joules["a"], 1.5);
+    }
+}

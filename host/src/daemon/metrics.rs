@@ -1,0 +1,350 @@
+//! `/metrics`: the snapshot in Prometheus' text format 0.0.4, or OpenMetrics
+//! 1.0 when the scraper asks for it. Besides wattson's own series, the
+//! libvirt/nova exporter's (seed 002) with its names and labels, so existing
+//! dashboards keep working.
+
+use std::fmt::Write as _;
+
+use super::engine::Snapshot;
+
+/// The exposition format of a scrape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `text/plain; version=0.0.4`.
+    Text,
+    /// `application/openmetrics-text; version=1.0.0`.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The format an `Accept` header asks for (OpenMetrics only when named).
+    pub fn from_accept(accept: Option<&str>) -> Self {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Self::OpenMetrics,
+            _ => Self::Text,
+        }
+    }
+
+    /// The response's content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// A metric family being written.
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// Writes families in `format`.
+struct Writer {
+    out: String,
+    format: Format,
+}
+
+impl Writer {
+    /// Starts family `name` (a counter's name ends in `_total`).
+    fn family(&mut self, name: &str, kind: Kind, help: &str) -> Family<'_> {
+        let (family, word) = match kind {
+            Kind::Counter if self.format == Format::OpenMetrics => {
+                (name.strip_suffix("_total").unwrap_or(name), "counter")
+            }
+            Kind::Counter => (name, "counter"),
+            Kind::Gauge => (name, "gauge"),
+        };
+        let _ = writeln!(self.out, "# HELP {family} {help}");
+        let _ = writeln!(self.out, "# TYPE {family} {word}");
+        Family { out: &mut self.out }
+    }
+}
+
+impl Family<'_> {
+    /// One sample of the family.
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) -> &mut Self {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {}", number(value));
+        self
+    }
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn number(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value}")
+    } else if value.is_nan() {
+        "NaN".into()
+    } else if value > 0.0 {
+        "+Inf".into()
+    } else {
+        "-Inf".into()
+    }
+}
+
+/// Labels as the writer takes them.
+fn refs<'a>(labels: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    labels.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// The snapshot as a scrape body.
+pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
+    let mut w = Writer {
+        out: String::with_capacity(256 + s.vms.len() * 900),
+        format,
+    };
+    let host = s.host.as_str();
+    let vm_labels = |v: &'_ super::engine::VmNow| -> [(&'static str, String); 4] {
+        [
+            ("uuid", v.uuid.clone()),
+            ("name", v.who.name.clone().unwrap_or_default()),
+            ("project", v.who.project().to_owned()),
+            ("host", host.to_owned()),
+        ]
+    };
+    {
+        let mut f = w.family(
+            "wattson_vm_energy_joules_total",
+            Kind::Counter,
+            "Energy attributed to the VM since wattson's state began, joules.",
+        );
+        for v in &s.vms {
+            f.sample(
+                "wattson_vm_energy_joules_total",
+                &refs(&vm_labels(v)),
+                v.joules_total,
+            );
+        }
+    }
+    {
+        let mut f = w.family(
+            "wattson_vm_power_watts",
+            Kind::Gauge,
+            "Power attributed to the VM over the last interval, watts.",
+        );
+        for v in &s.vms {
+            if let Some(watts) = v.watts {
+                f.sample("wattson_vm_power_watts", &refs(&vm_labels(v)), watts);
+            }
+        }
+    }
+    {
+        let mut f = w.family(
+            "wattson_host_energy_joules_total",
+            Kind::Counter,
+            "Energy of each local meter (RAPL zone, ipmi) since wattson's state began, joules.",
+        );
+        for (meter, joules) in &s.meters {
+            f.sample(
+                "wattson_host_energy_joules_total",
+                &[("host", host), ("meter", meter)],
+                *joules,
+            );
+        }
+    }
+    w.family(
+        "wattson_host_unattributed_joules_total",
+        Kind::Counter,
+        "Host energy the model left unattributed (idle kept at the host, no VMs, …), joules.",
+    )
+    .sample(
+        "wattson_host_unattributed_joules_total",
+        &[("host", host)],
+        s.unattributed_joules,
+    );
+    {
+        let mut f = w.family(
+            "wattson_host_power_watts",
+            Kind::Gauge,
+            "Power of the model's host meter over the last interval, watts.",
+        );
+        if let Some(watts) = s.host_watts {
+            f.sample("wattson_host_power_watts", &[("host", host)], watts);
+        }
+    }
+    {
+        let mut f = w.family(
+            "wattson_host_idle_power_watts",
+            Kind::Gauge,
+            "Idle power of the host the model used in the last interval, watts.",
+        );
+        if let Some(watts) = s.idle_watts {
+            f.sample("wattson_host_idle_power_watts", &[("host", host)], watts);
+        }
+    }
+    let h = &s.health;
+    w.family(
+        "wattson_daemon_tick_duration_seconds",
+        Kind::Gauge,
+        "Seconds the last tick took: sample, attribute, persist.",
+    )
+    .sample("wattson_daemon_tick_duration_seconds", &[], h.last_tick_s);
+    w.family(
+        "wattson_daemon_intervals_total",
+        Kind::Counter,
+        "Intervals attributed.",
+    )
+    .sample("wattson_daemon_intervals_total", &[], h.intervals as f64);
+    {
+        let mut f = w.family(
+            "wattson_daemon_sample_failures_total",
+            Kind::Counter,
+            "Samples a source could not be read in, by source.",
+        );
+        for source in ["libvirt", "rapl", "ipmi"] {
+            let n = h.sample_failures.get(source).copied().unwrap_or(0);
+            f.sample(
+                "wattson_daemon_sample_failures_total",
+                &[("source", source)],
+                n as f64,
+            );
+        }
+    }
+    w.family(
+        "wattson_daemon_plugin_failures_total",
+        Kind::Counter,
+        "Intervals whose model failed (measured again at the next one).",
+    )
+    .sample(
+        "wattson_daemon_plugin_failures_total",
+        &[],
+        h.plugin_failures as f64,
+    );
+    w.family(
+        "wattson_daemon_failing_intervals",
+        Kind::Gauge,
+        "Intervals failed in a row (0 when the last one succeeded).",
+    )
+    .sample(
+        "wattson_daemon_failing_intervals",
+        &[],
+        h.failures_in_a_row as f64,
+    );
+    {
+        let mut f = w.family(
+            "wattson_daemon_last_success_timestamp_seconds",
+            Kind::Gauge,
+            "When the last interval succeeded, seconds since the epoch.",
+        );
+        if let Some(ms) = h.last_success_ms {
+            f.sample(
+                "wattson_daemon_last_success_timestamp_seconds",
+                &[],
+                ms as f64 / 1000.0,
+            );
+        }
+    }
+    w.family(
+        "wattson_daemon_spool_payloads",
+        Kind::Gauge,
+        "Payloads waiting in the spool for a messenger.",
+    )
+    .sample("wattson_daemon_spool_payloads", &[], spool_payloads as f64);
+
+    // The libvirt/nova exporter's series (seed 002), unchanged.
+    let nova = |v: &super::engine::VmNow| -> [(&'static str, String); 3] {
+        [
+            ("libvirtname", v.libvirt_name.clone()),
+            ("novaname", v.who.name.clone().unwrap_or_default()),
+            (
+                "novaproject",
+                v.who.project_name.clone().unwrap_or_default(),
+            ),
+        ]
+    };
+    type Value = fn(&super::engine::VmNow) -> Option<f64>;
+    let compat: [(&str, Kind, &str, Value); 3] = [
+        (
+            "libvirt_nova_instance_cpu_time_total",
+            Kind::Counter,
+            "instance vcpu time",
+            |v| v.cpu_s.map(|s| (s * 1e9).round()),
+        ),
+        (
+            "libvirt_nova_instance_memory_alloc_kb",
+            Kind::Gauge,
+            "instance memory allocated",
+            |v| Some(v.memory_mb as f64 * 1024.0),
+        ),
+        (
+            "libvirt_nova_instance_vcpu_count",
+            Kind::Gauge,
+            "instance vcpu allocated",
+            |v| Some(v.vcpus as f64),
+        ),
+    ];
+    for (name, kind, help, value) in compat {
+        let mut f = w.family(name, kind, help);
+        for v in &s.vms {
+            if let Some(x) = value(v) {
+                f.sample(name, &refs(&nova(v)), x);
+            }
+        }
+    }
+    if format == Format::OpenMetrics {
+        w.out.push_str("# EOF\n");
+    }
+    w.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::engine::VmNow;
+    use super::super::ledger::Who;
+    use super::*;
+
+    #[test]
+    fn openmetrics_names_counter_families_without_total_and_ends_with_eof() {
+        let snapshot = Snapshot {
+            host: "cmp-01".into(),
+            vms: vec![VmNow {
+                uuid: "u1".into(),
+                libvirt_name: "instance-0001".into(),
+                who: Who {
+                    name: Some("web \"a\"".into()),
+                    ..Who::default()
+                },
+                joules_total: 12.5,
+                watts: Some(3.0),
+                cpu_s: Some(2.5),
+                vcpus: 2,
+                memory_mb: 512,
+            }],
+            ..Snapshot::default()
+        };
+        let text = render(&snapshot, Format::Text, 0);
+        assert!(text.contains("# TYPE wattson_vm_energy_joules_total counter\n"));
+        assert!(text.contains(
+            "wattson_vm_energy_joules_total{uuid=\"u1\",name=\"web \\\"a\\\"\",project=\"\",host=\"cmp-01\"} 12.5\n"
+        ));
+        assert!(text.contains("libvirt_nova_instance_cpu_time_total{libvirtname=\"instance-0001\",novaname=\"web \\\"a\\\"\",novaproject=\"\"} 2500000000\n"));
+        assert!(text.contains("libvirt_nova_instance_memory_alloc_kb{libvirtname=\"instance-0001\",novaname=\"web \\\"a\\\"\",novaproject=\"\"} 524288\n"));
+        assert!(!text.contains("# EOF"));
+        let om = render(&snapshot, Format::OpenMetrics, 0);
+        assert!(om.contains("# TYPE wattson_vm_energy_joules counter\n"));
+        assert!(om.ends_with("# EOF\n"));
+    }
+}

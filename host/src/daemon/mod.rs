@@ -1,0 +1,353 @@
+//! `wattson daemon`: on a hypervisor, samples libvirt and the local meters
+//! every interval, attributes each interval with the policy's models,
+//! accumulates per-VM joules (persisted across restarts) and serves them
+//! over HTTP; SIGHUP or a changed policy file reloads, SIGTERM stops.
+//!
+//! The sampling loop runs on its own thread (libvirt and the plugins block);
+//! the HTTP server and the signal handlers on a small tokio runtime.
+
+mod config;
+mod engine;
+mod interval;
+mod ledger;
+mod meters;
+mod metrics;
+mod sample;
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+pub use config::DaemonConfig;
+pub use engine::{Engine, IntervalRecord, PersistError, Shared, Snapshot};
+pub use interval::problems as plan_problems;
+pub use ledger::Ledger;
+pub use meters::{IpmiCommand, PowerMeter, parse_dcmi};
+pub use metrics::{Format as MetricsFormat, render as render_metrics};
+pub use sample::{Counters, Sample, Sources};
+pub use server::{App, router};
+
+use crate::policy::{Bound, Override, Policy, PolicyError};
+use crate::runtime::Measurement;
+use crate::sources::libvirt::CpuTimes;
+use crate::sources::rapl;
+
+/// Why the daemon could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The policy is invalid.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The policy's models need something the daemon cannot read locally.
+    #[error("{path}: the daemon cannot run this policy:\n{}", problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    NotLocal {
+        /// The policy file.
+        path: String,
+        /// Each measurement it cannot make.
+        problems: Vec<String>,
+    },
+    /// A plugin could not be loaded.
+    #[error(transparent)]
+    Plugin(#[from] crate::runtime::PluginError),
+    /// The token is configured but cannot be read.
+    #[error("{0}")]
+    Token(String),
+    /// The address cannot be listened on.
+    #[error(
+        "cannot listen on {addr}: {error} (is another daemon running there? pick another with --listen or [daemon] listen)"
+    )]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The counters cannot be persisted.
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    /// The async runtime could not start.
+    #[error("cannot start the HTTP server's runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// What `wattson daemon` was asked.
+#[derive(Clone, Debug)]
+pub struct DaemonOptions {
+    /// The policy file.
+    pub policy: PathBuf,
+    /// `--set` overrides, applied again at each reload.
+    pub overrides: Vec<Override>,
+    /// `--listen`, over `[daemon] listen`.
+    pub listen: Option<String>,
+}
+
+/// What the signal handlers ask of the sampling loop.
+enum Control {
+    Reload,
+    Stop,
+}
+
+/// A policy ready to run: loaded, checked for local sources, bound.
+struct Loaded {
+    policy: Policy,
+    bound: Bound,
+    config: DaemonConfig,
+}
+
+/// Loads, checks and binds the policy, as at start and at each reload.
+fn load(options: &DaemonOptions, runtime: &crate::runtime::Runtime) -> Result<Loaded, DaemonError> {
+    let policy = Policy::load_with(&options.policy, &options.overrides)?;
+    let bound = crate::policy::bind(&policy, runtime)?;
+    let plan = crate::pipeline::Plan::new(&bound);
+    let problems = plan_problems(plan.measurements());
+    if !problems.is_empty() {
+        return Err(DaemonError::NotLocal {
+            path: options.policy.display().to_string(),
+            problems,
+        });
+    }
+    let config = policy.daemon_config();
+    Ok(Loaded {
+        policy,
+        bound,
+        config,
+    })
+}
+
+/// The local sources a policy reads.
+pub fn sources(policy: &Policy, measurements: &[Measurement]) -> Sources {
+    let reads = |f: fn(&Measurement) -> bool| measurements.iter().any(f);
+    let meter: Option<Box<dyn PowerMeter>> = reads(|m| matches!(m, Measurement::HostPower(_)))
+        .then(|| Box::new(IpmiCommand::new(policy.host_power.command.clone())) as _);
+    Sources {
+        libvirt_uri: policy.inventory.libvirt_uri.clone(),
+        cpu_times: test_cpu_times(),
+        powercap_root: policy.rapl.powercap_root.as_ref().map_or_else(
+            || PathBuf::from(rapl::DEFAULT_ROOT),
+            |r| r.get_ref().clone(),
+        ),
+        zones: Vec::new(),
+        meter,
+        rapl_needed: reads(|m| matches!(m, Measurement::Rapl(_))),
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
+    // The policy's own sandbox limits and compile cache.
+    let first = Policy::load_with(&options.policy, &options.overrides)?;
+    let runtime = crate::runtime::Runtime::new(
+        first.limits.clone(),
+        first
+            .runtime
+            .cache_dir
+            .clone()
+            .or_else(crate::runtime::default_cache_dir),
+    )?;
+    let Loaded {
+        policy,
+        bound,
+        config,
+    } = load(&options, &runtime)?;
+    let listen = options.listen.clone().unwrap_or(config.listen.clone());
+    let shared = Shared::new(
+        config.download_rows,
+        config.token().map_err(DaemonError::Token)?,
+    );
+    let host = config.host_key();
+    let sources = sources(&policy, crate::pipeline::Plan::new(&bound).measurements());
+    let spool = policy.state_dir();
+    let mut engine = Engine::new(policy, bound, sources, host, Arc::clone(&shared))?;
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    let listener = tokio
+        .block_on(tokio::net::TcpListener::bind(&listen))
+        .map_err(|error| DaemonError::Listen {
+            addr: listen.clone(),
+            error,
+        })?;
+    let (control, controls) = mpsc::channel();
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = App {
+        shared: Arc::clone(&shared),
+        spool_depth: Arc::new(move || spool_depth(&spool)),
+    };
+    let server = tokio.spawn(async move {
+        let served = axum::serve(listener, router(app))
+            .with_graceful_shutdown(async {
+                let _ = server_stopped.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!("HTTP server: {e}");
+        }
+    });
+    tokio.spawn(signals(control));
+    tracing::info!(
+        %listen,
+        policy = %options.policy.display(),
+        interval_secs = config.interval_secs,
+        "daemon started"
+    );
+
+    let mut interval_ms = config.interval_secs as i64 * 1000;
+    let mut modified = modified_at(&options.policy);
+    loop {
+        let now = now_ms();
+        // Ticks fall on multiples of the interval, as scrapes do.
+        let next = (now.div_euclid(interval_ms) + 1) * interval_ms;
+        let wait = Duration::from_millis((next - now).max(0) as u64);
+        match controls.recv_timeout(wait) {
+            Ok(Control::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                tracing::info!("stopping: a last sample, then exit");
+                engine.tick(now_ms())?;
+                break;
+            }
+            Ok(Control::Reload) => {
+                reload(&options, &runtime, &mut engine, &shared, &mut interval_ms);
+                modified = modified_at(&options.policy);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let changed = modified_at(&options.policy);
+        if changed != modified {
+            modified = changed;
+            tracing::info!(policy = %options.policy.display(), "the policy file changed: reloading");
+            reload(&options, &runtime, &mut engine, &shared, &mut interval_ms);
+        }
+        engine.tick(now_ms())?;
+    }
+    let _ = stop_server.send(());
+    let _ = tokio.block_on(async { tokio::time::timeout(Duration::from_secs(5), server).await });
+    tokio.shutdown_timeout(Duration::from_secs(1));
+    tracing::info!("daemon stopped");
+    Ok(())
+}
+
+/// Loads the policy again; a bad one is logged and the running one kept.
+fn reload(
+    options: &DaemonOptions,
+    runtime: &crate::runtime::Runtime,
+    engine: &mut Engine,
+    shared: &Shared,
+    interval_ms: &mut i64,
+) {
+    let loaded = load(options, runtime).and_then(|l| {
+        let token = l.config.token().map_err(DaemonError::Token)?;
+        Ok((l, token))
+    });
+    match loaded {
+        Ok((
+            Loaded {
+                policy,
+                bound,
+                config,
+            },
+            token,
+        )) => {
+            let sources = sources(&policy, crate::pipeline::Plan::new(&bound).measurements());
+            if let Ok(mut slot) = shared.token.write() {
+                *slot = token;
+            }
+            if let Ok(mut rows) = shared.ring_rows.write() {
+                *rows = config.download_rows;
+            }
+            *interval_ms = config.interval_secs as i64 * 1000;
+            engine.reload(policy, bound, sources, config.host_key());
+            tracing::info!(policy = %options.policy.display(), "policy reloaded");
+        }
+        Err(e) => tracing::error!("reload refused, the running policy stays: {e}"),
+    }
+}
+
+/// SIGTERM and SIGINT stop, SIGHUP reloads.
+async fn signals(control: mpsc::Sender<Control>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        let what = tokio::select! {
+            _ = term.recv() => Control::Stop,
+            _ = int.recv() => Control::Stop,
+            _ = hup.recv() => Control::Reload,
+        };
+        let stop = matches!(what, Control::Stop);
+        if control.send(what).is_err() || stop {
+            return;
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn modified_at(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Payloads waiting in the spool for a messenger.
+fn spool_depth(state: &crate::state::StateDir) -> usize {
+    state
+        .spool()
+        .pending()
+        .map(|windows| {
+            windows
+                .iter()
+                .map(|w| {
+                    (0..w.outputs.len())
+                        .map(|i| {
+                            (0..w.outputs[i].payloads)
+                                .filter(|&n| !w.is_done(i, n))
+                                .count()
+                        })
+                        .sum::<usize>()
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Tests only (builds with the `failpoints` feature): CPU seconds from the
+/// file `WATTSON_TEST_CPU_TIMES` names (`<uuid> <seconds>` lines), read at
+/// each sample, for the libvirt test driver, whose CPU times are the clock.
+#[cfg(feature = "failpoints")]
+fn test_cpu_times() -> Option<Box<dyn CpuTimes + Send>> {
+    struct FileCpuTimes(PathBuf);
+    impl CpuTimes for FileCpuTimes {
+        fn cpu_seconds(
+            &self,
+        ) -> Result<std::collections::BTreeMap<String, f64>, crate::sources::libvirt::LibvirtError>
+        {
+            let text = std::fs::read_to_string(&self.0).unwrap_or_default();
+            Ok(text
+                .lines()
+                .filter_map(|l| {
+                    let (uuid, s) = l.split_once(' ')?;
+                    Some((uuid.to_owned(), s.trim().parse().ok()?))
+                })
+                .collect())
+        }
+    }
+    let path = std::env::var_os("WATTSON_TEST_CPU_TIMES")?;
+    Some(Box::new(FileCpuTimes(path.into())))
+}
+
+/// Release builds read CPU time from libvirt only.
+#[cfg(not(feature = "failpoints"))]
+fn test_cpu_times() -> Option<Box<dyn CpuTimes + Send>> {
+    None
+}

@@ -1,0 +1,113 @@
+//! One sample of this host: its libvirt domains with their CPU time, its
+//! RAPL zones and its wall-power meter, read now. A source that fails leaves
+//! its part empty and says why; the others are still read.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::meters::PowerMeter;
+use crate::sources::libvirt::{CpuTimes, Domain, Libvirt};
+use crate::sources::rapl::{self, Zone};
+
+/// The counters of one sample: what the next interval is measured from, and
+/// what is persisted so the interval across a restart is measured too.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Counters {
+    /// When the sample was taken, ms since the epoch.
+    pub at_ms: i64,
+    /// Cumulative CPU seconds of each running domain, by uuid.
+    pub cpu_s: BTreeMap<String, f64>,
+    /// `energy_uj` of each RAPL zone, by its real path; empty when unread.
+    pub rapl_uj: BTreeMap<PathBuf, u64>,
+    /// Wall power, watts; none when unread.
+    pub power_w: Option<f64>,
+}
+
+/// One sample.
+#[derive(Debug, Default)]
+pub struct Sample {
+    /// The counters.
+    pub counters: Counters,
+    /// Every domain (shut-off ones too), sorted by uuid; empty when unread.
+    pub domains: Vec<Domain>,
+    /// What could not be read, as (source kind, message).
+    pub failures: Vec<(&'static str, String)>,
+}
+
+/// Where samples come from.
+pub struct Sources {
+    /// `[inventory] libvirt_uri`; none: no domains.
+    pub libvirt_uri: Option<String>,
+    /// CPU times from elsewhere than libvirt (tests: the test driver's are the wall clock).
+    pub cpu_times: Option<Box<dyn CpuTimes + Send>>,
+    /// `[rapl] powercap_root`.
+    pub powercap_root: PathBuf,
+    /// The zones found under it (looked for again while none are found).
+    pub zones: Vec<Zone>,
+    /// The wall-power meter, where the policy reads one.
+    pub meter: Option<Box<dyn PowerMeter>>,
+    /// Whether a missing powercap tree is a failure (a model reads `rapl`)
+    /// or only means this host has no RAPL meter to export.
+    pub rapl_needed: bool,
+}
+
+impl Sources {
+    /// Reads everything now.
+    pub fn sample(&mut self, at_ms: i64) -> Sample {
+        let mut sample = Sample {
+            counters: Counters {
+                at_ms,
+                ..Counters::default()
+            },
+            ..Sample::default()
+        };
+        if let Some(uri) = &self.libvirt_uri {
+            // A connection per sample: it survives a libvirtd restart, and
+            // the test driver reads its file at each open.
+            let read = Libvirt::open(uri).and_then(|lv| {
+                let domains = lv.domains()?;
+                let cpu = match &self.cpu_times {
+                    Some(times) => times.cpu_seconds()?,
+                    None => lv.cpu_seconds()?,
+                };
+                Ok((domains, cpu))
+            });
+            match read {
+                Ok((domains, cpu)) => {
+                    sample.domains = domains;
+                    sample.counters.cpu_s = cpu;
+                }
+                Err(e) => sample.failures.push(("libvirt", e.to_string())),
+            }
+        }
+        if self.zones.is_empty() {
+            match rapl::discover(&self.powercap_root) {
+                Ok(zones) => self.zones = zones,
+                Err(e) if self.rapl_needed => sample.failures.push(("rapl", e.to_string())),
+                Err(_) => {}
+            }
+        }
+        if !self.zones.is_empty() {
+            match rapl::sample(&self.zones) {
+                Ok(values) => {
+                    sample.counters.rapl_uj = self
+                        .zones
+                        .iter()
+                        .map(|z| z.path.clone())
+                        .zip(values)
+                        .collect();
+                }
+                Err(e) => sample.failures.push(("rapl", e.to_string())),
+            }
+        }
+        if let Some(meter) = &mut self.meter {
+            match meter.watts() {
+                Ok(watts) => sample.counters.power_w = Some(watts),
+                Err(e) => sample.failures.push(("ipmi", e)),
+            }
+        }
+        sample
+    }
+}
