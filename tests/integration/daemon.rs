@@ -242,3 +242,343 @@ fn counters_follow_the_share_arithmetic_across_a_wrap_a_removal_and_a_restart() 
     }
     assert_eq!(engine.ledger().vm_joules[removed], before[removed]);
 }
+
+/// A GET with an optional bearer token: (status, body).
+fn get(addr: &str, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    get_as(addr, path, token, "*/*")
+}
+
+/// A GET asking for `accept`.
+fn get_as(addr: &str, path: &str, token: Option<&str>, accept: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok()?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Accept: {accept}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    // Bodies come chunked: keep the chunk payloads.
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            if n == 0 {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = &tail[n + 2..];
+        }
+        out
+    } else {
+        body.to_owned()
+    };
+    Some((code, body))
+}
+
+/// The running daemon process, killed on drop.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_daemon(policy: &Path, addr: &str, cpu_file: &Path) -> Daemon {
+    let child = super::wattson::command()
+        .args(["daemon", "--policy"])
+        .arg(policy)
+        .args(["--listen", addr, "--set", "daemon.interval_secs=1"])
+        .env("WATTSON_TEST_CPU_TIMES", cpu_file)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let daemon = Daemon(child);
+    let start = std::time::Instant::now();
+    while get(addr, "/healthz", None).is_none() {
+        assert!(start.elapsed().as_secs() < 30, "the daemon did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    daemon
+}
+
+/// Every sample of `metric` in a scrape, summed.
+fn sum_of(scrape: &str, metric: &str) -> f64 {
+    scrape
+        .lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn the_daemon_serves_guarded_endpoints_streams_records_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let devices = powercap_tree(&tmp.path().join("sys"));
+    let (_node, uri) = node_copy(tmp.path());
+    let token_file = tmp.path().join("token");
+    std::fs::write(&token_file, "s3cret-token\n").unwrap();
+    let policy = tmp.path().join("daemon.toml");
+    let text = daemon_policy(
+        tmp.path(),
+        &uri,
+        &tmp.path().join("sys/class/powercap"),
+        "vcpus",
+    )
+    .replace(
+        "ship_every_secs = 3600",
+        &format!(
+            "ship_every_secs = 3600\ntoken_file = \"{}\"",
+            token_file.display()
+        ),
+    );
+    std::fs::write(&policy, text).unwrap();
+    let cpu_file = tmp.path().join("cpu");
+    let write_cpu = |k: f64| {
+        let lines: String = RUNNING
+            .iter()
+            .enumerate()
+            .map(|(i, u)| format!("{u} {}\n", 50.0 + k * (i as f64 + 0.5)))
+            .collect();
+        std::fs::write(&cpu_file, lines).unwrap();
+    };
+    write_cpu(0.0);
+    let addr = format!("127.0.0.1:{}", super::prometheus::free_port());
+    let mut daemon = spawn_daemon(&policy, &addr, &cpu_file);
+
+    // A websocket client, connected before the records come.
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{addr}/stream"
+        ))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Authorization", "Bearer s3cret-token".parse().unwrap());
+    let (mut socket, _) = tokio
+        .block_on(tokio_tungstenite::connect_async(request))
+        .unwrap();
+
+    let mut energy: BTreeMap<&str, u64> = ZONES.iter().map(|z| (z.0, z.2)).collect();
+    for k in 1..=5 {
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        for (rel, v) in energy.iter_mut() {
+            *v = (*v + 7_000_000 * k) % RANGE;
+            bump(&devices, rel, *v);
+        }
+        write_cpu(k as f64);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+
+    // Every endpoint but /healthz asks for the token.
+    let (code, health) = get(&addr, "/healthz", None).unwrap();
+    assert_eq!(code, 200, "{health}");
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+    for path in ["/metrics", "/vms", "/nodes", "/download", "/stream"] {
+        let (code, _) = get(&addr, path, None).unwrap();
+        assert_eq!(code, 401, "{path} without the token");
+        let (code, _) = get(&addr, path, Some("wrong-token!")).unwrap();
+        assert_eq!(code, 401, "{path} with a wrong token");
+    }
+    let token = Some("s3cret-token");
+    let (code, scrape) = get(&addr, "/metrics", token).unwrap();
+    assert_eq!(code, 200);
+    // Conservation across the counters: VMs + unattributed = the meters.
+    let vms = sum_of(&scrape, "wattson_vm_energy_joules_total");
+    let unattributed = sum_of(&scrape, "wattson_host_unattributed_joules_total");
+    let meters = sum_of(&scrape, "wattson_host_energy_joules_total");
+    assert!(vms > 0.0, "{scrape}");
+    assert!(rel_err(vms + unattributed, meters) < 1e-9, "{scrape}");
+    for uuid in RUNNING {
+        assert!(
+            scrape.contains(&format!("wattson_vm_energy_joules_total{{uuid=\"{uuid}\"")),
+            "{uuid}: {scrape}"
+        );
+    }
+    // promtool accepts it; its only lints are on seed 002's own names.
+    let mut check = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut check.stdin.take().unwrap(), scrape.as_bytes()).unwrap();
+    let checked = check.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout).to_string()
+        + &String::from_utf8_lossy(&checked.stderr);
+    for line in said.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.starts_with("libvirt_nova_instance_"),
+            "promtool: {said}"
+        );
+    }
+    assert!(!scrape.contains("# EOF"));
+    let (_, om) = get_as(
+        &addr,
+        "/metrics",
+        token,
+        "application/openmetrics-text;version=1.0.0",
+    )
+    .unwrap();
+    assert!(
+        om.contains("# TYPE wattson_vm_energy_joules counter"),
+        "{om}"
+    );
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    let (_, csv) = get_as(&addr, "/vms", token, "text/csv").unwrap();
+    assert!(
+        csv.starts_with("uuid,name,project,host,watts,joules_total"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 1 + RUNNING.len(), "{csv}");
+
+    let (code, csv) = get(&addr, "/download?rows=2", token).unwrap();
+    assert_eq!(code, 200);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "start,end,uuid,name,project,host,joules,watts,cpu_s,model"
+    );
+    assert_eq!(lines.len(), 3, "{csv}");
+    let (_, vms_json) = get(&addr, "/vms", token).unwrap();
+    let vms_json: serde_json::Value = serde_json::from_str(&vms_json).unwrap();
+    assert_eq!(vms_json.as_array().unwrap().len(), RUNNING.len());
+
+    // The websocket got the records as they were made.
+    let message = tokio
+        .block_on(async {
+            use futures::StreamExt;
+            tokio::time::timeout(std::time::Duration::from_secs(5), socket.next()).await
+        })
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let record: serde_json::Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+    assert!(
+        RUNNING.contains(&record["uuid"].as_str().unwrap()),
+        "{record}"
+    );
+    assert_eq!(record["host"], "cmp-01");
+
+    // SIGTERM: a last sample, the counters persisted, exit 0 within 10 s.
+    let pid = daemon.0.id().to_string();
+    let started = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = daemon.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(started.elapsed().as_secs() < 10);
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(tmp.path().join("state/daemon/daemon.json")).unwrap(),
+    )
+    .unwrap();
+    let kept: f64 = state["vm_joules"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|v| v.as_f64())
+        .sum();
+    assert!(kept >= vms, "{kept} < {vms}");
+
+    // A restarted daemon serves the same counters, never lower.
+    let _again = spawn_daemon(&policy, &addr, &cpu_file);
+    let (_, scrape) = get(&addr, "/metrics", token).unwrap();
+    let restarted = sum_of(&scrape, "wattson_vm_energy_joules_total");
+    assert!(rel_err(restarted, kept) < 1e-12, "{restarted} vs {kept}");
+}
+
+#[test]
+fn a_broken_policy_edit_keeps_the_running_one_and_a_valid_one_switches() {
+    let tmp = tempfile::tempdir().unwrap();
+    powercap_tree(&tmp.path().join("sys"));
+    let (_node, uri) = node_copy(tmp.path());
+    let policy = tmp.path().join("daemon.toml");
+    let good = daemon_policy(
+        tmp.path(),
+        &uri,
+        &tmp.path().join("sys/class/powercap"),
+        "none",
+    );
+    std::fs::write(&policy, &good).unwrap();
+    let cpu_file = tmp.path().join("cpu");
+    std::fs::write(&cpu_file, "").unwrap();
+    let addr = format!("127.0.0.1:{}", super::prometheus::free_port());
+    let mut daemon = spawn_daemon(&policy, &addr, &cpu_file);
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(2500));
+
+    // A typo: logged with its place, the running policy stays.
+    std::fs::write(
+        &policy,
+        good.replace("[daemon]", "[daemon]\nintervall_secs = 5"),
+    )
+    .unwrap();
+    pause();
+    let (code, scrape) = get(&addr, "/metrics", None).unwrap();
+    assert_eq!(code, 200);
+    assert!(scrape.contains("host=\"cmp-01\""), "{scrape}");
+    // A valid edit switches.
+    std::fs::write(
+        &policy,
+        good.replace("host = \"cmp-01\"", "host = \"cmp-02\""),
+    )
+    .unwrap();
+    pause();
+    let (_, scrape) = get(&addr, "/metrics", None).unwrap();
+    assert!(scrape.contains("host=\"cmp-02\""), "{scrape}");
+    // SIGHUP reloads too, and a bad model is refused the same way.
+    std::fs::write(
+        &policy,
+        good.replace("plugin = \"rapl-share\"", "plugin = \"libvirt-joules\""),
+    )
+    .unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &daemon.0.id().to_string()])
+        .status()
+        .unwrap();
+    pause();
+    let (code, _) = get(&addr, "/healthz", None).unwrap();
+    assert_eq!(code, 200);
+
+    std::process::Command::new("kill")
+        .args(["-TERM", &daemon.0.id().to_string()])
+        .status()
+        .unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut daemon.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(daemon.0.wait().unwrap().success(), "{stderr}");
+    let refused: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("reload refused"))
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .any(|l| l.contains("daemon.toml:") && l.contains("intervall_secs")),
+        "{stderr}"
+    );
+    assert!(
+        refused.iter().any(|l| l.contains("unknown parameter")),
+        "{stderr}"
+    );
+}

@@ -160,6 +160,9 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     let sources = sources(&policy, crate::pipeline::Plan::new(&bound).measurements());
     let spool = policy.state_dir();
     let mut engine = Engine::new(policy, bound, sources, host, Arc::clone(&shared))?;
+    // A first sample before serving: the counters (and the interval since
+    // the last run's last sample) are there at the first scrape.
+    engine.tick(now_ms())?;
 
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
