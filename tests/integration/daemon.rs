@@ -582,3 +582,194 @@ fn a_broken_policy_edit_keeps_the_running_one_and_a_valid_one_switches() {
         "{stderr}"
     );
 }
+
+/// Every jsonl record the file messenger wrote under `dir`.
+fn delivered(dir: &Path) -> Vec<serde_json::Value> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .flat_map(|path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<serde_json::Value>>()
+        })
+        .collect()
+}
+
+#[test]
+fn closed_windows_ship_once_each_with_the_intervals_split_at_their_edges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let devices = powercap_tree(&tmp.path().join("sys"));
+    let (_node, uri) = node_copy(tmp.path());
+    let policy = tmp.path().join("daemon.toml");
+    std::fs::write(
+        &policy,
+        daemon_policy(
+            tmp.path(),
+            &uri,
+            &tmp.path().join("sys/class/powercap"),
+            "none",
+        )
+        .replace("ship_every_secs = 3600", "ship_every_secs = 60"),
+    )
+    .unwrap();
+    let cpu = FedCpu::default();
+    let mut energy: BTreeMap<&str, u64> = ZONES.iter().map(|z| (z.0, z.2)).collect();
+    let shares = [1.0, 2.0, 3.0, 4.0];
+    let mut cpu_s = [10.0; 4];
+    let set = |energy: &BTreeMap<&str, u64>, cpu_s: &[f64; 4]| {
+        for (rel, value) in energy {
+            bump(&devices, rel, *value);
+        }
+        *cpu.0.lock().unwrap() = RUNNING
+            .iter()
+            .zip(cpu_s)
+            .map(|(u, s)| (u.to_string(), *s))
+            .collect();
+    };
+    set(&energy, &cpu_s);
+    let (mut engine, _) = start_engine(&policy, &cpu, &cache);
+    // Ticks 5 s past each 10 s, from 5 s into a minute to 125 s.
+    let base = 1_800_000_000_000_i64;
+    engine.tick(base + 5_000).unwrap();
+    // Every interval: each zone but core +2 J, so E = 8 J (4 zones), split 1:2:3:4.
+    let e_interval = 8.0;
+    for k in 1..=12 {
+        for (rel, name, _, _) in ZONES {
+            if name != "core" {
+                let v = energy.get_mut(rel).unwrap();
+                *v = (*v + 2_000_000) % RANGE;
+            }
+        }
+        for (c, s) in cpu_s.iter_mut().zip(shares) {
+            *c += s;
+        }
+        set(&energy, &cpu_s);
+        engine.tick(base + 5_000 + 10_000 * k).unwrap();
+        engine.ship().unwrap();
+    }
+    let out = tmp.path().join("out");
+    let records = delivered(&out);
+    // Two closed windows, each VM once in each.
+    assert_eq!(records.len(), 8, "{records:?}");
+    // [0, 60 s): 5 whole intervals and half of [55, 65); [60, 120): half of
+    // it, 5 whole and half of [115, 125).
+    for (start, intervals, status) in [
+        ("2027-01-15T08:00:00", 5.5, "started"),
+        ("2027-01-15T08:01:00", 6.0, "running"),
+    ] {
+        for (uuid, share) in RUNNING.iter().zip(shares) {
+            let r = records
+                .iter()
+                .find(|r| r["vm_uuid"] == *uuid && r["start"].as_str().unwrap().starts_with(start))
+                .unwrap_or_else(|| panic!("{uuid} at {start}: {records:?}"));
+            let want = intervals * e_interval * share / 10.0;
+            let got = r["energy_joules"].as_f64().unwrap();
+            assert!(
+                rel_err(got, want) < 1e-12,
+                "{uuid} {start}: {got} vs {want}"
+            );
+            assert_eq!(r["status"], status, "{r}");
+            assert_eq!(r["host"], "cmp-01");
+        }
+    }
+    // Nothing is shipped twice: not by the same engine, nor after a restart.
+    engine.ship().unwrap();
+    drop(engine);
+    let (mut engine, _) = start_engine(&policy, &cpu, &cache);
+    engine.ship().unwrap();
+    assert_eq!(delivered(&out).len(), 8);
+}
+
+#[test]
+fn a_kill_during_shipping_then_a_restart_delivers_each_record_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let devices = powercap_tree(&tmp.path().join("sys"));
+    let (_node, uri) = node_copy(tmp.path());
+    let policy = tmp.path().join("daemon.toml");
+    std::fs::write(
+        &policy,
+        daemon_policy(
+            tmp.path(),
+            &uri,
+            &tmp.path().join("sys/class/powercap"),
+            "none",
+        )
+        .replace("ship_every_secs = 3600", "ship_every_secs = 2"),
+    )
+    .unwrap();
+    let cpu_file = tmp.path().join("cpu");
+    let advance = |k: u64| {
+        let lines: String = RUNNING
+            .iter()
+            .map(|u| format!("{u} {}\n", 10 + k))
+            .collect();
+        std::fs::write(&cpu_file, lines).unwrap();
+        for (rel, _, start, _) in ZONES {
+            bump(&devices, rel, (start + 5_000_000 * k) % RANGE);
+        }
+    };
+    advance(0);
+    let addr = format!("127.0.0.1:{}", super::prometheus::free_port());
+    let mut crashing = super::wattson::command()
+        .args(["daemon", "--policy"])
+        .arg(&policy)
+        .args(["--listen", &addr, "--set", "daemon.interval_secs=1"])
+        .env("WATTSON_TEST_CPU_TIMES", &cpu_file)
+        .env("WATTSON_CRASH_AT", "mid-delivery")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut k = 0;
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = crashing.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed().as_secs() < 30, "no crash");
+        k += 1;
+        advance(k);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert!(!status.success(), "killed at mid-delivery");
+    let mut daemon = spawn_daemon(&policy, &addr, &cpu_file);
+    for _ in 0..8 {
+        k += 1;
+        advance(k);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &daemon.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(daemon.0.wait().unwrap().success());
+
+    let records = delivered(&tmp.path().join("out"));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut windows = std::collections::BTreeSet::new();
+    for r in &records {
+        assert!(
+            seen.insert(r["id"].as_str().unwrap().to_owned()),
+            "twice: {r}"
+        );
+        windows.insert((
+            r["start"].as_str().unwrap().to_owned(),
+            r["end"].as_str().unwrap().to_owned(),
+        ));
+    }
+    assert!(windows.len() >= 3, "{windows:?}");
+    // Windows follow each other with no gap and no overlap.
+    let windows: Vec<_> = windows.into_iter().collect();
+    for pair in windows.windows(2) {
+        assert_eq!(pair[0].1, pair[1].0, "{windows:?}");
+    }
+    for (start, _) in &windows {
+        let n = records.iter().filter(|r| r["start"] == *start).count();
+        assert!(n <= RUNNING.len(), "{start}: {n}");
+    }
+}

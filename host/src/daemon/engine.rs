@@ -80,6 +80,10 @@ pub struct Health {
     pub last_tick_s: f64,
     /// Intervals attributed.
     pub intervals: u64,
+    /// Shipping runs in which a messenger failed (its payloads stay spooled).
+    pub messenger_failures: u64,
+    /// When records were last shipped with every messenger accepting, ms.
+    pub last_ship_ms: Option<i64>,
 }
 
 /// What the HTTP server reads: replaced whole after each tick.
@@ -146,14 +150,14 @@ pub struct Engine {
     pub sources: Sources,
     /// This host's key.
     pub host: String,
-    ledger: Ledger,
+    pub(super) ledger: Ledger,
     ledger_path: PathBuf,
     idle: IdleHistory,
     domains: Vec<Domain>,
     power: BTreeMap<String, f64>,
     host_watts: Option<f64>,
     idle_watts: Option<f64>,
-    health: Health,
+    pub(super) health: Health,
     /// Source kinds whose failure was logged (logged again only after a success).
     logged: BTreeSet<&'static str>,
     shared: Arc<Shared>,
@@ -366,8 +370,13 @@ impl Engine {
         Ok(records)
     }
 
+    /// Persists the ledger (after shipping dropped what is spooled).
+    pub fn save(&self) -> Result<(), PersistError> {
+        Ok(self.ledger.save(&self.ledger_path)?)
+    }
+
     /// Replaces the shared snapshot with the current state.
-    fn publish(&self) {
+    pub(super) fn publish(&self) {
         let vms = self
             .domains
             .iter()

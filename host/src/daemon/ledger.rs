@@ -38,6 +38,9 @@ pub struct Part {
     pub wall_s: f64,
     /// CPU seconds.
     pub cpu_s: f64,
+    /// When it was first measured in the window, ms.
+    #[serde(default)]
+    pub first_ms: i64,
     /// When it was last measured, ms.
     pub last_ms: i64,
     /// vCPUs and memory, MiB, as last seen.
@@ -156,6 +159,7 @@ impl Ledger {
                         joules: 0.0,
                         wall_s: 0.0,
                         cpu_s: 0.0,
+                        first_ms: interval.start_ms.max(start),
                         ..template.clone()
                     });
                 part.joules += joules * fraction;

@@ -258,6 +258,30 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
         }
     }
     w.family(
+        "wattson_daemon_messenger_failures_total",
+        Kind::Counter,
+        "Shipping runs in which a messenger failed (its payloads stay spooled).",
+    )
+    .sample(
+        "wattson_daemon_messenger_failures_total",
+        &[],
+        h.messenger_failures as f64,
+    );
+    {
+        let mut f = w.family(
+            "wattson_daemon_last_ship_timestamp_seconds",
+            Kind::Gauge,
+            "When records were last shipped, seconds since the epoch.",
+        );
+        if let Some(ms) = h.last_ship_ms {
+            f.sample(
+                "wattson_daemon_last_ship_timestamp_seconds",
+                &[],
+                ms as f64 / 1000.0,
+            );
+        }
+    }
+    w.family(
         "wattson_daemon_spool_payloads",
         Kind::Gauge,
         "Payloads waiting in the spool for a messenger.",

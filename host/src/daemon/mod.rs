@@ -14,6 +14,7 @@ mod meters;
 mod metrics;
 mod sample;
 mod server;
+mod ship;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -210,6 +211,7 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
             Ok(Control::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 tracing::info!("stopping: a last sample, then exit");
                 engine.tick(now_ms())?;
+                ship(&mut engine)?;
                 break;
             }
             Ok(Control::Reload) => {
@@ -226,6 +228,7 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
             reload(&options, &runtime, &mut engine, &shared, &mut interval_ms);
         }
         engine.tick(now_ms())?;
+        ship(&mut engine)?;
     }
     let _ = stop_server.send(());
     let _ = tokio.block_on(async { tokio::time::timeout(Duration::from_secs(5), server).await });
@@ -268,6 +271,31 @@ fn reload(
         }
         Err(e) => tracing::error!("reload refused, the running policy stays: {e}"),
     }
+}
+
+/// Ships what is due; a failure is logged and counted, its payloads stay
+/// spooled for the next try. Only a ledger that cannot be saved stops the daemon.
+fn ship(engine: &mut Engine) -> Result<(), PersistError> {
+    match engine.ship() {
+        Ok(report) => {
+            if report.windows > 0 || report.delivered > 0 {
+                tracing::info!(
+                    windows = report.windows,
+                    records = report.records,
+                    delivered = report.delivered,
+                    "shipped"
+                );
+            }
+            engine.health.last_ship_ms = Some(now_ms());
+        }
+        Err(e) => {
+            engine.health.messenger_failures += 1;
+            tracing::warn!("shipping: {e}");
+        }
+    }
+    engine.save()?;
+    engine.publish();
+    Ok(())
 }
 
 /// SIGTERM and SIGINT stop, SIGHUP reloads.

@@ -135,6 +135,34 @@ pub fn extract(
         return Ok(report);
     }
 
+    let explicit = options.explicit.is_some();
+    ship(
+        policy,
+        bound,
+        |state| plan(policy, state, &options),
+        explicit,
+        options.host_summary,
+        |window, sink| run_window(policy, bound, prometheus, window, tokio, sink),
+    )
+}
+
+/// Delivers what earlier runs spooled, then spools, delivers and commits
+/// each window `windows` gives (asked after the spool is drained, so
+/// lastrun is current), each rendered by `render` unless a copy of it is
+/// already spooled: the shipping both extract and the daemon do.
+pub fn ship(
+    policy: &Policy,
+    bound: &Bound,
+    windows: impl FnOnce(&StateDir) -> Result<Vec<Window>, StateError>,
+    explicit: bool,
+    host_summary: bool,
+    mut render: impl FnMut(
+        Window,
+        &mut dyn FnMut(usize, Vec<u8>) -> Result<(), Stop>,
+    ) -> Result<super::WindowDone, Stop>,
+) -> Result<ExtractReport, ExtractError> {
+    let state = policy.state_dir();
+    let mut report = ExtractReport::default();
     state.create()?;
     let _lock = state.lock()?;
     let spool = state.spool();
@@ -144,9 +172,8 @@ pub fn extract(
     report.delivered += delivery.drain(&state, &bound.outputs)?;
     commit(&state)?;
 
-    let windows = plan(policy, &state, &options)?;
+    let windows = windows(&state)?;
     let progress = Progress::new(windows.len());
-    let explicit = options.explicit.is_some();
     let outputs: Vec<Output<'_>> = bound
         .outputs
         .iter()
@@ -181,14 +208,14 @@ pub fn extract(
             }
             None => {
                 let mut writer = spool.begin(window, explicit)?;
-                let done = run_window(policy, bound, prometheus, window, tokio, |i, bytes| {
+                let done = render(window, &mut |i, bytes| {
                     writer
                         .write(i, &bytes)
                         .map_err(|e| Stop::Out(ExtractError::State(e)))
                 })
                 .map_err(|stop| stop.in_window(window))?;
                 writer.finish(done.records, &outputs)?;
-                if options.host_summary {
+                if host_summary {
                     report.hosts.extend(done.hosts);
                 }
                 done.records
@@ -281,8 +308,10 @@ pub struct Dropped {
 
 /// What stops a window: its own pipeline, or where its payloads go (the
 /// spool, or stdout on a dry run).
-enum Stop {
+pub enum Stop {
+    /// The window could not be measured, attributed or rendered.
     Pipeline(PipelineError),
+    /// Its payloads could not be kept.
     Out(ExtractError),
 }
 

@@ -14,10 +14,12 @@ use std::time::Instant;
 pub use attribute::{Attributed, attribute};
 pub use describe::from_domain as domain_details;
 pub use extract::{
-    Dropped, ExtractError, ExtractOptions, ExtractReport, cut, drop_spooled, extract, retry,
+    Dropped, ExtractError, ExtractOptions, ExtractReport, Stop, cut, drop_spooled, extract, retry,
+    ship,
 };
 pub use gather::{Gathered, StaticIdle, gather, idle_setting, plan_problems, plan_warnings};
 pub use rules::{Explained, Plan};
+
 pub use summary::{HostSummary, host_meter, table as host_table};
 
 use crate::policy::{Bound, Policy};
@@ -137,23 +139,9 @@ pub fn run_window<E: From<PipelineError>>(
                 )
             })
             .collect();
-        map_vos(policy, &mut records, &mut unmapped);
-        for (i, output) in bound.outputs.iter().enumerate() {
-            let rendered = output
-                .format
-                .render(&records, &output.params)
-                .map_err(PipelineError::from)?;
-            for payload in rendered {
-                sink(i, payload)?;
-            }
-        }
+        render(policy, bound, &mut records, &mut unmapped, &mut sink)?;
     }
-    for project in unmapped {
-        tracing::warn!(
-            project,
-            "project has no VO in [vo_map]; its records are sent without one"
-        );
-    }
+    warn_unmapped(unmapped);
     tracing::info!(
         %window,
         vms = input.vms.len(),
@@ -196,6 +184,39 @@ pub struct WindowDone {
 /// window of 100,000 VMs fits a plugin's memory limit. A multiple of 1,000
 /// (APEL's batch), so message batching is unchanged.
 pub const RENDER_CHUNK: usize = 10_000;
+
+/// Sets the records' VOs, renders them with every output's format, and
+/// hands each payload to `sink` with its output's index. Projects without a
+/// VO are added to `unmapped` ([`warn_unmapped`] says so once).
+pub fn render<E: From<PipelineError>>(
+    policy: &Policy,
+    bound: &Bound,
+    records: &mut [EnergyRecord],
+    unmapped: &mut std::collections::BTreeSet<String>,
+    sink: &mut (impl FnMut(usize, Vec<u8>) -> Result<(), E> + ?Sized),
+) -> Result<(), E> {
+    map_vos(policy, records, unmapped);
+    for (i, output) in bound.outputs.iter().enumerate() {
+        let rendered = output
+            .format
+            .render(records, &output.params)
+            .map_err(PipelineError::from)?;
+        for payload in rendered {
+            sink(i, payload)?;
+        }
+    }
+    Ok(())
+}
+
+/// Warns once per project without a VO in `[vo_map]`.
+pub fn warn_unmapped(unmapped: std::collections::BTreeSet<String>) {
+    for project in unmapped {
+        tracing::warn!(
+            project,
+            "project has no VO in [vo_map]; its records are sent without one"
+        );
+    }
+}
 
 /// Sets each record's VO from `[vo_map]` (by project id, then name). A project
 /// without a mapping keeps its records; it is added to `unmapped` (warned about once).

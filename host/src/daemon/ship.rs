@@ -1,0 +1,136 @@
+//! Shipping: each closed window of `[daemon] ship_every_secs` becomes one
+//! record per VM, rendered into the spool, delivered and committed with
+//! lastrun exactly as `extract` does (the same spool and messengers), so a
+//! kill at any point delivers each record once.
+
+use super::engine::Engine;
+use super::ledger::Part;
+use crate::pipeline::{self, ExtractError, ExtractReport, RENDER_CHUNK, Stop};
+use crate::records::{self, EnergyRecord, Identity};
+use crate::runtime::{Quality, Status, Vm, VmDetails};
+use crate::state::StateDir;
+use crate::window::Window;
+
+impl Engine {
+    /// Ships every window that ended by the last sample, and retries what
+    /// the spool holds. Windows already spooled or delivered (lastrun) are
+    /// dropped from the ledger, never rendered twice.
+    pub fn ship(&mut self) -> Result<ExtractReport, ExtractError> {
+        let step_ms = self.policy.daemon_config().ship_every_secs as i64 * 1000;
+        let Some(last_ms) = self.ledger.last.as_ref().map(|c| c.at_ms) else {
+            return Ok(ExtractReport::default());
+        };
+        let end_ms = last_ms - last_ms.rem_euclid(step_ms);
+        let first = self.ledger.windows.keys().next().copied();
+        let identity = Identity {
+            site: self.policy.site.name.clone(),
+            cloud_type: self.policy.site.cloud_type.clone(),
+            compute_service: self.policy.site.compute_service.clone(),
+        };
+        let (policy, bound, ledger, host) = (&self.policy, &self.bound, &self.ledger, &self.host);
+        let plan = |state: &StateDir| {
+            let done = match (state.lastrun()?, state.spool().newest_end()?) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            // First run: from the first window the daemon measured.
+            let start = done.or(first).unwrap_or(end_ms);
+            Ok(pipeline::cut(start, end_ms, step_ms))
+        };
+        let render = |window: Window, sink: &mut dyn FnMut(usize, Vec<u8>) -> Result<(), Stop>| {
+            let parts: Vec<(&String, &Part)> = ledger
+                .windows
+                .get(&window.start_ms)
+                .map(|w| w.iter().collect())
+                .unwrap_or_default();
+            let mut unmapped = std::collections::BTreeSet::new();
+            for chunk in parts.chunks(RENDER_CHUNK) {
+                let mut records: Vec<EnergyRecord> = chunk
+                    .iter()
+                    .map(|(uuid, part)| record(&identity, window, host, uuid, part))
+                    .collect();
+                pipeline::render::<Stop>(policy, bound, &mut records, &mut unmapped, sink)?;
+            }
+            pipeline::warn_unmapped(unmapped);
+            Ok(pipeline::WindowDone {
+                records: parts.len(),
+                hosts: Vec::new(),
+            })
+        };
+        let shipped = pipeline::ship(policy, bound, plan, false, false, render);
+        // What is spooled or delivered leaves the ledger.
+        let state = self.policy.state_dir();
+        let done = match (state.lastrun(), state.spool().newest_end()) {
+            (Ok(a), Ok(b)) => a.max(b),
+            _ => None,
+        };
+        if let Some(done) = done {
+            self.ledger
+                .windows
+                .retain(|&start, _| start + step_ms > done);
+        }
+        shipped
+    }
+}
+
+/// A VM's record of a shipped window.
+fn record(
+    identity: &Identity,
+    window: Window,
+    host: &str,
+    uuid: &str,
+    part: &Part,
+) -> EnergyRecord {
+    let vm = Vm {
+        uuid: uuid.to_owned(),
+        vcpus: part.vcpus,
+        memory_mb: part.memory_mb,
+    };
+    let who = &part.who;
+    let details = VmDetails {
+        name: who.name.clone(),
+        project_id: who.project_id.clone(),
+        project_name: who.project_name.clone(),
+        user_id: who.user_id.clone(),
+        user_name: who.user_name.clone(),
+        flavor: who.flavor.clone(),
+        disk_gb: None,
+        started_ms: None,
+        ended_ms: None,
+        labels: Vec::new(),
+    };
+    // Where the VM stood at the window's end (ENERGY.md "Record status").
+    let status = if part.last_ms < window.end_ms {
+        Status::Completed
+    } else if part.first_ms > window.start_ms {
+        Status::Started
+    } else {
+        Status::Running
+    };
+    let quality = records::Quality {
+        kind: if part.estimated {
+            Quality::Estimated
+        } else {
+            Quality::Measured
+        },
+        meters: part.meters.clone(),
+        cpu_meter: "cpu:libvirt".to_owned(),
+    };
+    records::build(
+        identity,
+        window,
+        records::Measured {
+            vm: &vm,
+            details: &details,
+            host: Some(host),
+            joules: part.joules,
+            wall_s: part.wall_s,
+            covered_s: None,
+            cpu_s: Some(part.cpu_s),
+            status,
+            quality: &quality,
+            model: &part.model,
+            model_version: &part.model_version,
+        },
+    )
+}
