@@ -773,3 +773,152 @@ fn a_kill_during_shipping_then_a_restart_delivers_each_record_once() {
         assert!(n <= RUNNING.len(), "{start}: {n}");
     }
 }
+
+/// Raw samples of `selector` in (to − range, to], per uuid: [(t ms, value)].
+fn raw_samples(
+    prometheus: &super::prometheus::Prometheus,
+    selector: &str,
+    to_ms: i64,
+) -> BTreeMap<String, Vec<(i64, f64)>> {
+    let query: String = format!("{selector}[60s]")
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let url = format!(
+        "{}/api/v1/query?query={query}&time={}.{:03}",
+        prometheus.url,
+        to_ms / 1000,
+        to_ms % 1000
+    );
+    let (code, body) = super::prometheus::ureq_get(&url).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    json["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let samples = r["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| {
+                    (
+                        (v[0].as_f64().unwrap() * 1000.0).round() as i64,
+                        v[1].as_str().unwrap().parse().unwrap(),
+                    )
+                })
+                .collect();
+            (r["metric"]["uuid"].as_str().unwrap().to_owned(), samples)
+        })
+        .collect()
+}
+
+/// C1 of ENERGY.md over (from, to]: the base is the last sample at or
+/// before `from`; a drop is a reset.
+fn c1(samples: &[(i64, f64)], from_ms: i64, to_ms: i64) -> f64 {
+    let base = samples.iter().rposition(|s| s.0 <= from_ms).unwrap_or(0);
+    let used: Vec<f64> = samples[base..]
+        .iter()
+        .filter(|s| s.0 <= to_ms)
+        .map(|s| s.1)
+        .collect();
+    used.windows(2)
+        .map(|p| if p[1] >= p[0] { p[1] - p[0] } else { p[1] })
+        .sum()
+}
+
+#[test]
+fn prometheus_scrapes_the_daemon_and_extract_from_daemon_gives_its_counters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let devices = powercap_tree(&tmp.path().join("sys"));
+    let (_node, uri) = node_copy(tmp.path());
+    let policy = tmp.path().join("daemon.toml");
+    std::fs::write(
+        &policy,
+        daemon_policy(
+            tmp.path(),
+            &uri,
+            &tmp.path().join("sys/class/powercap"),
+            "vcpus",
+        ),
+    )
+    .unwrap();
+    let cpu_file = tmp.path().join("cpu");
+    let advance = |k: u64| {
+        let lines: String = RUNNING
+            .iter()
+            .enumerate()
+            .map(|(i, u)| format!("{u} {}\n", 10.0 + k as f64 * (i as f64 + 0.25)))
+            .collect();
+        std::fs::write(&cpu_file, lines).unwrap();
+        for (rel, _, start, _) in ZONES {
+            bump(&devices, rel, (start + 3_000_000 * k * k) % RANGE);
+        }
+    };
+    advance(0);
+    let addr = format!("127.0.0.1:{}", super::prometheus::free_port());
+    let _daemon = spawn_daemon(&policy, &addr, &cpu_file);
+    let prometheus = super::prometheus::Prometheus::scraping(&[&addr], "1s");
+    let from_ms = chrono::Utc::now().timestamp_millis() + 500;
+    for k in 1..=24 {
+        advance(k);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let to_ms = chrono::Utc::now().timestamp_millis() - 1500;
+
+    let out = super::wattson::command()
+        .args(["extract", "--dry-run", "--format", "jsonl", "--policy"])
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("policies/from-daemon.toml"),
+        )
+        .args(["--prometheus", &prometheus.url])
+        .args([
+            "--set",
+            &format!("state.dir=\"{}\"", tmp.path().join("acct").display()),
+        ])
+        .args([
+            "--from",
+            &super::wattson::secs(from_ms),
+            "--to",
+            &super::wattson::secs(to_ms),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let energy = raw_samples(&prometheus, "wattson_vm_energy_joules_total", to_ms);
+    let cpu = raw_samples(&prometheus, "wattson_vm_cpu_seconds_total", to_ms);
+    assert_eq!(records.len(), RUNNING.len(), "{records:?}");
+    for r in &records {
+        let uuid = r["vm_uuid"].as_str().unwrap();
+        let want = c1(&energy[uuid], from_ms, to_ms);
+        let got = r["energy_joules"].as_f64().unwrap();
+        assert!(want > 0.0);
+        assert!(rel_err(got, want) < 1e-9, "{uuid}: {got} vs {want}");
+        let cpu_want = c1(&cpu[uuid], from_ms, to_ms);
+        let cpu_got = r["cpu_s"].as_f64().unwrap();
+        assert!(
+            rel_err(cpu_got, cpu_want) < 1e-9,
+            "{uuid}: {cpu_got} vs {cpu_want}"
+        );
+        assert_eq!(r["host"], "cmp-01");
+    }
+    let named = records.iter().find(|r| r["vm_uuid"] == RUNNING[0]).unwrap();
+    assert!(
+        named["vm_name"].as_str().is_some_and(|n| !n.is_empty()),
+        "{named}"
+    );
+}

@@ -153,6 +153,18 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
     }
     {
         let mut f = w.family(
+            "wattson_vm_cpu_seconds_total",
+            Kind::Counter,
+            "CPU seconds the VM used (libvirt's counter).",
+        );
+        for v in &s.vms {
+            if let Some(cpu_s) = v.cpu_s {
+                f.sample("wattson_vm_cpu_seconds_total", &refs(&vm_labels(v)), cpu_s);
+            }
+        }
+    }
+    {
+        let mut f = w.family(
             "wattson_host_energy_joules_total",
             Kind::Counter,
             "Energy of each local meter (RAPL zone, ipmi) since wattson's state began, joules.",
