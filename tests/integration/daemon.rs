@@ -922,3 +922,136 @@ fn prometheus_scrapes_the_daemon_and_extract_from_daemon_gives_its_counters() {
         "{named}"
     );
 }
+
+#[test]
+fn ipmi_share_integrates_the_meter_command_and_measures_across_a_failed_reading() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let (_node, uri) = node_copy(tmp.path());
+    let reading = tmp.path().join("dcmi.txt");
+    let policy = tmp.path().join("daemon.toml");
+    let text = daemon_policy(tmp.path(), &uri, &tmp.path().join("no-powercap"), "none")
+        .replace("plugin = \"rapl-share\"", "plugin = \"ipmi-share\"")
+        .replace(
+            "[model]",
+            &format!(
+                "[host_power]\ncommand = [\"cat\", \"{}\"]\n\n[model]",
+                reading.display()
+            ),
+        );
+    std::fs::write(&policy, text).unwrap();
+    let write_watts = |w: &str| {
+        std::fs::write(
+            &reading,
+            format!(
+                "    Instantaneous power reading:                   {w} Watts\n    \
+                 Power reading state is:                   activated\n"
+            ),
+        )
+        .unwrap();
+    };
+    let cpu = FedCpu::default();
+    let mut cpu_s = [5.0, 5.0, 5.0, 5.0];
+    let shares = [1.0, 1.0, 2.0, 4.0];
+    let set_cpu = |cpu_s: &[f64; 4]| {
+        *cpu.0.lock().unwrap() = RUNNING
+            .iter()
+            .zip(cpu_s)
+            .map(|(u, s)| (u.to_string(), *s))
+            .collect();
+    };
+    set_cpu(&cpu_s);
+    write_watts("200");
+    let (mut engine, shared) = start_engine(&policy, &cpu, &cache);
+    let t0 = 1_800_000_000_000_i64;
+    engine.tick(t0).unwrap();
+    // Readings at 10, 20 (unreadable), 30 s: the first interval by G1 of
+    // (200, 260); the failed one is skipped and [10, 30] measured from
+    // (260, 180) at the next reading.
+    let mut expected = [0.0; 4];
+    let mut add = |joules: f64| {
+        let total: f64 = shares.iter().sum();
+        for (e, s) in expected.iter_mut().zip(shares) {
+            *e += joules * s / total;
+        }
+    };
+    for c in cpu_s.iter_mut().zip(shares) {
+        *c.0 += c.1;
+    }
+    set_cpu(&cpu_s);
+    write_watts("260");
+    engine.tick(t0 + 10_000).unwrap();
+    add((200.0 + 260.0) / 2.0 * 10.0);
+    write_watts("n/a");
+    engine.tick(t0 + 20_000).unwrap();
+    assert_eq!(
+        shared.snapshot().health.sample_failures.get("ipmi"),
+        Some(&1)
+    );
+    for c in cpu_s.iter_mut().zip(shares) {
+        *c.0 += 2.0 * c.1;
+    }
+    set_cpu(&cpu_s);
+    write_watts("180");
+    engine.tick(t0 + 30_000).unwrap();
+    add((260.0 + 180.0) / 2.0 * 20.0);
+    for (uuid, want) in RUNNING.iter().zip(expected) {
+        let got = engine.ledger().vm_joules[*uuid];
+        assert!(rel_err(got, want) < 1e-12, "{uuid}: {got} vs {want}");
+    }
+    assert!(rel_err(engine.ledger().meter_joules["ipmi"], 2300.0 + 4400.0) < 1e-12);
+    assert_eq!(shared.snapshot().health.failures_in_a_row, 0);
+}
+
+#[test]
+fn a_libvirt_that_cannot_be_read_fails_healthz_after_three_intervals_and_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    powercap_tree(&tmp.path().join("sys"));
+    let (node, _) = node_copy(tmp.path());
+    let missing = tmp.path().join("later/node.xml");
+    let policy = tmp.path().join("daemon.toml");
+    std::fs::write(
+        &policy,
+        daemon_policy(
+            tmp.path(),
+            &format!("test://{}", missing.display()),
+            &tmp.path().join("sys/class/powercap"),
+            "none",
+        ),
+    )
+    .unwrap();
+    let cpu_file = tmp.path().join("cpu");
+    std::fs::write(&cpu_file, "").unwrap();
+    let addr = format!("127.0.0.1:{}", super::prometheus::free_port());
+    let mut daemon = spawn_daemon(&policy, &addr, &cpu_file);
+    std::thread::sleep(std::time::Duration::from_millis(4000));
+    let (code, health) = get(&addr, "/healthz", None).unwrap();
+    assert_eq!(code, 503, "{health}");
+    let (code, scrape) = get(&addr, "/metrics", None).unwrap();
+    assert_eq!(code, 200, "the server keeps serving");
+    let failures = scrape
+        .lines()
+        .find(|l| l.starts_with("wattson_daemon_sample_failures_total{source=\"libvirt\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap();
+    assert!(failures >= 3.0, "{scrape}");
+    // libvirt comes back: the next interval reads it.
+    std::fs::create_dir_all(missing.parent().unwrap()).unwrap();
+    std::fs::copy(&node, &missing).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let (code, health) = get(&addr, "/healthz", None).unwrap();
+    assert_eq!(code, 200, "{health}");
+    std::process::Command::new("kill")
+        .args(["-TERM", &daemon.0.id().to_string()])
+        .status()
+        .unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut daemon.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(daemon.0.wait().unwrap().success());
+    // wattson's own lines (libxml2 prints the test driver's file errors itself).
+    let said = stderr
+        .lines()
+        .filter(|l| l.contains("source=\"libvirt\""))
+        .count();
+    assert_eq!(said, 1, "logged once per kind: {stderr}");
+}

@@ -63,6 +63,8 @@ pub struct VmNow {
     pub vcpus: u32,
     /// Memory, MiB.
     pub memory_mb: u64,
+    /// What the guest uses of it, where libvirt knows.
+    pub memory_use: Option<crate::sources::libvirt::MemoryUse>,
 }
 
 /// Sampling, plugin and delivery health.
@@ -394,6 +396,7 @@ impl Engine {
                     .and_then(|c| c.cpu_s.get(&d.uuid).copied()),
                 vcpus: d.vcpus,
                 memory_mb: d.memory_mb,
+                memory_use: d.memory_use,
             })
             .collect();
         let snapshot = Snapshot {

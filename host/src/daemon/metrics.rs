@@ -312,7 +312,7 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
         ]
     };
     type Value = fn(&super::engine::VmNow) -> Option<f64>;
-    let compat: [(&str, Kind, &str, Value); 3] = [
+    let compat: [(&str, Kind, &str, Value); 5] = [
         (
             "libvirt_nova_instance_cpu_time_total",
             Kind::Counter,
@@ -324,6 +324,18 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
             Kind::Gauge,
             "instance memory allocated",
             |v| Some(v.memory_mb as f64 * 1024.0),
+        ),
+        (
+            "libvirt_nova_instance_memory_cache_used_kb",
+            Kind::Gauge,
+            "instance memory used including buffers/cache",
+            |v| v.memory_use.map(|m| m.with_cache_kb as f64),
+        ),
+        (
+            "libvirt_nova_instance_memory_used_kb",
+            Kind::Gauge,
+            "instance memory used without buffers/cache",
+            |v| v.memory_use.map(|m| m.without_cache_kb as f64),
         ),
         (
             "libvirt_nova_instance_vcpu_count",
@@ -368,6 +380,10 @@ mod tests {
                 cpu_s: Some(2.5),
                 vcpus: 2,
                 memory_mb: 512,
+                memory_use: Some(crate::sources::libvirt::MemoryUse {
+                    with_cache_kb: 300,
+                    without_cache_kb: 200,
+                }),
             }],
             ..Snapshot::default()
         };
@@ -378,6 +394,7 @@ mod tests {
         ));
         assert!(text.contains("libvirt_nova_instance_cpu_time_total{libvirtname=\"instance-0001\",novaname=\"web \\\"a\\\"\",novaproject=\"\"} 2500000000\n"));
         assert!(text.contains("libvirt_nova_instance_memory_alloc_kb{libvirtname=\"instance-0001\",novaname=\"web \\\"a\\\"\",novaproject=\"\"} 524288\n"));
+        assert!(text.contains("libvirt_nova_instance_memory_used_kb{libvirtname=\"instance-0001\",novaname=\"web \\\"a\\\"\",novaproject=\"\"} 200\n"));
         assert!(!text.contains("# EOF"));
         let om = render(&snapshot, Format::OpenMetrics, 0);
         assert!(om.contains("# TYPE wattson_vm_energy_joules counter\n"));

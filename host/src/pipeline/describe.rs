@@ -146,6 +146,7 @@ mod tests {
                 project_name: Some("web-team".into()),
                 ..NovaInstance::default()
             }),
+            memory_use: None,
         };
         let inventory = InventoryConfig::default();
         let d = details(&labels, Some(&meta), Some(&domain), &inventory, false);

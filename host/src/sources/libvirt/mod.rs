@@ -106,6 +106,38 @@ pub struct Domain {
     pub memory_mb: u64,
     /// What the cloud says of it.
     pub metadata: CloudMetadata,
+    /// What the guest uses of its memory (balloon statistics), where libvirt has them.
+    pub memory_use: Option<MemoryUse>,
+}
+
+/// A running guest's memory use from its balloon statistics, KiB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct MemoryUse {
+    /// Used, buffers and page cache included (`available − unused`).
+    pub with_cache_kb: u64,
+    /// Used without buffers and page cache (`available − usable`, else
+    /// `available − unused − disk_caches`).
+    pub without_cache_kb: u64,
+}
+
+impl MemoryUse {
+    /// From libvirt's memory statistics as (tag, KiB); none without the
+    /// guest's `available` and `unused`.
+    pub fn from_stats(stats: &[(u32, u64)]) -> Option<Self> {
+        let get = |tag: u32| stats.iter().find(|(t, _)| *t == tag).map(|(_, v)| *v);
+        let available = get(sys::VIR_DOMAIN_MEMORY_STAT_AVAILABLE as u32)?;
+        let unused = get(sys::VIR_DOMAIN_MEMORY_STAT_UNUSED as u32)?;
+        let with_cache_kb = available.saturating_sub(unused);
+        let without_cache_kb = match get(sys::VIR_DOMAIN_MEMORY_STAT_USABLE as u32) {
+            Some(usable) => available.saturating_sub(usable),
+            None => with_cache_kb
+                .saturating_sub(get(sys::VIR_DOMAIN_MEMORY_STAT_DISK_CACHES as u32).unwrap_or(0)),
+        };
+        Some(Self {
+            with_cache_kb,
+            without_cache_kb,
+        })
+    }
 }
 
 /// Cumulative CPU seconds of domains, sampled now, by uuid. libvirt's is the
@@ -202,13 +234,24 @@ impl Libvirt {
                 tracing::warn!("{e}: listed without metadata");
                 CloudMetadata::None
             });
+            let state = DomainState::from_virt(info.state);
+            // Only a running guest with a balloon driver has statistics.
+            let memory_use = state
+                .is_active()
+                .then(|| dom.memory_stats(0).ok())
+                .flatten()
+                .and_then(|stats| {
+                    let stats: Vec<(u32, u64)> = stats.iter().map(|s| (s.tag, s.val)).collect();
+                    MemoryUse::from_stats(&stats)
+                });
             out.push(Domain {
                 uuid,
                 name,
-                state: DomainState::from_virt(info.state),
+                state,
                 vcpus: info.nr_virt_cpu,
                 memory_mb: info.max_mem / 1024,
                 metadata,
+                memory_use,
             });
         }
         out.sort_by(|a, b| a.uuid.cmp(&b.uuid));
@@ -272,5 +315,36 @@ impl CpuTimes for Libvirt {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_use_from_balloon_statistics() {
+        let stats = [
+            (sys::VIR_DOMAIN_MEMORY_STAT_AVAILABLE as u32, 4_000_000),
+            (sys::VIR_DOMAIN_MEMORY_STAT_UNUSED as u32, 1_000_000),
+            (sys::VIR_DOMAIN_MEMORY_STAT_USABLE as u32, 2_500_000),
+        ];
+        assert_eq!(
+            MemoryUse::from_stats(&stats),
+            Some(MemoryUse {
+                with_cache_kb: 3_000_000,
+                without_cache_kb: 1_500_000
+            })
+        );
+        let no_usable = [
+            stats[0],
+            stats[1],
+            (sys::VIR_DOMAIN_MEMORY_STAT_DISK_CACHES as u32, 400_000),
+        ];
+        assert_eq!(
+            MemoryUse::from_stats(&no_usable).map(|m| m.without_cache_kb),
+            Some(2_600_000)
+        );
+        assert_eq!(MemoryUse::from_stats(&stats[..1]), None);
     }
 }
