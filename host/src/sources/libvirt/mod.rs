@@ -125,13 +125,13 @@ impl MemoryUse {
     /// guest's `available` and `unused`.
     pub fn from_stats(stats: &[(u32, u64)]) -> Option<Self> {
         let get = |tag: u32| stats.iter().find(|(t, _)| *t == tag).map(|(_, v)| *v);
-        let available = get(sys::VIR_DOMAIN_MEMORY_STAT_AVAILABLE as u32)?;
-        let unused = get(sys::VIR_DOMAIN_MEMORY_STAT_UNUSED as u32)?;
+        let available = get(sys::VIR_DOMAIN_MEMORY_STAT_AVAILABLE)?;
+        let unused = get(sys::VIR_DOMAIN_MEMORY_STAT_UNUSED)?;
         let with_cache_kb = available.saturating_sub(unused);
-        let without_cache_kb = match get(sys::VIR_DOMAIN_MEMORY_STAT_USABLE as u32) {
+        let without_cache_kb = match get(sys::VIR_DOMAIN_MEMORY_STAT_USABLE) {
             Some(usable) => available.saturating_sub(usable),
             None => with_cache_kb
-                .saturating_sub(get(sys::VIR_DOMAIN_MEMORY_STAT_DISK_CACHES as u32).unwrap_or(0)),
+                .saturating_sub(get(sys::VIR_DOMAIN_MEMORY_STAT_DISK_CACHES).unwrap_or(0)),
         };
         Some(Self {
             with_cache_kb,
@@ -325,9 +325,9 @@ mod tests {
     #[test]
     fn memory_use_from_balloon_statistics() {
         let stats = [
-            (sys::VIR_DOMAIN_MEMORY_STAT_AVAILABLE as u32, 4_000_000),
-            (sys::VIR_DOMAIN_MEMORY_STAT_UNUSED as u32, 1_000_000),
-            (sys::VIR_DOMAIN_MEMORY_STAT_USABLE as u32, 2_500_000),
+            (sys::VIR_DOMAIN_MEMORY_STAT_AVAILABLE, 4_000_000),
+            (sys::VIR_DOMAIN_MEMORY_STAT_UNUSED, 1_000_000),
+            (sys::VIR_DOMAIN_MEMORY_STAT_USABLE, 2_500_000),
         ];
         assert_eq!(
             MemoryUse::from_stats(&stats),
@@ -339,7 +339,7 @@ mod tests {
         let no_usable = [
             stats[0],
             stats[1],
-            (sys::VIR_DOMAIN_MEMORY_STAT_DISK_CACHES as u32, 400_000),
+            (sys::VIR_DOMAIN_MEMORY_STAT_DISK_CACHES, 400_000),
         ];
         assert_eq!(
             MemoryUse::from_stats(&no_usable).map(|m| m.without_cache_kb),
