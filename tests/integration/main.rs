@@ -7,6 +7,7 @@ mod daemon;
 mod data;
 mod delivery;
 mod exactness;
+mod examples;
 mod extract_cli;
 mod formats;
 mod gauges;

@@ -17,6 +17,10 @@ use crate::window::{format_ms, parse_time};
 
 /// Arguments of `wattson extract`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  wattson extract --policy /etc/wattson/site.toml
+  wattson extract --policy site.toml --prometheus http://other-prometheus:9090 --dry-run --format jsonl
+  wattson extract --policy site.toml --from 2025-06-01T00:00:00Z --to 2025-06-02T00:00:00Z --host-summary hosts.jsonl")]
 pub struct ExtractArgs {
     /// The policy file.
     #[arg(long, short)]

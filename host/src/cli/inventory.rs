@@ -15,6 +15,10 @@ use crate::window::{Window, parse_time};
 
 /// Arguments of `wattson inventory`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  wattson inventory --uri qemu:///system
+  wattson inventory --prometheus http://prometheus:9090 --json
+  wattson inventory --policy site.toml --from 2025-06-01T00:00:00Z --to 2025-06-01T01:00:00Z")]
 pub struct InventoryArgs {
     /// Take the Prometheus endpoint and `[inventory]` settings from this policy.
     #[arg(long, short)]

@@ -12,8 +12,12 @@ use crate::runtime::{
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
     /// List the builtin plugins.
+    #[command(after_help = "Example:\n  wattson plugins list")]
     List,
     /// Print what a plugin's describe() says: a builtin name or a .wasm path.
+    #[command(after_help = "Examples:\n  \
+        wattson plugins inspect rapl-share\n  \
+        wattson plugins inspect ./target/wasm32-wasip2/release/my_model.wasm")]
     Inspect {
         /// Builtin name or path to a component.
         plugin: String,

@@ -15,9 +15,13 @@ use crate::window::{format_ms, parse_time};
 #[derive(Debug, Subcommand)]
 pub enum SpoolCommand {
     /// The spooled windows, and what each output still has to deliver.
+    #[command(after_help = "Example:\n  wattson spool list --policy /etc/wattson/site.toml")]
     List(PolicyArgs),
     /// Deliver what is spooled with the policy's current messengers;
     /// extract nothing new.
+    #[command(after_help = "Examples:\n  \
+        wattson spool retry --policy /etc/wattson/site.toml\n  \
+        wattson spool retry --policy site.toml --set 'outputs.0.messenger.url=\"https://new.example.org/records\"'")]
     Retry(PolicyArgs),
     /// Remove spooled windows: their undelivered payloads are never sent.
     #[command(after_help = "Example:\n  \

@@ -224,6 +224,7 @@ impl Engine {
     pub fn tick(&mut self, now_ms: i64) -> Result<(), PersistError> {
         let started = std::time::Instant::now();
         let sample = self.sources.sample(now_ms);
+        let sampled = started.elapsed();
         for (kind, message) in &sample.failures {
             *self.health.sample_failures.entry(kind).or_default() += 1;
             if self.logged.insert(kind) {
@@ -272,10 +273,20 @@ impl Engine {
                 self.health.last_success_ms = Some(now_ms);
             }
         }
+        let attributed = started.elapsed();
         self.ledger.save(&self.ledger_path)?;
-        self.health.last_tick_s = started.elapsed().as_secs_f64();
+        let saved = started.elapsed();
+        self.health.last_tick_s = saved.as_secs_f64();
         self.publish();
         self.push_records(records);
+        tracing::debug!(
+            vms = self.domains.len(),
+            sample_ms = sampled.as_millis() as u64,
+            attribute_ms = (attributed - sampled).as_millis() as u64,
+            persist_ms = (saved - attributed).as_millis() as u64,
+            publish_ms = (started.elapsed() - saved).as_millis() as u64,
+            "tick"
+        );
         Ok(())
     }
 

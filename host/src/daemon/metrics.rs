@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::engine::Snapshot;
+use super::engine::{Snapshot, VmNow};
 
 /// The exposition format of a scrape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,37 +77,43 @@ impl Family<'_> {
                 if i > 0 {
                     self.out.push(',');
                 }
-                let _ = write!(self.out, "{k}=\"{}\"", escape(v));
+                self.out.push_str(k);
+                self.out.push_str("=\"");
+                escape_into(self.out, v);
+                self.out.push('"');
             }
             self.out.push('}');
         }
-        let _ = writeln!(self.out, " {}", number(value));
+        self.out.push(' ');
+        number_into(self.out, value);
+        self.out.push('\n');
         self
     }
 }
 
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn number(value: f64) -> String {
-    if value.is_finite() {
-        format!("{value}")
-    } else if value.is_nan() {
-        "NaN".into()
-    } else if value > 0.0 {
-        "+Inf".into()
-    } else {
-        "-Inf".into()
+/// Appends a label value, escaped as both formats want.
+fn escape_into(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
     }
 }
 
-/// Labels as the writer takes them.
-fn refs<'a>(labels: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    labels.iter().map(|(k, v)| (*k, v.as_str())).collect()
+/// Appends a sample value (Rust's shortest round-trip form).
+fn number_into(out: &mut String, value: f64) {
+    if value.is_finite() {
+        let _ = write!(out, "{value}");
+    } else if value.is_nan() {
+        out.push_str("NaN");
+    } else if value > 0.0 {
+        out.push_str("+Inf");
+    } else {
+        out.push_str("-Inf");
+    }
 }
 
 /// The snapshot as a scrape body.
@@ -117,14 +123,14 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
         format,
     };
     let host = s.host.as_str();
-    let vm_labels = |v: &'_ super::engine::VmNow| -> [(&'static str, String); 4] {
+    fn vm_labels<'a>(v: &'a VmNow, host: &'a str) -> [(&'static str, &'a str); 4] {
         [
-            ("uuid", v.uuid.clone()),
-            ("name", v.who.name.clone().unwrap_or_default()),
-            ("project", v.who.project().to_owned()),
-            ("host", host.to_owned()),
+            ("uuid", &v.uuid),
+            ("name", v.who.name.as_deref().unwrap_or_default()),
+            ("project", v.who.project()),
+            ("host", host),
         ]
-    };
+    }
     {
         let mut f = w.family(
             "wattson_vm_energy_joules_total",
@@ -134,7 +140,7 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
         for v in &s.vms {
             f.sample(
                 "wattson_vm_energy_joules_total",
-                &refs(&vm_labels(v)),
+                &vm_labels(v, host),
                 v.joules_total,
             );
         }
@@ -147,7 +153,7 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
         );
         for v in &s.vms {
             if let Some(watts) = v.watts {
-                f.sample("wattson_vm_power_watts", &refs(&vm_labels(v)), watts);
+                f.sample("wattson_vm_power_watts", &vm_labels(v, host), watts);
             }
         }
     }
@@ -159,7 +165,7 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
         );
         for v in &s.vms {
             if let Some(cpu_s) = v.cpu_s {
-                f.sample("wattson_vm_cpu_seconds_total", &refs(&vm_labels(v)), cpu_s);
+                f.sample("wattson_vm_cpu_seconds_total", &vm_labels(v, host), cpu_s);
             }
         }
     }
@@ -301,17 +307,17 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
     .sample("wattson_daemon_spool_payloads", &[], spool_payloads as f64);
 
     // The libvirt/nova exporter's series (seed 002), unchanged.
-    let nova = |v: &super::engine::VmNow| -> [(&'static str, String); 3] {
+    fn nova(v: &VmNow) -> [(&'static str, &str); 3] {
         [
-            ("libvirtname", v.libvirt_name.clone()),
-            ("novaname", v.who.name.clone().unwrap_or_default()),
+            ("libvirtname", &v.libvirt_name),
+            ("novaname", v.who.name.as_deref().unwrap_or_default()),
             (
                 "novaproject",
-                v.who.project_name.clone().unwrap_or_default(),
+                v.who.project_name.as_deref().unwrap_or_default(),
             ),
         ]
-    };
-    type Value = fn(&super::engine::VmNow) -> Option<f64>;
+    }
+    type Value = fn(&VmNow) -> Option<f64>;
     let compat: [(&str, Kind, &str, Value); 5] = [
         (
             "libvirt_nova_instance_cpu_time_total",
@@ -348,7 +354,7 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
         let mut f = w.family(name, kind, help);
         for v in &s.vms {
             if let Some(x) = value(v) {
-                f.sample(name, &refs(&nova(v)), x);
+                f.sample(name, &nova(v), x);
             }
         }
     }

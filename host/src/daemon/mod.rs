@@ -132,6 +132,8 @@ pub fn sources(policy: &Policy, measurements: &[Measurement]) -> Sources {
         zones: Vec::new(),
         meter,
         rapl_needed: reads(|m| matches!(m, Measurement::Rapl(_))),
+        connection: None,
+        metadata: sample::MetadataCache::new(sample::METADATA_MAX_AGE),
     }
 }
 

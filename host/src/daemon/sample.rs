@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::meters::PowerMeter;
+pub use crate::sources::libvirt::MetadataCache;
 use crate::sources::libvirt::{CpuTimes, Domain, Libvirt};
 use crate::sources::rapl::{self, Zone};
 
@@ -51,6 +52,35 @@ pub struct Sources {
     /// Whether a missing powercap tree is a failure (a model reads `rapl`)
     /// or only means this host has no RAPL meter to export.
     pub rapl_needed: bool,
+    /// The open connection (opened again after a failure).
+    pub connection: Option<Connection>,
+    /// Domain metadata read in earlier samples.
+    pub metadata: MetadataCache,
+}
+
+/// How long domain metadata is trusted before it is read again.
+pub const METADATA_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// An open libvirt connection; for the test driver, with the modification
+/// time of its file (the driver reads the file once, at open).
+pub struct Connection {
+    libvirt: Libvirt,
+    file_modified: Option<std::time::SystemTime>,
+}
+
+impl Connection {
+    fn open(uri: &str) -> Result<Self, crate::sources::libvirt::LibvirtError> {
+        Ok(Self {
+            libvirt: Libvirt::open(uri)?,
+            file_modified: test_file_modified(uri),
+        })
+    }
+}
+
+/// The modification time of a `test:///path` URI's file.
+fn test_file_modified(uri: &str) -> Option<std::time::SystemTime> {
+    let path = uri.strip_prefix("test://")?;
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 impl Sources {
@@ -64,18 +94,33 @@ impl Sources {
             ..Sample::default()
         };
         if let Some(uri) = &self.libvirt_uri {
-            // A connection per sample: it survives a libvirtd restart, and
-            // the test driver reads its file at each open.
-            let read = Libvirt::open(uri).and_then(|lv| {
-                let domains = lv.domains()?;
+            // The test driver's file changed: open it again to see the change.
+            if self
+                .connection
+                .as_ref()
+                .is_some_and(|c| c.file_modified != test_file_modified(uri))
+            {
+                self.connection = None;
+            }
+            let connection = match self.connection.take() {
+                Some(connection) => Ok(connection),
+                None => Connection::open(uri),
+            };
+            let read = connection.and_then(|c| {
+                let domains = c.libvirt.domains_cached(&mut self.metadata)?;
                 let cpu = match &self.cpu_times {
                     Some(times) => times.cpu_seconds()?,
-                    None => lv.cpu_seconds()?,
+                    None => domains
+                        .iter()
+                        .filter_map(|d| Some((d.uuid.clone(), d.cpu_s?)))
+                        .collect(),
                 };
-                Ok((domains, cpu))
+                Ok((c, domains, cpu))
             });
             match read {
-                Ok((domains, cpu)) => {
+                // A failed connection is dropped and opened again next time.
+                Ok((connection, domains, cpu)) => {
+                    self.connection = Some(connection);
                     sample.domains = domains;
                     sample.counters.cpu_s = cpu;
                 }

@@ -147,6 +147,7 @@ mod tests {
                 ..NovaInstance::default()
             }),
             memory_use: None,
+            cpu_s: None,
         };
         let inventory = InventoryConfig::default();
         let d = details(&labels, Some(&meta), Some(&domain), &inventory, false);

@@ -18,6 +18,7 @@ pub(crate) fn sandboxed<R>(
     id: &PluginId,
     f: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
 ) -> Result<R, PluginError> {
+    let _ticking = runtime.inner.ticker.running();
     let mut store = new_store(runtime, id);
     f(&mut store).map_err(|e| trapped(id, &store, runtime.limits(), e))
 }

@@ -14,6 +14,7 @@ mod limits;
 mod model;
 mod params;
 mod state;
+mod ticker;
 mod units;
 mod validate;
 mod wasi;
@@ -72,6 +73,8 @@ struct Inner {
     linker: Linker<PluginState>,
     limits: Limits,
     cache: Option<cache::Cache>,
+    /// Advances the epoch while calls run (their time limit).
+    ticker: ticker::Ticker,
 }
 
 impl Runtime {
@@ -83,7 +86,7 @@ impl Runtime {
         config.consume_fuel(limits.fuel.is_some());
         config.wasm_component_model(true);
         let engine = Engine::new(&config).map_err(PluginError::engine)?;
-        spawn_ticker(&engine);
+        let ticker = ticker::Ticker::spawn(&engine);
 
         let linker = linker(&engine).map_err(PluginError::engine)?;
 
@@ -94,6 +97,7 @@ impl Runtime {
                 linker,
                 limits,
                 cache,
+                ticker,
             }),
         })
     }
@@ -200,25 +204,6 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
 /// A reference names a file when it has a path separator or a `.wasm` suffix.
 fn looks_like_path(reference: &str) -> bool {
     reference.contains('/') || reference.ends_with(".wasm")
-}
-
-/// Increments the engine's epoch `TICKS_PER_SEC` times a second until the engine is dropped.
-fn spawn_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    let spawned = std::thread::Builder::new()
-        .name("wattson-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(std::time::Duration::from_millis(1000 / TICKS_PER_SEC));
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::error!(
-            "cannot start the plugin time-limit thread: {e}; plugin calls will not be interrupted"
-        );
-    }
 }
 
 /// The default compile cache: `$WATTSON_CACHE_DIR`, else `$XDG_CACHE_HOME/wattson`,

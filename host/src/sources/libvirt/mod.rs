@@ -108,6 +108,26 @@ pub struct Domain {
     pub metadata: CloudMetadata,
     /// What the guest uses of its memory (balloon statistics), where libvirt has them.
     pub memory_use: Option<MemoryUse>,
+    /// CPU seconds used so far, for a domain that runs.
+    pub cpu_s: Option<f64>,
+}
+
+/// Domain metadata already read, by uuid, with when: nova and OpenNebula
+/// rewrite it rarely, and reading it is a call per namespace per domain.
+#[derive(Debug, Default)]
+pub struct MetadataCache {
+    entries: std::collections::HashMap<String, (CloudMetadata, std::time::Instant)>,
+    max_age: std::time::Duration,
+}
+
+impl MetadataCache {
+    /// A cache whose entries are read again once older than `max_age`.
+    pub fn new(max_age: std::time::Duration) -> Self {
+        Self {
+            entries: Default::default(),
+            max_age,
+        }
+    }
 }
 
 /// A running guest's memory use from its balloon statistics, KiB.
@@ -214,6 +234,12 @@ impl Libvirt {
     /// skipped, and one whose metadata cannot be read is listed without it,
     /// each with a warning.
     pub fn domains(&self) -> Result<Vec<Domain>, LibvirtError> {
+        self.domains_cached(&mut MetadataCache::default())
+    }
+
+    /// [`Libvirt::domains`], with metadata from `cache` where it is fresh
+    /// (domains gone from libvirt leave the cache).
+    pub fn domains_cached(&self, cache: &mut MetadataCache) -> Result<Vec<Domain>, LibvirtError> {
         let mut out = Vec::new();
         for dom in self.all_domains()? {
             let read = || -> Result<_, LibvirtError> {
@@ -230,10 +256,24 @@ impl Libvirt {
                     continue;
                 }
             };
-            let metadata = self.cloud_metadata(&dom, &name).unwrap_or_else(|e| {
-                tracing::warn!("{e}: listed without metadata");
-                CloudMetadata::None
-            });
+            let fresh = cache
+                .entries
+                .get(&uuid)
+                .filter(|(_, at)| at.elapsed() < cache.max_age)
+                .map(|(m, _)| m.clone());
+            let metadata = match fresh {
+                Some(metadata) => metadata,
+                None => {
+                    let read = self.cloud_metadata(&dom, &name).unwrap_or_else(|e| {
+                        tracing::warn!("{e}: listed without metadata");
+                        CloudMetadata::None
+                    });
+                    cache
+                        .entries
+                        .insert(uuid.clone(), (read.clone(), std::time::Instant::now()));
+                    read
+                }
+            };
             let state = DomainState::from_virt(info.state);
             // Only a running guest with a balloon driver has statistics.
             let memory_use = state
@@ -252,9 +292,13 @@ impl Libvirt {
                 memory_mb: info.max_mem / 1024,
                 metadata,
                 memory_use,
+                cpu_s: state.is_active().then(|| info.cpu_time as f64 / 1e9),
             });
         }
         out.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+        cache
+            .entries
+            .retain(|uuid, _| out.binary_search_by(|d| d.uuid.as_str().cmp(uuid)).is_ok());
         Ok(out)
     }
 
