@@ -1055,3 +1055,43 @@ fn a_libvirt_that_cannot_be_read_fails_healthz_after_three_intervals_and_recover
         .count();
     assert_eq!(said, 1, "logged once per kind: {stderr}");
 }
+
+#[test]
+fn policy_check_and_the_daemon_refuse_what_cannot_be_measured_locally() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_node, uri) = node_copy(tmp.path());
+    let good = daemon_policy(tmp.path(), &uri, &tmp.path().join("sys"), "none");
+    let policy = tmp.path().join("daemon.toml");
+    let cases = [
+        (
+            good.replace("plugin = \"rapl-share\"", "plugin = \"libvirt-joules\"")
+                .replace(
+                    "[model.params]\nidle = \"none\"\nidle_power = \"auto\"\n",
+                    "",
+                ),
+            "measurement `energy` (counter `libvirt_domain_info_energy_consumption_joules_total`) is read from Prometheus",
+        ),
+        (
+            good.replace(&format!("libvirt_uri = \"{uri}\""), ""),
+            "[inventory] libvirt_uri is not set",
+        ),
+        (
+            good.replace("interval_secs = 10", "interval_secs = 0"),
+            "daemon.interval_secs",
+        ),
+    ];
+    for (text, says) in cases {
+        std::fs::write(&policy, &text).unwrap();
+        for args in [&["policy", "check"][..], &["daemon", "--policy"]] {
+            let out = super::wattson::command()
+                .args(args)
+                .arg(&policy)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(stderr.contains(says), "{args:?}: {stderr}");
+            assert!(stderr.contains("daemon.toml"), "{args:?}: {stderr}");
+        }
+    }
+}

@@ -12,6 +12,7 @@ macro_rules! outln {
     };
 }
 
+mod completions;
 mod daemon;
 mod extract;
 mod inventory;
@@ -69,6 +70,11 @@ enum Command {
         #[command(subcommand)]
         command: spool::SpoolCommand,
     },
+    /// Print shell completions (bash, zsh, fish, …).
+    Completions(completions::CompletionsArgs),
+    /// Write a man page per command into a directory (for packages).
+    #[command(hide = true)]
+    Man(completions::ManArgs),
 }
 
 /// An error with the exit code it maps to.
@@ -105,6 +111,8 @@ pub fn main() -> ExitCode {
         Command::Policy { command } => policy::run(command),
         Command::Plugins { command } => plugins::run(command),
         Command::Spool { command } => spool::run(command),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

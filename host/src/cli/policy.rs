@@ -67,13 +67,18 @@ pub(super) fn check_plan(
     let mut problems = Vec::new();
     for (key, plugin, measurements) in models {
         let found = if daemon {
-            crate::daemon::plan_problems(measurements)
+            crate::daemon::plan_problems(policy, measurements)
         } else {
             for warning in crate::pipeline::plan_warnings(policy, measurements) {
                 tracing::warn!("{warning}");
             }
             crate::pipeline::plan_problems(policy, measurements)
         };
+        // A problem of the policy as a whole (no libvirt) is said once.
+        let found: Vec<String> = found
+            .into_iter()
+            .filter(|m| !problems.iter().any(|p: &policy::Problem| &p.message == m))
+            .collect();
         problems.extend(found.into_iter().map(|message| match policy.source() {
             Some(source) => policy::Problem::at(source, plugin.span(), Some(key.clone()), message),
             None => policy::Problem {

@@ -23,7 +23,6 @@ use std::time::{Duration, SystemTime};
 
 pub use config::DaemonConfig;
 pub use engine::{Engine, IntervalRecord, PersistError, Shared, Snapshot};
-pub use interval::problems as plan_problems;
 pub use ledger::Ledger;
 pub use meters::{IpmiCommand, PowerMeter, parse_dcmi};
 pub use metrics::{Format as MetricsFormat, render as render_metrics};
@@ -90,6 +89,19 @@ enum Control {
     Stop,
 }
 
+/// What the daemon cannot do with `measurements` of `policy`, found without
+/// I/O: measurements with no local source, and no libvirt to read VMs from.
+pub fn plan_problems(policy: &Policy, measurements: &[Measurement]) -> Vec<String> {
+    let mut problems = interval::problems(measurements);
+    if policy.inventory.libvirt_uri.is_none() {
+        problems.push(
+            "[inventory] libvirt_uri is not set: the daemon reads the VMs, their CPU time and              metadata from the local libvirt; set libvirt_uri = \"qemu:///system\""
+                .to_owned(),
+        );
+    }
+    problems
+}
+
 /// A policy ready to run: loaded, checked for local sources, bound.
 struct Loaded {
     policy: Policy,
@@ -102,7 +114,7 @@ fn load(options: &DaemonOptions, runtime: &crate::runtime::Runtime) -> Result<Lo
     let policy = Policy::load_with(&options.policy, &options.overrides)?;
     let bound = crate::policy::bind(&policy, runtime)?;
     let plan = crate::pipeline::Plan::new(&bound);
-    let problems = plan_problems(plan.measurements());
+    let problems = plan_problems(&policy, plan.measurements());
     if !problems.is_empty() {
         return Err(DaemonError::NotLocal {
             path: options.policy.display().to_string(),
@@ -204,6 +216,8 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
 
     let mut interval_ms = config.interval_secs as i64 * 1000;
     let mut modified = modified_at(&options.policy);
+    // What earlier runs left in the spool goes at the first tick.
+    let mut next_ship_ms = 0;
     loop {
         let now = now_ms();
         // Ticks fall on multiples of the interval, as scrapes do.
@@ -229,8 +243,18 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
             tracing::info!(policy = %options.policy.display(), "the policy file changed: reloading");
             reload(&options, &runtime, &mut engine, &shared, &mut interval_ms);
         }
-        engine.tick(now_ms())?;
-        ship(&mut engine)?;
+        let now = now_ms();
+        engine.tick(now)?;
+        // Shipping blocks sampling while a messenger answers: only when a
+        // window has closed, or a minute after a failure.
+        if now >= next_ship_ms {
+            let step_ms = engine.policy.daemon_config().ship_every_secs as i64 * 1000;
+            next_ship_ms = if ship(&mut engine)? {
+                (now.div_euclid(step_ms) + 1) * step_ms
+            } else {
+                now + SHIP_RETRY_MS
+            };
+        }
     }
     let _ = stop_server.send(());
     let _ = tokio.block_on(async { tokio::time::timeout(Duration::from_secs(5), server).await });
@@ -268,6 +292,12 @@ fn reload(
                 *rows = config.download_rows;
             }
             *interval_ms = config.interval_secs as i64 * 1000;
+            if options.listen.is_none() && config.listen != engine.policy.daemon_config().listen {
+                tracing::warn!(
+                    listen = %config.listen,
+                    "[daemon] listen changed: the server keeps its address until the daemon restarts"
+                );
+            }
             engine.reload(policy, bound, sources, config.host_key());
             tracing::info!(policy = %options.policy.display(), "policy reloaded");
         }
@@ -275,10 +305,16 @@ fn reload(
     }
 }
 
+/// How long after a failed delivery shipping is tried again.
+const SHIP_RETRY_MS: i64 = 60_000;
+
 /// Ships what is due; a failure is logged and counted, its payloads stay
-/// spooled for the next try. Only a ledger that cannot be saved stops the daemon.
-fn ship(engine: &mut Engine) -> Result<(), PersistError> {
-    match engine.ship() {
+/// spooled for the next try. Returns whether every messenger accepted. Only
+/// a ledger that cannot be saved stops the daemon.
+fn ship(engine: &mut Engine) -> Result<bool, PersistError> {
+    let shipped = engine.ship();
+    let ok = shipped.is_ok();
+    match shipped {
         Ok(report) => {
             if report.windows > 0 || report.delivered > 0 {
                 tracing::info!(
@@ -297,7 +333,7 @@ fn ship(engine: &mut Engine) -> Result<(), PersistError> {
     }
     engine.save()?;
     engine.publish();
-    Ok(())
+    Ok(ok)
 }
 
 /// SIGTERM and SIGINT stop, SIGHUP reloads.

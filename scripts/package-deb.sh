@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the Debian package with cargo-deb (installed if missing) into
+# target/debian/: the binary, man pages and bash/zsh/fish completions it
+# generates, the systemd units of examples/systemd (installed, not enabled),
+# the commented policies and the Prometheus/Grafana examples under
+# /usr/share/doc/wattson/, and maintainer scripts that make the `wattson`
+# user and /var/lib/wattson.
+#
+#   ./scripts/package-deb.sh                 # release build
+#   PROFILE=dev ./scripts/package-deb.sh     # the debug build (tests)
+#   sudo dpkg -i target/debian/wattson_*.deb
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PROFILE=${PROFILE:-release}
+case $PROFILE in dev) DIR=debug ;; *) DIR=$PROFILE ;; esac
+command -v cargo-deb >/dev/null || cargo install --locked cargo-deb@3.6.2
+cargo build --locked --profile "$PROFILE" -p wattson --bin wattson
+ASSETS=target/$DIR/assets
+rm -rf "$ASSETS"
+mkdir -p "$ASSETS/completions"
+"target/$DIR/wattson" man "$ASSETS/man"
+"target/$DIR/wattson" completions bash > "$ASSETS/completions/wattson"
+"target/$DIR/wattson" completions zsh > "$ASSETS/completions/_wattson"
+"target/$DIR/wattson" completions fish > "$ASSETS/completions/wattson.fish"
+cargo deb -p wattson --no-build --profile "$PROFILE" --output target/debian/
