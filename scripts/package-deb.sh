@@ -13,12 +13,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE=${PROFILE:-release}
 case $PROFILE in dev) DIR=debug ;; *) DIR=$PROFILE ;; esac
-command -v cargo-deb >/dev/null || cargo install --locked cargo-deb@3.6.2
-cargo build --locked --profile "$PROFILE" -p wattson --bin wattson
+command -v cargo-deb >/dev/null || cargo install --locked cargo-deb@3.8.0
+# NO_BUILD=1: package the binary already there (tests, inside `cargo test`).
+[[ ${NO_BUILD:-0} == 1 ]] || cargo build --locked --profile "$PROFILE" -p wattson --bin wattson
 ASSETS=target/$DIR/assets
 rm -rf "$ASSETS"
 mkdir -p "$ASSETS/completions"
 "target/$DIR/wattson" man "$ASSETS/man"
+gzip -9n "$ASSETS"/man/*.1
 "target/$DIR/wattson" completions bash > "$ASSETS/completions/wattson"
 "target/$DIR/wattson" completions zsh > "$ASSETS/completions/_wattson"
 "target/$DIR/wattson" completions fish > "$ASSETS/completions/wattson.fish"

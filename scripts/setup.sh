@@ -2,8 +2,8 @@
 # Idempotent setup of everything wattson's demo and tests need on Debian 12:
 # Debian's prometheus (prometheus + promtool), victoria-metrics and
 # prometheus-node-exporter (tests start their own on 127.0.0.1), libvirt-dev
-# (wattson links libvirt; tests use its test driver, no daemon) and the
-# wasm32-wasip2 Rust target.
+# (wattson links libvirt; tests use its test driver, no daemon), lintian,
+# the wasm32-wasip2 Rust target and cargo-deb (scripts/package-deb.sh).
 # No system Prometheus is relied upon: tests and the demo start their own.
 set -euo pipefail
 
@@ -16,6 +16,8 @@ command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
 command -v prometheus-node-exporter >/dev/null 2>&1 || need_apt+=(prometheus-node-exporter)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 pkg-config --exists libvirt 2>/dev/null || need_apt+=(libvirt-dev)
+# The package test: dpkg-deb checks the .deb, lintian lints it.
+command -v lintian >/dev/null 2>&1 || need_apt+=(lintian)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
     sudo=""
@@ -35,4 +37,9 @@ fi
 
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
+fi
+
+# scripts/package-deb.sh builds the .deb with cargo-deb.
+if ! command -v cargo-deb >/dev/null 2>&1; then
+    cargo install --locked cargo-deb@3.8.0
 fi

@@ -16,6 +16,7 @@ mod inventory;
 mod libvirt;
 mod models;
 mod overrides;
+mod package;
 mod policy_errors;
 mod polyglot;
 mod prometheus;
