@@ -16,4 +16,5 @@ pub mod runtime;
 pub mod secrets;
 pub mod sources;
 pub mod state;
+pub mod timeout;
 pub mod window;

@@ -44,7 +44,7 @@ impl Http {
     pub fn new(url: &str, token: Token, timeout_secs: f64, retries: u32, backoff_ms: u64) -> Self {
         // A redirect would turn the POST into a GET without the payload: refuse it.
         let client = reqwest::blocking::Client::builder()
-            .timeout(crate::policy::timeout(timeout_secs))
+            .timeout(crate::timeout::from_secs(timeout_secs))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string());

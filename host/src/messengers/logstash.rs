@@ -21,7 +21,7 @@ impl Logstash {
     pub fn new(host: &str, port: u16, timeout_secs: f64) -> Self {
         Self {
             address: format!("{host}:{port}"),
-            timeout: crate::policy::timeout(timeout_secs),
+            timeout: crate::timeout::from_secs(timeout_secs),
             stream: None,
         }
     }

@@ -2,6 +2,7 @@
 //! `[outputs.messenger] type = "…"` picks one, and a new messenger is a module
 //! plus a variant of [`MessengerConfig`] and a line in [`build`].
 
+mod config;
 mod file;
 mod http;
 mod logstash;
@@ -16,7 +17,7 @@ pub use logstash::Logstash;
 pub use ssm::Ssm;
 pub use stdout::Stdout;
 
-use crate::policy::MessengerConfig;
+pub use config::MessengerConfig;
 
 /// A delivery that failed; the payload stays in the spool.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::{HostSummary, PipelineError, run_window};
+use super::{HostSummary, PipelineError, Plan, run_window};
 use crate::messengers::{self, DeliveryError, Messenger, Payload};
 use crate::policy::{Bound, BoundOutput, MessengerConfig, Policy};
 use crate::sources::prometheus::Client;
@@ -119,11 +119,22 @@ pub fn extract(
 ) -> Result<ExtractReport, ExtractError> {
     let state = policy.state_dir();
     let mut report = ExtractReport::default();
+    // Which model each placement gets and what one gather makes: once per run.
+    let models = Plan::new(bound);
     if options.dry_run {
         for window in plan(policy, &state, &options)? {
-            let done = run_window(policy, bound, prometheus, window, tokio, |_, bytes| {
-                messengers::Stdout::print(&bytes).map_err(|e| Stop::Out(ExtractError::Stdout(e)))
-            })
+            let done = run_window(
+                policy,
+                bound,
+                &models,
+                prometheus,
+                window,
+                tokio,
+                |_, bytes| {
+                    messengers::Stdout::print(&bytes)
+                        .map_err(|e| Stop::Out(ExtractError::Stdout(e)))
+                },
+            )
             .map_err(|stop| stop.in_window(window))?;
             report.windows += 1;
             report.records += done.records;
@@ -142,7 +153,7 @@ pub fn extract(
         |state| plan(policy, state, &options),
         explicit,
         options.host_summary,
-        |window, sink| run_window(policy, bound, prometheus, window, tokio, sink),
+        |window, sink| run_window(policy, bound, &models, prometheus, window, tokio, sink),
     )
 }
 

@@ -59,16 +59,16 @@ pub enum PipelineError {
 pub fn run_window<E: From<PipelineError>>(
     policy: &Policy,
     bound: &Bound,
+    plan: &Plan<'_>,
     prometheus: Option<&Client>,
     window: Window,
     tokio: &tokio::runtime::Runtime,
     mut sink: impl FnMut(usize, Vec<u8>) -> Result<(), E>,
 ) -> Result<WindowDone, E> {
     let started = Instant::now();
-    let plan = Plan::new(bound);
     let mut gathered = tokio.block_on(gather(policy, plan.measurements(), prometheus, window))?;
     let gathered_at = started.elapsed();
-    let attributed = attribute(&plan, &mut gathered, window)?;
+    let attributed = attribute(plan, &mut gathered, window)?;
     let attributed_at = started.elapsed();
 
     let identity = Identity {

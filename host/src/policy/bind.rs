@@ -8,7 +8,8 @@ use toml::Spanned;
 
 use super::error::{PolicyError, Problem, Source};
 use super::rules::Matcher;
-use super::types::{MessengerConfig, Policy};
+use super::types::Policy;
+use crate::messengers::MessengerConfig;
 use crate::runtime::{
     Format, Measurement, Model, Param, ParamSpec, Runtime, expand_measurements, resolve_params,
 };

@@ -16,14 +16,10 @@ pub use bind::{Bound, BoundModel, BoundOutput, BoundRule, bind};
 pub use overrides::Override;
 pub use rules::{Field, MatchValue, Matcher, RuleConfig};
 
-/// A timeout a policy gives in seconds, as a `Duration`: at least 1 ms, and
-/// an hour for a value too large or not finite.
-pub fn timeout(secs: f64) -> std::time::Duration {
-    std::time::Duration::try_from_secs_f64(secs.max(0.001))
-        .unwrap_or(std::time::Duration::from_secs(3600))
-}
 pub use error::{PolicyError, Problem, Source};
-pub use types::{
-    InventoryConfig, MessengerConfig, ModelConfig, OutputConfig, Policy, RuntimeConfig, SiteConfig,
-    StateConfig, WindowConfig,
-};
+pub use types::{ModelConfig, OutputConfig, Policy, RuntimeConfig, SiteConfig, WindowConfig};
+// Each component's configuration lives beside it; the policy composes them.
+pub use crate::messengers::MessengerConfig;
+pub use crate::sources::inventory::InventoryConfig;
+pub use crate::sources::rapl::RaplConfig;
+pub use crate::state::StateConfig;

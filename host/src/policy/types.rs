@@ -4,14 +4,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::{PolicyError, Problem, Source};
 use super::overrides::{self, Override};
 use super::rules::{Matcher, RuleConfig, check_pin};
+use crate::messengers::MessengerConfig;
 use crate::runtime::Limits;
+use crate::sources::inventory::InventoryConfig;
 use crate::sources::prometheus::PrometheusConfig;
+use crate::sources::rapl::RaplConfig;
+use crate::state::StateConfig;
 
 /// A whole policy file.
 #[derive(Debug, Deserialize)]
@@ -88,115 +92,6 @@ pub struct SiteConfig {
 
 fn default_cloud_type() -> String {
     "OpenStack".into()
-}
-
-/// `[inventory]`: where VM metadata comes from. First the libvirt exporter's
-/// info series (`meta_metric`), then the labels of the energy series.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InventoryConfig {
-    /// Info series with one series per VM (`uuid`, `instance_name`, `domain`,
-    /// `project_uuid`, `project_name`, `user_uuid`, `user_name`, `flavor`);
-    /// `""` turns it off.
-    #[serde(default = "default_meta_metric")]
-    pub meta_metric: String,
-    /// Label of the info series holding the VM uuid.
-    #[serde(default = "default_uuid_label")]
-    pub meta_uuid_label: String,
-    /// Gauge of each VM's vCPUs (keyed by `meta_uuid_label`); `""` turns it off.
-    #[serde(default = "default_vcpus_metric")]
-    pub vcpus_metric: String,
-    /// Gauge of each VM's memory in bytes; `""` turns it off.
-    #[serde(default = "default_memory_metric")]
-    pub memory_metric: String,
-    /// Each VM's cumulative CPU seconds, keyed by `meta_uuid_label`: what a
-    /// model's `cpu-time` measurement reads (C1 over the window).
-    #[serde(default = "default_cpu_time_metric")]
-    pub cpu_time_metric: String,
-    /// Regex normalising host label values into host keys, so one host is one
-    /// key across exporters: the first capture group (or the whole match) is
-    /// the key, e.g. `^([^:]+)` turns `cmp-01:9177` into `cmp-01`.
-    #[serde(default)]
-    pub host_regex: Option<String>,
-    /// Label holding the project id.
-    #[serde(default = "default_project_label")]
-    pub project_label: Option<String>,
-    /// Label holding the project name.
-    #[serde(default)]
-    pub project_name_label: Option<String>,
-    /// Label holding the VM's display name.
-    #[serde(default)]
-    pub name_label: Option<String>,
-    /// Label holding the user id.
-    #[serde(default)]
-    pub user_label: Option<String>,
-    /// Label naming the host.
-    #[serde(default)]
-    pub host_label: Option<String>,
-    /// libvirt on this host (`qemu:///system`), for extracts run on a
-    /// hypervisor: VMs are described from their domains first (nova or
-    /// OpenNebula metadata, vCPUs, memory), shut-off domains included; the
-    /// info series and the labels fill in what libvirt does not know.
-    #[serde(default)]
-    pub libvirt_uri: Option<String>,
-}
-
-fn default_project_label() -> Option<String> {
-    Some("project_id".into())
-}
-
-fn default_meta_metric() -> String {
-    "libvirt_domain_info_meta".into()
-}
-
-fn default_vcpus_metric() -> String {
-    "libvirt_domain_info_virtual_cpus".into()
-}
-
-fn default_memory_metric() -> String {
-    "libvirt_domain_info_maximum_memory_bytes".into()
-}
-
-fn default_cpu_time_metric() -> String {
-    "libvirt_domain_info_cpu_time_seconds_total".into()
-}
-
-fn default_uuid_label() -> String {
-    "uuid".into()
-}
-
-impl Default for InventoryConfig {
-    fn default() -> Self {
-        Self {
-            meta_metric: default_meta_metric(),
-            meta_uuid_label: default_uuid_label(),
-            vcpus_metric: default_vcpus_metric(),
-            memory_metric: default_memory_metric(),
-            cpu_time_metric: default_cpu_time_metric(),
-            host_regex: None,
-            project_label: default_project_label(),
-            project_name_label: None,
-            name_label: None,
-            user_label: None,
-            host_label: None,
-            libvirt_uri: None,
-        }
-    }
-}
-
-/// `[rapl]`: where the host energy of `rapl` measurements comes from.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RaplConfig {
-    /// `max_energy_range_uj` of each zone kind (`package`, `dram`, …), the
-    /// wrap range of node_exporter's `node_rapl_<kind>_joules_total` (C1w).
-    /// Read it on a host: `cat /sys/class/powercap/intel-rapl:0/max_energy_range_uj`.
-    #[serde(default)]
-    pub max_energy_range_uj: BTreeMap<String, Spanned<f64>>,
-    /// The local powercap tree (default `/sys/class/powercap`), which only
-    /// the daemon reads: it has no history, so `extract` refuses it.
-    #[serde(default)]
-    pub powercap_root: Option<Spanned<PathBuf>>,
 }
 
 /// `[host_power]`: the hosts' wall-power meter that a model's `host-power`
@@ -321,147 +216,6 @@ impl OutputConfig {
     /// The output's name: its `name`, else its format.
     pub fn name(&self) -> &str {
         self.name.as_ref().unwrap_or(&self.format).get_ref()
-    }
-}
-
-impl MessengerConfig {
-    /// What is wrong with this messenger's settings, found without I/O.
-    fn problem(&self) -> Option<String> {
-        match self {
-            Self::Http { url, .. } => match reqwest::Url::parse(url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => None,
-                Ok(u) => Some(format!(
-                    "url {url:?} has scheme `{}`: the http messenger POSTs to http:// or https:// URLs",
-                    u.scheme()
-                )),
-                Err(e) => Some(format!("url {url:?} is not a URL ({e})")),
-            },
-            Self::Logstash { host, .. } if host.trim().is_empty() => {
-                Some("host is empty: give logstash's host name or address".to_owned())
-            }
-            _ => None,
-        }
-    }
-
-    /// Whether a `file` or `ssm` messenger could write where it is told to:
-    /// the directory, or the nearest existing folder above it (which it would
-    /// be created in), must be a directory this process can write in. Only
-    /// an anonymous temporary file is made there (and vanishes).
-    pub fn check_destination(&self) -> Result<(), String> {
-        let (Self::File { directory: dir } | Self::Ssm { queue: dir }) = self else {
-            return Ok(());
-        };
-        let mut existing = dir.as_path();
-        while !existing.exists() {
-            match existing.parent() {
-                Some(parent) if !parent.as_os_str().is_empty() => existing = parent,
-                _ => return Ok(()),
-            }
-        }
-        if !existing.is_dir() {
-            return Err(format!(
-                "{} cannot be created: {} is not a directory",
-                dir.display(),
-                existing.display()
-            ));
-        }
-        tempfile::tempfile_in(existing).map(drop).map_err(|e| {
-            format!(
-                "{} cannot be {} ({e}): give this user write access, or choose another directory",
-                dir.display(),
-                if existing == dir {
-                    "written"
-                } else {
-                    "created"
-                }
-            )
-        })
-    }
-}
-
-/// `[outputs.messenger]`: a closed set, chosen by `type`.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum MessengerConfig {
-    /// Payloads written to standard output.
-    #[default]
-    Stdout,
-    /// One file per payload in `directory`, named by its content hash.
-    File {
-        /// Where the files go.
-        directory: PathBuf,
-    },
-    /// The APEL SSM outgoing queue (dirq layout) that `ssmsend` reads.
-    Ssm {
-        /// The queue directory, e.g. `/var/spool/apel/outgoing`.
-        queue: PathBuf,
-    },
-    /// logstash's tcp input with the json_lines codec.
-    Logstash {
-        /// Host name or address.
-        host: String,
-        /// TCP port.
-        port: u16,
-        /// Connect and write timeout, seconds.
-        #[serde(default = "default_messenger_timeout_secs")]
-        timeout_secs: f64,
-    },
-    /// POST each payload to a URL.
-    Http {
-        /// The endpoint.
-        url: String,
-        /// Environment variable holding a bearer token.
-        #[serde(default)]
-        token_env: Option<String>,
-        /// File holding a bearer token.
-        #[serde(default)]
-        token_file: Option<PathBuf>,
-        /// Per-request timeout, seconds.
-        #[serde(default = "default_messenger_timeout_secs")]
-        timeout_secs: f64,
-        /// Retries after a timeout, connection error or 5xx.
-        #[serde(default = "default_retries")]
-        retries: u32,
-        /// First retry delay, milliseconds; doubles each retry.
-        #[serde(default = "default_backoff_ms")]
-        backoff_ms: u64,
-    },
-}
-
-fn default_messenger_timeout_secs() -> f64 {
-    30.0
-}
-
-fn default_retries() -> u32 {
-    3
-}
-
-fn default_backoff_ms() -> u64 {
-    500
-}
-
-/// `[state]`: where run state lives.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StateConfig {
-    /// Directory for lastrun, spool and lock (one subdirectory per policy).
-    #[serde(default = "default_state_dir")]
-    pub dir: PathBuf,
-    /// Name of this policy's subdirectory; default: the policy file's stem.
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-fn default_state_dir() -> PathBuf {
-    "/var/lib/wattson".into()
-}
-
-impl Default for StateConfig {
-    fn default() -> Self {
-        Self {
-            dir: default_state_dir(),
-            name: None,
-        }
     }
 }
 

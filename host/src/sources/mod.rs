@@ -10,6 +10,7 @@
 pub mod counter;
 pub mod gauge;
 pub mod idle;
+pub mod inventory;
 pub mod libvirt;
 pub mod prometheus;
 pub mod rapl;

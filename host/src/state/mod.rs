@@ -12,12 +12,14 @@
 //!         <output>-<n>.done      payload accepted by output i's messenger
 //! ```
 
+mod config;
 mod lastrun;
 mod lock;
 mod spool;
 
 use std::path::{Path, PathBuf};
 
+pub use config::StateConfig;
 pub use lock::RunLock;
 pub use spool::{Output, Spool, SpoolWriter, SpooledOutput, SpooledWindow};
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{StateError, io, write_atomic};
-use crate::policy::MessengerConfig;
+use crate::messengers::MessengerConfig;
 use crate::window::Window;
 
 /// The spool directory.

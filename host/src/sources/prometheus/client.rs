@@ -285,7 +285,7 @@ impl Client {
         }
         let base = config.url.trim_end_matches('/').to_owned();
         let http = reqwest::Client::builder()
-            .timeout(crate::policy::timeout(config.timeout_secs))
+            .timeout(crate::timeout::from_secs(config.timeout_secs))
             .build()
             .map_err(|e| PrometheusError::BadUrl {
                 url: config.url.clone(),

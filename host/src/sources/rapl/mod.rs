@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 
 use super::counter::delta;
 
+mod config;
+
+pub use config::RaplConfig;
+
 /// The default powercap root.
 pub const DEFAULT_ROOT: &str = "/sys/class/powercap";
 

@@ -1,0 +1,30 @@
+//! `[state]`: where lastrun, the spool, the lock and the daemon's counters live.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// `[state]`: where run state lives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Directory for lastrun, spool and lock (one subdirectory per policy).
+    #[serde(default = "default_state_dir")]
+    pub dir: PathBuf,
+    /// Name of this policy's subdirectory; default: the policy file's stem.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+fn default_state_dir() -> PathBuf {
+    "/var/lib/wattson".into()
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            dir: default_state_dir(),
+            name: None,
+        }
+    }
+}
