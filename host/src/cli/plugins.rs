@@ -12,7 +12,9 @@ use crate::runtime::{
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
     /// List the builtin plugins.
-    #[command(after_help = "Example:\n  wattson plugins list")]
+    #[command(
+        after_help = "Examples:\n  wattson plugins list\n  wattson plugins list | grep model"
+    )]
     List,
     /// Print what a plugin's describe() says: a builtin name or a .wasm path.
     #[command(after_help = "Examples:\n  \

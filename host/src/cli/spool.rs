@@ -15,7 +15,9 @@ use crate::window::{format_ms, parse_time};
 #[derive(Debug, Subcommand)]
 pub enum SpoolCommand {
     /// The spooled windows, and what each output still has to deliver.
-    #[command(after_help = "Example:\n  wattson spool list --policy /etc/wattson/site.toml")]
+    #[command(after_help = "Examples:\n  \
+        wattson spool list --policy /etc/wattson/site.toml\n  \
+        wattson spool list --policy /etc/wattson/daemon.toml --set state.dir='\"/srv/wattson\"'")]
     List(PolicyArgs),
     /// Deliver what is spooled with the policy's current messengers;
     /// extract nothing new.
@@ -24,8 +26,9 @@ pub enum SpoolCommand {
         wattson spool retry --policy site.toml --set 'outputs.0.messenger.url=\"https://new.example.org/records\"'")]
     Retry(PolicyArgs),
     /// Remove spooled windows: their undelivered payloads are never sent.
-    #[command(after_help = "Example:\n  \
-        wattson spool drop --policy site.toml --window 2025-06-01T02:00:00Z --yes")]
+    #[command(after_help = "Examples:\n  \
+        wattson spool drop --policy site.toml --window 2025-06-01T02:00:00Z --yes\n  \
+        wattson spool drop --policy site.toml --window 1748743200 --window 1748746800 --yes")]
     Drop {
         #[command(flatten)]
         policy: PolicyArgs,

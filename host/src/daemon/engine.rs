@@ -346,6 +346,9 @@ impl Engine {
             let who = Who::from(&gathered.details[i]);
             let cpu_s = gathered.cpu_s[i].unwrap_or(0.0);
             *self.ledger.vm_joules.entry(vm.uuid.clone()).or_default() += joules;
+            self.ledger
+                .vm_seen_ms
+                .insert(vm.uuid.clone(), window.end_ms);
             self.power.insert(vm.uuid.clone(), joules / dt);
             let template = Part {
                 vcpus: vm.vcpus,
@@ -372,6 +375,7 @@ impl Engine {
                 model: info.name.clone(),
             });
         }
+        self.ledger.forget_gone(window.end_ms);
         let host = attributed.hosts.first();
         self.ledger.unattributed_joules += attributed
             .hosts

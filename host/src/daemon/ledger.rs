@@ -18,6 +18,10 @@ use crate::window::Window;
 pub struct Ledger {
     /// Joules per VM (uuid) since the state began: the exported counters.
     pub vm_joules: BTreeMap<String, f64>,
+    /// When each VM was last given energy, ms: a VM gone for
+    /// [`FORGET_AFTER_MS`] leaves the ledger.
+    #[serde(default)]
+    pub vm_seen_ms: BTreeMap<String, i64>,
     /// Joules per local meter (`package-0`, `dram`, `ipmi`) since the state began.
     pub meter_joules: BTreeMap<String, f64>,
     /// Host energy the models left unattributed since the state began.
@@ -99,7 +103,25 @@ impl Who {
     }
 }
 
+/// How long a VM's counter is kept after it was last measured: 30 days. One
+/// that comes back later starts again at 0, which C1 reads as a reset.
+pub const FORGET_AFTER_MS: i64 = 30 * 86_400_000;
+
 impl Ledger {
+    /// Drops the counters of VMs not measured for [`FORGET_AFTER_MS`].
+    pub fn forget_gone(&mut self, now_ms: i64) {
+        let gone: Vec<String> = self
+            .vm_seen_ms
+            .iter()
+            .filter(|(_, seen)| now_ms - **seen > FORGET_AFTER_MS)
+            .map(|(uuid, _)| uuid.clone())
+            .collect();
+        for uuid in gone {
+            self.vm_seen_ms.remove(&uuid);
+            self.vm_joules.remove(&uuid);
+        }
+    }
+
     /// The ledger at `path`; a missing one is empty, and so is a corrupt one
     /// (with a warning): counters restart at 0, which C1 reads as a reset.
     pub fn load(path: &Path) -> Self {
@@ -202,6 +224,18 @@ mod tests {
         assert_eq!((second.joules, second.wall_s), (50.0, 5.0));
         assert_eq!(first.last_ms, 3_600_000);
         assert_eq!(second.last_ms, 3_605_000);
+    }
+
+    #[test]
+    fn vms_gone_for_30_days_are_forgotten() {
+        let mut ledger = Ledger::default();
+        for (uuid, seen) in [("old", 0), ("recent", FORGET_AFTER_MS)] {
+            ledger.vm_joules.insert(uuid.into(), 1.0);
+            ledger.vm_seen_ms.insert(uuid.into(), seen);
+        }
+        ledger.forget_gone(FORGET_AFTER_MS + 1);
+        assert_eq!(ledger.vm_joules.keys().collect::<Vec<_>>(), ["recent"]);
+        assert_eq!(ledger.vm_seen_ms.len(), 1);
     }
 
     #[test]
