@@ -6,6 +6,7 @@
 //! them; [`pipeline`] runs one window through those steps as a [`policy`] says.
 #![deny(missing_docs)]
 
+pub mod carbon;
 pub mod cli;
 pub mod daemon;
 pub mod messengers;

@@ -77,9 +77,9 @@ fn full() -> EnergyRecord {
         memory_mb: Some(4096),
         status: Status::Running,
         quality: quality(None),
-        pue: None,
-        ci_g: None,
-        cfp_g: None,
+        pue: Some(1.3),
+        ci_g: Some(210.0),
+        cfp_g: Some(360_000.0 / 3.6e6 * 1.3 * 210.0),
         ci_covered_s: None,
         model: "libvirt-joules".into(),
         model_version: "0.1.0".into(),
@@ -344,7 +344,7 @@ fn csv_round_trips_through_the_csv_crate() {
     assert!(text.starts_with(
         "id,site,cloud_type,compute_service,vm_uuid,vm_name,project_id,project_name,\
          user_id,user_name,user_dn,fqan,host,start,end,energy_joules,energy_kwh,wall_s,\
-         cpu_s,vcpus,status,model,model_version,covered_s\r\n"
+         cpu_s,vcpus,status,model,model_version,covered_s,pue,ci_g,cfp_g\r\n"
     ));
     assert!(text.contains("\"Acme, \"\"R&D\"\"\nsecond line\""));
 
@@ -366,7 +366,7 @@ fn csv_round_trips_through_the_csv_crate() {
     };
     let opt = |s: &Option<String>| s.clone().unwrap_or_default();
     for (row, r) in rows.iter().zip(&records) {
-        assert_eq!(row.len(), 24);
+        assert_eq!(row.len(), 27);
         assert_eq!(col(row, "id"), r.id);
         assert_eq!(col(row, "site"), r.site);
         assert_eq!(col(row, "cloud_type"), r.cloud_type);
@@ -411,6 +411,12 @@ fn csv_round_trips_through_the_csv_crate() {
         assert_eq!(col(row, "status"), status);
         assert_eq!(col(row, "model"), r.model);
         assert_eq!(col(row, "model_version"), r.model_version);
+        for (name, value) in [("pue", r.pue), ("ci_g", r.ci_g), ("cfp_g", r.cfp_g)] {
+            assert_eq!(
+                col(row, name),
+                value.map(|v| format!("{v:?}")).unwrap_or_default()
+            );
+        }
     }
 }
 
@@ -425,7 +431,7 @@ fn csv_batches_and_refuses_negative_batch_size() {
         .iter()
         .map(|payload| {
             let mut reader = csv::Reader::from_reader(payload.as_slice());
-            assert_eq!(reader.headers().unwrap().len(), 24);
+            assert_eq!(reader.headers().unwrap().len(), 27);
             reader.records().count()
         })
         .collect();

@@ -61,6 +61,9 @@ pub struct Policy {
     /// Where run state lives.
     #[serde(default)]
     pub state: StateConfig,
+    /// `[carbon]`: PUE and grid carbon intensity on every record.
+    #[serde(default)]
+    pub carbon: Option<crate::carbon::CarbonConfig>,
     /// `[daemon]`: sampling, shipping and the HTTP server of `wattson daemon`.
     #[serde(default)]
     pub daemon: Option<crate::daemon::DaemonConfig>,
@@ -399,6 +402,20 @@ impl Policy {
                 "step_secs",
                 "must be at least 1 second",
             ));
+        }
+        if let Some(carbon) = &policy.carbon {
+            for (key, message) in carbon.problems() {
+                let dotted = format!("carbon.{key}");
+                // A pattern of the PUE table is located at `pue`.
+                let mut problem = Problem::at_key(
+                    &source,
+                    "carbon",
+                    key.split('.').next().unwrap_or("pue"),
+                    message,
+                );
+                problem.key = Some(dotted);
+                problems.push(problem);
+            }
         }
         if let Some(daemon) = &policy.daemon {
             for (key, message) in daemon.problems() {

@@ -8,7 +8,10 @@
 //! `id, site, cloud_type, compute_service, vm_uuid, vm_name, project_id,
 //! project_name, user_id, user_name, user_dn, fqan, host, start, end,
 //! energy_joules, energy_kwh, wall_s, cpu_s, vcpus, status, model,
-//! model_version, covered_s`
+//! model_version, covered_s, pue, ci_g, cfp_g`
+//!
+//! `pue`, `ci_g` (gCO2e/kWh) and `cfp_g` (gCO2e) are set where the policy
+//! has `[carbon]`; without an intensity `ci_g` and `cfp_g` are empty (never 0).
 //!
 //! `start` / `end` are RFC 3339 UTC with milliseconds, `energy_kwh` is
 //! joules / 3.6e6; numbers are Rust's shortest round-trip form (`{:?}`:
@@ -20,15 +23,15 @@
 //! Golden (two records, one payload; `\r\n` shown as line breaks):
 //!
 //! ```text
-//! id,site,cloud_type,compute_service,vm_uuid,vm_name,project_id,project_name,user_id,user_name,user_dn,fqan,host,start,end,energy_joules,energy_kwh,wall_s,cpu_s,vcpus,status,model,model_version,covered_s
-//! 9f0e…-0001,TEST-Site,OpenStack,nova,e3c5aeef-37b8-4332-ad9f-9d068f156dc2,vm-a,p1,"Acme, ""R&D""",u1,alice,,vo.example.org,compute-1,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,360000.0,0.1,3600.0,,2,running,libvirt-joules,0.1.0,
-//! 9f0e…-0002,TEST-Site,OpenStack,nova,0b0c6a4c-4f5e-4d8e-9d38-1c2f3a4b5c6d,,,,,,,,,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,36.0,1e-5,1800.0,1800.0,,completed,libvirt-joules,0.1.0,
+//! id,site,cloud_type,compute_service,vm_uuid,vm_name,project_id,project_name,user_id,user_name,user_dn,fqan,host,start,end,energy_joules,energy_kwh,wall_s,cpu_s,vcpus,status,model,model_version,covered_s,pue,ci_g,cfp_g
+//! 9f0e…-0001,TEST-Site,OpenStack,nova,e3c5aeef-37b8-4332-ad9f-9d068f156dc2,vm-a,p1,"Acme, ""R&D""",u1,alice,,vo.example.org,compute-1,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,360000.0,0.1,3600.0,,2,running,libvirt-joules,0.1.0,,,,
+//! 9f0e…-0002,TEST-Site,OpenStack,nova,0b0c6a4c-4f5e-4d8e-9d38-1c2f3a4b5c6d,,,,,,,,,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,36.0,1e-5,1800.0,1800.0,,completed,libvirt-joules,0.1.0,,,,
 //! ```
 
 use wattson_plugin::{EnergyRecord, Format, FormatInfo, ParamSpec, Params, Unit, rfc3339_millis};
 
 /// The header row's columns.
-const COLUMNS: [&str; 24] = [
+const COLUMNS: [&str; 27] = [
     "id",
     "site",
     "cloud_type",
@@ -53,6 +56,9 @@ const COLUMNS: [&str; 24] = [
     "model",
     "model_version",
     "covered_s",
+    "pue",
+    "ci_g",
+    "cfp_g",
 ];
 
 /// Appends one field, quoted per RFC 4180 when it needs to be.
@@ -77,12 +83,17 @@ fn push_row<S: AsRef<str>>(out: &mut String, fields: impl IntoIterator<Item = S>
     out.push_str("\r\n");
 }
 
+/// A number in its shortest round-trip form, or an empty field.
+fn number(n: Option<f64>) -> String {
+    n.map(|n| format!("{n:?}")).unwrap_or_default()
+}
+
 fn opt(s: &Option<String>) -> String {
     s.clone().unwrap_or_default()
 }
 
 /// The record's fields, in [`COLUMNS`] order.
-fn row(r: &EnergyRecord) -> [String; 24] {
+fn row(r: &EnergyRecord) -> [String; 27] {
     [
         r.id.clone(),
         r.site.clone(),
@@ -111,6 +122,9 @@ fn row(r: &EnergyRecord) -> [String; 24] {
             .covered_s
             .map(|c| format!("{c:?}"))
             .unwrap_or_default(),
+        number(r.pue),
+        number(r.ci_g),
+        number(r.cfp_g),
     ]
 }
 

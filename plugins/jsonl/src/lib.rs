@@ -2,7 +2,9 @@
 //! field of the host's record in snake_case, times as RFC 3339 UTC strings
 //! with millisecond precision, energy as `energy_joules` (a JSON number with
 //! full f64 precision). All lines go in one payload, each ending in `\n`; no
-//! records, no payload.
+//! records, no payload. Where the policy has `[carbon]`, `pue`, `ci_g`
+//! (gCO2e/kWh) and `cfp_g` (gCO2e) follow `energy_joules`; a record without
+//! an intensity has no `ci_g` and no `cfp_g` (never 0).
 
 use serde::Serialize;
 use wattson_plugin::{EnergyRecord, Format, FormatInfo, Params, rfc3339_millis};
@@ -39,6 +41,12 @@ struct Line<'a> {
     meters: &'a [String],
     model: &'a str,
     model_version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pue: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ci_g: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cfp_g: Option<f64>,
 }
 
 impl<'a> From<&'a EnergyRecord> for Line<'a> {
@@ -71,6 +79,9 @@ impl<'a> From<&'a EnergyRecord> for Line<'a> {
             meters: &r.quality.meters,
             model: &r.model,
             model_version: &r.model_version,
+            pue: r.pue,
+            ci_g: r.ci_g,
+            cfp_g: r.cfp_g,
         }
     }
 }
