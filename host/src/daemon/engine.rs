@@ -245,7 +245,6 @@ impl Engine {
             self.publish();
             return Ok(());
         }
-        self.domains = sample.domains.clone();
         let mut records = Vec::new();
         match self.ledger.last.take() {
             Some(prev) if prev.at_ms < now_ms => {
@@ -273,6 +272,7 @@ impl Engine {
                 self.health.last_success_ms = Some(now_ms);
             }
         }
+        self.domains = sample.domains;
         let attributed = started.elapsed();
         self.ledger.save(&self.ledger_path)?;
         let saved = started.elapsed();
