@@ -1109,3 +1109,61 @@ fn policy_check_and_the_daemon_refuse_what_cannot_be_measured_locally() {
         }
     }
 }
+
+#[test]
+fn a_failed_interval_is_measured_once_meters_included_at_the_next_success() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let devices = powercap_tree(&tmp.path().join("sys"));
+    let (_node, uri) = node_copy(tmp.path());
+    let good = daemon_policy(
+        tmp.path(),
+        &uri,
+        &tmp.path().join("sys/class/powercap"),
+        "none",
+    );
+    // Rules without [model], matching no VM: every interval fails.
+    let failing = good.replace(
+        "[model]\nplugin = \"rapl-share\"\n[model.params]\nidle = \"none\"\nidle_power = \"auto\"\n",
+        "[[rules]]\nmatch = { project = \"nobody\" }\nplugin = \"rapl-share\"\n",
+    );
+    assert_ne!(failing, good);
+    let policy = tmp.path().join("daemon.toml");
+    std::fs::write(&policy, &failing).unwrap();
+    let cpu = FedCpu::default();
+    *cpu.0.lock().unwrap() = RUNNING.iter().map(|u| (u.to_string(), 1.0)).collect();
+    let (mut engine, shared) = start_engine(&policy, &cpu, &cache);
+    let t0 = 1_800_000_000_000_i64;
+    engine.tick(t0).unwrap();
+    // Each zone but core +3 J per step: 12 J of host energy per step.
+    let mut energy: BTreeMap<&str, u64> = ZONES.iter().map(|z| (z.0, z.2)).collect();
+    let step = |energy: &mut BTreeMap<&str, u64>| {
+        for (rel, name, _, _) in ZONES {
+            if name != "core" {
+                let v = energy.get_mut(rel).unwrap();
+                *v = (*v + 3_000_000) % RANGE;
+                bump(&devices, rel, *v);
+            }
+        }
+        for c in cpu.0.lock().unwrap().values_mut() {
+            *c += 1.0;
+        }
+    };
+    step(&mut energy);
+    engine.tick(t0 + 10_000).unwrap();
+    assert_eq!(shared.snapshot().health.plugin_failures, 1);
+    // The model is mended; the next interval spans both steps, once.
+    std::fs::write(&policy, &good).unwrap();
+    let policy = Policy::load(&policy).unwrap();
+    let runtime = Runtime::new(Limits::default(), Some(cache.clone())).unwrap();
+    let bound = wattson::policy::bind(&policy, &runtime).unwrap();
+    let mut sources = sources(&policy, Plan::new(&bound).measurements());
+    sources.cpu_times = Some(Box::new(cpu.clone()));
+    engine.reload(policy, bound, sources, "cmp-01".into());
+    step(&mut energy);
+    engine.tick(t0 + 20_000).unwrap();
+    let meters: f64 = engine.ledger().meter_joules.values().sum();
+    assert!(rel_err(meters, 24.0) < 1e-12, "{meters}");
+    let vms: f64 = engine.ledger().vm_joules.values().sum();
+    assert!(rel_err(vms, 24.0) < 1e-12, "{vms}");
+}

@@ -248,10 +248,12 @@ impl Engine {
         let mut records = Vec::new();
         match self.ledger.last.take() {
             Some(prev) if prev.at_ms < now_ms => {
-                self.meters(&prev, &sample.counters);
                 match self.attribute(&prev, &sample) {
                     Ok(made) => {
                         records = made;
+                        // Only with `last` moving on: a failed interval is
+                        // measured again, meters included, at the next success.
+                        self.meters(&prev, &sample.counters);
                         self.ledger.last = Some(sample.counters);
                         self.health.failures_in_a_row = 0;
                         self.health.last_success_ms = Some(now_ms);
