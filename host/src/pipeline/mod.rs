@@ -196,12 +196,7 @@ pub fn render<E: From<PipelineError>>(
     sink: &mut (impl FnMut(usize, Vec<u8>) -> Result<(), E> + ?Sized),
 ) -> Result<(), E> {
     map_vos(policy, records, unmapped);
-    // Checked when the policy was loaded.
-    if let Some(Ok(carbon)) = policy
-        .carbon
-        .as_ref()
-        .map(crate::carbon::CarbonConfig::resolve)
-    {
+    if let Some(carbon) = &bound.carbon {
         for record in records.iter_mut() {
             carbon.apply(record);
         }

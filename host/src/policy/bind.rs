@@ -24,6 +24,8 @@ pub struct Bound {
     pub rules: Vec<BoundRule>,
     /// Formats and their messengers, in policy order.
     pub outputs: Vec<BoundOutput>,
+    /// `[carbon]`, resolved once (its host patterns compiled).
+    pub carbon: Option<crate::carbon::Carbon>,
 }
 
 /// A model, loaded, with its checked parameters and its measurements.
@@ -161,6 +163,8 @@ pub fn bind(policy: &Policy, runtime: &Runtime) -> Result<Bound, PolicyError> {
                 }),
             rules,
             outputs,
+            // Checked when the policy was loaded.
+            carbon: policy.carbon.as_ref().and_then(|c| c.resolve().ok()),
         }),
     }
 }
