@@ -4,7 +4,7 @@
 
 use super::data::{HOUR, T0, VmShape, c1, counter_series, rel_err};
 use super::prometheus::{Prometheus, openmetrics};
-use super::wattson::{command, secs, write_policy};
+use super::wattson::{extract_with, jsonl_records, write_policy};
 
 const POLICY: &str = "[site]\nname = \"S\"\ncompute_service = \"c\"\n\n[model]\nplugin = \"libvirt-joules\"\n\n[model.params]\nkey_label = \"uuid\"\n";
 
@@ -28,28 +28,13 @@ fn records_carry_pue_intensity_and_footprint_set_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let policy = write_policy(dir.path(), "site.toml", POLICY);
     let (from, to) = (T0 + HOUR, T0 + 2 * HOUR);
-    let run = |sets: &[&str]| {
-        let mut cmd = command();
-        cmd.args(["extract", "--dry-run", "--format", "jsonl", "--policy"])
-            .arg(&policy)
-            .args(["--prometheus", &prometheus.url])
-            .args(["--from", &secs(from), "--to", &secs(to)]);
-        for set in sets {
-            cmd.args(["--set", set]);
-        }
-        cmd.output().unwrap()
-    };
+    let run = |sets: &[&str]| extract_with(&policy, &prometheus.url, from, to, sets);
     let joules = c1(&series.samples, from, to).unwrap();
 
     // `--set` creates [carbon].
-    let out = run(&["carbon.pue=1.3", "carbon.intensity_g_per_kwh=210"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let record: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let records = jsonl_records(&run(&["carbon.pue=1.3", "carbon.intensity_g_per_kwh=210"]));
+    assert_eq!(records.len(), 1);
+    let record = &records[0];
     assert_eq!(record["pue"], 1.3);
     assert_eq!(record["ci_g"], 210.0);
     let want = joules / 3.6e6 * 1.3 * 210.0;
@@ -58,9 +43,9 @@ fn records_carry_pue_intensity_and_footprint_set_from_the_command_line() {
     assert!(rel_err(record["energy_joules"].as_f64().unwrap(), joules) < 1e-12);
 
     // A PUE alone: carried, and no intensity means no ci_g and no cfp_g (never 0).
-    let out = run(&["carbon.pue=1.3"]);
-    let record: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let records = jsonl_records(&run(&["carbon.pue=1.3"]));
+    assert_eq!(records.len(), 1);
+    let record = &records[0];
     assert_eq!(record["pue"], 1.3);
     assert!(
         record.get("ci_g").is_none() && record.get("cfp_g").is_none(),

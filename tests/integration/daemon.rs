@@ -13,7 +13,7 @@ use wattson::policy::Policy;
 use wattson::runtime::{Limits, Runtime};
 use wattson::sources::libvirt::{CpuTimes, LibvirtError};
 
-use super::data::rel_err;
+use super::data::{c1, rel_err};
 use super::rapl::{RANGE, ZONES, bump, powercap_tree};
 
 /// Running domains of the fixture (nova, paused nova, OpenNebula, bare).
@@ -36,18 +36,8 @@ impl CpuTimes for FedCpu {
 
 /// A node fixture copy under `dir`; returns its test:// URI.
 pub(super) fn node_copy(dir: &Path) -> (PathBuf, String) {
-    let fixture: PathBuf = [
-        env!("CARGO_MANIFEST_DIR"),
-        "..",
-        "tests",
-        "fixtures",
-        "libvirt",
-        "node.xml",
-    ]
-    .iter()
-    .collect();
     let copy = dir.join("node.xml");
-    std::fs::copy(fixture, &copy).unwrap();
+    std::fs::copy(super::libvirt::fixture_path(), &copy).unwrap();
     let uri = format!("test://{}", copy.display());
     (copy, uri)
 }
@@ -100,6 +90,56 @@ dir = "{}"
     )
 }
 
+/// A hypervisor under a temporary directory: a powercap fixture tree, a
+/// copy of the libvirt node fixture, and the daemon's policy file.
+struct Host {
+    tmp: tempfile::TempDir,
+    /// The `intel-rapl` devices directory, where `energy_uj` files are bumped.
+    devices: PathBuf,
+    /// The node file (edited to change the domains).
+    node: PathBuf,
+    /// Its `test://` URI.
+    uri: String,
+    /// `daemon.toml`.
+    policy: PathBuf,
+}
+
+impl Host {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let devices = powercap_tree(&tmp.path().join("sys"));
+        let (node, uri) = node_copy(tmp.path());
+        let policy = tmp.path().join("daemon.toml");
+        Self {
+            tmp,
+            devices,
+            node,
+            uri,
+            policy,
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// [`daemon_policy`] of this host with `idle`.
+    fn policy_text(&self, idle: &str) -> String {
+        daemon_policy(
+            self.dir(),
+            &self.uri,
+            &self.dir().join("sys/class/powercap"),
+            idle,
+        )
+    }
+
+    /// Writes the policy file; returns its path.
+    fn write_policy(&self, text: &str) -> PathBuf {
+        std::fs::write(&self.policy, text).unwrap();
+        self.policy.clone()
+    }
+}
+
 fn start_engine(policy_path: &Path, cpu: &FedCpu, cache: &Path) -> (Engine, Arc<Shared>) {
     let policy = Policy::load(policy_path).unwrap();
     let runtime = Runtime::new(Limits::default(), Some(cache.to_owned())).unwrap();
@@ -122,21 +162,13 @@ fn value_of(scrape: &str, metric: &str, uuid: &str) -> Option<f64> {
 
 #[test]
 fn counters_follow_the_share_arithmetic_across_a_wrap_a_removal_and_a_restart() {
-    let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
-    let devices = powercap_tree(&tmp.path().join("sys"));
-    let (node, uri) = node_copy(tmp.path());
-    let policy = tmp.path().join("daemon.toml");
-    std::fs::write(
-        &policy,
-        daemon_policy(
-            tmp.path(),
-            &uri,
-            &tmp.path().join("sys/class/powercap"),
-            "none",
-        ),
-    )
-    .unwrap();
+    let host = Host::new();
+    let (cache, devices, node) = (
+        host.dir().join("cache"),
+        host.devices.clone(),
+        host.node.clone(),
+    );
+    let policy = host.write_policy(&host.policy_text("none"));
     let cpu = FedCpu::default();
     // Zones by path under intel-rapl/, their energy now (µJ).
     let mut energy: BTreeMap<&str, u64> = ZONES.iter().map(|z| (z.0, z.2)).collect();
@@ -337,26 +369,18 @@ fn sum_of(scrape: &str, metric: &str) -> f64 {
 
 #[test]
 fn the_daemon_serves_guarded_endpoints_streams_records_and_stops_on_sigterm() {
-    let tmp = tempfile::tempdir().unwrap();
-    let devices = powercap_tree(&tmp.path().join("sys"));
-    let (_node, uri) = node_copy(tmp.path());
+    let host = Host::new();
+    let (tmp, devices) = (&host.tmp, host.devices.clone());
     let token_file = tmp.path().join("token");
     std::fs::write(&token_file, "s3cret-token\n").unwrap();
-    let policy = tmp.path().join("daemon.toml");
-    let text = daemon_policy(
-        tmp.path(),
-        &uri,
-        &tmp.path().join("sys/class/powercap"),
-        "none",
-    )
-    .replace(
+    let text = host.policy_text("none").replace(
         "ship_every_secs = 3600",
         &format!(
             "ship_every_secs = 3600\ntoken_file = \"{}\"",
             token_file.display()
         ),
     );
-    std::fs::write(&policy, text).unwrap();
+    let policy = host.write_policy(&text);
     let cpu_file = tmp.path().join("cpu");
     let write_cpu = |k: f64| {
         let lines: String = RUNNING
@@ -524,18 +548,10 @@ fn the_daemon_serves_guarded_endpoints_streams_records_and_stops_on_sigterm() {
 
 #[test]
 fn a_broken_policy_edit_keeps_the_running_one_and_a_valid_one_switches() {
-    let tmp = tempfile::tempdir().unwrap();
-    powercap_tree(&tmp.path().join("sys"));
-    let (_node, uri) = node_copy(tmp.path());
-    let policy = tmp.path().join("daemon.toml");
-    let good = daemon_policy(
-        tmp.path(),
-        &uri,
-        &tmp.path().join("sys/class/powercap"),
-        "none",
-    );
-    std::fs::write(&policy, &good).unwrap();
-    let cpu_file = tmp.path().join("cpu");
+    let host = Host::new();
+    let good = host.policy_text("none");
+    let policy = host.write_policy(&good);
+    let cpu_file = host.dir().join("cpu");
     std::fs::write(&cpu_file, "").unwrap();
     let addr = format!("127.0.0.1:{}", super::prometheus::free_port());
     let mut daemon = spawn_daemon(&policy, &addr, &cpu_file);
@@ -616,22 +632,13 @@ fn delivered(dir: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn closed_windows_ship_once_each_with_the_intervals_split_at_their_edges() {
-    let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
-    let devices = powercap_tree(&tmp.path().join("sys"));
-    let (_node, uri) = node_copy(tmp.path());
-    let policy = tmp.path().join("daemon.toml");
-    std::fs::write(
-        &policy,
-        daemon_policy(
-            tmp.path(),
-            &uri,
-            &tmp.path().join("sys/class/powercap"),
-            "none",
-        )
-        .replace("ship_every_secs = 3600", "ship_every_secs = 60"),
-    )
-    .unwrap();
+    let host = Host::new();
+    let (tmp, cache, devices) = (&host.tmp, host.dir().join("cache"), host.devices.clone());
+    let policy = host.write_policy(
+        &host
+            .policy_text("none")
+            .replace("ship_every_secs = 3600", "ship_every_secs = 60"),
+    );
     let cpu = FedCpu::default();
     let mut energy: BTreeMap<&str, u64> = ZONES.iter().map(|z| (z.0, z.2)).collect();
     let shares = [1.0, 2.0, 3.0, 4.0];
@@ -702,21 +709,13 @@ fn closed_windows_ship_once_each_with_the_intervals_split_at_their_edges() {
 
 #[test]
 fn a_kill_during_shipping_then_a_restart_delivers_each_record_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let devices = powercap_tree(&tmp.path().join("sys"));
-    let (_node, uri) = node_copy(tmp.path());
-    let policy = tmp.path().join("daemon.toml");
-    std::fs::write(
-        &policy,
-        daemon_policy(
-            tmp.path(),
-            &uri,
-            &tmp.path().join("sys/class/powercap"),
-            "none",
-        )
-        .replace("ship_every_secs = 3600", "ship_every_secs = 2"),
-    )
-    .unwrap();
+    let host = Host::new();
+    let (tmp, devices) = (&host.tmp, host.devices.clone());
+    let policy = host.write_policy(
+        &host
+            .policy_text("none")
+            .replace("ship_every_secs = 3600", "ship_every_secs = 2"),
+    );
     let cpu_file = tmp.path().join("cpu");
     let advance = |k: u64| {
         let lines: String = RUNNING
@@ -788,79 +787,11 @@ fn a_kill_during_shipping_then_a_restart_delivers_each_record_once() {
     }
 }
 
-/// Raw samples of `selector` in (to − range, to], per uuid: [(t ms, value)].
-fn raw_samples(
-    prometheus: &super::prometheus::Prometheus,
-    selector: &str,
-    to_ms: i64,
-) -> BTreeMap<String, Vec<(i64, f64)>> {
-    let query: String = format!("{selector}[60s]")
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let url = format!(
-        "{}/api/v1/query?query={query}&time={}.{:03}",
-        prometheus.url,
-        to_ms / 1000,
-        to_ms % 1000
-    );
-    let (code, body) = super::prometheus::ureq_get(&url).unwrap();
-    assert_eq!(code, 200, "{body}");
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    json["data"]["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let samples = r["values"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| {
-                    (
-                        (v[0].as_f64().unwrap() * 1000.0).round() as i64,
-                        v[1].as_str().unwrap().parse().unwrap(),
-                    )
-                })
-                .collect();
-            (r["metric"]["uuid"].as_str().unwrap().to_owned(), samples)
-        })
-        .collect()
-}
-
-/// C1 of ENERGY.md over (from, to]: the base is the last sample at or
-/// before `from`; a drop is a reset.
-fn c1(samples: &[(i64, f64)], from_ms: i64, to_ms: i64) -> f64 {
-    let base = samples.iter().rposition(|s| s.0 <= from_ms).unwrap_or(0);
-    let used: Vec<f64> = samples[base..]
-        .iter()
-        .filter(|s| s.0 <= to_ms)
-        .map(|s| s.1)
-        .collect();
-    used.windows(2)
-        .map(|p| if p[1] >= p[0] { p[1] - p[0] } else { p[1] })
-        .sum()
-}
-
 #[test]
 fn prometheus_scrapes_the_daemon_and_extract_from_daemon_gives_its_counters() {
-    let tmp = tempfile::tempdir().unwrap();
-    let devices = powercap_tree(&tmp.path().join("sys"));
-    let (_node, uri) = node_copy(tmp.path());
-    let policy = tmp.path().join("daemon.toml");
-    std::fs::write(
-        &policy,
-        daemon_policy(
-            tmp.path(),
-            &uri,
-            &tmp.path().join("sys/class/powercap"),
-            "vcpus",
-        ),
-    )
-    .unwrap();
+    let host = Host::new();
+    let (tmp, devices) = (&host.tmp, host.devices.clone());
+    let policy = host.write_policy(&host.policy_text("vcpus"));
     let cpu_file = tmp.path().join("cpu");
     let advance = |k: u64| {
         let lines: String = RUNNING
@@ -904,25 +835,17 @@ fn prometheus_scrapes_the_daemon_and_extract_from_daemon_gives_its_counters() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let energy = raw_samples(&prometheus, "wattson_vm_energy_joules_total", to_ms);
-    let cpu = raw_samples(&prometheus, "wattson_vm_cpu_seconds_total", to_ms);
+    let records = super::wattson::jsonl_records(&out);
+    let energy = prometheus.raw_samples("wattson_vm_energy_joules_total", "uuid", 60, to_ms);
+    let cpu = prometheus.raw_samples("wattson_vm_cpu_seconds_total", "uuid", 60, to_ms);
     assert_eq!(records.len(), RUNNING.len(), "{records:?}");
     for r in &records {
         let uuid = r["vm_uuid"].as_str().unwrap();
-        let want = c1(&energy[uuid], from_ms, to_ms);
+        let want = c1(&energy[uuid], from_ms, to_ms).unwrap();
         let got = r["energy_joules"].as_f64().unwrap();
         assert!(want > 0.0);
         assert!(rel_err(got, want) < 1e-9, "{uuid}: {got} vs {want}");
-        let cpu_want = c1(&cpu[uuid], from_ms, to_ms);
+        let cpu_want = c1(&cpu[uuid], from_ms, to_ms).unwrap();
         let cpu_got = r["cpu_s"].as_f64().unwrap();
         assert!(
             rel_err(cpu_got, cpu_want) < 1e-9,
@@ -1019,21 +942,14 @@ fn ipmi_share_integrates_the_meter_command_and_measures_across_a_failed_reading(
 
 #[test]
 fn a_libvirt_that_cannot_be_read_fails_healthz_after_three_intervals_and_recovers() {
-    let tmp = tempfile::tempdir().unwrap();
-    powercap_tree(&tmp.path().join("sys"));
-    let (node, _) = node_copy(tmp.path());
+    let host = Host::new();
+    let (tmp, node) = (&host.tmp, host.node.clone());
     let missing = tmp.path().join("later/node.xml");
-    let policy = tmp.path().join("daemon.toml");
-    std::fs::write(
-        &policy,
-        daemon_policy(
-            tmp.path(),
-            &format!("test://{}", missing.display()),
-            &tmp.path().join("sys/class/powercap"),
-            "none",
-        ),
-    )
-    .unwrap();
+    let policy = host.write_policy(
+        &host
+            .policy_text("none")
+            .replace(&host.uri, &format!("test://{}", missing.display())),
+    );
     let cpu_file = tmp.path().join("cpu");
     std::fs::write(&cpu_file, "").unwrap();
     let addr = format!("127.0.0.1:{}", super::prometheus::free_port());
@@ -1112,24 +1028,16 @@ fn policy_check_and_the_daemon_refuse_what_cannot_be_measured_locally() {
 
 #[test]
 fn a_failed_interval_is_measured_once_meters_included_at_the_next_success() {
-    let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
-    let devices = powercap_tree(&tmp.path().join("sys"));
-    let (_node, uri) = node_copy(tmp.path());
-    let good = daemon_policy(
-        tmp.path(),
-        &uri,
-        &tmp.path().join("sys/class/powercap"),
-        "none",
-    );
+    let host = Host::new();
+    let (cache, devices) = (host.dir().join("cache"), host.devices.clone());
+    let good = host.policy_text("none");
     // Rules without [model], matching no VM: every interval fails.
     let failing = good.replace(
         "[model]\nplugin = \"rapl-share\"\n[model.params]\nidle = \"none\"\nidle_power = \"auto\"\n",
         "[[rules]]\nmatch = { project = \"nobody\" }\nplugin = \"rapl-share\"\n",
     );
     assert_ne!(failing, good);
-    let policy = tmp.path().join("daemon.toml");
-    std::fs::write(&policy, &failing).unwrap();
+    let policy = host.write_policy(&failing);
     let cpu = FedCpu::default();
     *cpu.0.lock().unwrap() = RUNNING.iter().map(|u| (u.to_string(), 1.0)).collect();
     let (mut engine, shared) = start_engine(&policy, &cpu, &cache);

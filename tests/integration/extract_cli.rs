@@ -4,7 +4,7 @@
 use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
 use super::prometheus::{Prometheus, free_port, openmetrics};
 use super::wattson::{
-    BASIC_POLICY, command, extract, extract_as, joules_by_vm, secs, write_policy,
+    BASIC_POLICY, command, extract, extract_as, joules_by_vm, jsonl_records, secs, write_policy,
 };
 
 #[test]
@@ -252,16 +252,7 @@ fn records_carry_measured_cpu_time_though_the_model_does_not_ask() {
     ]));
     let dir = tempfile::tempdir().unwrap();
     let policy = write_policy(dir.path(), "site.toml", BASIC_POLICY);
-    let out = extract(&policy, &prometheus.url, from, to);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = jsonl_records(&extract(&policy, &prometheus.url, from, to));
     assert_eq!(records.len(), 2, "the CPU series adds no VM of its own");
     let a = records.iter().find(|r| r["vm_uuid"] == "vm-a").unwrap();
     let want = c1(&cpu_a.samples, from, to).unwrap();

@@ -16,7 +16,8 @@ use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
 use super::prometheus::{Prometheus, TestSeries, openmetrics, openmetrics_with_gauges};
 use super::wattson::{BASIC_POLICY, command, extract, write_policy};
 
-pub(super) fn fixture_uri() -> String {
+/// The node XML fixture (its canonical path).
+pub(super) fn fixture_path() -> PathBuf {
     let path: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
         "..",
@@ -27,8 +28,11 @@ pub(super) fn fixture_uri() -> String {
     ]
     .iter()
     .collect();
-    let path = path.canonicalize().expect("the libvirt fixture");
-    format!("test://{}", path.display())
+    path.canonicalize().expect("the libvirt fixture")
+}
+
+pub(super) fn fixture_uri() -> String {
+    format!("test://{}", fixture_path().display())
 }
 
 fn inventory(extra: &[&str]) -> std::process::Output {

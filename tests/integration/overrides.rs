@@ -4,7 +4,7 @@
 
 use super::data::{HOUR, T0, VmShape, c1, counter_series, rel_err};
 use super::prometheus::{Prometheus, openmetrics};
-use super::wattson::{command, joules_by_vm, secs, write_policy};
+use super::wattson::{command, extract_with, joules_by_vm, write_policy};
 
 const POLICY: &str = "[site]\nname = \"S\"\ncompute_service = \"c\"\n\n[model]\nplugin = \"libvirt-joules\"\n\n[model.params]\nkey_label = \"uuid\"\n\n[window]\nstep_secs = 3600\n";
 
@@ -105,17 +105,7 @@ fn extract_measures_what_the_override_names() {
     let dir = tempfile::tempdir().unwrap();
     let policy = write_policy(dir.path(), "site.toml", POLICY);
     let (from, to) = (T0 + HOUR, T0 + 2 * HOUR);
-    let run = |sets: &[&str]| {
-        let mut cmd = command();
-        cmd.args(["extract", "--dry-run", "--format", "jsonl", "--policy"])
-            .arg(&policy)
-            .args(["--prometheus", &prometheus.url])
-            .args(["--from", &secs(from), "--to", &secs(to)]);
-        for set in sets {
-            cmd.args(["--set", set]);
-        }
-        cmd.output().unwrap()
-    };
+    let run = |sets: &[&str]| extract_with(&policy, &prometheus.url, from, to, sets);
     // Without the override the policy's metric has no data: no records.
     assert!(run(&[]).stdout.is_empty());
     let got = joules_by_vm(&run(&["model.params.metric=\"kepler_vm_joules_total\""]));

@@ -204,6 +204,46 @@ impl Prometheus {
             })
             .collect()
     }
+
+    /// The raw samples of `selector` in the `range_secs` before `time_ms`,
+    /// per value of `key` (a range-vector query): [(t ms, value)].
+    pub fn raw_samples(
+        &self,
+        selector: &str,
+        key: &str,
+        range_secs: u64,
+        time_ms: i64,
+    ) -> std::collections::BTreeMap<String, Vec<(i64, f64)>> {
+        let url = format!(
+            "{}/api/v1/query?query={}&time={}.{:03}",
+            self.url,
+            urlencode(&format!("{selector}[{range_secs}s]")),
+            time_ms.div_euclid(1000),
+            time_ms.rem_euclid(1000)
+        );
+        let (code, body) = ureq_get(&url).expect("query Prometheus");
+        assert_eq!(code, 200, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        json["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let samples = r["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| {
+                        (
+                            (v[0].as_f64().unwrap() * 1000.0).round() as i64,
+                            v[1].as_str().unwrap().parse().unwrap(),
+                        )
+                    })
+                    .collect();
+                (r["metric"][key].as_str().unwrap().to_owned(), samples)
+            })
+            .collect()
+    }
 }
 
 fn urlencode(s: &str) -> String {

@@ -46,13 +46,28 @@ pub fn extract(policy: &Path, url: &str, from_ms: i64, to_ms: i64) -> Output {
 
 /// Runs `wattson extract --dry-run --format FORMAT` and returns the output.
 pub fn extract_as(policy: &Path, url: &str, from_ms: i64, to_ms: i64, format: &str) -> Output {
-    command()
+    extract_command(policy, url, from_ms, to_ms, format)
+        .output()
+        .expect("run wattson")
+}
+
+/// Runs `wattson extract --dry-run --format jsonl` with `--set` overrides.
+pub fn extract_with(policy: &Path, url: &str, from_ms: i64, to_ms: i64, sets: &[&str]) -> Output {
+    let mut command = extract_command(policy, url, from_ms, to_ms, "jsonl");
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    command.output().expect("run wattson")
+}
+
+fn extract_command(policy: &Path, url: &str, from_ms: i64, to_ms: i64, format: &str) -> Command {
+    let mut command = command();
+    command
         .args(["extract", "--dry-run", "--format", format, "--policy"])
         .arg(policy)
         .args(["--prometheus", url])
-        .args(["--from", &secs(from_ms), "--to", &secs(to_ms)])
-        .output()
-        .expect("run wattson")
+        .args(["--from", &secs(from_ms), "--to", &secs(to_ms)]);
+    command
 }
 
 /// Unix seconds with milliseconds, as `--from`/`--to` take them.
@@ -60,8 +75,8 @@ pub fn secs(ms: i64) -> String {
     format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
 }
 
-/// Parses jsonl records into {vm uuid: joules}, asserting the run succeeded.
-pub fn joules_by_vm(output: &Output) -> HashMap<String, f64> {
+/// The jsonl records a run printed, asserting it succeeded.
+pub fn jsonl_records(output: &Output) -> Vec<serde_json::Value> {
     assert!(
         output.status.success(),
         "wattson failed ({}): {}",
@@ -71,9 +86,15 @@ pub fn joules_by_vm(output: &Output) -> HashMap<String, f64> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let record: serde_json::Value =
-                serde_json::from_str(line).expect("a JSON record per line");
+        .map(|line| serde_json::from_str(line).expect("a JSON record per line"))
+        .collect()
+}
+
+/// Parses jsonl records into {vm uuid: joules}, asserting the run succeeded.
+pub fn joules_by_vm(output: &Output) -> HashMap<String, f64> {
+    jsonl_records(output)
+        .iter()
+        .map(|record| {
             (
                 record["vm_uuid"].as_str().expect("vm_uuid").to_owned(),
                 record["energy_joules"].as_f64().expect("energy_joules"),
