@@ -182,6 +182,19 @@ impl Prometheus {
 
     /// Runs an instant PromQL query; returns `(labels, value)` per series.
     pub fn query(&self, query: &str, time_ms: i64) -> Vec<(serde_json::Value, f64)> {
+        self.results(query, time_ms)
+            .iter()
+            .map(|r| {
+                (
+                    r["metric"].clone(),
+                    r["value"][1].as_str().unwrap().parse().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// The `data.result` of an instant query at `time_ms`.
+    fn results(&self, query: &str, time_ms: i64) -> Vec<serde_json::Value> {
         let url = format!(
             "{}/api/v1/query?query={}&time={}.{:03}",
             self.url,
@@ -191,18 +204,11 @@ impl Prometheus {
         );
         let (code, body) = ureq_get(&url).expect("query Prometheus");
         assert_eq!(code, 200, "{body}");
-        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-        json["data"]["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["metric"].clone(),
-                    r["value"][1].as_str().unwrap().parse().unwrap(),
-                )
-            })
-            .collect()
+        let mut json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        match json["data"]["result"].take() {
+            serde_json::Value::Array(results) => results,
+            other => panic!("not a result list: {other}"),
+        }
     }
 
     /// The raw samples of `selector` in the `range_secs` before `time_ms`,
@@ -214,19 +220,7 @@ impl Prometheus {
         range_secs: u64,
         time_ms: i64,
     ) -> std::collections::BTreeMap<String, Vec<(i64, f64)>> {
-        let url = format!(
-            "{}/api/v1/query?query={}&time={}.{:03}",
-            self.url,
-            urlencode(&format!("{selector}[{range_secs}s]")),
-            time_ms.div_euclid(1000),
-            time_ms.rem_euclid(1000)
-        );
-        let (code, body) = ureq_get(&url).expect("query Prometheus");
-        assert_eq!(code, 200, "{body}");
-        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-        json["data"]["result"]
-            .as_array()
-            .unwrap()
+        self.results(&format!("{selector}[{range_secs}s]"), time_ms)
             .iter()
             .map(|r| {
                 let samples = r["values"]
