@@ -373,20 +373,7 @@ fn spool_depth(state: &crate::state::StateDir) -> usize {
     state
         .spool()
         .pending()
-        .map(|windows| {
-            windows
-                .iter()
-                .map(|w| {
-                    (0..w.outputs.len())
-                        .map(|i| {
-                            (0..w.outputs[i].payloads)
-                                .filter(|&n| !w.is_done(i, n))
-                                .count()
-                        })
-                        .sum::<usize>()
-                })
-                .sum()
-        })
+        .map(|windows| windows.iter().map(|w| w.undelivered()).sum())
         .unwrap_or(0)
 }
 

@@ -283,13 +283,7 @@ pub fn drop_spooled(policy: &Policy, starts_ms: &[i64]) -> Result<Vec<Dropped>, 
             window: window.window,
             explicit: window.explicit,
             records: window.records,
-            undelivered: (0..window.outputs.len())
-                .map(|i| {
-                    (0..window.outputs[i].payloads)
-                        .filter(|&n| !window.is_done(i, n))
-                        .count()
-                })
-                .sum(),
+            undelivered: window.undelivered(),
         };
         window.remove()?;
         tracing::warn!(

@@ -308,6 +308,15 @@ impl SpooledWindow {
         Ok(())
     }
 
+    /// How many payloads no messenger has accepted yet, every output's.
+    pub fn undelivered(&self) -> usize {
+        self.outputs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (0..o.payloads).filter(|&n| !self.is_done(i, n)).count())
+            .sum()
+    }
+
     /// Every payload of every output accepted.
     pub fn is_complete(&self) -> bool {
         self.outputs
