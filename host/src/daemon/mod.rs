@@ -102,16 +102,22 @@ pub fn plan_problems(policy: &Policy, measurements: &[Measurement]) -> Vec<Strin
     problems
 }
 
-/// A policy ready to run: loaded, checked for local sources, bound.
+/// A policy ready to run: loaded, checked for local sources, bound, with
+/// the sources its models read.
 struct Loaded {
     policy: Policy,
     bound: Bound,
     config: DaemonConfig,
+    sources: Sources,
 }
 
-/// Loads, checks and binds the policy, as at start and at each reload.
-fn load(options: &DaemonOptions, runtime: &crate::runtime::Runtime) -> Result<Loaded, DaemonError> {
-    let policy = Policy::load_with(&options.policy, &options.overrides)?;
+/// Binds a loaded policy and checks that the daemon can measure what its
+/// models need, as at start and at each reload.
+fn prepare(
+    options: &DaemonOptions,
+    policy: Policy,
+    runtime: &crate::runtime::Runtime,
+) -> Result<Loaded, DaemonError> {
     let bound = crate::policy::bind(&policy, runtime)?;
     let plan = crate::pipeline::Plan::new(&bound);
     let problems = plan_problems(&policy, plan.measurements());
@@ -121,11 +127,13 @@ fn load(options: &DaemonOptions, runtime: &crate::runtime::Runtime) -> Result<Lo
             problems,
         });
     }
+    let sources = sources(&policy, plan.measurements());
     let config = policy.daemon_config();
     Ok(Loaded {
         policy,
         bound,
         config,
+        sources,
     })
 }
 
@@ -151,11 +159,11 @@ pub fn sources(policy: &Policy, measurements: &[Measurement]) -> Sources {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
+    let policy = Policy::load_with(&options.policy, &options.overrides)?;
     // The policy's own sandbox limits and compile cache.
-    let first = Policy::load_with(&options.policy, &options.overrides)?;
     let runtime = crate::runtime::Runtime::new(
-        first.limits.clone(),
-        first
+        policy.limits.clone(),
+        policy
             .runtime
             .cache_dir
             .clone()
@@ -165,14 +173,14 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         policy,
         bound,
         config,
-    } = load(&options, &runtime)?;
+        sources,
+    } = prepare(&options, policy, &runtime)?;
     let listen = options.listen.clone().unwrap_or(config.listen.clone());
     let shared = Shared::new(
         config.download_rows,
         config.token().map_err(DaemonError::Token)?,
     );
     let host = config.host_key();
-    let sources = sources(&policy, crate::pipeline::Plan::new(&bound).measurements());
     let spool = policy.state_dir();
     let mut engine = Engine::new(policy, bound, sources, host, Arc::clone(&shared))?;
     // A first sample before serving: the counters (and the interval since
@@ -271,20 +279,23 @@ fn reload(
     shared: &Shared,
     interval_ms: &mut i64,
 ) {
-    let loaded = load(options, runtime).and_then(|l| {
-        let token = l.config.token().map_err(DaemonError::Token)?;
-        Ok((l, token))
-    });
+    let loaded = Policy::load_with(&options.policy, &options.overrides)
+        .map_err(DaemonError::from)
+        .and_then(|policy| prepare(options, policy, runtime))
+        .and_then(|l| {
+            let token = l.config.token().map_err(DaemonError::Token)?;
+            Ok((l, token))
+        });
     match loaded {
         Ok((
             Loaded {
                 policy,
                 bound,
                 config,
+                sources,
             },
             token,
         )) => {
-            let sources = sources(&policy, crate::pipeline::Plan::new(&bound).measurements());
             if let Ok(mut slot) = shared.token.write() {
                 *slot = token;
             }
