@@ -192,8 +192,10 @@ fn get<'a>(record: &'a [(String, String)], key: &str) -> &'a str {
 #[test]
 fn apel_energy_json_is_casos_ssm_message() {
     let f = load("apel-energy");
+    let mut no_carbon = full();
+    (no_carbon.pue, no_carbon.ci_g, no_carbon.cfp_g) = (None, None, None);
     let payloads = f
-        .render(&[full(), sparse()], &params(&f, &[]))
+        .render(&[no_carbon, sparse()], &params(&f, &[]))
         .expect("render");
     assert_eq!(payloads.len(), 1);
     // Bytes produced by cASO 5.2.2 itself (EnergyRecord(...).ssm_message())
@@ -220,6 +222,23 @@ fn apel_energy_json_is_casos_ssm_message() {
     assert!(lines[1].contains(r#""EnergyWh":0.01,"Work":180000.0,"Efficiency":1.0,"#));
     assert!(lines[1].contains(r#""WallClockTime_s":1800,"CpuDuration_s":1800,"#));
     assert!(lines[1].contains(r#""ExecUnitFinished":1,"Status":"completed","Owner":""}"#));
+
+    // With [carbon]: cASO's bytes, then the keys GreenDIGIT CIM adds.
+    let with_carbon = f.render(&[full()], &params(&f, &[])).expect("render");
+    let line = utf8(&with_carbon[0]).trim_end();
+    let cim = line
+        .strip_prefix(&expected[..expected.len() - 1])
+        .unwrap_or_else(|| panic!("cASO's keys first: {line}"));
+    let r = full();
+    assert_eq!(
+        cim,
+        format!(
+            ",\"CI_g\":{:?},\"CFP_g\":{:?},\"PUE\":{:?}}}",
+            r.ci_g.unwrap(),
+            r.cfp_g.unwrap(),
+            r.pue.unwrap()
+        )
+    );
 }
 
 #[test]
@@ -236,7 +255,7 @@ fn apel_energy_apel_wire_parses_back() {
     assert_eq!(payloads.len(), 1);
     let records = parse_apel(utf8(&payloads[0]));
     assert_eq!(records.len(), 2);
-    for record in &records {
+    for (record, carbon) in records.iter().zip([true, false]) {
         let mut keys: Vec<&str> = record.iter().map(|(k, _)| k.as_str()).collect();
         let sorted = {
             let mut s = keys.clone();
@@ -249,6 +268,9 @@ fn apel_energy_apel_wire_parses_back() {
         );
         keys.sort();
         let mut expected = APEL_KEYS.to_vec();
+        if carbon {
+            expected.extend(["CI_g", "CFP_g", "PUE"]);
+        }
         expected.sort();
         assert_eq!(keys, expected);
     }
@@ -271,6 +293,8 @@ fn apel_energy_apel_wire_parses_back() {
     // APEL knows `started` and `completed`: a running VM is `started`.
     assert_eq!(get(a, "Status"), "started");
     assert_eq!(get(a, "Owner"), "vo.example.org");
+    assert_eq!(get(a, "CI_g"), "210.0");
+    assert_eq!(get(a, "PUE"), "1.3");
     let b = &records[1];
     assert_eq!(get(b, "ExecUnitID"), "0b0c6a4c-4f5e-4d8e-9d38-1c2f3a4b5c6d");
     assert_eq!(get(b, "EnergyWh"), "0.01");
@@ -492,6 +516,25 @@ fn openmetrics_passes_promtool_with_one_sample_per_record() {
         .filter(|l| l.starts_with("wattson_vm_energy_joules{"))
         .collect();
     assert_eq!(samples.len(), records.len());
+    // Records with a footprint are in the carbon family too (not the sparse one).
+    assert!(
+        text.contains(
+            "# TYPE wattson_vm_carbon_grams gauge\n# UNIT wattson_vm_carbon_grams grams\n"
+        )
+    );
+    let carbon: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("wattson_vm_carbon_grams{"))
+        .collect();
+    assert_eq!(carbon.len(), records.len() - 1);
+    for r in records.iter().filter(|r| r.cfp_g.is_some()) {
+        let line = carbon
+            .iter()
+            .find(|l| l.contains(&format!("uuid=\"{}\"", r.vm_uuid)))
+            .unwrap();
+        let value: f64 = line.rsplit(' ').nth(1).unwrap().parse().unwrap();
+        assert_eq!(Some(value), r.cfp_g);
+    }
     // Escaped label value, absent labels omitted, value and timestamp.
     let end_s = END_MS / 1000;
     assert!(samples.contains(&format!(

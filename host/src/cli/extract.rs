@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{EXIT_CONFIG, EXIT_DELIVERY, EXIT_LOCKED, EXIT_PLUGIN, EXIT_SOURCE, Failure};
+use crate::carbon::IntensityError;
 use crate::pipeline::{self, ExtractError, ExtractOptions, PipelineError};
 use crate::policy::{Override, Policy};
 use crate::sources::prometheus::TemplateError;
@@ -165,7 +166,9 @@ pub(super) fn exit_code(e: &ExtractError) -> u8 {
         ExtractError::Window { error, .. } => match error {
             PipelineError::Source(_)
             | PipelineError::Libvirt(_)
-            | PipelineError::Template(TemplateError::Query(_)) => EXIT_SOURCE,
+            | PipelineError::Template(TemplateError::Query(_))
+            | PipelineError::Carbon(IntensityError::Prometheus(_)) => EXIT_SOURCE,
+            PipelineError::Carbon(IntensityError::NoPrometheus(_)) => EXIT_CONFIG,
             PipelineError::Template(TemplateError::Invalid { .. }) => EXIT_CONFIG,
             PipelineError::Plugin(_) => EXIT_PLUGIN,
             PipelineError::Unsupported(_) => EXIT_CONFIG,

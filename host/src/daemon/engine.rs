@@ -55,6 +55,8 @@ pub struct VmNow {
     pub who: Who,
     /// Joules since the state began.
     pub joules_total: f64,
+    /// gCO2e since the state began, where `[carbon]` gives an intensity.
+    pub carbon_grams_total: Option<f64>,
     /// Power over the last interval, watts; none before its first interval.
     pub watts: Option<f64>,
     /// Cumulative CPU seconds (libvirt's counter).
@@ -337,6 +339,7 @@ impl Engine {
         let dt = window.len_ms() as f64 / 1000.0;
         let ship_ms = self.policy.daemon_config().ship_every_secs as i64 * 1000;
         let input = &gathered.input;
+        let carbon = self.bound.carbon.as_ref();
         let mut records = Vec::with_capacity(input.vms.len());
         self.power.clear();
         for (i, vm) in input.vms.iter().enumerate() {
@@ -348,6 +351,13 @@ impl Engine {
             let who = Who::from(&gathered.details[i]);
             let cpu_s = gathered.cpu_s[i].unwrap_or(0.0);
             *self.ledger.vm_joules.entry(vm.uuid.clone()).or_default() += joules;
+            if let Some(grams) = carbon.and_then(|c| c.fixed_footprint(joules, Some(&self.host))) {
+                *self
+                    .ledger
+                    .vm_carbon_grams
+                    .entry(vm.uuid.clone())
+                    .or_default() += grams;
+            }
             self.ledger
                 .vm_seen_ms
                 .insert(vm.uuid.clone(), window.end_ms);
@@ -405,6 +415,7 @@ impl Engine {
                 libvirt_name: d.name.clone(),
                 who: Who::from(&pipeline::domain_details(d)),
                 joules_total: self.ledger.vm_joules.get(&d.uuid).copied().unwrap_or(0.0),
+                carbon_grams_total: self.ledger.vm_carbon_grams.get(&d.uuid).copied(),
                 watts: self.power.get(&d.uuid).copied(),
                 cpu_s: self
                     .ledger

@@ -18,6 +18,10 @@ use crate::window::Window;
 pub struct Ledger {
     /// Joules per VM (uuid) since the state began: the exported counters.
     pub vm_joules: BTreeMap<String, f64>,
+    /// gCO2e per VM since the state began, where `[carbon]` gives a static
+    /// intensity (kWh × PUE × intensity of each interval).
+    #[serde(default)]
+    pub vm_carbon_grams: BTreeMap<String, f64>,
     /// When each VM was last given energy, ms: a VM gone for
     /// [`FORGET_AFTER_MS`] leaves the ledger.
     #[serde(default)]
@@ -119,6 +123,7 @@ impl Ledger {
         for uuid in gone {
             self.vm_seen_ms.remove(&uuid);
             self.vm_joules.remove(&uuid);
+            self.vm_carbon_grams.remove(&uuid);
         }
     }
 

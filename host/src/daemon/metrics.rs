@@ -147,6 +147,18 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
     }
     {
         let mut f = w.family(
+            "wattson_vm_carbon_grams_total",
+            Kind::Counter,
+            "Carbon footprint of the VM's energy since wattson's state began (kWh x PUE x grid intensity), gCO2e.",
+        );
+        for v in &s.vms {
+            if let Some(grams) = v.carbon_grams_total {
+                f.sample("wattson_vm_carbon_grams_total", &vm_labels(v, host), grams);
+            }
+        }
+    }
+    {
+        let mut f = w.family(
             "wattson_vm_power_watts",
             Kind::Gauge,
             "Power attributed to the VM over the last interval, watts.",
@@ -382,6 +394,7 @@ mod tests {
                     ..Who::default()
                 },
                 joules_total: 12.5,
+                carbon_grams_total: Some(0.75),
                 watts: Some(3.0),
                 cpu_s: Some(2.5),
                 vcpus: 2,
@@ -397,6 +410,9 @@ mod tests {
         assert!(text.contains("# TYPE wattson_vm_energy_joules_total counter\n"));
         assert!(text.contains(
             "wattson_vm_energy_joules_total{uuid=\"u1\",name=\"web \\\"a\\\"\",project=\"\",host=\"cmp-01\"} 12.5\n"
+        ));
+        assert!(text.contains(
+            "wattson_vm_carbon_grams_total{uuid=\"u1\",name=\"web \\\"a\\\"\",project=\"\",host=\"cmp-01\"} 0.75\n"
         ));
         assert!(text.contains("libvirt_nova_instance_cpu_time_total{libvirtname=\"instance-0001\",novaname=\"web \\\"a\\\"\",novaproject=\"\"} 2500000000\n"));
         assert!(text.contains("libvirt_nova_instance_memory_alloc_kb{libvirtname=\"instance-0001\",novaname=\"web \\\"a\\\"\",novaproject=\"\"} 524288\n"));

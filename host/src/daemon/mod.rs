@@ -95,9 +95,18 @@ pub fn plan_problems(policy: &Policy, measurements: &[Measurement]) -> Vec<Strin
     let mut problems = interval::problems(measurements);
     if policy.inventory.libvirt_uri.is_none() {
         problems.push(
-            "[inventory] libvirt_uri is not set: the daemon reads the VMs, their CPU time and              metadata from the local libvirt; set libvirt_uri = \"qemu:///system\""
+            "[inventory] libvirt_uri is not set: the daemon reads the VMs, their CPU time and metadata from the local libvirt; set libvirt_uri = \"qemu:///system\""
                 .to_owned(),
         );
+    }
+    if let Some(metric) = policy
+        .carbon
+        .as_ref()
+        .and_then(|c| c.intensity_metric.as_ref())
+    {
+        problems.push(format!(
+            "[carbon] intensity_metric {metric:?} is read from Prometheus, which the daemon does not read: set intensity_g_per_kwh here, or leave carbon to the accounting host's `wattson extract` (policies/from-daemon.toml)"
+        ));
     }
     problems
 }

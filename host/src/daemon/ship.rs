@@ -5,6 +5,7 @@
 
 use super::engine::Engine;
 use super::ledger::Part;
+use crate::carbon::{Carbon, Intensity};
 use crate::pipeline::{self, ExtractError, ExtractReport, RENDER_CHUNK, Stop};
 use crate::records::{self, EnergyRecord, Identity};
 use crate::runtime::{Quality, Status, Vm, VmDetails};
@@ -28,6 +29,11 @@ impl Engine {
             compute_service: self.policy.site.compute_service.clone(),
         };
         let (policy, bound, ledger, host) = (&self.policy, &self.bound, &self.ledger, &self.host);
+        // The daemon reads no Prometheus: a static intensity or none.
+        let intensity = bound
+            .carbon
+            .as_ref()
+            .map_or(Intensity::Unknown, Carbon::fixed_intensity);
         let plan = |state: &StateDir| {
             let done = match (state.lastrun()?, state.spool().newest_end()?) {
                 (Some(a), Some(b)) => Some(a.max(b)),
@@ -43,15 +49,22 @@ impl Engine {
                 .get(&window.start_ms)
                 .map(|w| w.iter().collect())
                 .unwrap_or_default();
-            let mut unmapped = std::collections::BTreeSet::new();
+            let mut notes = pipeline::Notes::default();
             for chunk in parts.chunks(RENDER_CHUNK) {
                 let mut records: Vec<EnergyRecord> = chunk
                     .iter()
                     .map(|(uuid, part)| record(&identity, window, host, uuid, part))
                     .collect();
-                pipeline::render::<Stop>(policy, bound, &mut records, &mut unmapped, sink)?;
+                pipeline::render::<Stop>(
+                    policy,
+                    bound,
+                    &intensity,
+                    &mut records,
+                    &mut notes,
+                    sink,
+                )?;
             }
-            pipeline::warn_unmapped(unmapped);
+            notes.warn(window);
             Ok(pipeline::WindowDone {
                 records: parts.len(),
                 hosts: Vec::new(),

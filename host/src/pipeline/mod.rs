@@ -9,6 +9,7 @@ mod gather;
 mod rules;
 mod summary;
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 pub use attribute::{Attributed, attribute};
@@ -22,6 +23,7 @@ pub use rules::{Explained, Plan};
 
 pub use summary::{HostSummary, host_meter, table as host_table};
 
+use crate::carbon::{Intensity, IntensityError, Missing};
 use crate::policy::{Bound, Policy};
 use crate::records::{self, EnergyRecord, Identity};
 use crate::runtime::{Measurement, PluginError};
@@ -43,6 +45,9 @@ pub enum PipelineError {
     /// The model or a format failed or broke the contract.
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// The grid carbon intensity could not be measured.
+    #[error(transparent)]
+    Carbon(#[from] IntensityError),
     /// The policy asks for something this build cannot measure.
     #[error("{0}")]
     Unsupported(String),
@@ -67,6 +72,12 @@ pub fn run_window<E: From<PipelineError>>(
 ) -> Result<WindowDone, E> {
     let started = Instant::now();
     let mut gathered = tokio.block_on(gather(policy, plan.measurements(), prometheus, window))?;
+    let intensity = match &bound.carbon {
+        Some(carbon) => tokio
+            .block_on(carbon.intensity(prometheus, window))
+            .map_err(PipelineError::from)?,
+        None => Intensity::Unknown,
+    };
     let gathered_at = started.elapsed();
     let attributed = attribute(plan, &mut gathered, window)?;
     let attributed_at = started.elapsed();
@@ -113,7 +124,7 @@ pub fn run_window<E: From<PipelineError>>(
             cpu_meter: cpu_meter.clone(),
         })
         .collect();
-    let mut unmapped = std::collections::BTreeSet::new();
+    let mut notes = Notes::default();
     for chunk in order.chunks(RENDER_CHUNK) {
         let mut records: Vec<EnergyRecord> = chunk
             .iter()
@@ -139,9 +150,16 @@ pub fn run_window<E: From<PipelineError>>(
                 )
             })
             .collect();
-        render(policy, bound, &mut records, &mut unmapped, &mut sink)?;
+        render(
+            policy,
+            bound,
+            &intensity,
+            &mut records,
+            &mut notes,
+            &mut sink,
+        )?;
     }
-    warn_unmapped(unmapped);
+    notes.warn(window);
     tracing::info!(
         %window,
         vms = input.vms.len(),
@@ -185,20 +203,44 @@ pub struct WindowDone {
 /// (APEL's batch), so message batching is unchanged.
 pub const RENDER_CHUNK: usize = 10_000;
 
-/// Sets the records' VOs, renders them with every output's format, and
-/// hands each payload to `sink` with its output's index. Projects without a
-/// VO are added to `unmapped` ([`warn_unmapped`] says so once).
+/// What rendering a window's records noticed, warned about once each
+/// when the window is done ([`Notes::warn`]).
+#[derive(Debug, Default)]
+pub struct Notes {
+    /// Projects without a VO in `[vo_map]`.
+    unmapped: BTreeSet<String>,
+    /// Zones and hosts without a grid intensity.
+    carbon: Missing,
+}
+
+impl Notes {
+    /// Warns once per project without a VO and per zone without intensity.
+    pub fn warn(self, window: Window) {
+        for project in self.unmapped {
+            tracing::warn!(
+                project,
+                "project has no VO in [vo_map]; its records are sent without one"
+            );
+        }
+        self.carbon.warn(window);
+    }
+}
+
+/// Sets the records' VOs and carbon (`intensity` is the window's), renders
+/// them with every output's format, and hands each payload to `sink` with
+/// its output's index. What needs a warning goes to `notes`.
 pub fn render<E: From<PipelineError>>(
     policy: &Policy,
     bound: &Bound,
+    intensity: &Intensity,
     records: &mut [EnergyRecord],
-    unmapped: &mut std::collections::BTreeSet<String>,
+    notes: &mut Notes,
     sink: &mut (impl FnMut(usize, Vec<u8>) -> Result<(), E> + ?Sized),
 ) -> Result<(), E> {
-    map_vos(policy, records, unmapped);
+    map_vos(policy, records, &mut notes.unmapped);
     if let Some(carbon) = &bound.carbon {
         for record in records.iter_mut() {
-            carbon.apply(record);
+            carbon.apply(record, intensity, &mut notes.carbon);
         }
     }
     for (i, output) in bound.outputs.iter().enumerate() {
@@ -213,23 +255,9 @@ pub fn render<E: From<PipelineError>>(
     Ok(())
 }
 
-/// Warns once per project without a VO in `[vo_map]`.
-pub fn warn_unmapped(unmapped: std::collections::BTreeSet<String>) {
-    for project in unmapped {
-        tracing::warn!(
-            project,
-            "project has no VO in [vo_map]; its records are sent without one"
-        );
-    }
-}
-
 /// Sets each record's VO from `[vo_map]` (by project id, then name). A project
 /// without a mapping keeps its records; it is added to `unmapped` (warned about once).
-fn map_vos(
-    policy: &Policy,
-    records: &mut [EnergyRecord],
-    unmapped: &mut std::collections::BTreeSet<String>,
-) {
+fn map_vos(policy: &Policy, records: &mut [EnergyRecord], unmapped: &mut BTreeSet<String>) {
     if policy.vo_map.is_empty() {
         return;
     }

@@ -406,13 +406,20 @@ impl Policy {
         if let Some(carbon) = &policy.carbon {
             for (key, message) in carbon.problems() {
                 let dotted = format!("carbon.{key}");
-                // A pattern of the PUE table is located at `pue`.
-                let mut problem = Problem::at_key(
-                    &source,
-                    "carbon",
-                    key.split('.').next().unwrap_or("pue"),
-                    message,
-                );
+                // A pattern of a table (`zones."cmp-*"`) is located at its
+                // line in `[carbon.zones]`, or at the inline table's key.
+                let (table, field) = match key.split_once('.') {
+                    Some((sub, name))
+                        if source
+                            .find_key(&format!("carbon.{sub}"), name.trim_matches('"'))
+                            .is_some() =>
+                    {
+                        (format!("carbon.{sub}"), name.trim_matches('"'))
+                    }
+                    Some((sub, _)) => ("carbon".to_owned(), sub),
+                    None => ("carbon".to_owned(), key.as_str()),
+                };
+                let mut problem = Problem::at_key(&source, &table, field, message);
                 problem.key = Some(dotted);
                 problems.push(problem);
             }

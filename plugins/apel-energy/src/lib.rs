@@ -105,6 +105,11 @@
 //!   status (`active`, `shutoff`, …).
 //! * `Owner`: cASO uses the project's VO (`owner=self.vo`); here the
 //!   record's `fqan`, else the project name, else the project id, else `""`.
+//! * `CI_g`, `CFP_g`, `PUE` (after `Owner`, each only where the policy's
+//!   `[carbon]` gives it): the keys EGI GreenDIGIT's CIM service adds to
+//!   cASO's records (grid intensity gCO2e/kWh, footprint gCO2e, PUE), put on
+//!   the record by wattson itself. cASO's own `EnergyRecord` has none of
+//!   them (`extra="forbid"`), so a record without carbon is cASO's bytes.
 
 use wattson_plugin::{
     EnergyRecord, Format, FormatInfo, ParamSpec, Params, Status, Unit, rfc3339_millis,
@@ -154,7 +159,7 @@ fn fields(r: &EnergyRecord, factor: f64) -> Result<Vec<(&'static str, Value<'_>)
         .or(r.project_name.as_deref())
         .or(r.project_id.as_deref())
         .unwrap_or("");
-    Ok(vec![
+    Ok([
         ("SiteName", Value::Text(&r.site)),
         ("CloudType", Value::Text(&r.cloud_type)),
         ("CloudComputeService", Value::Text(&r.compute_service)),
@@ -174,7 +179,14 @@ fn fields(r: &EnergyRecord, factor: f64) -> Result<Vec<(&'static str, Value<'_>)
         ),
         ("Status", Value::Text(r.status.apel())),
         ("Owner", Value::Text(owner)),
-    ])
+    ]
+    .into_iter()
+    .chain(
+        [("CI_g", r.ci_g), ("CFP_g", r.cfp_g), ("PUE", r.pue)]
+            .into_iter()
+            .filter_map(|(key, v)| Some((key, Value::Float(v.filter(|v| v.is_finite())?)))),
+    )
+    .collect())
 }
 
 /// `strftime("%Y-%m-%dT%H:%M:%SZ")` of a millisecond timestamp.

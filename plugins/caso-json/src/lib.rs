@@ -33,6 +33,11 @@
 //! `measurement_time` is the window end, `group_id` the project id,
 //! `energy_consumption` the record's joules / 3.6e6 in kWh. cASO requires
 //! `group_id` and `fqan`: an unknown one is rendered as `""`.
+//!
+//! Where the policy's `[carbon]` gives them, a record ends with EGI
+//! GreenDIGIT CIM's keys `CI_g` (gCO2e/kWh), `CFP_g` (gCO2e) and `PUE`
+//! (`ci_g`, `cfp_g`, `pue` with `keys = "fields"`); otherwise they are
+//! absent (never 0 or null).
 
 use serde::Serialize;
 use wattson_plugin::{EnergyRecord, Format, FormatInfo, ParamSpec, Params, Unit, unix_seconds};
@@ -61,6 +66,12 @@ struct Aliased<'a> {
     energy_unit: &'static str,
     #[serde(rename = "MeasurementTime")]
     measurement_time_epoch: i64,
+    #[serde(rename = "CI_g", skip_serializing_if = "Option::is_none")]
+    ci_g: Option<f64>,
+    #[serde(rename = "CFP_g", skip_serializing_if = "Option::is_none")]
+    cfp_g: Option<f64>,
+    #[serde(rename = "PUE", skip_serializing_if = "Option::is_none")]
+    pue: Option<f64>,
 }
 
 /// pydantic's plain `model_dump_json()`: field names, `None` as `null`.
@@ -77,6 +88,12 @@ struct Fields<'a> {
     energy_consumption: f64,
     energy_unit: &'static str,
     measurement_time_epoch: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ci_g: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cfp_g: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pue: Option<f64>,
 }
 
 impl<'a> Fields<'a> {
@@ -93,6 +110,9 @@ impl<'a> Fields<'a> {
             energy_consumption: Unit::KilowattHours.from_base(r.joules),
             energy_unit: "kWh",
             measurement_time_epoch: unix_seconds(r.end_ms),
+            ci_g: r.ci_g,
+            cfp_g: r.cfp_g,
+            pue: r.pue,
         }
     }
 }
@@ -111,6 +131,9 @@ impl<'a> From<Fields<'a>> for Aliased<'a> {
             energy_consumption: f.energy_consumption,
             energy_unit: f.energy_unit,
             measurement_time_epoch: f.measurement_time_epoch,
+            ci_g: f.ci_g,
+            cfp_g: f.cfp_g,
+            pue: f.pue,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! full f64 precision). All lines go in one payload, each ending in `\n`; no
 //! records, no payload. Where the policy has `[carbon]`, `pue`, `ci_g`
 //! (gCO2e/kWh) and `cfp_g` (gCO2e) follow `energy_joules`; a record without
-//! an intensity has no `ci_g` and no `cfp_g` (never 0).
+//! an intensity has no `ci_g` and no `cfp_g` (never 0). A measured intensity
+//! adds `ci_covered_s`, the seconds of the window its gauge covered.
 
 use serde::Serialize;
 use wattson_plugin::{EnergyRecord, Format, FormatInfo, Params, rfc3339_millis};
@@ -47,6 +48,9 @@ struct Line<'a> {
     ci_g: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cfp_g: Option<f64>,
+    /// Seconds of the window the intensity gauge covered (a measured intensity only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ci_covered_s: Option<f64>,
 }
 
 impl<'a> From<&'a EnergyRecord> for Line<'a> {
@@ -82,6 +86,7 @@ impl<'a> From<&'a EnergyRecord> for Line<'a> {
             pue: r.pue,
             ci_g: r.ci_g,
             cfp_g: r.cfp_g,
+            ci_covered_s: r.ci_covered_s,
         }
     }
 }

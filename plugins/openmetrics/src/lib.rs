@@ -36,12 +36,19 @@
 //!   increasing timestamps, as OpenMetrics requires; two samples with the
 //!   same labels and timestamp are an error (a series cannot have two values
 //!   at one instant).
+//! * Records with a footprint (`cfp_g`, where the policy's `[carbon]` has an
+//!   intensity) add a second family after the first, the gauge
+//!   `wattson_vm_carbon_grams` (`# UNIT … grams`), with the same labels and
+//!   timestamps: the window's gCO2e.
 //! * `# EOF` ends the payload, followed by `\n`.
 
 use wattson_plugin::{EnergyRecord, Format, FormatInfo, Params, unix_seconds};
 
 /// The metric family's name.
 const METRIC: &str = "wattson_vm_energy_joules";
+
+/// The footprint family's name (records with a `cfp_g` only).
+const CARBON: &str = "wattson_vm_carbon_grams";
 
 /// Escapes a label value per OpenMetrics (`\\`, `\"`, `\n`).
 fn escape(value: &str) -> String {
@@ -95,6 +102,7 @@ impl Format for OpenMetrics {
             return Ok(Vec::new());
         }
         let mut samples = Vec::with_capacity(records.len());
+        let mut carbon = Vec::new();
         for r in &records {
             if !r.joules.is_finite() {
                 return Err(format!(
@@ -103,8 +111,12 @@ impl Format for OpenMetrics {
                 ));
             }
             samples.push((labels(r), unix_seconds(r.end_ms), r.joules));
+            if let Some(grams) = r.cfp_g.filter(|g| g.is_finite()) {
+                carbon.push((labels(r), unix_seconds(r.end_ms), grams));
+            }
         }
         samples.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        carbon.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
         if let Some(w) = samples
             .windows(2)
             .find(|w| w[0].0 == w[1].0 && w[0].1 == w[1].1)
@@ -123,6 +135,17 @@ impl Format for OpenMetrics {
         ));
         for (labels, ts, joules) in &samples {
             out.push_str(&format!("{METRIC}{labels} {joules:?} {ts}\n"));
+        }
+        if !carbon.is_empty() {
+            out.push_str(&format!("# TYPE {CARBON} gauge\n"));
+            out.push_str(&format!("# UNIT {CARBON} grams\n"));
+            out.push_str(&format!(
+                "# HELP {CARBON} Carbon footprint (gCO2e: kWh x PUE x grid intensity) of the \
+                 VM's energy over the accounting window ending at the sample's timestamp.\n"
+            ));
+            for (labels, ts, grams) in &carbon {
+                out.push_str(&format!("{CARBON}{labels} {grams:?} {ts}\n"));
+            }
         }
         out.push_str("# EOF\n");
         Ok(vec![out.into_bytes()])
