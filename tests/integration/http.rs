@@ -5,6 +5,8 @@ use std::net::TcpStream;
 
 /// One request as a test server saw it.
 pub struct Request {
+    /// The request line's target (`/path?query`).
+    pub target: String,
     /// The `Authorization` header line, trimmed, if any.
     pub authorization: Option<String>,
     /// The body.
@@ -16,6 +18,13 @@ pub fn read_request(stream: &TcpStream) -> Request {
     let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
     let mut authorization = None;
     let mut length = 0usize;
+    let mut first = String::new();
+    let _ = reader.read_line(&mut first);
+    let target = first
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
@@ -32,6 +41,7 @@ pub fn read_request(stream: &TcpStream) -> Request {
     let mut body = vec![0; length];
     let _ = reader.read_exact(&mut body);
     Request {
+        target,
         authorization,
         body,
     }

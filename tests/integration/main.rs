@@ -3,6 +3,7 @@
 //! and policy files an operator might get wrong.
 
 mod carbon;
+mod cim;
 mod containment;
 mod daemon;
 mod data;

@@ -20,6 +20,7 @@ impl MessengerConfig {
             Self::Logstash { host, .. } if host.trim().is_empty() => {
                 Some("host is empty: give logstash's host name or address".to_owned())
             }
+            Self::GreendigitCim(cim) => cim.problem(),
             _ => None,
         }
     }
@@ -107,6 +108,81 @@ pub enum MessengerConfig {
         #[serde(default = "default_backoff_ms")]
         backoff_ms: u64,
     },
+    /// EGI GreenDIGIT's CIM service: the `apel-energy` format's records, one
+    /// JSON array per payload.
+    #[serde(rename = "greendigit-cim")]
+    GreendigitCim(CimConfig),
+}
+
+/// `type = "greendigit-cim"`: EGI GreenDIGIT's CIM service.
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CimConfig {
+    /// Base URL (cASO's `greendigit_cim.base_url`).
+    pub url: String,
+    /// The account's email.
+    pub email: String,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// File holding the password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Path of the token endpoint.
+    #[serde(default = "default_cim_token_path")]
+    pub token_path: String,
+    /// Path of the submit endpoint.
+    #[serde(default = "default_cim_submit_path")]
+    pub submit_path: String,
+    /// Allow a plain `http://` URL (the password travels in its query string).
+    #[serde(default)]
+    pub allow_insecure: bool,
+    /// Per-request timeout, seconds.
+    #[serde(default = "default_messenger_timeout_secs")]
+    pub timeout_secs: f64,
+    /// Retries after a timeout, connection error or 5xx.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// First retry delay, milliseconds; doubles each retry.
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u64,
+}
+
+impl CimConfig {
+    fn problem(&self) -> Option<String> {
+        let url = &self.url;
+        let problem = match reqwest::Url::parse(url) {
+            Err(e) => format!("url {url:?} is not a URL ({e})"),
+            Ok(u) if u.scheme() == "http" && !self.allow_insecure => format!(
+                "url {url:?} is plain http, and the service takes the password in the token request's query string: use https://, or set allow_insecure = true on a network you trust"
+            ),
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                format!("url {url:?} has scheme `{}`: give an https:// URL", u.scheme())
+            }
+            Ok(_) if self.email.trim().is_empty() => {
+                "email is empty: give the CIM account's email".to_owned()
+            }
+            Ok(_) if self.password_env.is_some() == self.password_file.is_some() => {
+                "give the account's password as one of password_env (an environment variable) or password_file".to_owned()
+            }
+            Ok(_) => match [&self.token_path, &self.submit_path]
+                .into_iter()
+                .find(|p| !p.starts_with('/'))
+            {
+                Some(path) => format!("path {path:?} must start with `/`"),
+                None => return None,
+            },
+        };
+        Some(problem)
+    }
+}
+
+fn default_cim_token_path() -> String {
+    "/gd-cim-api/v1/token".into()
+}
+
+fn default_cim_submit_path() -> String {
+    "/gd-cim-api/v1/submit".into()
 }
 
 fn default_messenger_timeout_secs() -> f64 {

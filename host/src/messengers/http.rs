@@ -1,7 +1,9 @@
 //! `http`: each payload POSTed to a URL with the format's media type and an
 //! optional bearer token (from an environment variable or a file, never
 //! logged). Timeouts, connection errors and 5xx are retried with exponential
-//! backoff; a 4xx fails at once with the server's answer in the error.
+//! backoff; a 4xx fails at once with the server's answer in the error. A
+//! payload the server accepted is noted in its journal, so a crash before the
+//! spool's bookkeeping does not post it again.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -114,7 +116,7 @@ impl Http {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -131,9 +133,15 @@ impl Messenger for Http {
     }
 
     fn deliver(&mut self, payload: &Payload<'_>) -> Result<(), DeliveryError> {
+        if super::accepted_before(payload) {
+            tracing::info!(messenger = %self.name(), "the receiver accepted this payload before the last run stopped: not posted again");
+            return Ok(());
+        }
         self.post(payload).map_err(|reason| DeliveryError {
             messenger: self.name(),
             reason,
-        })
+        })?;
+        super::note_accepted(payload);
+        Ok(())
     }
 }

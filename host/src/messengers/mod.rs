@@ -4,6 +4,7 @@
 
 mod config;
 mod file;
+mod greendigit_cim;
 mod http;
 mod logstash;
 mod ssm;
@@ -12,12 +13,13 @@ mod stdout;
 use std::path::Path;
 
 pub use file::File;
+pub use greendigit_cim::{CimSettings, GreenDigitCim, Password};
 pub use http::{Http, Token};
 pub use logstash::Logstash;
 pub use ssm::Ssm;
 pub use stdout::Stdout;
 
-pub use config::MessengerConfig;
+pub use config::{CimConfig, MessengerConfig};
 
 /// A delivery that failed; the payload stays in the spool.
 #[derive(Debug, thiserror::Error)]
@@ -76,5 +78,40 @@ pub fn build(config: &MessengerConfig) -> Box<dyn Messenger> {
             };
             Box::new(Http::new(url, token, *timeout_secs, *retries, *backoff_ms))
         }
+        MessengerConfig::GreendigitCim(cim) => Box::new(GreenDigitCim::new(CimSettings {
+            url: cim.url.clone(),
+            token_path: cim.token_path.clone(),
+            submit_path: cim.submit_path.clone(),
+            email: cim.email.clone(),
+            password: match (&cim.password_env, &cim.password_file) {
+                (Some(var), _) => Password::Env(var.clone()),
+                (None, file) => Password::File(file.clone().unwrap_or_default()),
+            },
+            timeout_secs: cim.timeout_secs,
+            retries: cim.retries,
+            backoff_ms: cim.backoff_ms,
+        })),
+    }
+}
+
+/// What a messenger writes in a payload's journal once the receiver has
+/// accepted it (for receivers that cannot tell a repeat).
+const ACCEPTED: &str = "accepted\n";
+
+/// Whether an earlier run's delivery of this payload was accepted before
+/// that run stopped (crashed before the spool's bookkeeping).
+fn accepted_before(payload: &Payload<'_>) -> bool {
+    std::fs::read_to_string(payload.journal).is_ok_and(|j| j == ACCEPTED)
+}
+
+/// Notes in the payload's journal that the receiver accepted it (a failure
+/// is only a warning: the payload was delivered, and the spool's bookkeeping
+/// follows).
+fn note_accepted(payload: &Payload<'_>) {
+    if let Err(e) = crate::state::write_atomic(payload.journal, ACCEPTED.as_bytes()) {
+        tracing::warn!(
+            journal = %payload.journal.display(),
+            "delivered, but cannot note it ({e}): if this run stops before its bookkeeping, the next one sends this payload again"
+        );
     }
 }

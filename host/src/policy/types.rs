@@ -321,6 +321,21 @@ impl Policy {
                     message,
                 ));
             }
+            if let MessengerConfig::GreendigitCim(_) = output.messenger {
+                let format = output.format.get_ref();
+                let apel_text = output
+                    .params
+                    .get("wire")
+                    .is_some_and(|w| w.get_ref().as_str() == Some("apel"));
+                if (!format.ends_with(".wasm") && format != "apel-energy") || apel_text {
+                    problems.push(Problem::at(
+                        &source,
+                        output.format.span(),
+                        Some(format!("outputs[{i}].format")),
+                        "greendigit-cim posts cASO's EnergyRecords as JSON: use format = \"apel-energy\" (wire \"json\", the default)",
+                    ));
+                }
+            }
             if policy.outputs[..i]
                 .iter()
                 .any(|o| o.name() == output.name())
