@@ -29,7 +29,15 @@ for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1 && break
     sleep 0.2
 done
-echo "demo Prometheus on http://127.0.0.1:$port (pid $pid); window 2025-06-01T04:00:00Z..05:00:00Z" >&2
+echo "demo Prometheus on http://127.0.0.1:$port (pid $pid); data 2025-06-01T00:00:00Z..06:00:00Z" >&2
 
+# The records of one window, as a cASO receiver would get them...
+echo "== wattson extract, one window (caso-json records)" >&2
 "$wattson" extract --policy policies/demo.toml --prometheus "http://127.0.0.1:$port" \
     --from 2025-06-01T04:00:00Z --to 2025-06-01T05:00:00Z
+# ...and the whole period per project and per VM, as accounting asks for it.
+echo "== wattson report, the whole period" >&2
+"$wattson" --log warn report --policy policies/demo.toml --prometheus "http://127.0.0.1:$port" \
+    --from 2025-06-01T00:00:00Z --to 2025-06-01T06:00:00Z
+"$wattson" --log warn report --policy policies/demo.toml --prometheus "http://127.0.0.1:$port" \
+    --from 2025-06-01T00:00:00Z --to 2025-06-01T06:00:00Z --by vm

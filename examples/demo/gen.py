@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Demo data: OpenMetrics for a few VMs' energy counters, as the libvirt
 exporter would have scraped them every 15 s (per-VM phase, jitter, a counter
-reset, a VM that starts and one that stops), from FROM to TO.
+reset, a VM that starts and one that stops), from FROM to TO, with the
+exporter's info series (names, projects, flavors), vCPUs and memory.
 
 usage: gen.py OUT.om   (window 2025-06-01T00:00:00Z .. 06:00:00Z)
 """
@@ -11,6 +12,15 @@ import sys
 T0 = 1748736000  # 2025-06-01T00:00:00Z
 T1 = T0 + 6 * 3600
 METRIC = "libvirt_domain_info_energy_consumption_joules"
+
+PROJECTS = {
+    "a1b2c3d4e5f60718293a4b5c6d7e8f90": "astro-survey",
+    "0f9e8d7c6b5a49382716051a2b3c4d5e": "genomics",
+    "77777777777777777777777777777777": "ci-runners",
+}
+# flavor: (name, vcpus, memory MiB)
+FLAVORS = [("m1.small", 1, 2048), ("m1.large", 4, 8192), ("m1.tiny", 1, 512),
+           ("m1.large", 4, 8192), ("c1.xlarge", 8, 16384), ("m1.small", 1, 2048)]
 
 VMS = [
     # uuid, project_id, domain, watts, start, stop, reset_at
@@ -42,6 +52,25 @@ def main():
             lines.append(f"{METRIC}_total{{{labels}}} {value!r} {ts:.3f}")
             last = ts
             t += 15
+    # The libvirt exporter's info series and sizes, scraped alongside.
+    gauges = {
+        "libvirt_domain_info_meta": lambda i, vm: 1,
+        "libvirt_domain_info_virtual_cpus": lambda i, vm: FLAVORS[i][1],
+        "libvirt_domain_info_maximum_memory_bytes": lambda i, vm: FLAVORS[i][2] * 1024 * 1024,
+    }
+    for family, value_of in gauges.items():
+        lines.append(f"# TYPE {family} gauge")
+        for i, vm in enumerate(VMS):
+            uuid, project, domain, _, start, stop, _ = vm
+            labels = f'uuid="{uuid}"'
+            if family == "libvirt_domain_info_meta":
+                labels += (f',instance_name="{domain}",project_uuid="{project}",'
+                           f'project_name="{PROJECTS[project]}",flavor="{FLAVORS[i][0]}",'
+                           f'user_name="demo"')
+            t = start
+            while t <= stop:
+                lines.append(f"{family}{{{labels}}} {value_of(i, vm)} {t:.3f}")
+                t += 15
     lines.append("# EOF")
     with open(sys.argv[1], "w") as f:
         f.write("\n".join(lines) + "\n")

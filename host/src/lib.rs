@@ -13,6 +13,7 @@ pub mod messengers;
 pub mod pipeline;
 pub mod policy;
 pub mod records;
+pub mod report;
 pub mod runtime;
 pub mod secrets;
 pub mod sources;

@@ -25,6 +25,7 @@ mod prometheus;
 mod prometheus_errors;
 mod rapl;
 mod receivers;
+mod report;
 mod shares;
 mod templates;
 mod victoria;

@@ -18,6 +18,7 @@ mod extract;
 mod inventory;
 mod plugins;
 mod policy;
+mod report;
 mod spool;
 
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ enum Command {
     Extract(extract::ExtractArgs),
     /// On a hypervisor: sample libvirt and the local meters, attribute live, serve /metrics.
     Daemon(daemon::DaemonArgs),
+    /// Usage and energy per project, VM, host or flavor over a period (default: last month).
+    Report(report::ReportArgs),
     /// The VMs Prometheus knows in a window, with their metadata.
     Inventory(inventory::InventoryArgs),
     /// Work with policy files.
@@ -108,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Daemon(args) => daemon::run(args),
         Command::Extract(args) => extract::run(args),
         Command::Inventory(args) => inventory::run(args),
+        Command::Report(args) => report::run(args),
         Command::Policy { command } => policy::run(command),
         Command::Plugins { command } => plugins::run(command),
         Command::Spool { command } => spool::run(command),

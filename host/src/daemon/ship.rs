@@ -55,14 +55,8 @@ impl Engine {
                     .iter()
                     .map(|(uuid, part)| record(&identity, window, host, uuid, part))
                     .collect();
-                pipeline::render::<Stop>(
-                    policy,
-                    bound,
-                    &intensity,
-                    &mut records,
-                    &mut notes,
-                    sink,
-                )?;
+                pipeline::finish(policy, bound, &intensity, &mut records, &mut notes);
+                pipeline::render::<Stop>(bound, &records, sink)?;
             }
             notes.warn(window);
             Ok(pipeline::WindowDone {

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::progress::Progress;
 use super::{HostSummary, PipelineError, Plan, run_window};
 use crate::messengers::{self, DeliveryError, Messenger, Payload};
 use crate::policy::{Bound, BoundOutput, MessengerConfig, Policy};
@@ -238,7 +239,7 @@ pub fn ship(
         report.delivered += delivery.drain(&state, &bound.outputs)?;
         failpoint("before-lastrun");
         commit(&state)?;
-        progress.window_done(window);
+        progress.window_done(window, Some("window committed"));
     }
     progress.finish();
     report.lastrun_ms = state.lastrun()?;
@@ -452,41 +453,6 @@ impl Delivery {
             }
         }
         Ok(delivered)
-    }
-}
-
-/// A progress bar for multi-window backfills when stderr is a terminal;
-/// elsewhere (cron, logs) the per-window log lines say the same.
-struct Progress(Option<indicatif::ProgressBar>);
-
-impl Progress {
-    fn new(windows: usize) -> Self {
-        if windows < 2 || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            return Self(None);
-        }
-        let bar = indicatif::ProgressBar::new(windows as u64);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} windows {pos}/{len} [{bar:30}] {elapsed} (eta {eta}) {msg}",
-        ) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        Self(Some(bar))
-    }
-
-    fn window_done(&self, window: Window) {
-        match &self.0 {
-            Some(bar) => {
-                bar.set_message(format_ms(window.end_ms));
-                bar.inc(1);
-            }
-            None => tracing::info!(%window, "window committed"),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.0 {
-            bar.finish_and_clear();
-        }
     }
 }
 

@@ -6,6 +6,7 @@ mod attribute;
 mod describe;
 mod extract;
 mod gather;
+mod progress;
 mod rules;
 mod summary;
 
@@ -19,6 +20,7 @@ pub use extract::{
     ship,
 };
 pub use gather::{Gathered, StaticIdle, gather, idle_setting, plan_problems, plan_warnings};
+pub use progress::Progress;
 pub use rules::{Explained, Plan};
 
 pub use summary::{HostSummary, host_meter, table as host_table};
@@ -58,9 +60,6 @@ pub enum PipelineError {
 /// is rendered, so a window's payloads are never all held at once. Returns
 /// how many records the window has and its hosts' summaries. An error from
 /// `sink` stops the window.
-///
-/// Plugins run outside the async runtime: wasmtime-wasi's blocking stream
-/// calls (a guest printing its panic message) enter a runtime of their own.
 pub fn run_window<E: From<PipelineError>>(
     policy: &Policy,
     bound: &Bound,
@@ -69,6 +68,27 @@ pub fn run_window<E: From<PipelineError>>(
     window: Window,
     tokio: &tokio::runtime::Runtime,
     mut sink: impl FnMut(usize, Vec<u8>) -> Result<(), E>,
+) -> Result<WindowDone, E> {
+    window_records(policy, bound, plan, prometheus, window, tokio, |records| {
+        render(bound, records, &mut sink)
+    })
+}
+
+/// Runs gather (on `tokio`), then attribute for one window, and hands its
+/// records to `each`, [`RENDER_CHUNK`] at a time in uuid order, with their
+/// VOs and carbon set. Returns how many records the window has and its
+/// hosts' summaries. An error from `each` stops the window.
+///
+/// Plugins run outside the async runtime: wasmtime-wasi's blocking stream
+/// calls (a guest printing its panic message) enter a runtime of their own.
+pub fn window_records<E: From<PipelineError>>(
+    policy: &Policy,
+    bound: &Bound,
+    plan: &Plan<'_>,
+    prometheus: Option<&Client>,
+    window: Window,
+    tokio: &tokio::runtime::Runtime,
+    mut each: impl FnMut(&mut [EnergyRecord]) -> Result<(), E>,
 ) -> Result<WindowDone, E> {
     let started = Instant::now();
     let mut gathered = tokio.block_on(gather(policy, plan.measurements(), prometheus, window))?;
@@ -150,14 +170,8 @@ pub fn run_window<E: From<PipelineError>>(
                 )
             })
             .collect();
-        render(
-            policy,
-            bound,
-            &intensity,
-            &mut records,
-            &mut notes,
-            &mut sink,
-        )?;
+        finish(policy, bound, &intensity, &mut records, &mut notes);
+        each(&mut records)?;
     }
     notes.warn(window);
     tracing::info!(
@@ -226,23 +240,30 @@ impl Notes {
     }
 }
 
-/// Sets the records' VOs and carbon (`intensity` is the window's), renders
-/// them with every output's format, and hands each payload to `sink` with
-/// its output's index. What needs a warning goes to `notes`.
-pub fn render<E: From<PipelineError>>(
+/// Sets the records' VOs and carbon (`intensity` is the window's); what
+/// needs a warning goes to `notes`.
+pub fn finish(
     policy: &Policy,
     bound: &Bound,
     intensity: &Intensity,
     records: &mut [EnergyRecord],
     notes: &mut Notes,
-    sink: &mut (impl FnMut(usize, Vec<u8>) -> Result<(), E> + ?Sized),
-) -> Result<(), E> {
+) {
     map_vos(policy, records, &mut notes.unmapped);
     if let Some(carbon) = &bound.carbon {
         for record in records.iter_mut() {
             carbon.apply(record, intensity, &mut notes.carbon);
         }
     }
+}
+
+/// Renders finished records with every output's format and hands each
+/// payload to `sink` with its output's index.
+pub fn render<E: From<PipelineError>>(
+    bound: &Bound,
+    records: &[EnergyRecord],
+    sink: &mut (impl FnMut(usize, Vec<u8>) -> Result<(), E> + ?Sized),
+) -> Result<(), E> {
     for (i, output) in bound.outputs.iter().enumerate() {
         let rendered = output
             .format

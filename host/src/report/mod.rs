@@ -1,0 +1,309 @@
+//! `wattson report`: usage and energy over a period, per project, VM, host
+//! or flavor (seed 004's os-metrics, i.e. nova's simple tenant usage, plus
+//! energy, its share of the hosts' energy and carbon). Built from the very
+//! records an extract over the period would deliver.
+
+mod output;
+
+use std::collections::{BTreeMap, HashMap};
+
+pub use output::{Format, write};
+
+use crate::records::EnergyRecord;
+use crate::runtime::Status;
+use crate::window::{Window, format_ms};
+
+/// What rows a report has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum By {
+    /// One row per project (id), labelled with its name.
+    Project,
+    /// One row per VM.
+    Vm,
+    /// One row per host.
+    Host,
+    /// One row per flavor.
+    Flavor,
+}
+
+impl By {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Project => "project",
+            Self::Vm => "vm",
+            Self::Host => "host",
+            Self::Flavor => "flavor",
+        }
+    }
+}
+
+/// One VM over the period (the part of it the VM lived).
+#[derive(Clone, Debug, Default)]
+pub struct VmUsage {
+    /// VM uuid.
+    pub instance_id: String,
+    /// VM name.
+    pub name: Option<String>,
+    /// Project id.
+    pub tenant_id: Option<String>,
+    /// Project name.
+    pub project_name: Option<String>,
+    /// Host key (its last window's).
+    pub host: Option<String>,
+    /// Flavor.
+    pub flavor: Option<String>,
+    /// vCPUs (its last window's).
+    pub vcpus: Option<u32>,
+    /// Memory, MB (its last window's).
+    pub memory_mb: Option<u64>,
+    /// When the period first saw it, ms.
+    pub started_ms: i64,
+    /// When it stopped, ms, where it stopped inside the period.
+    pub ended_ms: Option<i64>,
+    /// `active` or `stopped`, as at the end of its last window.
+    pub state: &'static str,
+    /// Hours it lived in the period.
+    pub hours: f64,
+    /// vCPU-hours.
+    pub vcpu_hours: f64,
+    /// MB-hours.
+    pub memory_mb_hours: f64,
+    /// Its energy, joules.
+    pub joules: f64,
+    /// Its footprint, gCO2e, over the windows that had an intensity.
+    pub carbon_g: Option<f64>,
+    /// Whether any of its energy came from an estimate.
+    pub estimated: bool,
+    /// The end of its last window, ms.
+    last_end_ms: i64,
+}
+
+impl VmUsage {
+    /// Energy, kWh.
+    pub fn kwh(&self) -> f64 {
+        self.joules / 3.6e6
+    }
+
+    fn add(&mut self, r: &EnergyRecord) {
+        let hours = r.wall_s / 3600.0;
+        let first = self.instance_id.is_empty();
+        if first {
+            self.instance_id = r.vm_uuid.clone();
+            self.started_ms = match r.status {
+                Status::Started => r.end_ms - (r.wall_s * 1000.0) as i64,
+                _ => r.start_ms,
+            };
+        }
+        // What the latest window knows wins; a name known once is kept.
+        for (mine, theirs) in [
+            (&mut self.name, &r.vm_name),
+            (&mut self.tenant_id, &r.project_id),
+            (&mut self.project_name, &r.project_name),
+            (&mut self.host, &r.host),
+            (&mut self.flavor, &r.flavor),
+        ] {
+            if theirs.is_some() {
+                mine.clone_from(theirs);
+            }
+        }
+        self.vcpus = r.vcpus.or(self.vcpus);
+        self.memory_mb = r.memory_mb.or(self.memory_mb);
+        self.hours += hours;
+        self.vcpu_hours += f64::from(r.vcpus.unwrap_or(0)) * hours;
+        self.memory_mb_hours += r.memory_mb.unwrap_or(0) as f64 * hours;
+        self.joules += r.joules;
+        if let Some(g) = r.cfp_g {
+            *self.carbon_g.get_or_insert(0.0) += g;
+        }
+        self.estimated |= r.quality.kind == crate::runtime::Quality::Estimated;
+        self.last_end_ms = r.end_ms;
+        (self.state, self.ended_ms) = match r.status {
+            Status::Completed => {
+                // It stopped inside this window: seen wall_s of it, from its
+                // start (or from when it started, where that was this window).
+                let from = if first { self.started_ms } else { r.start_ms };
+                ("stopped", Some(from + (r.wall_s * 1000.0) as i64))
+            }
+            _ => ("active", None),
+        };
+    }
+}
+
+/// The sums of a group of VMs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Totals {
+    /// VMs.
+    pub vms: usize,
+    /// vCPU-hours.
+    pub vcpu_hours: f64,
+    /// MB-hours.
+    pub memory_mb_hours: f64,
+    /// Hours.
+    pub hours: f64,
+    /// Joules.
+    pub joules: f64,
+    /// gCO2e, where any window had an intensity.
+    pub carbon_g: Option<f64>,
+}
+
+impl Totals {
+    fn add(&mut self, vm: &VmUsage) {
+        self.vms += 1;
+        self.vcpu_hours += vm.vcpu_hours;
+        self.memory_mb_hours += vm.memory_mb_hours;
+        self.hours += vm.hours;
+        self.joules += vm.joules;
+        if let Some(g) = vm.carbon_g {
+            *self.carbon_g.get_or_insert(0.0) += g;
+        }
+    }
+
+    /// Energy, kWh.
+    pub fn kwh(&self) -> f64 {
+        self.joules / 3.6e6
+    }
+}
+
+/// One row of a report: a project, VM, host or flavor, and its VMs.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// Project id, VM uuid, host key or flavor (`""` where unknown).
+    pub key: String,
+    /// A project's name (where any of its VMs knows it), a VM's name.
+    pub label: Option<String>,
+    /// Its VMs, by uuid.
+    pub vms: Vec<VmUsage>,
+    /// Their sums.
+    pub totals: Totals,
+}
+
+/// A whole report.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The period.
+    pub period: Window,
+    /// What the rows are.
+    pub by: By,
+    /// The rows, by key.
+    pub groups: Vec<Group>,
+    /// Everything.
+    pub totals: Totals,
+    /// The hosts' metered energy over the period, joules (None: no model
+    /// read a host meter).
+    pub host_joules: Option<f64>,
+}
+
+impl Report {
+    /// A group's share of the hosts' metered energy.
+    pub fn share(&self, totals: &Totals) -> Option<f64> {
+        self.host_joules
+            .filter(|h| *h > 0.0)
+            .map(|h| totals.joules / h)
+    }
+}
+
+/// Adds up records, window after window, into a [`Report`].
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    vms: HashMap<String, VmUsage>,
+    host_joules: Option<f64>,
+}
+
+impl Aggregator {
+    /// Adds one window's records (in window order).
+    pub fn records(&mut self, records: &[EnergyRecord]) {
+        for r in records {
+            self.vms.entry(r.vm_uuid.clone()).or_default().add(r);
+        }
+    }
+
+    /// Adds a window's host energy (the model's host meter).
+    pub fn host_energy(&mut self, joules: f64) {
+        *self.host_joules.get_or_insert(0.0) += joules;
+    }
+
+    /// The report, rows by `by`.
+    pub fn finish(self, period: Window, by: By) -> Report {
+        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        let mut totals = Totals::default();
+        let mut vms: Vec<VmUsage> = self.vms.into_values().collect();
+        vms.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        for mut vm in vms {
+            // Running at the end of a window, and in no later one: it stopped
+            // at that window's end (its series ended with the window).
+            if vm.ended_ms.is_none() && vm.last_end_ms < period.end_ms {
+                (vm.state, vm.ended_ms) = ("stopped", Some(vm.last_end_ms));
+            }
+            totals.add(&vm);
+            let (key, label) = match by {
+                By::Project => (vm.tenant_id.clone(), vm.project_name.clone()),
+                By::Vm => (Some(vm.instance_id.clone()), vm.name.clone()),
+                By::Host => (vm.host.clone(), None),
+                By::Flavor => (vm.flavor.clone(), None),
+            };
+            let key = key.unwrap_or_default();
+            let group = groups.entry(key.clone()).or_insert_with(|| Group {
+                key,
+                label: None,
+                vms: Vec::new(),
+                totals: Totals::default(),
+            });
+            if group.label.is_none() {
+                group.label = label;
+            }
+            group.totals.add(&vm);
+            group.vms.push(vm);
+        }
+        Report {
+            period,
+            by,
+            groups: groups.into_values().collect(),
+            totals,
+            host_joules: self.host_joules,
+        }
+    }
+}
+
+/// `2025-06-01T00:00:00Z`.
+fn time(ms: i64) -> String {
+    format_ms(ms).replace(".000Z", "Z")
+}
+
+/// The last whole calendar month (UTC) before `now_ms`.
+pub fn last_month(now_ms: i64) -> Window {
+    use chrono::{Datelike as _, TimeZone as _, Utc};
+    let now = Utc
+        .timestamp_millis_opt(now_ms)
+        .single()
+        .unwrap_or_else(Utc::now);
+    let (year, month) = (now.year(), now.month());
+    let (prev_year, prev_month) = if month == 1 {
+        (year - 1, 12)
+    } else {
+        (year, month - 1)
+    };
+    let at = |y: i32, m: u32| {
+        Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0)
+            .single()
+            .map_or(0, |t| t.timestamp_millis())
+    };
+    Window {
+        start_ms: at(prev_year, prev_month),
+        end_ms: at(year, month),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_month_is_the_whole_calendar_month_before() {
+        let w = last_month(crate::window::parse_time("2026-01-15T10:00:00Z").unwrap());
+        assert_eq!(time(w.start_ms), "2025-12-01T00:00:00Z");
+        assert_eq!(time(w.end_ms), "2026-01-01T00:00:00Z");
+        let w = last_month(crate::window::parse_time("2026-03-01T00:00:00Z").unwrap());
+        assert_eq!(time(w.start_ms), "2026-02-01T00:00:00Z");
+        assert_eq!(time(w.end_ms), "2026-03-01T00:00:00Z");
+    }
+}

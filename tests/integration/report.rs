@@ -1,0 +1,160 @@
+//! `wattson report` over a period of the delivery tests' site (VMs that
+//! start, stop and reset): per-project energy and hours equal the sums of the
+//! records an extract over the same period delivers (the extract cuts 2 h
+//! windows, the report 1 h ones: C1 tiles); an empty period is an empty
+//! report and exit 0, with a warning.
+
+use std::collections::BTreeMap;
+
+use super::data::{HOUR, T0, rel_err};
+use super::delivery::{delivery_policy, site};
+use super::wattson::{command, jsonl_records, secs};
+
+fn report(policy: &std::path::Path, from: i64, to: i64, args: &[&str]) -> std::process::Output {
+    command()
+        .args(["report", "--policy"])
+        .arg(policy)
+        .args(["--from", &secs(from), "--to", &secs(to)])
+        .args(args)
+        .output()
+        .expect("run wattson report")
+}
+
+#[test]
+fn report_totals_are_the_extracts_records_summed() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = delivery_policy(dir.path(), &site.prometheus.url, "");
+    let (from, to) = (T0 + 2 * HOUR, T0 + 8 * HOUR);
+
+    let extract = command()
+        .args(["extract", "--dry-run", "--format", "jsonl", "--policy"])
+        .arg(&policy)
+        .args(["--from", &secs(from), "--to", &secs(to)])
+        .output()
+        .unwrap();
+    // project → (joules, hours, VMs); VM → hours.
+    let mut want: BTreeMap<String, (f64, f64, usize)> = BTreeMap::new();
+    let mut vm_hours: BTreeMap<String, f64> = BTreeMap::new();
+    for r in jsonl_records(&extract) {
+        let project = r["project_id"].as_str().unwrap().to_owned();
+        let entry = want.entry(project).or_default();
+        entry.0 += r["energy_joules"].as_f64().unwrap();
+        entry.1 += r["wall_s"].as_f64().unwrap() / 3600.0;
+        *vm_hours
+            .entry(r["vm_uuid"].as_str().unwrap().to_owned())
+            .or_default() += r["wall_s"].as_f64().unwrap() / 3600.0;
+    }
+    assert_eq!(want.len(), 3, "three projects");
+
+    let out = report(&policy, from, to, &["--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["start"], "2025-06-01T02:00:00.000000");
+    assert_eq!(json["stop"], "2025-06-01T08:00:00.000000");
+    let projects = json["tenant_usages"].as_array().unwrap();
+    assert_eq!(projects.len(), want.len());
+    let mut total = 0.0;
+    for p in projects {
+        let (joules, hours, _) = want[p["tenant_id"].as_str().unwrap()];
+        let kwh = p["total_energy_kwh"].as_f64().unwrap();
+        assert!(
+            rel_err(kwh, joules / 3.6e6) < 1e-9,
+            "{kwh} vs {}",
+            joules / 3.6e6
+        );
+        let got_hours = p["total_hours"].as_f64().unwrap();
+        assert!(rel_err(got_hours, hours) < 1e-9, "{got_hours} vs {hours}");
+        for vm in p["server_usages"].as_array().unwrap() {
+            let uuid = vm["instance_id"].as_str().unwrap();
+            assert!(rel_err(vm["hours"].as_f64().unwrap(), vm_hours[uuid]) < 1e-9);
+            for key in [
+                "name",
+                "flavor",
+                "vcpus",
+                "memory_mb",
+                "local_gb",
+                "started_at",
+                "ended_at",
+                "state",
+                "energy_kwh",
+            ] {
+                assert!(vm.get(key).is_some(), "{key} in {vm}");
+            }
+        }
+        total += kwh;
+    }
+    assert!(rel_err(json["total_energy_kwh"].as_f64().unwrap(), total) < 1e-12);
+    // vm-3 started at 3 h 30 (inside the period) and vm-4 stopped at 6 h 10:
+    // they count only the part they lived.
+    let vms: BTreeMap<&str, &serde_json::Value> = projects
+        .iter()
+        .flat_map(|p| p["server_usages"].as_array().unwrap())
+        .map(|vm| (vm["instance_id"].as_str().unwrap(), vm))
+        .collect();
+    let hours = |uuid: &str| vms[uuid]["hours"].as_f64().unwrap();
+    assert!((hours("vm-3") - 4.5).abs() < 0.01, "{}", hours("vm-3"));
+    assert!((hours("vm-4") - 4.17).abs() < 0.01, "{}", hours("vm-4"));
+    assert_eq!(vms["vm-4"]["state"], "stopped");
+    assert!(
+        vms["vm-4"]["ended_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2025-06-01T06:1")
+    );
+    assert!(
+        vms["vm-3"]["started_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2025-06-01T03:3")
+    );
+    assert_eq!(vms["vm-1"]["state"], "active");
+    assert!(vms["vm-1"]["ended_at"].is_null());
+
+    // The table: one line per project and a total, within 120 columns.
+    let out = report(&policy, from, to, &[]);
+    assert!(out.status.success());
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.lines().all(|l| l.chars().count() <= 120), "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.starts_with("p")).count(),
+        3,
+        "{table}"
+    );
+    assert!(table.lines().any(|l| l.starts_with("TOTAL")), "{table}");
+
+    // CSV by VM: a header and a row per VM.
+    let out = report(&policy, from, to, &["--by", "vm", "--format", "csv"]);
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.starts_with("instance_id,name,vms,vcpu_hours,"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + vm_hours.len(), "{csv}");
+}
+
+#[test]
+fn an_empty_period_is_an_empty_report_that_says_so() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = delivery_policy(dir.path(), &site.prometheus.url, "");
+    let out = report(
+        &policy,
+        T0 + 20 * HOUR,
+        T0 + 22 * HOUR,
+        &["--format", "json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["tenant_usages"], serde_json::json!([]));
+    assert_eq!(json["total_energy_kwh"], 0.0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the report is empty"), "{stderr}");
+    // Nothing was touched: no state directory.
+    assert!(!dir.path().join("state").exists());
+}
