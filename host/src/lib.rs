@@ -15,6 +15,7 @@ pub mod policy;
 pub mod records;
 pub mod report;
 pub mod runtime;
+pub mod scrape_config;
 pub mod secrets;
 pub mod sources;
 pub mod state;

@@ -113,34 +113,50 @@ impl Prometheus {
     /// returns once every target has been scraped (Prometheus applies new
     /// targets after up to 5 s).
     pub fn scraping(targets: &[&str], interval: &str) -> Self {
+        let quoted: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let prometheus = Self::with_scrape_configs(
+            interval,
+            &format!(
+                "  - job_name: node\n    static_configs:\n      - targets: [{}]\n",
+                quoted.join(", ")
+            ),
+        );
+        prometheus.wait_for("up == 1", targets.len());
+        prometheus
+    }
+
+    /// The `prometheus.yml` of `global: scrape_interval` and these
+    /// `scrape_configs` entries.
+    pub fn config(interval: &str, scrape_configs: &str) -> String {
+        format!("global:\n  scrape_interval: {interval}\nscrape_configs:\n{scrape_configs}")
+    }
+
+    /// Starts an empty Prometheus with [`Prometheus::config`].
+    pub fn with_scrape_configs(interval: &str, scrape_configs: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         let config = dir.path().join("prometheus.yml");
-        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: {interval}\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: [{}]\n",
-                targets.join(", ")
-            ),
-        )
-        .unwrap();
-        let prometheus = Self::serve(dir, &config, &data);
+        std::fs::write(&config, Self::config(interval, scrape_configs)).unwrap();
+        Self::serve(dir, &config, &data)
+    }
+
+    /// Waits (60 s at most) until `query` gives `series` series now.
+    pub fn wait_for(&self, query: &str, series: usize) -> Vec<(serde_json::Value, f64)> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_millis() as i64;
-            let up = prometheus.query("up == 1", now);
-            if up.len() == targets.len() {
-                return prometheus;
+            let found = self.query(query, now);
+            if found.len() == series {
+                return found;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
         panic!(
-            "prometheus at {} did not scrape {targets:?} within 60 s",
-            prometheus.url
+            "prometheus at {}: `{query}` did not give {series} series within 60 s",
+            self.url
         );
     }
 

@@ -19,6 +19,7 @@ mod inventory;
 mod plugins;
 mod policy;
 mod report;
+mod scrape_config;
 mod spool;
 
 use std::path::PathBuf;
@@ -56,6 +57,8 @@ enum Command {
     Daemon(daemon::DaemonArgs),
     /// Usage and energy per project, VM, host or flavor over a period (default: last month).
     Report(report::ReportArgs),
+    /// Prometheus scrape configuration for every hypervisor of a host list or `onehost list -x`.
+    ScrapeConfig(scrape_config::ScrapeConfigArgs),
     /// The VMs Prometheus knows in a window, with their metadata.
     Inventory(inventory::InventoryArgs),
     /// Work with policy files.
@@ -112,6 +115,7 @@ pub fn main() -> ExitCode {
         Command::Extract(args) => extract::run(args),
         Command::Inventory(args) => inventory::run(args),
         Command::Report(args) => report::run(args),
+        Command::ScrapeConfig(args) => scrape_config::run(args),
         Command::Policy { command } => policy::run(command),
         Command::Plugins { command } => plugins::run(command),
         Command::Spool { command } => spool::run(command),

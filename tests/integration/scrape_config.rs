@@ -1,0 +1,122 @@
+//! `wattson scrape-config`: the output, embedded in a minimal
+//! `prometheus.yml`, passes `promtool check config`, and a real Prometheus
+//! started with it scrapes a test exporter (which asks for the bearer token)
+//! and labels its series with `host_id`.
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::process::Command;
+
+use super::http::{read_request, respond};
+use super::prometheus::Prometheus;
+use super::wattson::command;
+
+const TOKEN: &str = "scrape-me";
+
+/// A `/metrics` endpoint answering 401 without the bearer token.
+fn exporter() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let request = read_request(&stream);
+            let authorized = request
+                .authorization
+                .is_some_and(|a| a.ends_with(&format!("Bearer {TOKEN}")));
+            if authorized {
+                let body = "# TYPE wattson_vm_energy_joules_total counter\nwattson_vm_energy_joules_total{uuid=\"u1\"} 42\n";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            } else {
+                respond(&mut stream, 401, "{}");
+            }
+        }
+    });
+    address
+}
+
+#[test]
+fn the_generated_config_passes_promtool_and_prometheus_scrapes_with_host_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = exporter();
+    let hosts = dir.path().join("hosts.txt");
+    // Host 7 is the test exporter; host 2 is down (its `up` is 0).
+    std::fs::write(
+        &hosts,
+        format!("# host_id name[:port]\n7 {address}\n2 127.0.0.1:9\n"),
+    )
+    .unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let out = command()
+        .args(["scrape-config", "--hosts"])
+        .arg(&hosts)
+        .arg("--token-file")
+        .arg(&token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, Prometheus::config("1s", &yaml)).unwrap();
+    let check = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}\n{yaml}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let prometheus = Prometheus::with_scrape_configs("1s", &yaml);
+    let series = prometheus.wait_for("wattson_vm_energy_joules_total", 1);
+    assert_eq!(series[0].0["host_id"], "7", "{series:?}");
+    assert_eq!(series[0].0["job"], "wattson");
+    assert_eq!(series[0].1, 42.0);
+    let down = prometheus.wait_for("up{host_id=\"2\"} == 0", 1);
+    assert_eq!(down[0].0["instance"], "127.0.0.1:9");
+
+    // OpenNebula's host list, for Scaphandre: the default port 8080.
+    let xml = dir.path().join("hosts.xml");
+    std::fs::write(
+        &xml,
+        "<HOST_POOL><HOST><ID>4</ID><NAME>kvm-04</NAME><STATE>2</STATE></HOST></HOST_POOL>",
+    )
+    .unwrap();
+    let out = command()
+        .args(["scrape-config", "--target", "scaphandre", "--one-xml"])
+        .arg(&xml)
+        .output()
+        .unwrap();
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        yaml.contains("- job_name: 'scaphandre'")
+            && yaml.contains("['kvm-04:8080']")
+            && yaml.contains("host_id: '4'")
+            && !yaml.contains("authorization"),
+        "{yaml}"
+    );
+
+    // A bad line is named with its file and line.
+    std::fs::write(&hosts, "7 kvm-07\nkvm-08\n").unwrap();
+    let out = command()
+        .args(["scrape-config", "--hosts"])
+        .arg(&hosts)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("hosts.txt:2: \"kvm-08\""), "{stderr}");
+}
