@@ -26,6 +26,7 @@ mod prometheus_errors;
 mod rapl;
 mod receivers;
 mod report;
+mod scaffold;
 mod scrape_config;
 mod shares;
 mod templates;

@@ -11,7 +11,7 @@ pub mod model {
         world: "attribution-model",
         path: "../wit/since_v0.2.0",
         imports: { default: trappable },
-        additional_derives: [PartialEq],
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
     });
 }
 
@@ -21,7 +21,7 @@ pub mod format {
         world: "output-format",
         path: "../wit/since_v0.2.0",
         imports: { default: trappable },
-        additional_derives: [PartialEq],
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
         with: {
             "wattson:plugin/types": super::model::wattson::plugin::types,
             "wattson:plugin/host": super::model::wattson::plugin::host,

@@ -1,4 +1,9 @@
-//! `wattson plugins list|inspect`.
+//! `wattson plugins list|inspect|new|test`.
+
+mod fixture;
+mod new;
+
+use std::path::PathBuf;
 
 use clap::Subcommand;
 
@@ -23,6 +28,42 @@ pub enum PluginsCommand {
     Inspect {
         /// Builtin name or path to a component.
         plugin: String,
+    },
+    /// Start a plugin of your own: a Rust crate (outside this repository)
+    /// on the plugin SDK, with a fixture that `plugins test` passes.
+    #[command(after_help = "Examples:\n  \
+        wattson plugins new site-share --kind model\n  \
+        wattson plugins new site-csv --kind format --dir ~/src --sdk ~/src/wattson/plugins/sdk")]
+    New {
+        /// The plugin's name (lower case, digits, `-`).
+        name: String,
+        /// Model or format.
+        #[arg(long, value_enum)]
+        kind: new::Kind,
+        /// Where the crate's directory is made (default: here).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The `wattson-plugin` SDK crate (default: the one this binary was built from).
+        #[arg(long, value_name = "DIR")]
+        sdk: Option<PathBuf>,
+    },
+    /// Run a model on a JSON window fixture, or a format on JSON records,
+    /// under the real sandbox and limits, with the host's checks.
+    #[command(after_help = "Examples:\n  \
+        wattson plugins test target/wasm32-wasip2/release/site_share.wasm --input fixture.json\n  \
+        wattson plugins test rapl-share --input window.json --set idle='\"host\"' --json")]
+    Test {
+        /// Builtin name or path to a component.
+        plugin: String,
+        /// The fixture: an attribution input (model) or a list of records (format).
+        #[arg(long, value_name = "FILE.json")]
+        input: PathBuf,
+        /// Set a parameter (repeatable): NAME=VALUE, the value as in a policy.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -51,6 +92,51 @@ pub fn run(command: PluginsCommand) -> Result<(), Failure> {
                 );
             }
             Ok(())
+        }
+        PluginsCommand::New {
+            name,
+            kind,
+            dir,
+            sdk,
+        } => {
+            let root = new::scaffold(&name, kind, dir.as_deref(), sdk.as_deref())?;
+            eprintln!(
+                "created {}: cd there, `cargo build --release`, then `wattson plugins test target/wasm32-wasip2/release/{}.wasm --input fixture.json`",
+                root.display(),
+                name.replace('-', "_")
+            );
+            Ok(())
+        }
+        PluginsCommand::Test {
+            plugin,
+            input,
+            set,
+            json,
+        } => {
+            let builtin_format = BUILTINS
+                .iter()
+                .any(|b| b.name == plugin && b.kind == PluginKind::Format);
+            let model = if builtin_format {
+                Err(None)
+            } else {
+                runtime.load_model(&plugin).map_err(Some)
+            };
+            match model {
+                Ok(model) => fixture::model(&model, &input, &set, json),
+                Err(
+                    None
+                    | Some(PluginError::OtherWorld {
+                        is: PluginKind::Format,
+                        ..
+                    }),
+                ) => {
+                    let format = runtime
+                        .load_format(&plugin)
+                        .map_err(|e| Failure::new(EXIT_PLUGIN, e))?;
+                    fixture::format(&format, &input, &set, json)
+                }
+                Err(Some(e)) => Err(Failure::new(EXIT_PLUGIN, e)),
+            }
         }
         PluginsCommand::Inspect { plugin } => {
             let model_error = match runtime.load_model(&plugin) {
