@@ -2,7 +2,7 @@
 # Sets up (idempotently) and runs every check: formatting, clippy, and the
 # whole test suite (unit tests, and integration tests against a real
 # Prometheus and sandboxed guest plugins built from source, Rust, Python and
-# JavaScript ones: tests/guests/polyglot/build.sh installs componentize-py and
+# JavaScript ones: examples/plugins/build.sh installs componentize-py and
 # componentize-js under target/polyglot with pip and npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."

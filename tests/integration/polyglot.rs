@@ -1,6 +1,6 @@
 //! Components from other toolchains: a Python model (componentize-py) and a
 //! JavaScript format (componentize-js), built in the test from
-//! `tests/guests/polyglot` against `wit/since_v0.2.0`, load and run in the
+//! `examples/plugins` against `wit/since_v0.2.0`, load and run in the
 //! host's sandbox under the default limits, although they import WASI clocks,
 //! filesystem, sockets and more at other 0.2.x minors than wasmtime ships.
 //! Each test is skipped, saying so, only if its tool cannot be installed.
@@ -29,18 +29,18 @@ fn built() -> Option<&'static PathBuf> {
         .get_or_init(|| {
             let out = repo().join("target/polyglot");
             let status = Command::new("bash")
-                .arg(repo().join("tests/guests/polyglot/build.sh"))
+                .arg(repo().join("examples/plugins/build.sh"))
                 .arg(repo().join("wit/since_v0.2.0"))
                 .arg(&out)
                 .status()
-                .expect("run tests/guests/polyglot/build.sh");
+                .expect("run examples/plugins/build.sh");
             match status.code() {
                 Some(0) => Some(out),
                 Some(77) => {
                     eprintln!("SKIPPED: componentize-py / componentize-js cannot be installed here (see build.sh's message above)");
                     None
                 }
-                _ => panic!("tests/guests/polyglot/build.sh failed: {status}"),
+                _ => panic!("examples/plugins/build.sh failed: {status}"),
             }
         })
         .as_ref()
@@ -238,4 +238,112 @@ fn a_component_of_neither_world_says_why() {
         message.contains("is not a valid format component: it is an attribution-model component (wattson:plugin@0.2.0)"),
         "{message}"
     );
+}
+
+#[test]
+fn the_examples_pass_plugins_test_on_their_fixtures_and_run_in_an_extract() {
+    use super::data::{HOUR, T0, VmShape, c1, counter_series, rel_err};
+    use super::prometheus::{Prometheus, openmetrics};
+    use super::wattson::secs;
+
+    let Some(dir) = built() else { return };
+    let examples = repo().join("examples/plugins");
+    let cache = repo().join("target/polyglot/.compiled");
+    let plugins_test = |component: &str, fixture: &str, args: &[&str]| {
+        command()
+            .env("WATTSON_CACHE_DIR", &cache)
+            .args(["plugins", "test"])
+            .arg(dir.join(component))
+            .arg("--input")
+            .arg(examples.join(fixture))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = plugins_test(
+        "model.wasm",
+        "python-model/fixture.json",
+        &["--set", "mode=double", "--json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let joules: Vec<f64> = json["attribution"]["placements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["joules"].as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        joules,
+        [302_400.0, 849_600.0],
+        "the fixture's readings, doubled"
+    );
+    let out = plugins_test("format.wasm", "js-format/fixture.json", &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("5f0c6f0e-2a1b-4c7e-9a0d-1b7e0c9d1001 151200 running\n"),
+        "{text}"
+    );
+
+    // Both in a real extract against Prometheus.
+    let series = counter_series(&VmShape {
+        uuid: "vm-py",
+        project: "p1",
+        from_ms: T0,
+        to_ms: T0 + 2 * HOUR,
+        resets_at: &[T0 + HOUR + 1_000_000],
+        gaps: &[],
+        initial: 7.0,
+        seed: 17,
+    });
+    let prometheus = Prometheus::start(&openmetrics(&[(
+        "libvirt_domain_info_energy_consumption_joules",
+        std::slice::from_ref(&series),
+    )]));
+    let policy_dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(
+        policy_dir.path(),
+        "py.toml",
+        &format!(
+            "[site]\nname = \"S\"\ncompute_service = \"c\"\n\n[model]\nplugin = \"{}\"\nparams = {{ mode = \"double\" }}\n\n[[outputs]]\nformat = \"{}\"\n",
+            dir.join("model.wasm").display(),
+            dir.join("format.wasm").display()
+        ),
+    );
+    let (from, to) = (T0 + HOUR, T0 + 2 * HOUR);
+    let out = command()
+        .env("WATTSON_CACHE_DIR", &cache)
+        .args(["extract", "--dry-run", "--policy"])
+        .arg(&policy)
+        .args([
+            "--prometheus",
+            &prometheus.url,
+            "--from",
+            &secs(from),
+            "--to",
+            &secs(to),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(fields.len(), 3, "{text}");
+    assert_eq!(fields[0], "vm-py");
+    let want = 2.0 * c1(&series.samples, from, to).unwrap();
+    let got: f64 = fields[1].parse().unwrap();
+    assert!(rel_err(got, want) < 1e-12, "{got} vs {want}");
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Build the polyglot guest plugins from a wattson WIT package:
-#   model.wasm  - Python attribution-model (componentize-py, model/app.py)
-#   format.wasm - JavaScript output-format (ComponentizeJS, format/format.js)
+# Build the example plugins in other languages from a wattson WIT package:
+#   model.wasm  - Python attribution-model (componentize-py, python-model/app.py)
+#   format.wasm - JavaScript output-format (ComponentizeJS, js-format/format.js)
+#
+#   examples/plugins/build.sh wit/since_v0.2.0 target/polyglot
 #
 # usage: build.sh WIT_DIR OUT_DIR
 #   WIT_DIR  directory holding ONE WIT package (e.g. wit/since_v0.1.0)
@@ -63,14 +65,14 @@ cp "$wit_src"/*.wit "$wit"/
 [ -d "$wit_src/deps" ] && cp -r "$wit_src/deps" "$wit"/
 
 # --- Python attribution model (module `app`, class `WitWorld`) ---
-"$cpy" -d "$wit" -w attribution-model componentize -p "$here/model" \
+"$cpy" -d "$wit" -w attribution-model componentize -p "$here/python-model" \
   ${PY_STUB_WASI:+--stub-wasi} app -o "$out/model.wasm" >&2
 
 # --- JavaScript output format (the ComponentizeJS CLI; `jco componentize` would use
 # the older ComponentizeJS that jco pins for itself) ---
 read -ra disable <<<"${JS_DISABLE-http fetch-event}"
 "$bin/componentize-js" --wit "$wit" --world-name output-format \
-  ${disable[0]+-d "${disable[@]}"} -o "$out/format.wasm" "$here/format/format.js" >&2
+  ${disable[0]+-d "${disable[@]}"} -o "$out/format.wasm" "$here/js-format/format.js" >&2
 
 # The components' worlds, imports with their WASI versions included.
 "$bin/jco" wit "$out/model.wasm" >"$out/model.wit"
