@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use wattson::pipeline::gather;
+use wattson::pipeline::{GatherPlan, gather};
 use wattson::policy::{Policy, Source};
 use wattson::runtime::Measurement;
 use wattson::sources::prometheus::{Client, PrometheusConfig};
@@ -212,9 +212,12 @@ fn cpu_time_is_c1_of_the_cpu_seconds_counter() {
     let gathered = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(gather(
-            &policy,
-            &[Measurement::CpuTime("cpu".into())],
-            Some(&client),
+            &GatherPlan::new(
+                &policy,
+                &[Measurement::CpuTime("cpu".into())],
+                Some(&client),
+            )
+            .unwrap(),
             window,
         ))
         .unwrap();

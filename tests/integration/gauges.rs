@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use wattson::pipeline::gather;
+use wattson::pipeline::{GatherPlan, gather};
 use wattson::policy::{Policy, Source};
 use wattson::runtime::{GaugeSpec, IdlePowerSpec, KeyKind, Measurement, Unit};
 use wattson::sources::prometheus::{Client, PrometheusConfig, measure_gauge, measure_vm_gauge};
@@ -271,7 +271,10 @@ plugin = "libvirt-joules"
     ];
     let gathered = tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(gather(&policy, &measurements, Some(&client), window))
+        .block_on(gather(
+            &GatherPlan::new(&policy, &measurements, Some(&client)).unwrap(),
+            window,
+        ))
         .unwrap();
     assert_eq!(gathered.input.hosts, ["cmp-01", "cmp-02", "cmp-90"]);
     let idle = &gathered.input.measurements[1];

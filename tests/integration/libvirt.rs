@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use wattson::pipeline::gather;
+use wattson::pipeline::{GatherPlan, gather};
 use wattson::policy::{Policy, Source};
 use wattson::runtime::{CounterSpec, GaugeSpec, KeyKind, Measurement, Unit};
 use wattson::sources::libvirt::{CpuTimes, Libvirt};
@@ -355,7 +355,10 @@ fn vmname_keyed_series_match_libvirt_domain_names() {
     let window = Window::new(T0 + HOUR, T0 + 2 * HOUR).unwrap();
     let gathered = tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(gather(&policy, &measurements, Some(&client), window))
+        .block_on(gather(
+            &GatherPlan::new(&policy, &measurements, Some(&client)).unwrap(),
+            window,
+        ))
         .unwrap();
     let uuids: Vec<&str> = gathered.input.vms.iter().map(|v| v.uuid.as_str()).collect();
     assert_eq!(uuids, [nova, one]);

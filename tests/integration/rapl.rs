@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use wattson::pipeline::gather;
+use wattson::pipeline::{GatherPlan, gather};
 use wattson::policy::{Policy, Source};
 use wattson::runtime::{IdlePowerSpec, Measurement, RaplSpec};
 use wattson::sources::prometheus::{Client, PrometheusConfig};
@@ -215,9 +215,7 @@ plugin = "libvirt-joules"
     let tokio = tokio::runtime::Runtime::new().unwrap();
     let gathered = tokio
         .block_on(gather(
-            &policy,
-            std::slice::from_ref(&spec),
-            Some(&client),
+            &GatherPlan::new(&policy, std::slice::from_ref(&spec), Some(&client)).unwrap(),
             window,
         ))
         .unwrap();
@@ -246,9 +244,7 @@ plugin = "libvirt-joules"
     );
     let gathered = tokio
         .block_on(gather(
-            &policy,
-            std::slice::from_ref(&spec),
-            Some(&client),
+            &GatherPlan::new(&policy, std::slice::from_ref(&spec), Some(&client)).unwrap(),
             window,
         ))
         .unwrap();
@@ -453,7 +449,10 @@ plugin = "libvirt-joules"
     ];
     let gathered = tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(gather(&policy, &measurements, Some(&client), window))
+        .block_on(gather(
+            &GatherPlan::new(&policy, &measurements, Some(&client)).unwrap(),
+            window,
+        ))
         .unwrap();
     assert_eq!(gathered.input.hosts, ["cmp-01"]);
     let idle = gathered.input.measurements[1].hosts[0].expect("an idle reading");

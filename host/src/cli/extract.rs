@@ -163,7 +163,7 @@ fn write_host_summary(path: &Path, hosts: &[pipeline::HostSummary]) -> anyhow::R
 /// The exit code of a failed run.
 pub(super) fn exit_code(e: &ExtractError) -> u8 {
     match e {
-        ExtractError::Window { error, .. } => match error {
+        ExtractError::Window { error, .. } | ExtractError::Plan(error) => match error {
             PipelineError::Source(_)
             | PipelineError::Libvirt(_)
             | PipelineError::Template(TemplateError::Query(_))

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{EXIT_CONFIG, Failure};
-use crate::pipeline::{self, ExtractError, PipelineError, Plan, Progress};
+use crate::pipeline::{self, ExtractError, GatherPlan, PipelineError, Plan, Progress};
 use crate::policy::{Override, Policy};
 use crate::report::{Aggregator, By, Format, last_month};
 
@@ -63,6 +63,11 @@ pub fn run(args: ReportArgs) -> Result<(), Failure> {
     super::policy::check_plan(&policy, &bound, false)?;
     let (prometheus, tokio) = super::prometheus(&policy)?;
     let plan = Plan::new(&bound);
+    let gather_plan =
+        GatherPlan::new(&policy, plan.measurements(), prometheus.as_ref()).map_err(|e| {
+            let e = ExtractError::Plan(e);
+            Failure::new(super::extract::exit_code(&e), e)
+        })?;
     let windows = pipeline::cut(period.start_ms, period.end_ms, step_ms);
     let progress = Progress::new(windows.len());
     let mut totals = Aggregator::default();
@@ -71,7 +76,7 @@ pub fn run(args: ReportArgs) -> Result<(), Failure> {
             &policy,
             &bound,
             &plan,
-            prometheus.as_ref(),
+            &gather_plan,
             window,
             &tokio,
             |records| {

@@ -6,7 +6,6 @@
 //! The sampling loop runs on its own thread (libvirt and the plugins block);
 //! the HTTP server and the signal handlers on a small tokio runtime.
 
-mod config;
 mod engine;
 mod interval;
 mod ledger;
@@ -21,7 +20,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
-pub use config::DaemonConfig;
+pub use crate::policy::DaemonConfig;
 pub use engine::{Engine, IntervalRecord, PersistError, Shared, Snapshot};
 pub use ledger::Ledger;
 pub use meters::{IpmiCommand, PowerMeter, parse_dcmi};

@@ -108,10 +108,17 @@ fn accepted_before(payload: &Payload<'_>) -> bool {
 /// is only a warning: the payload was delivered, and the spool's bookkeeping
 /// follows).
 fn note_accepted(payload: &Payload<'_>) {
-    if let Err(e) = crate::state::write_atomic(payload.journal, ACCEPTED.as_bytes()) {
+    if let Err(e) = write_journal(payload.journal, ACCEPTED) {
         tracing::warn!(
             journal = %payload.journal.display(),
             "delivered, but cannot note it ({e}): if this run stops before its bookkeeping, the next one sends this payload again"
         );
     }
+}
+
+/// Replaces a payload's journal atomically (temporary file + rename).
+fn write_journal(journal: &Path, text: &str) -> std::io::Result<()> {
+    let staging = journal.with_extension("journal.tmp");
+    std::fs::write(&staging, text)?;
+    std::fs::rename(&staging, journal)
 }

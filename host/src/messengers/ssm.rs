@@ -67,11 +67,9 @@ impl Ssm {
     }
 }
 
-/// Records the temporary and final names, atomically (temporary file + rename).
+/// Records the temporary and final names in the journal.
 fn write_journal(journal: &Path, tmp: &Path, name: &Path) -> std::io::Result<()> {
-    let staging = journal.with_extension("journal.tmp");
-    std::fs::write(&staging, format!("{}\n{}\n", tmp.display(), name.display()))?;
-    std::fs::rename(&staging, journal)
+    super::write_journal(journal, &format!("{}\n{}\n", tmp.display(), name.display()))
 }
 
 /// Moves the message into the queue unless that already happened.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::progress::Progress;
-use super::{HostSummary, PipelineError, Plan, run_window};
+use super::{GatherPlan, HostSummary, PipelineError, Plan, run_window};
 use crate::messengers::{self, DeliveryError, Messenger, Payload};
 use crate::policy::{Bound, BoundOutput, MessengerConfig, Policy};
 use crate::sources::prometheus::Client;
@@ -52,6 +52,9 @@ pub enum ExtractError {
         /// Why (in the message, not the error chain).
         error: PipelineError,
     },
+    /// The policy's measurements cannot be made (found before any window).
+    #[error(transparent)]
+    Plan(PipelineError),
     /// The state directory cannot be used (or another run holds the lock).
     #[error(transparent)]
     State(#[from] StateError),
@@ -122,13 +125,15 @@ pub fn extract(
     let mut report = ExtractReport::default();
     // Which model each placement gets and what one gather makes: once per run.
     let models = Plan::new(bound);
+    let gather_plan =
+        GatherPlan::new(policy, models.measurements(), prometheus).map_err(ExtractError::Plan)?;
     if options.dry_run {
         for window in plan(policy, &state, &options)? {
             let done = run_window(
                 policy,
                 bound,
                 &models,
-                prometheus,
+                &gather_plan,
                 window,
                 tokio,
                 |_, bytes| {
@@ -154,7 +159,7 @@ pub fn extract(
         |state| plan(policy, state, &options),
         explicit,
         options.host_summary,
-        |window, sink| run_window(policy, bound, &models, prometheus, window, tokio, sink),
+        |window, sink| run_window(policy, bound, &models, &gather_plan, window, tokio, sink),
     )
 }
 

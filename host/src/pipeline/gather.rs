@@ -58,95 +58,169 @@ struct SeriesReading {
 /// Default longest bridged gap of a gauge (Prometheus' staleness), ms.
 const DEFAULT_MAX_GAP_MS: i64 = 300_000;
 
+/// What a run gathers in every window, derived once from the policy and the
+/// models' measurements (templates parsed, RAPL zones and meters resolved,
+/// Prometheus required where anything is queried): the checks `policy check`
+/// makes, made once, so a window only queries.
+pub struct GatherPlan<'a> {
+    policy: &'a Policy,
+    measurements: &'a [Measurement],
+    client: &'a Client,
+    /// Only models that declare `inventory` see the labels; records do not need them.
+    wants_labels: bool,
+    /// `cpu-time`: the C1 of each VM's CPU-seconds counter named in `[inventory]`.
+    cpu_times: Vec<CounterSpec>,
+    /// `host-power`: `[host_power] metric` keyed by host.
+    host_power: Vec<GaugeSpec>,
+    /// The model's other measurements, in its order.
+    slots: Vec<Slot<'a>>,
+    /// Templates with per-VM variables: a query per VM, after the VMs are known.
+    per_vm_templates: Vec<(&'a TemplateSpec, QueryTemplate)>,
+    /// Idle power set to a number in the model's params: no measurement, the
+    /// number for every host (the policy's `[idle_power]` patterns first).
+    fixed_idle: Vec<(&'a str, f64)>,
+    /// Records carry measured CPU time wherever the series exists, whether or
+    /// not the model asks for it: then it is measured last, aside, and finds
+    /// no VMs of its own.
+    implicit_cpu: Option<CounterSpec>,
+}
+
+/// A measurement of the model, resolved.
+enum Slot<'a> {
+    Counter(&'a CounterSpec),
+    Gauge(&'a GaugeSpec),
+    /// A template without per-VM variables: one query per window.
+    Template(&'a TemplateSpec, QueryTemplate),
+    Rapl(RaplCounters<'a>),
+    Idle(IdleMeter<'a>),
+}
+
+impl<'a> GatherPlan<'a> {
+    /// The plan for `measurements` (the rules' plan's), reading `prometheus`.
+    pub fn new(
+        policy: &'a Policy,
+        measurements: &'a [Measurement],
+        prometheus: Option<&'a Client>,
+    ) -> Result<Self, PipelineError> {
+        let uuid_counter = |name: String| CounterSpec {
+            name,
+            selector: policy.inventory.cpu_time_metric.clone(),
+            key_label: policy.inventory.meta_uuid_label.clone(),
+            key: KeyKind::Uuid,
+            unit: Unit::Seconds,
+            wrap_range: None,
+        };
+        let cpu_times = measurements
+            .iter()
+            .filter_map(|m| match m {
+                Measurement::CpuTime(name) => Some(uuid_counter(name.clone())),
+                _ => None,
+            })
+            .collect();
+        let host_power = measurements
+            .iter()
+            .filter_map(|m| match m {
+                Measurement::HostPower(h) => Some(host_power_gauge(policy, &h.name, h.max_gap_s)),
+                _ => None,
+            })
+            .collect::<Result<Vec<GaugeSpec>, _>>()?;
+        let mut slots = Vec::new();
+        let mut per_vm_templates = Vec::new();
+        let mut fixed_idle = Vec::new();
+        for m in measurements {
+            match m {
+                Measurement::Counter(c) => slots.push(Slot::Counter(c)),
+                Measurement::Gauge(g) => slots.push(Slot::Gauge(g)),
+                Measurement::Template(t) => {
+                    let parsed = QueryTemplate::parse(&t.query)?;
+                    if parsed.is_per_vm() {
+                        per_vm_templates.push((t, parsed));
+                    } else {
+                        slots.push(Slot::Template(t, parsed));
+                    }
+                }
+                Measurement::Rapl(r) => slots.push(Slot::Rapl(rapl_counters(policy, r)?)),
+                Measurement::IdlePower(spec) => match idle_setting(spec)? {
+                    None => slots.push(Slot::Idle(idle_meter(policy, measurements, spec)?)),
+                    Some(watts) => fixed_idle.push((spec.name.as_str(), watts)),
+                },
+                Measurement::HostPower(_) | Measurement::Inventory | Measurement::CpuTime(_) => {}
+            }
+        }
+        let cpu_times: Vec<CounterSpec> = cpu_times;
+        let nothing_to_query = cpu_times.is_empty()
+            && host_power.is_empty()
+            && slots.is_empty()
+            && per_vm_templates.is_empty();
+        let client = match (prometheus, nothing_to_query) {
+            (Some(client), _) => client,
+            (None, false) => {
+                return Err(PipelineError::Unsupported(
+                    "the model's measurements need Prometheus: add a [prometheus] table with `url` to the policy, or pass --prometheus URL".into(),
+                ));
+            }
+            (None, true) => {
+                return Err(PipelineError::Unsupported(
+                    "the model declares no measurement wattson can make".into(),
+                ));
+            }
+        };
+        let implicit_cpu = (cpu_measurement(measurements).is_none()
+            && !policy.inventory.cpu_time_metric.is_empty())
+        .then(|| uuid_counter(String::new()));
+        Ok(Self {
+            policy,
+            measurements,
+            client,
+            wants_labels: measurements
+                .iter()
+                .any(|m| matches!(m, Measurement::Inventory)),
+            cpu_times,
+            host_power,
+            slots,
+            per_vm_templates,
+            fixed_idle,
+            implicit_cpu,
+        })
+    }
+
+    /// The Prometheus every window queries.
+    pub fn client(&self) -> &'a Client {
+        self.client
+    }
+
+    /// Every keyed measurement of a window, in order (the implicit CPU time last).
+    fn keyed(&self) -> Vec<Keyed<'_>> {
+        self.cpu_times
+            .iter()
+            .map(Keyed::Counter)
+            .chain(self.host_power.iter().map(Keyed::Gauge))
+            .chain(self.slots.iter().map(|slot| match slot {
+                Slot::Counter(c) => Keyed::Counter(c),
+                Slot::Gauge(g) => Keyed::Gauge(g),
+                Slot::Template(t, parsed) => Keyed::Template(t, parsed),
+                Slot::Rapl(r) => Keyed::Rapl(r),
+                Slot::Idle(i) => Keyed::Idle(i),
+            }))
+            .chain(self.implicit_cpu.iter().map(Keyed::Counter))
+            .collect()
+    }
+}
+
 /// Makes every measurement over `window` and assembles the model's input.
 /// VMs are those with data in the window (an absent VM gets no reading and so no record).
-pub async fn gather(
-    policy: &Policy,
-    measurements: &[Measurement],
-    prometheus: Option<&Client>,
-    window: Window,
-) -> Result<Gathered, PipelineError> {
-    // Only models that declare `inventory` see the labels; records do not need them.
-    let wants_labels = measurements
-        .iter()
-        .any(|m| matches!(m, Measurement::Inventory));
-    // `cpu-time` is the C1 of each VM's CPU-seconds counter named in `[inventory]`.
-    let cpu_times: Vec<CounterSpec> = measurements
-        .iter()
-        .filter_map(|m| match m {
-            Measurement::CpuTime(name) => Some(CounterSpec {
-                name: name.clone(),
-                selector: policy.inventory.cpu_time_metric.clone(),
-                key_label: policy.inventory.meta_uuid_label.clone(),
-                key: KeyKind::Uuid,
-                unit: Unit::Seconds,
-                wrap_range: None,
-            }),
-            _ => None,
-        })
-        .collect();
-    let host_power = measurements
-        .iter()
-        .filter_map(|m| match m {
-            Measurement::HostPower(h) => Some(host_power_gauge(policy, &h.name, h.max_gap_s)),
-            _ => None,
-        })
-        .collect::<Result<Vec<GaugeSpec>, _>>()?;
-    // Records carry measured CPU time wherever the series exists, whether or
-    // not the model asks for it: then it is measured last, aside, and finds
-    // no VMs of its own.
-    let implicit_cpu = (cpu_measurement(measurements).is_none()
-        && !policy.inventory.cpu_time_metric.is_empty())
-    .then(|| CounterSpec {
-        name: String::new(),
-        selector: policy.inventory.cpu_time_metric.clone(),
-        key_label: policy.inventory.meta_uuid_label.clone(),
-        key: KeyKind::Uuid,
-        unit: Unit::Seconds,
-        wrap_range: None,
-    });
-    let mut specs: Vec<Keyed> = cpu_times.iter().map(Keyed::Counter).collect();
-    specs.extend(host_power.iter().map(Keyed::Gauge));
-    // Idle power set to a number in the model's params: no measurement, the
-    // number for every host (the policy's `[idle_power]` patterns first).
-    let mut fixed_idle: Vec<(&str, f64)> = Vec::new();
-    let mut per_vm_templates = Vec::new();
-    for m in measurements {
-        match m {
-            Measurement::Counter(c) => specs.push(Keyed::Counter(c)),
-            Measurement::Gauge(g) => specs.push(Keyed::Gauge(g)),
-            Measurement::HostPower(_) => {}
-            Measurement::Template(t) => {
-                let parsed = QueryTemplate::parse(&t.query)?;
-                if parsed.is_per_vm() {
-                    per_vm_templates.push((t, parsed));
-                } else {
-                    specs.push(Keyed::Template(t, Box::new(parsed)));
-                }
-            }
-            Measurement::Rapl(r) => specs.push(Keyed::Rapl(rapl_counters(policy, r)?)),
-            Measurement::IdlePower(spec) => match idle_setting(spec)? {
-                None => specs.push(Keyed::Idle(idle_meter(policy, measurements, spec)?)),
-                Some(watts) => fixed_idle.push((&spec.name, watts)),
-            },
-            Measurement::Inventory | Measurement::CpuTime(_) => {}
-        }
-    }
-    let nothing_to_query = specs.is_empty() && per_vm_templates.is_empty();
-    specs.extend(implicit_cpu.as_ref().map(Keyed::Counter));
-    let client = match (prometheus, nothing_to_query) {
-        (Some(client), _) => client,
-        (None, false) => {
-            return Err(PipelineError::Unsupported(
-                "the model's measurements need Prometheus: add a [prometheus] table with `url` to the policy, or pass --prometheus URL".into(),
-            ));
-        }
-        (None, true) => {
-            return Err(PipelineError::Unsupported(
-                "the model declares no measurement wattson can make".into(),
-            ));
-        }
-    };
+pub async fn gather(plan: &GatherPlan<'_>, window: Window) -> Result<Gathered, PipelineError> {
+    let GatherPlan {
+        policy,
+        measurements,
+        client,
+        wants_labels,
+        ref per_vm_templates,
+        ref fixed_idle,
+        ref implicit_cpu,
+        ..
+    } = *plan;
+    let specs = plan.keyed();
     // Every measurement and the inventory at once: the queries overlap in Prometheus.
     let inventory = &policy.inventory;
     let host_key = HostKey::new(inventory.host_regex.as_deref());
@@ -173,7 +247,7 @@ pub async fn gather(
     .await?;
     let raw_fetched = results.iter().map(|(_, raw)| raw).sum();
     let mut keyed: Vec<KeyedResult> = results.into_iter().map(|(r, _)| r).collect();
-    let implicit_cpu = implicit_cpu.and_then(|_| keyed.pop());
+    let implicit_cpu = implicit_cpu.as_ref().and_then(|_| keyed.pop());
 
     // VMs: every uuid a uuid-keyed measurement saw in the window, described by its series' labels.
     let mut uuids: Vec<&str> = Vec::new();
@@ -345,7 +419,7 @@ pub async fn gather(
                 host: host_of(labels),
             })
             .collect();
-        for (spec, template) in &per_vm_templates {
+        for (spec, template) in per_vm_templates {
             let readings = measure_template(
                 client,
                 template,
@@ -778,11 +852,11 @@ enum Keyed<'a> {
     Counter(&'a CounterSpec),
     Gauge(&'a GaugeSpec),
     /// A template without per-VM variables: one query per window.
-    Template(&'a TemplateSpec, Box<QueryTemplate>),
+    Template(&'a TemplateSpec, &'a QueryTemplate),
     /// Host RAPL zones through node_exporter.
-    Rapl(RaplCounters<'a>),
+    Rapl(&'a RaplCounters<'a>),
     /// Idle power of each host from its meter.
-    Idle(IdleMeter<'a>),
+    Idle(&'a IdleMeter<'a>),
 }
 
 /// The host meter an `idle-power` measurement reads.

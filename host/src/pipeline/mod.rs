@@ -19,7 +19,9 @@ pub use extract::{
     Dropped, ExtractError, ExtractOptions, ExtractReport, Stop, cut, drop_spooled, extract, retry,
     ship,
 };
-pub use gather::{Gathered, StaticIdle, gather, idle_setting, plan_problems, plan_warnings};
+pub use gather::{
+    GatherPlan, Gathered, StaticIdle, gather, idle_setting, plan_problems, plan_warnings,
+};
 pub use progress::Progress;
 pub use rules::{Explained, Plan};
 
@@ -64,12 +66,12 @@ pub fn run_window<E: From<PipelineError>>(
     policy: &Policy,
     bound: &Bound,
     plan: &Plan<'_>,
-    prometheus: Option<&Client>,
+    gather_plan: &GatherPlan<'_>,
     window: Window,
     tokio: &tokio::runtime::Runtime,
     mut sink: impl FnMut(usize, Vec<u8>) -> Result<(), E>,
 ) -> Result<WindowDone, E> {
-    window_records(policy, bound, plan, prometheus, window, tokio, |records| {
+    window_records(policy, bound, plan, gather_plan, window, tokio, |records| {
         render(bound, records, &mut sink)
     })
 }
@@ -85,16 +87,16 @@ pub fn window_records<E: From<PipelineError>>(
     policy: &Policy,
     bound: &Bound,
     plan: &Plan<'_>,
-    prometheus: Option<&Client>,
+    gather_plan: &GatherPlan<'_>,
     window: Window,
     tokio: &tokio::runtime::Runtime,
     mut each: impl FnMut(&mut [EnergyRecord]) -> Result<(), E>,
 ) -> Result<WindowDone, E> {
     let started = Instant::now();
-    let mut gathered = tokio.block_on(gather(policy, plan.measurements(), prometheus, window))?;
+    let mut gathered = tokio.block_on(gather(gather_plan, window))?;
     let intensity = match &bound.carbon {
         Some(carbon) => tokio
-            .block_on(carbon.intensity(prometheus, window))
+            .block_on(carbon.intensity(Some(gather_plan.client()), window))
             .map_err(PipelineError::from)?,
         None => Intensity::Unknown,
     };
@@ -199,7 +201,8 @@ pub async fn explain(
     window: Window,
 ) -> Result<Vec<Explained>, PipelineError> {
     let plan = Plan::new(bound);
-    let gathered = gather(policy, plan.measurements(), prometheus, window).await?;
+    let gather_plan = GatherPlan::new(policy, plan.measurements(), prometheus)?;
+    let gathered = gather(&gather_plan, window).await?;
     Ok(plan.explain(&gathered.input, &gathered.details))
 }
 

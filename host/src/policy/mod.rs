@@ -7,12 +7,14 @@
 //! both. Every problem names `file:line:column` (or the `--set`) and the key.
 
 mod bind;
+mod daemon;
 mod error;
 mod overrides;
 mod rules;
 mod types;
 
 pub use bind::{Bound, BoundModel, BoundOutput, BoundRule, bind};
+pub use daemon::DaemonConfig;
 pub use overrides::Override;
 pub use rules::{Field, MatchValue, Matcher, RuleConfig};
 

@@ -66,7 +66,7 @@ pub struct Policy {
     pub carbon: Option<crate::carbon::CarbonConfig>,
     /// `[daemon]`: sampling, shipping and the HTTP server of `wattson daemon`.
     #[serde(default)]
-    pub daemon: Option<crate::daemon::DaemonConfig>,
+    pub daemon: Option<super::daemon::DaemonConfig>,
     /// Project (id or name) → VO / FQAN, like cASO's voms.json.
     #[serde(default)]
     pub vo_map: BTreeMap<String, String>,
@@ -477,7 +477,7 @@ impl Policy {
     }
 
     /// `[daemon]`, or its defaults.
-    pub fn daemon_config(&self) -> crate::daemon::DaemonConfig {
+    pub fn daemon_config(&self) -> super::daemon::DaemonConfig {
         self.daemon.clone().unwrap_or_default()
     }
 
