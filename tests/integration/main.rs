@@ -25,6 +25,7 @@ mod prometheus;
 mod prometheus_errors;
 mod rapl;
 mod receivers;
+mod remote_read;
 mod report;
 mod scaffold;
 mod scrape_config;

@@ -94,6 +94,9 @@ pub struct Client {
     /// fail together when the endpoint is down, and one line per attempt says
     /// so (the others go to DEBUG). Back to 0 after a query succeeds.
     warned_attempt: Arc<AtomicU32>,
+    /// Remote read turned out not to work here (`read = "auto"`): PromQL for
+    /// the rest of the run.
+    remote_read_off: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Client {
@@ -320,6 +323,7 @@ impl Client {
             auth,
             config,
             warned_attempt: Arc::new(AtomicU32::new(0)),
+            remote_read_off: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -355,6 +359,91 @@ impl Client {
             .into_iter()
             .filter_map(|(key, samples)| Some((key, samples.first()?.value)))
             .collect())
+    }
+
+    /// Whether raw samples are read by remote read (`read` is not `promql`,
+    /// and `auto` has not fallen back).
+    pub fn uses_remote_read(&self) -> bool {
+        self.config.read != super::ReadPath::Promql && !self.remote_read_off.load(Ordering::Relaxed)
+    }
+
+    /// After remote read failed with `reason` (no API, a selector it cannot
+    /// express): with `read = "auto"`, PromQL from now on (said once) and
+    /// true; with `read = "remote-read"`, false (the failure stands).
+    pub fn fall_back_to_promql(&self, reason: &str) -> bool {
+        if self.config.read != super::ReadPath::Auto {
+            return false;
+        }
+        if !self.remote_read_off.swap(true, Ordering::Relaxed) {
+            tracing::info!(url = %self.base, "remote read not available ({reason}): reading with PromQL queries");
+        }
+        true
+    }
+
+    /// POSTs a snappy-compressed remote-read request to `/api/v1/read`;
+    /// returns the status, content type and body. Transport errors and 5xx
+    /// are retried as queries are; other statuses are the caller's to judge.
+    pub async fn remote_read(
+        &self,
+        body: Vec<u8>,
+    ) -> Result<(u16, String, Vec<u8>), PrometheusError> {
+        let url = format!("{}/api/v1/read", self.base);
+        let what = "remote read";
+        let mut attempt = 0;
+        loop {
+            let mut request = self
+                .http
+                .post(&url)
+                .header(reqwest::header::CONTENT_ENCODING, "snappy")
+                .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
+                .header("X-Prometheus-Remote-Read-Version", "0.1.0")
+                .body(body.clone());
+            request = match &self.auth {
+                Auth::None => request,
+                Auth::Bearer(token) => request.bearer_auth(token),
+                Auth::Basic { user, password } => request.basic_auth(user, Some(password)),
+            };
+            let answer = match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let content_type = response
+                        .headers()
+                        .get(reqwest::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    match response.bytes().await {
+                        Ok(bytes) if status < 500 => {
+                            self.warned_attempt.store(0, Ordering::Relaxed);
+                            return Ok((status, content_type, bytes.to_vec()));
+                        }
+                        Ok(bytes) => PrometheusError::Rejected {
+                            url: self.base.clone(),
+                            query: what.into(),
+                            status,
+                            message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+                        },
+                        Err(e) => self.unreachable(what, e),
+                    }
+                }
+                Err(e) => self.unreachable(what, e),
+            };
+            attempt += 1;
+            if attempt > self.config.retries {
+                return Err(PrometheusError::GaveUp {
+                    attempts: attempt,
+                    last: Box::new(answer),
+                });
+            }
+            let delay = Duration::from_millis(self.config.backoff_ms)
+                .saturating_mul(2u32.saturating_pow(attempt - 1));
+            if self.warned_attempt.fetch_max(attempt, Ordering::Relaxed) < attempt {
+                tracing::warn!(url = %self.base, attempt, "{answer}; retrying in {delay:?}");
+            } else {
+                tracing::debug!(url = %self.base, attempt, "{answer}; retrying in {delay:?}");
+            }
+            tokio::time::sleep(delay).await;
+        }
     }
 
     /// The query with retries; each series' metric read as `M`.

@@ -50,6 +50,24 @@ pub struct PrometheusConfig {
     /// File holding the basic-auth password.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// How raw samples are read: `auto` (remote read where the endpoint
+    /// answers it, else PromQL, decided once per run), `remote-read` or `promql`.
+    #[serde(default)]
+    pub read: ReadPath,
+}
+
+/// `[prometheus] read`: how counters' samples are read.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadPath {
+    /// Remote read, falling back to PromQL once (for the run) where the
+    /// endpoint has no remote-read API (VictoriaMetrics, a proxy).
+    #[default]
+    Auto,
+    /// Remote read only: an endpoint without it is an error.
+    RemoteRead,
+    /// PromQL queries only (the batched C1 recipe).
+    Promql,
 }
 
 fn default_concurrency() -> usize {
@@ -97,6 +115,7 @@ impl PrometheusConfig {
             username: None,
             password_env: None,
             password_file: None,
+            read: ReadPath::default(),
         }
     }
 }

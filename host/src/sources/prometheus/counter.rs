@@ -10,6 +10,7 @@ use futures::future::try_join_all;
 
 use super::client::{Client, PrometheusError};
 use super::labels::{Labels, SeriesKey};
+use super::remote_read::{RemoteReadError, read_samples};
 use crate::sources::counter::{Increase, Sample, c1};
 use crate::window::Window;
 
@@ -45,6 +46,14 @@ pub async fn measure_counter(
     window: Window,
     wrap: Option<f64>,
 ) -> Result<CounterReadings, PrometheusError> {
+    if client.uses_remote_read() {
+        match remote_counter(client, selector, key_label, window, wrap).await {
+            Ok(readings) => return Ok(readings),
+            Err(e @ (RemoteReadError::Unsupported { .. } | RemoteReadError::Selector { .. }))
+                if client.fall_back_to_promql(&e.to_string()) => {}
+            Err(e) => return Err(e.into_prometheus()),
+        }
+    }
     let lookback_ms = client.config.lookback_secs as i64 * 1000;
     let range = format!("{}ms", window.len_ms() + lookback_ms);
     let timestamp = format!("timestamp({selector})");
@@ -152,6 +161,73 @@ pub async fn measure_counter(
         }
     }
     readings.series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(readings)
+}
+
+/// C1 of every series from its raw samples, read by remote read: the window
+/// and the lookback before it in one read; a series without a sample in the
+/// lookback before `start` gets its base from a longer look back (by its key).
+async fn remote_counter(
+    client: &Client,
+    selector: &str,
+    key_label: &str,
+    window: Window,
+    wrap: Option<f64>,
+) -> Result<CounterReadings, RemoteReadError> {
+    let lookback_ms = client.config.lookback_secs as i64 * 1000;
+    let mut series = read_samples(
+        client,
+        selector,
+        window.start_ms - lookback_ms + 1,
+        window.end_ms,
+    )
+    .await?;
+    let without_base: Vec<&str> = series
+        .iter()
+        .filter(|s| s.samples.first().is_some_and(|x| x.t_ms > window.start_ms))
+        .filter_map(|s| s.labels.get(key_label))
+        .collect();
+    if !without_base.is_empty() {
+        let search_ms = client.config.base_search_secs as i64 * 1000;
+        let mut bases: HashMap<SeriesKey, Sample> = HashMap::new();
+        for chunk in without_base.chunks(client.config.raw_batch.max(1)) {
+            let alternatives: Vec<String> = chunk.iter().map(|k| regex_escape(k)).collect();
+            let matcher = format!("{key_label}=~\"{}\"", alternatives.join("|"));
+            let found = read_samples(
+                client,
+                &add_matcher(selector, &matcher),
+                window.start_ms - search_ms + 1,
+                window.start_ms,
+            )
+            .await?;
+            for s in found {
+                if let Some(last) = s.samples.last() {
+                    bases.insert(s.labels.key(), *last);
+                }
+            }
+        }
+        for s in &mut series {
+            if let Some(base) = bases.get(&s.labels.key())
+                && s.samples.first().is_some_and(|x| x.t_ms > base.t_ms)
+            {
+                s.samples.insert(0, *base);
+            }
+        }
+    }
+    let mut readings = CounterReadings {
+        raw_fetched: series.len(),
+        ..CounterReadings::default()
+    };
+    for s in series {
+        if let Some(increase) = c1(&s.samples, window, wrap) {
+            readings.series.push(SeriesIncrease {
+                labels: s.labels,
+                increase,
+            });
+        }
+    }
+    readings.series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    tracing::debug!(selector, series = readings.series.len(), %window, "counter read by remote read");
     Ok(readings)
 }
 

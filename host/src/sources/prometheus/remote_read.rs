@@ -1,0 +1,562 @@
+//! Raw samples by Prometheus' remote-read API (`POST /api/v1/read`), with
+//! the stored chunks streamed as they are (`STREAMED_XOR_CHUNKS`): no PromQL
+//! evaluation at all. The request is a snappy-compressed protobuf
+//! `ReadRequest`; the answer a stream of frames (uvarint length, CRC32-C of
+//! the frame, a protobuf `ChunkedReadResponse`), whose chunks are Gorilla/XOR
+//! encoded (`tsdb/chunkenc/xor.go`). The protobuf messages are declared
+//! here with `prost` (no `protoc` at build time).
+
+use super::client::{Client, PrometheusError, Series};
+use super::labels::Labels;
+use crate::sources::counter::Sample;
+
+/// `prometheus.ReadRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ReadRequest {
+    #[prost(message, repeated, tag = "1")]
+    queries: Vec<Query>,
+    /// `ResponseType`: 1 = `STREAMED_XOR_CHUNKS`.
+    #[prost(int32, repeated, tag = "2")]
+    accepted_response_types: Vec<i32>,
+}
+
+/// `prometheus.Query`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Query {
+    #[prost(int64, tag = "1")]
+    start_timestamp_ms: i64,
+    #[prost(int64, tag = "2")]
+    end_timestamp_ms: i64,
+    #[prost(message, repeated, tag = "3")]
+    matchers: Vec<LabelMatcher>,
+}
+
+/// `prometheus.LabelMatcher`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct LabelMatcher {
+    /// 0 `=`, 1 `!=`, 2 `=~`, 3 `!~`.
+    #[prost(int32, tag = "1")]
+    r#type: i32,
+    #[prost(string, tag = "2")]
+    name: String,
+    #[prost(string, tag = "3")]
+    value: String,
+}
+
+/// `prometheus.ChunkedReadResponse`: one frame.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ChunkedReadResponse {
+    #[prost(message, repeated, tag = "1")]
+    chunked_series: Vec<ChunkedSeries>,
+    #[prost(int64, tag = "2")]
+    query_index: i64,
+}
+
+/// `prometheus.ChunkedSeries`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ChunkedSeries {
+    #[prost(message, repeated, tag = "1")]
+    labels: Vec<Label>,
+    #[prost(message, repeated, tag = "2")]
+    chunks: Vec<Chunk>,
+}
+
+/// `prometheus.Label`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Label {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    value: String,
+}
+
+/// `prometheus.Chunk`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Chunk {
+    #[prost(int64, tag = "1")]
+    min_time_ms: i64,
+    #[prost(int64, tag = "2")]
+    max_time_ms: i64,
+    /// 1 = XOR (floats); histograms are not read.
+    #[prost(int32, tag = "3")]
+    r#type: i32,
+    #[prost(bytes = "vec", tag = "4")]
+    data: Vec<u8>,
+}
+
+/// The XOR chunk encoding.
+const XOR: i32 = 1;
+
+/// Prometheus' staleness marker (a NaN with this exact bit pattern): not a sample.
+const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+
+/// Why a remote read gave no samples.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteReadError {
+    /// The endpoint has no remote-read API (404, 405, 501) or answered
+    /// something else than a chunk stream: use PromQL instead.
+    #[error("{url} has no remote-read API ({reason})")]
+    Unsupported {
+        /// The endpoint.
+        url: String,
+        /// What it answered.
+        reason: String,
+    },
+    /// The selector cannot be written as label matchers.
+    #[error("selector `{selector}` cannot be read by remote read: {reason}")]
+    Selector {
+        /// The selector.
+        selector: String,
+        /// Why.
+        reason: String,
+    },
+    /// The stream is corrupt: never wrong joules, an error naming what.
+    #[error("remote read from {url} of `{selector}`: {reason}")]
+    Corrupt {
+        /// The endpoint.
+        url: String,
+        /// The selector.
+        selector: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The request failed as a query would (unreachable, 5xx, …).
+    #[error(transparent)]
+    Prometheus(#[from] PrometheusError),
+}
+
+impl RemoteReadError {
+    /// The error as a measurement error (a corrupt stream is a bad answer).
+    pub fn into_prometheus(self) -> PrometheusError {
+        match self {
+            Self::Prometheus(e) => e,
+            Self::Unsupported { url, reason } => PrometheusError::BadAnswer {
+                url,
+                query: "remote read".into(),
+                reason: format!(
+                    "no remote-read API ({reason}): set [prometheus] read = \"auto\" or \"promql\""
+                ),
+            },
+            Self::Selector { selector, reason } => PrometheusError::BadAnswer {
+                url: String::new(),
+                query: selector,
+                reason: format!("{reason}: set [prometheus] read = \"auto\" or \"promql\""),
+            },
+            Self::Corrupt {
+                url,
+                selector,
+                reason,
+            } => PrometheusError::BadAnswer {
+                url,
+                query: format!("remote read of {selector}"),
+                reason,
+            },
+        }
+    }
+}
+
+/// A PromQL series selector (`name{label="v",other!~"re"}`) as remote-read
+/// label matchers.
+fn matchers(selector: &str) -> Result<Vec<LabelMatcher>, String> {
+    let selector = selector.trim();
+    let (name, rest) = match selector.find('{') {
+        Some(i) => (selector[..i].trim(), &selector[i..]),
+        None => (selector, ""),
+    };
+    let mut out = Vec::new();
+    if !name.is_empty() {
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        {
+            return Err(format!("`{name}` is not a metric name"));
+        }
+        out.push(LabelMatcher {
+            r#type: 0,
+            name: "__name__".into(),
+            value: name.into(),
+        });
+    }
+    if rest.is_empty() {
+        return if out.is_empty() {
+            Err("it names no metric".into())
+        } else {
+            Ok(out)
+        };
+    }
+    let inner = rest
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .ok_or("it is not `name{…}`")?;
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut label = String::new();
+        while let Some(&c) = chars.peek() {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                label.push(c);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let op: String =
+            std::iter::from_fn(|| chars.next_if(|c| matches!(c, '=' | '!' | '~'))).collect();
+        let r#type = match op.as_str() {
+            "=" => 0,
+            "!=" => 1,
+            "=~" => 2,
+            "!~" => 3,
+            _ => return Err(format!("`{op}` after `{label}` is not a matcher")),
+        };
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('"') || label.is_empty() {
+            return Err("label values must be double-quoted strings".into());
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next() {
+                Some('"') => break,
+                Some('\\') => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some('t') => value.push('\t'),
+                    Some(c) => value.push(c),
+                    None => return Err("an unterminated string".into()),
+                },
+                Some(c) => value.push(c),
+                None => return Err("an unterminated string".into()),
+            }
+        }
+        out.push(LabelMatcher {
+            r#type,
+            name: label,
+            value,
+        });
+    }
+    if !out.iter().any(|m| m.r#type == 0 || m.r#type == 2) {
+        return Err("it needs a metric name or a positive matcher".into());
+    }
+    Ok(out)
+}
+
+/// Reads bits MSB first, as `tsdb/chunkenc/bstream.go` writes them.
+struct Bits<'a> {
+    bytes: &'a [u8],
+    /// Position in bits.
+    at: usize,
+}
+
+impl Bits<'_> {
+    fn bit(&mut self) -> Option<bool> {
+        let byte = *self.bytes.get(self.at / 8)?;
+        let bit = byte >> (7 - self.at % 8) & 1 == 1;
+        self.at += 1;
+        Some(bit)
+    }
+
+    fn bits(&mut self, n: u8) -> Option<u64> {
+        let mut v = 0u64;
+        for _ in 0..n {
+            v = (v << 1) | u64::from(self.bit()?);
+        }
+        Some(v)
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        self.bits(8).map(|b| b as u8)
+    }
+
+    /// Go's `binary.ReadUvarint` over the bit stream.
+    fn uvarint(&mut self) -> Option<u64> {
+        let mut x = 0u64;
+        for shift in (0..70).step_by(7) {
+            let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                return None;
+            }
+            x |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Some(x);
+            }
+        }
+        None
+    }
+
+    /// Go's `binary.ReadVarint` (zig-zag).
+    fn varint(&mut self) -> Option<i64> {
+        let u = self.uvarint()?;
+        Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+}
+
+/// The samples of one XOR chunk (its 2-byte sample count, then the stream).
+pub fn decode_xor(data: &[u8]) -> Result<Vec<Sample>, String> {
+    let corrupt = |what: &str| format!("a garbled XOR chunk ({what})");
+    let (count, stream) = match data {
+        [a, b, rest @ ..] => (usize::from(u16::from_be_bytes([*a, *b])), rest),
+        _ => return Err(corrupt("shorter than its header")),
+    };
+    let mut bits = Bits {
+        bytes: stream,
+        at: 0,
+    };
+    let mut out = Vec::with_capacity(count);
+    let (mut t, mut value_bits, mut delta) = (0i64, 0u64, 0u64);
+    let (mut leading, mut trailing) = (0u8, 0u8);
+    for i in 0..count {
+        match i {
+            0 => {
+                t = bits.varint().ok_or_else(|| corrupt("first timestamp"))?;
+                value_bits = bits.bits(64).ok_or_else(|| corrupt("first value"))?;
+            }
+            _ => {
+                if i == 1 {
+                    delta = bits.uvarint().ok_or_else(|| corrupt("second timestamp"))?;
+                } else {
+                    let mut prefix = 0u8;
+                    for _ in 0..4 {
+                        let bit = bits.bit().ok_or_else(|| corrupt("timestamp"))?;
+                        prefix = (prefix << 1) | u8::from(bit);
+                        if !bit {
+                            break;
+                        }
+                    }
+                    let size = match prefix {
+                        0b0 => 0,
+                        0b10 => 14,
+                        0b110 => 17,
+                        0b1110 => 20,
+                        _ => 64,
+                    };
+                    let dod = match size {
+                        0 => 0,
+                        64 => bits.bits(64).ok_or_else(|| corrupt("timestamp"))? as i64,
+                        n => {
+                            let raw = bits.bits(n).ok_or_else(|| corrupt("timestamp"))?;
+                            // Negative numbers come back as high unsigned ones.
+                            if raw > 1 << (n - 1) {
+                                raw as i64 - (1i64 << n)
+                            } else {
+                                raw as i64
+                            }
+                        }
+                    };
+                    delta = (delta as i64).wrapping_add(dod) as u64;
+                }
+                t = t.wrapping_add(delta as i64);
+                // The value: same as before, or XOR with the previous bits.
+                if bits.bit().ok_or_else(|| corrupt("value"))? {
+                    let significant = if bits.bit().ok_or_else(|| corrupt("value"))? {
+                        leading = bits.bits(5).ok_or_else(|| corrupt("value"))? as u8;
+                        let mut significant = bits.bits(6).ok_or_else(|| corrupt("value"))? as u8;
+                        if significant == 0 {
+                            significant = 64;
+                        }
+                        trailing = 64u8
+                            .checked_sub(leading + significant)
+                            .ok_or_else(|| corrupt("value width"))?;
+                        significant
+                    } else {
+                        64u8.checked_sub(leading + trailing)
+                            .ok_or_else(|| corrupt("value width"))?
+                    };
+                    let xor = bits.bits(significant).ok_or_else(|| corrupt("value"))?;
+                    value_bits ^= xor.checked_shl(u32::from(trailing)).unwrap_or(0);
+                }
+            }
+        }
+        if value_bits != STALE_NAN {
+            out.push(Sample {
+                t_ms: t,
+                value: f64::from_bits(value_bits),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Splits a chunked-read body into frames, checking each frame's CRC32-C.
+fn frames(mut body: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        let mut len = 0u64;
+        let mut used = 0;
+        for (i, b) in body.iter().enumerate().take(10) {
+            len |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                used = i + 1;
+                break;
+            }
+        }
+        if used == 0 {
+            return Err("a frame length that does not end".into());
+        }
+        let len = usize::try_from(len).map_err(|_| "a frame too long")?;
+        let rest = &body[used..];
+        if rest.len() < 4 + len {
+            return Err(format!(
+                "a truncated stream (a frame of {len} bytes, {} left)",
+                rest.len().saturating_sub(4)
+            ));
+        }
+        let crc = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        let frame = &rest[4..4 + len];
+        if crc32c::crc32c(frame) != crc {
+            return Err("a frame whose CRC32-C does not match".into());
+        }
+        out.push(frame);
+        body = &rest[4 + len..];
+    }
+    Ok(out)
+}
+
+/// Every sample of every series `selector` matches in `[start_ms, end_ms]`,
+/// read by remote read; each series' samples in ascending time.
+pub async fn read_samples(
+    client: &Client,
+    selector: &str,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<Vec<Series>, RemoteReadError> {
+    let matchers = matchers(selector).map_err(|reason| RemoteReadError::Selector {
+        selector: selector.to_owned(),
+        reason,
+    })?;
+    let request = ReadRequest {
+        queries: vec![Query {
+            start_timestamp_ms: start_ms,
+            end_timestamp_ms: end_ms,
+            matchers,
+        }],
+        accepted_response_types: vec![1],
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&prost::Message::encode_to_vec(&request))
+        .map_err(|e| RemoteReadError::Corrupt {
+            url: client.url().to_owned(),
+            selector: selector.to_owned(),
+            reason: format!("cannot compress the request: {e}"),
+        })?;
+    let (status, content_type, bytes) = client.remote_read(body).await?;
+    let unsupported = |reason: String| RemoteReadError::Unsupported {
+        url: client.url().to_owned(),
+        reason,
+    };
+    // 404/405/501: no such API; 400 is what VictoriaMetrics answers
+    // ("unsupported path requested") and a store answers a request it cannot
+    // read.
+    if matches!(status, 400 | 404 | 405 | 501) {
+        let text: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
+        return Err(unsupported(format!("HTTP {status}: {}", text.trim())));
+    }
+    if status != 200 {
+        return Err(PrometheusError::Rejected {
+            url: client.url().to_owned(),
+            query: format!("remote read of {selector}"),
+            status,
+            message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+        }
+        .into());
+    }
+    if !content_type.starts_with("application/x-streamed-protobuf") {
+        return Err(unsupported(format!(
+            "it answered `{content_type}`, not a chunk stream"
+        )));
+    }
+    let corrupt = |reason: String| RemoteReadError::Corrupt {
+        url: client.url().to_owned(),
+        selector: selector.to_owned(),
+        reason,
+    };
+    let mut out: Vec<Series> = Vec::new();
+    for frame in frames(&bytes).map_err(corrupt)? {
+        let response: ChunkedReadResponse = prost::Message::decode(frame)
+            .map_err(|e| corrupt(format!("a frame that is not a ChunkedReadResponse ({e})")))?;
+        for series in response.chunked_series {
+            let labels: Labels = series
+                .labels
+                .iter()
+                .filter(|l| l.name != "__name__")
+                .map(|l| (l.name.as_str(), l.value.as_str()))
+                .collect();
+            let mut samples = Vec::new();
+            for chunk in &series.chunks {
+                if chunk.r#type != XOR {
+                    continue;
+                }
+                samples.extend(
+                    decode_xor(&chunk.data)
+                        .map_err(corrupt)?
+                        .into_iter()
+                        .filter(|s| (start_ms..=end_ms).contains(&s.t_ms)),
+                );
+            }
+            // A series too large for one frame continues in the next one.
+            match out.last_mut() {
+                Some(last) if last.labels == labels => last.samples.extend(samples),
+                _ => out.push(Series { labels, samples }),
+            }
+        }
+    }
+    for series in &mut out {
+        series.samples.sort_by_key(|s| s.t_ms);
+        series.samples.dedup_by_key(|s| s.t_ms);
+    }
+    out.retain(|s| !s.samples.is_empty());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_become_matchers() {
+        let m = matchers(r#"node_rapl_package_joules_total{index="1", uuid!~"[0-7].*"}"#).unwrap();
+        let got: Vec<(i32, &str, &str)> = m
+            .iter()
+            .map(|m| (m.r#type, m.name.as_str(), m.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, "__name__", "node_rapl_package_joules_total"),
+                (0, "index", "1"),
+                (3, "uuid", "[0-7].*")
+            ]
+        );
+        assert!(matchers("sum(x)").is_err());
+        assert!(matchers(r#"{a!="b"}"#).is_err());
+        assert_eq!(matchers(r#"{__name__=~"a.*"}"#).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn frames_are_checked() {
+        let frame = b"hello";
+        let mut body = vec![5u8];
+        body.extend(crc32c::crc32c(frame).to_be_bytes());
+        body.extend(frame);
+        assert_eq!(frames(&body).unwrap(), [&frame[..]]);
+        let mut bad = body.clone();
+        bad[6] ^= 1;
+        assert!(frames(&bad).unwrap_err().contains("CRC32-C"));
+        assert!(frames(&body[..8]).unwrap_err().contains("truncated"));
+    }
+
+    #[test]
+    fn a_garbled_chunk_is_an_error_not_samples() {
+        assert!(decode_xor(&[0]).is_err());
+        assert!(decode_xor(&[0, 200, 1, 2, 3]).is_err());
+        assert!(decode_xor(&[0, 0]).unwrap().is_empty());
+    }
+}
