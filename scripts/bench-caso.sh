@@ -15,18 +15,23 @@ source scripts/bench-peer.sh
 caso_s=$( (grep '^caso_peer' "$work/peer.txt" || true) | tail -1 | sed -n 's/.*elapsed_s=\([0-9.]*\).*/\1/p')
 caso_s=${caso_s:-nan}
 
-best=""; rss=0
-for _ in $(seq 1 "$REPEAT"); do
-    t0=$(date +%s.%N)
-    WATTSON_LOG=warn /usr/bin/time -f %M -o "$work/rss" "$wattson" extract \
-        --policy policies/libvirt-joules.toml --prometheus "$url" \
-        --from "$from" --to "$to" --dry-run --format jsonl > "$work/wattson.jsonl"
-    t1=$(date +%s.%N)
-    s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}')
-    best=$(awk -v a="$s" -v b="${best:-1e9}" 'BEGIN{print (a<b)?a:b}')
-    rss=$(awk -v a="$(cat "$work/rss")" -v b="$rss" 'BEGIN{print (a>b)?a:b}')
-done
-python3 - "$work/wattson.jsonl" "$work/wattson.json" <<'PY'
+# wattson by each read path (READS, default both): remote read of the raw
+# chunks, and the batched PromQL recipe.
+declare -A best_of rss_of cmp_of
+for read in ${READS:-remote-read promql}; do
+    best=""; rss=0
+    for _ in $(seq 1 "$REPEAT"); do
+        t0=$(date +%s.%N)
+        WATTSON_LOG=warn /usr/bin/time -f %M -o "$work/rss" "$wattson" extract \
+            --policy policies/libvirt-joules.toml --prometheus "$url" \
+            --set "prometheus.read=\"$read\"" \
+            --from "$from" --to "$to" --dry-run --format jsonl > "$work/wattson.jsonl"
+        t1=$(date +%s.%N)
+        s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}')
+        best=$(awk -v a="$s" -v b="${best:-1e9}" 'BEGIN{print (a<b)?a:b}')
+        rss=$(awk -v a="$(cat "$work/rss")" -v b="$rss" 'BEGIN{print (a>b)?a:b}')
+    done
+    python3 - "$work/wattson.jsonl" "$work/wattson.json" <<'PY'
 import json, sys
 out = {}
 for line in open(sys.argv[1]):
@@ -35,10 +40,15 @@ for line in open(sys.argv[1]):
         out[r["vm_uuid"]] = r["energy_joules"]
 json.dump(out, open(sys.argv[2], "w"))
 PY
-cmp=$(python3 "$peer/compare.py" --truth "$truth" --got "$work/wattson.json" --unit J --label wattson 2>&1 | tail -1)
+    best_of[$read]=$best; rss_of[$read]=$rss
+    cmp_of[$read]=$(python3 "$peer/compare.py" --truth "$truth" --got "$work/wattson.json" --unit J --label "wattson-$read" 2>&1 | tail -1)
+done
 floor_s=$(python3 "$peer/floor.py" --prometheus-url "$url" --from "$from" --to "$to" --repeat "$REPEAT" --out "$work/floor.json" | tail -1 | sed -n 's/.*floor_s=\([0-9.]*\).*/\1/p')
 
-echo "wattson n_vms=$N hours=$H wattson_s=$best floor_s=$floor_s caso_s=$caso_s peak_rss_mb=$(( rss / 1024 ))"
-echo "ratios wattson/floor=$(awk -v a="$best" -v b="$floor_s" 'BEGIN{printf "%.2f", a/b}') caso/wattson=$(awk -v a="$caso_s" -v b="$best" 'BEGIN{printf "%.1f", a/b}')"
-echo "accuracy $cmp"
+for read in ${READS:-remote-read promql}; do
+    best=${best_of[$read]}
+    echo "wattson read=$read n_vms=$N hours=$H wattson_s=$best floor_s=$floor_s caso_s=$caso_s peak_rss_mb=$(( ${rss_of[$read]} / 1024 ))"
+    echo "ratios read=$read wattson/floor=$(awk -v a="$best" -v b="$floor_s" 'BEGIN{printf "%.2f", a/b}') caso/wattson=$(awk -v a="$caso_s" -v b="$best" 'BEGIN{printf "%.1f", a/b}')"
+    echo "accuracy ${cmp_of[$read]}"
+done
 echo "Prometheus left running at $url: stop it with $peer/prom.sh stop <data dir> <port> (see above)" >&2

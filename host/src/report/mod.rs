@@ -297,6 +297,87 @@ pub fn last_month(now_ms: i64) -> Window {
 mod tests {
     use super::*;
 
+    fn record(
+        uuid: &str,
+        project: &str,
+        start_ms: i64,
+        joules: f64,
+        status: Status,
+    ) -> EnergyRecord {
+        EnergyRecord {
+            id: format!("{uuid}-{start_ms}"),
+            site: "S".into(),
+            cloud_type: "OpenStack".into(),
+            compute_service: "nova".into(),
+            vm_uuid: uuid.into(),
+            vm_name: None,
+            project_id: Some(project.into()),
+            project_name: (project == "p1").then(|| "astro".to_owned()),
+            user_id: None,
+            user_name: None,
+            user_dn: None,
+            fqan: None,
+            host: Some("cmp-01".into()),
+            flavor: None,
+            start_ms,
+            end_ms: start_ms + 3_600_000,
+            joules,
+            wall_s: 3600.0,
+            cpu_s: None,
+            vcpus: Some(2),
+            memory_mb: Some(1024),
+            status,
+            quality: crate::runtime::RecordQuality {
+                kind: crate::runtime::Quality::Measured,
+                meters: Vec::new(),
+                covered_s: None,
+            },
+            pue: None,
+            ci_g: Some(100.0),
+            cfp_g: Some(joules / 3.6e6 * 100.0),
+            ci_covered_s: None,
+            model: "m".into(),
+            model_version: "1".into(),
+        }
+    }
+
+    #[test]
+    fn projects_add_up_their_vms_and_their_share_of_the_hosts_energy() {
+        let h = 3_600_000;
+        let mut agg = Aggregator::default();
+        agg.records(&[
+            record("a", "p1", 0, 3.6e6, Status::Running),
+            record("b", "p2", 0, 1.8e6, Status::Running),
+        ]);
+        agg.host_energy(7.2e6);
+        agg.records(&[record("a", "p1", h, 3.6e6, Status::Completed)]);
+        agg.host_energy(7.2e6);
+        let report = agg.finish(
+            Window {
+                start_ms: 0,
+                end_ms: 3 * h,
+            },
+            By::Project,
+        );
+        assert_eq!(report.groups.len(), 2);
+        let p1 = &report.groups[0];
+        assert_eq!(
+            (p1.key.as_str(), p1.label.as_deref()),
+            ("p1", Some("astro"))
+        );
+        assert_eq!(p1.totals.kwh(), 2.0);
+        assert_eq!(p1.totals.hours, 2.0);
+        assert_eq!(p1.totals.vcpu_hours, 4.0);
+        assert_eq!(p1.totals.carbon_g, Some(200.0));
+        assert_eq!(report.share(&p1.totals), Some(0.5));
+        assert_eq!(report.share(&report.totals), Some(9.0e6 / 1.44e7));
+        // a stopped in its second window; b was not seen after the first.
+        assert_eq!(p1.vms[0].state, "stopped");
+        assert_eq!(p1.vms[0].ended_ms, Some(2 * h));
+        let b = &report.groups[1].vms[0];
+        assert_eq!((b.state, b.ended_ms), ("stopped", Some(h)));
+    }
+
     #[test]
     fn last_month_is_the_whole_calendar_month_before() {
         let w = last_month(crate::window::parse_time("2026-01-15T10:00:00Z").unwrap());

@@ -380,13 +380,10 @@ impl Client {
         true
     }
 
-    /// POSTs a snappy-compressed remote-read request to `/api/v1/read`;
-    /// returns the status, content type and body. Transport errors and 5xx
-    /// are retried as queries are; other statuses are the caller's to judge.
-    pub async fn remote_read(
-        &self,
-        body: Vec<u8>,
-    ) -> Result<(u16, String, Vec<u8>), PrometheusError> {
+    /// POSTs a snappy-compressed remote-read request to `/api/v1/read`.
+    /// Transport errors and 5xx are retried as queries are; any other
+    /// answer is returned (its body unread) for the caller to judge and stream.
+    pub async fn remote_read(&self, body: Vec<u8>) -> Result<reqwest::Response, PrometheusError> {
         let url = format!("{}/api/v1/read", self.base);
         let what = "remote read";
         let mut attempt = 0;
@@ -404,26 +401,18 @@ impl Client {
                 Auth::Basic { user, password } => request.basic_auth(user, Some(password)),
             };
             let answer = match request.send().await {
+                Ok(response) if response.status().as_u16() < 500 => {
+                    self.warned_attempt.store(0, Ordering::Relaxed);
+                    return Ok(response);
+                }
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    let content_type = response
-                        .headers()
-                        .get(reqwest::header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
-                    match response.bytes().await {
-                        Ok(bytes) if status < 500 => {
-                            self.warned_attempt.store(0, Ordering::Relaxed);
-                            return Ok((status, content_type, bytes.to_vec()));
-                        }
-                        Ok(bytes) => PrometheusError::Rejected {
-                            url: self.base.clone(),
-                            query: what.into(),
-                            status,
-                            message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
-                        },
-                        Err(e) => self.unreachable(what, e),
+                    let text = response.text().await.unwrap_or_default();
+                    PrometheusError::Rejected {
+                        url: self.base.clone(),
+                        query: what.into(),
+                        status,
+                        message: text.chars().take(300).collect(),
                     }
                 }
                 Err(e) => self.unreachable(what, e),

@@ -10,7 +10,7 @@ use futures::future::try_join_all;
 
 use super::client::{Client, PrometheusError};
 use super::labels::{Labels, SeriesKey};
-use super::remote_read::{RemoteReadError, read_samples};
+use super::remote_read::{RemoteReadError, read_series};
 use crate::sources::counter::{Increase, Sample, c1};
 use crate::window::Window;
 
@@ -165,8 +165,10 @@ pub async fn measure_counter(
 }
 
 /// C1 of every series from its raw samples, read by remote read: the window
-/// and the lookback before it in one read; a series without a sample in the
-/// lookback before `start` gets its base from a longer look back (by its key).
+/// and the lookback before it in one streamed read, each series' C1 taken as
+/// it arrives (its samples then dropped); a series without a sample in the
+/// lookback before `start` waits for its base from a longer look back (by
+/// its key).
 async fn remote_counter(
     client: &Client,
     selector: &str,
@@ -175,55 +177,56 @@ async fn remote_counter(
     wrap: Option<f64>,
 ) -> Result<CounterReadings, RemoteReadError> {
     let lookback_ms = client.config.lookback_secs as i64 * 1000;
-    let mut series = read_samples(
+    let mut readings = CounterReadings::default();
+    let mut without_base: Vec<(Labels, Vec<Sample>)> = Vec::new();
+    read_series(
         client,
         selector,
         window.start_ms - lookback_ms + 1,
         window.end_ms,
+        |labels, samples| {
+            readings.raw_fetched += 1;
+            let has_base = samples.first().is_some_and(|x| x.t_ms <= window.start_ms);
+            if !has_base && labels.contains_key(key_label) {
+                without_base.push((labels, samples));
+            } else if let Some(increase) = c1(&samples, window, wrap) {
+                readings.series.push(SeriesIncrease { labels, increase });
+            }
+        },
     )
     .await?;
-    let without_base: Vec<&str> = series
-        .iter()
-        .filter(|s| s.samples.first().is_some_and(|x| x.t_ms > window.start_ms))
-        .filter_map(|s| s.labels.get(key_label))
-        .collect();
     if !without_base.is_empty() {
         let search_ms = client.config.base_search_secs as i64 * 1000;
         let mut bases: HashMap<SeriesKey, Sample> = HashMap::new();
-        for chunk in without_base.chunks(client.config.raw_batch.max(1)) {
+        let mut keys: Vec<&str> = without_base
+            .iter()
+            .filter_map(|(labels, _)| labels.get(key_label))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for chunk in keys.chunks(client.config.raw_batch.max(1)) {
             let alternatives: Vec<String> = chunk.iter().map(|k| regex_escape(k)).collect();
             let matcher = format!("{key_label}=~\"{}\"", alternatives.join("|"));
-            let found = read_samples(
+            read_series(
                 client,
                 &add_matcher(selector, &matcher),
                 window.start_ms - search_ms + 1,
                 window.start_ms,
+                |labels, samples| {
+                    if let Some(last) = samples.last() {
+                        bases.insert(labels.key(), *last);
+                    }
+                },
             )
             .await?;
-            for s in found {
-                if let Some(last) = s.samples.last() {
-                    bases.insert(s.labels.key(), *last);
-                }
-            }
         }
-        for s in &mut series {
-            if let Some(base) = bases.get(&s.labels.key())
-                && s.samples.first().is_some_and(|x| x.t_ms > base.t_ms)
-            {
-                s.samples.insert(0, *base);
+        for (labels, mut samples) in without_base {
+            if let Some(base) = bases.get(&labels.key()) {
+                samples.insert(0, *base);
             }
-        }
-    }
-    let mut readings = CounterReadings {
-        raw_fetched: series.len(),
-        ..CounterReadings::default()
-    };
-    for s in series {
-        if let Some(increase) = c1(&s.samples, window, wrap) {
-            readings.series.push(SeriesIncrease {
-                labels: s.labels,
-                increase,
-            });
+            if let Some(increase) = c1(&samples, window, wrap) {
+                readings.series.push(SeriesIncrease { labels, increase });
+            }
         }
     }
     readings.series.sort_by(|a, b| a.labels.cmp(&b.labels));

@@ -19,5 +19,5 @@ pub use counter::{CounterReadings, SeriesIncrease, counter_samples, measure_coun
 pub use gauge::{SeriesIntegral, VmGaugeReadings, gauge_samples, measure_gauge, measure_vm_gauge};
 pub use inventory::{Metadata, VmMeta, vm_metadata, vm_sizes};
 pub use labels::{Labels, SeriesKey};
-pub use remote_read::{RemoteReadError, read_samples};
+pub use remote_read::{RemoteReadError, read_samples, read_series};
 pub use template::{QueryTemplate, TemplateError, TemplateReadings, VmVars, measure_template};

@@ -385,49 +385,58 @@ pub fn decode_xor(data: &[u8]) -> Result<Vec<Sample>, String> {
     Ok(out)
 }
 
-/// Splits a chunked-read body into frames, checking each frame's CRC32-C.
-fn frames(mut body: &[u8]) -> Result<Vec<&[u8]>, String> {
-    let mut out = Vec::new();
-    while !body.is_empty() {
-        let mut len = 0u64;
-        let mut used = 0;
-        for (i, b) in body.iter().enumerate().take(10) {
-            len |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                used = i + 1;
-                break;
-            }
+/// The next whole frame at the front of `buffer` (uvarint length, CRC32-C,
+/// data), checked; None while more bytes are needed. Returns the frame's
+/// data range and the bytes it took.
+fn next_frame(buffer: &[u8]) -> Result<Option<(std::ops::Range<usize>, usize)>, String> {
+    let mut len = 0u64;
+    let mut used = 0;
+    for (i, b) in buffer.iter().enumerate().take(10) {
+        len |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            used = i + 1;
+            break;
         }
-        if used == 0 {
-            return Err("a frame length that does not end".into());
-        }
-        let len = usize::try_from(len).map_err(|_| "a frame too long")?;
-        let rest = &body[used..];
-        if rest.len() < 4 + len {
-            return Err(format!(
-                "a truncated stream (a frame of {len} bytes, {} left)",
-                rest.len().saturating_sub(4)
-            ));
-        }
-        let crc = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
-        let frame = &rest[4..4 + len];
-        if crc32c::crc32c(frame) != crc {
-            return Err("a frame whose CRC32-C does not match".into());
-        }
-        out.push(frame);
-        body = &rest[4 + len..];
     }
-    Ok(out)
+    if used == 0 {
+        return if buffer.len() >= 10 {
+            Err("a frame length that does not end".into())
+        } else {
+            Ok(None)
+        };
+    }
+    let len = usize::try_from(len).map_err(|_| "a frame too long")?;
+    if len > MAX_FRAME {
+        return Err(format!(
+            "a frame of {len} bytes (at most {MAX_FRAME} are read)"
+        ));
+    }
+    let Some(crc) = buffer.get(used..used + 4) else {
+        return Ok(None);
+    };
+    let Some(frame) = buffer.get(used + 4..used + 4 + len) else {
+        return Ok(None);
+    };
+    if crc32c::crc32c(frame) != u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+        return Err("a frame whose CRC32-C does not match".into());
+    }
+    Ok(Some((used + 4..used + 4 + len, used + 4 + len)))
 }
 
-/// Every sample of every series `selector` matches in `[start_ms, end_ms]`,
-/// read by remote read; each series' samples in ascending time.
-pub async fn read_samples(
+/// Prometheus sends frames of about 1 MiB; anything far larger is not its stream.
+const MAX_FRAME: usize = 64 << 20;
+
+/// Reads every series `selector` matches in `[start_ms, end_ms]` by remote
+/// read, decoding the stream as it arrives, and hands each series' labels and
+/// samples (ascending in time, stale markers dropped) to `each` as soon as
+/// it is complete: at most one frame and one series are held.
+pub async fn read_series(
     client: &Client,
     selector: &str,
     start_ms: i64,
     end_ms: i64,
-) -> Result<Vec<Series>, RemoteReadError> {
+    mut each: impl FnMut(Labels, Vec<Sample>),
+) -> Result<(), RemoteReadError> {
     let matchers = matchers(selector).map_err(|reason| RemoteReadError::Selector {
         selector: selector.to_owned(),
         reason,
@@ -440,31 +449,45 @@ pub async fn read_samples(
         }],
         accepted_response_types: vec![1],
     };
+    let corrupt = |reason: String| RemoteReadError::Corrupt {
+        url: client.url().to_owned(),
+        selector: selector.to_owned(),
+        reason,
+    };
     let body = snap::raw::Encoder::new()
         .compress_vec(&prost::Message::encode_to_vec(&request))
-        .map_err(|e| RemoteReadError::Corrupt {
-            url: client.url().to_owned(),
-            selector: selector.to_owned(),
-            reason: format!("cannot compress the request: {e}"),
-        })?;
-    let (status, content_type, bytes) = client.remote_read(body).await?;
+        .map_err(|e| corrupt(format!("cannot compress the request: {e}")))?;
+    let mut response = client.remote_read(body).await?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let unsupported = |reason: String| RemoteReadError::Unsupported {
         url: client.url().to_owned(),
         reason,
     };
-    // 404/405/501: no such API; 400 is what VictoriaMetrics answers
-    // ("unsupported path requested") and a store answers a request it cannot
-    // read.
-    if matches!(status, 400 | 404 | 405 | 501) {
-        let text: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
-        return Err(unsupported(format!("HTTP {status}: {}", text.trim())));
-    }
     if status != 200 {
+        let text: String = response
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        // 404/405/501: no such API; 400 is what VictoriaMetrics answers
+        // ("unsupported path requested") and a store answers a request it
+        // cannot read.
+        if matches!(status, 400 | 404 | 405 | 501) {
+            return Err(unsupported(format!("HTTP {status}: {}", text.trim())));
+        }
         return Err(PrometheusError::Rejected {
             url: client.url().to_owned(),
             query: format!("remote read of {selector}"),
             status,
-            message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+            message: text,
         }
         .into());
     }
@@ -473,46 +496,83 @@ pub async fn read_samples(
             "it answered `{content_type}`, not a chunk stream"
         )));
     }
-    let corrupt = |reason: String| RemoteReadError::Corrupt {
-        url: client.url().to_owned(),
-        selector: selector.to_owned(),
-        reason,
-    };
-    let mut out: Vec<Series> = Vec::new();
-    for frame in frames(&bytes).map_err(corrupt)? {
-        let response: ChunkedReadResponse = prost::Message::decode(frame)
-            .map_err(|e| corrupt(format!("a frame that is not a ChunkedReadResponse ({e})")))?;
-        for series in response.chunked_series {
-            let labels: Labels = series
-                .labels
-                .iter()
-                .filter(|l| l.name != "__name__")
-                .map(|l| (l.name.as_str(), l.value.as_str()))
-                .collect();
-            let mut samples = Vec::new();
-            for chunk in &series.chunks {
-                if chunk.r#type != XOR {
-                    continue;
-                }
-                samples.extend(
-                    decode_xor(&chunk.data)
-                        .map_err(corrupt)?
-                        .into_iter()
-                        .filter(|s| (start_ms..=end_ms).contains(&s.t_ms)),
-                );
-            }
-            // A series too large for one frame continues in the next one.
-            match out.last_mut() {
-                Some(last) if last.labels == labels => last.samples.extend(samples),
-                _ => out.push(Series { labels, samples }),
+    let mut buffer: Vec<u8> = Vec::new();
+    // The series being read: a series too large for one frame continues in the next.
+    let mut current: Option<(Labels, Vec<Sample>)> = None;
+    let mut finish = |current: &mut Option<(Labels, Vec<Sample>)>| {
+        if let Some((labels, mut samples)) = current.take() {
+            samples.sort_by_key(|s| s.t_ms);
+            samples.dedup_by_key(|s| s.t_ms);
+            if !samples.is_empty() {
+                each(labels, samples);
             }
         }
+    };
+    loop {
+        let chunk = response.chunk().await.map_err(|e| {
+            RemoteReadError::Prometheus(PrometheusError::Unreachable {
+                url: client.url().to_owned(),
+                query: format!("remote read of {selector}"),
+                reason: e.without_url().to_string(),
+            })
+        })?;
+        let Some(chunk) = chunk else { break };
+        buffer.extend_from_slice(&chunk);
+        let mut taken = 0;
+        while let Some((range, used)) = next_frame(&buffer[taken..]).map_err(corrupt)? {
+            let frame = &buffer[taken + range.start..taken + range.end];
+            let response: ChunkedReadResponse = prost::Message::decode(frame)
+                .map_err(|e| corrupt(format!("a frame that is not a ChunkedReadResponse ({e})")))?;
+            for series in response.chunked_series {
+                let labels: Labels = series
+                    .labels
+                    .iter()
+                    .filter(|l| l.name != "__name__")
+                    .map(|l| (l.name.as_str(), l.value.as_str()))
+                    .collect();
+                if current.as_ref().is_some_and(|(l, _)| *l != labels) {
+                    finish(&mut current);
+                }
+                let samples = &mut current.get_or_insert_with(|| (labels, Vec::new())).1;
+                for chunk in &series.chunks {
+                    if chunk.r#type != XOR {
+                        continue;
+                    }
+                    samples.extend(
+                        decode_xor(&chunk.data)
+                            .map_err(corrupt)?
+                            .into_iter()
+                            .filter(|s| (start_ms..=end_ms).contains(&s.t_ms)),
+                    );
+                }
+            }
+            taken += used;
+        }
+        buffer.drain(..taken);
     }
-    for series in &mut out {
-        series.samples.sort_by_key(|s| s.t_ms);
-        series.samples.dedup_by_key(|s| s.t_ms);
+    if !buffer.is_empty() {
+        return Err(corrupt(format!(
+            "a truncated stream ({} bytes of an unfinished frame)",
+            buffer.len()
+        )));
     }
-    out.retain(|s| !s.samples.is_empty());
+    finish(&mut current);
+    Ok(())
+}
+
+/// Every series `selector` matches in `[start_ms, end_ms]` with its samples,
+/// read by remote read ([`read_series`], collected).
+pub async fn read_samples(
+    client: &Client,
+    selector: &str,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<Vec<Series>, RemoteReadError> {
+    let mut out = Vec::new();
+    read_series(client, selector, start_ms, end_ms, |labels, samples| {
+        out.push(Series { labels, samples });
+    })
+    .await?;
     Ok(out)
 }
 
@@ -546,11 +606,12 @@ mod tests {
         let mut body = vec![5u8];
         body.extend(crc32c::crc32c(frame).to_be_bytes());
         body.extend(frame);
-        assert_eq!(frames(&body).unwrap(), [&frame[..]]);
+        assert_eq!(next_frame(&body).unwrap(), Some((5..10, 10)));
         let mut bad = body.clone();
         bad[6] ^= 1;
-        assert!(frames(&bad).unwrap_err().contains("CRC32-C"));
-        assert!(frames(&body[..8]).unwrap_err().contains("truncated"));
+        assert!(next_frame(&bad).unwrap_err().contains("CRC32-C"));
+        assert_eq!(next_frame(&body[..8]).unwrap(), None, "more bytes needed");
+        assert!(next_frame(&[0xff; 12]).is_err());
     }
 
     #[test]
