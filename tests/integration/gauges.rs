@@ -8,7 +8,9 @@ use std::path::Path;
 use wattson::pipeline::{GatherPlan, gather};
 use wattson::policy::{Policy, Source};
 use wattson::runtime::{GaugeSpec, IdlePowerSpec, KeyKind, Measurement, Unit};
-use wattson::sources::prometheus::{Client, PrometheusConfig, measure_gauge, measure_vm_gauge};
+use wattson::sources::prometheus::{
+    Client, PrometheusConfig, ReadPath, measure_gauge, measure_vm_gauge,
+};
 use wattson::window::Window;
 
 use super::data::{HOUR, MAX_GAP_MS, MIN, Rng, T0, g1, rel_err};
@@ -93,9 +95,10 @@ fn host_power_is_integrated_exactly_and_gaps_are_reported() {
     assert!(naive[0].1 > got[2].integral.value * 1.1);
 }
 
-/// Per-VM gauges: raw samples at the edges only, sums in between, within the
-/// documented 1e-2 of G1; every VM with a gap, a start or a stop is detected,
-/// fetched raw and exact.
+/// Per-VM gauges: by remote read, exact G1 for every VM; by PromQL, raw
+/// samples at the edges only, sums in between, within the documented 1e-2 of
+/// G1, and every VM with a gap, a start or a stop is detected, fetched raw
+/// and exact.
 #[test]
 fn vm_power_from_edges_and_sums_is_close_and_gaps_are_detected() {
     let end_of_data = T0 + 4 * HOUR;
@@ -135,20 +138,36 @@ fn vm_power_from_edges_and_sums_is_close_and_gaps_are_detected() {
         ),
     ];
     let prometheus = Prometheus::start(&openmetrics_with_gauges(&[], &[("vm_power_watts", &vms)]));
-    let client = Client::new(PrometheusConfig::with_url(&prometheus.url)).unwrap();
     let window = Window::new(T0 + HOUR + 1_234, T0 + 3 * HOUR + 1_234).unwrap();
-    let got = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(measure_vm_gauge(
-            &client,
-            "vm_power_watts",
-            "uuid",
-            window,
-            MAX_GAP_MS,
-        ))
-        .unwrap();
+    let measure = |read: ReadPath| {
+        let mut config = PrometheusConfig::with_url(&prometheus.url);
+        config.read = read;
+        let client = Client::new(config).unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(measure_vm_gauge(
+                &client,
+                "vm_power_watts",
+                "uuid",
+                window,
+                MAX_GAP_MS,
+            ))
+            .unwrap()
+    };
+    // Remote read: every sample of every VM at the price of one read, so
+    // every VM gets exact G1.
+    let exact = measure(ReadPath::RemoteRead);
+    assert_eq!(exact.series.len(), vms.len());
+    for (series, vm) in exact.series.iter().zip(&vms) {
+        let (joules, covered_s) = g1(&vm.samples, window.start_ms, window.end_ms);
+        let err = rel_err(series.integral.value, joules);
+        assert!(err <= 1e-9, "{:?}: {err:e}", vm.labels);
+        assert!((series.integral.covered_s - covered_s).abs() < 1.0);
+    }
+    // PromQL: raw samples at the edges only, sums in between.
+    let got = measure(ReadPath::Promql);
     assert_eq!(got.series.len(), vms.len());
     assert_eq!(
         got.raw_fetched, 5,

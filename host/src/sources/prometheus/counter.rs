@@ -10,7 +10,7 @@ use futures::future::try_join_all;
 
 use super::client::{Client, PrometheusError};
 use super::labels::{Labels, SeriesKey};
-use super::remote_read::{RemoteReadError, read_series};
+use super::remote_read::{RemoteReadError, read_samples, read_series, when_available};
 use crate::sources::counter::{Increase, Sample, c1};
 use crate::window::Window;
 
@@ -46,13 +46,9 @@ pub async fn measure_counter(
     window: Window,
     wrap: Option<f64>,
 ) -> Result<CounterReadings, PrometheusError> {
-    if client.uses_remote_read() {
-        match remote_counter(client, selector, key_label, window, wrap).await {
-            Ok(readings) => return Ok(readings),
-            Err(e @ (RemoteReadError::Unsupported { .. } | RemoteReadError::Selector { .. }))
-                if client.fall_back_to_promql(&e.to_string()) => {}
-            Err(e) => return Err(e.into_prometheus()),
-        }
+    let remote = remote_counter(client, selector, key_label, window, wrap);
+    if let Some(readings) = when_available(client, remote).await? {
+        return Ok(readings);
     }
     let lookback_ms = client.config.lookback_secs as i64 * 1000;
     let range = format!("{}ms", window.len_ms() + lookback_ms);
@@ -242,6 +238,15 @@ pub async fn counter_samples(
     window: Window,
 ) -> Result<Vec<super::Series>, PrometheusError> {
     let range_ms = window.len_ms() + client.config.lookback_secs as i64 * 1000;
+    let remote = read_samples(
+        client,
+        selector,
+        window.end_ms - range_ms + 1,
+        window.end_ms,
+    );
+    if let Some(series) = when_available(client, remote).await? {
+        return Ok(series);
+    }
     client
         .query(&format!("{selector}[{range_ms}ms]"), window.end_ms)
         .await

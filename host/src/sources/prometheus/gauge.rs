@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use super::client::{Client, PrometheusError};
 use super::counter::fetch_raw;
 use super::labels::{Labels, SeriesKey};
+use super::remote_read::{RemoteReadError, read_samples, read_series, when_available};
 use crate::sources::counter::Sample;
 use crate::sources::gauge::{Integral, g1};
 use crate::window::Window;
@@ -30,6 +31,12 @@ pub async fn measure_gauge(
     window: Window,
     max_gap_ms: i64,
 ) -> Result<Vec<SeriesIntegral>, PrometheusError> {
+    if let Some(mut out) =
+        when_available(client, exact(client, selector, window, max_gap_ms)).await?
+    {
+        finish(&mut out, selector, window, max_gap_ms);
+        return Ok(out);
+    }
     let series = gauge_samples(client, selector, window, max_gap_ms).await?;
     let mut out: Vec<SeriesIntegral> = series
         .into_iter()
@@ -73,12 +80,35 @@ pub async fn gauge_samples(
     max_gap_ms: i64,
 ) -> Result<Vec<super::Series>, PrometheusError> {
     let range_ms = window.len_ms() + 2 * max_gap_ms;
+    let (from, to) = (window.start_ms - max_gap_ms + 1, window.end_ms + max_gap_ms);
+    if let Some(series) = when_available(client, read_samples(client, selector, from, to)).await? {
+        return Ok(series);
+    }
     client
         .query(
             &format!("{selector}[{range_ms}ms]"),
             window.end_ms + max_gap_ms,
         )
         .await
+}
+
+/// G1 of every series from all its raw samples by remote read, streamed: each
+/// series integrated as it arrives, then dropped.
+async fn exact(
+    client: &Client,
+    selector: &str,
+    window: Window,
+    max_gap_ms: i64,
+) -> Result<Vec<SeriesIntegral>, RemoteReadError> {
+    let mut out = Vec::new();
+    let (from, to) = (window.start_ms - max_gap_ms + 1, window.end_ms + max_gap_ms);
+    read_series(client, selector, from, to, |labels, samples| {
+        if let Some(integral) = g1(&samples, window, max_gap_ms) {
+            out.push(SeriesIntegral { labels, integral });
+        }
+    })
+    .await?;
+    Ok(out)
 }
 
 /// The G1 integrals of a per-VM gauge, and how many series needed all their samples.
@@ -111,6 +141,17 @@ pub async fn measure_vm_gauge(
     window: Window,
     max_gap_ms: i64,
 ) -> Result<VmGaugeReadings, PrometheusError> {
+    // Remote read: every sample at the price of one read, so exact G1.
+    if let Some(mut series) =
+        when_available(client, exact(client, selector, window, max_gap_ms)).await?
+    {
+        finish(&mut series, selector, window, max_gap_ms);
+        let raw_fetched = series.len();
+        return Ok(VmGaugeReadings {
+            series,
+            raw_fetched,
+        });
+    }
     let g = max_gap_ms;
     if window.len_ms() <= 4 * g {
         let series = measure_gauge(client, selector, window, max_gap_ms).await?;

@@ -560,6 +560,27 @@ pub async fn read_series(
     Ok(())
 }
 
+/// Runs `read` where the client reads remotely: `Ok(None)` when it does
+/// not (`read = "promql"`, or `auto` has fallen back, now included), so the
+/// caller uses PromQL; a corrupt stream or a failed request is an error.
+pub async fn when_available<T>(
+    client: &Client,
+    read: impl std::future::Future<Output = Result<T, RemoteReadError>>,
+) -> Result<Option<T>, PrometheusError> {
+    if !client.uses_remote_read() {
+        return Ok(None);
+    }
+    match read.await {
+        Ok(value) => Ok(Some(value)),
+        Err(e @ (RemoteReadError::Unsupported { .. } | RemoteReadError::Selector { .. }))
+            if client.fall_back_to_promql(&e.to_string()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into_prometheus()),
+    }
+}
+
 /// Every series `selector` matches in `[start_ms, end_ms]` with its samples,
 /// read by remote read ([`read_series`], collected).
 pub async fn read_samples(
