@@ -11,32 +11,13 @@ use std::sync::{Arc, Mutex};
 
 use super::data::{HOUR, MIN, T0};
 use super::delivery::{delivery_policy, expected, lastrun, ok, run, site};
+use super::formats::APEL_KEYS;
 use super::http::{read_request, respond};
 use super::wattson::{command, write_policy};
 
 const EMAIL: &str = "accounting@site.example.org";
 /// Characters a query string must escape.
 const PASSWORD: &str = "s3cret pass&word=1";
-
-/// The keys of cASO 5.2.2's EnergyRecord.
-const CASO_KEYS: [&str; 16] = [
-    "SiteName",
-    "CloudType",
-    "CloudComputeService",
-    "ExecUnitID",
-    "StartExecTime",
-    "EndExecTime",
-    "EnergyWh",
-    "Work",
-    "Efficiency",
-    "WallClockTime_s",
-    "CpuDuration_s",
-    "SuspendDuration_s",
-    "CPUNormalizationFactor",
-    "ExecUnitFinished",
-    "Status",
-    "Owner",
-];
 
 /// What the stand-in saw and does.
 #[derive(Default)]
@@ -201,7 +182,7 @@ fn exec_time(ms: i64) -> String {
 fn check_record(r: &serde_json::Value) {
     let keys: std::collections::BTreeSet<&str> =
         r.as_object().unwrap().keys().map(String::as_str).collect();
-    let want = CASO_KEYS
+    let want = APEL_KEYS
         .into_iter()
         .chain(["CI_g", "CFP_g", "PUE"])
         .collect();

@@ -141,7 +141,7 @@ fn utf8(payload: &[u8]) -> &str {
 // ---------------------------------------------------------------- apel-energy
 
 /// The 16 wire keys of cASO 5.2.2's EnergyRecord, in pydantic's order.
-const APEL_KEYS: [&str; 16] = [
+pub const APEL_KEYS: [&str; 16] = [
     "SiteName",
     "CloudType",
     "CloudComputeService",

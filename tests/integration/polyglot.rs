@@ -242,9 +242,9 @@ fn a_component_of_neither_world_says_why() {
 
 #[test]
 fn the_examples_pass_plugins_test_on_their_fixtures_and_run_in_an_extract() {
-    use super::data::{HOUR, T0, VmShape, c1, counter_series, rel_err};
-    use super::prometheus::{Prometheus, openmetrics};
-    use super::wattson::secs;
+    use super::data::{HOUR, T0, c1, rel_err};
+    use super::prometheus::one_vm;
+    use super::wattson::dry_run;
 
     let Some(dir) = built() else { return };
     let examples = repo().join("examples/plugins");
@@ -295,20 +295,7 @@ fn the_examples_pass_plugins_test_on_their_fixtures_and_run_in_an_extract() {
     );
 
     // Both in a real extract against Prometheus.
-    let series = counter_series(&VmShape {
-        uuid: "vm-py",
-        project: "p1",
-        from_ms: T0,
-        to_ms: T0 + 2 * HOUR,
-        resets_at: &[T0 + HOUR + 1_000_000],
-        gaps: &[],
-        initial: 7.0,
-        seed: 17,
-    });
-    let prometheus = Prometheus::start(&openmetrics(&[(
-        "libvirt_domain_info_energy_consumption_joules",
-        std::slice::from_ref(&series),
-    )]));
+    let (series, prometheus) = one_vm("vm-py", 17, T0 + HOUR + 1_000_000);
     let policy_dir = tempfile::tempdir().unwrap();
     let policy = write_policy(
         policy_dir.path(),
@@ -320,18 +307,8 @@ fn the_examples_pass_plugins_test_on_their_fixtures_and_run_in_an_extract() {
         ),
     );
     let (from, to) = (T0 + HOUR, T0 + 2 * HOUR);
-    let out = command()
+    let out = dry_run(&policy, &prometheus.url, from, to)
         .env("WATTSON_CACHE_DIR", &cache)
-        .args(["extract", "--dry-run", "--policy"])
-        .arg(&policy)
-        .args([
-            "--prometheus",
-            &prometheus.url,
-            "--from",
-            &secs(from),
-            "--to",
-            &secs(to),
-        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

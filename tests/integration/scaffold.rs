@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::data::{HOUR, T0, VmShape, c1, counter_series, rel_err};
-use super::prometheus::{Prometheus, openmetrics};
-use super::wattson::{command, extract, jsonl_records, write_policy};
+use super::data::{HOUR, T0, c1, rel_err};
+use super::prometheus::one_vm;
+use super::wattson::{command, dry_run, extract, jsonl_records, write_policy};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -111,20 +111,7 @@ fn a_scaffolded_model_and_format_build_pass_plugins_test_and_run_in_an_extract()
     );
 
     // Both in a real extract: the model pinned, the format an output.
-    let series = counter_series(&VmShape {
-        uuid: "vm-site",
-        project: "p1",
-        from_ms: T0,
-        to_ms: T0 + 2 * HOUR,
-        resets_at: &[T0 + HOUR + 600_000],
-        gaps: &[],
-        initial: 5.0,
-        seed: 9,
-    });
-    let prometheus = Prometheus::start(&openmetrics(&[(
-        "libvirt_domain_info_energy_consumption_joules",
-        std::slice::from_ref(&series),
-    )]));
+    let (series, prometheus) = one_vm("vm-site", 9, T0 + HOUR + 600_000);
     let sha256 = {
         let out = Command::new("sha256sum").arg(&model).output().unwrap();
         String::from_utf8(out.stdout).unwrap()[..64].to_owned()
@@ -145,16 +132,7 @@ fn a_scaffolded_model_and_format_build_pass_plugins_test_and_run_in_an_extract()
     assert_eq!(records[0]["model"], "site-share");
     let got = records[0]["energy_joules"].as_f64().unwrap();
     assert!(rel_err(got, want) < 1e-12, "{got} vs {want}");
-    let out = command()
-        .args(["extract", "--dry-run", "--policy"])
-        .arg(&policy)
-        .args(["--prometheus", &prometheus.url])
-        .args([
-            "--from",
-            &super::wattson::secs(from),
-            "--to",
-            &super::wattson::secs(to),
-        ])
+    let out = dry_run(&policy, &prometheus.url, from, to)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

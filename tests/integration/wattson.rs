@@ -61,9 +61,16 @@ pub fn extract_with(policy: &Path, url: &str, from_ms: i64, to_ms: i64, sets: &[
 }
 
 fn extract_command(policy: &Path, url: &str, from_ms: i64, to_ms: i64, format: &str) -> Command {
+    let mut command = dry_run(policy, url, from_ms, to_ms);
+    command.args(["--format", format]);
+    command
+}
+
+/// `wattson extract --dry-run` of the policy's own outputs, not yet run.
+pub fn dry_run(policy: &Path, url: &str, from_ms: i64, to_ms: i64) -> Command {
     let mut command = command();
     command
-        .args(["extract", "--dry-run", "--format", format, "--policy"])
+        .args(["extract", "--dry-run", "--policy"])
         .arg(policy)
         .args(["--prometheus", url])
         .args(["--from", &secs(from_ms), "--to", &secs(to_ms)]);
