@@ -58,6 +58,15 @@ def main():
         "libvirt_domain_info_virtual_cpus": lambda i, vm: FLAVORS[i][1],
         "libvirt_domain_info_maximum_memory_bytes": lambda i, vm: FLAVORS[i][2] * 1024 * 1024,
     }
+    # Disk sizes, one series per device (the first VM has two disks).
+    lines.append("# TYPE libvirt_domain_block_stats_capacity_bytes gauge")
+    for i, vm in enumerate(VMS):
+        uuid, _, _, _, start, stop, _ = vm
+        for dev, gib in [("vda", 20 + 10 * (i % 3))] + ([("vdb", 100)] if i == 0 else []):
+            t = start
+            while t <= stop:
+                lines.append(f'libvirt_domain_block_stats_capacity_bytes{{uuid="{uuid}",target_device="{dev}"}} {gib * 2**30} {t:.3f}')
+                t += 15
     for family, value_of in gauges.items():
         lines.append(f"# TYPE {family} gauge")
         for i, vm in enumerate(VMS):

@@ -158,3 +158,74 @@ fn an_empty_period_is_an_empty_report_that_says_so() {
     // Nothing was touched: no state directory.
     assert!(!dir.path().join("state").exists());
 }
+
+#[test]
+fn disk_gb_hours_come_from_the_disk_metric() {
+    use super::data::{METRIC, VmShape, counter_series};
+    use super::prometheus::{Prometheus, TestSeries, openmetrics_with_gauges};
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+    let vm = |uuid, seed| {
+        counter_series(&VmShape {
+            uuid,
+            project: "p1",
+            from_ms: T0,
+            to_ms: T0 + 2 * HOUR,
+            resets_at: &[],
+            gaps: &[],
+            initial: 1.0,
+            seed,
+        })
+    };
+    let counters = [vm("vm-a", 1), vm("vm-b", 2)];
+    // vm-a has two disks, one grown from 8 to 10 GiB; vm-b has no disk series.
+    let disk = |dev: &str, gib: &dyn Fn(i64) -> f64| TestSeries {
+        labels: vec![
+            ("uuid".into(), "vm-a".into()),
+            ("target_device".into(), dev.into()),
+        ],
+        samples: (0..=240)
+            .map(|i| (T0 + i * 30_000, gib(i * 30_000) * GIB))
+            .collect(),
+    };
+    let disks = [
+        disk("vda", &|t| if t < HOUR / 2 { 8.0 } else { 10.0 }),
+        disk("vdb", &|_| 5.0),
+    ];
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[(METRIC, &counters)],
+        &[("libvirt_domain_block_stats_capacity_bytes", &disks)],
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = delivery_policy(dir.path(), &prometheus.url, "");
+    let out = report(
+        &policy,
+        T0,
+        T0 + 2 * HOUR,
+        &["--by", "vm", "--format", "json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vms: BTreeMap<&str, &serde_json::Value> = json["usages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["server_usages"].as_array().unwrap())
+        .map(|vm| (vm["instance_id"].as_str().unwrap(), vm))
+        .collect();
+    assert_eq!(
+        vms["vm-a"]["local_gb"], 15.0,
+        "the largest size of each disk, added"
+    );
+    assert!(vms["vm-b"]["local_gb"].is_null(), "unknown, never 0");
+    let hours = vms["vm-a"]["hours"].as_f64().unwrap();
+    let total = json["total_local_gb_usage"].as_f64().unwrap();
+    assert!(
+        rel_err(total, 15.0 * hours) < 1e-12,
+        "{total} vs {}",
+        15.0 * hours
+    );
+}

@@ -11,6 +11,7 @@ use super::{EXIT_CONFIG, Failure};
 use crate::pipeline::{self, ExtractError, GatherPlan, PipelineError, Plan, Progress};
 use crate::policy::{Override, Policy};
 use crate::report::{Aggregator, By, Format, last_month};
+use crate::sources::prometheus::vm_disks;
 
 /// Arguments of `wattson report`.
 #[derive(Debug, Args)]
@@ -94,7 +95,19 @@ pub fn run(args: ReportArgs) -> Result<(), Failure> {
         progress.window_done(window, None);
     }
     progress.finish();
-    let report = totals.finish(period, args.by);
+    let inventory = &policy.inventory;
+    let disks = tokio
+        .block_on(vm_disks(
+            gather_plan.client(),
+            &inventory.disk_metric,
+            &inventory.meta_uuid_label,
+            period,
+        ))
+        .unwrap_or_else(|e| {
+            tracing::warn!("no disk sizes, so no disk GB-hours: {e}");
+            Default::default()
+        });
+    let report = totals.finish(period, args.by, &disks);
     if report.groups.is_empty() {
         tracing::warn!(
             %period,

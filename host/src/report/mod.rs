@@ -56,6 +56,9 @@ pub struct VmUsage {
     pub vcpus: Option<u32>,
     /// Memory, MB (its last window's).
     pub memory_mb: Option<u64>,
+    /// Disk, GB (GiB, as nova counts it; its largest in the period), where
+    /// `[inventory] disk_metric` knows it.
+    pub local_gb: Option<f64>,
     /// When the period first saw it, ms.
     pub started_ms: i64,
     /// When it stopped, ms, where it stopped inside the period.
@@ -68,6 +71,8 @@ pub struct VmUsage {
     pub vcpu_hours: f64,
     /// MB-hours.
     pub memory_mb_hours: f64,
+    /// GB-hours of disk, where its size is known.
+    pub local_gb_hours: Option<f64>,
     /// Its energy, joules.
     pub joules: f64,
     /// Its footprint, gCO2e, over the windows that had an intensity.
@@ -138,6 +143,8 @@ pub struct Totals {
     pub vcpu_hours: f64,
     /// MB-hours.
     pub memory_mb_hours: f64,
+    /// Disk GB-hours of the VMs whose disk size is known.
+    pub local_gb_hours: Option<f64>,
     /// Hours.
     pub hours: f64,
     /// Joules.
@@ -151,6 +158,9 @@ impl Totals {
         self.vms += 1;
         self.vcpu_hours += vm.vcpu_hours;
         self.memory_mb_hours += vm.memory_mb_hours;
+        if let Some(h) = vm.local_gb_hours {
+            *self.local_gb_hours.get_or_insert(0.0) += h;
+        }
         self.hours += vm.hours;
         self.joules += vm.joules;
         if let Some(g) = vm.carbon_g {
@@ -222,8 +232,9 @@ impl Aggregator {
         *self.host_joules.get_or_insert(0.0) += joules;
     }
 
-    /// The report, rows by `by`.
-    pub fn finish(self, period: Window, by: By) -> Report {
+    /// The report, rows by `by`; `disks` is each VM's disk size in bytes
+    /// (by uuid), where known.
+    pub fn finish(self, period: Window, by: By, disks: &HashMap<String, f64>) -> Report {
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         let mut totals = Totals::default();
         let mut vms: Vec<VmUsage> = self.vms.into_values().collect();
@@ -234,6 +245,8 @@ impl Aggregator {
             if vm.ended_ms.is_none() && vm.last_end_ms < period.end_ms {
                 (vm.state, vm.ended_ms) = ("stopped", Some(vm.last_end_ms));
             }
+            vm.local_gb = disks.get(&vm.instance_id).map(|bytes| bytes / GIB);
+            vm.local_gb_hours = vm.local_gb.map(|gb| gb * vm.hours);
             totals.add(&vm);
             let (key, label) = match by {
                 By::Project => (vm.tenant_id.clone(), vm.project_name.clone()),
@@ -263,6 +276,9 @@ impl Aggregator {
         }
     }
 }
+
+/// Bytes in a GB as nova counts disks (GiB).
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// `2025-06-01T00:00:00Z`.
 fn time(ms: i64) -> String {
@@ -352,12 +368,14 @@ mod tests {
         agg.host_energy(7.2e6);
         agg.records(&[record("a", "p1", h, 3.6e6, Status::Completed)]);
         agg.host_energy(7.2e6);
+        let disks = HashMap::from([("a".to_owned(), 20.0 * GIB)]);
         let report = agg.finish(
             Window {
                 start_ms: 0,
                 end_ms: 3 * h,
             },
             By::Project,
+            &disks,
         );
         assert_eq!(report.groups.len(), 2);
         let p1 = &report.groups[0];
@@ -369,6 +387,11 @@ mod tests {
         assert_eq!(p1.totals.hours, 2.0);
         assert_eq!(p1.totals.vcpu_hours, 4.0);
         assert_eq!(p1.totals.carbon_g, Some(200.0));
+        assert_eq!(p1.totals.local_gb_hours, Some(40.0));
+        assert_eq!(
+            report.groups[1].totals.local_gb_hours, None,
+            "b's disk is not known"
+        );
         assert_eq!(report.share(&p1.totals), Some(0.5));
         assert_eq!(report.share(&report.totals), Some(9.0e6 / 1.44e7));
         // a stopped in its second window; b was not seen after the first.

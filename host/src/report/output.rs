@@ -46,8 +46,8 @@ fn vm_json(vm: &VmUsage) -> Value {
         "project_name": vm.project_name,
         "host": vm.host,
         "memory_mb": vm.memory_mb,
-        // No source of disk sizes yet: unknown, never 0.
-        "local_gb": Value::Null,
+        // Unknown (no disk_metric series) is null, never 0.
+        "local_gb": vm.local_gb,
         "vcpus": vm.vcpus,
         "started_at": nova_time(vm.started_ms),
         "ended_at": vm.ended_ms.map(nova_time),
@@ -60,7 +60,7 @@ fn vm_json(vm: &VmUsage) -> Value {
 
 fn totals_json(report: &Report, totals: &Totals) -> serde_json::Map<String, Value> {
     let value = json!({
-        "total_local_gb_usage": Value::Null,
+        "total_local_gb_usage": totals.local_gb_hours,
         "total_vcpus_usage": totals.vcpu_hours,
         "total_memory_mb_usage": totals.memory_mb_hours,
         "total_hours": totals.hours,
@@ -130,6 +130,7 @@ fn csv(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         "vms",
         "vcpu_hours",
         "memory_mb_hours",
+        "local_gb_hours",
         "hours",
         "energy_kwh",
         "energy_share",
@@ -147,6 +148,7 @@ fn csv(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             t.vms.to_string(),
             t.vcpu_hours.to_string(),
             t.memory_mb_hours.to_string(),
+            number(t.local_gb_hours),
             t.hours.to_string(),
             t.kwh().to_string(),
             number(report.share(t)),
@@ -188,7 +190,7 @@ fn group_name(by: By, g: &Group) -> String {
 }
 
 fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
-    const NAME: usize = 40;
+    const NAME: usize = 32;
     let first = match report.by {
         By::Project => "PROJECT",
         By::Vm => "VM",
@@ -205,11 +207,12 @@ fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     let row = |out: &mut dyn Write, name: &str, t: &Totals| {
         writeln!(
             out,
-            "{:<NAME$} {:>5} {:>10.1} {:>11.1} {:>9.1} {:>11.3} {:>6} {:>11}",
+            "{:<NAME$} {:>5} {:>10.1} {:>11.1} {:>11} {:>9.1} {:>11.3} {:>6} {:>11}",
             fit(name, NAME),
             t.vms,
             t.vcpu_hours,
             t.memory_mb_hours / 1024.0,
+            cell(t.local_gb_hours, 1),
             t.hours,
             t.kwh(),
             report
@@ -223,8 +226,8 @@ fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "{first:<NAME$} {:>5} {:>10} {:>11} {:>9} {:>11} {:>6} {:>11}",
-        "VMS", "vCPU-h", "MEM GB-h", "HOURS", "kWh", "SHARE", "gCO2e"
+        "{first:<NAME$} {:>5} {:>10} {:>11} {:>11} {:>9} {:>11} {:>6} {:>11}",
+        "VMS", "vCPU-h", "MEM GB-h", "DISK GB-h", "HOURS", "kWh", "SHARE", "gCO2e"
     )?;
     for g in &report.groups {
         row(out, &group_name(report.by, g), &g.totals)?;
@@ -251,20 +254,31 @@ fn host_line(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
 fn vm_table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<24} {:<8} {:<18} {:<10} {:>5} {:>7} {:>7} {:>10} {:>9} {:<7}",
-        "VM", "UUID", "PROJECT", "FLAVOR", "vCPUs", "MEM GB", "HOURS", "kWh", "gCO2e", "STATE"
+        "{:<20} {:<8} {:<16} {:<10} {:>5} {:>6} {:>7} {:>7} {:>10} {:>9} {:<7}",
+        "VM",
+        "UUID",
+        "PROJECT",
+        "FLAVOR",
+        "vCPUs",
+        "MEM GB",
+        "DISK GB",
+        "HOURS",
+        "kWh",
+        "gCO2e",
+        "STATE"
     )?;
     for vm in report.groups.iter().flat_map(|g| &g.vms) {
         let project = vm.project_name.as_ref().or(vm.tenant_id.as_ref());
         writeln!(
             out,
-            "{:<24} {:<8} {:<18} {:<10} {:>5} {:>7} {:>7.1} {:>10.3} {:>9} {:<7}",
-            fit(vm.name.as_deref().unwrap_or("-"), 24),
+            "{:<20} {:<8} {:<16} {:<10} {:>5} {:>6} {:>7} {:>7.1} {:>10.3} {:>9} {:<7}",
+            fit(vm.name.as_deref().unwrap_or("-"), 20),
             fit(&vm.instance_id, 8),
-            fit(project.map_or("-", String::as_str), 18),
+            fit(project.map_or("-", String::as_str), 16),
             fit(vm.flavor.as_deref().unwrap_or("-"), 10),
             vm.vcpus.map_or_else(|| "-".to_owned(), |v| v.to_string()),
             cell(vm.memory_mb.map(|m| m as f64 / 1024.0), 1),
+            cell(vm.local_gb, 1),
             vm.hours,
             vm.kwh(),
             cell(vm.carbon_g, 1),
@@ -274,12 +288,13 @@ fn vm_table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     let t = &report.totals;
     writeln!(
         out,
-        "{:<24} {:<8} {:<18} {:<10} {:>5} {:>7} {:>7.1} {:>10.3} {:>9}",
+        "{:<20} {:<8} {:<16} {:<10} {:>5} {:>6} {:>7} {:>7.1} {:>10.3} {:>9}",
         "TOTAL",
         "",
         "",
         "",
         t.vms,
+        "",
         "",
         t.hours,
         t.kwh(),

@@ -22,6 +22,10 @@ pub struct InventoryConfig {
     /// Gauge of each VM's memory in bytes; `""` turns it off.
     #[serde(default = "default_memory_metric")]
     pub memory_metric: String,
+    /// Gauge of each VM disk's size in bytes (one series per device), for
+    /// reports' disk GB-hours; `""` turns it off.
+    #[serde(default = "default_disk_metric")]
+    pub disk_metric: String,
     /// Each VM's cumulative CPU seconds, keyed by `meta_uuid_label`: what a
     /// model's `cpu-time` measurement reads (C1 over the window).
     #[serde(default = "default_cpu_time_metric")]
@@ -70,6 +74,10 @@ fn default_memory_metric() -> String {
     "libvirt_domain_info_maximum_memory_bytes".into()
 }
 
+fn default_disk_metric() -> String {
+    "libvirt_domain_block_stats_capacity_bytes".into()
+}
+
 fn default_cpu_time_metric() -> String {
     "libvirt_domain_info_cpu_time_seconds_total".into()
 }
@@ -85,6 +93,7 @@ impl Default for InventoryConfig {
             meta_uuid_label: default_uuid_label(),
             vcpus_metric: default_vcpus_metric(),
             memory_metric: default_memory_metric(),
+            disk_metric: default_disk_metric(),
             cpu_time_metric: default_cpu_time_metric(),
             host_regex: None,
             project_label: default_project_label(),

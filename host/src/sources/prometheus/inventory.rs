@@ -118,3 +118,30 @@ async fn last_values(
         )
         .await
 }
+
+/// Each VM's disk size over `window`, bytes: every device's largest size in
+/// the window, added up per VM (`metric` keyed by `uuid_label`). Empty when
+/// `metric` is `""`.
+pub async fn vm_disks(
+    client: &Client,
+    metric: &str,
+    uuid_label: &str,
+    window: Window,
+) -> Result<HashMap<String, f64>, PrometheusError> {
+    if metric.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let query = format!(
+        "sum by ({uuid_label}) (max_over_time({metric}[{}ms]))",
+        window.len_ms()
+    );
+    Ok(client
+        .query(&query, window.end_ms)
+        .await?
+        .into_iter()
+        .filter_map(|s| {
+            let uuid = s.labels.get(uuid_label)?.to_owned();
+            Some((uuid, s.samples.first()?.value))
+        })
+        .collect())
+}
