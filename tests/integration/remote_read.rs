@@ -234,3 +234,99 @@ fn both_read_paths_give_the_same_joules() {
         assert!(rel <= 1e-12, "{a:?} vs {b:?}");
     }
 }
+
+/// A proxy in front of `prometheus` that answers 404 on `/api/v1/read` and
+/// forwards every query.
+fn without_remote_read(prometheus: &str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = prometheus.to_owned();
+    std::thread::spawn(move || {
+        let client = reqwest::blocking::Client::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let request = read_request(&stream);
+            let (status, body) = if request.target.starts_with("/api/v1/read") {
+                (404, b"404 page not found".to_vec())
+            } else {
+                match client
+                    .post(format!("{upstream}{}", request.target))
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(request.body)
+                    .send()
+                {
+                    Ok(r) => (r.status().as_u16(), r.bytes().unwrap_or_default().to_vec()),
+                    Err(_) => (502, Vec::new()),
+                }
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    url
+}
+
+#[test]
+fn an_endpoint_without_remote_read_gives_the_promql_results_with_one_line() {
+    use super::delivery::{delivery_policy, site};
+    use super::wattson::{command, jsonl_records, secs};
+    let site = site();
+    let proxy = without_remote_read(&site.prometheus.url);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = delivery_policy(dir.path(), &proxy, "");
+    let (from, to) = (T0 + 2 * HOUR, T0 + 5 * HOUR);
+    let run = |url: &str, read: &str| {
+        command()
+            .env("WATTSON_LOG", "info")
+            .args(["extract", "--dry-run", "--format", "jsonl", "--policy"])
+            .arg(&policy)
+            .args([
+                "--prometheus",
+                url,
+                "--from",
+                &secs(from),
+                "--to",
+                &secs(to),
+            ])
+            .args(["--set", &format!("prometheus.read=\"{read}\"")])
+            .output()
+            .unwrap()
+    };
+    let through_proxy = run(&proxy, "auto");
+    let stderr = String::from_utf8_lossy(&through_proxy.stderr);
+    assert_eq!(
+        stderr.matches("remote read not available").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("HTTP 404"), "{stderr}");
+    let direct = run(&site.prometheus.url, "promql");
+    let joules = |out: &std::process::Output| -> Vec<(String, String, f64)> {
+        let mut v: Vec<_> = jsonl_records(out)
+            .iter()
+            .map(|r| {
+                (
+                    r["vm_uuid"].as_str().unwrap().to_owned(),
+                    r["start"].as_str().unwrap().to_owned(),
+                    r["energy_joules"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        v
+    };
+    assert_eq!(joules(&through_proxy), joules(&direct));
+    assert!(!joules(&direct).is_empty());
+    // `read = "remote-read"` there is an error that says what to set.
+    let forced = run(&proxy, "remote-read");
+    assert_eq!(forced.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&forced.stderr);
+    assert!(
+        stderr.contains("no remote-read API") && stderr.contains("read = \"auto\""),
+        "{stderr}"
+    );
+}
