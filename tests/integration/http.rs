@@ -55,3 +55,23 @@ pub fn respond(stream: &mut TcpStream, status: u16, body: &str) {
         body.len()
     );
 }
+
+/// Serves on a free 127.0.0.1 port, answering each request with what
+/// `answer` gives: (status, content type, body). Returns the base URL.
+pub fn serve(answer: impl Fn(Request) -> (u16, &'static str, Vec<u8>) + Send + 'static) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let url = format!("http://{}", listener.local_addr().expect("its address"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let (status, content_type, body) = answer(read_request(&stream));
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    url
+}

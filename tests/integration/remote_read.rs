@@ -4,11 +4,8 @@
 //! of every shape (integers, fractions, repeats, huge and tiny numbers);
 //! an endpoint without the API says so; a corrupt stream is an error.
 
-use std::io::Write as _;
-use std::net::TcpListener;
-
 use super::data::{HOUR, MIN, T0, VmShape, counter_series};
-use super::http::read_request;
+use super::http::serve;
 use super::prometheus::{Prometheus, TestSeries, openmetrics_with_gauges};
 use wattson::sources::prometheus::{Client, PrometheusConfig, RemoteReadError, read_samples};
 
@@ -122,21 +119,7 @@ fn remote_read_gives_exactly_the_raw_samples_promql_gives() {
 
 /// A server answering every request with `status`, `content_type` and `body`.
 fn stand_in(status: u16, content_type: &'static str, body: Vec<u8>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let _ = read_request(&stream);
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(&body);
-        }
-    });
-    url
+    serve(move |_| (status, content_type, body.clone()))
 }
 
 #[test]
@@ -238,36 +221,26 @@ fn both_read_paths_give_the_same_joules() {
 /// A proxy in front of `prometheus` that answers 404 on `/api/v1/read` and
 /// forwards every query.
 fn without_remote_read(prometheus: &str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let upstream = prometheus.to_owned();
-    std::thread::spawn(move || {
-        let client = reqwest::blocking::Client::new();
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let request = read_request(&stream);
-            let (status, body) = if request.target.starts_with("/api/v1/read") {
-                (404, b"404 page not found".to_vec())
-            } else {
-                match client
-                    .post(format!("{upstream}{}", request.target))
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(request.body)
-                    .send()
-                {
-                    Ok(r) => (r.status().as_u16(), r.bytes().unwrap_or_default().to_vec()),
-                    Err(_) => (502, Vec::new()),
-                }
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(&body);
+    let client = reqwest::blocking::Client::new();
+    serve(move |request| {
+        if request.target.starts_with("/api/v1/read") {
+            return (404, "text/plain", b"404 page not found".to_vec());
         }
-    });
-    url
+        let answer = client
+            .post(format!("{upstream}{}", request.target))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(request.body)
+            .send();
+        match answer {
+            Ok(r) => (
+                r.status().as_u16(),
+                "application/json",
+                r.bytes().unwrap_or_default().to_vec(),
+            ),
+            Err(_) => (502, "text/plain", Vec::new()),
+        }
+    })
 }
 
 #[test]

@@ -3,11 +3,9 @@
 //! started with it scrapes a test exporter (which asks for the bearer token)
 //! and labels its series with `host_id`.
 
-use std::io::Write as _;
-use std::net::TcpListener;
 use std::process::Command;
 
-use super::http::{read_request, respond};
+use super::http::serve;
 use super::prometheus::Prometheus;
 use super::wattson::command;
 
@@ -15,28 +13,18 @@ const TOKEN: &str = "scrape-me";
 
 /// A `/metrics` endpoint answering 401 without the bearer token.
 fn exporter() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let request = read_request(&stream);
-            let authorized = request
-                .authorization
-                .is_some_and(|a| a.ends_with(&format!("Bearer {TOKEN}")));
-            if authorized {
-                let body = "# TYPE wattson_vm_energy_joules_total counter\nwattson_vm_energy_joules_total{uuid=\"u1\"} 42\n";
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            } else {
-                respond(&mut stream, 401, "{}");
-            }
+    let url = serve(|request| {
+        let authorized = request
+            .authorization
+            .is_some_and(|a| a.ends_with(&format!("Bearer {TOKEN}")));
+        if authorized {
+            let body = "# TYPE wattson_vm_energy_joules_total counter\nwattson_vm_energy_joules_total{uuid=\"u1\"} 42\n";
+            (200, "text/plain; version=0.0.4", body.as_bytes().to_vec())
+        } else {
+            (401, "application/json", b"{}".to_vec())
         }
     });
-    address
+    url.trim_start_matches("http://").to_owned()
 }
 
 #[test]
