@@ -386,53 +386,32 @@ impl Client {
     pub async fn remote_read(&self, body: Vec<u8>) -> Result<reqwest::Response, PrometheusError> {
         let url = format!("{}/api/v1/read", self.base);
         let what = "remote read";
-        let mut attempt = 0;
-        loop {
-            let mut request = self
+        self.retrying(what, || async {
+            let request = self
                 .http
                 .post(&url)
                 .header(reqwest::header::CONTENT_ENCODING, "snappy")
                 .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
                 .header("X-Prometheus-Remote-Read-Version", "0.1.0")
                 .body(body.clone());
-            request = match &self.auth {
-                Auth::None => request,
-                Auth::Bearer(token) => request.bearer_auth(token),
-                Auth::Basic { user, password } => request.basic_auth(user, Some(password)),
-            };
-            let answer = match request.send().await {
-                Ok(response) if response.status().as_u16() < 500 => {
-                    self.warned_attempt.store(0, Ordering::Relaxed);
-                    return Ok(response);
-                }
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let text = response.text().await.unwrap_or_default();
-                    PrometheusError::Rejected {
-                        url: self.base.clone(),
-                        query: what.into(),
-                        status,
-                        message: text.chars().take(300).collect(),
-                    }
-                }
-                Err(e) => self.unreachable(what, e),
-            };
-            attempt += 1;
-            if attempt > self.config.retries {
-                return Err(PrometheusError::GaveUp {
-                    attempts: attempt,
-                    last: Box::new(answer),
-                });
+            let response = self
+                .authorize(request)
+                .send()
+                .await
+                .map_err(|e| self.unreachable(what, e))?;
+            let status = response.status().as_u16();
+            if status < 500 {
+                return Ok(response);
             }
-            let delay = Duration::from_millis(self.config.backoff_ms)
-                .saturating_mul(2u32.saturating_pow(attempt - 1));
-            if self.warned_attempt.fetch_max(attempt, Ordering::Relaxed) < attempt {
-                tracing::warn!(url = %self.base, attempt, "{answer}; retrying in {delay:?}");
-            } else {
-                tracing::debug!(url = %self.base, attempt, "{answer}; retrying in {delay:?}");
-            }
-            tokio::time::sleep(delay).await;
-        }
+            let text = response.text().await.unwrap_or_default();
+            Err(PrometheusError::Rejected {
+                url: self.base.clone(),
+                query: what.into(),
+                status,
+                message: text.chars().take(300).collect(),
+            })
+        })
+        .await
     }
 
     /// The query with retries; each series' metric read as `M`.
@@ -441,12 +420,25 @@ impl Client {
         query: &str,
         time_ms: i64,
     ) -> Result<Vec<(M, Vec<Sample>)>, PrometheusError> {
+        self.retrying(query, || self.query_once::<M>(query, time_ms))
+            .await
+    }
+
+    /// Runs `once` until it succeeds, fails for good, or the retries are
+    /// spent; timeouts, refused connections and 5xx wait with exponential
+    /// backoff. One WARN line per attempt number while the endpoint is down
+    /// (the window's other requests log theirs at DEBUG).
+    async fn retrying<T, F: std::future::Future<Output = Result<T, PrometheusError>>>(
+        &self,
+        query: &str,
+        mut once: impl FnMut() -> F,
+    ) -> Result<T, PrometheusError> {
         let mut attempt = 0;
         loop {
-            let error = match self.query_once::<M>(query, time_ms).await {
-                Ok(series) => {
+            let error = match once().await {
+                Ok(value) => {
                     self.warned_attempt.store(0, Ordering::Relaxed);
-                    return Ok(series);
+                    return Ok(value);
                 }
                 Err(e) if is_retryable(&e) => e,
                 Err(e) => return Err(e),
@@ -469,6 +461,15 @@ impl Client {
         }
     }
 
+    /// The request with the client's credentials.
+    fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
+            Auth::None => request,
+            Auth::Bearer(token) => request.bearer_auth(token),
+            Auth::Basic { user, password } => request.basic_auth(user, Some(password)),
+        }
+    }
+
     async fn query_once<M: serde::de::DeserializeOwned + Send + 'static>(
         &self,
         query: &str,
@@ -479,16 +480,12 @@ impl Client {
             time_ms.div_euclid(1000),
             time_ms.rem_euclid(1000)
         );
-        let mut request = self
+        let request = self
             .http
             .post(&self.query_url)
             .form(&[("query", query), ("time", time.as_str())]);
-        request = match &self.auth {
-            Auth::None => request,
-            Auth::Bearer(token) => request.bearer_auth(token),
-            Auth::Basic { user, password } => request.basic_auth(user, Some(password)),
-        };
-        let response = request
+        let response = self
+            .authorize(request)
             .send()
             .await
             .map_err(|source| self.unreachable(query, source))?;
