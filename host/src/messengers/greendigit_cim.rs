@@ -17,7 +17,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{DeliveryError, Messenger, Payload, http::error_chain};
+use super::http::{Answer, answer};
+use super::{DeliveryError, Messenger, Payload};
 
 /// A token is renewed this long before the service said it expires.
 const RENEW_BEFORE: Duration = Duration::from_secs(60);
@@ -144,9 +145,9 @@ impl GreenDigitCim {
                 .get(&url)
                 .query(&[("email", email.as_str()), ("password", password.as_str())])
                 .send();
-            Ok(match answer(response)? {
+            Ok(match answer(response, true)? {
                 Answer::Ok(body) => Outcome::Done(body),
-                Answer::Status(status, body) if status == 401 || status == 403 => {
+                Answer::Status(status, body) if matches!(status.as_u16(), 401 | 403) => {
                     return Err(format!(
                         "the service refused the email and password (HTTP {status}: {body}): check email and the password's source"
                     ));
@@ -197,9 +198,9 @@ impl GreenDigitCim {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(body.to_vec())
                     .send();
-                Ok(match answer(response)? {
+                Ok(match answer(response, true)? {
                     Answer::Ok(_) => Outcome::Done(()),
-                    Answer::Status(401, _) => Outcome::Unauthorized,
+                    Answer::Status(status, _) if status.as_u16() == 401 => Outcome::Unauthorized,
                     Answer::Status(status, body) => {
                         return Err(format!(
                             "HTTP {status}: {body} (not retried: fix the records or the account)"
@@ -223,44 +224,6 @@ impl GreenDigitCim {
             }
         }
     }
-}
-
-/// What the service answered, sorted for the retry logic.
-enum Answer {
-    /// 2xx and the body.
-    Ok(String),
-    /// A 4xx or 3xx other than 408/429, and the first 500 characters of the body.
-    Status(u16, String),
-    /// Timeout, connection error, 5xx, 408, 429.
-    Retry(String),
-}
-
-fn answer(response: reqwest::Result<reqwest::blocking::Response>) -> Result<Answer, String> {
-    let response = match response {
-        Ok(response) => response,
-        // Without the URL: the token request's carries the password.
-        Err(e) if e.is_timeout() => return Ok(Answer::Retry("timed out".into())),
-        Err(e) => return Ok(Answer::Retry(error_chain(&e.without_url()))),
-    };
-    let status = response.status();
-    let body: String = response
-        .text()
-        .unwrap_or_default()
-        .chars()
-        .take(500)
-        .collect();
-    let body = body.trim().to_owned();
-    Ok(if status.is_success() {
-        Answer::Ok(body)
-    } else if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
-        Answer::Retry(format!("HTTP {status}: {body}"))
-    } else if status.is_redirection() {
-        return Err(format!(
-            "HTTP {status}: a redirect: point `url` at the final address"
-        ));
-    } else {
-        Answer::Status(status.as_u16(), body)
-    })
 }
 
 /// The payload as one JSON array: `apel-energy`'s lines (one object each)

@@ -79,32 +79,14 @@ impl Http {
             if let Some(token) = &bearer {
                 request = request.bearer_auth(token);
             }
-            let retryable = match request.send() {
-                Ok(response) if response.status().is_success() => return Ok(()),
-                Ok(response) => {
-                    let status = response.status();
-                    let body: String = response
-                        .text()
-                        .unwrap_or_default()
-                        .chars()
-                        .take(500)
-                        .collect();
-                    let message = format!("HTTP {status}: {}", body.trim());
-                    let retry_client_error = status.as_u16() == 408 || status.as_u16() == 429;
-                    if status.is_redirection() {
-                        return Err(format!(
-                            "{message} (a redirect: point `url` at the final address)"
-                        ));
-                    }
-                    if status.is_client_error() && !retry_client_error {
-                        return Err(format!(
-                            "{message} (not retried: fix the request or the credentials)"
-                        ));
-                    }
-                    message
+            let retryable = match answer(request.send(), false)? {
+                Answer::Ok(_) => return Ok(()),
+                Answer::Status(status, body) => {
+                    return Err(format!(
+                        "HTTP {status}: {body} (not retried: fix the request or the credentials)"
+                    ));
                 }
-                Err(e) if e.is_timeout() => "timed out".to_owned(),
-                Err(e) => error_chain(&e),
+                Answer::Retry(reason) => reason,
             };
             if attempt >= self.retries {
                 return Err(format!("{retryable} (after {} attempts)", attempt + 1));
@@ -114,6 +96,50 @@ impl Http {
             attempt += 1;
         }
     }
+}
+
+/// What an HTTP receiver answered, sorted for retrying.
+pub(super) enum Answer {
+    /// 2xx, and the body.
+    Ok(String),
+    /// A 4xx other than 408/429, and the first 500 characters of the body.
+    Status(reqwest::StatusCode, String),
+    /// Timeout, connection error, 5xx, 408, 429: worth another attempt.
+    Retry(String),
+}
+
+/// Sorts a receiver's answer; a redirect is an error (it would turn a POST
+/// into a GET without the payload). `hide_url` reports transport errors
+/// without their URL (one that carries a secret).
+pub(super) fn answer(
+    response: reqwest::Result<reqwest::blocking::Response>,
+    hide_url: bool,
+) -> Result<Answer, String> {
+    let response = match response {
+        Ok(response) => response,
+        Err(e) if e.is_timeout() => return Ok(Answer::Retry("timed out".into())),
+        Err(e) if hide_url => return Ok(Answer::Retry(error_chain(&e.without_url()))),
+        Err(e) => return Ok(Answer::Retry(error_chain(&e))),
+    };
+    let status = response.status();
+    let body: String = response
+        .text()
+        .unwrap_or_default()
+        .chars()
+        .take(500)
+        .collect();
+    let body = body.trim().to_owned();
+    Ok(if status.is_success() {
+        Answer::Ok(body)
+    } else if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
+        Answer::Retry(format!("HTTP {status}: {body}"))
+    } else if status.is_redirection() {
+        return Err(format!(
+            "HTTP {status}: {body} (a redirect: point `url` at the final address)"
+        ));
+    } else {
+        Answer::Status(status, body)
+    })
 }
 
 pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
