@@ -7,7 +7,8 @@ use libfuzzer_sys::fuzz_target;
 use wattson::sources::prometheus::remote_read::decode_xor;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(samples) = decode_xor(data) {
+    let mut samples = Vec::new();
+    if decode_xor(data, &mut samples).is_ok() {
         let count = data
             .get(..2)
             .map_or(0, |h| usize::from(u16::from_be_bytes([h[0], h[1]])));

@@ -249,7 +249,9 @@ fn matchers(selector: &str) -> Result<Vec<LabelMatcher>, String> {
     Ok(out)
 }
 
-/// Reads bits MSB first, as `tsdb/chunkenc/bstream.go` writes them.
+/// Reads bits MSB first, as `tsdb/chunkenc/bstream.go` writes them, from
+/// one big-endian word load at a time (a sample costs a few loads, not a
+/// loop per bit).
 struct Bits<'a> {
     bytes: &'a [u8],
     /// Position in bits.
@@ -257,19 +259,42 @@ struct Bits<'a> {
 }
 
 impl Bits<'_> {
-    fn bit(&mut self) -> Option<bool> {
-        let byte = *self.bytes.get(self.at / 8)?;
-        let bit = byte >> (7 - self.at % 8) & 1 == 1;
-        self.at += 1;
-        Some(bit)
+    /// The next bits, left-aligned: at least 57 of them are the stream's
+    /// (zeros past its end, which [`Bits::skip`] refuses to pass).
+    #[inline]
+    fn peek(&self) -> u64 {
+        let i = self.at / 8;
+        let word = match self.bytes.get(i..i + 8) {
+            Some(eight) => <[u8; 8]>::try_from(eight).map_or(0, u64::from_be_bytes),
+            None => {
+                let mut eight = [0u8; 8];
+                let rest = self.bytes.get(i..).unwrap_or_default();
+                eight[..rest.len()].copy_from_slice(rest);
+                u64::from_be_bytes(eight)
+            }
+        };
+        word << (self.at % 8)
     }
 
+    /// Moves past `n` bits, if the stream has them.
+    #[inline]
+    fn skip(&mut self, n: u32) -> Option<()> {
+        let end = self.at + n as usize;
+        (end <= self.bytes.len() * 8).then(|| self.at = end)
+    }
+
+    #[inline]
     fn bits(&mut self, n: u8) -> Option<u64> {
-        let mut v = 0u64;
-        for _ in 0..n {
-            v = (v << 1) | u64::from(self.bit()?);
+        if n > 56 {
+            let high = self.bits(n - 32)?;
+            return Some(high << 32 | self.bits(32)?);
         }
-        Some(v)
+        let value = match n {
+            0 => 0,
+            n => self.peek() >> (64 - u32::from(n)),
+        };
+        self.skip(u32::from(n))?;
+        Some(value)
     }
 
     fn byte(&mut self) -> Option<u8> {
@@ -299,8 +324,9 @@ impl Bits<'_> {
     }
 }
 
-/// The samples of one XOR chunk (its 2-byte sample count, then the stream).
-pub fn decode_xor(data: &[u8]) -> Result<Vec<Sample>, String> {
+/// Appends the samples of one XOR chunk (its 2-byte sample count, then the
+/// stream) to `out`, stale markers left out.
+pub fn decode_xor(data: &[u8], out: &mut Vec<Sample>) -> Result<(), String> {
     let corrupt = |what: &str| format!("a garbled XOR chunk ({what})");
     let (count, stream) = match data {
         [a, b, rest @ ..] => (usize::from(u16::from_be_bytes([*a, *b])), rest),
@@ -310,7 +336,7 @@ pub fn decode_xor(data: &[u8]) -> Result<Vec<Sample>, String> {
         bytes: stream,
         at: 0,
     };
-    let mut out = Vec::with_capacity(count);
+    out.reserve(count);
     let (mut t, mut value_bits, mut delta) = (0i64, 0u64, 0u64);
     let (mut leading, mut trailing) = (0u8, 0u8);
     for i in 0..count {
@@ -323,21 +349,22 @@ pub fn decode_xor(data: &[u8]) -> Result<Vec<Sample>, String> {
                 if i == 1 {
                     delta = bits.uvarint().ok_or_else(|| corrupt("second timestamp"))?;
                 } else {
-                    let mut prefix = 0u8;
-                    for _ in 0..4 {
-                        let bit = bits.bit().ok_or_else(|| corrupt("timestamp"))?;
-                        prefix = (prefix << 1) | u8::from(bit);
-                        if !bit {
-                            break;
-                        }
-                    }
-                    let size = match prefix {
-                        0b0 => 0,
-                        0b10 => 14,
-                        0b110 => 17,
-                        0b1110 => 20,
+                    // '0', '10', '110', '1110' or '1111', then that many bits.
+                    // Regular scrapes make '0' the common case.
+                    let prefix = bits.peek();
+                    let ones = match prefix >> 63 {
+                        0 => 0,
+                        _ => prefix.leading_ones().min(4),
+                    };
+                    let size = match ones {
+                        0 => 0,
+                        1 => 14,
+                        2 => 17,
+                        3 => 20,
                         _ => 64,
                     };
+                    bits.skip((ones + 1).min(4))
+                        .ok_or_else(|| corrupt("timestamp"))?;
                     let dod = match size {
                         0 => 0,
                         64 => bits.bits(64).ok_or_else(|| corrupt("timestamp"))? as i64,
@@ -354,19 +381,25 @@ pub fn decode_xor(data: &[u8]) -> Result<Vec<Sample>, String> {
                     delta = (delta as i64).wrapping_add(dod) as u64;
                 }
                 t = t.wrapping_add(delta as i64);
-                // The value: same as before, or XOR with the previous bits.
-                if bits.bit().ok_or_else(|| corrupt("value"))? {
-                    let significant = if bits.bit().ok_or_else(|| corrupt("value"))? {
-                        leading = bits.bits(5).ok_or_else(|| corrupt("value"))? as u8;
-                        let mut significant = bits.bits(6).ok_or_else(|| corrupt("value"))? as u8;
-                        if significant == 0 {
-                            significant = 64;
-                        }
+                // The value: same as before ('0'), or XOR with the previous
+                // bits in the previous window ('10') or a new one ('11').
+                let control = bits.peek();
+                if control >> 63 == 0 {
+                    bits.skip(1).ok_or_else(|| corrupt("value"))?;
+                } else {
+                    let significant = if control >> 62 & 1 == 1 {
+                        bits.skip(13).ok_or_else(|| corrupt("value"))?;
+                        leading = (control >> 57 & 0x1f) as u8;
+                        let significant = match (control >> 51 & 0x3f) as u8 {
+                            0 => 64,
+                            n => n,
+                        };
                         trailing = 64u8
                             .checked_sub(leading + significant)
                             .ok_or_else(|| corrupt("value width"))?;
                         significant
                     } else {
+                        bits.skip(2).ok_or_else(|| corrupt("value"))?;
                         64u8.checked_sub(leading + trailing)
                             .ok_or_else(|| corrupt("value width"))?
                     };
@@ -382,7 +415,7 @@ pub fn decode_xor(data: &[u8]) -> Result<Vec<Sample>, String> {
             });
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The next whole frame at the front of `buffer` (uvarint length, CRC32-C,
@@ -501,6 +534,8 @@ pub async fn read_series(
     let mut current: Option<(Labels, Vec<Sample>)> = None;
     let mut finish = |current: &mut Option<(Labels, Vec<Sample>)>| {
         if let Some((labels, mut samples)) = current.take() {
+            // Chunks at the ends of the range hold samples outside it.
+            samples.retain(|s| (start_ms..=end_ms).contains(&s.t_ms));
             samples.sort_by_key(|s| s.t_ms);
             samples.dedup_by_key(|s| s.t_ms);
             if !samples.is_empty() {
@@ -538,12 +573,7 @@ pub async fn read_series(
                     if chunk.r#type != XOR {
                         continue;
                     }
-                    samples.extend(
-                        decode_xor(&chunk.data)
-                            .map_err(corrupt)?
-                            .into_iter()
-                            .filter(|s| (start_ms..=end_ms).contains(&s.t_ms)),
-                    );
+                    decode_xor(&chunk.data, samples).map_err(corrupt)?;
                 }
             }
             taken += used;
@@ -637,8 +667,10 @@ mod tests {
 
     #[test]
     fn a_garbled_chunk_is_an_error_not_samples() {
-        assert!(decode_xor(&[0]).is_err());
-        assert!(decode_xor(&[0, 200, 1, 2, 3]).is_err());
-        assert!(decode_xor(&[0, 0]).unwrap().is_empty());
+        let mut samples = Vec::new();
+        assert!(decode_xor(&[0], &mut samples).is_err());
+        assert!(decode_xor(&[0, 200, 1, 2, 3], &mut samples).is_err());
+        assert!(decode_xor(&[0, 0], &mut samples).is_ok());
+        assert!(samples.is_empty());
     }
 }
