@@ -184,8 +184,8 @@ async fn remote_counter(
             readings.raw_fetched += 1;
             let has_base = samples.first().is_some_and(|x| x.t_ms <= window.start_ms);
             if !has_base && labels.contains_key(key_label) {
-                without_base.push((labels, samples));
-            } else if let Some(increase) = c1(&samples, window, wrap) {
+                without_base.push((labels, samples.to_vec()));
+            } else if let Some(increase) = c1(samples, window, wrap) {
                 readings.series.push(SeriesIncrease { labels, increase });
             }
         },

@@ -103,7 +103,7 @@ async fn exact(
     let mut out = Vec::new();
     let (from, to) = (window.start_ms - max_gap_ms + 1, window.end_ms + max_gap_ms);
     read_series(client, selector, from, to, |labels, samples| {
-        if let Some(integral) = g1(&samples, window, max_gap_ms) {
+        if let Some(integral) = g1(samples, window, max_gap_ms) {
             out.push(SeriesIntegral { labels, integral });
         }
     })

@@ -283,7 +283,7 @@ impl Bits<'_> {
         (end <= self.bytes.len() * 8).then(|| self.at = end)
     }
 
-    #[inline]
+    #[inline(always)]
     fn bits(&mut self, n: u8) -> Option<u64> {
         if n > 56 {
             let high = self.bits(n - 32)?;
@@ -356,26 +356,27 @@ pub fn decode_xor(data: &[u8], out: &mut Vec<Sample>) -> Result<(), String> {
                         0 => 0,
                         _ => prefix.leading_ones().min(4),
                     };
-                    let size = match ones {
-                        0 => 0,
-                        1 => 14,
-                        2 => 17,
-                        3 => 20,
-                        _ => 64,
-                    };
-                    bits.skip((ones + 1).min(4))
-                        .ok_or_else(|| corrupt("timestamp"))?;
-                    let dod = match size {
-                        0 => 0,
-                        64 => bits.bits(64).ok_or_else(|| corrupt("timestamp"))? as i64,
-                        n => {
-                            let raw = bits.bits(n).ok_or_else(|| corrupt("timestamp"))?;
+                    let prefix_len = (ones + 1).min(4);
+                    let dod = match ones {
+                        0 => {
+                            bits.skip(1).ok_or_else(|| corrupt("timestamp"))?;
+                            0
+                        }
+                        1..=3 => {
+                            let n = [14, 17, 20][ones as usize - 1];
+                            bits.skip(prefix_len + n)
+                                .ok_or_else(|| corrupt("timestamp"))?;
+                            let raw = (prefix << prefix_len) >> (64 - n);
                             // Negative numbers come back as high unsigned ones.
                             if raw > 1 << (n - 1) {
                                 raw as i64 - (1i64 << n)
                             } else {
                                 raw as i64
                             }
+                        }
+                        _ => {
+                            bits.skip(4).ok_or_else(|| corrupt("timestamp"))?;
+                            bits.bits(64).ok_or_else(|| corrupt("timestamp"))? as i64
                         }
                     };
                     delta = (delta as i64).wrapping_add(dod) as u64;
@@ -387,7 +388,7 @@ pub fn decode_xor(data: &[u8], out: &mut Vec<Sample>) -> Result<(), String> {
                 if control >> 63 == 0 {
                     bits.skip(1).ok_or_else(|| corrupt("value"))?;
                 } else {
-                    let significant = if control >> 62 & 1 == 1 {
+                    let (header, significant) = if control >> 62 & 1 == 1 {
                         bits.skip(13).ok_or_else(|| corrupt("value"))?;
                         leading = (control >> 57 & 0x1f) as u8;
                         let significant = match (control >> 51 & 0x3f) as u8 {
@@ -397,13 +398,24 @@ pub fn decode_xor(data: &[u8], out: &mut Vec<Sample>) -> Result<(), String> {
                         trailing = 64u8
                             .checked_sub(leading + significant)
                             .ok_or_else(|| corrupt("value width"))?;
-                        significant
+                        (13, significant)
                     } else {
                         bits.skip(2).ok_or_else(|| corrupt("value"))?;
-                        64u8.checked_sub(leading + trailing)
-                            .ok_or_else(|| corrupt("value width"))?
+                        let significant = 64u8
+                            .checked_sub(leading + trailing)
+                            .ok_or_else(|| corrupt("value width"))?;
+                        (2, significant)
                     };
-                    let xor = bits.bits(significant).ok_or_else(|| corrupt("value"))?;
+                    // Most values fit in the word already read.
+                    let xor = if header + u32::from(significant) <= 57 {
+                        bits.skip(u32::from(significant))
+                            .ok_or_else(|| corrupt("value"))?;
+                        (control << header)
+                            .checked_shr(64 - u32::from(significant))
+                            .unwrap_or(0)
+                    } else {
+                        bits.bits(significant).ok_or_else(|| corrupt("value"))?
+                    };
                     value_bits ^= xor.checked_shl(u32::from(trailing)).unwrap_or(0);
                 }
             }
@@ -460,15 +472,16 @@ fn next_frame(buffer: &[u8]) -> Result<Option<(std::ops::Range<usize>, usize)>, 
 const MAX_FRAME: usize = 64 << 20;
 
 /// Reads every series `selector` matches in `[start_ms, end_ms]` by remote
-/// read, decoding the stream as it arrives, and hands each series' labels and
+/// read, decoding the stream as it arrives, and lends each series' labels and
 /// samples (ascending in time, stale markers dropped) to `each` as soon as
-/// it is complete: at most one frame and one series are held.
+/// it is complete: at most one frame and one series are held, in one buffer
+/// reused from series to series.
 pub async fn read_series(
     client: &Client,
     selector: &str,
     start_ms: i64,
     end_ms: i64,
-    mut each: impl FnMut(Labels, Vec<Sample>),
+    mut each: impl FnMut(Labels, &[Sample]),
 ) -> Result<(), RemoteReadError> {
     let matchers = matchers(selector).map_err(|reason| RemoteReadError::Selector {
         selector: selector.to_owned(),
@@ -530,18 +543,25 @@ pub async fn read_series(
         )));
     }
     let mut buffer: Vec<u8> = Vec::new();
-    // The series being read: a series too large for one frame continues in the next.
-    let mut current: Option<(Labels, Vec<Sample>)> = None;
-    let mut finish = |current: &mut Option<(Labels, Vec<Sample>)>| {
-        if let Some((labels, mut samples)) = current.take() {
+    // The series being read (a series too large for one frame continues in
+    // the next), and its samples.
+    let mut current: Option<Labels> = None;
+    let mut samples: Vec<Sample> = Vec::new();
+    let mut finish = |current: &mut Option<Labels>, samples: &mut Vec<Sample>| {
+        if let Some(labels) = current.take() {
+            // Chunks come in time order and do not overlap, unless blocks do.
+            if !samples.is_sorted_by(|a, b| a.t_ms < b.t_ms) {
+                samples.sort_by_key(|s| s.t_ms);
+                samples.dedup_by_key(|s| s.t_ms);
+            }
             // Chunks at the ends of the range hold samples outside it.
-            samples.retain(|s| (start_ms..=end_ms).contains(&s.t_ms));
-            samples.sort_by_key(|s| s.t_ms);
-            samples.dedup_by_key(|s| s.t_ms);
-            if !samples.is_empty() {
-                each(labels, samples);
+            let from = samples.partition_point(|s| s.t_ms < start_ms);
+            let to = samples.partition_point(|s| s.t_ms <= end_ms);
+            if from < to {
+                each(labels, &samples[from..to]);
             }
         }
+        samples.clear();
     };
     loop {
         let chunk = response.chunk().await.map_err(|e| {
@@ -565,15 +585,15 @@ pub async fn read_series(
                     .filter(|l| l.name != "__name__")
                     .map(|l| (l.name.as_str(), l.value.as_str()))
                     .collect();
-                if current.as_ref().is_some_and(|(l, _)| *l != labels) {
-                    finish(&mut current);
+                if current.as_ref().is_some_and(|l| *l != labels) {
+                    finish(&mut current, &mut samples);
                 }
-                let samples = &mut current.get_or_insert_with(|| (labels, Vec::new())).1;
+                current.get_or_insert(labels);
                 for chunk in &series.chunks {
                     if chunk.r#type != XOR {
                         continue;
                     }
-                    decode_xor(&chunk.data, samples).map_err(corrupt)?;
+                    decode_xor(&chunk.data, &mut samples).map_err(corrupt)?;
                 }
             }
             taken += used;
@@ -586,7 +606,7 @@ pub async fn read_series(
             buffer.len()
         )));
     }
-    finish(&mut current);
+    finish(&mut current, &mut samples);
     Ok(())
 }
 
@@ -621,7 +641,10 @@ pub async fn read_samples(
 ) -> Result<Vec<Series>, RemoteReadError> {
     let mut out = Vec::new();
     read_series(client, selector, start_ms, end_ms, |labels, samples| {
-        out.push(Series { labels, samples });
+        out.push(Series {
+            labels,
+            samples: samples.to_vec(),
+        });
     })
     .await?;
     Ok(out)
