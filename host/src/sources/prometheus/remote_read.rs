@@ -696,4 +696,36 @@ mod tests {
         assert!(decode_xor(&[0, 0], &mut samples).is_ok());
         assert!(samples.is_empty());
     }
+
+    /// Chunks Prometheus 2.42 wrote (`fuzz/chunks.py`, also the fuzzer's
+    /// seeds): every sample the header counts, 30 s apart, counters never
+    /// decreasing.
+    #[test]
+    fn chunks_prometheus_wrote_decode() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/xor_chunk");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.starts_with("prometheus-") {
+                continue;
+            }
+            let data = std::fs::read(&path).unwrap();
+            let mut samples = Vec::new();
+            decode_xor(&data, &mut samples).unwrap();
+            assert_eq!(
+                samples.len(),
+                usize::from(u16::from_be_bytes([data[0], data[1]]))
+            );
+            for pair in samples.windows(2) {
+                assert_eq!(pair[1].t_ms - pair[0].t_ms, 30_000, "{name}");
+                assert!(pair[1].value.is_finite(), "{name}");
+                if name.starts_with("prometheus-counter-") {
+                    assert!(pair[1].value >= pair[0].value, "{name}");
+                }
+            }
+            seen += 1;
+        }
+        assert!(seen >= 9, "{seen} chunks in {dir}");
+    }
 }
