@@ -283,6 +283,8 @@ impl Bits<'_> {
         (end <= self.bytes.len() * 8).then(|| self.at = end)
     }
 
+    /// The next `n` (at most 64) bits as a number; inlined, as the
+    /// decoder's hot path calls it with a width known only at run time.
     #[inline(always)]
     fn bits(&mut self, n: u8) -> Option<u64> {
         if n > 56 {
