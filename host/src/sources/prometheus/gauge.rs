@@ -286,8 +286,44 @@ fn edges_and_middle(
         max_gap_ms,
     )?;
     let middle = span / 1000.0 / (count as f64 + 1.0) * (a.value / 2.0 + sum + b.value / 2.0);
+    // Covered time added in whole milliseconds, as G1 counts it: a sum of
+    // seconds can fall a rounding short of the window, and the series would
+    // be reported as not covering it.
+    let ms = |s: f64| (s * 1000.0).round() as i64;
+    let covered_ms = ms(start.covered_s) + (b.t_ms - a.t_ms) + ms(end.covered_s);
     Some(Integral {
         value: start.value + middle + end.value,
-        covered_s: start.covered_s + span / 1000.0 + end.covered_s,
+        covered_s: covered_ms as f64 / 1000.0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A series that covers the window is reported as covering all of it,
+    /// even where its edge parts and middle, added in seconds, would fall a
+    /// rounding short (1.995 s + 86,396.022 s + 1.983 s < 86,400 s in f64).
+    #[test]
+    fn the_approximation_covers_the_whole_window_without_rounding_short() {
+        let start_ms = 1_748_736_000_000;
+        let window = Window {
+            start_ms,
+            end_ms: start_ms + 86_400_000,
+        };
+        let sample = |t_ms, value| Sample { t_ms, value };
+        let (a, b) = (start_ms + 1_995, window.end_ms - 1_983);
+        assert!(1.995 + (b - a) as f64 / 1000.0 + 1.983 < 86_400.0);
+        let head = [sample(a - 30_000, 100.0), sample(a, 100.0)];
+        let tail = [sample(b, 100.0), sample(b + 30_000, 100.0)];
+        let count = 2_879;
+        let integral = edges_and_middle(&head, &tail, 100.0 * count as f64, count, window, 300_000)
+            .expect("a series without gaps");
+        assert_eq!(integral.covered_s, 86_400.0);
+        assert!(
+            (integral.value - 100.0 * 86_400.0).abs() < 1e-6,
+            "{}",
+            integral.value
+        );
+    }
 }
