@@ -169,7 +169,7 @@ fn crc32c_of(data: &[u8]) -> u32 {
 #[test]
 fn both_read_paths_give_the_same_joules() {
     use super::delivery::{delivery_policy, site};
-    use super::wattson::{command, jsonl_records, secs};
+    use super::wattson::{command, joules_by_vm_and_window, secs};
     let site = site();
     let dir = tempfile::tempdir().unwrap();
     let policy = delivery_policy(dir.path(), &site.prometheus.url, "");
@@ -192,18 +192,7 @@ fn both_read_paths_give_the_same_joules() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let mut joules: Vec<(String, String, f64)> = jsonl_records(&out)
-            .iter()
-            .map(|r| {
-                (
-                    r["vm_uuid"].as_str().unwrap().to_owned(),
-                    r["start"].as_str().unwrap().to_owned(),
-                    r["energy_joules"].as_f64().unwrap(),
-                )
-            })
-            .collect();
-        joules.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        (joules, stderr)
+        (joules_by_vm_and_window(&out), stderr)
     };
     let (promql, promql_log) = run("promql");
     let (remote, remote_log) = run("remote-read");
@@ -246,7 +235,7 @@ fn without_remote_read(prometheus: &str) -> String {
 #[test]
 fn an_endpoint_without_remote_read_gives_the_promql_results_with_one_line() {
     use super::delivery::{delivery_policy, site};
-    use super::wattson::{command, jsonl_records, secs};
+    use super::wattson::{command, joules_by_vm_and_window, secs};
     let site = site();
     let proxy = without_remote_read(&site.prometheus.url);
     let dir = tempfile::tempdir().unwrap();
@@ -277,23 +266,9 @@ fn an_endpoint_without_remote_read_gives_the_promql_results_with_one_line() {
         "{stderr}"
     );
     assert!(stderr.contains("HTTP 404"), "{stderr}");
-    let direct = run(&site.prometheus.url, "promql");
-    let joules = |out: &std::process::Output| -> Vec<(String, String, f64)> {
-        let mut v: Vec<_> = jsonl_records(out)
-            .iter()
-            .map(|r| {
-                (
-                    r["vm_uuid"].as_str().unwrap().to_owned(),
-                    r["start"].as_str().unwrap().to_owned(),
-                    r["energy_joules"].as_f64().unwrap(),
-                )
-            })
-            .collect();
-        v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        v
-    };
-    assert_eq!(joules(&through_proxy), joules(&direct));
-    assert!(!joules(&direct).is_empty());
+    let direct = joules_by_vm_and_window(&run(&site.prometheus.url, "promql"));
+    assert_eq!(joules_by_vm_and_window(&through_proxy), direct);
+    assert!(!direct.is_empty());
     // `read = "remote-read"` there is an error that says what to set.
     let forced = run(&proxy, "remote-read");
     assert_eq!(forced.status.code(), Some(3));

@@ -97,6 +97,23 @@ pub fn jsonl_records(output: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Parses jsonl records into (vm uuid, window start, joules), sorted by VM
+/// and window, asserting the run succeeded.
+pub fn joules_by_vm_and_window(output: &Output) -> Vec<(String, String, f64)> {
+    let mut joules: Vec<(String, String, f64)> = jsonl_records(output)
+        .iter()
+        .map(|record| {
+            (
+                record["vm_uuid"].as_str().expect("vm_uuid").to_owned(),
+                record["start"].as_str().expect("start").to_owned(),
+                record["energy_joules"].as_f64().expect("energy_joules"),
+            )
+        })
+        .collect();
+    joules.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    joules
+}
+
 /// Parses jsonl records into {vm uuid: joules}, asserting the run succeeded.
 pub fn joules_by_vm(output: &Output) -> HashMap<String, f64> {
     jsonl_records(output)
