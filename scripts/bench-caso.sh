@@ -19,18 +19,9 @@ caso_s=${caso_s:-nan}
 # chunks, and the batched PromQL recipe.
 declare -A best_of rss_of cmp_of
 for read in ${READS:-remote-read promql}; do
-    best=""; rss=0
-    for _ in $(seq 1 "$REPEAT"); do
-        t0=$(date +%s.%N)
-        WATTSON_LOG=warn /usr/bin/time -f %M -o "$work/rss" "$wattson" extract \
-            --policy policies/libvirt-joules.toml --prometheus "$url" \
-            --set "prometheus.read=\"$read\"" \
-            --from "$from" --to "$to" --dry-run --format jsonl > "$work/wattson.jsonl"
-        t1=$(date +%s.%N)
-        s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}')
-        best=$(awk -v a="$s" -v b="${best:-1e9}" 'BEGIN{print (a<b)?a:b}')
-        rss=$(awk -v a="$(cat "$work/rss")" -v b="$rss" 'BEGIN{print (a>b)?a:b}')
-    done
+    time_extract "$work/wattson.jsonl" \
+        --policy policies/libvirt-joules.toml --prometheus "$url" \
+        --set "prometheus.read=\"$read\"" --from "$from" --to "$to"
     python3 - "$work/wattson.jsonl" "$work/wattson.json" <<'PY'
 import json, sys
 out = {}

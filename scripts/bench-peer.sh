@@ -8,8 +8,7 @@ peer=$(cd ../shared/peers/caso && pwd)
 work=$(mktemp -d /tmp/wattson-bench.XXXXXX)
 
 "$peer/setup.sh" >/dev/null
-cargo build --release --locked --bin wattson >&2
-wattson=$PWD/target/release/wattson
+source scripts/bench-common.sh
 
 MODES="$PEER_MODES" FLOOR=0 KEEP=1 "$peer/run.sh" "$N" "$H" | tee "$work/peer.txt" >&2
 line=$(grep '^prometheus url=' "$work/peer.txt")

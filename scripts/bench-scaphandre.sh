@@ -11,18 +11,14 @@ cd "$(dirname "$0")/.."
 N=${1:-10000}; H=${2:-24}; HOSTS=${HOSTS:-500}; STEP=${STEP:-30}; REPEAT=${REPEAT:-3}
 peer=$(cd ../shared/peers/caso && pwd)
 work=$(mktemp -d /tmp/wattson-scaphandre.XXXXXX)
-cargo build --release --locked --bin wattson >&2
-wattson=$PWD/target/release/wattson
+source scripts/bench-common.sh
 
 to=1748822400   # 2025-06-02T00:00:00Z
 from=$((to - H * 3600))
 python3 scripts/gen-scaphandre.py --n-vms "$N" --hosts "$HOSTS" --from "$from" --to "$to" \
     --step "$STEP" --out "$work/data.om" --truth "$work/truth.json" >&2
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$peer/prom.sh" start "$work/prom" "$port" "$work/data.om" >&2
+start_prometheus "$work/data.om"
 rm -f "$work/data.om"
-trap '"$peer/prom.sh" stop "$work/prom" "$port" >&2 || true; rm -rf "$work"' EXIT
-url="http://127.0.0.1:$port"
 
 selector='scaph_process_power_consumption_microwatts{exe=~"qemu-system-x86_64|qemu-kvm",vmname!=""}'
 python3 - "$url" "$to" "$((to - from))" "$REPEAT" "$selector" <<'PY' > "$work/floor"
@@ -41,18 +37,9 @@ PY
 read -r floor_s floor_series < "$work/floor"
 
 for read in ${READS:-remote-read promql}; do
-    best=""; rss=0
-    for _ in $(seq 1 "$REPEAT"); do
-        t0=$(date +%s.%N)
-        WATTSON_LOG=warn /usr/bin/time -f %M -o "$work/rss" "$wattson" extract \
-            --policy policies/scaphandre.toml --prometheus "$url" \
-            --set "prometheus.read=\"$read\"" \
-            --from "$from" --to "$to" --dry-run --format jsonl > "$work/wattson.jsonl"
-        t1=$(date +%s.%N)
-        s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}')
-        best=$(awk -v a="$s" -v b="${best:-1e9}" 'BEGIN{print (a<b)?a:b}')
-        rss=$(awk -v a="$(cat "$work/rss")" -v b="$rss" 'BEGIN{print (a>b)?a:b}')
-    done
+    time_extract "$work/wattson.jsonl" \
+        --policy policies/scaphandre.toml --prometheus "$url" \
+        --set "prometheus.read=\"$read\"" --from "$from" --to "$to"
     accuracy=$(python3 - "$work/wattson.jsonl" "$work/truth.json" <<'PY'
 import json, sys
 want = json.load(open(sys.argv[2]))

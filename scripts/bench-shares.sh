@@ -11,31 +11,19 @@ cd "$(dirname "$0")/.."
 N=${1:-10000}; H=${2:-24}; HOSTS=${HOSTS:-500}; STEP=${STEP:-60}; REPEAT=${REPEAT:-3}
 peer=$(cd ../shared/peers/caso && pwd)
 work=$(mktemp -d /tmp/wattson-shares.XXXXXX)
-cargo build --release --locked --bin wattson >&2
-wattson=$PWD/target/release/wattson
+source scripts/bench-common.sh
 
 to=1748822400   # 2025-06-02T00:00:00Z
 from=$((to - H * 3600))
 python3 scripts/gen-shares.py --n-vms "$N" --hosts "$HOSTS" --from "$from" --to "$to" \
     --step "$STEP" --idle-w 80 --out "$work/data.om" --truth "$work/truth.json" >&2
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$peer/prom.sh" start "$work/prom" "$port" "$work/data.om" >&2
-trap '"$peer/prom.sh" stop "$work/prom" "$port" >&2 || true; rm -rf "$work"' EXIT
-url="http://127.0.0.1:$port"
+start_prometheus "$work/data.om"
 
-best=""; rss=0
-for _ in $(seq 1 "$REPEAT"); do
-    t0=$(date +%s.%N)
-    WATTSON_LOG=warn /usr/bin/time -f %M -o "$work/rss" "$wattson" extract \
-        --policy policies/rapl-share.toml --prometheus "$url" \
-        --set 'rapl.max_energy_range_uj={ package = 262143328850, dram = 65712999613 }' \
-        --set model.params.idle='"vcpus"' --set model.params.idle_power=80 \
-        --from "$from" --to "$to" --dry-run --format jsonl > "$work/wattson.jsonl"
-    t1=$(date +%s.%N)
-    s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}')
-    best=$(awk -v a="$s" -v b="${best:-1e9}" 'BEGIN{print (a<b)?a:b}')
-    rss=$(awk -v a="$(cat "$work/rss")" -v b="$rss" 'BEGIN{print (a>b)?a:b}')
-done
+time_extract "$work/wattson.jsonl" \
+    --policy policies/rapl-share.toml --prometheus "$url" \
+    --set 'rapl.max_energy_range_uj={ package = 262143328850, dram = 65712999613 }' \
+    --set model.params.idle='"vcpus"' --set model.params.idle_power=80 \
+    --from "$from" --to "$to"
 
 python3 - "$url" "$from" "$to" "$REPEAT" "$work/wattson.jsonl" "$work/truth.json" <<'PY'
 import concurrent.futures, json, sys, time, urllib.parse, urllib.request
