@@ -253,7 +253,7 @@ pub async fn gather(plan: &GatherPlan<'_>, window: Window) -> Result<Gathered, P
     let mut uuids: Vec<&str> = Vec::new();
     let no_labels = Labels::default();
     let mut vm_labels: Vec<&Labels> = Vec::new();
-    let mut vm_index: HashMap<String, usize> = HashMap::new();
+    let mut vm_index: HashMap<&str, usize> = HashMap::new();
     for result in keyed.iter().filter(|c| c.key == KeyKind::Uuid) {
         for s in &result.series {
             let Some(uuid) = s.labels.get(&result.key_label) else {
@@ -262,7 +262,7 @@ pub async fn gather(plan: &GatherPlan<'_>, window: Window) -> Result<Gathered, P
             if vm_index.contains_key(uuid) {
                 continue;
             }
-            vm_index.insert(uuid.to_owned(), uuids.len());
+            vm_index.insert(uuid, uuids.len());
             uuids.push(uuid);
             vm_labels.push(&s.labels);
         }
@@ -271,11 +271,11 @@ pub async fn gather(plan: &GatherPlan<'_>, window: Window) -> Result<Gathered, P
         // A per-VM template asks about every VM the inventory knows in the window.
         let mut known: Vec<(&String, &Labels)> = metadata
             .iter()
-            .filter(|(uuid, _)| !vm_index.contains_key(*uuid))
+            .filter(|(uuid, _)| !vm_index.contains_key(uuid.as_str()))
             .collect();
         known.sort();
         for (uuid, labels) in known {
-            vm_index.insert(uuid.clone(), uuids.len());
+            vm_index.insert(uuid, uuids.len());
             uuids.push(uuid);
             vm_labels.push(labels);
         }
@@ -325,7 +325,7 @@ pub async fn gather(plan: &GatherPlan<'_>, window: Window) -> Result<Gathered, P
             .collect();
         known.sort();
         for (uuid, labels) in known {
-            vm_index.insert(uuid.to_owned(), uuids.len());
+            vm_index.insert(uuid, uuids.len());
             uuids.push(uuid);
             vm_labels.push(labels);
         }
@@ -593,49 +593,60 @@ fn placements<'a>(
     cpu: Option<impl Iterator<Item = (usize, Option<u32>, &'a SeriesReading)>>,
     wall_s: &mut [f64],
 ) -> Vec<Placement> {
-    // Each placement with the time of its first sample, to order a VM's hosts.
-    let mut per_vm: Vec<Vec<(Placement, i64)>> = vec![Vec::new(); vm_hosts.len()];
-    for (vm, host, s) in cpu.into_iter().flatten() {
-        let first = s.times.map_or(i64::MAX, |t| t.0);
-        let list = &mut per_vm[vm];
-        match list.iter_mut().find(|(p, _)| p.host == host) {
-            Some((p, since)) => {
-                p.cpu_s = Some(p.cpu_s.unwrap_or(0.0) + s.value);
-                p.presence_s = p.presence_s.max(s.span_s);
-                *since = (*since).min(first);
-            }
-            None => list.push((
-                Placement {
-                    vm: u32::try_from(vm).unwrap_or(u32::MAX),
-                    host,
-                    presence_s: s.span_s,
-                    cpu_s: Some(s.value),
-                    assigned: true,
-                },
-                first,
-            )),
+    // One entry per CPU-time series (one flat list, not a list per VM: a
+    // window of 100,000 VMs holds no 100,000 small allocations), with its
+    // arrival and first sample time, grouped by VM and host.
+    let mut series: Vec<(Placement, i64, usize)> = cpu
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(arrived, (vm, host, s))| {
+            let placement = Placement {
+                vm: u32::try_from(vm).unwrap_or(u32::MAX),
+                host,
+                presence_s: s.span_s,
+                cpu_s: Some(s.value),
+                assigned: true,
+            };
+            (placement, s.times.map_or(i64::MAX, |t| t.0), arrived)
+        })
+        .collect();
+    series.sort_unstable_by_key(|(p, _, arrived)| (p.vm, p.host, *arrived));
+    // Several series of one VM on one host add up; the longest span counts.
+    series.dedup_by(|next, kept| {
+        if (next.0.vm, next.0.host) != (kept.0.vm, kept.0.host) {
+            return false;
         }
-    }
-    for (vm, list) in per_vm.iter_mut().enumerate() {
-        match list.len() {
-            0 => list.push((
-                Placement {
-                    vm: u32::try_from(vm).unwrap_or(u32::MAX),
-                    host: vm_hosts[vm],
-                    presence_s: wall_s[vm],
-                    cpu_s: None,
-                    assigned: true,
-                },
-                0,
-            )),
+        kept.0.cpu_s = Some(kept.0.cpu_s.unwrap_or(0.0) + next.0.cpu_s.unwrap_or(0.0));
+        kept.0.presence_s = kept.0.presence_s.max(next.0.presence_s);
+        kept.1 = kept.1.min(next.1);
+        true
+    });
+    // A VM's hosts in the order it came to them (ties: the order its series came in).
+    series.sort_unstable_by_key(|(p, first, arrived)| (p.vm, *first, *arrived));
+    let mut placements = Vec::with_capacity(vm_hosts.len().max(series.len()));
+    let mut series = series.into_iter().map(|(p, _, _)| p).peekable();
+    for (vm, host) in vm_hosts.iter().enumerate() {
+        let from = placements.len();
+        while let Some(p) = series.next_if(|p| p.vm as usize == vm) {
+            placements.push(p);
+        }
+        match placements.len() - from {
+            0 => placements.push(Placement {
+                vm: u32::try_from(vm).unwrap_or(u32::MAX),
+                host: *host,
+                presence_s: wall_s[vm],
+                cpu_s: None,
+                assigned: true,
+            }),
             1 => {}
             _ => {
-                list.sort_by_key(|(_, first)| *first);
-                wall_s[vm] = wall_s[vm].max(list.iter().map(|(p, _)| p.presence_s).sum());
+                let presence: f64 = placements[from..].iter().map(|p| p.presence_s).sum();
+                wall_s[vm] = wall_s[vm].max(presence);
             }
         }
     }
-    per_vm.into_iter().flatten().map(|(p, _)| p).collect()
+    placements
 }
 
 /// The name of the model's CPU-time measurement, if it declares one.
@@ -1262,6 +1273,56 @@ mod tests {
     use super::*;
     use crate::policy::Source;
     use crate::runtime::HostPowerSpec;
+
+    fn cpu_series(cpu_s: f64, span_s: f64, first_ms: i64) -> SeriesReading {
+        SeriesReading {
+            labels: Labels::default(),
+            value: cpu_s,
+            span_s,
+            covered_s: span_s,
+            times: Some((first_ms, first_ms + (span_s * 1000.0) as i64)),
+        }
+    }
+
+    #[test]
+    fn placements_follow_each_vm_from_host_to_host() {
+        // VM 0 came to host 1 (two series there, an exporter restart), then
+        // host 0; VM 1 has no CPU-time series; VM 2 one; VM 3 two hosts
+        // whose series start at the same time.
+        let series = [
+            (0, Some(1), cpu_series(10.0, 600.0, 1_000)),
+            (2, Some(0), cpu_series(5.0, 3600.0, 0)),
+            (0, Some(0), cpu_series(30.0, 1800.0, 1_801_000)),
+            (0, Some(1), cpu_series(2.0, 900.0, 601_000)),
+            (3, Some(1), cpu_series(1.0, 60.0, 0)),
+            (3, Some(0), cpu_series(1.0, 30.0, 0)),
+        ];
+        let mut wall_s = vec![1000.0, 3600.0, 3600.0, 0.0];
+        let placements = placements(
+            &[Some(1), Some(2), Some(0), Some(1)],
+            Some(series.iter().map(|(vm, host, s)| (*vm, *host, s))),
+            &mut wall_s,
+        );
+        let got: Vec<(u32, Option<u32>, f64, Option<f64>)> = placements
+            .iter()
+            .map(|p| (p.vm, p.host, p.presence_s, p.cpu_s))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, Some(1), 900.0, Some(12.0)),
+                (0, Some(0), 1800.0, Some(30.0)),
+                (1, Some(2), 3600.0, None),
+                (2, Some(0), 3600.0, Some(5.0)),
+                // A tie in first sample: the order the series came in.
+                (3, Some(1), 60.0, Some(1.0)),
+                (3, Some(0), 30.0, Some(1.0)),
+            ]
+        );
+        // A migrated VM's wall time is the sum of its placements' spans.
+        assert_eq!(wall_s, [2700.0, 3600.0, 3600.0, 90.0]);
+        assert!(placements.iter().all(|p| p.assigned));
+    }
 
     #[test]
     fn the_plan_is_checked_before_any_query() {
