@@ -109,7 +109,10 @@ impl Format for Jsonl {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let mut out = Vec::with_capacity(records.len() * 512);
+        // A line is 600-900 bytes: reserving enough up front spares the
+        // copies (and the memory) of growing, and what stays unwritten is
+        // never touched.
+        let mut out = Vec::with_capacity(records.len() * 1024);
         for record in &records {
             serde_json::to_writer(&mut out, &Line::from(record))
                 .map_err(|e| format!("record {}: {e}", record.id))?;
