@@ -80,8 +80,8 @@ pub fn run(args: ReportArgs) -> Result<(), Failure> {
             &gather_plan,
             window,
             &tokio,
-            |records| {
-                totals.records(records);
+            &mut |records: Vec<_>| {
+                totals.records(&records);
                 Ok(())
             },
         )

@@ -6,7 +6,7 @@
 use super::engine::Engine;
 use super::ledger::Part;
 use crate::carbon::{Carbon, Intensity};
-use crate::pipeline::{self, ExtractError, ExtractReport, RENDER_CHUNK, Stop};
+use crate::pipeline::{self, Chunks, ExtractError, ExtractReport, RENDER_CHUNK, Renderer, Stop};
 use crate::records::{self, EnergyRecord, Identity};
 use crate::runtime::{Quality, Status, Vm, VmDetails};
 use crate::state::StateDir;
@@ -50,14 +50,18 @@ impl Engine {
                 .map(|w| w.iter().collect())
                 .unwrap_or_default();
             let mut notes = pipeline::Notes::default();
-            for chunk in parts.chunks(RENDER_CHUNK) {
-                let mut records: Vec<EnergyRecord> = chunk
-                    .iter()
-                    .map(|(uuid, part)| record(&identity, window, host, uuid, part))
-                    .collect();
-                pipeline::finish(policy, bound, &intensity, &mut records, &mut notes);
-                pipeline::render::<Stop>(bound, &records, sink)?;
-            }
+            std::thread::scope(|scope| {
+                let mut renderer = Renderer::new(scope, bound, sink);
+                for chunk in parts.chunks(RENDER_CHUNK) {
+                    let mut records: Vec<EnergyRecord> = chunk
+                        .iter()
+                        .map(|(uuid, part)| record(&identity, window, host, uuid, part))
+                        .collect();
+                    pipeline::finish(policy, bound, &intensity, &mut records, &mut notes);
+                    renderer.chunk(records)?;
+                }
+                renderer.finish()
+            })?;
             notes.warn(window);
             Ok(pipeline::WindowDone {
                 records: parts.len(),

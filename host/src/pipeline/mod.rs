@@ -7,6 +7,7 @@ mod describe;
 mod extract;
 mod gather;
 mod progress;
+mod render;
 mod rules;
 mod summary;
 
@@ -23,6 +24,7 @@ pub use gather::{
     GatherPlan, Gathered, StaticIdle, gather, idle_setting, plan_problems, plan_warnings,
 };
 pub use progress::Progress;
+pub use render::{Chunks, RENDER_CHUNK, Renderer};
 pub use rules::{Explained, Plan};
 
 pub use summary::{HostSummary, host_meter, table as host_table};
@@ -59,9 +61,9 @@ pub enum PipelineError {
 
 /// Runs gather (on `tokio`), then attribute and render for one window; hands
 /// each payload to `sink` with its output's index (policy order) as soon as it
-/// is rendered, so a window's payloads are never all held at once. Returns
-/// how many records the window has and its hosts' summaries. An error from
-/// `sink` stops the window.
+/// is rendered, in chunk order, so a window's payloads are never all held at
+/// once. Returns how many records the window has and its hosts' summaries.
+/// An error from `sink` stops the window.
 pub fn run_window<E: From<PipelineError>>(
     policy: &Policy,
     bound: &Bound,
@@ -69,17 +71,26 @@ pub fn run_window<E: From<PipelineError>>(
     gather_plan: &GatherPlan<'_>,
     window: Window,
     tokio: &tokio::runtime::Runtime,
-    mut sink: impl FnMut(usize, Vec<u8>) -> Result<(), E>,
+    sink: impl FnMut(usize, Vec<u8>) -> Result<(), E>,
 ) -> Result<WindowDone, E> {
-    window_records(policy, bound, plan, gather_plan, window, tokio, |records| {
-        render(bound, records, &mut sink)
+    std::thread::scope(|scope| {
+        let mut renderer = Renderer::new(scope, bound, sink);
+        window_records(
+            policy,
+            bound,
+            plan,
+            gather_plan,
+            window,
+            tokio,
+            &mut renderer,
+        )
     })
 }
 
 /// Runs gather (on `tokio`), then attribute for one window, and hands its
-/// records to `each`, [`RENDER_CHUNK`] at a time in uuid order, with their
-/// VOs and carbon set. Returns how many records the window has and its
-/// hosts' summaries. An error from `each` stops the window.
+/// records to `each` ([`Chunks`]), [`RENDER_CHUNK`] at a time in uuid
+/// order, with their VOs and carbon set. Returns how many records the window
+/// has and its hosts' summaries. An error from `each` stops the window.
 ///
 /// Plugins run outside the async runtime: wasmtime-wasi's blocking stream
 /// calls (a guest printing its panic message) enter a runtime of their own.
@@ -90,7 +101,7 @@ pub fn window_records<E: From<PipelineError>>(
     gather_plan: &GatherPlan<'_>,
     window: Window,
     tokio: &tokio::runtime::Runtime,
-    mut each: impl FnMut(&mut [EnergyRecord]) -> Result<(), E>,
+    each: &mut impl Chunks<E>,
 ) -> Result<WindowDone, E> {
     let started = Instant::now();
     let mut gathered = tokio.block_on(gather(gather_plan, window))?;
@@ -109,19 +120,18 @@ pub fn window_records<E: From<PipelineError>>(
         cloud_type: policy.site.cloud_type.clone(),
         compute_service: policy.site.compute_service.clone(),
     };
-    let gauges: Vec<&crate::runtime::Measured> = gathered
-        .input
-        .measurements
-        .iter()
-        .filter(|m| {
-            plan.measurements().iter().any(|b| match b {
-                Measurement::Gauge(g) => g.name == m.name,
-                Measurement::HostPower(h) => h.name == m.name,
-                _ => false,
-            })
+    // The records need only the gauges' coverage of the measurements, and no
+    // placement: what the model alone needed is freed for the records.
+    gathered.input.placements = Vec::new();
+    gathered.input.measurements.retain(|m| {
+        plan.measurements().iter().any(|b| match b {
+            Measurement::Gauge(g) => g.name == m.name,
+            Measurement::HostPower(h) => h.name == m.name,
+            _ => false,
         })
-        .collect();
+    });
     let input = &gathered.input;
+    let gauges = &input.measurements;
     let Attributed {
         joules,
         model_of,
@@ -162,7 +172,7 @@ pub fn window_records<E: From<PipelineError>>(
                             .map(String::as_str),
                         joules,
                         wall_s: gathered.wall_s[i],
-                        covered_s: covered_by_gauges(&gauges, host_of[i], i),
+                        covered_s: covered_by_gauges(gauges, host_of[i], i),
                         cpu_s: gathered.cpu_s[i],
                         status: gathered.status[i],
                         quality: &qualities[model_of[i]],
@@ -173,8 +183,9 @@ pub fn window_records<E: From<PipelineError>>(
             })
             .collect();
         finish(policy, bound, &intensity, &mut records, &mut notes);
-        each(&mut records)?;
+        each.chunk(records)?;
     }
+    each.finish()?;
     notes.warn(window);
     tracing::info!(
         %window,
@@ -214,11 +225,6 @@ pub struct WindowDone {
     /// Per host with a meter reading: its energy and how it was split.
     pub hosts: Vec<HostSummary>,
 }
-
-/// Records per `render` call: a format sees at most this many at once, so a
-/// window of 100,000 VMs fits a plugin's memory limit. A multiple of 1,000
-/// (APEL's batch), so message batching is unchanged.
-pub const RENDER_CHUNK: usize = 10_000;
 
 /// What rendering a window's records noticed, warned about once each
 /// when the window is done ([`Notes::warn`]).
@@ -260,25 +266,6 @@ pub fn finish(
     }
 }
 
-/// Renders finished records with every output's format and hands each
-/// payload to `sink` with its output's index.
-pub fn render<E: From<PipelineError>>(
-    bound: &Bound,
-    records: &[EnergyRecord],
-    sink: &mut (impl FnMut(usize, Vec<u8>) -> Result<(), E> + ?Sized),
-) -> Result<(), E> {
-    for (i, output) in bound.outputs.iter().enumerate() {
-        let rendered = output
-            .format
-            .render(records, &output.params)
-            .map_err(PipelineError::from)?;
-        for payload in rendered {
-            sink(i, payload)?;
-        }
-    }
-    Ok(())
-}
-
 /// Sets each record's VO from `[vo_map]` (by project id, then name). A project
 /// without a mapping keeps its records; it is added to `unmapped` (warned about once).
 fn map_vos(policy: &Policy, records: &mut [EnergyRecord], unmapped: &mut BTreeSet<String>) {
@@ -308,7 +295,7 @@ fn map_vos(policy: &Policy, records: &mut [EnergyRecord], unmapped: &mut BTreeSe
 /// (ENERGY.md: uncovered time goes into the record, never filled); None when
 /// no gauge was measured for it.
 fn covered_by_gauges(
-    gauges: &[&crate::runtime::Measured],
+    gauges: &[crate::runtime::Measured],
     host: Option<u32>,
     i: usize,
 ) -> Option<f64> {
@@ -348,7 +335,7 @@ mod tests {
             vms: vec![None, None],
             hosts: vec![reading(3000.0)],
         };
-        let gauges = [&vm_power, &host_power];
+        let gauges = [vm_power, host_power];
         assert_eq!(covered_by_gauges(&gauges, Some(0), 0), Some(3000.0));
         assert_eq!(covered_by_gauges(&gauges, None, 0), Some(3500.0));
         assert_eq!(covered_by_gauges(&gauges, None, 1), None);
