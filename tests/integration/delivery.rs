@@ -517,3 +517,116 @@ fn spooled_payloads_go_by_output_name_with_the_current_messenger() {
     );
     assert!(list(&policy).contains("nothing spooled"));
 }
+
+/// A window of 25,000 VMs renders in chunks of 10,000 records, several at
+/// once: what reaches the messengers is still chunk by chunk in uuid order,
+/// every output's payload of a chunk in policy order, each record exact.
+#[test]
+fn a_large_window_goes_out_chunk_by_chunk_in_uuid_order() {
+    use super::data::Rng;
+    const VMS: usize = 25_000;
+    let (start, end) = (T0 + HOUR, T0 + 2 * HOUR);
+    let mut rng = Rng::new(7);
+    let series: Vec<TestSeries> = (0..VMS)
+        .map(|i| {
+            let uuid = format!(
+                "{:08x}-{:04x}-4000-8000-{i:012x}",
+                (rng.next_f64() * f64::from(u32::MAX)) as u32,
+                i % 0xffff
+            );
+            // One scrape before the window, two inside it off its edges;
+            // every seventh VM restarted (its counter reset) in between.
+            let first = 1000.0 + rng.next_f64() * 1e6;
+            let middle = if i % 7 == 0 {
+                rng.next_f64() * 500.0
+            } else {
+                first + rng.next_f64() * 4e5
+            };
+            let last = middle + rng.next_f64() * 4e5;
+            TestSeries {
+                labels: vec![
+                    ("uuid".into(), uuid),
+                    ("project_id".into(), format!("p{}", i % 5)),
+                ],
+                samples: vec![
+                    (start - 13_000 - (i % 17) as i64 * 1000, first),
+                    (start + 30 * MIN + 7_000, middle),
+                    (end - 11_000 - (i % 13) as i64 * 1000, last),
+                ],
+            }
+        })
+        .collect();
+    let mut expected: Vec<(String, f64)> = series
+        .iter()
+        .map(|s| {
+            (
+                s.labels[0].1.clone(),
+                c1(&s.samples, start, end).expect("samples in the window"),
+            )
+        })
+        .collect();
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = delivery_policy(
+        dir.path(),
+        &prometheus.url,
+        "[[outputs]]\nformat = \"jsonl\"\n\n[[outputs]]\nformat = \"csv\"\n",
+    );
+    let out = super::wattson::dry_run(&policy, &prometheus.url, start, end)
+        .output()
+        .expect("run wattson");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+
+    // Runs of jsonl lines and csv payloads (each opens with its header), in order.
+    let mut blocks: Vec<(&str, usize)> = Vec::new();
+    let (mut jsonl, mut csv) = (Vec::new(), Vec::new());
+    for line in stdout.lines() {
+        let kind = if line.starts_with('{') {
+            "jsonl"
+        } else {
+            "csv"
+        };
+        if line.starts_with("id,site,") || blocks.last().is_none_or(|b| b.0 != kind) {
+            blocks.push((kind, 0));
+        }
+        if let Some(block) = blocks.last_mut() {
+            block.1 += 1;
+        }
+        if kind == "jsonl" {
+            let r: serde_json::Value = serde_json::from_str(line).expect("a jsonl record");
+            jsonl.push((
+                r["vm_uuid"].as_str().unwrap_or_default().to_owned(),
+                r["energy_joules"].as_f64().unwrap_or(f64::NAN),
+            ));
+        } else if !line.starts_with("id,site,") {
+            csv.push(line.split(',').nth(4).unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(
+        blocks,
+        [
+            ("jsonl", 10_000),
+            ("csv", 10_001),
+            ("jsonl", 10_000),
+            ("csv", 10_001),
+            ("jsonl", 5_000),
+            ("csv", 5_001),
+        ]
+    );
+    assert_eq!(jsonl.len(), VMS);
+    for ((uuid, joules), (want_uuid, want)) in jsonl.iter().zip(&expected) {
+        assert_eq!(uuid, want_uuid);
+        assert!(
+            (joules - want).abs() <= 1e-9 * want.abs(),
+            "{uuid}: {joules} != {want}"
+        );
+    }
+    let uuids: Vec<&String> = expected.iter().map(|(u, _)| u).collect();
+    assert_eq!(csv.iter().collect::<Vec<_>>(), uuids);
+}
