@@ -3,9 +3,9 @@
 # N VMs × H hours (default 1000 × 24). Runs the peer harness with KEEP=1 (cASO
 # timed, ground truth written, server left up), then in the same session:
 # wattson extract --dry-run --format jsonl (best of REPEAT), the batched floor
-# (floor.py, best of REPEAT), and compare.py on wattson's joules. Prints the
-# ratios and wattson's peak RSS. CASO=0 skips cASO (for 10k/100k VMs, where
-# it would take minutes).
+# (floor.py, best of REPEAT before wattson and after), and compare.py on
+# wattson's joules. Prints the ratios and wattson's peak RSS. CASO=0 skips
+# cASO (for 10k/100k VMs, where it would take minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}; H=${2:-24}; REPEAT=${REPEAT:-3}
@@ -14,6 +14,14 @@ PEER_MODES=gauge
 source scripts/bench-peer.sh
 caso_s=$( (grep '^caso_peer' "$work/peer.txt" || true) | tail -1 | sed -n 's/.*elapsed_s=\([0-9.]*\).*/\1/p')
 caso_s=${caso_s:-nan}
+
+# The floor is timed before and after wattson, and the best of both counts:
+# this machine's speed drifts by tens of percent over minutes, and the floor
+# gets every chance to be at its fastest.
+floor() {
+    python3 "$peer/floor.py" --prometheus-url "$url" --from "$from" --to "$to" --repeat "$REPEAT" --out "$work/floor.json" | tail -1 | sed -n 's/.*floor_s=\([0-9.]*\).*/\1/p'
+}
+floor_before=$(floor)
 
 # wattson by each read path (READS, default both): remote read of the raw
 # chunks, and the batched PromQL recipe.
@@ -34,7 +42,9 @@ PY
     best_of[$read]=$best; rss_of[$read]=$rss
     cmp_of[$read]=$(python3 "$peer/compare.py" --truth "$truth" --got "$work/wattson.json" --unit J --label "wattson-$read" 2>&1 | tail -1)
 done
-floor_s=$(python3 "$peer/floor.py" --prometheus-url "$url" --from "$from" --to "$to" --repeat "$REPEAT" --out "$work/floor.json" | tail -1 | sed -n 's/.*floor_s=\([0-9.]*\).*/\1/p')
+floor_after=$(floor)
+floor_s=$(awk -v a="$floor_before" -v b="$floor_after" 'BEGIN{print (a < b ? a : b)}')
+echo "floor before=$floor_before after=$floor_after best=$floor_s"
 
 for read in ${READS:-remote-read promql}; do
     best=${best_of[$read]}
