@@ -106,8 +106,18 @@ fn extract_measures_what_the_override_names() {
     let policy = write_policy(dir.path(), "site.toml", POLICY);
     let (from, to) = (T0 + HOUR, T0 + 2 * HOUR);
     let run = |sets: &[&str]| extract_with(&policy, &prometheus.url, from, to, sets);
-    // Without the override the policy's metric has no data: no records.
-    assert!(run(&[]).stdout.is_empty());
+    // Without the override the policy's metric has no data: no records, and
+    // a warning that names the selector and the server instead of silence.
+    let none = run(&[]);
+    assert!(none.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        stderr.contains("WARN")
+            && stderr.contains("no VM in this window")
+            && stderr.contains("libvirt_domain_info_energy_consumption_joules_total")
+            && stderr.contains(&prometheus.url),
+        "{stderr}"
+    );
     let got = joules_by_vm(&run(&["model.params.metric=\"kepler_vm_joules_total\""]));
     let want = c1(&series.samples, from, to).unwrap();
     assert!(

@@ -330,6 +330,27 @@ pub async fn gather(plan: &GatherPlan<'_>, window: Window) -> Result<Gathered, P
             vm_labels.push(labels);
         }
     }
+    if uuids.is_empty() && per_vm_templates.is_empty() {
+        // Zero records and exit 0 is how a wrong metric name looks too (a
+        // per-VM template has its own warning above).
+        // VMs come from the model's measurements, not the implicit CPU time (last).
+        let models = specs.len() - usize::from(implicit_cpu.is_some());
+        let selectors: Vec<&str> = specs[..models]
+            .iter()
+            .filter_map(|spec| match spec {
+                Keyed::Counter(c) if c.key != KeyKind::Host => Some(c.selector.as_str()),
+                Keyed::Gauge(g) if g.key != KeyKind::Host => Some(g.selector.as_str()),
+                _ => None,
+            })
+            .collect();
+        tracing::warn!(
+            %window,
+            "no VM in this window, so no records: no series of `{}` at {} has samples in it. \
+             If VMs ran then, check the metric and label names against this Prometheus",
+            selectors.join("`, `"),
+            client.url()
+        );
+    }
     let host_of = |labels: &Labels| {
         inventory
             .host_label
