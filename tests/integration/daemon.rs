@@ -729,19 +729,24 @@ fn a_kill_during_shipping_then_a_restart_delivers_each_record_once() {
     };
     advance(0);
     let addr = format!("127.0.0.1:{}", super::prometheus::free_port());
-    let mut crashing = super::wattson::command()
-        .args(["daemon", "--policy"])
-        .arg(&policy)
-        .args(["--listen", &addr, "--set", "daemon.interval_secs=1"])
-        .env("WATTSON_TEST_CPU_TIMES", &cpu_file)
-        .env("WATTSON_CRASH_AT", "mid-delivery")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    // In the guard: a build without failpoints never crashes, and the
+    // daemon must not outlive the failed test (nor hold its output open).
+    let mut crashing = Daemon(
+        super::wattson::command()
+            .args(["daemon", "--policy"])
+            .arg(&policy)
+            .args(["--listen", &addr, "--set", "daemon.interval_secs=1"])
+            .env("WATTSON_TEST_CPU_TIMES", &cpu_file)
+            .env("WATTSON_CRASH_AT", "mid-delivery")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut k = 0;
     let started = std::time::Instant::now();
     let status = loop {
-        if let Some(status) = crashing.try_wait().unwrap() {
+        if let Some(status) = crashing.0.try_wait().unwrap() {
             break status;
         }
         assert!(started.elapsed().as_secs() < 30, "no crash");

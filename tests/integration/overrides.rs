@@ -107,16 +107,25 @@ fn extract_measures_what_the_override_names() {
     let (from, to) = (T0 + HOUR, T0 + 2 * HOUR);
     let run = |sets: &[&str]| extract_with(&policy, &prometheus.url, from, to, sets);
     // Without the override the policy's metric has no data: no records, and
-    // a warning that names the selector and the server instead of silence.
-    let none = run(&[]);
-    assert!(none.stdout.is_empty());
+    // a warning that names the selector and the server instead of silence,
+    // once for a run of three such windows.
+    let none = extract_with(&policy, &prometheus.url, T0, T0 + 3 * HOUR, &[]);
+    assert!(none.status.success() && none.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&none.stderr);
     assert!(
         stderr.contains("WARN")
-            && stderr.contains("no VM in this window")
+            && stderr.matches("so no records: no series of").count() == 1
             && stderr.contains("libvirt_domain_info_energy_consumption_joules_total")
             && stderr.contains(&prometheus.url),
         "{stderr}"
+    );
+    // --strict makes it a failed window, named, with nothing on stdout.
+    let strict = extract_with(&policy, &prometheus.url, from, to, &["strict=true"]);
+    let stderr = String::from_utf8_lossy(&strict.stderr);
+    assert!(
+        !strict.status.success() && strict.stdout.is_empty() && stderr.contains("no VM in"),
+        "{:?}: {stderr}",
+        strict.status
     );
     let got = joules_by_vm(&run(&["model.params.metric=\"kepler_vm_joules_total\""]));
     let want = c1(&series.samples, from, to).unwrap();

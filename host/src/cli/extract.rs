@@ -47,7 +47,9 @@ pub struct ExtractArgs {
     #[arg(long, value_name = "NAME")]
     format: Option<String>,
     /// Fail a window that would give no records because nothing says which
-    /// VMs to measure, instead of warning (the policy's `strict = true`).
+    /// VMs to measure (no series of the model's VM measurements in it, or a
+    /// per-VM template without an inventory), instead of warning (the
+    /// policy's `strict = true`).
     #[arg(long)]
     strict: bool,
     /// Write one JSON line per host per window to FILE: the host meter's

@@ -2,6 +2,7 @@
 //! VMs and hosts they cover, as the model's input.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::TryFutureExt;
 
@@ -83,6 +84,8 @@ pub struct GatherPlan<'a> {
     /// not the model asks for it: then it is measured last, aside, and finds
     /// no VMs of its own.
     implicit_cpu: Option<CounterSpec>,
+    /// A window without VMs was warned of: said once per run, not per window.
+    warned_no_vms: AtomicBool,
 }
 
 /// A measurement of the model, resolved.
@@ -181,6 +184,7 @@ impl<'a> GatherPlan<'a> {
             per_vm_templates,
             fixed_idle,
             implicit_cpu,
+            warned_no_vms: AtomicBool::new(false),
         })
     }
 
@@ -330,26 +334,21 @@ pub async fn gather(plan: &GatherPlan<'_>, window: Window) -> Result<Gathered, P
             vm_labels.push(labels);
         }
     }
-    if uuids.is_empty() && per_vm_templates.is_empty() {
-        // Zero records and exit 0 is how a wrong metric name looks too (a
-        // per-VM template has its own warning above).
-        // VMs come from the model's measurements, not the implicit CPU time (last).
-        let models = specs.len() - usize::from(implicit_cpu.is_some());
-        let selectors: Vec<&str> = specs[..models]
-            .iter()
-            .filter_map(|spec| match spec {
-                Keyed::Counter(c) if c.key != KeyKind::Host => Some(c.selector.as_str()),
-                Keyed::Gauge(g) if g.key != KeyKind::Host => Some(g.selector.as_str()),
-                _ => None,
-            })
-            .collect();
-        tracing::warn!(
-            %window,
-            "no VM in this window, so no records: no series of `{}` at {} has samples in it. \
-             If VMs ran then, check the metric and label names against this Prometheus",
-            selectors.join("`, `"),
-            client.url()
-        );
+    if uuids.is_empty() && vmnames.is_empty() && per_vm_templates.is_empty() {
+        // A per-VM template has its own warning above, vmname series that
+        // match no VM theirs below. VMs come from the model's measurements,
+        // not the implicit CPU time (last).
+        let models = &specs[..specs.len() - usize::from(implicit_cpu.is_some())];
+        if let Some(message) = no_vm_message(models, window, client.url()) {
+            if policy.strict {
+                return Err(PipelineError::Unsupported(message));
+            }
+            if !plan.warned_no_vms.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "{message}; --strict makes this an error (said once per run, for the first such window)"
+                );
+            }
+        }
     }
     let host_of = |labels: &Labels| {
         inventory
@@ -701,6 +700,27 @@ fn status(
     } else {
         Status::Running
     }
+}
+
+/// What to say of a window in which no series of the VM-keyed measurements
+/// in `specs` has samples (none if there are none): zero records and exit 0
+/// is how a wrong metric name looks too.
+fn no_vm_message(specs: &[Keyed<'_>], window: Window, url: &str) -> Option<String> {
+    let selectors: Vec<&str> = specs
+        .iter()
+        .filter_map(|spec| match spec {
+            Keyed::Counter(c) if c.key != KeyKind::Host => Some(c.selector.as_str()),
+            Keyed::Gauge(g) if g.key != KeyKind::Host => Some(g.selector.as_str()),
+            _ => None,
+        })
+        .collect();
+    (!selectors.is_empty()).then(|| {
+        format!(
+            "no VM in {window}, so no records: no series of `{}` at {url} has samples in it. If \
+             VMs ran then, check the metric and label names against this Prometheus",
+            selectors.join("`, `")
+        )
+    })
 }
 
 /// What a window would refuse in `measurements` with this policy, found

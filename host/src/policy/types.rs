@@ -71,8 +71,9 @@ pub struct Policy {
     #[serde(default)]
     pub vo_map: BTreeMap<String, String>,
     /// Fail a window that would silently give no records because nothing
-    /// says which VMs to measure (a per-VM template without an inventory),
-    /// instead of warning. `extract --strict` sets it.
+    /// says which VMs to measure (no series of the model's VM measurements
+    /// in it, or a per-VM template without an inventory), instead of
+    /// warning. `extract --strict` sets it.
     #[serde(default)]
     pub strict: bool,
     /// The file this policy came from.
