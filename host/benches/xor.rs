@@ -11,7 +11,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
-use wattson::sources::counter::Sample;
+use wattson::energy::counter::Sample;
 use wattson::sources::prometheus::remote_read::decode_xor;
 
 /// Writes bits MSB first, as `bstream.go` does.

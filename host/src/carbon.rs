@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
 
+use crate::energy::gauge::Integral;
 use crate::records::EnergyRecord;
-use crate::sources::gauge::Integral;
 use crate::sources::prometheus::{Client, PrometheusError, measure_gauge};
 use crate::window::Window;
 
@@ -38,10 +38,6 @@ pub struct CarbonConfig {
 
 /// A PUE must lie in this range (1 = no overhead).
 const PUE_RANGE: std::ops::RangeInclusive<f64> = 1.0..=10.0;
-
-/// G1's default longest bridged gap for the intensity gauge, seconds (as for
-/// every other gauge).
-const DEFAULT_MAX_GAP_SECS: f64 = 300.0;
 
 /// The PUE setting, checked.
 #[derive(Clone, Debug)]
@@ -184,7 +180,9 @@ impl CarbonConfig {
                 "must be a number of gCO2e per kWh, 0 or more".into(),
             ));
         }
-        let max_gap_secs = self.intensity_max_gap_secs.unwrap_or(DEFAULT_MAX_GAP_SECS);
+        let max_gap_secs = self
+            .intensity_max_gap_secs
+            .unwrap_or(crate::energy::DEFAULT_MAX_GAP_S);
         if !(max_gap_secs.is_finite() && (1.0..=86_400.0).contains(&max_gap_secs)) {
             problems.push((
                 "intensity_max_gap_secs".into(),

@@ -9,6 +9,7 @@
 pub mod carbon;
 pub mod cli;
 pub mod daemon;
+pub mod energy;
 pub mod messengers;
 pub mod pipeline;
 pub mod policy;

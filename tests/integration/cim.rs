@@ -276,10 +276,7 @@ fn records_reach_cim_once_across_token_expiry_500_and_400() {
 }
 
 #[test]
-#[cfg_attr(
-    not(feature = "failpoints"),
-    ignore = "needs the failpoints feature: cargo test --features failpoints"
-)]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
 fn a_kill_between_the_post_and_the_bookkeeping_sends_nothing_twice() {
     let site = site();
     let dir = tempfile::tempdir().unwrap();

@@ -368,6 +368,7 @@ fn sum_of(scrape: &str, metric: &str) -> f64 {
 }
 
 #[test]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
 fn the_daemon_serves_guarded_endpoints_streams_records_and_stops_on_sigterm() {
     let host = Host::new();
     let (tmp, devices) = (&host.tmp, host.devices.clone());
@@ -708,6 +709,7 @@ fn closed_windows_ship_once_each_with_the_intervals_split_at_their_edges() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
 fn a_kill_during_shipping_then_a_restart_delivers_each_record_once() {
     let host = Host::new();
     let (tmp, devices) = (&host.tmp, host.devices.clone());
@@ -1079,4 +1081,89 @@ fn a_failed_interval_is_measured_once_meters_included_at_the_next_success() {
     assert!(rel_err(meters, 24.0) < 1e-12, "{meters}");
     let vms: f64 = engine.ledger().vm_joules.values().sum();
     assert!(rel_err(vms, 24.0) < 1e-12, "{vms}");
+}
+
+/// A reboot while the daemon is stopped sets every RAPL counter back: the
+/// first sample after it is a new baseline (its boot id changed), never a
+/// wrap, so the phantom energy is 0; the next interval is measured as usual.
+#[test]
+fn a_reboot_is_a_new_baseline_not_a_wrap() {
+    let host = Host::new();
+    let (cache, devices) = (host.dir().join("cache"), host.devices.clone());
+    let boot_id = host.dir().join("boot_id");
+    let text = host.policy_text("none").replace(
+        "ship_every_secs = 3600",
+        &format!(
+            "ship_every_secs = 3600\nboot_id_file = \"{}\"",
+            boot_id.display()
+        ),
+    );
+    let policy = host.write_policy(&text);
+    let cpu = FedCpu::default();
+    let mut energy: BTreeMap<&str, u64> = ZONES.iter().map(|z| (z.0, z.2)).collect();
+    let mut cpu_s: BTreeMap<&str, f64> = RUNNING.iter().map(|u| (*u, 100.0)).collect();
+    let set = |energy: &BTreeMap<&str, u64>, cpu_s: &BTreeMap<&str, f64>| {
+        for (rel, value) in energy {
+            bump(&devices, rel, *value);
+        }
+        *cpu.0.lock().unwrap() = cpu_s.iter().map(|(u, s)| (u.to_string(), *s)).collect();
+    };
+    // Advances every zone by `inc` µJ and every VM by 1 CPU second: the
+    // host's energy (package + dram) in joules.
+    let advance = |energy: &mut BTreeMap<&str, u64>, cpu_s: &mut BTreeMap<&str, f64>| {
+        let mut e_h = 0.0;
+        for (rel, name, _, _) in ZONES {
+            *energy.get_mut(rel).unwrap() += 3_000_000;
+            if name != "core" {
+                e_h += 3.0;
+            }
+        }
+        for s in cpu_s.values_mut() {
+            *s += 1.0;
+        }
+        e_h
+    };
+    std::fs::write(&boot_id, "2b1f0c7e-0000-4000-8000-000000000001\n").unwrap();
+    set(&energy, &cpu_s);
+    let (mut engine, _) = start_engine(&policy, &cpu, &cache);
+    let t0 = 1_800_000_003_000_i64;
+    engine.tick(t0).unwrap();
+    let mut host_total = advance(&mut energy, &mut cpu_s);
+    set(&energy, &cpu_s);
+    engine.tick(t0 + 10_000).unwrap();
+    drop(engine);
+
+    // The reboot: every counter back to 1 J, CPU times from 0, a new boot id.
+    for v in energy.values_mut() {
+        *v = 1_000_000;
+    }
+    for s in cpu_s.values_mut() {
+        *s = 2.0;
+    }
+    std::fs::write(&boot_id, "2b1f0c7e-0000-4000-8000-000000000002\n").unwrap();
+    set(&energy, &cpu_s);
+    let (mut engine, shared) = start_engine(&policy, &cpu, &cache);
+    engine.tick(t0 + 600_000).unwrap();
+    let attributed = |engine: &Engine| {
+        engine.ledger().vm_joules.values().sum::<f64>() + engine.ledger().unattributed_joules
+    };
+    let meters = |engine: &Engine| engine.ledger().meter_joules.values().sum::<f64>();
+    assert!(
+        rel_err(attributed(&engine), host_total) < 1e-12,
+        "phantom energy after the reboot: {} J attributed against {host_total} J measured",
+        attributed(&engine)
+    );
+    assert!(rel_err(meters(&engine), host_total) < 1e-12);
+    let scrape = render_metrics(&shared.snapshot(), MetricsFormat::Text, 0);
+    assert!(
+        scrape.contains("wattson_daemon_reboots_total 1"),
+        "{scrape}"
+    );
+
+    // From the new baseline on, intervals are measured as before.
+    host_total += advance(&mut energy, &mut cpu_s);
+    set(&energy, &cpu_s);
+    engine.tick(t0 + 610_000).unwrap();
+    assert!(rel_err(attributed(&engine), host_total) < 1e-12);
+    assert!(rel_err(meters(&engine), host_total) < 1e-12);
 }

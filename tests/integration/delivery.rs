@@ -256,10 +256,7 @@ pub fn lastrun(dir: &Path) -> i64 {
 }
 
 #[test]
-#[cfg_attr(
-    not(feature = "failpoints"),
-    ignore = "needs the failpoints feature: cargo test --features failpoints"
-)]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
 fn crashes_lose_nothing_and_double_nothing() {
     let site = site();
     let want = expected(&site);

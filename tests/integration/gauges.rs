@@ -243,13 +243,16 @@ fn idle_power_is_the_quietest_fully_covered_minute() {
     ));
     let window = Window::new(T0 + HOUR + 20_500, T0 + 2 * HOUR + 20_500).unwrap();
 
-    // The rule applied here: every whole minute from the start, integrated
-    // millisecond by millisecond; a minute counts only if every meter of the
-    // host fully covers it.
+    // The rule applied here: every whole UTC minute inside the window (it
+    // starts 20.5 s past one: 59 of them), integrated millisecond by
+    // millisecond; a minute counts only if every meter of the host fully
+    // covers it.
+    let first_minute = (window.start_ms + MIN - 1) / MIN * MIN;
     let expected = |meters: &[&Vec<(i64, f64)>]| {
-        (0..60)
-            .filter_map(|k| {
-                let from = window.start_ms + k * MIN;
+        (0..)
+            .map(|k| first_minute + k * MIN)
+            .take_while(|from| from + MIN <= window.end_ms)
+            .filter_map(|from| {
                 meters.iter().try_fold(0.0, |watts, samples| {
                     let (joules, covered_s) = g1(samples, from, from + MIN);
                     (covered_s == 60.0).then_some(watts + joules / 60.0)

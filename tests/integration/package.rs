@@ -64,14 +64,14 @@ fn the_deb_holds_the_binary_docs_units_and_makes_its_user() {
     assert!(postinst.contains("install -d -o wattson -g wattson -m 0750 /var/lib/wattson"));
     let control = std::fs::read_to_string(dir.path().join("control")).unwrap();
     assert!(control.contains("libvirt0"), "{control}");
-    let Ok(lintian) = Command::new("lintian")
+    if !super::require_tool("lintian", "apt install lintian (scripts/setup.sh)") {
+        return;
+    }
+    let lintian = Command::new("lintian")
         .args(["--tag-display-limit", "0"])
         .arg(&deb)
         .output()
-    else {
-        eprintln!("lintian is not installed: the package is not linted");
-        return;
-    };
+        .unwrap();
     let report = String::from_utf8_lossy(&lintian.stdout);
     let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("E:")).collect();
     assert!(errors.is_empty(), "lintian errors:\n{report}");

@@ -3,7 +3,8 @@
 //! `examples/plugins` against `wit/since_v0.2.0`, load and run in the
 //! host's sandbox under the default limits, although they import WASI clocks,
 //! filesystem, sockets and more at other 0.2.x minors than wasmtime ships.
-//! Each test is skipped, saying so, only if its tool cannot be installed.
+//! Each test is skipped, saying so, only if its tool cannot be installed
+//! (and fails instead where `CI` is set).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,10 +23,10 @@ fn repo() -> PathBuf {
 }
 
 /// Builds both components once per test run; None (with the reason printed)
-/// when a tool cannot be installed here.
+/// when a tool cannot be installed here, a panic then if `CI` is set.
 fn built() -> Option<&'static PathBuf> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BUILT
+    let built = BUILT
         .get_or_init(|| {
             let out = repo().join("target/polyglot");
             let status = Command::new("bash")
@@ -36,14 +37,20 @@ fn built() -> Option<&'static PathBuf> {
                 .expect("run examples/plugins/build.sh");
             match status.code() {
                 Some(0) => Some(out),
-                Some(77) => {
-                    eprintln!("SKIPPED: componentize-py / componentize-js cannot be installed here (see build.sh's message above)");
-                    None
-                }
+                // The tools could not be installed: build.sh said why.
+                Some(77) => None,
                 _ => panic!("examples/plugins/build.sh failed: {status}"),
             }
         })
-        .as_ref()
+        .as_ref();
+    if built.is_none() {
+        super::missing_tool(
+            "componentize-py / componentize-js",
+            "examples/plugins/build.sh installs them with python3 (venv, pip) and npm \
+             (apt install python3-venv npm); its message above says what failed",
+        );
+    }
+    built
 }
 
 /// A runtime with the default limits and a compile cache kept between runs

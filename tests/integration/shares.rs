@@ -72,8 +72,9 @@ fn c1_span(samples: &[(i64, f64)], range: Option<f64>) -> Option<(f64, f64)> {
         .windows(2)
         .map(|p| match (p[1].1 >= p[0].1, range) {
             (true, _) => p[1].1 - p[0].1,
-            (false, Some(r)) => p[1].1 + r - p[0].1,
-            (false, None) => p[1].1,
+            // A drop across more than the 300 s gap limit may be a reboot: a reset.
+            (false, Some(r)) if p[1].0 - p[0].0 <= 300_000 => p[1].1 + r - p[0].1,
+            (false, _) => p[1].1,
         })
         .sum();
     let span = (used[used.len() - 1].0 - used[0].0) as f64 / 1000.0;
@@ -174,12 +175,14 @@ fn cpu_series() -> (Vec<TestSeries>, Vec<TestSeries>) {
     (cpu, vcpus)
 }
 
-/// Each placement of ENERGY.md: (uuid, host, cpu s, presence s, vcpus).
+/// Each placement of ENERGY.md: (uuid, host, cpu s, presence s, vcpus);
+/// presence is the CPU-time series' C1 span, clipped to the window's length.
 fn placements(cpu: &[TestSeries]) -> Vec<(&'static str, &'static str, f64, f64, f64)> {
     VMS.iter()
         .zip(cpu)
         .filter_map(|(vm, s)| {
-            let (cpu_s, presence) = c1_span(&s.samples, None)?;
+            let (cpu_s, span) = c1_span(&s.samples, None)?;
+            let presence = span.min((W1 - W0) as f64 / 1000.0);
             Some((vm.uuid, vm.host, cpu_s, presence, f64::from(vm.vcpus)))
         })
         .collect()
@@ -444,6 +447,63 @@ fn rapl_share_splits_package_and_dram_by_cpu_time() {
         .sum();
     let wall = records[VMS[3].uuid]["wall_s"].as_f64().unwrap();
     assert!((wall - migrated).abs() < 1e-9, "{wall} != {migrated}");
+}
+
+/// cmp-03 reboots 20 minutes into the window: node_exporter is not scraped
+/// for 7 minutes, and its RAPL counters count again from 0. The drop is a
+/// reset (the new value counts), not a wrap (which would add most of a
+/// 262 kJ range that never happened).
+#[test]
+fn a_rapl_counter_set_back_across_a_scrape_gap_is_a_reset_not_a_wrap() {
+    let (cpu, vcpus) = cpu_series();
+    let (mut package, mut dram) = rapl_series();
+    let (down, up) = (W0 + 20 * MIN, W0 + 27 * MIN);
+    for (series, seed, rate) in [(&mut package[4], 91, 80.0), (&mut dram[4], 92, 6.0)] {
+        series.samples.retain(|(t, _)| *t < down);
+        let after = counter(&[], seed, (up, T0 + 3 * HOUR), 0.0, rate, 1e12, (0, 0));
+        series.samples.extend(after.samples);
+    }
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[
+            ("node_rapl_package_joules", &package),
+            ("node_rapl_dram_joules", &dram),
+            ("libvirt_domain_info_cpu_time_seconds", &cpu),
+        ],
+        &[("libvirt_domain_info_virtual_cpus", &vcpus)],
+    ));
+    let hosts = rapl_hosts(&package, &dram, |_| 0.0);
+    let (e_h, _) = hosts["cmp-03"];
+    assert!(
+        e_h < 4.0 * 200.0 * 3600.0,
+        "the test's own C1 has no phantom energy: {e_h} J"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = policy(
+        "rapl-share",
+        &format!(
+            "[rapl]\nmax_energy_range_uj = {{ package = {PACKAGE_RANGE_UJ}, dram = {DRAM_RANGE_UJ} }}\n"
+        ),
+    ) + "[model.params]\nidle = \"none\"\n";
+    let path = write_policy(dir.path(), "rapl-share.toml", &text);
+    let (out, summaries) = extract_with_summary(&path, &prometheus.url);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let line = summaries
+        .iter()
+        .find(|l| l["host"] == "cmp-03")
+        .unwrap_or_else(|| panic!("no summary line for cmp-03: {summaries:?}"));
+    let got = line["energy_joules"].as_f64().unwrap();
+    assert!(
+        rel_err(got, e_h) < 1e-12,
+        "cmp-03: {got} J, ENERGY.md says {e_h} J (a phantom wrap adds {} J)",
+        got - e_h
+    );
+    // The hosts without a reboot are as before.
+    let got = summaries.iter().find(|l| l["host"] == "cmp-01").unwrap()["energy_joules"]
+        .as_f64()
+        .unwrap();
+    assert!(rel_err(got, hosts["cmp-01"].0) < 1e-12);
 }
 
 #[test]
@@ -915,8 +975,8 @@ fn rapl_share_on_a_hypervisor_sizes_vms_from_libvirt() {
         .iter()
         .zip(&cpu)
         .map(|((uuid, vcpus, _), s)| {
-            let (cpu_s, presence) = c1_span(&s.samples, None).unwrap();
-            (*uuid, "cmp-01", cpu_s, presence, *vcpus)
+            let (cpu_s, span) = c1_span(&s.samples, None).unwrap();
+            (*uuid, "cmp-01", cpu_s, span.min(3600.0), *vcpus)
         })
         .collect();
     let want = vcpu_shares(&placements, &hosts);

@@ -14,7 +14,6 @@ use crate::pipeline::{self, Plan};
 use crate::policy::{Bound, Policy};
 use crate::records;
 use crate::runtime::Quality;
-use crate::sources::counter::delta;
 use crate::sources::libvirt::Domain;
 use crate::sources::rapl;
 use crate::window::{Window, format_ms};
@@ -88,6 +87,8 @@ pub struct Health {
     pub messenger_failures: u64,
     /// When records were last shipped with every messenger accepting, ms.
     pub last_ship_ms: Option<i64>,
+    /// Reboots seen between two samples (each a new baseline).
+    pub reboots: u64,
 }
 
 /// What the HTTP server reads: replaced whole after each tick.
@@ -165,6 +166,12 @@ pub struct Engine {
     /// Source kinds whose failure was logged (logged again only after a success).
     logged: BTreeSet<&'static str>,
     shared: Arc<Shared>,
+}
+
+/// Whether the host rebooted between two samples: both know their boot id
+/// and the ids differ.
+fn rebooted(prev: &Counters, cur: &Counters) -> bool {
+    matches!((&prev.boot_id, &cur.boot_id), (Some(a), Some(b)) if a != b)
 }
 
 /// A tick that could not be persisted: the daemon stops rather than serve
@@ -249,6 +256,22 @@ impl Engine {
         }
         let mut records = Vec::new();
         match self.ledger.last.take() {
+            Some(prev) if rebooted(&prev, &sample.counters) => {
+                // Counters of another boot are no base: a drop would read as
+                // a wrap (a whole range of energy that never happened).
+                tracing::warn!(
+                    "this host rebooted between the samples at {} and {}: the first sample after \
+                     the boot is a new baseline, and the {:.0} s between them are not attributed \
+                     (uncovered)",
+                    format_ms(prev.at_ms),
+                    format_ms(now_ms),
+                    (now_ms - prev.at_ms) as f64 / 1000.0
+                );
+                self.health.reboots += 1;
+                self.ledger.last = Some(sample.counters);
+                self.health.failures_in_a_row = 0;
+                self.health.last_success_ms = Some(now_ms);
+            }
             Some(prev) if prev.at_ms < now_ms => {
                 match self.attribute(&prev, &sample) {
                     Ok(made) => {
@@ -295,13 +318,17 @@ impl Engine {
     }
 
     /// Every local meter's energy between two samples (RAPL zones that make
-    /// up host energy, wrap-aware; IPMI by G1), whatever the model reads.
+    /// up host energy, wrap-aware; IPMI by G1 within the gap limit of the
+    /// model's host-power measurement), whatever the model reads, by the same
+    /// rules as the models' input: what the models were refused is never
+    /// counted here either.
     fn meters(&mut self, prev: &Counters, cur: &Counters) {
-        for zone in rapl::host_zones(&self.sources.zones) {
+        let dt_ms = cur.at_ms - prev.at_ms;
+        for zone in rapl::host_zones(&self.sources.zones, &[]) {
             if let (Some(&a), Some(&b)) =
                 (prev.rapl_uj.get(&zone.path), cur.rapl_uj.get(&zone.path))
             {
-                let joules = delta(a as f64, b as f64, Some(zone.max_energy_range_uj as f64)) / 1e6;
+                let joules = rapl::joules_between(std::slice::from_ref(&zone), &[a], &[b], dt_ms);
                 *self
                     .ledger
                     .meter_joules
@@ -309,9 +336,13 @@ impl Engine {
                     .or_default() += joules;
             }
         }
-        if let (Some(p0), Some(p1)) = (prev.power_w, cur.power_w) {
-            let dt = (cur.at_ms - prev.at_ms) as f64 / 1000.0;
-            *self.ledger.meter_joules.entry("ipmi".into()).or_default() += (p0 + p1) / 2.0 * dt;
+        let plan = Plan::new(&self.bound);
+        let max_gap_s = plan.measurements().iter().find_map(|m| match m {
+            crate::runtime::Measurement::HostPower(h) => Some(h.max_gap_s),
+            _ => None,
+        });
+        if let Some(joules) = interval::wall_joules(prev, cur, max_gap_s.flatten()) {
+            *self.ledger.meter_joules.entry("ipmi".into()).or_default() += joules;
         }
     }
 

@@ -1,21 +1,18 @@
-//! One interval between two samples as a model's input: the ENERGY.md
-//! arithmetic on local counters (C1 of CPU time and RAPL, wrap-aware; G1 of
-//! two power readings), one host, one placement per VM seen at both ends.
+//! One interval between two samples as a model's input: the rules of
+//! [`crate::energy`] on local counters (C1 of CPU time and RAPL, wrap-aware;
+//! G1 of two power readings), one host, one placement per VM seen at both ends.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use super::sample::{Counters, Sample};
+use crate::energy::{self, counter::delta, gauge::two_point, idle};
 use crate::pipeline::{self, Gathered, PipelineError};
 use crate::policy::Policy;
 use crate::runtime::{
     AttributionInput, Measured, Measurement, Placement, Reading, Status, Vm, Window as WitWindow,
 };
-use crate::sources::counter::delta;
 use crate::sources::rapl::{self, Zone};
 use crate::window::Window;
-
-/// Default longest bridged gap between two power readings, seconds (G1).
-const DEFAULT_MAX_GAP_S: f64 = 300.0;
 
 /// How long idle-power history is kept: the least whole-minute average
 /// power of the last hour is the daemon's `auto` idle power.
@@ -73,30 +70,12 @@ impl IdleHistory {
         }
     }
 
-    /// The least average power over the whole minutes (UTC-aligned) the
-    /// meter's intervals cover without a gap, watts; none before the first
-    /// whole minute. Power is taken as constant within an interval.
-    pub fn least_minute_watts(&self, meter: &str) -> Option<f64> {
-        let history = self.0.get(meter)?;
-        let first = history.front()?.0;
-        let last = history.back()?.1;
-        let mut least: Option<f64> = None;
-        let mut minute = first.div_euclid(60_000) * 60_000;
-        while minute + 60_000 <= last {
-            let (start, end) = (minute, minute + 60_000);
-            let (mut joules, mut covered_ms) = (0.0, 0i64);
-            for &(s, e, j) in history.iter().filter(|&&(s, e, _)| e > start && s < end) {
-                let overlap = e.min(end) - s.max(start);
-                covered_ms += overlap;
-                joules += j * overlap as f64 / (e - s) as f64;
-            }
-            if covered_ms == 60_000 {
-                let watts = joules / 60.0;
-                least = Some(least.map_or(watts, |l: f64| l.min(watts)));
-            }
-            minute = end;
-        }
-        least
+    /// The least average power over the whole UTC minutes the meter's
+    /// intervals cover without a gap, watts (`docs/ENERGY.md#idle-power`);
+    /// none before the first whole minute.
+    pub fn least_minute_watts(&mut self, meter: &str) -> Option<f64> {
+        let history = self.0.get_mut(meter)?;
+        idle::from_intervals(history.make_contiguous()).map(|i| i.watts)
     }
 }
 
@@ -163,15 +142,7 @@ pub fn gather(
     for m in measurements {
         match m {
             Measurement::Rapl(r) => {
-                let chosen: Vec<Zone> = if r.zones.is_empty() {
-                    rapl::host_zones(zones)
-                } else {
-                    zones
-                        .iter()
-                        .filter(|z| r.zones.iter().any(|n| zone_matches(&z.name, n)))
-                        .cloned()
-                        .collect()
-                };
+                let chosen = rapl::host_zones(zones, &r.zones);
                 let values = |c: &Counters| -> Option<Vec<u64>> {
                     chosen
                         .iter()
@@ -180,8 +151,13 @@ pub fn gather(
                 };
                 let reading = match (chosen.is_empty(), values(prev), values(&cur.counters)) {
                     (false, Some(before), Some(after)) => {
-                        let joules = rapl::joules_between(&chosen, &before, &after);
-                        idle.push(&r.name, window, joules);
+                        let joules =
+                            rapl::joules_between(&chosen, &before, &after, window.len_ms());
+                        // As in extract, a minute in which a zone drops is
+                        // no idle minute: the interval is left out.
+                        if before.iter().zip(&after).all(|(b, a)| a >= b) {
+                            idle.push(&r.name, window, joules);
+                        }
                         Some(whole(joules))
                     }
                     _ => None,
@@ -189,15 +165,10 @@ pub fn gather(
                 measured.push(host_reading(&r.name, reading));
             }
             Measurement::HostPower(h) => {
-                let max_gap = h.max_gap_s.unwrap_or(DEFAULT_MAX_GAP_S);
-                let reading = match (prev.power_w, cur.counters.power_w) {
-                    (Some(p0), Some(p1)) if dt <= max_gap => {
-                        let joules = (p0 + p1) / 2.0 * dt;
-                        idle.push(&h.name, window, joules);
-                        Some(whole(joules))
-                    }
-                    _ => None,
-                };
+                let reading = wall_joules(prev, &cur.counters, h.max_gap_s).map(|joules| {
+                    idle.push(&h.name, window, joules);
+                    whole(joules)
+                });
                 measured.push(host_reading(&h.name, reading));
             }
             Measurement::CpuTime(name) => measured.push(Measured {
@@ -247,60 +218,16 @@ pub fn gather(
     })
 }
 
-/// Whether zone `name` (`package-0`, `dram`) is what a measurement names:
-/// the zone itself, or its kind (`package`: every package zone).
-fn zone_matches(name: &str, wanted: &str) -> bool {
-    name == wanted
-        || name
-            .rsplit_once('-')
-            .is_some_and(|(kind, index)| kind == wanted && index.parse::<u32>().is_ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn w(start_s: i64, end_s: i64) -> Window {
-        Window {
-            start_ms: start_s * 1000,
-            end_ms: end_s * 1000,
-        }
-    }
-
-    #[test]
-    fn idle_power_is_the_least_whole_minute_of_the_history() {
-        let mut h = IdleHistory::default();
-        // 10 s intervals from 5 s on; each at the power of its start time.
-        let mut t = 5;
-        while t < 185 {
-            let watts = match t {
-                ..120 => 100.0,
-                120..150 => 70.0,
-                _ => 90.0,
-            };
-            h.push("rapl", w(t, t + 10), watts * 10.0);
-            t += 10;
-        }
-        // Minute [120, 180): the last 5 s of [115, 125) at 100 W, 30 s at
-        // 70 W ([125, 155)), 25 s at 90 W; minute [60, 120) is all 100 W and
-        // [0, 60) is not whole (the history starts at 5 s).
-        let expected = (5.0 * 100.0 + 30.0 * 70.0 + 25.0 * 90.0) / 60.0;
-        let got = h.least_minute_watts("rapl").unwrap();
-        assert!((got - expected).abs() < 1e-9, "{got} vs {expected}");
-        assert_eq!(h.least_minute_watts("ipmi"), None);
-        // A gap: a minute not fully covered is skipped.
-        let mut gap = IdleHistory::default();
-        gap.push("m", w(60, 90), 3000.0);
-        gap.push("m", w(95, 120), 250.0);
-        assert_eq!(gap.least_minute_watts("m"), None);
-    }
-
-    #[test]
-    fn zones_match_by_name_or_kind() {
-        assert!(zone_matches("package-0", "package"));
-        assert!(zone_matches("package-1", "package-1"));
-        assert!(zone_matches("dram", "dram"));
-        assert!(!zone_matches("package-0", "dram"));
-        assert!(!zone_matches("psys", "package"));
-    }
+/// The wall-power meter's joules between two samples: G1 of the two
+/// readings, none across a gap longer than `max_gap_s` (default
+/// [`energy::DEFAULT_MAX_GAP_S`]). The models' input and the exported meter
+/// counter both take it from here, so they agree.
+pub fn wall_joules(prev: &Counters, cur: &Counters, max_gap_s: Option<f64>) -> Option<f64> {
+    two_point(
+        prev.power_w?,
+        prev.at_ms,
+        cur.power_w?,
+        cur.at_ms,
+        energy::max_gap_ms(max_gap_s),
+    )
 }

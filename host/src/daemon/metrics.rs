@@ -254,6 +254,12 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
         }
     }
     w.family(
+        "wattson_daemon_reboots_total",
+        Kind::Counter,
+        "Host reboots seen between two samples (each a new baseline; the time between is not attributed).",
+    )
+    .sample("wattson_daemon_reboots_total", &[], h.reboots as f64);
+    w.family(
         "wattson_daemon_plugin_failures_total",
         Kind::Counter,
         "Intervals whose model failed (measured again at the next one).",

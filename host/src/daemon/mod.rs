@@ -162,6 +162,7 @@ pub fn sources(policy: &Policy, measurements: &[Measurement]) -> Sources {
         rapl_needed: reads(|m| matches!(m, Measurement::Rapl(_))),
         connection: None,
         metadata: sample::MetadataCache::new(sample::METADATA_MAX_AGE),
+        boot_id_file: policy.daemon_config().boot_id_file.clone(),
     }
 }
 

@@ -24,6 +24,9 @@ pub struct Counters {
     pub rapl_uj: BTreeMap<PathBuf, u64>,
     /// Wall power, watts; none when unread.
     pub power_w: Option<f64>,
+    /// The kernel's boot id: counters of another boot are no base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 /// One sample.
@@ -56,6 +59,8 @@ pub struct Sources {
     pub connection: Option<Connection>,
     /// Domain metadata read in earlier samples.
     pub metadata: MetadataCache,
+    /// `[daemon] boot_id_file`.
+    pub boot_id_file: PathBuf,
 }
 
 /// How long domain metadata is trusted before it is read again.
@@ -93,6 +98,11 @@ impl Sources {
             },
             ..Sample::default()
         };
+        // Unreadable (not Linux, a container without /proc): no reboot is seen.
+        sample.counters.boot_id = std::fs::read_to_string(&self.boot_id_file)
+            .ok()
+            .map(|id| id.trim().to_owned())
+            .filter(|id| !id.is_empty());
         if let Some(uri) = &self.libvirt_uri {
             // The test driver's file changed: open it again to see the change.
             if self

@@ -6,9 +6,10 @@
 use super::engine::Engine;
 use super::ledger::Part;
 use crate::carbon::{Carbon, Intensity};
+use crate::energy::status::{self, Seen};
 use crate::pipeline::{self, Chunks, ExtractError, ExtractReport, RENDER_CHUNK, Renderer, Stop};
 use crate::records::{self, EnergyRecord, Identity};
-use crate::runtime::{Quality, Status, Vm, VmDetails};
+use crate::runtime::{Quality, Vm, VmDetails};
 use crate::state::StateDir;
 use crate::window::Window;
 
@@ -35,12 +36,8 @@ impl Engine {
             .as_ref()
             .map_or(Intensity::Unknown, Carbon::fixed_intensity);
         let plan = |state: &StateDir| {
-            let done = match (state.lastrun()?, state.spool().newest_end()?) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
             // First run: from the first window the daemon measured.
-            let start = done.or(first).unwrap_or(end_ms);
+            let start = state.done_until()?.or(first).unwrap_or(end_ms);
             Ok(pipeline::cut(start, end_ms, step_ms))
         };
         let render = |window: Window, sink: &mut dyn FnMut(usize, Vec<u8>) -> Result<(), Stop>| {
@@ -71,11 +68,7 @@ impl Engine {
         let shipped = pipeline::ship(policy, bound, plan, false, false, render);
         // What is spooled or delivered leaves the ledger.
         let state = self.policy.state_dir();
-        let done = match (state.lastrun(), state.spool().newest_end()) {
-            (Ok(a), Ok(b)) => a.max(b),
-            _ => None,
-        };
-        if let Some(done) = done {
+        if let Ok(Some(done)) = state.done_until() {
             self.ledger
                 .windows
                 .retain(|&start, _| start + step_ms > done);
@@ -110,14 +103,13 @@ fn record(
         ended_ms: None,
         labels: Vec::new(),
     };
-    // Where the VM stood at the window's end (ENERGY.md "Record status").
-    let status = if part.last_ms < window.end_ms {
-        Status::Completed
-    } else if part.first_ms > window.start_ms {
-        Status::Started
-    } else {
-        Status::Running
+    // Its parts are cut at the window's edges: a VM measured up to the end
+    // has its last part end there (no lookback).
+    let seen = Seen {
+        times: Some((part.first_ms, part.last_ms)),
+        ..Seen::default()
     };
+    let status = status::status(window, 0, seen);
     let quality = records::Quality {
         kind: if part.estimated {
             Quality::Estimated

@@ -97,11 +97,7 @@ fn plan(
     }
     let settled_ms = options.now_ms - policy.window.delay_secs as i64 * 1000;
     let end_ms = settled_ms - settled_ms.rem_euclid(step_ms);
-    let since = match (state.lastrun()?, state.spool().newest_end()?) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
-    let start_ms = since.unwrap_or(end_ms - step_ms);
+    let start_ms = state.done_until()?.unwrap_or(end_ms - step_ms);
     if start_ms >= end_ms {
         tracing::info!(
             "nothing to extract: data up to {} is done, the next window ends at {}",

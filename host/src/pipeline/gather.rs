@@ -7,14 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::TryFutureExt;
 
 use super::{PipelineError, describe};
+use crate::energy::counter::Sample;
+use crate::energy::status::presence_s;
+use crate::energy::{self, idle, rapl as zones};
 use crate::policy::Policy;
 use crate::runtime::{
     AttributionInput, CounterSpec, GaugeSpec, IdlePowerSpec, KeyKind, Measured, Measurement,
     Placement, RaplSpec, Reading, Status, TemplateSpec, Unit, Vm, VmDetails, Window as WitWindow,
     to_base,
 };
-use crate::sources::counter::Sample;
-use crate::sources::idle;
 use crate::sources::libvirt::{Domain, DomainState, Libvirt, LibvirtError};
 use crate::sources::prometheus::{
     Client, Labels, QueryTemplate, Series, SeriesIncrease, VmVars, counter_samples, gauge_samples,
@@ -55,9 +56,6 @@ struct SeriesReading {
     /// A counter's first and last used sample times, ms (None for gauges and templates).
     times: Option<(i64, i64)>,
 }
-
-/// Default longest bridged gap of a gauge (Prometheus' staleness), ms.
-const DEFAULT_MAX_GAP_MS: i64 = 300_000;
 
 /// What a run gathers in every window, derived once from the policy and the
 /// models' measurements (templates parsed, RAPL zones and meters resolved,
@@ -521,7 +519,7 @@ pub async fn gather(plan: &GatherPlan<'_>, window: Window) -> Result<Gathered, P
         }
         for (i, r) in per_vm.iter().enumerate() {
             if let Some(r) = r {
-                wall_s[i] = wall_s[i].max(r.span_s);
+                wall_s[i] = wall_s[i].max(presence_s(r.span_s, window));
             }
         }
         if idle_names.contains(&result.name.as_str()) {
@@ -565,10 +563,16 @@ pub async fn gather(plan: &GatherPlan<'_>, window: Window) -> Result<Gathered, P
             let shut_off = domains
                 .get(&vms[i].uuid)
                 .is_some_and(|d| d.state == DomainState::ShutOff);
-            status(window, lookback_ms, times[i], details[i].ended_ms, shut_off)
+            let seen = energy::status::Seen {
+                times: times[i],
+                ended_ms: details[i].ended_ms,
+                shut_off,
+            };
+            energy::status::status(window, lookback_ms, seen)
         })
         .collect();
     let placements = placements(
+        window,
         &vm_hosts,
         cpu_keyed.map(|result| {
             result.series.iter().filter_map(|s| {
@@ -609,6 +613,7 @@ pub async fn gather(plan: &GatherPlan<'_>, window: Window) -> Result<Gathered, P
 /// wall time is the sum of its placements' spans. Without CPU time, or for a VM without a CPU-time
 /// series, one placement on the host its first series names.
 fn placements<'a>(
+    window: Window,
     vm_hosts: &[Option<u32>],
     cpu: Option<impl Iterator<Item = (usize, Option<u32>, &'a SeriesReading)>>,
     wall_s: &mut [f64],
@@ -624,7 +629,7 @@ fn placements<'a>(
             let placement = Placement {
                 vm: u32::try_from(vm).unwrap_or(u32::MAX),
                 host,
-                presence_s: s.span_s,
+                presence_s: presence_s(s.span_s, window),
                 cpu_s: Some(s.value),
                 assigned: true,
             };
@@ -662,7 +667,7 @@ fn placements<'a>(
             1 => {}
             _ => {
                 let presence: f64 = placements[from..].iter().map(|p| p.presence_s).sum();
-                wall_s[vm] = wall_s[vm].max(presence);
+                wall_s[vm] = wall_s[vm].max(presence_s(presence, window));
             }
         }
     }
@@ -678,28 +683,6 @@ fn cpu_measurement(measurements: &[Measurement]) -> Option<&str> {
         }
         _ => None,
     })
-}
-
-/// ENERGY.md "Record status": `completed` when the VM's counters stop inside
-/// the window (no sample in the last lookback before its end), its domain is
-/// shut off or the inventory says it ended; else `started` when they start
-/// inside it (no sample at or before its start); else `running`. A VM known
-/// only from gauges or templates is `running` unless the inventory says otherwise.
-fn status(
-    window: Window,
-    lookback_ms: i64,
-    times: Option<(i64, i64)>,
-    ended_ms: Option<i64>,
-    shut_off: bool,
-) -> Status {
-    let stopped = times.is_some_and(|(_, last)| last < window.end_ms - lookback_ms);
-    if shut_off || stopped || ended_ms.is_some_and(|t| t <= window.end_ms) {
-        Status::Completed
-    } else if times.is_some_and(|(first, _)| first > window.start_ms) {
-        Status::Started
-    } else {
-        Status::Running
-    }
 }
 
 /// What to say of a window in which no series of the VM-keyed measurements
@@ -783,14 +766,14 @@ pub fn plan_warnings(policy: &Policy, measurements: &[Measurement]) -> Vec<Strin
         })
         .flat_map(|r| {
             let defaults: &[&str] = if r.zones.is_empty() {
-                &["package", "dram"]
+                &zones::DEFAULT_RANGED_KINDS
             } else {
                 &[]
             };
             defaults
                 .iter()
                 .copied()
-                .chain(r.zones.iter().map(|z| zone_kind(z)))
+                .chain(r.zones.iter().map(|z| zones::kind(z)))
                 .collect::<Vec<_>>()
         })
         .filter(|kind| !policy.rapl.max_energy_range_uj.contains_key(*kind))
@@ -926,7 +909,12 @@ enum IdleSource {
         unit: Unit,
         max_gap_ms: i64,
     },
-    Counters(Vec<(String, Unit)>),
+    Counters {
+        /// Selector, unit and RAPL zone kind (empty for other counters).
+        zones: Vec<(String, Unit, String)>,
+        /// RAPL zones named by no measurement: chosen per host by default.
+        by_default: bool,
+    },
 }
 
 /// An idle-power setting: `auto` (None: measure it) or watts for every host.
@@ -1007,16 +995,23 @@ fn idle_meter<'a>(
         }
         Some(Measurement::Counter(c)) if c.key == KeyKind::Host => (
             c.key_label.as_str(),
-            IdleSource::Counters(vec![(c.selector.clone(), c.unit)]),
+            IdleSource::Counters {
+                zones: vec![(c.selector.clone(), c.unit, String::new())],
+                by_default: false,
+            },
         ),
         Some(Measurement::Rapl(r)) => {
             let rapl = rapl_counters(policy, r)?;
             let zones = rapl
                 .zones
                 .into_iter()
-                .map(|(selector, _)| (selector, Unit::Joules))
+                .map(|z| (z.selector, Unit::Joules, z.kind))
                 .collect();
-            (rapl.host_label, IdleSource::Counters(zones))
+            let source = IdleSource::Counters {
+                zones,
+                by_default: rapl.by_default,
+            };
+            (rapl.host_label, source)
         }
         _ => {
             return Err(PipelineError::Unsupported(format!(
@@ -1033,9 +1028,7 @@ fn idle_meter<'a>(
 }
 
 fn max_gap_ms(g: &GaugeSpec) -> i64 {
-    g.max_gap_s
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(DEFAULT_MAX_GAP_MS, |s| (s * 1000.0).round() as i64)
+    energy::max_gap_ms(g.max_gap_s)
 }
 
 /// Idle power per host from its meter's samples. Series are grouped by host
@@ -1047,15 +1040,15 @@ async fn measure_idle(
     window: Window,
     host_key: &HostKey,
 ) -> Result<KeyedResult, PipelineError> {
-    // Per host key: a label value naming it, and each series' samples (watts
-    // or joules).
-    let mut hosts: BTreeMap<String, (String, Vec<Vec<Sample>>)> = BTreeMap::new();
-    let mut add = |series: Vec<Series>, unit: Unit| {
+    // Each series as (RAPL zone kind, host key, (label value, samples in
+    // watts or joules)).
+    let mut meters = Vec::new();
+    let mut add = |series: Vec<Series>, unit: Unit, kind: &str| {
         for s in series {
             let Some(host) = s.labels.get(meter.key_label) else {
                 continue;
             };
-            let samples = s
+            let samples: Vec<Sample> = s
                 .samples
                 .into_iter()
                 .map(|x| Sample {
@@ -1063,13 +1056,11 @@ async fn measure_idle(
                     value: to_base(unit, x.value),
                 })
                 .collect();
-            hosts
-                .entry(host_key.normalise(host))
-                .or_insert_with(|| (host.to_owned(), Vec::new()))
-                .1
-                .push(samples);
+            let key = host_key.normalise(host);
+            meters.push((kind.to_owned(), key, (host.to_owned(), samples)));
         }
     };
+    let mut by_default = false;
     match &meter.kind {
         IdleSource::Gauge {
             selector,
@@ -1078,18 +1069,40 @@ async fn measure_idle(
         } => add(
             gauge_samples(client, selector, window, *max_gap_ms).await?,
             *unit,
+            "",
         ),
-        IdleSource::Counters(zones) => {
+        IdleSource::Counters {
+            zones,
+            by_default: default,
+        } => {
+            by_default = *default;
             let fetched = futures::future::try_join_all(
                 zones
                     .iter()
-                    .map(|(selector, _)| counter_samples(client, selector, window)),
+                    .map(|(selector, _, _)| counter_samples(client, selector, window)),
             )
             .await?;
-            for (series, (_, unit)) in fetched.into_iter().zip(zones) {
-                add(series, *unit);
+            for (series, (_, unit, kind)) in fetched.into_iter().zip(zones) {
+                add(series, *unit, kind);
             }
         }
+    }
+    // Per host key: a label value naming it, and the samples of each series
+    // its energy is made of.
+    let mut hosts: BTreeMap<String, (String, Vec<Vec<Sample>>)> = BTreeMap::new();
+    let kept = host_energy_zones(
+        by_default,
+        meters
+            .into_iter()
+            .map(|(kind, key, series)| (kind, key.clone(), (key, series)))
+            .collect(),
+    );
+    for (key, (host, samples)) in kept {
+        hosts
+            .entry(key)
+            .or_insert_with(|| (host, Vec::new()))
+            .1
+            .push(samples);
     }
     let series = hosts
         .into_values()
@@ -1099,7 +1112,7 @@ async fn measure_idle(
                 IdleSource::Gauge { max_gap_ms, .. } => {
                     idle::from_gauges(&samples, window, *max_gap_ms)
                 }
-                IdleSource::Counters(_) => idle::from_counters(&samples, window),
+                IdleSource::Counters { .. } => idle::from_counters(&samples, window),
             };
             if idle.is_none() {
                 tracing::warn!(
@@ -1132,21 +1145,41 @@ async fn measure_idle(
 struct RaplCounters<'a> {
     name: &'a str,
     host_label: &'a str,
-    /// Selector and wrap range (joules, if the policy gives it) of each zone kind.
-    zones: Vec<(String, Option<f64>)>,
+    /// The zones read.
+    zones: Vec<RaplZone>,
+    /// The measurement names no zones: each host's are chosen by
+    /// [`zones::counts_by_default`] (psys only where it has no package).
+    by_default: bool,
 }
 
-/// The zones a `rapl` measurement names (none = package + dram, ENERGY.md),
-/// with their wrap ranges from `[rapl] max_energy_range_uj`.
-/// A zone name's kind: `package-1` is the package zone with index 1, `dram`
-/// every dram zone.
-fn zone_kind(zone: &str) -> &str {
-    match zone.rsplit_once('-') {
-        Some((kind, index)) if index.parse::<u32>().is_ok() => kind,
-        _ => zone,
-    }
+/// One zone kind (or zone) of a `rapl` measurement.
+struct RaplZone {
+    selector: String,
+    kind: String,
+    /// Wrap range, joules, where the policy gives it.
+    wrap_j: Option<f64>,
 }
 
+/// Keeps, of the zone series `(kind, host key, series)` of every host, those
+/// each host's energy is made of: all where the measurement names its zones,
+/// else the default ones ([`zones::counts_by_default`]).
+fn host_energy_zones<K: AsRef<str>, T>(by_default: bool, series: Vec<(K, String, T)>) -> Vec<T> {
+    let with_package: HashSet<String> = series
+        .iter()
+        .filter(|(kind, _, _)| kind.as_ref() == "package")
+        .map(|(_, host, _)| host.clone())
+        .collect();
+    series
+        .into_iter()
+        .filter(|(kind, host, _)| {
+            !by_default || zones::counts_by_default(kind.as_ref(), with_package.contains(host))
+        })
+        .map(|(_, _, s)| s)
+        .collect()
+}
+
+/// The zones a `rapl` measurement names (none: the default zones of
+/// [`zones`]), with their wrap ranges from `[rapl] max_energy_range_uj`.
 fn rapl_counters<'a>(
     policy: &'a Policy,
     spec: &'a RaplSpec,
@@ -1169,7 +1202,7 @@ fn rapl_counters<'a>(
             spec.name
         ))
     })?;
-    let defaults = ["package".to_owned(), "dram".to_owned()];
+    let defaults = zones::DEFAULT_KINDS.map(str::to_owned);
     let names = if spec.zones.is_empty() {
         &defaults[..]
     } else {
@@ -1177,20 +1210,25 @@ fn rapl_counters<'a>(
     };
     let mut zones = Vec::with_capacity(names.len());
     for zone in names {
-        let kind = zone_kind(zone);
-        let index = zone.strip_prefix(kind).and_then(|i| i.strip_prefix('-'));
+        let kind = zones::kind(zone);
+        let index = zones::index(zone);
         // Without its range a zone is read with C1 (a drop is a reset): see plan_warnings.
         let range_uj = policy.rapl.max_energy_range_uj.get(kind);
         let selector = match index {
             Some(i) => format!("node_rapl_{kind}_joules_total{{index=\"{i}\"}}"),
             None => format!("node_rapl_{kind}_joules_total"),
         };
-        zones.push((selector, range_uj.map(|r| r.get_ref() / 1e6)));
+        zones.push(RaplZone {
+            selector,
+            kind: kind.to_owned(),
+            wrap_j: range_uj.map(|r| r.get_ref() / 1e6),
+        });
     }
     Ok(RaplCounters {
         name: &spec.name,
         host_label,
         zones,
+        by_default: spec.zones.is_empty(),
     })
 }
 
@@ -1241,15 +1279,21 @@ async fn measure(
     match m {
         Keyed::Idle(meter) => Ok((measure_idle(client, meter, window, host_key).await?, 0)),
         Keyed::Rapl(rapl) => {
-            let zones = rapl.zones.iter().map(|(selector, wrap)| {
-                measure_counter(client, selector, rapl.host_label, window, *wrap)
-            });
+            let zones = rapl
+                .zones
+                .iter()
+                .map(|z| measure_counter(client, &z.selector, rapl.host_label, window, z.wrap_j));
+            let fetched = futures::future::try_join_all(zones).await?;
             let mut series = Vec::new();
             let mut raw = 0;
-            for readings in futures::future::try_join_all(zones).await? {
+            for (readings, zone) in fetched.into_iter().zip(&rapl.zones) {
                 raw += readings.raw_fetched;
-                series.extend(increases(readings.series, Unit::Joules));
+                series.extend(increases(readings.series, Unit::Joules).map(|s| {
+                    let host = s.labels.get(rapl.host_label).map(|h| host_key.normalise(h));
+                    (zone.kind.as_str(), host.unwrap_or_default(), s)
+                }));
             }
+            let series = host_energy_zones(rapl.by_default, series);
             let result = KeyedResult {
                 name: rapl.name.to_owned(),
                 key: KeyKind::Host,
@@ -1339,7 +1383,12 @@ mod tests {
             (3, Some(0), cpu_series(1.0, 30.0, 0)),
         ];
         let mut wall_s = vec![1000.0, 3600.0, 3600.0, 0.0];
+        let window = Window {
+            start_ms: 0,
+            end_ms: 3_600_000,
+        };
         let placements = placements(
+            window,
             &[Some(1), Some(2), Some(0), Some(1)],
             Some(series.iter().map(|(vm, host, s)| (*vm, *host, s))),
             &mut wall_s,

@@ -31,6 +31,11 @@ pub struct DaemonConfig {
     /// The host key on every series and record (default: the hostname up
     /// to its first dot).
     pub host: Option<String>,
+    /// The file holding the kernel's boot id, read at every sample: a
+    /// changed id means the host rebooted, and the first sample after it is
+    /// a new baseline (`docs/ENERGY.md#a-reboot-is-not-a-wrap`).
+    #[serde(default = "default_boot_id_file")]
+    pub boot_id_file: PathBuf,
 }
 
 impl Default for DaemonConfig {
@@ -43,8 +48,13 @@ impl Default for DaemonConfig {
             token_file: None,
             download_rows: default_download_rows(),
             host: None,
+            boot_id_file: default_boot_id_file(),
         }
     }
+}
+
+fn default_boot_id_file() -> PathBuf {
+    PathBuf::from("/proc/sys/kernel/random/boot_id")
 }
 
 fn default_interval_secs() -> u64 {

@@ -100,6 +100,16 @@ impl StateDir {
     pub fn spool(&self) -> Spool {
         Spool::new(self.root.join("spool"))
     }
+
+    /// Where the next window starts: the later of lastrun and the end of the
+    /// newest spooled window (spooled is as good as delivered: it is never
+    /// rendered again), if either exists.
+    pub fn done_until(&self) -> Result<Option<i64>, StateError> {
+        Ok(match (self.lastrun()?, self.spool().newest_end()?) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        })
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory, then renames.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::config::PrometheusConfig;
 use super::labels::{Labels, SeriesKey};
-use crate::sources::counter::Sample;
+use crate::energy::counter::Sample;
 
 /// A Prometheus query that failed; every variant names the endpoint and the query.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use futures::future::try_join_all;
 use super::client::{Client, PrometheusError};
 use super::labels::{Labels, SeriesKey};
 use super::remote_read::{RemoteReadError, read_samples, read_series, when_available};
-use crate::sources::counter::{Increase, Sample, c1};
+use crate::energy::counter::{Increase, Sample, c1};
 use crate::window::Window;
 
 /// The C1 increase of one series.

@@ -10,8 +10,8 @@ use super::client::{Client, PrometheusError};
 use super::counter::fetch_raw;
 use super::labels::{Labels, SeriesKey};
 use super::remote_read::{RemoteReadError, read_samples, read_series, when_available};
-use crate::sources::counter::Sample;
-use crate::sources::gauge::{Integral, g1};
+use crate::energy::counter::Sample;
+use crate::energy::gauge::{Integral, g1};
 use crate::window::Window;
 
 /// The G1 integral of one series.

@@ -8,7 +8,7 @@
 
 use super::client::{Client, PrometheusError, Series};
 use super::labels::Labels;
-use crate::sources::counter::Sample;
+use crate::energy::counter::Sample;
 
 /// `prometheus.ReadRequest`.
 #[derive(Clone, PartialEq, prost::Message)]

@@ -3,16 +3,15 @@
 //!
 //! Zones are found by their `name` file (`package-N`, `dram`, `psys`, `core`,
 //! `uncore`). Every zone appears twice — nested under its parent and as a
-//! top-level symlink — so zones are deduplicated by real path. Host energy is
-//! package + dram (ENERGY.md): `core` and `uncore` are inside the package and
-//! never added; `psys` counts only where no package zone exists. A zone whose
+//! top-level symlink — so zones are deduplicated by real path. Which zones
+//! make up host energy is [`crate::energy::rapl`]'s rule. A zone whose
 //! `enabled` reads 0 only has its power limit off: its energy still counts.
-//! Deltas are wrap-aware at `max_energy_range_uj` (C1w).
+//! Deltas are wrap-aware at `max_energy_range_uj` (C1w) within the gap limit.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::counter::delta;
+use crate::energy::counter::delta_between;
 
 mod config;
 
@@ -78,15 +77,6 @@ pub struct Zone {
     pub max_energy_range_uj: u64,
 }
 
-impl Zone {
-    /// Whether the zone's energy belongs in host energy (package + dram, or psys alone).
-    fn counts(&self, has_package: bool) -> bool {
-        self.name.starts_with("package-")
-            || self.name == "dram"
-            || (!has_package && self.name == "psys")
-    }
-}
-
 /// Every zone under `root`, once each (by real path), sorted by path. The
 /// walk follows the top-level symlinks and descends into nested zones.
 pub fn discover(root: &Path) -> Result<Vec<Zone>, RaplError> {
@@ -126,12 +116,11 @@ pub fn discover(root: &Path) -> Result<Vec<Zone>, RaplError> {
     Ok(zones.into_values().collect())
 }
 
-/// The zones host energy is made of (package + dram, or psys alone).
-pub fn host_zones(zones: &[Zone]) -> Vec<Zone> {
-    let has_package = zones.iter().any(|z| z.name.starts_with("package-"));
-    zones
-        .iter()
-        .filter(|z| z.counts(has_package))
+/// The zones host energy is made of: those `wanted` names, or by default
+/// package + dram, or psys where there is no package ([`crate::energy::rapl`]).
+pub fn host_zones(zones: &[Zone], wanted: &[String]) -> Vec<Zone> {
+    crate::energy::rapl::host_zones(zones, |z| &z.name, wanted)
+        .into_iter()
         .cloned()
         .collect()
 }
@@ -144,12 +133,16 @@ pub fn sample(zones: &[Zone]) -> Result<Vec<u64>, RaplError> {
         .collect()
 }
 
-/// Joules between two samples of the same zones, each delta wrap-aware (C1w).
-pub fn joules_between(zones: &[Zone], before: &[u64], after: &[u64]) -> f64 {
+/// Joules between two samples of the same zones `dt_ms` apart, each delta
+/// wrap-aware (C1w) within the gap limit.
+pub fn joules_between(zones: &[Zone], before: &[u64], after: &[u64], dt_ms: i64) -> f64 {
     zones
         .iter()
         .zip(before.iter().zip(after))
-        .map(|(z, (&b, &a))| delta(b as f64, a as f64, Some(z.max_energy_range_uj as f64)) / 1e6)
+        .map(|(z, (&b, &a))| {
+            let range = Some(z.max_energy_range_uj as f64);
+            delta_between(b as f64, a as f64, dt_ms, range) / 1e6
+        })
         .sum()
 }
 

@@ -1,4 +1,6 @@
-//! C1 (and C1w) of ENERGY.md: the exact increase of a counter over a window.
+//! C1 (and C1w): the exact increase of a counter over a window, and when a
+//! drop is a reset rather than a wrap (`docs/ENERGY.md#counters`,
+//! `docs/ENERGY.md#a-reboot-is-not-a-wrap`).
 
 use crate::window::Window;
 
@@ -26,7 +28,8 @@ pub struct Increase {
 
 /// C1 over `samples` (ascending in time): the base is the last sample with
 /// `t <= start`, then every sample with `start < t <= end`. A drop counts the
-/// new value (a reset), or `c + wrap - p` when `wrap` is given (C1w).
+/// new value (a reset), or `c + wrap - p` when `wrap` is given (C1w) and the
+/// two samples are no further apart than the gap limit ([`delta_between`]).
 /// `None` when no sample lies in `(start, end]`: the series is absent.
 pub fn c1(samples: &[Sample], window: Window, wrap: Option<f64>) -> Option<Increase> {
     let first_in = samples.partition_point(|s| s.t_ms <= window.start_ms);
@@ -37,7 +40,14 @@ pub fn c1(samples: &[Sample], window: Window, wrap: Option<f64>) -> Option<Incre
     let used = &samples[first_in.saturating_sub(1)..last_in];
     let value = used
         .windows(2)
-        .map(|pair| delta(pair[0].value, pair[1].value, wrap))
+        .map(|pair| {
+            delta_between(
+                pair[0].value,
+                pair[1].value,
+                pair[1].t_ms - pair[0].t_ms,
+                wrap,
+            )
+        })
         .sum();
     let (first_ms, last_ms) = (used[0].t_ms, used[used.len() - 1].t_ms);
     Some(Increase {
@@ -48,7 +58,21 @@ pub fn c1(samples: &[Sample], window: Window, wrap: Option<f64>) -> Option<Incre
     })
 }
 
-/// The increase between two consecutive samples of a counter.
+/// The increase between two consecutive samples of a counter, `dt_ms`
+/// apart: a drop is a wrap (C1w) only when the counter is known to wrap
+/// (`wrap`) and the samples are at most [`DEFAULT_MAX_GAP_S`] apart. Across a longer gap the
+/// host may have rebooted (its counters set back, then counting again), and
+/// taking that for a wrap would count up to a whole range of energy that
+/// never happened: it is a reset.
+///
+/// [`DEFAULT_MAX_GAP_S`]: super::DEFAULT_MAX_GAP_S
+pub fn delta_between(previous: f64, current: f64, dt_ms: i64, wrap: Option<f64>) -> f64 {
+    let wraps = wrap.filter(|_| dt_ms <= super::max_gap_ms(None));
+    delta(previous, current, wraps)
+}
+
+/// The increase between two consecutive values of a counter: a drop counts
+/// the new value (a reset), or `current + wrap - previous` with `wrap`.
 pub fn delta(previous: f64, current: f64, wrap: Option<f64>) -> f64 {
     if current >= previous {
         current - previous
@@ -111,5 +135,20 @@ mod tests {
     fn wrap_aware() {
         let got = c1(&[s(900, 90.0), s(1500, 10.0)], W, Some(100.0)).unwrap();
         assert_eq!(got.value, 20.0);
+    }
+
+    #[test]
+    fn a_drop_across_a_long_gap_is_a_reset_not_a_wrap() {
+        // A reboot: the counter set back to 1 during 20 minutes without samples.
+        let window = Window {
+            start_ms: 0,
+            end_ms: 3_600_000,
+        };
+        let samples = [s(0, 90.0), s(1_200_000, 1.0), s(1_215_000, 3.0)];
+        let got = c1(&samples, window, Some(100.0)).unwrap();
+        assert_eq!(got.value, 3.0, "the reset counts its new value, then +2");
+        // Exactly at the gap limit it is still a wrap.
+        let samples = [s(0, 90.0), s(300_000, 1.0)];
+        assert_eq!(c1(&samples, window, Some(100.0)).unwrap().value, 11.0);
     }
 }

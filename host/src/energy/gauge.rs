@@ -1,4 +1,5 @@
-//! G1 of ENERGY.md: the integral of a gauge over a window.
+//! G1: the integral of a gauge over a window (`docs/ENERGY.md#gauges`), and
+//! its two-point case between two readings, which the daemon uses.
 
 use super::counter::Sample;
 use crate::window::Window;
@@ -47,6 +48,16 @@ pub fn g1(samples: &[Sample], window: Window, max_gap_ms: i64) -> Option<Integra
     })
 }
 
+/// G1 of two readings `p0` at `t0_ms` and `p1` at `t1_ms` (watts → joules):
+/// the trapezoid, when the pair is at most `max_gap_ms` apart; `None` (the
+/// interval is uncovered) when it is further apart or not after `t0_ms`.
+/// The same rule for the models' input and for every exported meter counter,
+/// so the two always agree.
+pub fn two_point(p0: f64, t0_ms: i64, p1: f64, t1_ms: i64, max_gap_ms: i64) -> Option<f64> {
+    let dt_ms = t1_ms - t0_ms;
+    (dt_ms > 0 && dt_ms <= max_gap_ms).then(|| (p0 + p1) / 2.0 * dt_ms as f64 / 1000.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +93,13 @@ mod tests {
         let got = g1(&samples, W, 4_000).unwrap();
         assert_eq!(got.covered_s, 6.0);
         assert!(g1(&[s(0, 1.0), s(5_000, 1.0)], W, 300_000).is_none());
+    }
+
+    #[test]
+    fn two_points_bridge_only_within_the_gap_limit() {
+        assert_eq!(two_point(100.0, 0, 120.0, 10_000, 300_000), Some(1100.0));
+        assert_eq!(two_point(100.0, 0, 120.0, 300_000, 300_000), Some(33_000.0));
+        assert_eq!(two_point(100.0, 0, 120.0, 300_001, 300_000), None);
+        assert_eq!(two_point(100.0, 10, 120.0, 10, 300_000), None);
     }
 }

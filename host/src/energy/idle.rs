@@ -1,6 +1,8 @@
-//! Idle power of a host (ENERGY.md "Idle power"): the least average power over
-//! the window's whole 1-minute buckets `[start + 60k, start + 60(k+1)]`,
-//! skipping buckets that cannot be measured.
+//! Idle power of a host (`docs/ENERGY.md#idle-power`): the least average
+//! power over the whole UTC minutes inside a span, skipping minutes that
+//! cannot be measured. extract's span is its window; the daemon's is the
+//! history it keeps. For a window that starts on a minute these are the
+//! minutes `[start + 60k, start + 60(k+1)]`.
 
 use super::counter::Sample;
 use super::gauge::g1;
@@ -18,12 +20,13 @@ pub struct Idle {
     pub measured_s: f64,
 }
 
-/// The whole buckets of `window`.
-fn buckets(window: Window) -> impl Iterator<Item = Window> {
-    let n = window.len_ms() / BUCKET_MS;
-    (0..n).map(move |k| Window {
-        start_ms: window.start_ms + k * BUCKET_MS,
-        end_ms: window.start_ms + (k + 1) * BUCKET_MS,
+/// The whole UTC minutes inside `span`.
+pub fn buckets(span: Window) -> impl Iterator<Item = Window> {
+    let first = span.start_ms.div_euclid(BUCKET_MS) + i64::from(span.start_ms % BUCKET_MS != 0);
+    let last = span.end_ms.div_euclid(BUCKET_MS);
+    (first..last).map(|k| Window {
+        start_ms: k * BUCKET_MS,
+        end_ms: (k + 1) * BUCKET_MS,
     })
 }
 
@@ -65,6 +68,33 @@ pub fn from_counters(zones: &[&[Sample]], window: Window) -> Option<Idle> {
     })
 }
 
+/// The least minute average of a meter known as intervals `(start ms, end
+/// ms, joules)` in time order, power taken as constant within each (the
+/// daemon's history of two-point readings); a minute the intervals do not
+/// cover without a gap is skipped.
+pub fn from_intervals(intervals: &[(i64, i64, f64)]) -> Option<Idle> {
+    let span = Window {
+        start_ms: intervals.first()?.0,
+        end_ms: intervals.last()?.1,
+    };
+    least(span, |bucket| {
+        let from = intervals.partition_point(|&(_, end, _)| end <= bucket.start_ms);
+        let (mut joules, mut covered_ms) = (0.0, 0);
+        for &(start, end, j) in intervals[from..]
+            .iter()
+            .take_while(|&&(start, _, _)| start < bucket.end_ms)
+        {
+            let overlap = end.min(bucket.end_ms) - start.max(bucket.start_ms);
+            if overlap > 0 && end > start {
+                covered_ms += overlap;
+                joules += j * overlap as f64 / (end - start) as f64;
+            }
+        }
+        (covered_ms == BUCKET_MS).then(|| joules / (BUCKET_MS as f64 / 1000.0))
+    })
+}
+
+/// The least of `power` over the whole minutes of `span` where it is known.
 fn least(window: Window, power: impl Fn(Window) -> Option<f64>) -> Option<Idle> {
     let mut least: Option<f64> = None;
     let mut measured = 0;
@@ -113,6 +143,46 @@ mod tests {
         let idle = from_gauges(&[&meter, &meter], W, 10_000).unwrap();
         assert!((idle.watts - 2.0 * 2550.0 / 60.0).abs() < 1e-9);
         assert!(from_gauges(&[&meter[..3]], W, 10_000).is_none());
+    }
+
+    #[test]
+    fn buckets_are_whole_utc_minutes_inside_the_span() {
+        let span = Window {
+            start_ms: 30_000,
+            end_ms: 200_000,
+        };
+        let got: Vec<(i64, i64)> = buckets(span).map(|b| (b.start_ms, b.end_ms)).collect();
+        assert_eq!(got, [(60_000, 120_000), (120_000, 180_000)]);
+        assert_eq!(buckets(W).count(), 3);
+    }
+
+    #[test]
+    fn intervals_least_minute_with_constant_power_in_each() {
+        // 10 s intervals from 5 s on; each at the power of its start time.
+        let intervals: Vec<(i64, i64, f64)> = (0..18)
+            .map(|i| {
+                let t = 5_000 + i * 10_000;
+                let watts = match t {
+                    ..120_000 => 100.0,
+                    120_000..150_000 => 70.0,
+                    _ => 90.0,
+                };
+                (t, t + 10_000, watts * 10.0)
+            })
+            .collect();
+        // Minute [120, 180): the last 5 s of [115, 125) at 100 W, 30 s at
+        // 70 W, 25 s at 90 W; [60, 120) is all 100 W; [0, 60) is not whole.
+        let expected = (5.0 * 100.0 + 30.0 * 70.0 + 25.0 * 90.0) / 60.0;
+        let idle = from_intervals(&intervals).unwrap();
+        assert!(
+            (idle.watts - expected).abs() < 1e-9,
+            "{idle:?} vs {expected}"
+        );
+        assert_eq!(idle.measured_s, 120.0);
+        // A gap: a minute not fully covered is skipped.
+        let gap = [(60_000, 90_000, 3000.0), (95_000, 120_000, 250.0)];
+        assert_eq!(from_intervals(&gap), None);
+        assert_eq!(from_intervals(&[]), None);
     }
 
     #[test]

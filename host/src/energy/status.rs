@@ -1,0 +1,84 @@
+//! Where a VM stood in a window, and how long the window saw it
+//! (`docs/ENERGY.md#record-status`, `docs/ENERGY.md#presence`).
+
+use crate::runtime::Status;
+use crate::window::Window;
+
+/// What is known of a VM's life in a window.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Seen {
+    /// Its counters' first and last used sample, ms (none when known only
+    /// from gauges or templates).
+    pub times: Option<(i64, i64)>,
+    /// When the inventory says it ended, ms.
+    pub ended_ms: Option<i64>,
+    /// Its domain is shut off.
+    pub shut_off: bool,
+}
+
+/// `completed` when the VM's counters stop inside the window (no sample in
+/// the last `lookback_ms` before its end), its domain is shut off or the
+/// inventory says it ended by the window's end; else `started` when its
+/// counters start inside the window (first used sample after its start);
+/// else `running`. A VM known only from gauges or templates is `running`
+/// unless the inventory says otherwise.
+pub fn status(window: Window, lookback_ms: i64, seen: Seen) -> Status {
+    let stopped = seen
+        .times
+        .is_some_and(|(_, last)| last < window.end_ms - lookback_ms);
+    if seen.shut_off || stopped || seen.ended_ms.is_some_and(|t| t <= window.end_ms) {
+        Status::Completed
+    } else if seen.times.is_some_and(|(first, _)| first > window.start_ms) {
+        Status::Started
+    } else {
+        Status::Running
+    }
+}
+
+/// A span the window saw a VM for, clipped to the window's length: C1's span
+/// runs from the base sample, which may lie before the window's start, so a
+/// VM present throughout an hour has a span of a little over 3600 s, and its
+/// record says 3600.
+pub fn presence_s(span_s: f64, window: Window) -> f64 {
+    span_s.min(window.len_ms() as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: Window = Window {
+        start_ms: 0,
+        end_ms: 3_600_000,
+    };
+
+    #[test]
+    fn status_from_first_and_last_seen() {
+        let seen = |first, last| Seen {
+            times: Some((first, last)),
+            ..Seen::default()
+        };
+        assert_eq!(
+            status(W, 300_000, seen(-15_000, 3_590_000)),
+            Status::Running
+        );
+        assert_eq!(status(W, 300_000, seen(20_000, 3_590_000)), Status::Started);
+        assert_eq!(
+            status(W, 300_000, seen(-15_000, 1_000_000)),
+            Status::Completed
+        );
+        assert_eq!(status(W, 0, seen(0, 3_590_000)), Status::Completed);
+        let ended = Seen {
+            ended_ms: Some(3_600_000),
+            ..Seen::default()
+        };
+        assert_eq!(status(W, 300_000, ended), Status::Completed);
+        assert_eq!(status(W, 300_000, Seen::default()), Status::Running);
+    }
+
+    #[test]
+    fn presence_never_exceeds_the_window() {
+        assert_eq!(presence_s(3600.265, W), 3600.0);
+        assert_eq!(presence_s(1800.5, W), 1800.5);
+    }
+}
