@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::interval::{self, IdleHistory};
 use super::ledger::{self, Ledger, Part, Who};
 use super::sample::{Counters, Sample, Sources};
-use crate::pipeline::{self, Plan};
+use crate::pipeline::{self, Plan, StaticIdle};
 use crate::policy::{Bound, Policy};
 use crate::records;
 use crate::runtime::Quality;
@@ -157,6 +157,8 @@ pub struct Engine {
     pub host: String,
     pub(super) ledger: Ledger,
     ledger_path: PathBuf,
+    /// `[idle_power]` of the policy, compiled (again at each reload).
+    static_idle: StaticIdle,
     idle: IdleHistory,
     domains: Vec<Domain>,
     power: BTreeMap<String, f64>,
@@ -193,6 +195,7 @@ impl Engine {
         state.create()?;
         let ledger_path = ledger::path(state.root());
         let ledger = Ledger::load(&ledger_path);
+        let static_idle = StaticIdle::new(&policy);
         let engine = Self {
             policy,
             bound,
@@ -200,6 +203,7 @@ impl Engine {
             host,
             ledger,
             ledger_path,
+            static_idle,
             idle: IdleHistory::default(),
             domains: Vec::new(),
             power: BTreeMap::new(),
@@ -215,6 +219,7 @@ impl Engine {
 
     /// Swaps in a reloaded policy; the counters and the history carry on.
     pub fn reload(&mut self, policy: Policy, bound: Bound, sources: Sources, host: String) {
+        self.static_idle = StaticIdle::new(&policy);
         self.policy = policy;
         self.bound = bound;
         self.sources = sources;
@@ -354,7 +359,7 @@ impl Engine {
     ) -> Result<Vec<IntervalRecord>, pipeline::PipelineError> {
         let plan = Plan::new(&self.bound);
         let mut gathered = interval::gather(
-            &self.policy,
+            &self.static_idle,
             plan.measurements(),
             &self.host,
             &self.sources.zones,

@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::sample::{Counters, Sample};
 use crate::energy::{self, counter::delta, gauge::two_point, idle};
-use crate::pipeline::{self, Gathered, PipelineError};
-use crate::policy::Policy;
+use crate::pipeline::{self, Gathered, PipelineError, StaticIdle};
 use crate::runtime::{
     AttributionInput, Measured, Measurement, Placement, Reading, Status, Vm, Window as WitWindow,
 };
@@ -84,7 +83,7 @@ impl IdleHistory {
 /// that starts or stops inside the interval is counted from its next sample
 /// on, or up to its last). `measurements` are the plan's.
 pub fn gather(
-    policy: &Policy,
+    static_idle: &StaticIdle,
     measurements: &[Measurement],
     host: &str,
     zones: &[Zone],
@@ -185,7 +184,7 @@ pub fn gather(
         }
     }
     // Idle power once the meters of this interval are in the history.
-    let listed = pipeline::StaticIdle::new(policy).watts(host);
+    let listed = static_idle.watts(host);
     for m in measurements {
         if let Measurement::IdlePower(spec) = m {
             let watts = match listed {

@@ -1,0 +1,716 @@
+//! The model's input from a window's readings: which VMs and hosts the
+//! window saw, what the inventory says of them, each measurement per VM and
+//! per host, placements, wall time and status. Pure: every answer was read
+//! by [`super::measure`], so this is tested without a server.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+use std::sync::atomic::Ordering;
+
+use super::plan::{GatherPlan, Slot};
+use super::{Gathered, KeyedResult, Readings, SeriesReading};
+use crate::energy::status::{self, Seen, presence_s};
+use crate::pipeline::{PipelineError, describe};
+use crate::runtime::{
+    AttributionInput, KeyKind, Measured, Placement, Reading, Vm, VmDetails, Window as WitWindow,
+};
+use crate::sources::libvirt::DomainState;
+use crate::sources::prometheus::{Labels, VmVars};
+use crate::window::Window;
+
+/// The labels of a VM known only to libvirt.
+static NO_LABELS: LazyLock<Labels> = LazyLock::new(Labels::default);
+
+/// The VMs and hosts of a window, described: what every measurement is
+/// keyed to.
+pub struct Described<'r> {
+    /// Each VM's uuid, in the order the readings named them.
+    uuids: Vec<&'r str>,
+    /// The labels of the series that first named each VM.
+    vm_labels: Vec<&'r Labels>,
+    /// uuid → VM index.
+    vm_index: HashMap<&'r str, usize>,
+    /// libvirt domain name → VM index (what vmname-keyed series name).
+    name_index: HashMap<&'r str, usize>,
+    /// Host keys, sorted.
+    hosts: Vec<String>,
+    /// Each VM's sizes.
+    vms: Vec<Vm>,
+    /// Each VM's host (its first series').
+    vm_hosts: Vec<Option<u32>>,
+    /// What the inventory knows of each VM.
+    details: Vec<VmDetails>,
+}
+
+/// Which VMs and hosts `readings` saw in `window`, with what the inventory
+/// says of them. VMs are those with data in the window (an absent VM gets no
+/// reading and so no record); a window without any is warned of once per
+/// run, or fails with `--strict`.
+pub fn describe<'r>(
+    plan: &GatherPlan<'_>,
+    readings: &'r Readings,
+    window: Window,
+) -> Result<Described<'r>, PipelineError> {
+    let policy = plan.policy;
+    let inventory = &policy.inventory;
+    let Readings {
+        keyed,
+        metadata,
+        sizes,
+        domains,
+        ..
+    } = readings;
+    let per_vm_templates = &plan.resolved.per_vm_templates;
+    // VMs: every uuid a uuid-keyed measurement saw in the window, described by its series' labels.
+    let mut uuids: Vec<&str> = Vec::new();
+    let mut vm_labels: Vec<&Labels> = Vec::new();
+    let mut vm_index: HashMap<&str, usize> = HashMap::new();
+    for result in keyed.iter().filter(|c| c.key == KeyKind::Uuid) {
+        for s in &result.series {
+            let Some(uuid) = s.labels.get(&result.key_label) else {
+                continue;
+            };
+            if vm_index.contains_key(uuid) {
+                continue;
+            }
+            vm_index.insert(uuid, uuids.len());
+            uuids.push(uuid);
+            vm_labels.push(&s.labels);
+        }
+    }
+    if !per_vm_templates.is_empty() {
+        // A per-VM template asks about every VM the inventory knows in the window.
+        let mut known: Vec<(&String, &Labels)> = metadata
+            .iter()
+            .filter(|(uuid, _)| !vm_index.contains_key(uuid.as_str()))
+            .collect();
+        known.sort();
+        for (uuid, labels) in known {
+            vm_index.insert(uuid, uuids.len());
+            uuids.push(uuid);
+            vm_labels.push(labels);
+        }
+        if uuids.is_empty() {
+            // cASO's failure mode: no VM list, no query, no record, exit 0.
+            let message = format!(
+                "the model's per-VM template has no VM to run for in {window}: VMs come from \
+                 the info series `{}` (keyed by `{}`), which has no series in this window, or \
+                 from the model's uuid-keyed measurements. Check [inventory] meta_metric and \
+                 meta_uuid_label against this Prometheus, or use a template without per-VM \
+                 variables (`sum by (uuid) (…)`)",
+                inventory.meta_metric, inventory.meta_uuid_label
+            );
+            if policy.strict {
+                return Err(PipelineError::Unsupported(message));
+            }
+            tracing::warn!("{message}; --strict makes this an error");
+        }
+    }
+    // vmname-keyed series (Scaphandre's) name VMs by their libvirt domain
+    // name: the VMs the inventory knows (info series, libvirt) with one.
+    let vmnames: HashSet<&str> = keyed
+        .iter()
+        .filter(|r| r.key == KeyKind::Vmname)
+        .flat_map(|r| r.series.iter().filter_map(|s| s.labels.get(&r.key_label)))
+        .collect();
+    if !vmnames.is_empty() {
+        let mut known: Vec<(&str, &Labels)> = metadata
+            .iter()
+            .map(|(uuid, labels)| (uuid.as_str(), labels))
+            .chain(
+                domains
+                    .keys()
+                    .filter(|uuid| !metadata.contains_key(*uuid))
+                    .map(|uuid| (uuid.as_str(), &*NO_LABELS)),
+            )
+            .filter(|(uuid, labels)| {
+                !vm_index.contains_key(*uuid)
+                    && describe::domain_name(
+                        labels,
+                        metadata.get(*uuid),
+                        domains.get(*uuid),
+                        inventory,
+                    )
+                    .is_some_and(|name| vmnames.contains(name))
+            })
+            .collect();
+        known.sort();
+        for (uuid, labels) in known {
+            vm_index.insert(uuid, uuids.len());
+            uuids.push(uuid);
+            vm_labels.push(labels);
+        }
+    }
+    if uuids.is_empty() && vmnames.is_empty() && per_vm_templates.is_empty() {
+        // A per-VM template has its own warning above, vmname series that
+        // match no VM theirs below. VMs come from the model's measurements,
+        // not the implicit CPU time (last).
+        let slots = &plan.resolved.slots;
+        let models = &slots[..slots.len() - usize::from(plan.resolved.implicit_cpu)];
+        if let Some(message) = no_vm_message(models, window, plan.client.url()) {
+            if policy.strict {
+                return Err(PipelineError::Unsupported(message));
+            }
+            if !plan.warned_no_vms.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "{message}; --strict makes this an error (said once per run, for the first such window)"
+                );
+            }
+        }
+    }
+    let host_of = |labels: &Labels| plan.host_of(labels);
+    let mut hosts: Vec<String> = vm_labels.iter().filter_map(|l| host_of(l)).collect();
+    // A VM that migrated has a CPU-time series on each host it ran on.
+    let cpu_keyed = plan
+        .resolved
+        .cpu_name
+        .and_then(|n| keyed.iter().find(|r| r.name == n));
+    if let Some(result) = cpu_keyed {
+        hosts.extend(result.series.iter().filter_map(|s| host_of(&s.labels)));
+    }
+    for result in keyed.iter().filter(|c| c.key == KeyKind::Host) {
+        hosts.extend(
+            result
+                .series
+                .iter()
+                .filter_map(|s| s.labels.get(&result.key_label))
+                .map(|h| plan.resolved.host_key.normalise(h)),
+        );
+    }
+    hosts.sort();
+    hosts.dedup();
+    let host_index: HashMap<&str, usize> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
+    // Each VM once: its sizes, what the inventory knows of it, and the libvirt
+    // domain name that vmname-keyed series name it by.
+    let mut vms: Vec<Vm> = Vec::with_capacity(uuids.len());
+    let mut vm_hosts: Vec<Option<u32>> = Vec::with_capacity(uuids.len());
+    let mut details: Vec<VmDetails> = Vec::with_capacity(uuids.len());
+    let mut name_index: HashMap<&str, usize> = HashMap::new();
+    for (i, (uuid, labels)) in uuids.iter().zip(&vm_labels).enumerate() {
+        let (meta, domain, size) = (metadata.get(*uuid), domains.get(*uuid), sizes.get(*uuid));
+        vm_hosts.push(
+            host_of(labels)
+                .and_then(|h| host_index.get(h.as_str()).copied())
+                .and_then(|i| u32::try_from(i).ok()),
+        );
+        vms.push(Vm {
+            uuid: (*uuid).to_owned(),
+            // The exporter's gauges say what the VM had in the window; libvirt
+            // only what it has now (a resize since would show in a backfill).
+            vcpus: size.and_then(|s| s.0).or(domain.map(|d| d.vcpus)),
+            memory_mb: size.and_then(|s| s.1).or(domain.map(|d| d.memory_mb)),
+        });
+        details.push(describe::details(
+            labels,
+            meta,
+            domain,
+            inventory,
+            plan.resolved.wants_labels,
+        ));
+        if let Some(name) = describe::domain_name(labels, meta, domain, inventory) {
+            name_index.insert(name, i);
+        }
+    }
+
+    let unnamed: Vec<&str> = vmnames
+        .iter()
+        .filter(|n| !name_index.contains_key(*n))
+        .copied()
+        .collect();
+    if !unnamed.is_empty() {
+        tracing::warn!(
+            "{} vmname series in {window} match no VM the inventory knows (e.g. `{}`): they get \
+             no record. vmname is the libvirt domain name; set [inventory] libvirt_uri on a \
+             hypervisor, or meta_metric to an info series with a `domain` label",
+            unnamed.len(),
+            unnamed.iter().min().copied().unwrap_or_default()
+        );
+    }
+
+    Ok(Described {
+        uuids,
+        vm_labels,
+        vm_index,
+        name_index,
+        hosts,
+        vms,
+        vm_hosts,
+        details,
+    })
+}
+
+/// The variables of a per-VM template for each VM of `described`.
+pub fn template_vars(plan: &GatherPlan<'_>, described: &Described<'_>) -> Vec<VmVars> {
+    described
+        .uuids
+        .iter()
+        .zip(&described.vm_labels)
+        .zip(&described.details)
+        .map(|((uuid, labels), d)| VmVars {
+            uuid: (*uuid).to_owned(),
+            name: d.name.clone(),
+            project: d.project_id.clone(),
+            host: plan.host_of(labels),
+        })
+        .collect()
+}
+
+/// The model's input: every measurement of `readings` (and the per-VM
+/// templates' `templated`) per VM and per host of `described`, the static
+/// and fixed idle powers, placements, wall time, CPU time and status.
+pub fn assemble(
+    plan: &GatherPlan<'_>,
+    readings: &Readings,
+    described: Described<'_>,
+    templated: Vec<KeyedResult>,
+    window: Window,
+) -> Gathered {
+    let resolved = &plan.resolved;
+    let Readings {
+        keyed,
+        implicit_cpu,
+        domains,
+        raw_fetched,
+        ..
+    } = readings;
+    let Described {
+        vm_index,
+        name_index,
+        hosts,
+        vms,
+        vm_hosts,
+        details,
+        ..
+    } = described;
+    let host_key = &resolved.host_key;
+    let host_index: HashMap<&str, usize> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
+    let cpu_keyed = resolved
+        .cpu_name
+        .and_then(|n| keyed.iter().find(|r| r.name == n));
+    // Per VM: its counters' earliest first and latest last sample.
+    let mut times: Vec<Option<(i64, i64)>> = vec![None; vms.len()];
+    let fixed: Vec<KeyedResult> = resolved
+        .fixed_idle
+        .iter()
+        .map(|(name, _)| KeyedResult {
+            name: (*name).to_owned(),
+            key: KeyKind::Host,
+            key_label: String::new(),
+            series: Vec::new(),
+        })
+        .collect();
+    let mut wall_s = vec![0.0_f64; vms.len()];
+    let mut measured = Vec::with_capacity(keyed.len() + templated.len());
+    for result in keyed.iter().chain(&templated).chain(&fixed) {
+        let mut per_vm: Vec<Option<Reading>> = vec![None; vms.len()];
+        let mut per_host: Vec<Option<Reading>> = vec![None; hosts.len()];
+        for s in &result.series {
+            let Some(key) = s.labels.get(&result.key_label) else {
+                continue;
+            };
+            let vm = match result.key {
+                KeyKind::Uuid => vm_index.get(key).copied(),
+                KeyKind::Vmname => name_index.get(key).copied(),
+                KeyKind::Host => None,
+            };
+            let slot = match (result.key, vm) {
+                (KeyKind::Host, _) => host_index
+                    .get(host_key.normalise(key).as_str())
+                    .map(|&i| &mut per_host[i]),
+                (_, vm) => vm.map(|i| &mut per_vm[i]),
+            };
+            let Some(slot) = slot else { continue };
+            if let (Some((first, last)), Some(i)) = (s.times, vm) {
+                let t = times[i].get_or_insert((first, last));
+                *t = (t.0.min(first), t.1.max(last));
+            }
+            // Several series for one key (an exporter restarted with new labels): add them up.
+            *slot = Some(match slot.take() {
+                Some(r) => Reading {
+                    value: r.value + s.value,
+                    span_s: r.span_s.max(s.span_s),
+                    covered_s: r.covered_s.max(s.covered_s),
+                },
+                None => Reading {
+                    value: s.value,
+                    span_s: s.span_s,
+                    covered_s: s.covered_s,
+                },
+            });
+        }
+        for (i, r) in per_vm.iter().enumerate() {
+            if let Some(r) = r {
+                wall_s[i] = wall_s[i].max(presence_s(r.span_s, window));
+            }
+        }
+        if resolved.idle_names.contains(&result.name.as_str()) {
+            let every_host = resolved
+                .fixed_idle
+                .iter()
+                .find(|(name, _)| *name == result.name)
+                .map(|(_, watts)| *watts);
+            resolved
+                .static_idle
+                .apply(&hosts, &mut per_host, window, every_host);
+        }
+        measured.push(Measured {
+            name: result.name.clone(),
+            vms: per_vm,
+            hosts: per_host,
+        });
+    }
+
+    let cpu = resolved
+        .cpu_name
+        .and_then(|name| measured.iter().find(|r| r.name == name));
+    // Each VM's measured CPU seconds: the model's cpu-time, else the series
+    // read aside for the records.
+    let cpu_s: Vec<Option<f64>> = match (cpu, &implicit_cpu) {
+        (Some(m), _) => m.vms.iter().map(|r| r.map(|r| r.value)).collect(),
+        (None, Some(result)) => {
+            let mut cpu_s = vec![None; vms.len()];
+            for s in &result.series {
+                if let Some(&i) = s
+                    .labels
+                    .get(&result.key_label)
+                    .and_then(|k| vm_index.get(k))
+                {
+                    *cpu_s[i].get_or_insert(0.0) += s.value;
+                }
+            }
+            cpu_s
+        }
+        (None, None) => vec![None; vms.len()],
+    };
+    let lookback_ms = plan.client.config.lookback_secs as i64 * 1000;
+    let status = (0..vms.len())
+        .map(|i| {
+            let shut_off = domains
+                .get(&vms[i].uuid)
+                .is_some_and(|d| d.state == DomainState::ShutOff);
+            let seen = Seen {
+                times: times[i],
+                ended_ms: details[i].ended_ms,
+                shut_off,
+            };
+            status::status(window, lookback_ms, seen)
+        })
+        .collect();
+    let placements = placements(
+        window,
+        &vm_hosts,
+        cpu_keyed.map(|result| {
+            result.series.iter().filter_map(|s| {
+                let vm = *vm_index.get(s.labels.get(&result.key_label)?)?;
+                let host = plan
+                    .host_of(&s.labels)
+                    .and_then(|h| host_index.get(h.as_str()).copied())
+                    .and_then(|h| u32::try_from(h).ok());
+                Some((vm, host, s))
+            })
+        }),
+        &mut wall_s,
+    );
+    Gathered {
+        input: AttributionInput {
+            window: WitWindow {
+                start_ms: window.start_ms,
+                end_ms: window.end_ms,
+            },
+            vms,
+            details: Vec::new(),
+            hosts,
+            placements,
+            measurements: measured,
+        },
+        details,
+        wall_s,
+        cpu_s,
+        status,
+        raw_fetched: *raw_fetched,
+    }
+}
+
+/// Each VM's placements, grouped by VM in VM order (`docs/ENERGY.md#placements`): with the model's CPU-time series (`cpu`: VM index, host
+/// index, reading), one per host a VM's series name, with that host's CPU
+/// seconds and presence (several series of one VM on one host add up, the
+/// longest span counts), in the order the VM came to them; a migrated VM's
+/// wall time is the sum of its placements' spans. Without CPU time, or for a VM without a CPU-time
+/// series, one placement on the host its first series names.
+fn placements<'a>(
+    window: Window,
+    vm_hosts: &[Option<u32>],
+    cpu: Option<impl Iterator<Item = (usize, Option<u32>, &'a SeriesReading)>>,
+    wall_s: &mut [f64],
+) -> Vec<Placement> {
+    // One entry per CPU-time series (one flat list, not a list per VM: a
+    // window of 100,000 VMs holds no 100,000 small allocations), with its
+    // arrival and first sample time, grouped by VM and host.
+    let mut series: Vec<(Placement, i64, usize)> = cpu
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(arrived, (vm, host, s))| {
+            let placement = Placement {
+                vm: u32::try_from(vm).unwrap_or(u32::MAX),
+                host,
+                presence_s: presence_s(s.span_s, window),
+                cpu_s: Some(s.value),
+                assigned: true,
+            };
+            (placement, s.times.map_or(i64::MAX, |t| t.0), arrived)
+        })
+        .collect();
+    series.sort_unstable_by_key(|(p, _, arrived)| (p.vm, p.host, *arrived));
+    // Several series of one VM on one host add up; the longest span counts.
+    series.dedup_by(|next, kept| {
+        if (next.0.vm, next.0.host) != (kept.0.vm, kept.0.host) {
+            return false;
+        }
+        kept.0.cpu_s = Some(kept.0.cpu_s.unwrap_or(0.0) + next.0.cpu_s.unwrap_or(0.0));
+        kept.0.presence_s = kept.0.presence_s.max(next.0.presence_s);
+        kept.1 = kept.1.min(next.1);
+        true
+    });
+    // A VM's hosts in the order it came to them (ties: the order its series came in).
+    series.sort_unstable_by_key(|(p, first, arrived)| (p.vm, *first, *arrived));
+    let mut placements = Vec::with_capacity(vm_hosts.len().max(series.len()));
+    let mut series = series.into_iter().map(|(p, _, _)| p).peekable();
+    for (vm, host) in vm_hosts.iter().enumerate() {
+        let from = placements.len();
+        while let Some(p) = series.next_if(|p| p.vm as usize == vm) {
+            placements.push(p);
+        }
+        match placements.len() - from {
+            0 => placements.push(Placement {
+                vm: u32::try_from(vm).unwrap_or(u32::MAX),
+                host: *host,
+                presence_s: wall_s[vm],
+                cpu_s: None,
+                assigned: true,
+            }),
+            1 => {}
+            _ => {
+                let presence: f64 = placements[from..].iter().map(|p| p.presence_s).sum();
+                wall_s[vm] = wall_s[vm].max(presence_s(presence, window));
+            }
+        }
+    }
+    placements
+}
+
+/// What to say of a window in which no series of the VM-keyed measurements
+/// in `specs` has samples (none if there are none): zero records and exit 0
+/// is how a wrong metric name looks too.
+fn no_vm_message(specs: &[Slot<'_>], window: Window, url: &str) -> Option<String> {
+    let selectors: Vec<&str> = specs
+        .iter()
+        .filter_map(|spec| match spec {
+            Slot::Counter(c) if c.key != KeyKind::Host => Some(c.selector.as_str()),
+            Slot::Gauge(g) if g.key != KeyKind::Host => Some(g.selector.as_str()),
+            _ => None,
+        })
+        .collect();
+    (!selectors.is_empty()).then(|| {
+        format!(
+            "no VM in {window}, so no records: no series of `{}` at {url} has samples in it. If \
+             VMs ran then, check the metric and label names against this Prometheus",
+            selectors.join("`, `")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpu_series(cpu_s: f64, span_s: f64, first_ms: i64) -> SeriesReading {
+        SeriesReading {
+            labels: Labels::default(),
+            value: cpu_s,
+            span_s,
+            covered_s: span_s,
+            times: Some((first_ms, first_ms + (span_s * 1000.0) as i64)),
+        }
+    }
+
+    #[test]
+    fn placements_follow_each_vm_from_host_to_host() {
+        // VM 0 came to host 1 (two series there, an exporter restart), then
+        // host 0; VM 1 has no CPU-time series; VM 2 one; VM 3 two hosts
+        // whose series start at the same time.
+        let series = [
+            (0, Some(1), cpu_series(10.0, 600.0, 1_000)),
+            (2, Some(0), cpu_series(5.0, 3600.0, 0)),
+            (0, Some(0), cpu_series(30.0, 1800.0, 1_801_000)),
+            (0, Some(1), cpu_series(2.0, 900.0, 601_000)),
+            (3, Some(1), cpu_series(1.0, 60.0, 0)),
+            (3, Some(0), cpu_series(1.0, 30.0, 0)),
+        ];
+        let mut wall_s = vec![1000.0, 3600.0, 3600.0, 0.0];
+        let window = Window {
+            start_ms: 0,
+            end_ms: 3_600_000,
+        };
+        let placements = placements(
+            window,
+            &[Some(1), Some(2), Some(0), Some(1)],
+            Some(series.iter().map(|(vm, host, s)| (*vm, *host, s))),
+            &mut wall_s,
+        );
+        let got: Vec<(u32, Option<u32>, f64, Option<f64>)> = placements
+            .iter()
+            .map(|p| (p.vm, p.host, p.presence_s, p.cpu_s))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, Some(1), 900.0, Some(12.0)),
+                (0, Some(0), 1800.0, Some(30.0)),
+                (1, Some(2), 3600.0, None),
+                (2, Some(0), 3600.0, Some(5.0)),
+                // A tie in first sample: the order the series came in.
+                (3, Some(1), 60.0, Some(1.0)),
+                (3, Some(0), 30.0, Some(1.0)),
+            ]
+        );
+        // A migrated VM's wall time is the sum of its placements' spans.
+        assert_eq!(wall_s, [2700.0, 3600.0, 3600.0, 90.0]);
+        assert!(placements.iter().all(|p| p.assigned));
+    }
+
+    /// A window's readings as measure would give them, assembled without
+    /// any server: VMs and hosts from the series, a migration, a start and a
+    /// stop, presence clipped to the window, status from the counters' times.
+    #[test]
+    fn readings_become_the_models_input_without_a_server() {
+        use std::path::Path;
+
+        use crate::policy::{Policy, Source};
+        use crate::runtime::{HostPowerSpec, Measurement, Status};
+        use crate::sources::prometheus::{Client, PrometheusConfig};
+
+        let policy = Policy::parse(Source::new(
+            Path::new("p.toml"),
+            "[site]\nname = \"S\"\ncompute_service = \"c\"\n[inventory]\nhost_label = \"instance\"\n\
+             host_regex = '^([^:]+)'\n[model]\nplugin = \"libvirt-joules\"\n"
+                .to_owned(),
+        ))
+        .unwrap();
+        let measurements = [
+            Measurement::CpuTime("cpu".into()),
+            Measurement::HostPower(HostPowerSpec {
+                name: "wall".into(),
+                max_gap_s: None,
+            }),
+        ];
+        // Nothing listens there: assembling asks nothing.
+        let client = Client::new(PrometheusConfig::with_url("http://127.0.0.1:9")).unwrap();
+        let plan = GatherPlan::new(&policy, &measurements, Some(&client)).unwrap();
+        let window = Window {
+            start_ms: 0,
+            end_ms: 3_600_000,
+        };
+        let cpu = |uuid: &str, host: &str, value: f64, first_ms: i64, last_ms: i64| SeriesReading {
+            labels: [("uuid", uuid), ("instance", host)].into_iter().collect(),
+            value,
+            span_s: (last_ms - first_ms) as f64 / 1000.0,
+            covered_s: (last_ms - first_ms) as f64 / 1000.0,
+            times: Some((first_ms, last_ms)),
+        };
+        let power = |host: &str, joules: f64, covered_s: f64| SeriesReading {
+            labels: [("instance", host)].into_iter().collect(),
+            value: joules,
+            span_s: covered_s,
+            covered_s,
+            times: None,
+        };
+        let readings = Readings {
+            keyed: vec![
+                KeyedResult {
+                    name: "cpu".into(),
+                    key: KeyKind::Uuid,
+                    key_label: "uuid".into(),
+                    series: vec![
+                        // Throughout: its base 15 s before the start.
+                        cpu("a", "cmp-01:9177", 100.0, -15_000, 3_590_000),
+                        // Migrates from cmp-01 to cmp-02 half way.
+                        cpu("b", "cmp-01:9177", 10.0, -10_000, 1_790_000),
+                        // Stops 10 minutes in.
+                        cpu("d", "cmp-01:9177", 5.0, -5_000, 600_000),
+                        cpu("b", "cmp-02:9177", 20.0, 1_805_000, 3_595_000),
+                        // Starts 20 minutes in.
+                        cpu("c", "cmp-02:9177", 7.0, 1_200_000, 3_595_000),
+                    ],
+                },
+                KeyedResult {
+                    name: "wall".into(),
+                    key: KeyKind::Host,
+                    key_label: "instance".into(),
+                    series: vec![
+                        power("cmp-02:9290", 300_000.0, 3000.0),
+                        power("cmp-01:9290", 360_000.0, 3600.0),
+                    ],
+                },
+            ],
+            implicit_cpu: None,
+            metadata: Default::default(),
+            sizes: Default::default(),
+            domains: Default::default(),
+            raw_fetched: 0,
+        };
+        let described = describe(&plan, &readings, window).unwrap();
+        let gathered = assemble(&plan, &readings, described, Vec::new(), window);
+        let input = &gathered.input;
+        assert_eq!(input.hosts, ["cmp-01", "cmp-02"]);
+        let uuids: Vec<&str> = input.vms.iter().map(|v| v.uuid.as_str()).collect();
+        assert_eq!(uuids, ["a", "b", "d", "c"]);
+        let placements: Vec<(u32, Option<u32>, f64, Option<f64>)> = input
+            .placements
+            .iter()
+            .map(|p| (p.vm, p.host, p.presence_s, p.cpu_s))
+            .collect();
+        assert_eq!(
+            placements,
+            [
+                (0, Some(0), 3600.0, Some(100.0)),
+                (1, Some(0), 1800.0, Some(10.0)),
+                (1, Some(1), 1790.0, Some(20.0)),
+                (2, Some(0), 605.0, Some(5.0)),
+                (3, Some(1), 2395.0, Some(7.0)),
+            ]
+        );
+        assert_eq!(gathered.wall_s, [3600.0, 3590.0, 605.0, 2395.0]);
+        assert_eq!(
+            gathered.status,
+            [
+                Status::Running,
+                Status::Running,
+                Status::Completed,
+                Status::Started
+            ]
+        );
+        assert_eq!(
+            gathered.cpu_s,
+            [Some(100.0), Some(30.0), Some(5.0), Some(7.0)]
+        );
+        // Host power per host key, whatever port the exporter is on.
+        let wall = &input.measurements[1];
+        assert_eq!(wall.name, "wall");
+        let hosts: Vec<(f64, f64)> = wall
+            .hosts
+            .iter()
+            .map(|r| r.map(|r| (r.value, r.covered_s)).unwrap())
+            .collect();
+        assert_eq!(hosts, [(360_000.0, 3600.0), (300_000.0, 3000.0)]);
+        assert!(wall.vms.iter().all(Option::is_none));
+    }
+}

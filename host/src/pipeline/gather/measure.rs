@@ -1,0 +1,362 @@
+//! Every measurement of a window, made: the I/O of gathering (Prometheus
+//! and libvirt), nothing else. What the answers mean for the model's input
+//! is [`super::assemble`]'s.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use futures::TryFutureExt;
+
+use super::plan::{GatherPlan, HostKey, IdleMeter, MeterKind, Slot};
+use super::{KeyedResult, Readings, SeriesReading};
+use crate::energy::counter::Sample;
+use crate::energy::{idle, rapl as zones};
+use crate::pipeline::PipelineError;
+use crate::runtime::{KeyKind, TemplateSpec, Unit, to_base};
+use crate::sources::libvirt::{Domain, Libvirt, LibvirtError};
+use crate::sources::prometheus::{
+    Client, Series, SeriesIncrease, VmVars, counter_samples, gauge_samples, measure_counter,
+    measure_gauge, measure_template, measure_vm_gauge, vm_metadata, vm_sizes,
+};
+use crate::window::Window;
+
+/// Makes every per-window measurement of `plan` and reads the inventory,
+/// all at once: the queries overlap in Prometheus.
+pub async fn window(plan: &GatherPlan<'_>, window: Window) -> Result<Readings, PipelineError> {
+    let (client, inventory) = (plan.client, &plan.policy.inventory);
+    let host_key = &plan.resolved.host_key;
+    let slots = plan
+        .resolved
+        .slots
+        .iter()
+        .map(|slot| measure(client, slot, window, host_key));
+    let (results, metadata, sizes, domains) = futures::future::try_join4(
+        futures::future::try_join_all(slots),
+        vm_metadata(
+            client,
+            &inventory.meta_metric,
+            &inventory.meta_uuid_label,
+            window,
+        )
+        .map_err(PipelineError::from),
+        vm_sizes(
+            client,
+            &inventory.vcpus_metric,
+            &inventory.memory_metric,
+            &inventory.meta_uuid_label,
+            window,
+        )
+        .map_err(PipelineError::from),
+        libvirt_domains(inventory.libvirt_uri.as_deref()),
+    )
+    .await?;
+    let raw_fetched = results.iter().map(|(_, raw)| raw).sum();
+    let mut keyed: Vec<KeyedResult> = results.into_iter().map(|(r, _)| r).collect();
+    let implicit_cpu = if plan.resolved.implicit_cpu {
+        keyed.pop()
+    } else {
+        None
+    };
+    Ok(Readings {
+        keyed,
+        implicit_cpu,
+        metadata,
+        sizes,
+        domains,
+        raw_fetched,
+    })
+}
+
+/// The per-VM templates of `plan`, one query per VM of `vars`.
+pub async fn per_vm_templates(
+    plan: &GatherPlan<'_>,
+    vars: &[VmVars],
+    window: Window,
+) -> Result<Vec<KeyedResult>, PipelineError> {
+    let client = plan.client;
+    let mut templated = Vec::with_capacity(plan.resolved.per_vm_templates.len());
+    for (spec, template) in &plan.resolved.per_vm_templates {
+        let readings = measure_template(
+            client,
+            template,
+            "uuid",
+            vars,
+            window,
+            client.config.concurrency,
+        )
+        .await?;
+        if readings.empty > 0 {
+            tracing::warn!(
+                measurement = %spec.name,
+                "{} of {} VMs have no value from the template in {window}: they get no reading (never 0)",
+                readings.empty,
+                readings.queries
+            );
+        }
+        templated.push(template_result(spec, "uuid", readings.values, window));
+    }
+    Ok(templated)
+}
+
+/// Makes one slot's measurement; also returns how many series needed raw samples.
+async fn measure(
+    client: &Client,
+    slot: &Slot<'_>,
+    window: Window,
+    host_key: &HostKey,
+) -> Result<(KeyedResult, usize), PipelineError> {
+    match slot {
+        Slot::Idle(meter) => Ok((measure_idle(client, meter, window, host_key).await?, 0)),
+        Slot::Rapl(rapl) => {
+            let zones = rapl
+                .zones
+                .iter()
+                .map(|z| measure_counter(client, &z.selector, rapl.host_label, window, z.wrap_j));
+            let fetched = futures::future::try_join_all(zones).await?;
+            let mut series = Vec::new();
+            let mut raw = 0;
+            for (readings, zone) in fetched.into_iter().zip(&rapl.zones) {
+                raw += readings.raw_fetched;
+                series.extend(increases(readings.series, Unit::Joules).map(|s| {
+                    let host = s.labels.get(rapl.host_label).map(|h| host_key.normalise(h));
+                    (zone.kind.as_str(), host.unwrap_or_default(), s)
+                }));
+            }
+            let series = host_energy_zones(rapl.by_default, series);
+            let result = KeyedResult {
+                name: rapl.name.to_owned(),
+                key: KeyKind::Host,
+                key_label: rapl.host_label.to_owned(),
+                series,
+            };
+            Ok((result, raw))
+        }
+        Slot::Template(spec, template) => {
+            let key_label = spec.key_label.as_deref().unwrap_or("uuid");
+            let readings = measure_template(client, template, key_label, &[], window, 1).await?;
+            Ok((template_result(spec, key_label, readings.values, window), 0))
+        }
+        Slot::Counter(c) => {
+            let readings =
+                measure_counter(client, &c.selector, &c.key_label, window, c.wrap_range).await?;
+            let result = KeyedResult {
+                name: c.name.clone(),
+                key: c.key,
+                key_label: c.key_label.clone(),
+                series: increases(readings.series, c.unit).collect(),
+            };
+            Ok((result, readings.raw_fetched))
+        }
+        Slot::Gauge(g) => {
+            let max_gap_ms = crate::energy::max_gap_ms(g.max_gap_s);
+            // One series per host: all its samples. Thousands of VMs: edges only.
+            let (integrals, raw) = if g.key == KeyKind::Host {
+                let integrals = measure_gauge(client, &g.selector, window, max_gap_ms).await?;
+                let raw = integrals.len();
+                (integrals, raw)
+            } else {
+                let r =
+                    measure_vm_gauge(client, &g.selector, &g.key_label, window, max_gap_ms).await?;
+                (r.series, r.raw_fetched)
+            };
+            let series: Vec<SeriesReading> = integrals
+                .into_iter()
+                .map(|s| SeriesReading {
+                    labels: s.labels,
+                    value: to_base(g.unit, s.integral.value),
+                    span_s: s.integral.covered_s,
+                    covered_s: s.integral.covered_s,
+                    times: None,
+                })
+                .collect();
+            let result = KeyedResult {
+                name: g.name.clone(),
+                key: g.key,
+                key_label: g.key_label.clone(),
+                series,
+            };
+            Ok((result, raw))
+        }
+    }
+}
+
+/// Idle power per host from its meter's samples. Series are grouped by host
+/// key (an exporter may label one host two ways), so a host's idle power is
+/// the least minute of all its meters together, not a sum of separate minima.
+async fn measure_idle(
+    client: &Client,
+    meter: &IdleMeter<'_>,
+    window: Window,
+    host_key: &HostKey,
+) -> Result<KeyedResult, PipelineError> {
+    // Each series as (RAPL zone kind, host key, (label value, samples in
+    // watts or joules)).
+    let mut meters = Vec::new();
+    let mut add = |series: Vec<Series>, unit: Unit, kind: &str| {
+        for s in series {
+            let Some(host) = s.labels.get(&meter.key_label) else {
+                continue;
+            };
+            let samples: Vec<Sample> = s
+                .samples
+                .into_iter()
+                .map(|x| Sample {
+                    t_ms: x.t_ms,
+                    value: to_base(unit, x.value),
+                })
+                .collect();
+            let key = host_key.normalise(host);
+            meters.push((kind.to_owned(), key, (host.to_owned(), samples)));
+        }
+    };
+    let mut by_default = false;
+    match &meter.kind {
+        MeterKind::Gauge {
+            selector,
+            unit,
+            max_gap_ms,
+        } => add(
+            gauge_samples(client, selector, window, *max_gap_ms).await?,
+            *unit,
+            "",
+        ),
+        MeterKind::Counters {
+            zones,
+            unit,
+            by_default: default,
+        } => {
+            by_default = *default;
+            let fetched = futures::future::try_join_all(
+                zones
+                    .iter()
+                    .map(|z| counter_samples(client, &z.selector, window)),
+            )
+            .await?;
+            for (series, zone) in fetched.into_iter().zip(zones) {
+                add(series, *unit, &zone.kind);
+            }
+        }
+    }
+    // Per host key: a label value naming it, and the samples of each series
+    // its energy is made of.
+    let mut hosts: BTreeMap<String, (String, Vec<Vec<Sample>>)> = BTreeMap::new();
+    let kept = host_energy_zones(
+        by_default,
+        meters
+            .into_iter()
+            .map(|(kind, key, labelled)| (kind, key.clone(), (key, labelled)))
+            .collect(),
+    );
+    for (key, (host, samples)) in kept {
+        hosts
+            .entry(key)
+            .or_insert_with(|| (host, Vec::new()))
+            .1
+            .push(samples);
+    }
+    let series = hosts
+        .into_values()
+        .filter_map(|(host, meters)| {
+            let samples: Vec<&[Sample]> = meters.iter().map(|s| &s[..]).collect();
+            let idle = match &meter.kind {
+                MeterKind::Gauge { max_gap_ms, .. } => {
+                    idle::from_gauges(&samples, window, *max_gap_ms)
+                }
+                MeterKind::Counters { .. } => idle::from_counters(&samples, window),
+            };
+            if idle.is_none() {
+                tracing::warn!(
+                    measurement = meter.name,
+                    host,
+                    %window,
+                    "no whole minute of the window could be measured: no idle power for this host"
+                );
+            }
+            let idle = idle?;
+            Some(SeriesReading {
+                labels: [(meter.key_label.as_str(), host)].into_iter().collect(),
+                value: idle.watts,
+                span_s: idle.measured_s,
+                covered_s: idle.measured_s,
+                times: None,
+            })
+        })
+        .collect();
+    Ok(KeyedResult {
+        name: meter.name.to_owned(),
+        key: KeyKind::Host,
+        key_label: meter.key_label.clone(),
+        series,
+    })
+}
+
+/// Keeps, of the zone series `(kind, host key, series)` of every host, those
+/// each host's energy is made of: all where the measurement names its zones,
+/// else the default ones ([`zones::counts_by_default`]).
+fn host_energy_zones<K: AsRef<str>, T>(by_default: bool, series: Vec<(K, String, T)>) -> Vec<T> {
+    let with_package: HashSet<String> = series
+        .iter()
+        .filter(|(kind, _, _)| kind.as_ref() == "package")
+        .map(|(_, host, _)| host.clone())
+        .collect();
+    series
+        .into_iter()
+        .filter(|(kind, host, _)| {
+            !by_default || zones::counts_by_default(kind.as_ref(), with_package.contains(host))
+        })
+        .map(|(_, _, s)| s)
+        .collect()
+}
+
+/// A template's values as a keyed result: the value over the whole window.
+/// A query's value carries no span, so its span is the window's length.
+fn template_result(
+    spec: &TemplateSpec,
+    key_label: &str,
+    values: Vec<crate::sources::prometheus::template::TemplateValue>,
+    window: Window,
+) -> KeyedResult {
+    let length_s = window.len_ms() as f64 / 1000.0;
+    KeyedResult {
+        name: spec.name.clone(),
+        key: KeyKind::Uuid,
+        key_label: key_label.to_owned(),
+        series: values
+            .into_iter()
+            .map(|v| SeriesReading {
+                labels: [(key_label, v.key)].into_iter().collect(),
+                value: to_base(spec.unit, v.value),
+                span_s: length_s,
+                covered_s: length_s,
+                times: None,
+            })
+            .collect(),
+    }
+}
+
+/// Counter increases as readings in joules (or seconds); a counter's span is its covered time.
+fn increases(series: Vec<SeriesIncrease>, unit: Unit) -> impl Iterator<Item = SeriesReading> {
+    series.into_iter().map(move |s| SeriesReading {
+        labels: s.labels,
+        value: to_base(unit, s.increase.value),
+        span_s: s.increase.span_s,
+        covered_s: s.increase.span_s,
+        times: Some((s.increase.first_ms, s.increase.last_ms)),
+    })
+}
+
+/// Every domain of libvirt at `uri` by uuid (none without a URI), read on a
+/// blocking thread: libvirt's calls block.
+async fn libvirt_domains(uri: Option<&str>) -> Result<HashMap<String, Domain>, PipelineError> {
+    let Some(uri) = uri.map(str::to_owned) else {
+        return Ok(HashMap::new());
+    };
+    let reading = uri.clone();
+    let domains = tokio::task::spawn_blocking(move || Libvirt::open(&reading)?.domains())
+        .await
+        .map_err(|e| LibvirtError::Call {
+            uri,
+            what: "reading domains".into(),
+            message: e.to_string(),
+        })??;
+    Ok(domains.into_iter().map(|d| (d.uuid.clone(), d)).collect())
+}

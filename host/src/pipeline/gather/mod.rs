@@ -1,0 +1,85 @@
+//! Gathering: every measurement a model declared, made over a window, and
+//! the VMs and hosts they cover, as the model's input. Three steps:
+//! [`plan`] resolves what to ask once per run, [`measure`] asks it (I/O
+//! only), [`assemble`] turns the answers into the model's input (pure).
+
+mod assemble;
+mod measure;
+mod plan;
+
+use std::collections::HashMap;
+
+pub use plan::{GatherPlan, StaticIdle, idle_setting, plan_problems, plan_warnings};
+
+use crate::pipeline::PipelineError;
+use crate::runtime::{AttributionInput, KeyKind, Status, VmDetails};
+use crate::sources::libvirt::Domain;
+use crate::sources::prometheus::{Labels, Metadata};
+use crate::window::Window;
+
+/// The model's input and what the host keeps beside it.
+pub struct Gathered {
+    /// What the model sees (`details` filled only for models that declare `inventory`).
+    pub input: AttributionInput,
+    /// Per input VM, what the inventory knows of it (for the records).
+    pub details: Vec<VmDetails>,
+    /// Per input VM, seconds the window saw it (longest span of its readings).
+    pub wall_s: Vec<f64>,
+    /// Per input VM, its measured CPU seconds (None where no CPU-time series exists).
+    pub cpu_s: Vec<Option<f64>>,
+    /// Per input VM, where it stood at the window's end (ENERGY.md "Record status").
+    pub status: Vec<Status>,
+    /// Series that needed a raw sample fetch.
+    pub raw_fetched: usize,
+}
+
+/// One keyed measurement's results, counter or gauge alike.
+struct KeyedResult {
+    name: String,
+    key: KeyKind,
+    key_label: String,
+    series: Vec<SeriesReading>,
+}
+
+/// One series' reading, already in joules (or seconds).
+struct SeriesReading {
+    labels: Labels,
+    value: f64,
+    span_s: f64,
+    covered_s: f64,
+    /// A counter's first and last used sample times, ms (None for gauges and templates).
+    times: Option<(i64, i64)>,
+}
+
+/// What [`measure`] read for a window: every slot's readings and the inventory.
+pub(super) struct Readings {
+    /// Each slot's readings, in the plan's order (the implicit CPU time aside).
+    keyed: Vec<KeyedResult>,
+    /// The CPU time read for the records only, where the model reads none.
+    implicit_cpu: Option<KeyedResult>,
+    /// The info series' labels per uuid.
+    metadata: Metadata,
+    /// vCPUs and memory per uuid, from the exporter's gauges.
+    sizes: HashMap<String, (Option<u32>, Option<u64>)>,
+    /// libvirt's domains per uuid, where `[inventory] libvirt_uri` is set.
+    domains: HashMap<String, Domain>,
+    /// Series that needed a raw sample fetch.
+    raw_fetched: usize,
+}
+
+/// Makes every measurement over `window` and assembles the model's input.
+/// VMs are those with data in the window (an absent VM gets no reading and so no record).
+pub async fn gather(plan: &GatherPlan<'_>, window: Window) -> Result<Gathered, PipelineError> {
+    let readings = measure::window(plan, window).await?;
+    let described = assemble::describe(plan, &readings, window)?;
+    // Per-VM templates ask about the VMs just found.
+    let templated = if plan.resolved.per_vm_templates.is_empty() {
+        Vec::new()
+    } else {
+        let vars = assemble::template_vars(plan, &described);
+        measure::per_vm_templates(plan, &vars, window).await?
+    };
+    Ok(assemble::assemble(
+        plan, &readings, described, templated, window,
+    ))
+}
