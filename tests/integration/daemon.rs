@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use wattson::daemon::{Engine, MetricsFormat, Shared, Sources, render_metrics, sources};
+use wattson::daemon::{DaemonState, MetricsFormat, Shared, Sources, render_metrics, sources};
 use wattson::pipeline::Plan;
 use wattson::policy::Policy;
 use wattson::runtime::{Limits, Runtime};
@@ -140,15 +140,16 @@ impl Host {
     }
 }
 
-fn start_engine(policy_path: &Path, cpu: &FedCpu, cache: &Path) -> (Engine, Arc<Shared>) {
+fn start_engine(policy_path: &Path, cpu: &FedCpu, cache: &Path) -> (DaemonState, Arc<Shared>) {
     let policy = Policy::load(policy_path).unwrap();
     let runtime = Runtime::new(Limits::default(), Some(cache.to_owned())).unwrap();
     let bound = wattson::policy::bind(&policy, &runtime).unwrap();
     let mut sources: Sources = sources(&policy, Plan::new(&bound).measurements());
     sources.cpu_times = Some(Box::new(cpu.clone()));
     let shared = Shared::new(100, None);
-    let engine = Engine::new(policy, bound, sources, "cmp-01".into(), Arc::clone(&shared)).unwrap();
-    (engine, shared)
+    let state =
+        DaemonState::new(policy, bound, sources, "cmp-01".into(), Arc::clone(&shared)).unwrap();
+    (state, shared)
 }
 
 /// The metric's value for `uuid` in a text-format scrape.
@@ -180,9 +181,9 @@ fn counters_follow_the_share_arithmetic_across_a_wrap_a_removal_and_a_restart() 
         *cpu.0.lock().unwrap() = cpu_s.iter().map(|(u, s)| (u.to_string(), *s)).collect();
     };
     set(&energy, &cpu_s);
-    let (mut engine, shared) = start_engine(&policy, &cpu, &cache);
+    let (mut state, shared) = start_engine(&policy, &cpu, &cache);
     let t0 = 1_800_000_003_000_i64;
-    engine.tick(t0).unwrap();
+    state.tick(t0).unwrap();
 
     // Expected joules per VM, by ENERGY.md: each interval's host energy
     // (package + dram zones, never core; C1w across the wrap) split by the
@@ -213,19 +214,19 @@ fn counters_follow_the_share_arithmetic_across_a_wrap_a_removal_and_a_restart() 
         }
         host_total += e_h;
         set(&energy, &cpu_s);
-        engine.tick(t0 + 10_000 * (k as i64 + 1)).unwrap();
+        state.tick(t0 + 10_000 * (k as i64 + 1)).unwrap();
     }
     for uuid in RUNNING {
-        let got = engine.ledger().vm_joules[uuid];
+        let got = state.ledger().vm_joules[uuid];
         assert!(
             rel_err(got, expected[uuid]) < 1e-12,
             "{uuid}: {got} vs {}",
             expected[uuid]
         );
     }
-    let attributed: f64 = engine.ledger().vm_joules.values().sum();
-    assert!(rel_err(attributed + engine.ledger().unattributed_joules, host_total) < 1e-12);
-    let meters: f64 = engine.ledger().meter_joules.values().sum();
+    let attributed: f64 = state.ledger().vm_joules.values().sum();
+    assert!(rel_err(attributed + state.ledger().unattributed_joules, host_total) < 1e-12);
+    let meters: f64 = state.ledger().meter_joules.values().sum();
     assert!(
         rel_err(meters, host_total) < 1e-12,
         "{meters} vs {host_total}"
@@ -245,14 +246,14 @@ fn counters_follow_the_share_arithmetic_across_a_wrap_a_removal_and_a_restart() 
     let removed = RUNNING[2];
     cpu_s.remove(removed);
     set(&energy, &cpu_s);
-    engine.tick(t0 + 50_000).unwrap();
+    state.tick(t0 + 50_000).unwrap();
     let scrape = render_metrics(&shared.snapshot(), MetricsFormat::Text, 0);
     assert!(!scrape.contains(removed), "{scrape}");
     assert!(!scrape.contains("one-42"), "{scrape}");
 
     // A restart keeps every counter, and the interval across it is measured.
-    let before: BTreeMap<String, f64> = engine.ledger().vm_joules.clone();
-    drop(engine);
+    let before: BTreeMap<String, f64> = state.ledger().vm_joules.clone();
+    drop(state);
     let inc = 20_000_000;
     let mut e_h = 0.0;
     for (rel, name, _, _) in ZONES {
@@ -265,14 +266,14 @@ fn counters_follow_the_share_arithmetic_across_a_wrap_a_removal_and_a_restart() 
         *cpu_s.get_mut(uuid).unwrap() += 1.0;
     }
     set(&energy, &cpu_s);
-    let (mut engine, _) = start_engine(&policy, &cpu, &cache);
-    engine.tick(t0 + 80_000).unwrap();
+    let (mut state, _) = start_engine(&policy, &cpu, &cache);
+    state.tick(t0 + 80_000).unwrap();
     for uuid in [RUNNING[0], RUNNING[1], RUNNING[3]] {
-        let got = engine.ledger().vm_joules[uuid];
+        let got = state.ledger().vm_joules[uuid];
         let want = before[uuid] + e_h / 3.0;
         assert!(rel_err(got, want) < 1e-12, "{uuid}: {got} vs {want}");
     }
-    assert_eq!(engine.ledger().vm_joules[removed], before[removed]);
+    assert_eq!(state.ledger().vm_joules[removed], before[removed]);
 }
 
 /// A GET with an optional bearer token: (status, body).
@@ -655,10 +656,10 @@ fn closed_windows_ship_once_each_with_the_intervals_split_at_their_edges() {
             .collect();
     };
     set(&energy, &cpu_s);
-    let (mut engine, _) = start_engine(&policy, &cpu, &cache);
+    let (mut state, _) = start_engine(&policy, &cpu, &cache);
     // Ticks 5 s past each 10 s, from 5 s into a minute to 125 s.
     let base = 1_800_000_000_000_i64;
-    engine.tick(base + 5_000).unwrap();
+    state.tick(base + 5_000).unwrap();
     // Every interval: each zone but core +2 J, so E = 8 J (4 zones), split 1:2:3:4.
     let e_interval = 8.0;
     for k in 1..=12 {
@@ -672,8 +673,8 @@ fn closed_windows_ship_once_each_with_the_intervals_split_at_their_edges() {
             *c += s;
         }
         set(&energy, &cpu_s);
-        engine.tick(base + 5_000 + 10_000 * k).unwrap();
-        engine.ship().unwrap();
+        state.tick(base + 5_000 + 10_000 * k).unwrap();
+        state.ship().unwrap();
     }
     let out = tmp.path().join("out");
     let records = delivered(&out);
@@ -700,11 +701,11 @@ fn closed_windows_ship_once_each_with_the_intervals_split_at_their_edges() {
             assert_eq!(r["host"], "cmp-01");
         }
     }
-    // Nothing is shipped twice: not by the same engine, nor after a restart.
-    engine.ship().unwrap();
-    drop(engine);
-    let (mut engine, _) = start_engine(&policy, &cpu, &cache);
-    engine.ship().unwrap();
+    // Nothing is shipped twice: not by the same state, nor after a restart.
+    state.ship().unwrap();
+    drop(state);
+    let (mut state, _) = start_engine(&policy, &cpu, &cache);
+    state.ship().unwrap();
     assert_eq!(delivered(&out).len(), 8);
 }
 
@@ -906,9 +907,9 @@ fn ipmi_share_integrates_the_meter_command_and_measures_across_a_failed_reading(
     };
     set_cpu(&cpu_s);
     write_watts("200");
-    let (mut engine, shared) = start_engine(&policy, &cpu, &cache);
+    let (mut state, shared) = start_engine(&policy, &cpu, &cache);
     let t0 = 1_800_000_000_000_i64;
-    engine.tick(t0).unwrap();
+    state.tick(t0).unwrap();
     // Readings at 10, 20 (unreadable), 30 s: the first interval by G1 of
     // (200, 260); the failed one is skipped and [10, 30] measured from
     // (260, 180) at the next reading.
@@ -924,10 +925,10 @@ fn ipmi_share_integrates_the_meter_command_and_measures_across_a_failed_reading(
     }
     set_cpu(&cpu_s);
     write_watts("260");
-    engine.tick(t0 + 10_000).unwrap();
+    state.tick(t0 + 10_000).unwrap();
     add((200.0 + 260.0) / 2.0 * 10.0);
     write_watts("n/a");
-    engine.tick(t0 + 20_000).unwrap();
+    state.tick(t0 + 20_000).unwrap();
     assert_eq!(
         shared.snapshot().health.sample_failures.get("ipmi"),
         Some(&1)
@@ -937,14 +938,46 @@ fn ipmi_share_integrates_the_meter_command_and_measures_across_a_failed_reading(
     }
     set_cpu(&cpu_s);
     write_watts("180");
-    engine.tick(t0 + 30_000).unwrap();
+    state.tick(t0 + 30_000).unwrap();
     add((260.0 + 180.0) / 2.0 * 20.0);
     for (uuid, want) in RUNNING.iter().zip(expected) {
-        let got = engine.ledger().vm_joules[*uuid];
+        let got = state.ledger().vm_joules[*uuid];
         assert!(rel_err(got, want) < 1e-12, "{uuid}: {got} vs {want}");
     }
-    assert!(rel_err(engine.ledger().meter_joules["ipmi"], 2300.0 + 4400.0) < 1e-12);
+    assert!(rel_err(state.ledger().meter_joules["ipmi"], 2300.0 + 4400.0) < 1e-12);
     assert_eq!(shared.snapshot().health.failures_in_a_row, 0);
+
+    // The BMC is unreadable for 370 s, longer than the 300 s gap limit: G1
+    // bridges nothing, so neither the models nor the exported meter counter
+    // count that span, and /metrics still conserves (VMs + unattributed =
+    // meters).
+    write_watts("n/a");
+    state.tick(t0 + 40_000).unwrap();
+    for c in cpu_s.iter_mut().zip(shares) {
+        *c.0 += 37.0 * c.1;
+    }
+    set_cpu(&cpu_s);
+    write_watts("190");
+    state.tick(t0 + 400_000).unwrap();
+    let ledger = state.ledger();
+    assert!(rel_err(ledger.meter_joules["ipmi"], 2300.0 + 4400.0) < 1e-12);
+    let attributed: f64 = ledger.vm_joules.values().sum::<f64>() + ledger.unattributed_joules;
+    assert!(
+        rel_err(attributed, ledger.meter_joules["ipmi"]) < 1e-12,
+        "VMs + unattributed {attributed} J against the meter's {} J",
+        ledger.meter_joules["ipmi"]
+    );
+    // Measured again from the next reading on.
+    for c in cpu_s.iter_mut().zip(shares) {
+        *c.0 += c.1;
+    }
+    set_cpu(&cpu_s);
+    write_watts("210");
+    state.tick(t0 + 410_000).unwrap();
+    let ledger = state.ledger();
+    assert!(rel_err(ledger.meter_joules["ipmi"], 6700.0 + 2000.0) < 1e-12);
+    let attributed: f64 = ledger.vm_joules.values().sum::<f64>() + ledger.unattributed_joules;
+    assert!(rel_err(attributed, 8700.0) < 1e-12);
 }
 
 #[test]
@@ -1047,9 +1080,9 @@ fn a_failed_interval_is_measured_once_meters_included_at_the_next_success() {
     let policy = host.write_policy(&failing);
     let cpu = FedCpu::default();
     *cpu.0.lock().unwrap() = RUNNING.iter().map(|u| (u.to_string(), 1.0)).collect();
-    let (mut engine, shared) = start_engine(&policy, &cpu, &cache);
+    let (mut state, shared) = start_engine(&policy, &cpu, &cache);
     let t0 = 1_800_000_000_000_i64;
-    engine.tick(t0).unwrap();
+    state.tick(t0).unwrap();
     // Each zone but core +3 J per step: 12 J of host energy per step.
     let mut energy: BTreeMap<&str, u64> = ZONES.iter().map(|z| (z.0, z.2)).collect();
     let step = |energy: &mut BTreeMap<&str, u64>| {
@@ -1065,7 +1098,7 @@ fn a_failed_interval_is_measured_once_meters_included_at_the_next_success() {
         }
     };
     step(&mut energy);
-    engine.tick(t0 + 10_000).unwrap();
+    state.tick(t0 + 10_000).unwrap();
     assert_eq!(shared.snapshot().health.plugin_failures, 1);
     // The model is mended; the next interval spans both steps, once.
     std::fs::write(&policy, &good).unwrap();
@@ -1074,12 +1107,12 @@ fn a_failed_interval_is_measured_once_meters_included_at_the_next_success() {
     let bound = wattson::policy::bind(&policy, &runtime).unwrap();
     let mut sources = sources(&policy, Plan::new(&bound).measurements());
     sources.cpu_times = Some(Box::new(cpu.clone()));
-    engine.reload(policy, bound, sources, "cmp-01".into());
+    state.reload(policy, bound, sources, "cmp-01".into());
     step(&mut energy);
-    engine.tick(t0 + 20_000).unwrap();
-    let meters: f64 = engine.ledger().meter_joules.values().sum();
+    state.tick(t0 + 20_000).unwrap();
+    let meters: f64 = state.ledger().meter_joules.values().sum();
     assert!(rel_err(meters, 24.0) < 1e-12, "{meters}");
-    let vms: f64 = engine.ledger().vm_joules.values().sum();
+    let vms: f64 = state.ledger().vm_joules.values().sum();
     assert!(rel_err(vms, 24.0) < 1e-12, "{vms}");
 }
 
@@ -1125,13 +1158,13 @@ fn a_reboot_is_a_new_baseline_not_a_wrap() {
     };
     std::fs::write(&boot_id, "2b1f0c7e-0000-4000-8000-000000000001\n").unwrap();
     set(&energy, &cpu_s);
-    let (mut engine, _) = start_engine(&policy, &cpu, &cache);
+    let (mut state, _) = start_engine(&policy, &cpu, &cache);
     let t0 = 1_800_000_003_000_i64;
-    engine.tick(t0).unwrap();
+    state.tick(t0).unwrap();
     let mut host_total = advance(&mut energy, &mut cpu_s);
     set(&energy, &cpu_s);
-    engine.tick(t0 + 10_000).unwrap();
-    drop(engine);
+    state.tick(t0 + 10_000).unwrap();
+    drop(state);
 
     // The reboot: every counter back to 1 J, CPU times from 0, a new boot id.
     for v in energy.values_mut() {
@@ -1142,18 +1175,18 @@ fn a_reboot_is_a_new_baseline_not_a_wrap() {
     }
     std::fs::write(&boot_id, "2b1f0c7e-0000-4000-8000-000000000002\n").unwrap();
     set(&energy, &cpu_s);
-    let (mut engine, shared) = start_engine(&policy, &cpu, &cache);
-    engine.tick(t0 + 600_000).unwrap();
-    let attributed = |engine: &Engine| {
-        engine.ledger().vm_joules.values().sum::<f64>() + engine.ledger().unattributed_joules
+    let (mut state, shared) = start_engine(&policy, &cpu, &cache);
+    state.tick(t0 + 600_000).unwrap();
+    let attributed = |state: &DaemonState| {
+        state.ledger().vm_joules.values().sum::<f64>() + state.ledger().unattributed_joules
     };
-    let meters = |engine: &Engine| engine.ledger().meter_joules.values().sum::<f64>();
+    let meters = |state: &DaemonState| state.ledger().meter_joules.values().sum::<f64>();
     assert!(
-        rel_err(attributed(&engine), host_total) < 1e-12,
+        rel_err(attributed(&state), host_total) < 1e-12,
         "phantom energy after the reboot: {} J attributed against {host_total} J measured",
-        attributed(&engine)
+        attributed(&state)
     );
-    assert!(rel_err(meters(&engine), host_total) < 1e-12);
+    assert!(rel_err(meters(&state), host_total) < 1e-12);
     let scrape = render_metrics(&shared.snapshot(), MetricsFormat::Text, 0);
     assert!(
         scrape.contains("wattson_daemon_reboots_total 1"),
@@ -1163,7 +1196,7 @@ fn a_reboot_is_a_new_baseline_not_a_wrap() {
     // From the new baseline on, intervals are measured as before.
     host_total += advance(&mut energy, &mut cpu_s);
     set(&energy, &cpu_s);
-    engine.tick(t0 + 610_000).unwrap();
-    assert!(rel_err(attributed(&engine), host_total) < 1e-12);
-    assert!(rel_err(meters(&engine), host_total) < 1e-12);
+    state.tick(t0 + 610_000).unwrap();
+    assert!(rel_err(attributed(&state), host_total) < 1e-12);
+    assert!(rel_err(meters(&state), host_total) < 1e-12);
 }

@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::{EXIT_CONFIG, EXIT_DELIVERY, EXIT_LOCKED, EXIT_PLUGIN, EXIT_SOURCE, Failure};
 use crate::carbon::IntensityError;
-use crate::pipeline::{self, ExtractError, ExtractOptions, PipelineError};
+use crate::pipeline::{self, ExtractOptions, PipelineError, ShipError};
 use crate::policy::{Override, Policy};
 use crate::sources::prometheus::TemplateError;
 use crate::state::StateError;
@@ -127,7 +127,7 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
     }
     let report = match pipeline::extract(&policy, &bound, prometheus.as_ref(), options, &tokio) {
         // The reader stopped reading (`| head`): done, as ripgrep is.
-        Err(ExtractError::Stdout(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+        Err(ShipError::Stdout(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             tracing::debug!("stdout closed by its reader; stopping");
             return Ok(());
         }
@@ -163,9 +163,9 @@ fn write_host_summary(path: &Path, hosts: &[pipeline::HostSummary]) -> anyhow::R
 }
 
 /// The exit code of a failed run.
-pub(super) fn exit_code(e: &ExtractError) -> u8 {
+pub(super) fn exit_code(e: &ShipError) -> u8 {
     match e {
-        ExtractError::Window { error, .. } | ExtractError::Plan(error) => match error {
+        ShipError::Window { error, .. } | ShipError::Plan(error) => match error {
             PipelineError::Source(_)
             | PipelineError::Libvirt(_)
             | PipelineError::Template(TemplateError::Query(_))
@@ -175,8 +175,8 @@ pub(super) fn exit_code(e: &ExtractError) -> u8 {
             PipelineError::Plugin(_) => EXIT_PLUGIN,
             PipelineError::Unsupported(_) => EXIT_CONFIG,
         },
-        ExtractError::State(StateError::Locked { .. }) => EXIT_LOCKED,
-        ExtractError::State(_) => 1,
-        ExtractError::Delivery(_) | ExtractError::Stdout(_) => EXIT_DELIVERY,
+        ShipError::State(StateError::Locked { .. }) => EXIT_LOCKED,
+        ShipError::State(_) => 1,
+        ShipError::Delivery(_) | ShipError::Stdout(_) => EXIT_DELIVERY,
     }
 }

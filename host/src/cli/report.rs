@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{EXIT_CONFIG, Failure};
-use crate::pipeline::{self, ExtractError, GatherPlan, PipelineError, Plan, Progress};
+use crate::pipeline::{self, GatherPlan, PipelineError, Plan, Progress, ShipError};
 use crate::policy::{Override, Policy};
 use crate::report::{Aggregator, By, Format, last_month};
 use crate::sources::prometheus::vm_disks;
@@ -66,7 +66,7 @@ pub fn run(args: ReportArgs) -> Result<(), Failure> {
     let plan = Plan::new(&bound);
     let gather_plan =
         GatherPlan::new(&policy, plan.measurements(), prometheus.as_ref()).map_err(|e| {
-            let e = ExtractError::Plan(e);
+            let e = ShipError::Plan(e);
             Failure::new(super::extract::exit_code(&e), e)
         })?;
     let windows = pipeline::cut(period.start_ms, period.end_ms, step_ms);
@@ -86,7 +86,7 @@ pub fn run(args: ReportArgs) -> Result<(), Failure> {
             },
         )
         .map_err(|error| {
-            let e = ExtractError::Window { window, error };
+            let e = ShipError::Window { window, error };
             Failure::new(super::extract::exit_code(&e), e)
         })?;
         for host in &done.hosts {

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::engine::{Snapshot, VmNow};
+use super::tick::{Snapshot, VmNow};
 
 /// The exposition format of a scrape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -384,8 +384,8 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::engine::VmNow;
     use super::super::ledger::Who;
+    use super::super::tick::VmNow;
     use super::*;
 
     #[test]

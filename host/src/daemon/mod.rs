@@ -6,7 +6,6 @@
 //! The sampling loop runs on its own thread (libvirt and the plugins block);
 //! the HTTP server and the signal handlers on a small tokio runtime.
 
-mod engine;
 mod interval;
 mod ledger;
 mod meters;
@@ -14,6 +13,7 @@ mod metrics;
 mod sample;
 mod server;
 mod ship;
+mod tick;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,12 +21,12 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 pub use crate::policy::DaemonConfig;
-pub use engine::{Engine, IntervalRecord, PersistError, Shared, Snapshot};
 pub use ledger::Ledger;
 pub use meters::{IpmiCommand, PowerMeter, parse_dcmi};
 pub use metrics::{Format as MetricsFormat, render as render_metrics};
 pub use sample::{Counters, Sample, Sources};
 pub use server::{App, router};
+pub use tick::{DaemonState, IntervalRecord, PersistError, Shared, Snapshot};
 
 use crate::policy::{Bound, Override, Policy, PolicyError};
 use crate::runtime::Measurement;
@@ -191,10 +191,10 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     );
     let host = config.host_key();
     let spool = policy.state_dir();
-    let mut engine = Engine::new(policy, bound, sources, host, Arc::clone(&shared))?;
+    let mut state = DaemonState::new(policy, bound, sources, host, Arc::clone(&shared))?;
     // A first sample before serving: the counters (and the interval since
     // the last run's last sample) are there at the first scrape.
-    engine.tick(now_ms())?;
+    state.tick(now_ms())?;
 
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -243,12 +243,12 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         match controls.recv_timeout(wait) {
             Ok(Control::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 tracing::info!("stopping: a last sample, then exit");
-                engine.tick(now_ms())?;
-                ship(&mut engine)?;
+                state.tick(now_ms())?;
+                ship(&mut state)?;
                 break;
             }
             Ok(Control::Reload) => {
-                reload(&options, &runtime, &mut engine, &shared, &mut interval_ms);
+                reload(&options, &runtime, &mut state, &shared, &mut interval_ms);
                 modified = modified_at(&options.policy);
                 continue;
             }
@@ -258,15 +258,15 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         if changed != modified {
             modified = changed;
             tracing::info!(policy = %options.policy.display(), "the policy file changed: reloading");
-            reload(&options, &runtime, &mut engine, &shared, &mut interval_ms);
+            reload(&options, &runtime, &mut state, &shared, &mut interval_ms);
         }
         let now = now_ms();
-        engine.tick(now)?;
+        state.tick(now)?;
         // Shipping blocks sampling while a messenger answers: only when a
         // window has closed, or a minute after a failure.
         if now >= next_ship_ms {
-            let step_ms = engine.policy.daemon_config().ship_every_secs as i64 * 1000;
-            next_ship_ms = if ship(&mut engine)? {
+            let step_ms = state.policy.daemon_config().ship_every_secs as i64 * 1000;
+            next_ship_ms = if ship(&mut state)? {
                 (now.div_euclid(step_ms) + 1) * step_ms
             } else {
                 now + SHIP_RETRY_MS
@@ -284,7 +284,7 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
 fn reload(
     options: &DaemonOptions,
     runtime: &crate::runtime::Runtime,
-    engine: &mut Engine,
+    state: &mut DaemonState,
     shared: &Shared,
     interval_ms: &mut i64,
 ) {
@@ -312,13 +312,13 @@ fn reload(
                 *rows = config.download_rows;
             }
             *interval_ms = config.interval_secs as i64 * 1000;
-            if options.listen.is_none() && config.listen != engine.policy.daemon_config().listen {
+            if options.listen.is_none() && config.listen != state.policy.daemon_config().listen {
                 tracing::warn!(
                     listen = %config.listen,
                     "[daemon] listen changed: the server keeps its address until the daemon restarts"
                 );
             }
-            engine.reload(policy, bound, sources, config.host_key());
+            state.reload(policy, bound, sources, config.host_key());
             tracing::info!(policy = %options.policy.display(), "policy reloaded");
         }
         Err(e) => tracing::error!("reload refused, the running policy stays: {e}"),
@@ -331,8 +331,8 @@ const SHIP_RETRY_MS: i64 = 60_000;
 /// Ships what is due; a failure is logged and counted, its payloads stay
 /// spooled for the next try. Returns whether every messenger accepted. Only
 /// a ledger that cannot be saved stops the daemon.
-fn ship(engine: &mut Engine) -> Result<bool, PersistError> {
-    let shipped = engine.ship();
+fn ship(state: &mut DaemonState) -> Result<bool, PersistError> {
+    let shipped = state.ship();
     let ok = shipped.is_ok();
     match shipped {
         Ok(report) => {
@@ -344,15 +344,15 @@ fn ship(engine: &mut Engine) -> Result<bool, PersistError> {
                     "shipped"
                 );
             }
-            engine.health.last_ship_ms = Some(now_ms());
+            state.health.last_ship_ms = Some(now_ms());
         }
         Err(e) => {
-            engine.health.messenger_failures += 1;
+            state.health.messenger_failures += 1;
             tracing::warn!("shipping: {e}");
         }
     }
-    engine.save()?;
-    engine.publish();
+    state.save()?;
+    state.publish();
     Ok(ok)
 }
 

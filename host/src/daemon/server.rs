@@ -15,8 +15,8 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::engine::{IntervalRecord, Shared};
 use super::metrics::{self, Format};
+use super::tick::{IntervalRecord, Shared};
 use crate::window::format_ms;
 
 /// How long a request may take.

@@ -3,24 +3,24 @@
 //! lastrun exactly as `extract` does (the same spool and messengers), so a
 //! kill at any point delivers each record once.
 
-use super::engine::Engine;
 use super::ledger::Part;
+use super::tick::DaemonState;
 use crate::carbon::{Carbon, Intensity};
 use crate::energy::status::{self, Seen};
-use crate::pipeline::{self, Chunks, ExtractError, ExtractReport, RENDER_CHUNK, Renderer, Stop};
+use crate::pipeline::{self, Chunks, RENDER_CHUNK, Renderer, ShipError, ShipReport, Stop};
 use crate::records::{self, EnergyRecord, Identity};
 use crate::runtime::{Quality, Vm, VmDetails};
 use crate::state::StateDir;
 use crate::window::Window;
 
-impl Engine {
+impl DaemonState {
     /// Ships every window that ended by the last sample, and retries what
     /// the spool holds. Windows already spooled or delivered (lastrun) are
     /// dropped from the ledger, never rendered twice.
-    pub fn ship(&mut self) -> Result<ExtractReport, ExtractError> {
+    pub fn ship(&mut self) -> Result<ShipReport, ShipError> {
         let step_ms = self.policy.daemon_config().ship_every_secs as i64 * 1000;
         let Some(last_ms) = self.ledger.last.as_ref().map(|c| c.at_ms) else {
-            return Ok(ExtractReport::default());
+            return Ok(ShipReport::default());
         };
         let end_ms = last_ms - last_ms.rem_euclid(step_ms);
         let first = self.ledger.windows.keys().next().copied();
@@ -110,7 +110,7 @@ fn record(
         ..Seen::default()
     };
     let status = status::status(window, 0, seen);
-    let quality = records::Quality {
+    let quality = records::ModelQuality {
         kind: if part.estimated {
             Quality::Estimated
         } else {
@@ -122,7 +122,7 @@ fn record(
     records::build(
         identity,
         window,
-        records::Measured {
+        records::RecordInput {
             vm: &vm,
             details: &details,
             host: Some(host),

@@ -3,29 +3,28 @@
 //! rendered payloads is the caller's (extract, daemon).
 
 mod attribute;
-mod describe;
-mod extract;
 mod gather;
 mod progress;
 mod render;
 mod rules;
+mod ship;
 mod summary;
+mod vm_metadata;
 
 use std::collections::BTreeSet;
 use std::time::Instant;
 
 pub use attribute::{Attributed, attribute};
-pub use describe::from_domain as domain_details;
-pub use extract::{
-    Dropped, ExtractError, ExtractOptions, ExtractReport, Stop, cut, drop_spooled, extract, retry,
-    ship,
-};
 pub use gather::{
     GatherPlan, Gathered, StaticIdle, gather, idle_setting, plan_problems, plan_warnings,
 };
 pub use progress::Progress;
 pub use render::{Chunks, RENDER_CHUNK, Renderer};
 pub use rules::{Explained, Plan};
+pub use ship::{
+    Dropped, ExtractOptions, ShipError, ShipReport, Stop, cut, drop_spooled, extract, retry, ship,
+};
+pub use vm_metadata::from_domain as domain_details;
 
 pub use summary::{HostSummary, host_meter, table as host_table};
 
@@ -147,10 +146,10 @@ pub fn window_records<E: From<PipelineError>>(
         .collect();
     order.sort_by(|a, b| input.vms[a.0].uuid.cmp(&input.vms[b.0].uuid));
     let cpu_meter = format!("cpu:{}", policy.inventory.cpu_time_metric);
-    let qualities: Vec<records::Quality> = plan
+    let qualities: Vec<records::ModelQuality> = plan
         .slots()
         .iter()
-        .map(|slot| records::Quality {
+        .map(|slot| records::ModelQuality {
             kind: slot.model.info().quality,
             meters: records::meters(slot.measurements),
             cpu_meter: cpu_meter.clone(),
@@ -164,7 +163,7 @@ pub fn window_records<E: From<PipelineError>>(
                 records::build(
                     &identity,
                     window,
-                    records::Measured {
+                    records::RecordInput {
                         vm: &input.vms[i],
                         details: &gathered.details[i],
                         host: host_of[i]

@@ -11,7 +11,7 @@ use crate::runtime::{AttributionInput, Measurement, Model, Param};
 
 /// One model of the policy: a rule, or `[model]` (the last slot).
 #[derive(Clone, Copy)]
-pub struct Slot<'a> {
+pub struct ModelSlot<'a> {
     /// The model.
     pub model: &'a Model,
     /// Its parameters.
@@ -25,14 +25,14 @@ pub struct Slot<'a> {
 /// The policy's models and the measurements one gather makes for all of them.
 pub struct Plan<'a> {
     /// Rules first, in policy order, then `[model]`: the first that matches wins.
-    slots: Vec<Slot<'a>>,
+    slots: Vec<ModelSlot<'a>>,
     measurements: Cow<'a, [Measurement]>,
 }
 
 impl<'a> Plan<'a> {
     /// The plan of a bound policy.
     pub fn new(bound: &'a Bound) -> Self {
-        let default = bound.model.as_ref().map(|m| Slot {
+        let default = bound.model.as_ref().map(|m| ModelSlot {
             model: &m.model,
             params: &m.params,
             measurements: &m.measurements,
@@ -41,13 +41,13 @@ impl<'a> Plan<'a> {
         if let (Some(default), true) = (&default, bound.rules.is_empty()) {
             return Self {
                 measurements: Cow::Borrowed(default.measurements),
-                slots: vec![Slot { ..*default }],
+                slots: vec![ModelSlot { ..*default }],
             };
         }
-        let mut slots: Vec<Slot<'a>> = bound
+        let mut slots: Vec<ModelSlot<'a>> = bound
             .rules
             .iter()
-            .map(|r| Slot {
+            .map(|r| ModelSlot {
                 model: &r.model,
                 params: &r.params,
                 measurements: &r.measurements,
@@ -86,7 +86,7 @@ impl<'a> Plan<'a> {
     }
 
     /// The models, in match order.
-    pub fn slots(&self) -> &[Slot<'a>] {
+    pub fn slots(&self) -> &[ModelSlot<'a>] {
         &self.slots
     }
 

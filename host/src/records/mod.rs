@@ -31,7 +31,7 @@ pub struct Identity {
 
 /// What the model produced for one VM, and who produced it.
 #[derive(Clone, Debug)]
-pub struct Measured<'a> {
+pub struct RecordInput<'a> {
     /// The VM.
     pub vm: &'a Vm,
     /// What the inventory knows of it.
@@ -49,7 +49,7 @@ pub struct Measured<'a> {
     /// Where the VM stood at the window's end.
     pub status: Status,
     /// How the model's energy is obtained.
-    pub quality: &'a Quality,
+    pub quality: &'a ModelQuality,
     /// Model name.
     pub model: &'a str,
     /// Model version.
@@ -58,7 +58,7 @@ pub struct Measured<'a> {
 
 /// What every record of a model shares of its quality.
 #[derive(Clone, Debug)]
-pub struct Quality {
+pub struct ModelQuality {
     /// Measured or estimated (the model's `describe()`).
     pub kind: crate::runtime::Quality,
     /// The meters its measurements read.
@@ -91,7 +91,7 @@ pub fn meters(measurements: &[Measurement]) -> Vec<String> {
 }
 
 /// Builds one record.
-pub fn build(identity: &Identity, window: Window, m: Measured<'_>) -> EnergyRecord {
+pub fn build(identity: &Identity, window: Window, m: RecordInput<'_>) -> EnergyRecord {
     let (vm, details) = (m.vm, m.details);
     EnergyRecord {
         id: record_id(&identity.site, &vm.uuid, window),

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use super::plan::{GatherPlan, Slot};
 use super::{Gathered, KeyedResult, Readings, SeriesReading};
 use crate::energy::status::{self, Seen, presence_s};
-use crate::pipeline::{PipelineError, describe};
+use crate::pipeline::{PipelineError, vm_metadata};
 use crate::runtime::{
     AttributionInput, KeyKind, Measured, Placement, Reading, Vm, VmDetails, Window as WitWindow,
 };
@@ -125,7 +125,7 @@ pub fn describe<'r>(
             )
             .filter(|(uuid, labels)| {
                 !vm_index.contains_key(*uuid)
-                    && describe::domain_name(
+                    && vm_metadata::domain_name(
                         labels,
                         metadata.get(*uuid),
                         domains.get(*uuid),
@@ -204,14 +204,14 @@ pub fn describe<'r>(
             vcpus: size.and_then(|s| s.0).or(domain.map(|d| d.vcpus)),
             memory_mb: size.and_then(|s| s.1).or(domain.map(|d| d.memory_mb)),
         });
-        details.push(describe::details(
+        details.push(vm_metadata::details(
             labels,
             meta,
             domain,
             inventory,
             plan.resolved.wants_labels,
         ));
-        if let Some(name) = describe::domain_name(labels, meta, domain, inventory) {
+        if let Some(name) = vm_metadata::domain_name(labels, meta, domain, inventory) {
             name_index.insert(name, i);
         }
     }

@@ -15,7 +15,7 @@ use crate::sources::prometheus::{Client, Labels, QueryTemplate};
 use crate::window::Window;
 
 /// What a run gathers in every window, resolved once from the policy and
-/// the models' measurements (see [`resolve`]).
+/// the models' measurements (see `resolve`).
 pub struct GatherPlan<'a> {
     pub(super) policy: &'a Policy,
     pub(super) client: &'a Client,
@@ -26,7 +26,7 @@ pub struct GatherPlan<'a> {
 
 impl<'a> GatherPlan<'a> {
     /// The plan for `measurements` (the rules' plan's), reading
-    /// `prometheus`: the first problem [`resolve`] finds, if any, is the error.
+    /// `prometheus`: the first problem `resolve` finds, if any, is the error.
     pub fn new(
         policy: &'a Policy,
         measurements: &'a [Measurement],
@@ -278,7 +278,7 @@ pub fn resolve<'a>(
 }
 
 /// What a window would refuse in `measurements` with this policy, as
-/// messages ([`resolve`]'s problems).
+/// messages (`resolve`'s problems).
 pub fn plan_problems(policy: &Policy, measurements: &[Measurement]) -> Vec<String> {
     resolve(policy, measurements)
         .err()

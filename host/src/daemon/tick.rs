@@ -146,7 +146,7 @@ impl Shared {
 }
 
 /// The daemon's working state between ticks.
-pub struct Engine {
+pub struct DaemonState {
     /// The policy in force.
     pub policy: Policy,
     /// Its plugins.
@@ -182,7 +182,7 @@ fn rebooted(prev: &Counters, cur: &Counters) -> bool {
 #[error("cannot persist the daemon's counters: {0}")]
 pub struct PersistError(#[from] crate::state::StateError);
 
-impl Engine {
+impl DaemonState {
     /// An engine with the ledger of the policy's state directory (created).
     pub fn new(
         policy: Policy,

@@ -1,6 +1,7 @@
-//! The cron run: windows since lastrun (or the ones asked for), each rendered
-//! into the spool before any messenger sees it, delivered, and committed to
-//! lastrun only once every messenger accepted every payload.
+//! Shipping, the delivery both `extract` and the daemon use: windows since
+//! lastrun (or the ones asked for), each rendered into the spool before any
+//! messenger sees it, delivered, and committed to lastrun only once every
+//! messenger accepted every payload. [`extract`] is the cron run on top of it.
 
 use std::collections::HashMap;
 
@@ -27,7 +28,7 @@ pub struct ExtractOptions {
 
 /// What a run did.
 #[derive(Debug, Default)]
-pub struct ExtractReport {
+pub struct ShipReport {
     /// Windows extracted in this run.
     pub windows: usize,
     /// Records rendered in this run.
@@ -43,7 +44,7 @@ pub struct ExtractReport {
 
 /// Why a run stopped or did not deliver everything.
 #[derive(Debug, thiserror::Error)]
-pub enum ExtractError {
+pub enum ShipError {
     /// A window could not be measured, attributed or rendered.
     #[error("window {window}: {error}")]
     Window {
@@ -116,13 +117,13 @@ pub fn extract(
     prometheus: Option<&Client>,
     options: ExtractOptions,
     tokio: &tokio::runtime::Runtime,
-) -> Result<ExtractReport, ExtractError> {
+) -> Result<ShipReport, ShipError> {
     let state = policy.state_dir();
-    let mut report = ExtractReport::default();
+    let mut report = ShipReport::default();
     // Which model each placement gets and what one gather makes: once per run.
     let models = Plan::new(bound);
     let gather_plan =
-        GatherPlan::new(policy, models.measurements(), prometheus).map_err(ExtractError::Plan)?;
+        GatherPlan::new(policy, models.measurements(), prometheus).map_err(ShipError::Plan)?;
     if options.dry_run {
         for window in plan(policy, &state, &options)? {
             let done = run_window(
@@ -133,8 +134,7 @@ pub fn extract(
                 window,
                 tokio,
                 |_, bytes| {
-                    messengers::Stdout::print(&bytes)
-                        .map_err(|e| Stop::Out(ExtractError::Stdout(e)))
+                    messengers::Stdout::print(&bytes).map_err(|e| Stop::Out(ShipError::Stdout(e)))
                 },
             )
             .map_err(|stop| stop.in_window(window))?;
@@ -173,9 +173,9 @@ pub fn ship(
         Window,
         &mut dyn FnMut(usize, Vec<u8>) -> Result<(), Stop>,
     ) -> Result<super::WindowDone, Stop>,
-) -> Result<ExtractReport, ExtractError> {
+) -> Result<ShipReport, ShipError> {
     let state = policy.state_dir();
-    let mut report = ExtractReport::default();
+    let mut report = ShipReport::default();
     state.create()?;
     let _lock = state.lock()?;
     let spool = state.spool();
@@ -224,7 +224,7 @@ pub fn ship(
                 let done = render(window, &mut |i, bytes| {
                     writer
                         .write(i, &bytes)
-                        .map_err(|e| Stop::Out(ExtractError::State(e)))
+                        .map_err(|e| Stop::Out(ShipError::State(e)))
                 })
                 .map_err(|stop| stop.in_window(window))?;
                 writer.finish(done.records, &outputs)?;
@@ -247,14 +247,14 @@ pub fn ship(
     if delivery.failures.is_empty() {
         Ok(report)
     } else {
-        Err(ExtractError::Delivery(delivery.failures))
+        Err(ShipError::Delivery(delivery.failures))
     }
 }
 
 /// `wattson spool retry`: delivers what is spooled with the policy's
 /// current messengers, extracts nothing new, and moves lastrun over what is
 /// done. Returns how many payloads were accepted.
-pub fn retry(policy: &Policy, bound: &Bound) -> Result<usize, ExtractError> {
+pub fn retry(policy: &Policy, bound: &Bound) -> Result<usize, ShipError> {
     let state = policy.state_dir();
     state.create()?;
     let _lock = state.lock()?;
@@ -265,7 +265,7 @@ pub fn retry(policy: &Policy, bound: &Bound) -> Result<usize, ExtractError> {
     if delivery.failures.is_empty() {
         Ok(delivered)
     } else {
-        Err(ExtractError::Delivery(delivery.failures))
+        Err(ShipError::Delivery(delivery.failures))
     }
 }
 
@@ -273,7 +273,7 @@ pub fn retry(policy: &Policy, bound: &Bound) -> Result<usize, ExtractError> {
 /// `starts_ms` (their payloads are never delivered; no other window is
 /// touched), then moves lastrun over what no longer waits. Returns what was
 /// dropped.
-pub fn drop_spooled(policy: &Policy, starts_ms: &[i64]) -> Result<Vec<Dropped>, ExtractError> {
+pub fn drop_spooled(policy: &Policy, starts_ms: &[i64]) -> Result<Vec<Dropped>, ShipError> {
     let state = policy.state_dir();
     let _lock = state.lock()?;
     let mut dropped = Vec::new();
@@ -319,7 +319,7 @@ pub enum Stop {
     /// The window could not be measured, attributed or rendered.
     Pipeline(PipelineError),
     /// Its payloads could not be kept.
-    Out(ExtractError),
+    Out(ShipError),
 }
 
 impl From<PipelineError> for Stop {
@@ -329,9 +329,9 @@ impl From<PipelineError> for Stop {
 }
 
 impl Stop {
-    fn in_window(self, window: Window) -> ExtractError {
+    fn in_window(self, window: Window) -> ShipError {
         match self {
-            Self::Pipeline(error) => ExtractError::Window { window, error },
+            Self::Pipeline(error) => ShipError::Window { window, error },
             Self::Out(e) => e,
         }
     }
