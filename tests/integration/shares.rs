@@ -506,6 +506,117 @@ fn a_rapl_counter_set_back_across_a_scrape_gap_is_a_reset_not_a_wrap() {
     assert!(rel_err(got, hosts["cmp-01"].0) < 1e-12);
 }
 
+/// cmp-03 reboots fast, 20 minutes into the window: a 2-minute scrape gap,
+/// within the gap limit, but node_exporter's `node_boot_time_seconds`
+/// changes across it. The drop of its RAPL counters is a reset, not a wrap.
+#[test]
+fn a_rapl_drop_where_the_boot_time_changes_is_a_reset_not_a_wrap() {
+    let (cpu, vcpus) = cpu_series();
+    let (mut package, mut dram) = rapl_series();
+    let (down, up) = (W0 + 20 * MIN, W0 + 22 * MIN);
+    for (series, seed, rate) in [(&mut package[4], 93, 80.0), (&mut dram[4], 94, 6.0)] {
+        series.samples.retain(|(t, _)| *t < down);
+        let after = counter(&[], seed, (up, T0 + 3 * HOUR), 0.0, rate, 1e12, (0, 0));
+        series.samples.extend(after.samples);
+    }
+    let boot_times: Vec<TestSeries> = ["cmp-01", "cmp-02", "cmp-03"]
+        .iter()
+        .map(|host| TestSeries {
+            labels: vec![("instance".into(), format!("{host}:9100"))],
+            samples: (0..3 * 240)
+                .map(|k| T0 + 7_000 + k * 15_000)
+                .filter(|t| *host != "cmp-03" || !(down..up).contains(t))
+                .map(|t| {
+                    let rebooted = *host == "cmp-03" && t >= up;
+                    (
+                        t,
+                        if rebooted {
+                            1_748_744_460.0
+                        } else {
+                            1_748_500_000.0
+                        },
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[
+            ("node_rapl_package_joules", &package),
+            ("node_rapl_dram_joules", &dram),
+            ("libvirt_domain_info_cpu_time_seconds", &cpu),
+        ],
+        &[
+            ("libvirt_domain_info_virtual_cpus", &vcpus),
+            ("node_boot_time_seconds", &boot_times),
+        ],
+    ));
+    // The rule: C1w, except that the drop across the reboot (the pair of
+    // samples the boot time changed between) is a reset.
+    let across_reboot = |samples: &[(i64, f64)], range: f64| {
+        let used: Vec<(i64, f64)> = samples
+            .iter()
+            .rfind(|(t, _)| *t <= W0)
+            .into_iter()
+            .chain(samples.iter().filter(|(t, _)| *t > W0 && *t <= W1))
+            .copied()
+            .collect();
+        used.windows(2)
+            .map(
+                |p| match (p[1].1 >= p[0].1, p[0].0 < down && p[1].0 >= up) {
+                    (true, _) => p[1].1 - p[0].1,
+                    (false, true) => p[1].1,
+                    (false, false) => p[1].1 + range - p[0].1,
+                },
+            )
+            .sum::<f64>()
+    };
+    let package_range = PACKAGE_RANGE_UJ as f64 / 1e6;
+    let dram_range = DRAM_RANGE_UJ as f64 / 1e6;
+    let zones = [
+        (&package[4], package_range),
+        (&package[5], package_range),
+        (&dram[4], dram_range),
+        (&dram[5], dram_range),
+    ];
+    let e_h: f64 = zones
+        .iter()
+        .map(|(z, r)| across_reboot(&z.samples, *r))
+        .sum();
+    let as_wraps: f64 = zones
+        .iter()
+        .map(|(z, r)| c1_span(&z.samples, Some(*r)).unwrap().0)
+        .sum();
+    assert!(as_wraps > e_h + 60_000.0, "{as_wraps} vs {e_h}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = policy(
+        "rapl-share",
+        &format!(
+            "[rapl]\nmax_energy_range_uj = {{ package = {PACKAGE_RANGE_UJ}, dram = {DRAM_RANGE_UJ} }}\n"
+        ),
+    ) + "[model.params]\nidle = \"none\"\n";
+    let path = write_policy(dir.path(), "rapl-share.toml", &text);
+    let (out, summaries) = extract_with_summary(&path, &prometheus.url);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("rebooted"), "{stderr}");
+    let energy = |host: &str| {
+        summaries.iter().find(|l| l["host"] == host).unwrap()["energy_joules"]
+            .as_f64()
+            .unwrap()
+    };
+    let got = energy("cmp-03");
+    assert!(
+        rel_err(got, e_h) < 1e-12,
+        "cmp-03: {got} J, ENERGY.md says {e_h} J (a phantom wrap adds {} J)",
+        got - e_h
+    );
+    // cmp-01's package-1 still wraps, and is read as one.
+    let hosts = rapl_hosts(&package, &dram, |_| 0.0);
+    assert!(rel_err(energy("cmp-01"), hosts["cmp-01"].0) < 1e-12);
+}
+
 #[test]
 fn ipmi_share_splits_wall_power_and_reports_the_bmc_gap() {
     let (cpu, vcpus) = cpu_series();

@@ -7,7 +7,7 @@ use super::ledger::Part;
 use super::tick::DaemonState;
 use crate::carbon::{Carbon, Intensity};
 use crate::energy::status::{self, Seen};
-use crate::pipeline::{self, Chunks, RENDER_CHUNK, Renderer, ShipError, ShipReport, Stop};
+use crate::pipeline::{self, Renderer, ShipError, ShipReport, Stop};
 use crate::records::{self, EnergyRecord, Identity};
 use crate::runtime::{Quality, Vm, VmDetails};
 use crate::state::StateDir;
@@ -46,20 +46,18 @@ impl DaemonState {
                 .get(&window.start_ms)
                 .map(|w| w.iter().collect())
                 .unwrap_or_default();
-            let mut notes = pipeline::Notes::default();
             std::thread::scope(|scope| {
                 let mut renderer = Renderer::new(scope, bound, sink);
-                for chunk in parts.chunks(RENDER_CHUNK) {
-                    let mut records: Vec<EnergyRecord> = chunk
-                        .iter()
-                        .map(|(uuid, part)| record(&identity, window, host, uuid, part))
-                        .collect();
-                    pipeline::finish(policy, bound, &intensity, &mut records, &mut notes);
-                    renderer.chunk(records)?;
-                }
-                renderer.finish()
+                pipeline::hand_on_records(
+                    policy,
+                    bound,
+                    &intensity,
+                    window,
+                    &parts,
+                    |(uuid, part)| record(&identity, window, host, uuid, part),
+                    &mut renderer,
+                )
             })?;
-            notes.warn(window);
             Ok(pipeline::WindowDone {
                 records: parts.len(),
                 hosts: Vec::new(),

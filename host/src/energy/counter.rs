@@ -32,6 +32,18 @@ pub struct Increase {
 /// two samples are no further apart than the gap limit ([`delta_between`]).
 /// `None` when no sample lies in `(start, end]`: the series is absent.
 pub fn c1(samples: &[Sample], window: Window, wrap: Option<f64>) -> Option<Increase> {
+    c1_across_boots(samples, window, wrap, &[])
+}
+
+/// [`c1`] of a counter whose host booted at `boots` (ms: the first sample
+/// of each new boot, where `node_boot_time_seconds` changed): a drop
+/// between two samples a boot lies between is a reset, never a wrap.
+pub fn c1_across_boots(
+    samples: &[Sample],
+    window: Window,
+    wrap: Option<f64>,
+    boots: &[i64],
+) -> Option<Increase> {
     let first_in = samples.partition_point(|s| s.t_ms <= window.start_ms);
     let last_in = samples.partition_point(|s| s.t_ms <= window.end_ms);
     if first_in >= last_in {
@@ -41,12 +53,10 @@ pub fn c1(samples: &[Sample], window: Window, wrap: Option<f64>) -> Option<Incre
     let value = used
         .windows(2)
         .map(|pair| {
-            delta_between(
-                pair[0].value,
-                pair[1].value,
-                pair[1].t_ms - pair[0].t_ms,
-                wrap,
-            )
+            let (p, c) = (pair[0], pair[1]);
+            let booted = boots.iter().any(|&t| t > p.t_ms && t <= c.t_ms);
+            let wrap = wrap.filter(|_| !booted);
+            delta_between(p.value, c.value, c.t_ms - p.t_ms, wrap)
         })
         .sum();
     let (first_ms, last_ms) = (used[0].t_ms, used[used.len() - 1].t_ms);
@@ -135,6 +145,18 @@ mod tests {
     fn wrap_aware() {
         let got = c1(&[s(900, 90.0), s(1500, 10.0)], W, Some(100.0)).unwrap();
         assert_eq!(got.value, 20.0);
+    }
+
+    #[test]
+    fn a_drop_across_a_boot_is_a_reset_even_within_the_gap_limit() {
+        let samples = [s(900, 90.0), s(1200, 2.0), s(1500, 10.0), s(1800, 5.0)];
+        // Booted at 1200 (seen then); the drop at 1800 is a wrap.
+        let got = c1_across_boots(&samples, W, Some(100.0), &[1200]).unwrap();
+        assert_eq!(got.value, 2.0 + 8.0 + 95.0);
+        assert_eq!(
+            c1(&samples, W, Some(100.0)).unwrap().value,
+            12.0 + 8.0 + 95.0
+        );
     }
 
     #[test]

@@ -155,37 +155,35 @@ pub fn window_records<E: From<PipelineError>>(
             cpu_meter: cpu_meter.clone(),
         })
         .collect();
-    let mut notes = Notes::default();
-    for chunk in order.chunks(RENDER_CHUNK) {
-        let mut records: Vec<EnergyRecord> = chunk
-            .iter()
-            .map(|&(i, joules)| {
-                records::build(
-                    &identity,
-                    window,
-                    records::RecordInput {
-                        vm: &input.vms[i],
-                        details: &gathered.details[i],
-                        host: host_of[i]
-                            .and_then(|h| input.hosts.get(h as usize))
-                            .map(String::as_str),
-                        joules,
-                        wall_s: gathered.wall_s[i],
-                        covered_s: covered_by_gauges(gauges, host_of[i], i),
-                        cpu_s: gathered.cpu_s[i],
-                        status: gathered.status[i],
-                        quality: &qualities[model_of[i]],
-                        model: &plan.slots()[model_of[i]].model.info().name,
-                        model_version: &plan.slots()[model_of[i]].model.info().version,
-                    },
-                )
-            })
-            .collect();
-        finish(policy, bound, &intensity, &mut records, &mut notes);
-        each.chunk(records)?;
-    }
-    each.finish()?;
-    notes.warn(window);
+    hand_on_records(
+        policy,
+        bound,
+        &intensity,
+        window,
+        &order,
+        |&(i, joules)| {
+            records::build(
+                &identity,
+                window,
+                records::RecordInput {
+                    vm: &input.vms[i],
+                    details: &gathered.details[i],
+                    host: host_of[i]
+                        .and_then(|h| input.hosts.get(h as usize))
+                        .map(String::as_str),
+                    joules,
+                    wall_s: gathered.wall_s[i],
+                    covered_s: covered_by_gauges(gauges, host_of[i], i),
+                    cpu_s: gathered.cpu_s[i],
+                    status: gathered.status[i],
+                    quality: &qualities[model_of[i]],
+                    model: &plan.slots()[model_of[i]].model.info().name,
+                    model_version: &plan.slots()[model_of[i]].model.info().version,
+                },
+            )
+        },
+        each,
+    )?;
     tracing::info!(
         %window,
         vms = input.vms.len(),
@@ -200,6 +198,31 @@ pub fn window_records<E: From<PipelineError>>(
         records: order.len(),
         hosts,
     })
+}
+
+/// The last steps of every window, extract's and the daemon's alike: the
+/// record of each of `items` (in the order given: uuid order) built by
+/// `build`, [`RENDER_CHUNK`] at a time, their VOs and carbon set
+/// (`intensity` is the window's), handed to `each`; then what they lacked
+/// (VOs, intensities) is warned of once.
+pub fn hand_on_records<T, E>(
+    policy: &Policy,
+    bound: &Bound,
+    intensity: &Intensity,
+    window: Window,
+    items: &[T],
+    build: impl Fn(&T) -> EnergyRecord,
+    each: &mut impl Chunks<E>,
+) -> Result<(), E> {
+    let mut notes = Notes::default();
+    for chunk in items.chunks(RENDER_CHUNK) {
+        let mut records: Vec<EnergyRecord> = chunk.iter().map(&build).collect();
+        finish(policy, bound, intensity, &mut records, &mut notes);
+        each.chunk(records)?;
+    }
+    each.finish()?;
+    notes.warn(window);
+    Ok(())
 }
 
 /// Which rule and model each placement in `window` gets: the real
@@ -228,7 +251,7 @@ pub struct WindowDone {
 /// What rendering a window's records noticed, warned about once each
 /// when the window is done ([`Notes::warn`]).
 #[derive(Debug, Default)]
-pub struct Notes {
+struct Notes {
     /// Projects without a VO in `[vo_map]`.
     unmapped: BTreeSet<String>,
     /// Zones and hosts without a grid intensity.
@@ -237,7 +260,7 @@ pub struct Notes {
 
 impl Notes {
     /// Warns once per project without a VO and per zone without intensity.
-    pub fn warn(self, window: Window) {
+    fn warn(self, window: Window) {
         for project in self.unmapped {
             tracing::warn!(
                 project,
@@ -250,7 +273,7 @@ impl Notes {
 
 /// Sets the records' VOs and carbon (`intensity` is the window's); what
 /// needs a warning goes to `notes`.
-pub fn finish(
+fn finish(
     policy: &Policy,
     bound: &Bound,
     intensity: &Intensity,

@@ -6,16 +6,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::TryFutureExt;
 
-use super::plan::{GatherPlan, HostKey, IdleMeter, MeterKind, Slot};
+use super::plan::{GatherPlan, HostKey, IdleMeter, MeterKind, RaplCounters, RaplZone, Slot};
 use super::{KeyedResult, Readings, SeriesReading};
-use crate::energy::counter::Sample;
+use crate::energy::counter::{Sample, c1_across_boots};
 use crate::energy::{idle, rapl as zones};
 use crate::pipeline::PipelineError;
 use crate::runtime::{KeyKind, TemplateSpec, Unit, to_base};
 use crate::sources::libvirt::{Domain, Libvirt, LibvirtError};
 use crate::sources::prometheus::{
-    Client, Series, SeriesIncrease, VmVars, counter_samples, gauge_samples, measure_counter,
-    measure_gauge, measure_template, measure_vm_gauge, vm_metadata, vm_sizes,
+    Client, PrometheusError, Series, SeriesIncrease, VmVars, counter_samples, gauge_samples,
+    matching_any, measure_counter, measure_gauge, measure_template, measure_vm_gauge, vm_metadata,
+    vm_sizes,
 };
 use crate::window::Window;
 
@@ -111,11 +112,19 @@ async fn measure(
                 .zones
                 .iter()
                 .map(|z| measure_counter(client, &z.selector, rapl.host_label, window, z.wrap_j));
-            let fetched = futures::future::try_join_all(zones).await?;
+            let (fetched, boots) = futures::future::try_join(
+                futures::future::try_join_all(zones),
+                boots(client, rapl, window),
+            )
+            .await?;
             let mut series = Vec::new();
             let mut raw = 0;
-            for (readings, zone) in fetched.into_iter().zip(&rapl.zones) {
+            for (mut readings, zone) in fetched.into_iter().zip(&rapl.zones) {
                 raw += readings.raw_fetched;
+                if zone.wrap_j.is_some() && !boots.is_empty() {
+                    raw += across_boots(client, rapl, zone, &boots, window, &mut readings.series)
+                        .await?;
+                }
                 series.extend(increases(readings.series, Unit::Joules).map(|s| {
                     let host = s.labels.get(rapl.host_label).map(|h| host_key.normalise(h));
                     (zone.kind.as_str(), host.unwrap_or_default(), s)
@@ -177,6 +186,95 @@ async fn measure(
             Ok((result, raw))
         }
     }
+}
+
+/// node_exporter's boot time of each host: a changed value is a reboot.
+const BOOT_TIME: &str = "node_boot_time_seconds";
+
+/// The hosts (by `rapl.host_label` value) whose boot time changed in the
+/// window or the lookback before it, with the first sample time of each new
+/// boot; none when no zone has a wrap range (C1 takes every drop as a reset
+/// anyway) or no host rebooted. `docs/ENERGY.md#a-reboot-is-not-a-wrap`.
+async fn boots(
+    client: &Client,
+    rapl: &RaplCounters<'_>,
+    window: Window,
+) -> Result<HashMap<String, Vec<i64>>, PrometheusError> {
+    let mut boots = HashMap::new();
+    if rapl.zones.iter().all(|z| z.wrap_j.is_none()) {
+        return Ok(boots);
+    }
+    let range_ms = window.len_ms() + client.config.lookback_secs as i64 * 1000;
+    let changed = client
+        .query(
+            &format!("changes({BOOT_TIME}[{range_ms}ms]) > 0"),
+            window.end_ms,
+        )
+        .await?;
+    let hosts: Vec<&str> = changed
+        .iter()
+        .filter_map(|s| s.labels.get(rapl.host_label))
+        .collect();
+    if hosts.is_empty() {
+        return Ok(boots);
+    }
+    let selector = matching_any(BOOT_TIME, rapl.host_label, &hosts);
+    for series in counter_samples(client, &selector, window).await? {
+        let Some(host) = series.labels.get(rapl.host_label) else {
+            continue;
+        };
+        let times: Vec<i64> = series
+            .samples
+            .windows(2)
+            .filter(|pair| pair[1].value != pair[0].value)
+            .map(|pair| pair[1].t_ms)
+            .collect();
+        if !times.is_empty() {
+            boots
+                .entry(host.to_owned())
+                .or_insert_with(Vec::new)
+                .extend(times);
+        }
+    }
+    Ok(boots)
+}
+
+/// Measures again, from raw samples, the series of `zone` on the hosts that
+/// booted (`boots`), so that a drop across a boot counts as a reset, not a
+/// wrap; replaces their readings in `series`. Returns the series fetched.
+async fn across_boots(
+    client: &Client,
+    rapl: &RaplCounters<'_>,
+    zone: &RaplZone,
+    boots: &HashMap<String, Vec<i64>>,
+    window: Window,
+    series: &mut [SeriesIncrease],
+) -> Result<usize, PipelineError> {
+    let hosts: Vec<&str> = boots.keys().map(String::as_str).collect();
+    let selector = matching_any(&zone.selector, rapl.host_label, &hosts);
+    let raw = counter_samples(client, &selector, window).await?;
+    for fetched in &raw {
+        let Some(host) = fetched.labels.get(rapl.host_label) else {
+            continue;
+        };
+        let Some(reading) = series.iter_mut().find(|s| s.labels == fetched.labels) else {
+            continue;
+        };
+        if let Some(increase) = c1_across_boots(&fetched.samples, window, zone.wrap_j, &boots[host])
+        {
+            if increase.value != reading.increase.value {
+                tracing::warn!(
+                    host,
+                    zone = zone.kind,
+                    %window,
+                    "the host rebooted: its RAPL counters' drop is counted as a reset, not a \
+                     wrap (the energy between its last sample and the shutdown is lost)"
+                );
+            }
+            reading.increase = increase;
+        }
+    }
+    Ok(raw.len())
 }
 
 /// Idle power per host from its meter's samples. Series are grouped by host

@@ -340,6 +340,15 @@ pub fn add_matcher(selector: &str, matcher: &str) -> String {
     }
 }
 
+/// `selector` narrowed to the series whose `label` is one of `values`.
+pub fn matching_any(selector: &str, label: &str, values: &[&str]) -> String {
+    let alternatives: Vec<String> = values.iter().map(|v| regex_escape(v)).collect();
+    add_matcher(
+        selector,
+        &format!("{label}=~\"{}\"", alternatives.join("|")),
+    )
+}
+
 /// Escapes a label value for use inside a PromQL `=~"…"` regex literal.
 fn regex_escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());

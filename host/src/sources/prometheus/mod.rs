@@ -15,7 +15,9 @@ pub mod template;
 
 pub use client::{Client, PrometheusError, Series};
 pub use config::{PrometheusConfig, ReadPath};
-pub use counter::{CounterReadings, SeriesIncrease, counter_samples, measure_counter};
+pub use counter::{
+    CounterReadings, SeriesIncrease, counter_samples, matching_any, measure_counter,
+};
 pub use gauge::{SeriesIntegral, VmGaugeReadings, gauge_samples, measure_gauge, measure_vm_gauge};
 pub use inventory::{Metadata, VmMeta, vm_disks, vm_metadata, vm_sizes};
 pub use labels::{Labels, SeriesKey};
