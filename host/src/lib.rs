@@ -16,7 +16,6 @@ pub mod policy;
 pub mod records;
 pub mod report;
 pub mod runtime;
-pub mod scrape_config;
 pub mod secrets;
 pub mod sources;
 pub mod state;

@@ -19,7 +19,7 @@ mod inventory;
 mod plugins;
 mod policy;
 mod report;
-mod scrape_config;
+pub mod scrape_config;
 mod spool;
 
 use std::path::PathBuf;

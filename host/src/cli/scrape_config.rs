@@ -1,12 +1,15 @@
-//! `wattson scrape-config`: Prometheus scrape configuration for every
-//! hypervisor of a host list or of OpenNebula's `onehost list -x`.
+//! `wattson scrape-config`: Prometheus `scrape_configs` entries for every
+//! hypervisor of a host list or of OpenNebula's `onehost list -x` (seed 001's
+//! `generate_conf.sh`, for any of the exporters a wattson site runs): one
+//! static config per host, labelled `host_id`. The command's arguments, the
+//! host-list readers and the YAML renderer.
 
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::{EXIT_CONFIG, Failure};
-use crate::scrape_config::{self, Options, Target};
 
 /// Arguments of `wattson scrape-config`.
 #[derive(Debug, Args)]
@@ -40,8 +43,8 @@ pub struct ScrapeConfigArgs {
 /// Runs `wattson scrape-config`.
 pub fn run(args: ScrapeConfigArgs) -> Result<(), Failure> {
     let (hosts, source) = match (&args.hosts, &args.one_xml) {
-        (Some(path), _) => (scrape_config::from_list(path), path),
-        (None, Some(path)) => (scrape_config::from_one_xml(path), path),
+        (Some(path), _) => (from_list(path), path),
+        (None, Some(path)) => (from_one_xml(path), path),
         (None, None) => {
             return Err(Failure::new(
                 EXIT_CONFIG,
@@ -51,7 +54,7 @@ pub fn run(args: ScrapeConfigArgs) -> Result<(), Failure> {
     };
     let hosts = hosts.map_err(|e| Failure::new(EXIT_CONFIG, e))?;
     let source = source.display().to_string();
-    let yaml = scrape_config::render(
+    let yaml = render(
         &hosts,
         &Options {
             target: args.target,
@@ -62,4 +65,313 @@ pub fn run(args: ScrapeConfigArgs) -> Result<(), Failure> {
     );
     super::print_line(format_args!("{}", yaml.trim_end()));
     Ok(())
+}
+
+/// What runs on each host and is scraped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// `wattson daemon` (port 9847).
+    Wattson,
+    /// Scaphandre's Prometheus exporter (port 8080).
+    Scaphandre,
+    /// node_exporter, e.g. for its rapl collector (port 9100).
+    Node,
+}
+
+impl Target {
+    /// The exporter's default port.
+    pub fn port(self) -> u16 {
+        match self {
+            Self::Wattson => 9847,
+            Self::Scaphandre => 8080,
+            Self::Node => 9100,
+        }
+    }
+
+    fn job(self) -> &'static str {
+        match self {
+            Self::Wattson => "wattson",
+            Self::Scaphandre => "scaphandre",
+            Self::Node => "node",
+        }
+    }
+}
+
+/// One host to scrape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Host {
+    /// The cloud's host id (OpenNebula's `ID`), the `host_id` label.
+    pub id: String,
+    /// Host name or address.
+    pub name: String,
+    /// Port, where the list gives one.
+    pub port: Option<u16>,
+}
+
+/// Why a host list cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HostsError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {error}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A line or element is not what it should be.
+    #[error("{path}:{line}: {message}")]
+    Bad {
+        /// The file.
+        path: String,
+        /// Its line (1-based).
+        line: usize,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+    /// No host at all: an empty configuration would scrape nothing.
+    #[error("{path}: no hosts in it ({expected})")]
+    Empty {
+        /// The file.
+        path: String,
+        /// What a host looks like there.
+        expected: &'static str,
+    },
+}
+
+fn read(path: &Path) -> Result<String, HostsError> {
+    std::fs::read_to_string(path).map_err(|error| HostsError::Read {
+        path: path.display().to_string(),
+        error,
+    })
+}
+
+/// Hosts from a file of `host_id name[:port]` lines (`#` comments, blank
+/// lines skipped).
+pub fn from_list(path: &Path) -> Result<Vec<Host>, HostsError> {
+    let text = read(path)?;
+    let bad = |line: usize, message: String| HostsError::Bad {
+        path: path.display().to_string(),
+        line,
+        message,
+    };
+    let mut hosts = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let (Some(id), Some(address), None) = (fields.next(), fields.next(), fields.next()) else {
+            return Err(bad(
+                i + 1,
+                format!("{line:?}: expected `host_id name[:port]`, e.g. `2 kvm-02.example.org`"),
+            ));
+        };
+        let (name, port) = match address.rsplit_once(':') {
+            Some((name, port)) => match port.parse::<u16>() {
+                Ok(port) if port > 0 => (name, Some(port)),
+                _ => return Err(bad(i + 1, format!("{port:?} is not a port (1-65535)"))),
+            },
+            None => (address, None),
+        };
+        hosts.push(Host {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            port,
+        });
+    }
+    if hosts.is_empty() {
+        return Err(HostsError::Empty {
+            path: path.display().to_string(),
+            expected: "lines of `host_id name[:port]`",
+        });
+    }
+    Ok(hosts)
+}
+
+/// Hosts from OpenNebula's `onehost list -x` (`<HOST_POOL><HOST><ID>…</ID>
+/// <NAME>…</NAME>…</HOST>…`).
+pub fn from_one_xml(path: &Path) -> Result<Vec<Host>, HostsError> {
+    let text = read(path)?;
+    let document = roxmltree::Document::parse(&text).map_err(|e| HostsError::Bad {
+        path: path.display().to_string(),
+        line: e.pos().row as usize,
+        message: format!("not XML: {e} (give the output of `onehost list -x`)"),
+    })?;
+    let mut hosts = Vec::new();
+    for host in document.descendants().filter(|n| n.has_tag_name("HOST")) {
+        let child = |tag: &str| {
+            host.children()
+                .find(|n| n.has_tag_name(tag))
+                .and_then(|n| n.text())
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+        };
+        match (child("ID"), child("NAME")) {
+            (Some(id), Some(name)) => hosts.push(Host {
+                id: id.to_owned(),
+                name: name.to_owned(),
+                port: None,
+            }),
+            _ => {
+                return Err(HostsError::Bad {
+                    path: path.display().to_string(),
+                    line: document.text_pos_at(host.range().start).row as usize,
+                    message: "a <HOST> without <ID> or <NAME>".into(),
+                });
+            }
+        }
+    }
+    if hosts.is_empty() {
+        return Err(HostsError::Empty {
+            path: path.display().to_string(),
+            expected: "<HOST> elements, as `onehost list -x` prints them",
+        });
+    }
+    Ok(hosts)
+}
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct Options<'a> {
+    /// The exporter scraped on each host.
+    pub target: Target,
+    /// The job's name (default: the target's).
+    pub job: Option<&'a str>,
+    /// A file holding the bearer token (the daemon's `[daemon] token_file`).
+    pub token_file: Option<&'a Path>,
+    /// Where the hosts came from, for the header comment.
+    pub source: &'a str,
+}
+
+/// A YAML single-quoted scalar.
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The `scrape_configs` entry (a YAML list item, to paste under
+/// `scrape_configs:`) scraping every host.
+pub fn render(hosts: &[Host], options: &Options<'_>) -> String {
+    let target = options.target;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# wattson scrape-config: {} host(s) from {}, {} on port {} unless given.\n\
+         # Paste under `scrape_configs:` in prometheus.yml, then `promtool check config`.",
+        hosts.len(),
+        options.source,
+        target.job(),
+        target.port()
+    );
+    let _ = writeln!(
+        out,
+        "- job_name: {}",
+        quoted(options.job.unwrap_or(target.job()))
+    );
+    if let Some(file) = options.token_file {
+        let _ = writeln!(
+            out,
+            "  authorization:\n    type: Bearer\n    credentials_file: {}",
+            quoted(&file.display().to_string())
+        );
+    }
+    out.push_str("  static_configs:\n");
+    for host in hosts {
+        let address = format!("{}:{}", host.name, host.port.unwrap_or(target.port()));
+        let _ = writeln!(
+            out,
+            "    - targets: [{}]\n      labels:\n        host_id: {}",
+            quoted(&address),
+            quoted(&host.id)
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn a_host_list_gives_one_target_per_line() {
+        let f = file("# id name\n2 kvm-02\n\n7 kvm-07.example.org:9999  # moved\n");
+        let hosts = from_list(f.path()).unwrap();
+        assert_eq!(hosts.len(), 2);
+        assert_eq!(hosts[1].port, Some(9999));
+        let yaml = render(
+            &hosts,
+            &Options {
+                target: Target::Scaphandre,
+                job: None,
+                token_file: None,
+                source: "hosts.txt",
+            },
+        );
+        assert!(yaml.contains("- job_name: 'scaphandre'\n"), "{yaml}");
+        assert!(
+            yaml.contains("    - targets: ['kvm-02:8080']\n      labels:\n        host_id: '2'\n"),
+            "{yaml}"
+        );
+        assert!(yaml.contains("['kvm-07.example.org:9999']"), "{yaml}");
+    }
+
+    #[test]
+    fn bad_lines_and_empty_lists_are_named() {
+        let f = file("2 kvm-02\n3\n");
+        let e = from_list(f.path()).unwrap_err().to_string();
+        assert!(
+            e.ends_with(":2: \"3\": expected `host_id name[:port]`, e.g. `2 kvm-02.example.org`"),
+            "{e}"
+        );
+        let f = file("2 kvm-02:http\n");
+        assert!(
+            from_list(f.path())
+                .unwrap_err()
+                .to_string()
+                .contains("not a port")
+        );
+        let f = file("# nothing\n");
+        assert!(
+            from_list(f.path())
+                .unwrap_err()
+                .to_string()
+                .contains("no hosts")
+        );
+    }
+
+    #[test]
+    fn onehost_xml_gives_ids_and_names() {
+        let f = file(
+            "<HOST_POOL>\n  <HOST>\n    <ID>0</ID>\n    <NAME>kvm-a</NAME>\n    <STATE>2</STATE>\n  </HOST>\n  <HOST>\n    <ID>3</ID>\n    <NAME>kvm-b</NAME>\n  </HOST>\n</HOST_POOL>\n",
+        );
+        let hosts = from_one_xml(f.path()).unwrap();
+        assert_eq!(
+            hosts
+                .iter()
+                .map(|h| (h.id.as_str(), h.name.as_str()))
+                .collect::<Vec<_>>(),
+            [("0", "kvm-a"), ("3", "kvm-b")]
+        );
+        let f = file("<HOST_POOL><HOST><ID>1</ID></HOST></HOST_POOL>");
+        assert!(
+            from_one_xml(f.path())
+                .unwrap_err()
+                .to_string()
+                .contains("without <ID> or <NAME>")
+        );
+        let f = file("ID 1 NAME kvm");
+        assert!(
+            from_one_xml(f.path())
+                .unwrap_err()
+                .to_string()
+                .contains("not XML")
+        );
+    }
 }

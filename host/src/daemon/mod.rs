@@ -8,7 +8,6 @@
 
 mod interval;
 mod ledger;
-mod meters;
 mod metrics;
 mod sample;
 mod server;
@@ -21,8 +20,8 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 pub use crate::policy::DaemonConfig;
+pub use crate::sources::ipmi::{IpmiCommand, PowerMeter, parse_dcmi};
 pub use ledger::Ledger;
-pub use meters::{IpmiCommand, PowerMeter, parse_dcmi};
 pub use metrics::{Format as MetricsFormat, render as render_metrics};
 pub use sample::{Counters, Sample, Sources};
 pub use server::{App, router};

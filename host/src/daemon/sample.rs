@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::meters::PowerMeter;
+use crate::sources::ipmi::PowerMeter;
 pub use crate::sources::libvirt::MetadataCache;
 use crate::sources::libvirt::{CpuTimes, Domain, Libvirt};
 use crate::sources::rapl::{self, Zone};

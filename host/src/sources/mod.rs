@@ -4,8 +4,10 @@
 //! * [`prometheus`]: counters over any window, exactly (C1), from a Prometheus-compatible API.
 //! * [`libvirt`]: the domains of a hypervisor, with nova/OpenNebula metadata.
 //! * [`rapl`]: local RAPL powercap zones.
+//! * [`ipmi`]: the host's wall power, read locally through IPMI DCMI (`ipmitool`).
 
 pub mod inventory;
+pub mod ipmi;
 pub mod libvirt;
 pub mod prometheus;
 pub mod rapl;

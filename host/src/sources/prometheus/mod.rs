@@ -2,8 +2,10 @@
 //!
 //! [`client`] speaks the HTTP API; [`counter`] measures counters over a window
 //! with the batched C1 recipe of ENERGY.md, [`gauge`] integrates gauges (G1),
-//! [`inventory`] reads VM metadata, [`labels`] holds series' labels compactly, [`template`] runs PromQL templates.
+//! [`inventory`] reads VM metadata, [`labels`] holds series' labels compactly, [`template`] runs PromQL templates,
+//! [`remote_read`] reads raw samples by the remote-read API; `answer` decodes the API's JSON answers.
 
+mod answer;
 pub mod client;
 pub mod config;
 pub mod counter;
