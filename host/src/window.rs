@@ -53,6 +53,16 @@ impl Window {
     }
 }
 
+impl From<Window> for crate::runtime::Window {
+    /// The window as plugins see it.
+    fn from(w: Window) -> Self {
+        Self {
+            start_ms: w.start_ms,
+            end_ms: w.end_ms,
+        }
+    }
+}
+
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

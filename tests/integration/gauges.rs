@@ -322,3 +322,122 @@ plugin = "libvirt-joules"
     );
     assert_eq!(got[2], 95.5, "cmp-90 has a static idle power");
 }
+
+/// `idle_power = "fit"` on a host that never idles (55–95 % CPU, 110 W idle +
+/// 90 W at full load): the least minute is far above idle, the intercept of
+/// power against node_exporter's CPU utilisation recovers it to 2 %. A host
+/// without CPU time falls back to its least minute.
+#[test]
+fn idle_power_fit_recovers_a_busy_hosts_idle_power() {
+    let (idle_w, dynamic_w, cores) = (110.0, 90.0, 4usize);
+    // Utilisation drifts slowly (periods of 17 and 7 minutes).
+    let u = |t: i64| {
+        let m = (t - T0) as f64 / 60_000.0;
+        0.75 + 0.12 * (m * std::f64::consts::TAU / 17.0).sin()
+            + 0.07 * (m * std::f64::consts::TAU / 7.0).cos()
+    };
+    let mut rng = Rng::new(77);
+    let power: Vec<(i64, f64)> = (0..4 * 360)
+        .map(|k| T0 + 3_300 + k * 10_000)
+        .map(|t| (t, idle_w + dynamic_w * u(t) + (rng.next_f64() - 0.5) * 4.0))
+        .collect();
+    // CPU seconds per core and mode, scraped every 15 s: busy = u, idle = 1 − u,
+    // integrated finely between scrapes.
+    let mut cpu = Vec::new();
+    for core in 0..cores {
+        for mode in ["user", "idle"] {
+            let mut value = 1_000.0;
+            let mut samples = Vec::new();
+            let mut t = T0 + 6_100 + core as i64 * 1_000;
+            while t <= T0 + 4 * HOUR {
+                samples.push((t, (value * 1e3_f64).round() / 1e3));
+                for ms in (0..15_000).step_by(100) {
+                    let busy = u(t + ms);
+                    value += 0.1 * if mode == "user" { busy } else { 1.0 - busy };
+                }
+                t += 15_000;
+            }
+            cpu.push(TestSeries {
+                labels: vec![
+                    ("cpu".into(), core.to_string()),
+                    ("instance".into(), "cmp-01:9100".into()),
+                    ("mode".into(), mode.into()),
+                ],
+                samples,
+            });
+        }
+    }
+    let meters = [
+        TestSeries {
+            labels: vec![("instance".into(), "cmp-01.bmc:9290".into())],
+            samples: power.clone(),
+        },
+        TestSeries {
+            labels: vec![("instance".into(), "cmp-02.bmc:9290".into())],
+            samples: power.clone(),
+        },
+    ];
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[("node_cpu_seconds", &cpu)],
+        &[("ipmi_dcmi_power_consumption_watts", &meters)],
+    ));
+    let window = Window::new(T0 + HOUR, T0 + 2 * HOUR).unwrap();
+    let text = r#"
+[site]
+name = "S"
+compute_service = "c"
+[inventory]
+host_label = "instance"
+host_regex = '^([^:.]+)'
+[model]
+plugin = "libvirt-joules"
+"#;
+    let policy = Policy::parse(Source::new(Path::new("fit.toml"), text.into())).unwrap();
+    let client = Client::new(PrometheusConfig::with_url(&prometheus.url)).unwrap();
+    let idle_of = |setting: &str| {
+        let measurements = [
+            Measurement::Gauge(GaugeSpec {
+                name: "power".into(),
+                selector: "ipmi_dcmi_power_consumption_watts".into(),
+                key_label: "instance".into(),
+                key: KeyKind::Host,
+                unit: Unit::Watts,
+                max_gap_s: None,
+            }),
+            Measurement::IdlePower(IdlePowerSpec {
+                name: "idle".into(),
+                meter: "power".into(),
+                setting: setting.into(),
+            }),
+        ];
+        let gathered = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(gather(
+                &GatherPlan::new(&policy, &measurements, Some(&client)).unwrap(),
+                window,
+            ))
+            .unwrap();
+        assert_eq!(gathered.input.hosts, ["cmp-01", "cmp-02"]);
+        let idle = &gathered.input.measurements[1];
+        assert_eq!(idle.name, "idle");
+        idle.hosts
+            .iter()
+            .map(|r| r.unwrap().value)
+            .collect::<Vec<f64>>()
+    };
+    let fit = idle_of("fit");
+    let auto = idle_of("auto");
+    assert!(
+        rel_err(fit[0], idle_w) < 0.02,
+        "fit: {} W against the simulated {idle_w} W (auto says {} W)",
+        fit[0],
+        auto[0]
+    );
+    assert!(auto[0] > idle_w + 0.4 * dynamic_w, "auto: {} W", auto[0]);
+    eprintln!(
+        "idle power of a busy host: fit {} W, auto {} W, simulated {idle_w} W",
+        fit[0], auto[0]
+    );
+    // cmp-02 has no CPU time: the least minute, as auto.
+    assert_eq!(fit[1], auto[1]);
+}

@@ -6,10 +6,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::sample::{Counters, Sample};
 use crate::energy::{self, counter::delta, gauge::two_point, idle};
-use crate::pipeline::{self, Gathered, PipelineError, StaticIdle};
-use crate::runtime::{
-    AttributionInput, Measured, Measurement, Placement, Reading, Status, Vm, Window as WitWindow,
-};
+use crate::pipeline::{self, Gathered, IdleSetting, PipelineError, StaticIdle};
+use crate::runtime::{AttributionInput, Measured, Measurement, Placement, Reading, Status, Vm};
 use crate::sources::rapl::{self, Zone};
 use crate::window::Window;
 
@@ -190,8 +188,10 @@ pub fn gather(
             let watts = match listed {
                 Some(watts) => Some(watts),
                 None => match pipeline::idle_setting(spec)? {
-                    Some(watts) => Some(watts),
-                    None => idle.least_minute_watts(&spec.meter),
+                    IdleSetting::Watts(watts) => Some(watts),
+                    // The daemon has no utilisation history yet: `fit` is
+                    // read as `auto` (said once, at start).
+                    IdleSetting::Auto | IdleSetting::Fit => idle.least_minute_watts(&spec.meter),
                 },
             };
             measured.push(host_reading(&spec.name, watts.map(whole)));
@@ -199,10 +199,7 @@ pub fn gather(
     }
     Ok(Gathered {
         input: AttributionInput {
-            window: WitWindow {
-                start_ms: window.start_ms,
-                end_ms: window.end_ms,
-            },
+            window: window.into(),
             vms,
             details: Vec::new(),
             hosts: vec![host.to_owned()],

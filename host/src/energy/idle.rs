@@ -14,11 +14,15 @@ pub const BUCKET_MS: i64 = 60_000;
 /// A host's idle power in a window.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Idle {
-    /// The least bucket average, watts.
+    /// The least bucket average (or the fit's intercept), watts.
     pub watts: f64,
-    /// Seconds of the window in buckets that could be measured.
+    /// Seconds of the window in buckets that could be measured (and, for a
+    /// fit, whose utilisation is known).
     pub measured_s: f64,
 }
+
+/// A measured minute: its start (ms) and the host's average power in it, watts.
+pub type Minute = (i64, f64);
 
 /// The whole UTC minutes inside `span`.
 pub fn buckets(span: Window) -> impl Iterator<Item = Window> {
@@ -30,11 +34,11 @@ pub fn buckets(span: Window) -> impl Iterator<Item = Window> {
     })
 }
 
-/// The least bucket average of the summed power of `meters` (one host's
-/// gauges in watts, e.g. two PSUs); a bucket any meter does not fully cover
-/// (G1 with `max_gap_ms`) is skipped.
-pub fn from_gauges(meters: &[&[Sample]], window: Window, max_gap_ms: i64) -> Option<Idle> {
-    least(window, |bucket| {
+/// The average of the summed power of `meters` (one host's gauges in watts,
+/// e.g. two PSUs) in each whole minute of `window`; a minute any meter does
+/// not fully cover (G1 with `max_gap_ms`) is skipped.
+pub fn gauge_minutes(meters: &[&[Sample]], window: Window, max_gap_ms: i64) -> Vec<Minute> {
+    minutes(window, |bucket| {
         meters.iter().try_fold(0.0, |sum, samples| {
             let g = g1(samples, bucket, max_gap_ms)?;
             let full = (g.covered_s * 1000.0).round() as i64 == BUCKET_MS;
@@ -43,13 +47,13 @@ pub fn from_gauges(meters: &[&[Sample]], window: Window, max_gap_ms: i64) -> Opt
     })
 }
 
-/// The least bucket average of the summed power of `zones` (one host's energy
-/// counters in joules): each zone's power in a bucket is its C1 increase over
-/// its span there. A bucket is skipped when any zone drops in it (ENERGY.md:
-/// a wrap or a reset, which C1w could only guess at) or has no base or no
-/// sample in it (the zone drops out).
-pub fn from_counters(zones: &[&[Sample]], window: Window) -> Option<Idle> {
-    least(window, |bucket| {
+/// The average of the summed power of `zones` (one host's energy counters
+/// in joules) in each whole minute of `window`: each zone's power in a
+/// minute is its C1 increase over its span there. A minute is skipped when
+/// any zone drops in it (a wrap or a reset, which C1w could only guess at)
+/// or has no base or no sample in it (the zone drops out).
+pub fn counter_minutes(zones: &[&[Sample]], window: Window) -> Vec<Minute> {
+    minutes(window, |bucket| {
         zones.iter().try_fold(0.0, |sum, samples| {
             let first_in = samples.partition_point(|s| s.t_ms <= bucket.start_ms);
             let last_in = samples.partition_point(|s| s.t_ms <= bucket.end_ms);
@@ -77,7 +81,7 @@ pub fn from_intervals(intervals: &[(i64, i64, f64)]) -> Option<Idle> {
         start_ms: intervals.first()?.0,
         end_ms: intervals.last()?.1,
     };
-    least(span, |bucket| {
+    least(&minutes(span, |bucket| {
         let from = intervals.partition_point(|&(_, end, _)| end <= bucket.start_ms);
         let (mut joules, mut covered_ms) = (0.0, 0);
         for &(start, end, j) in intervals[from..]
@@ -91,22 +95,69 @@ pub fn from_intervals(intervals: &[(i64, i64, f64)]) -> Option<Idle> {
             }
         }
         (covered_ms == BUCKET_MS).then(|| joules / (BUCKET_MS as f64 / 1000.0))
+    }))
+}
+
+/// `power` in each whole minute of `span` where it is known.
+fn minutes(span: Window, power: impl Fn(Window) -> Option<f64>) -> Vec<Minute> {
+    buckets(span)
+        .filter_map(|bucket| Some((bucket.start_ms, power(bucket)?)))
+        .collect()
+}
+
+/// `idle_power = "auto"`: the least minute.
+pub fn least(minutes: &[Minute]) -> Option<Idle> {
+    let watts = minutes.iter().map(|m| m.1).reduce(f64::min)?;
+    Some(Idle {
+        watts,
+        measured_s: minute_seconds(minutes.len()),
     })
 }
 
-/// The least of `power` over the whole minutes of `span` where it is known.
-fn least(window: Window, power: impl Fn(Window) -> Option<f64>) -> Option<Idle> {
-    let mut least: Option<f64> = None;
-    let mut measured = 0;
-    for bucket in buckets(window) {
-        if let Some(p) = power(bucket) {
-            measured += 1;
-            least = Some(least.map_or(p, |l| l.min(p)));
-        }
+fn minute_seconds(n: usize) -> f64 {
+    (n as i64 * BUCKET_MS) as f64 / 1000.0
+}
+
+/// Fewest minutes a fit takes.
+pub const FIT_MIN_MINUTES: usize = 10;
+
+/// Least spread (standard deviation) of CPU utilisation a fit takes: a line
+/// through one cloud of points is no line.
+pub const FIT_MIN_SPREAD: f64 = 0.02;
+
+/// `idle_power = "fit"` (`docs/ENERGY.md#idle-power`): the intercept at 0 %
+/// CPU of the least-squares line of the host's power against its CPU
+/// utilisation (0 to 1) over the minutes both are known in (`utilisation`:
+/// minute start → utilisation), the standard linear power model; never
+/// above the least minute (idle power is drawn at every load). None — the
+/// caller falls back to the least minute and says so — with fewer than
+/// [`FIT_MIN_MINUTES`] such minutes, a spread of utilisation under
+/// [`FIT_MIN_SPREAD`], or a negative intercept.
+pub fn fit(minutes: &[Minute], utilisation: &std::collections::HashMap<i64, f64>) -> Option<Idle> {
+    let points: Vec<(f64, f64)> = minutes
+        .iter()
+        .filter_map(|&(t, watts)| Some((*utilisation.get(&t)?, watts)))
+        .collect();
+    let n = points.len();
+    if n < FIT_MIN_MINUTES {
+        return None;
     }
-    least.map(|watts| Idle {
-        watts,
-        measured_s: (measured * BUCKET_MS) as f64 / 1000.0,
+    let mean_u = points.iter().map(|p| p.0).sum::<f64>() / n as f64;
+    let mean_p = points.iter().map(|p| p.1).sum::<f64>() / n as f64;
+    let var_u = points.iter().map(|p| (p.0 - mean_u).powi(2)).sum::<f64>() / n as f64;
+    if var_u.sqrt() < FIT_MIN_SPREAD {
+        return None;
+    }
+    let cov = points
+        .iter()
+        .map(|p| (p.0 - mean_u) * (p.1 - mean_p))
+        .sum::<f64>()
+        / n as f64;
+    let intercept = mean_p - cov / var_u * mean_u;
+    let least = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    (intercept >= 0.0).then(|| Idle {
+        watts: intercept.min(least),
+        measured_s: minute_seconds(n),
     })
 }
 
@@ -133,16 +184,16 @@ mod tests {
             .collect();
         // Bucket 0: 100 W. Bucket 1: 5 s from 100 to 40 W (350 J) + 55 s × 40 W = 2550 J.
         // Bucket 2: the 15 s gap is not bridged with max_gap 10 s.
-        let idle = from_gauges(&[&meter], W, 10_000).unwrap();
+        let idle = least(&gauge_minutes(&[&meter], W, 10_000)).unwrap();
         assert!((idle.watts - 2550.0 / 60.0).abs() < 1e-9, "{idle:?}");
         assert_eq!(idle.measured_s, 120.0);
-        let idle = from_gauges(&[&meter], W, 20_000).unwrap();
+        let idle = least(&gauge_minutes(&[&meter], W, 20_000)).unwrap();
         assert!((idle.watts - 40.0).abs() < 1e-9, "{idle:?}");
         assert_eq!(idle.measured_s, 180.0);
         // Two PSUs add up.
-        let idle = from_gauges(&[&meter, &meter], W, 10_000).unwrap();
+        let idle = least(&gauge_minutes(&[&meter, &meter], W, 10_000)).unwrap();
         assert!((idle.watts - 2.0 * 2550.0 / 60.0).abs() < 1e-9);
-        assert!(from_gauges(&[&meter[..3]], W, 10_000).is_none());
+        assert!(gauge_minutes(&[&meter[..3]], W, 10_000).is_empty());
     }
 
     #[test]
@@ -195,11 +246,36 @@ mod tests {
         let dram: Vec<Sample> = (0..=10)
             .map(|i| s(i * 10_000 - 2_000, 100.0 * i as f64))
             .collect();
-        let idle = from_counters(&[&package, &dram], W).unwrap();
+        let idle = least(&counter_minutes(&[&package, &dram], W)).unwrap();
         assert!((idle.watts - 60.0).abs() < 1e-9, "{idle:?}");
         assert_eq!(
             idle.measured_s, 60.0,
             "bucket 1 skipped: package wraps in it; bucket 2: dram drops out"
         );
+    }
+
+    #[test]
+    fn fit_recovers_the_idle_power_of_a_host_that_never_idles() {
+        // 110 W idle + 90 W at full load; the host runs at 55 to 95 %, its
+        // power a little noisy: the least minute is far above idle.
+        let mut utilisation = std::collections::HashMap::new();
+        let minutes: Vec<Minute> = (0..60)
+            .map(|k| {
+                let t = k * BUCKET_MS;
+                let u = 0.55 + 0.4 * ((k * 37 % 60) as f64 / 60.0);
+                let noise = ((k * 13 % 7) as f64 - 3.0) * 0.3;
+                utilisation.insert(t, u);
+                (t, 110.0 + 90.0 * u + noise)
+            })
+            .collect();
+        let got = fit(&minutes, &utilisation).unwrap();
+        assert!((got.watts - 110.0).abs() < 0.02 * 110.0, "{got:?}");
+        assert!(least(&minutes).unwrap().watts > 150.0);
+        assert_eq!(got.measured_s, 3600.0);
+        // Too few minutes with a utilisation, or no spread: no fit.
+        assert!(fit(&minutes[..9], &utilisation).is_none());
+        let flat: std::collections::HashMap<i64, f64> =
+            utilisation.keys().map(|t| (*t, 0.7)).collect();
+        assert!(fit(&minutes, &flat).is_none());
     }
 }

@@ -16,7 +16,8 @@ use std::time::Instant;
 
 pub use attribute::{Attributed, attribute};
 pub use gather::{
-    GatherPlan, Gathered, StaticIdle, gather, idle_setting, plan_problems, plan_warnings,
+    GatherPlan, Gathered, IdleSetting, StaticIdle, gather, idle_setting, plan_problems,
+    plan_warnings,
 };
 pub use progress::Progress;
 pub use render::{Chunks, RENDER_CHUNK, Renderer};

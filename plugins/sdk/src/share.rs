@@ -92,13 +92,16 @@ impl Idle {
     }
 
     /// The `idle_power` parameter every share model declares: `auto` (the
-    /// least whole-minute average of the meter) or watts, default `auto`.
+    /// least whole-minute average of the meter), `fit` (the intercept of
+    /// power against CPU utilisation) or watts, default `auto`.
     pub fn power_param() -> ParamSpec {
         ParamSpec::choice(
             IDLE_POWER_PARAM,
             "Idle power of every host: \"auto\" (the least 1-minute average power of its meter \
-             in the window) or watts; [idle_power] host patterns in the policy take precedence",
-            &["auto"],
+             in the window), \"fit\" (the intercept at 0 % CPU of a line of its power against \
+             its CPU utilisation, node_cpu_seconds_total; for hosts that never idle) or watts; \
+             [idle_power] host patterns in the policy take precedence",
+            &["auto", "fit"],
             Some("auto"),
         )
         .or_number()

@@ -11,9 +11,7 @@ use super::plan::{GatherPlan, Slot};
 use super::{Gathered, KeyedResult, Readings, SeriesReading};
 use crate::energy::status::{self, Seen, presence_s};
 use crate::pipeline::{PipelineError, vm_metadata};
-use crate::runtime::{
-    AttributionInput, KeyKind, Measured, Placement, Reading, Vm, VmDetails, Window as WitWindow,
-};
+use crate::runtime::{AttributionInput, KeyKind, Measured, Placement, Reading, Vm, VmDetails};
 use crate::sources::libvirt::DomainState;
 use crate::sources::prometheus::{Labels, VmVars};
 use crate::window::Window;
@@ -421,10 +419,7 @@ pub fn assemble(
     );
     Gathered {
         input: AttributionInput {
-            window: WitWindow {
-                start_ms: window.start_ms,
-                end_ms: window.end_ms,
-            },
+            window: window.into(),
             vms,
             details: Vec::new(),
             hosts,

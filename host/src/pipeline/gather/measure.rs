@@ -277,6 +277,56 @@ async fn across_boots(
     Ok(raw.len())
 }
 
+/// node_exporter's CPU time per core and mode.
+const CPU_SECONDS: &str = "node_cpu_seconds_total";
+
+/// Each host's CPU utilisation (0 to 1) per whole UTC minute of `window`
+/// from node_exporter's CPU time, by host key: the busy seconds (every mode
+/// but idle and iowait, summed over cores) between two minute edges, over
+/// 60 s × its cores. A minute in which the sum drops (a reboot) is left out.
+async fn utilisation(
+    client: &Client,
+    key_label: &str,
+    window: Window,
+    host_key: &HostKey,
+) -> Result<HashMap<String, HashMap<i64, f64>>, PrometheusError> {
+    let range_ms = window.len_ms() + idle::BUCKET_MS;
+    let busy = format!(
+        "sum by ({key_label}) ({CPU_SECONDS}{{mode!~\"idle|iowait\"}})[{range_ms}ms:{}ms]",
+        idle::BUCKET_MS
+    );
+    let cores = format!("count by ({key_label}) ({CPU_SECONDS}{{mode=\"idle\"}})");
+    let (busy, cores) = futures::future::try_join(
+        client.query(&busy, window.end_ms),
+        client.query(&cores, window.end_ms),
+    )
+    .await?;
+    let cores: HashMap<String, f64> = cores
+        .iter()
+        .filter_map(|s| {
+            let host = host_key.normalise(s.labels.get(key_label)?);
+            Some((host, s.samples.first()?.value))
+        })
+        .collect();
+    let mut hosts = HashMap::new();
+    for series in busy {
+        let Some(host) = series.labels.get(key_label).map(|h| host_key.normalise(h)) else {
+            continue;
+        };
+        let Some(&n) = cores.get(&host).filter(|n| **n > 0.0) else {
+            continue;
+        };
+        let minutes: HashMap<i64, f64> = series
+            .samples
+            .windows(2)
+            .filter(|p| p[1].t_ms - p[0].t_ms == idle::BUCKET_MS && p[1].value >= p[0].value)
+            .map(|p| (p[0].t_ms, (p[1].value - p[0].value) / (60.0 * n)))
+            .collect();
+        hosts.insert(host, minutes);
+    }
+    Ok(hosts)
+}
+
 /// Idle power per host from its meter's samples. Series are grouped by host
 /// key (an exporter may label one host two ways), so a host's idle power is
 /// the least minute of all its meters together, not a sum of separate minima.
@@ -351,16 +401,32 @@ async fn measure_idle(
             .1
             .push(samples);
     }
+    let utilisation = if meter.fit {
+        utilisation(client, &meter.key_label, window, host_key).await?
+    } else {
+        HashMap::new()
+    };
+    let mut unfit: Vec<String> = Vec::new();
     let series = hosts
-        .into_values()
-        .filter_map(|(host, meters)| {
+        .into_iter()
+        .filter_map(|(key, (host, meters))| {
             let samples: Vec<&[Sample]> = meters.iter().map(|s| &s[..]).collect();
-            let idle = match &meter.kind {
+            let minutes = match &meter.kind {
                 MeterKind::Gauge { max_gap_ms, .. } => {
-                    idle::from_gauges(&samples, window, *max_gap_ms)
+                    idle::gauge_minutes(&samples, window, *max_gap_ms)
                 }
-                MeterKind::Counters { .. } => idle::from_counters(&samples, window),
+                MeterKind::Counters { .. } => idle::counter_minutes(&samples, window),
             };
+            let fitted = utilisation
+                .get(&key)
+                .and_then(|u| idle::fit(&minutes, u))
+                .or_else(|| {
+                    if meter.fit {
+                        unfit.push(key.clone());
+                    }
+                    None
+                });
+            let idle = fitted.or_else(|| idle::least(&minutes));
             if idle.is_none() {
                 tracing::warn!(
                     measurement = meter.name,
@@ -379,6 +445,17 @@ async fn measure_idle(
             })
         })
         .collect();
+    if let Some(first) = unfit.first() {
+        tracing::warn!(
+            measurement = meter.name,
+            %window,
+            "idle_power = \"fit\": {} host(s) (e.g. {first}) have no line of power against CPU \
+             utilisation in this window (no {CPU_SECONDS} series, fewer than {} minutes, or a \
+             load too steady to fit): their least minute is their idle power",
+            unfit.len(),
+            idle::FIT_MIN_MINUTES
+        );
+    }
     Ok(KeyedResult {
         name: meter.name.to_owned(),
         key: KeyKind::Host,

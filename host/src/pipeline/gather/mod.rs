@@ -9,7 +9,7 @@ mod plan;
 
 use std::collections::HashMap;
 
-pub use plan::{GatherPlan, StaticIdle, idle_setting, plan_problems, plan_warnings};
+pub use plan::{GatherPlan, IdleSetting, StaticIdle, idle_setting, plan_problems, plan_warnings};
 
 use crate::pipeline::PipelineError;
 use crate::runtime::{AttributionInput, KeyKind, Status, VmDetails};

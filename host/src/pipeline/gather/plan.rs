@@ -134,6 +134,8 @@ pub struct IdleMeter<'a> {
     pub(super) name: &'a str,
     pub(super) key_label: String,
     pub(super) kind: MeterKind,
+    /// `fit`: the intercept against the host's CPU utilisation, else the least minute.
+    pub(super) fit: bool,
 }
 
 /// What an idle-power meter is: power gauges, or energy counters (a minute
@@ -207,17 +209,17 @@ pub fn resolve<'a>(
                 Err(e) => problem(e),
             },
             Measurement::IdlePower(spec) => match idle_setting(spec) {
-                Ok(None) => {
-                    idle.push((at, rest.len(), spec));
+                Ok(IdleSetting::Watts(watts)) => fixed_idle.push((spec.name.as_str(), watts)),
+                Ok(setting) => {
+                    idle.push((at, rest.len(), spec, setting == IdleSetting::Fit));
                     rest.push(None);
                 }
-                Ok(Some(watts)) => fixed_idle.push((spec.name.as_str(), watts)),
                 Err(e) => problem(e),
             },
             Measurement::Inventory => {}
         }
     }
-    for (measured_at, at, spec) in idle {
+    for (measured_at, at, spec, fit) in idle {
         let meter = first.iter().chain(rest.iter().flatten()).find_map(|slot| {
             let (name, kind) = meter_of(slot)?;
             (name == spec.meter).then_some(kind)
@@ -228,6 +230,7 @@ pub fn resolve<'a>(
                     name: &spec.name,
                     key_label,
                     kind,
+                    fit,
                 }));
             }
             // A meter that failed to resolve has its own problem already.
@@ -400,18 +403,30 @@ fn cpu_measurement(measurements: &[Measurement]) -> Option<&str> {
     })
 }
 
-/// An idle-power setting: `auto` (None: measure it) or watts for every host.
-pub fn idle_setting(spec: &IdlePowerSpec) -> Result<Option<f64>, PipelineError> {
-    let setting = spec.setting.trim();
-    if setting == "auto" {
-        return Ok(None);
-    }
-    match setting.parse::<f64>() {
-        Ok(watts) if watts.is_finite() && watts >= 0.0 => Ok(Some(watts)),
-        _ => Err(PipelineError::Unsupported(format!(
-            "idle-power `{}`: setting `{}` is neither \"auto\" nor a number of watts ≥ 0",
-            spec.name, spec.setting
-        ))),
+/// An idle-power measurement's setting (`docs/ENERGY.md#idle-power`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum IdleSetting {
+    /// The least whole minute of the meter.
+    Auto,
+    /// The intercept of the meter's power against CPU utilisation.
+    Fit,
+    /// These watts for every host.
+    Watts(f64),
+}
+
+/// An idle-power measurement's setting: `auto`, `fit` or watts.
+pub fn idle_setting(spec: &IdlePowerSpec) -> Result<IdleSetting, PipelineError> {
+    match spec.setting.trim() {
+        "auto" => Ok(IdleSetting::Auto),
+        "fit" => Ok(IdleSetting::Fit),
+        setting => match setting.parse::<f64>() {
+            Ok(watts) if watts.is_finite() && watts >= 0.0 => Ok(IdleSetting::Watts(watts)),
+            _ => Err(PipelineError::Unsupported(format!(
+                "idle-power `{}`: setting `{}` is neither \"auto\", \"fit\" nor a number of \
+                 watts ≥ 0",
+                spec.name, spec.setting
+            ))),
+        },
     }
 }
 
@@ -611,7 +626,7 @@ mod tests {
             problems[2]
         );
         assert!(
-            problems[3].contains("neither \"auto\" nor a number"),
+            problems[3].contains("neither \"auto\", \"fit\" nor a number"),
             "{}",
             problems[3]
         );
