@@ -2,6 +2,7 @@
 //! Prometheus (backfilled by promtool), guest components built from source,
 //! and policy files an operator might get wrong.
 
+mod agree;
 mod carbon;
 mod cim;
 mod containment;
