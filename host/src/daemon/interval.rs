@@ -2,18 +2,14 @@
 //! [`crate::energy`] on local counters (C1 of CPU time and RAPL, wrap-aware;
 //! G1 of two power readings), one host, one placement per VM seen at both ends.
 
-use std::collections::{BTreeMap, VecDeque};
-
+use super::idle::IdleHistory;
 use super::sample::{Counters, Sample};
-use crate::energy::{self, counter::delta, gauge::two_point, idle};
+use crate::energy::{self, counter::delta, gauge::two_point};
 use crate::pipeline::{self, Gathered, IdleSetting, PipelineError, StaticIdle};
 use crate::runtime::{AttributionInput, Measured, Measurement, Placement, Reading, Status, Vm};
+use crate::sources::proc_stat;
 use crate::sources::rapl::{self, Zone};
 use crate::window::Window;
-
-/// How long idle-power history is kept: the least whole-minute average
-/// power of the last hour is the daemon's `auto` idle power.
-const IDLE_HISTORY_MS: i64 = 3_600_000;
 
 /// What the daemon can measure locally, and what it cannot: models reading
 /// Prometheus series are refused, naming the measurement.
@@ -51,31 +47,6 @@ pub fn problems(measurements: &[Measurement]) -> Vec<String> {
         .collect()
 }
 
-/// Per meter measurement name: (start ms, end ms, joules) of recent intervals.
-#[derive(Debug, Default)]
-pub struct IdleHistory(BTreeMap<String, VecDeque<(i64, i64, f64)>>);
-
-impl IdleHistory {
-    fn push(&mut self, meter: &str, window: Window, joules: f64) {
-        let history = self.0.entry(meter.to_owned()).or_default();
-        history.push_back((window.start_ms, window.end_ms, joules));
-        while history
-            .front()
-            .is_some_and(|&(_, end, _)| end < window.end_ms - IDLE_HISTORY_MS)
-        {
-            history.pop_front();
-        }
-    }
-
-    /// The least average power over the whole UTC minutes the meter's
-    /// intervals cover without a gap, watts (`docs/ENERGY.md#idle-power`);
-    /// none before the first whole minute.
-    pub fn least_minute_watts(&mut self, meter: &str) -> Option<f64> {
-        let history = self.0.get_mut(meter)?;
-        idle::from_intervals(history.make_contiguous()).map(|i| i.watts)
-    }
-}
-
 /// The model's input for the interval from `prev` to `cur` on `host`.
 /// VMs are the running domains with CPU time at both ends (C1: a domain
 /// that starts or stops inside the interval is counted from its next sample
@@ -94,6 +65,11 @@ pub fn gather(
         end_ms: cur.counters.at_ms,
     };
     let dt = window.len_ms() as f64 / 1000.0;
+    // The host's CPU utilisation in the interval, for `fit`.
+    let utilisation = prev
+        .cpu_jiffies
+        .zip(cur.counters.cpu_jiffies)
+        .and_then(|(a, b)| proc_stat::utilisation(a, b));
     let whole = |value: f64| Reading {
         value,
         span_s: dt,
@@ -153,7 +129,7 @@ pub fn gather(
                         // As in extract, a minute in which a zone drops is
                         // no idle minute: the interval is left out.
                         if before.iter().zip(&after).all(|(b, a)| a >= b) {
-                            idle.push(&r.name, window, joules);
+                            idle.push(&r.name, window, joules, utilisation);
                         }
                         Some(whole(joules))
                     }
@@ -163,7 +139,7 @@ pub fn gather(
             }
             Measurement::HostPower(h) => {
                 let reading = wall_joules(prev, &cur.counters, h.max_gap_s).map(|joules| {
-                    idle.push(&h.name, window, joules);
+                    idle.push(&h.name, window, joules, utilisation);
                     whole(joules)
                 });
                 measured.push(host_reading(&h.name, reading));
@@ -189,9 +165,8 @@ pub fn gather(
                 Some(watts) => Some(watts),
                 None => match pipeline::idle_setting(spec)? {
                     IdleSetting::Watts(watts) => Some(watts),
-                    // The daemon has no utilisation history yet: `fit` is
-                    // read as `auto` (said once, at start).
-                    IdleSetting::Auto | IdleSetting::Fit => idle.least_minute_watts(&spec.meter),
+                    IdleSetting::Auto => idle.least(&spec.meter).map(|i| i.watts),
+                    IdleSetting::Fit => idle.fit(&spec.meter).map(|i| i.watts),
                 },
             };
             measured.push(host_reading(&spec.name, watts.map(whole)));

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::idle::IdleHistory;
 use super::sample::Counters;
 use crate::runtime::VmDetails;
 use crate::state::{StateError, write_atomic};
@@ -35,6 +36,9 @@ pub struct Ledger {
     pub last: Option<Counters>,
     /// Per ship window (by its start, ms): each VM's part of it so far.
     pub windows: BTreeMap<i64, BTreeMap<String, Part>>,
+    /// What was learned of the host's idle power.
+    #[serde(default)]
+    pub idle: IdleHistory,
 }
 
 /// A VM's part of a ship window.

@@ -6,6 +6,7 @@
 //! The sampling loop runs on its own thread (libvirt and the plugins block);
 //! the HTTP server and the signal handlers on a small tokio runtime.
 
+mod idle;
 mod interval;
 mod ledger;
 mod metrics;
@@ -27,7 +28,6 @@ pub use sample::{Counters, Sample, Sources};
 pub use server::{App, router};
 pub use tick::{DaemonState, IntervalRecord, PersistError, Shared, Snapshot};
 
-use crate::pipeline::IdleSetting;
 use crate::policy::{Bound, Override, Policy, PolicyError};
 use crate::runtime::Measurement;
 use crate::sources::libvirt::CpuTimes;
@@ -129,18 +129,6 @@ fn prepare(
     let bound = crate::policy::bind(&policy, runtime)?;
     let plan = crate::pipeline::Plan::new(&bound);
     let problems = plan_problems(&policy, plan.measurements());
-    for m in plan.measurements() {
-        if let Measurement::IdlePower(spec) = m
-            && crate::pipeline::idle_setting(spec).is_ok_and(|s| s == IdleSetting::Fit)
-        {
-            tracing::warn!(
-                measurement = spec.name,
-                "idle_power = \"fit\" is read as \"auto\" by the daemon (the least whole \
-                 minute of its last hour): it keeps no CPU utilisation history yet; \
-                 `wattson extract` fits"
-            );
-        }
-    }
     if !problems.is_empty() {
         return Err(DaemonError::NotLocal {
             path: options.policy.display().to_string(),
@@ -175,6 +163,7 @@ pub fn sources(policy: &Policy, measurements: &[Measurement]) -> Sources {
         connection: None,
         metadata: sample::MetadataCache::new(sample::METADATA_MAX_AGE),
         boot_id_file: policy.daemon_config().boot_id_file.clone(),
+        proc_stat_file: policy.daemon_config().proc_stat_file.clone(),
     }
 }
 

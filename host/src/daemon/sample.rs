@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::sources::ipmi::PowerMeter;
 pub use crate::sources::libvirt::MetadataCache;
 use crate::sources::libvirt::{CpuTimes, Domain, Libvirt};
+use crate::sources::proc_stat::{self, CpuJiffies};
 use crate::sources::rapl::{self, Zone};
 
 /// The counters of one sample: what the next interval is measured from, and
@@ -27,6 +28,9 @@ pub struct Counters {
     /// The kernel's boot id: counters of another boot are no base.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
+    /// The host's CPU time (`/proc/stat`); none when unread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_jiffies: Option<CpuJiffies>,
 }
 
 /// One sample.
@@ -61,6 +65,8 @@ pub struct Sources {
     pub metadata: MetadataCache,
     /// `[daemon] boot_id_file`.
     pub boot_id_file: PathBuf,
+    /// `[daemon] proc_stat_file`.
+    pub proc_stat_file: PathBuf,
 }
 
 /// How long domain metadata is trusted before it is read again.
@@ -103,6 +109,8 @@ impl Sources {
             .ok()
             .map(|id| id.trim().to_owned())
             .filter(|id| !id.is_empty());
+        // Only `idle_power = "fit"` needs it; unread, that falls back (and says so).
+        sample.counters.cpu_jiffies = proc_stat::read(&self.proc_stat_file).ok();
         if let Some(uri) = &self.libvirt_uri {
             // The test driver's file changed: open it again to see the change.
             if self

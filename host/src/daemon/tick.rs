@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 
-use super::interval::{self, IdleHistory};
+use super::interval;
 use super::ledger::{self, Ledger, Part, Who};
 use super::sample::{Counters, Sample, Sources};
 use crate::pipeline::{self, Plan, StaticIdle};
@@ -159,7 +159,6 @@ pub struct DaemonState {
     ledger_path: PathBuf,
     /// `[idle_power]` of the policy, compiled (again at each reload).
     static_idle: StaticIdle,
-    idle: IdleHistory,
     domains: Vec<Domain>,
     power: BTreeMap<String, f64>,
     host_watts: Option<f64>,
@@ -194,7 +193,10 @@ impl DaemonState {
         let state = policy.state_dir();
         state.create()?;
         let ledger_path = ledger::path(state.root());
-        let ledger = Ledger::load(&ledger_path);
+        let mut ledger = Ledger::load(&ledger_path);
+        ledger
+            .idle
+            .set_horizon_secs(policy.daemon_config().idle_horizon_secs);
         let static_idle = StaticIdle::new(&policy);
         let engine = Self {
             policy,
@@ -204,7 +206,6 @@ impl DaemonState {
             ledger,
             ledger_path,
             static_idle,
-            idle: IdleHistory::default(),
             domains: Vec::new(),
             power: BTreeMap::new(),
             host_watts: None,
@@ -220,6 +221,9 @@ impl DaemonState {
     /// Swaps in a reloaded policy; the counters and the history carry on.
     pub fn reload(&mut self, policy: Policy, bound: Bound, sources: Sources, host: String) {
         self.static_idle = StaticIdle::new(&policy);
+        self.ledger
+            .idle
+            .set_horizon_secs(policy.daemon_config().idle_horizon_secs);
         self.policy = policy;
         self.bound = bound;
         self.sources = sources;
@@ -365,7 +369,7 @@ impl DaemonState {
             &self.sources.zones,
             prev,
             sample,
-            &mut self.idle,
+            &mut self.ledger.idle,
         )?;
         let window = Window {
             start_ms: prev.at_ms,

@@ -1,7 +1,7 @@
 //! Idle power of a host (`docs/ENERGY.md#idle-power`): the least average
 //! power over the whole UTC minutes inside a span, skipping minutes that
 //! cannot be measured. extract's span is its window; the daemon's is the
-//! history it keeps. For a window that starts on a minute these are the
+//! history it keeps (`daemon::idle`). For a window that starts on a minute these are the
 //! minutes `[start + 60k, start + 60(k+1)]`.
 
 use super::counter::Sample;
@@ -72,30 +72,24 @@ pub fn counter_minutes(zones: &[&[Sample]], window: Window) -> Vec<Minute> {
     })
 }
 
-/// The least minute average of a meter known as intervals `(start ms, end
-/// ms, joules)` in time order, power taken as constant within each (the
-/// daemon's history of two-point readings); a minute the intervals do not
-/// cover without a gap is skipped.
-pub fn from_intervals(intervals: &[(i64, i64, f64)]) -> Option<Idle> {
-    let span = Window {
-        start_ms: intervals.first()?.0,
-        end_ms: intervals.last()?.1,
-    };
-    least(&minutes(span, |bucket| {
-        let from = intervals.partition_point(|&(_, end, _)| end <= bucket.start_ms);
-        let (mut joules, mut covered_ms) = (0.0, 0);
-        for &(start, end, j) in intervals[from..]
-            .iter()
-            .take_while(|&&(start, _, _)| start < bucket.end_ms)
-        {
-            let overlap = end.min(bucket.end_ms) - start.max(bucket.start_ms);
-            if overlap > 0 && end > start {
-                covered_ms += overlap;
-                joules += j * overlap as f64 / (end - start) as f64;
-            }
+/// The average over `bucket` of a quantity known as intervals `(start ms,
+/// end ms, amount)` in time order, taken as constant within each (joules →
+/// watts; busy CPU seconds per CPU → utilisation); none unless the
+/// intervals cover the whole bucket.
+pub fn interval_average(intervals: &[(i64, i64, f64)], bucket: Window) -> Option<f64> {
+    let from = intervals.partition_point(|&(_, end, _)| end <= bucket.start_ms);
+    let (mut amount, mut covered_ms) = (0.0, 0);
+    for &(start, end, a) in intervals[from..]
+        .iter()
+        .take_while(|&&(start, _, _)| start < bucket.end_ms)
+    {
+        let overlap = end.min(bucket.end_ms) - start.max(bucket.start_ms);
+        if overlap > 0 && end > start {
+            covered_ms += overlap;
+            amount += a * overlap as f64 / (end - start) as f64;
         }
-        (covered_ms == BUCKET_MS).then(|| joules / (BUCKET_MS as f64 / 1000.0))
-    }))
+    }
+    (covered_ms == bucket.len_ms()).then(|| amount / (bucket.len_ms() as f64 / 1000.0))
 }
 
 /// `power` in each whole minute of `span` where it is known.
@@ -134,31 +128,78 @@ pub const FIT_MIN_SPREAD: f64 = 0.02;
 /// [`FIT_MIN_MINUTES`] such minutes, a spread of utilisation under
 /// [`FIT_MIN_SPREAD`], or a negative intercept.
 pub fn fit(minutes: &[Minute], utilisation: &std::collections::HashMap<i64, f64>) -> Option<Idle> {
-    let points: Vec<(f64, f64)> = minutes
-        .iter()
-        .filter_map(|&(t, watts)| Some((*utilisation.get(&t)?, watts)))
-        .collect();
-    let n = points.len();
-    if n < FIT_MIN_MINUTES {
-        return None;
+    let mut sums = FitSums::default();
+    for &(t, watts) in minutes {
+        if let Some(&u) = utilisation.get(&t) {
+            sums.add(u, watts);
+        }
     }
-    let mean_u = points.iter().map(|p| p.0).sum::<f64>() / n as f64;
-    let mean_p = points.iter().map(|p| p.1).sum::<f64>() / n as f64;
-    let var_u = points.iter().map(|p| (p.0 - mean_u).powi(2)).sum::<f64>() / n as f64;
-    if var_u.sqrt() < FIT_MIN_SPREAD {
-        return None;
+    sums.fit()
+}
+
+/// What a fit needs of its minutes, kept as sums so that the daemon can
+/// keep days of minutes in a few numbers per hour and add hours up: the
+/// count, the sums of utilisation `u`, power `p`, `u²` and `u·p`, and the
+/// least power.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FitSums {
+    /// Minutes added.
+    pub n: u64,
+    /// Σu.
+    pub u: f64,
+    /// Σp, watts.
+    pub p: f64,
+    /// Σu².
+    pub uu: f64,
+    /// Σu·p.
+    pub up: f64,
+    /// The least p, watts (none before the first minute).
+    pub least: Option<f64>,
+}
+
+impl FitSums {
+    /// Adds a minute at utilisation `u` and power `p`.
+    pub fn add(&mut self, u: f64, p: f64) {
+        self.n += 1;
+        self.u += u;
+        self.p += p;
+        self.uu += u * u;
+        self.up += u * p;
+        self.least = Some(self.least.map_or(p, |l| l.min(p)));
     }
-    let cov = points
-        .iter()
-        .map(|p| (p.0 - mean_u) * (p.1 - mean_p))
-        .sum::<f64>()
-        / n as f64;
-    let intercept = mean_p - cov / var_u * mean_u;
-    let least = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-    (intercept >= 0.0).then(|| Idle {
-        watts: intercept.min(least),
-        measured_s: minute_seconds(n),
-    })
+
+    /// Adds another set of minutes.
+    pub fn merge(&mut self, other: &Self) {
+        self.n += other.n;
+        self.u += other.u;
+        self.p += other.p;
+        self.uu += other.uu;
+        self.up += other.up;
+        self.least = match (self.least, other.least) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// The fit of the minutes added (see [`fit`]).
+    pub fn fit(&self) -> Option<Idle> {
+        if self.n < FIT_MIN_MINUTES as u64 {
+            return None;
+        }
+        let n = self.n as f64;
+        let (mean_u, mean_p) = (self.u / n, self.p / n);
+        let var_u = (self.uu / n - mean_u * mean_u).max(0.0);
+        if var_u.sqrt() < FIT_MIN_SPREAD {
+            return None;
+        }
+        let cov = self.up / n - mean_u * mean_p;
+        let intercept = mean_p - cov / var_u * mean_u;
+        let least = self.least?;
+        (intercept >= 0.0).then(|| Idle {
+            watts: intercept.min(least),
+            measured_s: minute_seconds(self.n as usize),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -224,6 +265,13 @@ mod tests {
         // Minute [120, 180): the last 5 s of [115, 125) at 100 W, 30 s at
         // 70 W, 25 s at 90 W; [60, 120) is all 100 W; [0, 60) is not whole.
         let expected = (5.0 * 100.0 + 30.0 * 70.0 + 25.0 * 90.0) / 60.0;
+        let from_intervals = |intervals: &[(i64, i64, f64)]| {
+            let span = Window {
+                start_ms: intervals.first()?.0,
+                end_ms: intervals.last()?.1,
+            };
+            least(&minutes(span, |bucket| interval_average(intervals, bucket)))
+        };
         let idle = from_intervals(&intervals).unwrap();
         assert!(
             (idle.watts - expected).abs() < 1e-9,

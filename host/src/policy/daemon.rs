@@ -36,6 +36,14 @@ pub struct DaemonConfig {
     /// a new baseline (`docs/ENERGY.md#a-reboot-is-not-a-wrap`).
     #[serde(default = "default_boot_id_file")]
     pub boot_id_file: PathBuf,
+    /// The file holding the host's CPU time (`/proc/stat`), read at every
+    /// sample: the utilisation `idle_power = "fit"` draws its line against.
+    #[serde(default = "default_proc_stat_file")]
+    pub proc_stat_file: PathBuf,
+    /// How far back the daemon learns a host's idle power from (`auto`:
+    /// the least minute; `fit`: the line), seconds; kept across restarts.
+    #[serde(default = "default_idle_horizon_secs")]
+    pub idle_horizon_secs: u64,
 }
 
 impl Default for DaemonConfig {
@@ -49,6 +57,8 @@ impl Default for DaemonConfig {
             download_rows: default_download_rows(),
             host: None,
             boot_id_file: default_boot_id_file(),
+            proc_stat_file: default_proc_stat_file(),
+            idle_horizon_secs: default_idle_horizon_secs(),
         }
     }
 }
@@ -56,6 +66,17 @@ impl Default for DaemonConfig {
 fn default_boot_id_file() -> PathBuf {
     PathBuf::from("/proc/sys/kernel/random/boot_id")
 }
+
+fn default_proc_stat_file() -> PathBuf {
+    PathBuf::from(crate::sources::proc_stat::DEFAULT_PATH)
+}
+
+fn default_idle_horizon_secs() -> u64 {
+    7 * 86_400
+}
+
+/// The longest idle-power horizon: a year (366 days).
+const MAX_IDLE_HORIZON_SECS: u64 = 366 * 86_400;
 
 fn default_interval_secs() -> u64 {
     10
@@ -95,6 +116,15 @@ impl DaemonConfig {
             problems.push((
                 "ship_every_secs",
                 "must be at least daemon.interval_secs".to_owned(),
+            ));
+        }
+        if !(60..=MAX_IDLE_HORIZON_SECS).contains(&self.idle_horizon_secs) {
+            problems.push((
+                "idle_horizon_secs",
+                format!(
+                    "must be between 60 (one minute) and {MAX_IDLE_HORIZON_SECS} seconds (a \
+                     year); the default is 604800 (7 days)"
+                ),
             ));
         }
         if let Err(e) = self.listen.parse::<SocketAddr>() {

@@ -5,9 +5,11 @@
 //! * [`libvirt`]: the domains of a hypervisor, with nova/OpenNebula metadata.
 //! * [`rapl`]: local RAPL powercap zones.
 //! * [`ipmi`]: the host's wall power, read locally through IPMI DCMI (`ipmitool`).
+//! * [`proc_stat`]: the host's CPU busy time, read locally (`/proc/stat`).
 
 pub mod inventory;
 pub mod ipmi;
 pub mod libvirt;
+pub mod proc_stat;
 pub mod prometheus;
 pub mod rapl;

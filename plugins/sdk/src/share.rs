@@ -91,18 +91,20 @@ impl Idle {
         )
     }
 
-    /// The `idle_power` parameter every share model declares: `auto` (the
-    /// least whole-minute average of the meter), `fit` (the intercept of
-    /// power against CPU utilisation) or watts, default `auto`.
+    /// The `idle_power` parameter every share model declares: `fit` (the
+    /// intercept of power against CPU utilisation, falling back to `auto`
+    /// where the host's utilisation is unknown), `auto` (the least
+    /// whole-minute average of the meter) or watts, default `fit`.
     pub fn power_param() -> ParamSpec {
         ParamSpec::choice(
             IDLE_POWER_PARAM,
-            "Idle power of every host: \"auto\" (the least 1-minute average power of its meter \
-             in the window), \"fit\" (the intercept at 0 % CPU of a line of its power against \
-             its CPU utilisation, node_cpu_seconds_total; for hosts that never idle) or watts; \
-             [idle_power] host patterns in the policy take precedence",
-            &["auto", "fit"],
-            Some("auto"),
+            "Idle power of every host: \"fit\" (the default: the intercept at 0 % CPU of a \
+             line of its power against its CPU utilisation, node_cpu_seconds_total or the \
+             daemon's /proc/stat; the least minute where that is unknown), \"auto\" (the least \
+             1-minute average power of its meter) or watts; [idle_power] host patterns in the \
+             policy take precedence",
+            &["fit", "auto"],
+            Some("fit"),
         )
         .or_number()
         .min(0.0)

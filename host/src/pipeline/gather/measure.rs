@@ -445,7 +445,17 @@ async fn measure_idle(
             })
         })
         .collect();
-    if let Some(first) = unfit.first() {
+    if meter.fit && utilisation.is_empty() && !unfit.is_empty() {
+        tracing::warn!(
+            measurement = meter.name,
+            %window,
+            "idle_power = \"fit\" (the default) needs the hosts' CPU utilisation, and \
+             Prometheus has no {CPU_SECONDS} series labelled `{}`: each host's least minute is \
+             its idle power. Scrape node_exporter's cpu collector on the hosts, or set \
+             idle_power = \"auto\" in [model.params]",
+            meter.key_label
+        );
+    } else if let Some(first) = unfit.first() {
         tracing::warn!(
             measurement = meter.name,
             %window,
