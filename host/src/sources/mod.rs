@@ -9,5 +9,6 @@
 pub mod inventory;
 pub mod ipmi;
 pub mod libvirt;
+pub mod owner;
 pub mod prometheus;
 pub mod rapl;
