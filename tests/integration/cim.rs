@@ -10,9 +10,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::data::{HOUR, MIN, T0};
-use super::delivery::{delivery_policy, expected, lastrun, ok, run, site};
+use super::delivery::{delivery_policy, expected, lastrun, run, site};
 use super::formats::APEL_KEYS;
 use super::http::{read_request, respond};
+use super::support::ok;
 use super::wattson::{command, write_policy};
 
 const EMAIL: &str = "accounting@site.example.org";

@@ -8,6 +8,7 @@ use std::process::Output;
 
 use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series};
 use super::prometheus::{Prometheus, TestSeries, openmetrics};
+use super::support::ok;
 use super::wattson::{command, secs, write_policy};
 
 pub struct Site {
@@ -171,15 +172,6 @@ pub fn run(policy: &Path, now_ms: i64, crash_at: Option<&str>) -> Output {
         cmd.env("WATTSON_CRASH_AT", point);
     }
     cmd.output().expect("run wattson")
-}
-
-pub fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "wattson failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// (vm, window start) → how many times the file receiver got it, keyed by record id too.
@@ -430,11 +422,7 @@ fn spooled_payloads_go_by_output_name_with_the_current_messenger() {
             .arg(policy)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(&out);
         String::from_utf8(out.stdout).unwrap()
     };
     let listed = list(&policy);
@@ -573,11 +561,7 @@ fn a_large_window_goes_out_chunk_by_chunk_in_uuid_order() {
     let out = super::wattson::dry_run(&policy, &prometheus.url, start, end)
         .output()
         .expect("run wattson");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
 
     // Runs of jsonl lines and csv payloads (each opens with its header), in order.

@@ -4,14 +4,13 @@
 
 use std::path::Path;
 
-use wattson::pipeline::{GatherPlan, gather};
 use wattson::policy::{Policy, Source};
 use wattson::runtime::Measurement;
-use wattson::sources::prometheus::{Client, PrometheusConfig};
 use wattson::window::Window;
 
 use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
 use super::prometheus::{Prometheus, openmetrics};
+use super::support::{counters_in_prometheus, gather_from};
 use super::wattson::{BASIC_POLICY, extract, joules_by_vm, write_policy};
 
 #[test]
@@ -108,8 +107,7 @@ fn counters_are_exact_tile_and_differ_from_increase() {
             seed: 9,
         },
     ];
-    let series: Vec<_> = shapes.iter().map(counter_series).collect();
-    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+    let (series, prometheus) = counters_in_prometheus(&shapes);
     let dir = tempfile::tempdir().unwrap();
     let policy = write_policy(dir.path(), "site.toml", BASIC_POLICY);
 
@@ -207,20 +205,13 @@ fn cpu_time_is_c1_of_the_cpu_seconds_counter() {
             .into(),
     ))
     .unwrap();
-    let client = Client::new(PrometheusConfig::with_url(&prometheus.url)).unwrap();
     let window = Window::new(T0 + HOUR, T0 + 2 * HOUR + 3_333).unwrap();
-    let gathered = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(gather(
-            &GatherPlan::new(
-                &policy,
-                &[Measurement::CpuTime("cpu".into())],
-                Some(&client),
-            )
-            .unwrap(),
-            window,
-        ))
-        .unwrap();
+    let gathered = gather_from(
+        &policy,
+        &[Measurement::CpuTime("cpu".into())],
+        &prometheus.url,
+        window,
+    );
     let cpu = &gathered.input.measurements[0];
     assert_eq!(cpu.name, "cpu");
     for (shape, s) in shapes.iter().zip(&series) {

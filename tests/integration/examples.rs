@@ -73,7 +73,7 @@ fn systemd_accepts_the_units() {
     }
     let timer = std::fs::read_to_string(units.join("wattson-extract.timer")).unwrap();
     assert!(timer.contains("OnCalendar="));
-    if !super::require_tool("systemd-analyze", "apt install systemd") {
+    if !super::support::require_tool("systemd-analyze", "apt install systemd") {
         return;
     }
     // systemd checks that the binary exists: point the units at one that does.

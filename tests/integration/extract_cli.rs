@@ -3,6 +3,7 @@
 
 use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
 use super::prometheus::{Prometheus, free_port, openmetrics};
+use super::support::{counters_in_prometheus, ok};
 use super::wattson::{
     BASIC_POLICY, command, extract, extract_as, joules_by_vm, jsonl_records, secs, write_policy,
 };
@@ -31,8 +32,7 @@ fn caso_json_carries_the_same_energy_in_kwh() {
             seed: 12,
         },
     ];
-    let series: Vec<_> = shapes.iter().map(counter_series).collect();
-    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+    let (_, prometheus) = counters_in_prometheus(&shapes);
     let dir = tempfile::tempdir().unwrap();
     let policy = write_policy(dir.path(), "site.toml", BASIC_POLICY);
     let (from, to) = (T0 + HOUR, T0 + 2 * HOUR);
@@ -51,11 +51,7 @@ fn caso_json_carries_the_same_energy_in_kwh() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let records: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON array");
     let records = records.as_array().expect("an array");
     assert_eq!(records.len(), 2);
@@ -163,16 +159,11 @@ fn records_say_whether_a_vm_started_stopped_or_ran_through_the_window() {
         // Shut off 25 minutes before the window's end: no sample in the last 5 minutes.
         shape("vm-stopped", T0, T0 + HOUR + 35 * MIN, 43),
     ];
-    let series: Vec<_> = shapes.iter().map(counter_series).collect();
-    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+    let (_, prometheus) = counters_in_prometheus(&shapes);
     let dir = tempfile::tempdir().unwrap();
     let policy = write_policy(dir.path(), "site.toml", BASIC_POLICY);
     let out = extract(&policy, &prometheus.url, from, to);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let status: std::collections::HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
@@ -189,11 +180,7 @@ fn records_say_whether_a_vm_started_stopped_or_ran_through_the_window() {
 
     // APEL knows started and completed: ExecUnitFinished is 1 for the stopped VM only.
     let out = extract_as(&policy, &prometheus.url, from, to, "apel-energy");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let r: serde_json::Value = serde_json::from_str(line).unwrap();
         let stopped = r["ExecUnitID"] == "vm-stopped";

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use wattson::pipeline::{GatherPlan, gather};
 use wattson::policy::{Policy, Source};
 use wattson::runtime::{GaugeSpec, IdlePowerSpec, KeyKind, Measurement, Unit};
 use wattson::sources::prometheus::{
@@ -15,6 +14,7 @@ use wattson::window::Window;
 
 use super::data::{HOUR, MAX_GAP_MS, MIN, Rng, T0, g1, rel_err};
 use super::prometheus::{Prometheus, TestSeries, openmetrics_with_gauges};
+use super::support::gather_from;
 
 fn power_series(host: &str, seed: u64, gaps: &[(i64, i64)]) -> TestSeries {
     TestSeries {
@@ -209,6 +209,37 @@ fn vm_power_from_edges_and_sums_is_close_and_gaps_are_detected() {
 /// Idle power (ENERGY.md): the least average over the window's whole minutes
 /// of a host's power gauge, skipping minutes it does not fully cover; a
 /// static `[idle_power]` for hosts matching a pattern.
+/// Gathers the hosts' IPMI power (`power`) and its idle power by `setting`
+/// (`idle`) over `window`: each host's idle power, the hosts being `hosts`.
+fn idle_powers(
+    policy: &Policy,
+    url: &str,
+    window: Window,
+    setting: &str,
+    hosts: &[&str],
+) -> Vec<f64> {
+    let measurements = [
+        Measurement::Gauge(GaugeSpec {
+            name: "power".into(),
+            selector: "ipmi_dcmi_power_consumption_watts".into(),
+            key_label: "instance".into(),
+            key: KeyKind::Host,
+            unit: Unit::Watts,
+            max_gap_s: None,
+        }),
+        Measurement::IdlePower(IdlePowerSpec {
+            name: "idle".into(),
+            meter: "power".into(),
+            setting: setting.into(),
+        }),
+    ];
+    let gathered = gather_from(policy, &measurements, url, window);
+    assert_eq!(gathered.input.hosts, hosts);
+    let idle = &gathered.input.measurements[1];
+    assert_eq!(idle.name, "idle");
+    idle.hosts.iter().map(|r| r.unwrap().value).collect()
+}
+
 #[test]
 fn idle_power_is_the_quietest_fully_covered_minute() {
     // cmp-01: noisy 180–300 W with a quiet stretch (35–59 W), fully covered.
@@ -275,33 +306,13 @@ host_regex = '^([^:]+)'
 plugin = "libvirt-joules"
 "#;
     let policy = Policy::parse(Source::new(Path::new("idle.toml"), text.into())).unwrap();
-    let client = Client::new(PrometheusConfig::with_url(&prometheus.url)).unwrap();
-    let measurements = [
-        Measurement::Gauge(GaugeSpec {
-            name: "power".into(),
-            selector: "ipmi_dcmi_power_consumption_watts".into(),
-            key_label: "instance".into(),
-            key: KeyKind::Host,
-            unit: Unit::Watts,
-            max_gap_s: None,
-        }),
-        Measurement::IdlePower(IdlePowerSpec {
-            name: "idle".into(),
-            meter: "power".into(),
-            setting: "auto".into(),
-        }),
-    ];
-    let gathered = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(gather(
-            &GatherPlan::new(&policy, &measurements, Some(&client)).unwrap(),
-            window,
-        ))
-        .unwrap();
-    assert_eq!(gathered.input.hosts, ["cmp-01", "cmp-02", "cmp-90"]);
-    let idle = &gathered.input.measurements[1];
-    assert_eq!(idle.name, "idle");
-    let got: Vec<f64> = idle.hosts.iter().map(|r| r.unwrap().value).collect();
+    let got = idle_powers(
+        &policy,
+        &prometheus.url,
+        window,
+        "auto",
+        &["cmp-01", "cmp-02", "cmp-90"],
+    );
     let meters: [&[&Vec<(i64, f64)>]; 2] = [&[&a], &[&b, &b2]];
     for (host, (got, meters)) in ["cmp-01", "cmp-02"].iter().zip(got.iter().zip(meters)) {
         let want = expected(meters);
@@ -393,37 +404,14 @@ host_regex = '^([^:.]+)'
 plugin = "libvirt-joules"
 "#;
     let policy = Policy::parse(Source::new(Path::new("fit.toml"), text.into())).unwrap();
-    let client = Client::new(PrometheusConfig::with_url(&prometheus.url)).unwrap();
     let idle_of = |setting: &str| {
-        let measurements = [
-            Measurement::Gauge(GaugeSpec {
-                name: "power".into(),
-                selector: "ipmi_dcmi_power_consumption_watts".into(),
-                key_label: "instance".into(),
-                key: KeyKind::Host,
-                unit: Unit::Watts,
-                max_gap_s: None,
-            }),
-            Measurement::IdlePower(IdlePowerSpec {
-                name: "idle".into(),
-                meter: "power".into(),
-                setting: setting.into(),
-            }),
-        ];
-        let gathered = tokio::runtime::Runtime::new()
-            .unwrap()
-            .block_on(gather(
-                &GatherPlan::new(&policy, &measurements, Some(&client)).unwrap(),
-                window,
-            ))
-            .unwrap();
-        assert_eq!(gathered.input.hosts, ["cmp-01", "cmp-02"]);
-        let idle = &gathered.input.measurements[1];
-        assert_eq!(idle.name, "idle");
-        idle.hosts
-            .iter()
-            .map(|r| r.unwrap().value)
-            .collect::<Vec<f64>>()
+        idle_powers(
+            &policy,
+            &prometheus.url,
+            window,
+            setting,
+            &["cmp-01", "cmp-02"],
+        )
     };
     let fit = idle_of("fit");
     let auto = idle_of("auto");

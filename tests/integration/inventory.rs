@@ -4,6 +4,7 @@
 
 use super::data::{HOUR, METRIC, T0, VmShape, counter_series};
 use super::prometheus::{Prometheus, TestSeries, openmetrics_with_gauges};
+use super::support::ok;
 use super::wattson::{command, secs, write_policy};
 
 fn meta(
@@ -134,11 +135,7 @@ plugin = "libvirt-joules"
         .args(["--from", &secs(T0 + HOUR), "--to", &secs(T0 + 2 * HOUR)])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let records: std::collections::HashMap<String, serde_json::Value> =
         String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -175,11 +172,7 @@ plugin = "libvirt-joules"
             .args(extra)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(&out);
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let vms: serde_json::Value = serde_json::from_str(&inventory(&["--json"])).unwrap();

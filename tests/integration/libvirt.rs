@@ -5,15 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use wattson::pipeline::{GatherPlan, gather};
 use wattson::policy::{Policy, Source};
 use wattson::runtime::{CounterSpec, GaugeSpec, KeyKind, Measurement, Unit};
 use wattson::sources::libvirt::{CpuTimes, Libvirt};
-use wattson::sources::prometheus::{Client, PrometheusConfig};
 use wattson::window::Window;
 
 use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
 use super::prometheus::{Prometheus, TestSeries, openmetrics, openmetrics_with_gauges};
+use super::support::{gather_from, ok};
 use super::wattson::{BASIC_POLICY, command, extract, write_policy};
 
 /// The node XML fixture (its canonical path).
@@ -46,11 +45,7 @@ fn inventory(extra: &[&str]) -> std::process::Output {
 #[test]
 fn inventory_reads_nova_opennebula_and_bare_domains() {
     let out = inventory(&["--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let domains: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(domains.len(), 5);
     let by_name = |name: &str| {
@@ -217,8 +212,7 @@ fn extract_describes_measured_vms_from_libvirt() {
     );
     let (start, end) = (T0 + HOUR, T0 + 2 * HOUR);
     let out = extract(&policy, &prometheus.url, start, end);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    ok(&out);
     let records: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -333,7 +327,6 @@ fn vmname_keyed_series_match_libvirt_domain_names() {
         fixture_uri()
     );
     let policy = Policy::parse(Source::new(Path::new("scaph.toml"), text)).unwrap();
-    let client = Client::new(PrometheusConfig::with_url(&prometheus.url)).unwrap();
     let measurements = [
         Measurement::Counter(CounterSpec {
             name: "energy".into(),
@@ -353,13 +346,7 @@ fn vmname_keyed_series_match_libvirt_domain_names() {
         }),
     ];
     let window = Window::new(T0 + HOUR, T0 + 2 * HOUR).unwrap();
-    let gathered = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(gather(
-            &GatherPlan::new(&policy, &measurements, Some(&client)).unwrap(),
-            window,
-        ))
-        .unwrap();
+    let gathered = gather_from(&policy, &measurements, &prometheus.url, window);
     let uuids: Vec<&str> = gathered.input.vms.iter().map(|v| v.uuid.as_str()).collect();
     assert_eq!(uuids, [nova, one]);
     let names: Vec<Option<&str>> = gathered.details.iter().map(|d| d.name.as_deref()).collect();

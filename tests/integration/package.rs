@@ -64,7 +64,7 @@ fn the_deb_holds_the_binary_docs_units_and_makes_its_user() {
     assert!(postinst.contains("install -d -o wattson -g wattson -m 0750 /var/lib/wattson"));
     let control = std::fs::read_to_string(dir.path().join("control")).unwrap();
     assert!(control.contains("libvirt0"), "{control}");
-    if !super::require_tool("lintian", "apt install lintian (scripts/setup.sh)") {
+    if !super::support::require_tool("lintian", "apt install lintian (scripts/setup.sh)") {
         return;
     }
     let lintian = Command::new("lintian")

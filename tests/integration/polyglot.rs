@@ -16,6 +16,7 @@ use wattson::runtime::{
     Reading, RecordQuality, Runtime, Status, Vm, Window,
 };
 
+use super::support::ok;
 use super::wattson::{command, write_policy};
 
 fn repo() -> PathBuf {
@@ -44,7 +45,7 @@ fn built() -> Option<&'static PathBuf> {
         })
         .as_ref();
     if built.is_none() {
-        super::missing_tool(
+        super::support::missing_tool(
             "componentize-py / componentize-js",
             "examples/plugins/build.sh installs them with python3 (venv, pip) and npm \
              (apt install python3-venv npm); its message above says what failed",
@@ -250,7 +251,7 @@ fn a_component_of_neither_world_says_why() {
 #[test]
 fn the_examples_pass_plugins_test_on_their_fixtures_and_run_in_an_extract() {
     use super::data::{HOUR, T0, c1, rel_err};
-    use super::prometheus::one_vm;
+    use super::support::one_vm;
     use super::wattson::dry_run;
 
     let Some(dir) = built() else { return };
@@ -272,11 +273,7 @@ fn the_examples_pass_plugins_test_on_their_fixtures_and_run_in_an_extract() {
         "python-model/fixture.json",
         &["--set", "mode=double", "--json"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let joules: Vec<f64> = json["attribution"]["placements"]
         .as_array()
@@ -291,11 +288,7 @@ fn the_examples_pass_plugins_test_on_their_fixtures_and_run_in_an_extract() {
     );
     let out = plugins_test("format.wasm", "js-format/fixture.json", &[]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     assert!(
         text.contains("5f0c6f0e-2a1b-4c7e-9a0d-1b7e0c9d1001 151200 running\n"),
         "{text}"
@@ -319,11 +312,7 @@ fn the_examples_pass_plugins_test_on_their_fixtures_and_run_in_an_extract() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let fields: Vec<&str> = text.split_whitespace().collect();
     assert_eq!(fields.len(), 3, "{text}");
     assert_eq!(fields[0], "vm-py");

@@ -285,21 +285,3 @@ pub fn ureq_get(url: &str) -> Option<(u16, String)> {
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((code, body.to_owned()))
 }
-
-/// One VM's joules counter over two hours from T0 (15 s scrapes, a reset at
-/// `reset_at`), in a started Prometheus.
-pub fn one_vm(uuid: &str, seed: u64, reset_at: i64) -> (TestSeries, Prometheus) {
-    use super::data::{HOUR, METRIC, T0, VmShape, counter_series};
-    let series = counter_series(&VmShape {
-        uuid,
-        project: "p1",
-        from_ms: T0,
-        to_ms: T0 + 2 * HOUR,
-        resets_at: &[reset_at],
-        gaps: &[],
-        initial: 5.0,
-        seed,
-    });
-    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, std::slice::from_ref(&series))]));
-    (series, prometheus)
-}

@@ -8,15 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use wattson::pipeline::{GatherPlan, gather};
 use wattson::policy::{Policy, Source};
 use wattson::runtime::{IdlePowerSpec, Measurement, RaplSpec};
-use wattson::sources::prometheus::{Client, PrometheusConfig};
 use wattson::sources::rapl::{discover, host_zones, joules_between, sample};
 use wattson::window::Window;
 
 use super::data::{HOUR, MIN, Rng, T0, rel_err};
 use super::prometheus::{Prometheus, TestSeries, free_port, openmetrics, ureq_get};
+use super::support::gather_from;
 
 pub(super) const RANGE: u64 = 262_143_328_850;
 
@@ -213,19 +212,17 @@ plugin = "libvirt-joules"
         prometheus.url
     );
     let policy = Policy::parse(Source::new(Path::new("rapl.toml"), text.clone())).unwrap();
-    let client = Client::new(PrometheusConfig::with_url(&prometheus.url)).unwrap();
     let window = Window::new(start_ms, end_ms).unwrap();
     let spec = Measurement::Rapl(RaplSpec {
         name: "host".into(),
         zones: Vec::new(),
     });
-    let tokio = tokio::runtime::Runtime::new().unwrap();
-    let gathered = tokio
-        .block_on(gather(
-            &GatherPlan::new(&policy, std::slice::from_ref(&spec), Some(&client)).unwrap(),
-            window,
-        ))
-        .unwrap();
+    let gathered = gather_from(
+        &policy,
+        std::slice::from_ref(&spec),
+        &prometheus.url,
+        window,
+    );
     assert_eq!(
         gathered.input.hosts,
         ["127.0.0.1"],
@@ -249,12 +246,12 @@ plugin = "libvirt-joules"
             && warnings[0].contains("/sys/class/powercap"),
         "{warnings:?}"
     );
-    let gathered = tokio
-        .block_on(gather(
-            &GatherPlan::new(&policy, std::slice::from_ref(&spec), Some(&client)).unwrap(),
-            window,
-        ))
-        .unwrap();
+    let gathered = gather_from(
+        &policy,
+        std::slice::from_ref(&spec),
+        &prometheus.url,
+        window,
+    );
     let reading = gathered.input.measurements[0].hosts[0].expect("a reading");
     assert!(
         (reading.value - expected).abs() < 1e-9 * expected,
@@ -444,7 +441,6 @@ plugin = "libvirt-joules"
 "#
     );
     let policy = Policy::parse(Source::new(Path::new("idle.toml"), text)).unwrap();
-    let client = Client::new(PrometheusConfig::with_url(&prometheus.url)).unwrap();
     let measurements = [
         Measurement::Rapl(RaplSpec {
             name: "host".into(),
@@ -456,13 +452,7 @@ plugin = "libvirt-joules"
             setting: "auto".into(),
         }),
     ];
-    let gathered = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(gather(
-            &GatherPlan::new(&policy, &measurements, Some(&client)).unwrap(),
-            window,
-        ))
-        .unwrap();
+    let gathered = gather_from(&policy, &measurements, &prometheus.url, window);
     assert_eq!(gathered.input.hosts, ["cmp-01"]);
     let idle = gathered.input.measurements[1].hosts[0].expect("an idle reading");
     assert!(

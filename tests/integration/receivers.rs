@@ -7,9 +7,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::data::{HOUR, MIN, T0};
-use super::delivery::{delivery_policy, expected, lastrun, ok, run, site};
+use super::delivery::{delivery_policy, expected, lastrun, run, site};
 use super::http::{read_request, respond};
 use super::prometheus::free_port;
+use super::support::ok;
 
 fn policy(dir: &Path, url: &str, messenger: &str) -> std::path::PathBuf {
     delivery_policy(

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use super::data::{HOUR, T0, rel_err};
 use super::delivery::{delivery_policy, site};
+use super::support::ok;
 use super::wattson::{command, jsonl_records, secs};
 
 fn report(policy: &std::path::Path, from: i64, to: i64, args: &[&str]) -> std::process::Output {
@@ -52,11 +53,7 @@ fn report_totals_are_the_extracts_records_summed() {
     assert_eq!(want.len(), 3, "three projects");
 
     let out = report(&policy, from, to, &["--format", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["start"], "2025-06-01T02:00:00.000000");
     assert_eq!(json["stop"], "2025-06-01T08:00:00.000000");
@@ -149,11 +146,7 @@ fn an_empty_period_is_an_empty_report_that_says_so() {
         T0 + 22 * HOUR,
         &["--format", "json"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["tenant_usages"], serde_json::json!([]));
     assert_eq!(json["total_energy_kwh"], 0.0);
@@ -207,11 +200,7 @@ fn disk_gb_hours_come_from_the_disk_metric() {
         T0 + 2 * HOUR,
         &["--by", "vm", "--format", "json"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let vms: BTreeMap<&str, &serde_json::Value> = json["usages"]
         .as_array()

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::data::{HOUR, T0, c1, rel_err};
-use super::prometheus::one_vm;
+use super::support::ok;
+use super::support::one_vm;
 use super::wattson::{command, dry_run, extract, jsonl_records, write_policy};
 
 fn repo() -> PathBuf {
@@ -21,11 +22,7 @@ fn new_and_build(dir: &Path, name: &str, kind: &str) -> PathBuf {
         .arg(dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let crate_dir = dir.join(name);
     let target = repo().join("target/scaffold");
     let build = Command::new("cargo")
@@ -61,11 +58,7 @@ fn a_scaffolded_model_and_format_build_pass_plugins_test_and_run_in_an_extract()
 
     // The fixture as written: its two readings, times the default factor 1.
     let out = plugins_test(&model, &fixture, &["--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["ok"], true);
     let joules: Vec<f64> = json["attribution"]["placements"]
@@ -100,11 +93,7 @@ fn a_scaffolded_model_and_format_build_pass_plugins_test_and_run_in_an_extract()
         &["--set", "separator=\";\""],
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     assert!(
         text.contains("5f0c6f0e-2a1b-4c7e-9a0d-1b7e0c9d1001;2025-06-01T00:00:00.000Z;2025-06-01T01:00:00.000Z;0.042\n"),
         "{text}"
@@ -136,11 +125,7 @@ fn a_scaffolded_model_and_format_build_pass_plugins_test_and_run_in_an_extract()
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     assert!(
         text.starts_with("vm-site 2025-06-01T01:00:00.000Z 2025-06-01T02:00:00.000Z "),
         "{text}"

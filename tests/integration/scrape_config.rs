@@ -7,6 +7,7 @@ use std::process::Command;
 
 use super::http::serve;
 use super::prometheus::Prometheus;
+use super::support::ok;
 use super::wattson::command;
 
 const TOKEN: &str = "scrape-me";
@@ -47,11 +48,7 @@ fn the_generated_config_passes_promtool_and_prometheus_scrapes_with_host_id() {
         .arg(&token)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let yaml = String::from_utf8(out.stdout).unwrap();
 
     let config = dir.path().join("prometheus.yml");

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use super::data::{HOUR, MIN, Rng, T0, c1, g1, rel_err};
 use super::prometheus::{Prometheus, TestSeries, openmetrics_with_gauges};
+use super::support::ok;
 use super::wattson::{command, extract, secs, write_policy};
 
 /// The window every test extracts: the second hour.
@@ -449,6 +450,40 @@ fn rapl_share_splits_package_and_dram_by_cpu_time() {
     assert!((wall - migrated).abs() < 1e-9, "{wall} != {migrated}");
 }
 
+/// cmp-03's RAPL counters (package-0 and dram-0) stop at `down` and count
+/// again from 0 at `up`, as after a reboot; `seeds` make the new samples.
+fn reboot_cmp_03(
+    package: &mut [TestSeries],
+    dram: &mut [TestSeries],
+    (down, up): (i64, i64),
+    seeds: (u64, u64),
+) {
+    for (series, seed, rate) in [
+        (&mut package[4], seeds.0, 80.0),
+        (&mut dram[4], seeds.1, 6.0),
+    ] {
+        series.samples.retain(|(t, _)| *t < down);
+        let after = counter(&[], seed, (up, T0 + 3 * HOUR), 0.0, rate, 1e12, (0, 0));
+        series.samples.extend(after.samples);
+    }
+}
+
+/// rapl-share with both zones' ranges and `idle = "none"`, extracted over the
+/// test window with a host summary: its stderr (the run must succeed) and
+/// the summary's lines.
+fn rapl_share_without_idle(url: &str) -> (String, Vec<serde_json::Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = policy(
+        "rapl-share",
+        &format!(
+            "[rapl]\nmax_energy_range_uj = {{ package = {PACKAGE_RANGE_UJ}, dram = {DRAM_RANGE_UJ} }}\n"
+        ),
+    ) + "[model.params]\nidle = \"none\"\n";
+    let path = write_policy(dir.path(), "rapl-share.toml", &text);
+    let (out, summaries) = extract_with_summary(&path, url);
+    (ok(&out), summaries)
+}
+
 /// cmp-03 reboots 20 minutes into the window: node_exporter is not scraped
 /// for 7 minutes, and its RAPL counters count again from 0. The drop is a
 /// reset (the new value counts), not a wrap (which would add most of a
@@ -458,11 +493,7 @@ fn a_rapl_counter_set_back_across_a_scrape_gap_is_a_reset_not_a_wrap() {
     let (cpu, vcpus) = cpu_series();
     let (mut package, mut dram) = rapl_series();
     let (down, up) = (W0 + 20 * MIN, W0 + 27 * MIN);
-    for (series, seed, rate) in [(&mut package[4], 91, 80.0), (&mut dram[4], 92, 6.0)] {
-        series.samples.retain(|(t, _)| *t < down);
-        let after = counter(&[], seed, (up, T0 + 3 * HOUR), 0.0, rate, 1e12, (0, 0));
-        series.samples.extend(after.samples);
-    }
+    reboot_cmp_03(&mut package, &mut dram, (down, up), (91, 92));
     let prometheus = Prometheus::start(&openmetrics_with_gauges(
         &[
             ("node_rapl_package_joules", &package),
@@ -478,17 +509,7 @@ fn a_rapl_counter_set_back_across_a_scrape_gap_is_a_reset_not_a_wrap() {
         "the test's own C1 has no phantom energy: {e_h} J"
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let text = policy(
-        "rapl-share",
-        &format!(
-            "[rapl]\nmax_energy_range_uj = {{ package = {PACKAGE_RANGE_UJ}, dram = {DRAM_RANGE_UJ} }}\n"
-        ),
-    ) + "[model.params]\nidle = \"none\"\n";
-    let path = write_policy(dir.path(), "rapl-share.toml", &text);
-    let (out, summaries) = extract_with_summary(&path, &prometheus.url);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let (_, summaries) = rapl_share_without_idle(&prometheus.url);
     let line = summaries
         .iter()
         .find(|l| l["host"] == "cmp-03")
@@ -514,11 +535,7 @@ fn a_rapl_drop_where_the_boot_time_changes_is_a_reset_not_a_wrap() {
     let (cpu, vcpus) = cpu_series();
     let (mut package, mut dram) = rapl_series();
     let (down, up) = (W0 + 20 * MIN, W0 + 22 * MIN);
-    for (series, seed, rate) in [(&mut package[4], 93, 80.0), (&mut dram[4], 94, 6.0)] {
-        series.samples.retain(|(t, _)| *t < down);
-        let after = counter(&[], seed, (up, T0 + 3 * HOUR), 0.0, rate, 1e12, (0, 0));
-        series.samples.extend(after.samples);
-    }
+    reboot_cmp_03(&mut package, &mut dram, (down, up), (93, 94));
     let boot_times: Vec<TestSeries> = ["cmp-01", "cmp-02", "cmp-03"]
         .iter()
         .map(|host| TestSeries {
@@ -589,17 +606,7 @@ fn a_rapl_drop_where_the_boot_time_changes_is_a_reset_not_a_wrap() {
         .sum();
     assert!(as_wraps > e_h + 60_000.0, "{as_wraps} vs {e_h}");
 
-    let dir = tempfile::tempdir().unwrap();
-    let text = policy(
-        "rapl-share",
-        &format!(
-            "[rapl]\nmax_energy_range_uj = {{ package = {PACKAGE_RANGE_UJ}, dram = {DRAM_RANGE_UJ} }}\n"
-        ),
-    ) + "[model.params]\nidle = \"none\"\n";
-    let path = write_policy(dir.path(), "rapl-share.toml", &text);
-    let (out, summaries) = extract_with_summary(&path, &prometheus.url);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let (stderr, summaries) = rapl_share_without_idle(&prometheus.url);
     assert!(stderr.contains("rebooted"), "{stderr}");
     let energy = |host: &str| {
         summaries.iter().find(|l| l["host"] == host).unwrap()["energy_joules"]
@@ -999,11 +1006,7 @@ plugin = "ipmi-share"
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let lines: Vec<Vec<&str>> = stdout
         .lines()
         .map(|l| l.split_whitespace().collect())

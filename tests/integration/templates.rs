@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use super::data::{HOUR, METRIC, MIN, T0, VmShape, counter_series, rel_err};
 use super::prometheus::{Prometheus, TestSeries, openmetrics_with_gauges};
+use super::support::ok;
 use super::wattson::{command, joules_by_vm, secs, write_policy};
 
 /// The libvirt exporter's info series for `uuid`, scraped every 30 s over [from, to].
@@ -237,8 +238,7 @@ fn a_per_vm_template_with_no_vm_to_run_for_is_not_silent() {
         cmd.output().unwrap()
     };
     let out = run(false);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = ok(&out);
     assert!(out.stdout.is_empty());
     assert!(
         stderr.contains("WARN") && stderr.contains("per-VM template has no VM to run for"),

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
-use super::prometheus::{Prometheus, openmetrics};
+use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, rel_err};
+use super::support::{counters_in_prometheus, ok};
 use super::wattson::{command, extract, extract_as, joules_by_vm, secs, write_policy};
 
 const V0_1_MODEL: &str = env!("WATTSON_TEST_GUEST_V0_1_MODEL");
@@ -45,8 +45,7 @@ fn a_v0_1_model_attributes_in_an_extract_beside_v0_2_formats() {
             seed: 102,
         },
     ];
-    let series: Vec<_> = shapes.iter().map(counter_series).collect();
-    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+    let (series, prometheus) = counters_in_prometheus(&shapes);
     let dir = tempfile::tempdir().unwrap();
     let policy = write_policy(
         dir.path(),
@@ -90,11 +89,7 @@ format = "jsonl"
 
     // The same window through a 0.2.0 apel-energy output: running is `started`.
     let out = extract_as(&policy, &prometheus.url, from, to, "apel-energy");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.matches(r#""Status":"started""#).count(), 2, "{text}");
 }
@@ -123,8 +118,7 @@ fn a_v0_1_format_renders_the_records_of_v0_2_models() {
             seed: 112,
         },
     ];
-    let series: Vec<_> = shapes.iter().map(counter_series).collect();
-    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+    let (series, prometheus) = counters_in_prometheus(&shapes);
     let dir = tempfile::tempdir().unwrap();
     let policy = write_policy(
         dir.path(),
@@ -141,11 +135,7 @@ fn a_v0_1_format_renders_the_records_of_v0_2_models() {
         .args(["--from", &secs(from), "--to", &secs(to)])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
     assert_eq!(lines.len(), 2, "{text}");
@@ -172,11 +162,7 @@ fn inspect_names_the_wit_version_a_component_was_built_for() {
             .args(["plugins", "inspect", plugin])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(&out);
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let old = inspect(V0_1_MODEL);
@@ -234,11 +220,7 @@ fn the_sdk_package_includes_the_wit() {
         .current_dir(repo().join("plugins/sdk"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let files = String::from_utf8_lossy(&out.stdout);
     for file in ["wit/since_v0.1.0/plugin.wit", "wit/since_v0.2.0/plugin.wit"] {
         assert!(files.lines().any(|l| l == file), "{file} not in:\n{files}");

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{EXIT_CONFIG, EXIT_SOURCE, Failure};
 use crate::policy::{InventoryConfig, Override, Policy};
 use crate::sources::libvirt::{CloudMetadata, CpuTimes, Domain, Libvirt};
-use crate::sources::prometheus::{Client, PrometheusConfig, VmMeta, vm_metadata};
+use crate::sources::prometheus::{Client, PrometheusConfig, owner, vm_metadata};
 use crate::window::{Window, parse_time};
 
 /// Arguments of `wattson inventory`.
@@ -113,7 +113,7 @@ pub fn run(args: InventoryArgs) -> Result<(), Failure> {
     let mut rows: Vec<Row> = metadata
         .iter()
         .map(|(uuid, labels)| {
-            let meta = VmMeta::from_labels(labels);
+            let meta = owner(labels);
             Row {
                 uuid: uuid.clone(),
                 name: meta.name,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::idle::IdleHistory;
 use super::sample::Counters;
-use crate::runtime::VmDetails;
+use crate::sources::owner::Owner;
 use crate::state::{StateError, write_atomic};
 use crate::window::Window;
 
@@ -60,7 +60,7 @@ pub struct Part {
     /// Memory, MiB.
     pub memory_mb: Option<u64>,
     /// Who the VM is, as last seen.
-    pub who: Who,
+    pub who: Owner,
     /// The model that gave it energy, its version, whether estimated, and its meters.
     pub model: String,
     /// The model's version.
@@ -69,46 +69,6 @@ pub struct Part {
     pub estimated: bool,
     /// The meters the model read.
     pub meters: Vec<String>,
-}
-
-/// What the cloud says of a VM (the persisted part of [`VmDetails`]).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Who {
-    /// Display name.
-    pub name: Option<String>,
-    /// Project id.
-    pub project_id: Option<String>,
-    /// Project name.
-    pub project_name: Option<String>,
-    /// User id.
-    pub user_id: Option<String>,
-    /// User name.
-    pub user_name: Option<String>,
-    /// Flavor name.
-    pub flavor: Option<String>,
-}
-
-impl From<&VmDetails> for Who {
-    fn from(d: &VmDetails) -> Self {
-        Self {
-            name: d.name.clone(),
-            project_id: d.project_id.clone(),
-            project_name: d.project_name.clone(),
-            user_id: d.user_id.clone(),
-            user_name: d.user_name.clone(),
-            flavor: d.flavor.clone(),
-        }
-    }
-}
-
-impl Who {
-    /// The project label: its name where known, else its id, else empty.
-    pub fn project(&self) -> &str {
-        self.project_name
-            .as_deref()
-            .or(self.project_id.as_deref())
-            .unwrap_or_default()
-    }
 }
 
 /// How long a VM's counter is kept after it was last measured: 30 days. One

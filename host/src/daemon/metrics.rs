@@ -384,9 +384,9 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ledger::Who;
     use super::super::tick::VmNow;
     use super::*;
+    use crate::sources::owner::Owner;
 
     #[test]
     fn openmetrics_names_counter_families_without_total_and_ends_with_eof() {
@@ -395,9 +395,9 @@ mod tests {
             vms: vec![VmNow {
                 uuid: "u1".into(),
                 libvirt_name: "instance-0001".into(),
-                who: Who {
+                who: Owner {
                     name: Some("web \"a\"".into()),
-                    ..Who::default()
+                    ..Owner::default()
                 },
                 joules_total: 12.5,
                 carbon_grams_total: Some(0.75),

@@ -88,19 +88,7 @@ fn record(
         vcpus: part.vcpus,
         memory_mb: part.memory_mb,
     };
-    let who = &part.who;
-    let details = VmDetails {
-        name: who.name.clone(),
-        project_id: who.project_id.clone(),
-        project_name: who.project_name.clone(),
-        user_id: who.user_id.clone(),
-        user_name: who.user_name.clone(),
-        flavor: who.flavor.clone(),
-        disk_gb: None,
-        started_ms: None,
-        ended_ms: None,
-        labels: Vec::new(),
-    };
+    let details = VmDetails::from(part.who.clone());
     // Its parts are cut at the window's edges: a VM measured up to the end
     // has its last part end there (no lookback).
     let seen = Seen {

@@ -8,13 +8,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::Serialize;
 
 use super::interval;
-use super::ledger::{self, Ledger, Part, Who};
+use super::ledger::{self, Ledger, Part};
 use super::sample::{Counters, Sample, Sources};
 use crate::pipeline::{self, Plan, StaticIdle};
 use crate::policy::{Bound, Policy};
 use crate::records;
 use crate::runtime::Quality;
 use crate::sources::libvirt::Domain;
+use crate::sources::owner::Owner;
 use crate::sources::rapl;
 use crate::window::{Window, format_ms};
 
@@ -51,7 +52,7 @@ pub struct VmNow {
     /// libvirt name (`instance-0000002a`).
     pub libvirt_name: String,
     /// What the cloud says of it.
-    pub who: Who,
+    pub who: Owner,
     /// Joules since the state began.
     pub joules_total: f64,
     /// gCO2e since the state began, where `[carbon]` gives an intensity.
@@ -388,7 +389,7 @@ impl DaemonState {
             };
             let slot = &plan.slots()[attributed.model_of[i]];
             let info = slot.model.info();
-            let who = Who::from(&gathered.details[i]);
+            let who = Owner::from(&gathered.details[i]);
             let cpu_s = gathered.cpu_s[i].unwrap_or(0.0);
             *self.ledger.vm_joules.entry(vm.uuid.clone()).or_default() += joules;
             if let Some(grams) = carbon.and_then(|c| c.fixed_footprint(joules, Some(&self.host))) {
@@ -453,7 +454,7 @@ impl DaemonState {
             .map(|d| VmNow {
                 uuid: d.uuid.clone(),
                 libvirt_name: d.name.clone(),
-                who: Who::from(&pipeline::domain_details(d)),
+                who: Owner::from(&pipeline::domain_details(d)),
                 joules_total: self.ledger.vm_joules.get(&d.uuid).copied().unwrap_or(0.0),
                 carbon_grams_total: self.ledger.vm_carbon_grams.get(&d.uuid).copied(),
                 watts: self.power.get(&d.uuid).copied(),

@@ -5,7 +5,7 @@
 use crate::policy::InventoryConfig;
 use crate::runtime::VmDetails;
 use crate::sources::libvirt::{CloudMetadata, Domain};
-use crate::sources::prometheus::{Labels, VmMeta};
+use crate::sources::prometheus::{Labels, owner};
 
 /// A VM's details from its series' `labels`, its info series `meta` and its
 /// libvirt `domain`, each field from the first that knows it. The labels
@@ -17,7 +17,7 @@ pub fn details(
     inventory: &InventoryConfig,
     with_labels: bool,
 ) -> VmDetails {
-    let meta = meta.map(VmMeta::from_labels).unwrap_or_default();
+    let meta = meta.map(owner).unwrap_or_default();
     let label =
         |name: &Option<String>| name.as_ref().and_then(|n| labels.get(n)).map(str::to_owned);
     let from_domain = domain.map_or_else(empty, from_domain);

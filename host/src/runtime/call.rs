@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Store, Trap};
 
 use super::error::{PluginError, PluginId};
 use super::limits::Limits;
 use super::state::PluginState;
-use super::{PluginKind, Runtime, TICKS_PER_SEC};
+use super::{Runtime, TICKS_PER_SEC};
 
 /// Runs `f` in a fresh sandbox (store) under `runtime`'s limits; a trap or a
 /// broken limit becomes a [`PluginError`] naming the plugin.
@@ -21,30 +20,6 @@ pub(crate) fn sandboxed<R>(
     let _ticking = runtime.inner.ticker.running();
     let mut store = new_store(runtime, id);
     f(&mut store).map_err(|e| trapped(id, &store, runtime.limits(), e))
-}
-
-/// Pre-links `component` into a world's `*Pre` (`world_pre`), then calls its
-/// `describe()` once in a sandbox.
-pub(crate) fn prepare<P, I>(
-    runtime: &Runtime,
-    id: &PluginId,
-    kind: PluginKind,
-    linker: &Linker<PluginState>,
-    component: &Component,
-    world_pre: impl FnOnce(InstancePre<PluginState>) -> wasmtime::Result<P>,
-    describe: impl FnOnce(&P, &mut Store<PluginState>) -> wasmtime::Result<I>,
-) -> Result<(P, I), PluginError> {
-    let invalid = |e: wasmtime::Error| PluginError::Invalid {
-        plugin: id.clone(),
-        kind,
-        reason: format!("{e:#}"),
-    };
-    let pre = linker
-        .instantiate_pre(component)
-        .and_then(world_pre)
-        .map_err(invalid)?;
-    let info = sandboxed(runtime, id, |store| describe(&pre, store))?;
-    Ok((pre, info))
 }
 
 /// A store ready for instantiation and one call, under `runtime`'s limits.

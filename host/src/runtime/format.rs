@@ -2,12 +2,13 @@
 
 use wasmtime::component::Component;
 
-use super::call::{prepare, sandboxed};
+use super::call::sandboxed;
 use super::error::{PluginError, PluginId};
 use super::state::PluginState;
 use super::wit::{WitVersion, latest, since_v0_1_0};
+use super::world::prepare;
 use super::{EnergyRecord, FormatInfo, Param};
-use super::{PluginKind, Runtime, validate};
+use super::{Runtime, validate};
 
 /// The pre-linked component, by the version it exports.
 enum Pre {
@@ -30,34 +31,13 @@ impl Format {
         component: &Component,
         version: WitVersion,
     ) -> Result<Self, PluginError> {
-        let linker = &runtime.inner.linker;
         let (pre, info) = match version {
             WitVersion::V0_2_0 => {
-                let (pre, info) = prepare(
-                    &runtime,
-                    &id,
-                    PluginKind::Format,
-                    linker,
-                    component,
-                    latest::format::OutputFormatPre::new,
-                    |pre: &latest::format::OutputFormatPre<_>, store| {
-                        pre.instantiate(&mut *store)?.call_describe(store)
-                    },
-                )?;
+                let (pre, info) = prepare(&runtime, &id, component)?;
                 (Pre::V0_2(pre), info)
             }
             WitVersion::V0_1_0 => {
-                let (pre, info) = prepare(
-                    &runtime,
-                    &id,
-                    PluginKind::Format,
-                    linker,
-                    component,
-                    since_v0_1_0::format::OutputFormatPre::new,
-                    |pre: &since_v0_1_0::format::OutputFormatPre<_>, store| {
-                        pre.instantiate(&mut *store)?.call_describe(store)
-                    },
-                )?;
+                let (pre, info) = prepare(&runtime, &id, component)?;
                 (Pre::V0_1(pre), since_v0_1_0::format_info(info))
             }
         };

@@ -19,6 +19,7 @@ mod units;
 mod validate;
 mod wasi;
 pub mod wit;
+mod world;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -2,12 +2,13 @@
 
 use wasmtime::component::Component;
 
-use super::call::{prepare, sandboxed};
+use super::call::sandboxed;
 use super::error::{PluginError, PluginId};
 use super::state::PluginState;
 use super::wit::{WitVersion, latest, since_v0_1_0};
+use super::world::prepare;
 use super::{Attribution, AttributionInput, ModelInfo, Param, ParamValue};
-use super::{PluginKind, Runtime, units, validate};
+use super::{Runtime, units, validate};
 
 /// The pre-linked component, by the version it exports.
 enum Pre {
@@ -37,34 +38,13 @@ impl Model {
         component: &Component,
         version: WitVersion,
     ) -> Result<Self, PluginError> {
-        let linker = &runtime.inner.linker;
         let (pre, info) = match version {
             WitVersion::V0_2_0 => {
-                let (pre, info) = prepare(
-                    &runtime,
-                    &id,
-                    PluginKind::Model,
-                    linker,
-                    component,
-                    latest::model::AttributionModelPre::new,
-                    |pre: &latest::model::AttributionModelPre<_>, store| {
-                        pre.instantiate(&mut *store)?.call_describe(store)
-                    },
-                )?;
+                let (pre, info) = prepare(&runtime, &id, component)?;
                 (Pre::V0_2(pre), info)
             }
             WitVersion::V0_1_0 => {
-                let (pre, info) = prepare(
-                    &runtime,
-                    &id,
-                    PluginKind::Model,
-                    linker,
-                    component,
-                    since_v0_1_0::model::AttributionModelPre::new,
-                    |pre: &since_v0_1_0::model::AttributionModelPre<_>, store| {
-                        pre.instantiate(&mut *store)?.call_describe(store)
-                    },
-                )?;
+                let (pre, info) = prepare(&runtime, &id, component)?;
                 let (info, factor_param) = since_v0_1_0::model_info(info);
                 (Pre::V0_1 { pre, factor_param }, info)
             }

@@ -7,46 +7,30 @@ use std::collections::HashMap;
 
 use super::client::{Client, PrometheusError};
 use super::labels::Labels;
+use crate::sources::owner::Owner;
 use crate::window::Window;
 
 /// Labels of the info series of every VM seen in the window, by uuid.
 pub type Metadata = HashMap<String, Labels>;
 
-/// What the libvirt exporter's info series says of one VM (its label names).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct VmMeta {
-    /// `instance_name`, else `domain`.
-    pub name: Option<String>,
-    /// `project_uuid`.
-    pub project_id: Option<String>,
-    /// `project_name`.
-    pub project_name: Option<String>,
-    /// `user_uuid`.
-    pub user_id: Option<String>,
-    /// `user_name`.
-    pub user_name: Option<String>,
-    /// `flavor`.
-    pub flavor: Option<String>,
-}
-
-impl VmMeta {
-    /// Reads an info series' labels; empty values count as absent.
-    pub fn from_labels(labels: &Labels) -> Self {
-        let get = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| labels.get(n))
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        };
-        Self {
-            name: get(&["instance_name", "domain"]),
-            project_id: get(&["project_uuid"]),
-            project_name: get(&["project_name"]),
-            user_id: get(&["user_uuid"]),
-            user_name: get(&["user_name"]),
-            flavor: get(&["flavor"]),
-        }
+/// What the libvirt exporter's info series says of a VM's owner, from its
+/// labels: `instance_name` else `domain`, `project_uuid`, `project_name`,
+/// `user_uuid`, `user_name`, `flavor`; empty values count as absent.
+pub fn owner(labels: &Labels) -> Owner {
+    let get = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| labels.get(n))
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    Owner {
+        name: get(&["instance_name", "domain"]),
+        project_id: get(&["project_uuid"]),
+        project_name: get(&["project_name"]),
+        user_id: get(&["user_uuid"]),
+        user_name: get(&["user_name"]),
+        flavor: get(&["flavor"]),
     }
 }
 

@@ -21,7 +21,7 @@ pub use counter::{
     CounterReadings, SeriesIncrease, counter_samples, matching_any, measure_counter,
 };
 pub use gauge::{SeriesIntegral, VmGaugeReadings, gauge_samples, measure_gauge, measure_vm_gauge};
-pub use inventory::{Metadata, VmMeta, vm_disks, vm_metadata, vm_sizes};
+pub use inventory::{Metadata, owner, vm_disks, vm_metadata, vm_sizes};
 pub use labels::{Labels, SeriesKey};
 pub use remote_read::{RemoteReadError, read_samples, read_series};
 pub use template::{QueryTemplate, TemplateError, TemplateReadings, VmVars, measure_template};

@@ -1,0 +1,183 @@
+use super::*;
+
+fn cpu_series(cpu_s: f64, span_s: f64, first_ms: i64) -> SeriesReading {
+    SeriesReading {
+        labels: Labels::default(),
+        value: cpu_s,
+        span_s,
+        covered_s: span_s,
+        times: Some((first_ms, first_ms + (span_s * 1000.0) as i64)),
+    }
+}
+
+#[test]
+fn placements_follow_each_vm_from_host_to_host() {
+    // VM 0 came to host 1 (two series there, an exporter restart), then
+    // host 0; VM 1 has no CPU-time series; VM 2 one; VM 3 two hosts
+    // whose series start at the same time.
+    let series = [
+        (0, Some(1), cpu_series(10.0, 600.0, 1_000)),
+        (2, Some(0), cpu_series(5.0, 3600.0, 0)),
+        (0, Some(0), cpu_series(30.0, 1800.0, 1_801_000)),
+        (0, Some(1), cpu_series(2.0, 900.0, 601_000)),
+        (3, Some(1), cpu_series(1.0, 60.0, 0)),
+        (3, Some(0), cpu_series(1.0, 30.0, 0)),
+    ];
+    let mut wall_s = vec![1000.0, 3600.0, 3600.0, 0.0];
+    let window = Window {
+        start_ms: 0,
+        end_ms: 3_600_000,
+    };
+    let placements = placements(
+        window,
+        &[Some(1), Some(2), Some(0), Some(1)],
+        Some(series.iter().map(|(vm, host, s)| (*vm, *host, s))),
+        &mut wall_s,
+    );
+    let got: Vec<(u32, Option<u32>, f64, Option<f64>)> = placements
+        .iter()
+        .map(|p| (p.vm, p.host, p.presence_s, p.cpu_s))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, Some(1), 900.0, Some(12.0)),
+            (0, Some(0), 1800.0, Some(30.0)),
+            (1, Some(2), 3600.0, None),
+            (2, Some(0), 3600.0, Some(5.0)),
+            // A tie in first sample: the order the series came in.
+            (3, Some(1), 60.0, Some(1.0)),
+            (3, Some(0), 30.0, Some(1.0)),
+        ]
+    );
+    // A migrated VM's wall time is the sum of its placements' spans.
+    assert_eq!(wall_s, [2700.0, 3600.0, 3600.0, 90.0]);
+    assert!(placements.iter().all(|p| p.assigned));
+}
+
+/// A window's readings as measure would give them, assembled without
+/// any server: VMs and hosts from the series, a migration, a start and a
+/// stop, presence clipped to the window, status from the counters' times.
+#[test]
+fn readings_become_the_models_input_without_a_server() {
+    use std::path::Path;
+
+    use crate::policy::{Policy, Source};
+    use crate::runtime::{HostPowerSpec, Measurement, Status};
+    use crate::sources::prometheus::{Client, PrometheusConfig};
+
+    let policy = Policy::parse(Source::new(
+        Path::new("p.toml"),
+        "[site]\nname = \"S\"\ncompute_service = \"c\"\n[inventory]\nhost_label = \"instance\"\n\
+         host_regex = '^([^:]+)'\n[model]\nplugin = \"libvirt-joules\"\n"
+            .to_owned(),
+    ))
+    .unwrap();
+    let measurements = [
+        Measurement::CpuTime("cpu".into()),
+        Measurement::HostPower(HostPowerSpec {
+            name: "wall".into(),
+            max_gap_s: None,
+        }),
+    ];
+    // Nothing listens there: assembling asks nothing.
+    let client = Client::new(PrometheusConfig::with_url("http://127.0.0.1:9")).unwrap();
+    let plan = GatherPlan::new(&policy, &measurements, Some(&client)).unwrap();
+    let window = Window {
+        start_ms: 0,
+        end_ms: 3_600_000,
+    };
+    let cpu = |uuid: &str, host: &str, value: f64, first_ms: i64, last_ms: i64| SeriesReading {
+        labels: [("uuid", uuid), ("instance", host)].into_iter().collect(),
+        value,
+        span_s: (last_ms - first_ms) as f64 / 1000.0,
+        covered_s: (last_ms - first_ms) as f64 / 1000.0,
+        times: Some((first_ms, last_ms)),
+    };
+    let power = |host: &str, joules: f64, covered_s: f64| SeriesReading {
+        labels: [("instance", host)].into_iter().collect(),
+        value: joules,
+        span_s: covered_s,
+        covered_s,
+        times: None,
+    };
+    let readings = Readings {
+        keyed: vec![
+            KeyedResult {
+                name: "cpu".into(),
+                key: KeyKind::Uuid,
+                key_label: "uuid".into(),
+                series: vec![
+                    // Throughout: its base 15 s before the start.
+                    cpu("a", "cmp-01:9177", 100.0, -15_000, 3_590_000),
+                    // Migrates from cmp-01 to cmp-02 half way.
+                    cpu("b", "cmp-01:9177", 10.0, -10_000, 1_790_000),
+                    // Stops 10 minutes in.
+                    cpu("d", "cmp-01:9177", 5.0, -5_000, 600_000),
+                    cpu("b", "cmp-02:9177", 20.0, 1_805_000, 3_595_000),
+                    // Starts 20 minutes in.
+                    cpu("c", "cmp-02:9177", 7.0, 1_200_000, 3_595_000),
+                ],
+            },
+            KeyedResult {
+                name: "wall".into(),
+                key: KeyKind::Host,
+                key_label: "instance".into(),
+                series: vec![
+                    power("cmp-02:9290", 300_000.0, 3000.0),
+                    power("cmp-01:9290", 360_000.0, 3600.0),
+                ],
+            },
+        ],
+        implicit_cpu: None,
+        metadata: Default::default(),
+        sizes: Default::default(),
+        domains: Default::default(),
+        raw_fetched: 0,
+    };
+    let described = describe(&plan, &readings, window).unwrap();
+    let gathered = assemble(&plan, &readings, described, Vec::new(), window);
+    let input = &gathered.input;
+    assert_eq!(input.hosts, ["cmp-01", "cmp-02"]);
+    let uuids: Vec<&str> = input.vms.iter().map(|v| v.uuid.as_str()).collect();
+    assert_eq!(uuids, ["a", "b", "d", "c"]);
+    let placements: Vec<(u32, Option<u32>, f64, Option<f64>)> = input
+        .placements
+        .iter()
+        .map(|p| (p.vm, p.host, p.presence_s, p.cpu_s))
+        .collect();
+    assert_eq!(
+        placements,
+        [
+            (0, Some(0), 3600.0, Some(100.0)),
+            (1, Some(0), 1800.0, Some(10.0)),
+            (1, Some(1), 1790.0, Some(20.0)),
+            (2, Some(0), 605.0, Some(5.0)),
+            (3, Some(1), 2395.0, Some(7.0)),
+        ]
+    );
+    assert_eq!(gathered.wall_s, [3600.0, 3590.0, 605.0, 2395.0]);
+    assert_eq!(
+        gathered.status,
+        [
+            Status::Running,
+            Status::Running,
+            Status::Completed,
+            Status::Started
+        ]
+    );
+    assert_eq!(
+        gathered.cpu_s,
+        [Some(100.0), Some(30.0), Some(5.0), Some(7.0)]
+    );
+    // Host power per host key, whatever port the exporter is on.
+    let wall = &input.measurements[1];
+    assert_eq!(wall.name, "wall");
+    let hosts: Vec<(f64, f64)> = wall
+        .hosts
+        .iter()
+        .map(|r| r.map(|r| (r.value, r.covered_s)).unwrap())
+        .collect();
+    assert_eq!(hosts, [(360_000.0, 3600.0), (300_000.0, 3000.0)]);
+    assert!(wall.vms.iter().all(Option::is_none));
+}
