@@ -40,6 +40,28 @@ pub struct Described<'r> {
     details: Vec<VmDetails>,
 }
 
+/// The VMs found so far, each once, in the order found.
+#[derive(Default)]
+struct Found<'r> {
+    uuids: Vec<&'r str>,
+    labels: Vec<&'r Labels>,
+    index: HashMap<&'r str, usize>,
+}
+
+impl<'r> Found<'r> {
+    fn add(&mut self, uuid: &'r str, labels: &'r Labels) {
+        if !self.has(uuid) {
+            self.index.insert(uuid, self.uuids.len());
+            self.uuids.push(uuid);
+            self.labels.push(labels);
+        }
+    }
+
+    fn has(&self, uuid: &str) -> bool {
+        self.index.contains_key(uuid)
+    }
+}
+
 /// Which VMs and hosts `readings` saw in `window`, with what the inventory
 /// says of them. VMs are those with data in the window (an absent VM gets no
 /// reading and so no record); a window without any is warned of once per
@@ -60,35 +82,25 @@ pub fn describe<'r>(
     } = readings;
     let per_vm_templates = &plan.resolved.per_vm_templates;
     // VMs: every uuid a uuid-keyed measurement saw in the window, described by its series' labels.
-    let mut uuids: Vec<&str> = Vec::new();
-    let mut vm_labels: Vec<&Labels> = Vec::new();
-    let mut vm_index: HashMap<&str, usize> = HashMap::new();
+    let mut found = Found::default();
     for result in keyed.iter().filter(|c| c.key == KeyKind::Uuid) {
         for s in &result.series {
-            let Some(uuid) = s.labels.get(&result.key_label) else {
-                continue;
-            };
-            if vm_index.contains_key(uuid) {
-                continue;
+            if let Some(uuid) = s.labels.get(&result.key_label) {
+                found.add(uuid, &s.labels);
             }
-            vm_index.insert(uuid, uuids.len());
-            uuids.push(uuid);
-            vm_labels.push(&s.labels);
         }
     }
     if !per_vm_templates.is_empty() {
         // A per-VM template asks about every VM the inventory knows in the window.
         let mut known: Vec<(&String, &Labels)> = metadata
             .iter()
-            .filter(|(uuid, _)| !vm_index.contains_key(uuid.as_str()))
+            .filter(|(uuid, _)| !found.has(uuid))
             .collect();
         known.sort();
         for (uuid, labels) in known {
-            vm_index.insert(uuid, uuids.len());
-            uuids.push(uuid);
-            vm_labels.push(labels);
+            found.add(uuid, labels);
         }
-        if uuids.is_empty() {
+        if found.uuids.is_empty() {
             // cASO's failure mode: no VM list, no query, no record, exit 0.
             let message = format!(
                 "the model's per-VM template has no VM to run for in {window}: VMs come from \
@@ -122,7 +134,7 @@ pub fn describe<'r>(
                     .map(|uuid| (uuid.as_str(), &*NO_LABELS)),
             )
             .filter(|(uuid, labels)| {
-                !vm_index.contains_key(*uuid)
+                !found.has(uuid)
                     && vm_metadata::domain_name(
                         labels,
                         metadata.get(*uuid),
@@ -134,11 +146,14 @@ pub fn describe<'r>(
             .collect();
         known.sort();
         for (uuid, labels) in known {
-            vm_index.insert(uuid, uuids.len());
-            uuids.push(uuid);
-            vm_labels.push(labels);
+            found.add(uuid, labels);
         }
     }
+    let Found {
+        uuids,
+        labels: vm_labels,
+        index: vm_index,
+    } = found;
     if uuids.is_empty() && vmnames.is_empty() && per_vm_templates.is_empty() {
         // A per-VM template has its own warning above, vmname series that
         // match no VM theirs below. VMs come from the model's measurements,
