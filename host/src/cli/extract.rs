@@ -168,6 +168,7 @@ pub(super) fn exit_code(e: &ShipError) -> u8 {
         ShipError::Window { error, .. } | ShipError::Plan(error) => match error {
             PipelineError::Source(_)
             | PipelineError::Libvirt(_)
+            | PipelineError::Cloud(_)
             | PipelineError::Template(TemplateError::Query(_))
             | PipelineError::Carbon(IntensityError::Prometheus(_)) => EXIT_SOURCE,
             PipelineError::Carbon(IntensityError::NoPrometheus(_)) => EXIT_CONFIG,

@@ -11,14 +11,17 @@ use super::{EXIT_CONFIG, EXIT_SOURCE, Failure};
 use crate::policy::{InventoryConfig, Override, Policy};
 use crate::sources::libvirt::{CloudMetadata, CpuTimes, Domain, Libvirt};
 use crate::sources::prometheus::{Client, PrometheusConfig, owner, vm_metadata};
-use crate::window::{Window, parse_time};
+use crate::sources::cloud::CloudVm;
+use crate::sources::openstack::{self, Session};
+use crate::window::{Window, format_ms, parse_time};
 
 /// Arguments of `wattson inventory`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   wattson inventory --uri qemu:///system
   wattson inventory --prometheus http://prometheus:9090 --json
-  wattson inventory --policy site.toml --from 2025-06-01T00:00:00Z --to 2025-06-01T01:00:00Z")]
+  wattson inventory --policy site.toml --from 2025-06-01T00:00:00Z --to 2025-06-01T01:00:00Z
+  wattson inventory --policy policies/nova.toml --source nova --from 2025-06-01T00:00:00Z --json")]
 pub struct InventoryArgs {
     /// Take the Prometheus endpoint and `[inventory]` settings from this policy.
     #[arg(long, short)]
@@ -38,9 +41,20 @@ pub struct InventoryArgs {
     /// Window end (default: now).
     #[arg(long)]
     to: Option<String>,
+    /// Ask the cloud's API the policy's `[nova]` names, for every VM that
+    /// lived in the window (deleted ones included), instead of Prometheus.
+    #[arg(long, value_enum, requires = "policy", conflicts_with_all = ["prometheus", "uri"])]
+    source: Option<CloudSource>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// `--source`: a cloud's API.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum CloudSource {
+    /// OpenStack: Nova's servers, Keystone's project names (`[nova]`).
+    Nova,
 }
 
 /// One VM as printed.
@@ -81,6 +95,10 @@ pub fn run(args: InventoryArgs) -> Result<(), Failure> {
             None => PrometheusConfig::with_url(url),
         });
     }
+    let window = window_of(&args).map_err(config)?;
+    if let (Some(CloudSource::Nova), Some(policy)) = (args.source, &policy) {
+        return from_nova(policy, window, args.json);
+    }
     let prometheus = prometheus.ok_or_else(|| {
         config(anyhow::anyhow!(
             "no Prometheus to ask: pass --prometheus URL or --policy FILE with a [prometheus] table"
@@ -89,15 +107,6 @@ pub fn run(args: InventoryArgs) -> Result<(), Failure> {
     let default_inventory = InventoryConfig::default();
     let inventory = policy.as_ref().map_or(&default_inventory, |p| &p.inventory);
     let client = Client::new(prometheus).map_err(|e| config(e.into()))?;
-    let end_ms = match &args.to {
-        Some(t) => parse_time(t).map_err(|e| config(e.into()))?,
-        None => chrono::Utc::now().timestamp_millis(),
-    };
-    let start_ms = match &args.from {
-        Some(t) => parse_time(t).map_err(|e| config(e.into()))?,
-        None => end_ms - 3_600_000,
-    };
-    let window = Window::new(start_ms, end_ms).map_err(|e| config(e.into()))?;
 
     let metadata = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -158,6 +167,72 @@ pub fn run(args: InventoryArgs) -> Result<(), Failure> {
         .collect();
     print_table(
         &["UUID", "NAME", "PROJECT", "USER", "FLAVOR", "HOST"],
+        &cells,
+    );
+    Ok(())
+}
+
+/// `--from`/`--to`: by default the hour up to now.
+fn window_of(args: &InventoryArgs) -> anyhow::Result<Window> {
+    let end_ms = match &args.to {
+        Some(t) => parse_time(t)?,
+        None => chrono::Utc::now().timestamp_millis(),
+    };
+    let start_ms = match &args.from {
+        Some(t) => parse_time(t)?,
+        None => end_ms - 3_600_000,
+    };
+    Ok(Window::new(start_ms, end_ms)?)
+}
+
+/// `wattson inventory --source nova`: every VM Nova says lived in `window`.
+fn from_nova(policy: &Policy, window: Window, json: bool) -> Result<(), Failure> {
+    let nova = policy.nova.as_ref().ok_or_else(|| {
+        Failure::new(
+            EXIT_CONFIG,
+            anyhow::anyhow!("--source nova needs a [nova] table in the policy (auth_url and credentials)"),
+        )
+    })?;
+    let session = Session::new(nova).map_err(|e| Failure::new(EXIT_CONFIG, e))?;
+    let inventory = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(1, e))?
+        .block_on(openstack::inventory(&session, window))
+        .map_err(|e| Failure::new(EXIT_SOURCE, e))?;
+    let mut vms: Vec<&CloudVm> = inventory.vms.values().collect();
+    vms.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+    if vms.is_empty() {
+        tracing::warn!(%window, "{} says no VM lived in this window", inventory.endpoint);
+    }
+    if json {
+        let json = serde_json::to_string_pretty(&vms).map_err(|e| Failure::new(1, e))?;
+        outln!("{json}");
+        return Ok(());
+    }
+    let time = |t: Option<i64>| t.map_or_else(|| "-".to_owned(), format_ms);
+    let cells: Vec<Vec<String>> = vms
+        .iter()
+        .map(|vm| {
+            let o = &vm.owner;
+            vec![
+                vm.uuid.clone(),
+                or_dash(o.name.as_deref()),
+                or_dash(o.project_name.as_deref().or(o.project_id.as_deref())),
+                or_dash(o.user_name.as_deref().or(o.user_id.as_deref())),
+                or_dash(o.flavor.as_deref()),
+                or_dash(vm.host.as_deref()),
+                vm.status.clone(),
+                time(vm.launched_ms),
+                time(vm.terminated_ms),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "UUID", "NAME", "PROJECT", "USER", "FLAVOR", "HOST", "STATUS", "LAUNCHED",
+            "TERMINATED",
+        ],
         &cells,
     );
     Ok(())

@@ -14,8 +14,14 @@ pub struct Seen {
     pub ended_ms: Option<i64>,
     /// Its domain is shut off.
     pub shut_off: bool,
+    /// The cloud API's (launched, terminated) times, ms: where given, they
+    /// decide.
+    pub lifetime: Option<(Option<i64>, Option<i64>)>,
 }
 
+/// Where the cloud's API gives a VM's lifetime, it decides: `completed` when
+/// it was terminated by the window's end, `started` when it was launched
+/// after its start, else `running`. Otherwise:
 /// `completed` when the VM's counters stop inside the window (no sample in
 /// the last `lookback_ms` before its end), its domain is shut off or the
 /// inventory says it ended by the window's end; else `started` when its
@@ -23,6 +29,15 @@ pub struct Seen {
 /// else `running`. A VM known only from gauges or templates is `running`
 /// unless the inventory says otherwise.
 pub fn status(window: Window, lookback_ms: i64, seen: Seen) -> Status {
+    if let Some((launched, terminated)) = seen.lifetime {
+        return if terminated.is_some_and(|t| t <= window.end_ms) {
+            Status::Completed
+        } else if launched.is_some_and(|t| t > window.start_ms) {
+            Status::Started
+        } else {
+            Status::Running
+        };
+    }
     let stopped = seen
         .times
         .is_some_and(|(_, last)| last < window.end_ms - lookback_ms);
@@ -41,6 +56,14 @@ pub fn status(window: Window, lookback_ms: i64, seen: Seen) -> Status {
 /// record says 3600.
 pub fn presence_s(span_s: f64, window: Window) -> f64 {
     span_s.min(window.len_ms() as f64 / 1000.0)
+}
+
+/// Seconds of `window` between a VM's launch and its termination (either
+/// unknown: the window's edge).
+pub fn lifetime_s(launched_ms: Option<i64>, terminated_ms: Option<i64>, window: Window) -> f64 {
+    let from = launched_ms.map_or(window.start_ms, |t| t.max(window.start_ms));
+    let to = terminated_ms.map_or(window.end_ms, |t| t.min(window.end_ms));
+    (to - from).max(0) as f64 / 1000.0
 }
 
 #[cfg(test)]

@@ -54,6 +54,9 @@ pub enum PipelineError {
     /// The grid carbon intensity could not be measured.
     #[error(transparent)]
     Carbon(#[from] IntensityError),
+    /// The cloud's API (`[inventory] source`) could not be read.
+    #[error(transparent)]
+    Cloud(#[from] crate::sources::openstack::OpenStackError),
     /// The policy asks for something this build cannot measure.
     #[error("{0}")]
     Unsupported(String),

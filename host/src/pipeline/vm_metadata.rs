@@ -1,19 +1,24 @@
 //! What is known of a VM, for its record and for models that declare
-//! `inventory`: libvirt's domain first (on a hypervisor), then the libvirt
-//! exporter's info series, then the energy series' labels named in `[inventory]`.
+//! `inventory`, each field from the first source that knows it: the cloud's
+//! API (`[inventory] source`), libvirt's domain (on a hypervisor), the
+//! libvirt exporter's info series, then the energy series' labels named in
+//! `[inventory]`. So a project the cloud names beats a missing or stale label.
 
 use crate::policy::InventoryConfig;
 use crate::runtime::VmDetails;
+use crate::sources::cloud::CloudVm;
 use crate::sources::libvirt::{CloudMetadata, Domain};
 use crate::sources::prometheus::{Labels, owner};
 
-/// A VM's details from its series' `labels`, its info series `meta` and its
-/// libvirt `domain`, each field from the first that knows it. The labels
-/// themselves are copied only `with_labels` (models that declare `inventory`).
+/// A VM's details from what the cloud's API says of it (`cloud`), its
+/// libvirt `domain`, its info series `meta` and its series' `labels`, each
+/// field from the first that knows it. The labels themselves are copied only
+/// `with_labels` (models that declare `inventory`).
 pub fn details(
     labels: &Labels,
     meta: Option<&Labels>,
     domain: Option<&Domain>,
+    cloud: Option<&CloudVm>,
     inventory: &InventoryConfig,
     with_labels: bool,
 ) -> VmDetails {
@@ -21,28 +26,33 @@ pub fn details(
     let label =
         |name: &Option<String>| name.as_ref().and_then(|n| labels.get(n)).map(str::to_owned);
     let from_domain = domain.map_or_else(empty, from_domain);
+    let api = cloud.map(|c| c.owner.clone()).unwrap_or_default();
     VmDetails {
-        name: from_domain
+        name: api
             .name
+            .or(from_domain.name)
             .or(meta.name)
             .or_else(|| label(&inventory.name_label)),
-        project_id: from_domain
+        project_id: api
             .project_id
+            .or(from_domain.project_id)
             .or(meta.project_id)
             .or_else(|| label(&inventory.project_label)),
-        project_name: from_domain
+        project_name: api
             .project_name
+            .or(from_domain.project_name)
             .or(meta.project_name)
             .or_else(|| label(&inventory.project_name_label)),
-        user_id: from_domain
+        user_id: api
             .user_id
+            .or(from_domain.user_id)
             .or(meta.user_id)
             .or_else(|| label(&inventory.user_label)),
-        user_name: from_domain.user_name.or(meta.user_name),
-        flavor: from_domain.flavor.or(meta.flavor),
-        disk_gb: from_domain.disk_gb,
-        started_ms: from_domain.started_ms,
-        ended_ms: None,
+        user_name: api.user_name.or(from_domain.user_name).or(meta.user_name),
+        flavor: api.flavor.or(from_domain.flavor).or(meta.flavor),
+        disk_gb: cloud.and_then(|c| c.disk_gb).or(from_domain.disk_gb),
+        started_ms: cloud.and_then(|c| c.launched_ms).or(from_domain.started_ms),
+        ended_ms: cloud.and_then(|c| c.terminated_ms),
         labels: if with_labels {
             labels
                 .iter()
@@ -150,7 +160,7 @@ mod tests {
             cpu_s: None,
         };
         let inventory = InventoryConfig::default();
-        let d = details(&labels, Some(&meta), Some(&domain), &inventory, false);
+        let d = details(&labels, Some(&meta), Some(&domain), None, &inventory, false);
         assert_eq!(d.name.as_deref(), Some("from-nova"));
         assert_eq!(d.project_name.as_deref(), Some("web-team"));
         assert_eq!(
@@ -163,8 +173,43 @@ mod tests {
             metadata: CloudMetadata::None,
             ..domain
         };
-        let d = details(&labels, None, Some(&bare), &inventory, true);
+        let d = details(&labels, None, Some(&bare), None, &inventory, true);
         assert_eq!(d.name.as_deref(), Some("instance-0000002a"));
         assert_eq!(d.labels.len(), 2);
+        // The cloud's API comes first; what it does not say comes from the rest.
+        let api = CloudVm {
+            uuid: "u".into(),
+            owner: crate::sources::owner::Owner {
+                project_id: Some("p-api".into()),
+                project_name: Some("physics".into()),
+                ..Default::default()
+            },
+            vcpus: Some(4),
+            memory_mb: Some(8192),
+            disk_gb: Some(80),
+            host: Some("cmp-01".into()),
+            status: "DELETED".into(),
+            launched_ms: Some(1_000),
+            terminated_ms: Some(2_000),
+        };
+        let d = details(
+            &labels,
+            Some(&meta),
+            Some(&bare),
+            Some(&api),
+            &inventory,
+            false,
+        );
+        assert_eq!(d.project_id.as_deref(), Some("p-api"), "beats the label");
+        assert_eq!(d.project_name.as_deref(), Some("physics"));
+        assert_eq!(
+            d.name.as_deref(),
+            Some("instance-0000002a"),
+            "the API named none"
+        );
+        assert_eq!(
+            (d.disk_gb, d.started_ms, d.ended_ms),
+            (Some(80), Some(1_000), Some(2_000))
+        );
     }
 }

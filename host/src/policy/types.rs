@@ -67,6 +67,9 @@ pub struct Policy {
     /// `[daemon]`: sampling, shipping and the HTTP server of `wattson daemon`.
     #[serde(default)]
     pub daemon: Option<super::daemon::DaemonConfig>,
+    /// `[nova]`: the OpenStack cloud `[inventory] source = "nova"` reads.
+    #[serde(default)]
+    pub nova: Option<crate::sources::openstack::NovaConfig>,
     /// Project (id or name) → VO / FQAN, like cASO's voms.json.
     #[serde(default)]
     pub vo_map: BTreeMap<String, String>,

@@ -8,6 +8,11 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InventoryConfig {
+    /// Where the list of VMs, their owners and lifetimes come from besides
+    /// the series: `prometheus` (the series alone) or `nova` (the cloud's
+    /// own API, `[nova]`; it comes first where both say something).
+    #[serde(default)]
+    pub source: InventorySource,
     /// Info series with one series per VM (`uuid`, `instance_name`, `domain`,
     /// `project_uuid`, `project_name`, `user_uuid`, `user_name`, `flavor`);
     /// `""` turns it off.
@@ -58,6 +63,17 @@ pub struct InventoryConfig {
     pub libvirt_uri: Option<String>,
 }
 
+/// `[inventory] source`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InventorySource {
+    /// The series and libvirt alone.
+    #[default]
+    Prometheus,
+    /// OpenStack's Nova and Keystone (`[nova]`).
+    Nova,
+}
+
 fn default_project_label() -> Option<String> {
     Some("project_id".into())
 }
@@ -89,6 +105,7 @@ fn default_uuid_label() -> String {
 impl Default for InventoryConfig {
     fn default() -> Self {
         Self {
+            source: InventorySource::default(),
             meta_metric: default_meta_metric(),
             meta_uuid_label: default_uuid_label(),
             vcpus_metric: default_vcpus_metric(),

@@ -6,12 +6,15 @@
 //! * [`rapl`]: local RAPL powercap zones.
 //! * [`ipmi`]: the host's wall power, read locally through IPMI DCMI (`ipmitool`).
 //! * [`proc_stat`]: the host's CPU busy time, read locally (`/proc/stat`).
+//! * [`openstack`]: VMs, projects and lifetimes from Nova and Keystone ([`cloud`]).
 //!
 //! [`owner`] is who a VM belongs to, whichever source said so.
 
+pub mod cloud;
 pub mod inventory;
 pub mod ipmi;
 pub mod libvirt;
+pub mod openstack;
 pub mod owner;
 pub mod proc_stat;
 pub mod prometheus;

@@ -12,6 +12,7 @@ use super::{Gathered, KeyedResult, Readings, SeriesReading};
 use crate::energy::status::{self, Seen, presence_s};
 use crate::pipeline::{PipelineError, vm_metadata};
 use crate::runtime::{AttributionInput, KeyKind, Measured, Placement, Reading, Vm, VmDetails};
+use crate::sources::cloud::{CloudInventory, CloudVm};
 use crate::sources::libvirt::DomainState;
 use crate::sources::prometheus::{Labels, VmVars};
 use crate::window::Window;
@@ -74,6 +75,7 @@ pub fn describe<'r>(
     let policy = plan.policy;
     let inventory = &policy.inventory;
     let Readings {
+        cloud,
         keyed,
         metadata,
         sizes,
@@ -154,6 +156,9 @@ pub fn describe<'r>(
         labels: vm_labels,
         index: vm_index,
     } = found;
+    if let Some(cloud) = cloud {
+        without_energy(cloud, &vm_index, window, policy.strict)?;
+    }
     if uuids.is_empty() && vmnames.is_empty() && per_vm_templates.is_empty() {
         // A per-VM template has its own warning above, vmname series that
         // match no VM theirs below. VMs come from the model's measurements,
@@ -205,6 +210,7 @@ pub fn describe<'r>(
     let mut name_index: HashMap<&str, usize> = HashMap::new();
     for (i, (uuid, labels)) in uuids.iter().zip(&vm_labels).enumerate() {
         let (meta, domain, size) = (metadata.get(*uuid), domains.get(*uuid), sizes.get(*uuid));
+        let api = cloud.as_ref().and_then(|c| c.vms.get(*uuid));
         vm_hosts.push(
             host_of(labels)
                 .and_then(|h| host_index.get(h.as_str()).copied())
@@ -214,13 +220,21 @@ pub fn describe<'r>(
             uuid: (*uuid).to_owned(),
             // The exporter's gauges say what the VM had in the window; libvirt
             // only what it has now (a resize since would show in a backfill).
-            vcpus: size.and_then(|s| s.0).or(domain.map(|d| d.vcpus)),
-            memory_mb: size.and_then(|s| s.1).or(domain.map(|d| d.memory_mb)),
+            // The cloud's flavor is what it has now too, but for every VM.
+            vcpus: size
+                .and_then(|s| s.0)
+                .or(api.and_then(|c| c.vcpus))
+                .or(domain.map(|d| d.vcpus)),
+            memory_mb: size
+                .and_then(|s| s.1)
+                .or(api.and_then(|c| c.memory_mb))
+                .or(domain.map(|d| d.memory_mb)),
         });
         details.push(vm_metadata::details(
             labels,
             meta,
             domain,
+            api,
             inventory,
             plan.resolved.wants_labels,
         ));
@@ -284,6 +298,7 @@ pub fn assemble(
 ) -> Gathered {
     let resolved = &plan.resolved;
     let Readings {
+        cloud,
         keyed,
         implicit_cpu,
         domains,
@@ -413,6 +428,10 @@ pub fn assemble(
                 times: times[i],
                 ended_ms: details[i].ended_ms,
                 shut_off,
+                lifetime: cloud
+                    .as_ref()
+                    .and_then(|c| c.vms.get(&vms[i].uuid))
+                    .map(|c| (c.launched_ms, c.terminated_ms)),
             };
             status::status(window, lookback_ms, seen)
         })
@@ -432,6 +451,15 @@ pub fn assemble(
         }),
         &mut wall_s,
     );
+    // Where the cloud gives a VM's lifetime, its part of the window is
+    // that (`docs/ENERGY.md#record-status`).
+    if let Some(cloud) = cloud {
+        for (vm, wall) in vms.iter().zip(wall_s.iter_mut()) {
+            if let Some(c) = cloud.vms.get(&vm.uuid) {
+                *wall = status::lifetime_s(c.launched_ms, c.terminated_ms, window);
+            }
+        }
+    }
     Gathered {
         input: AttributionInput {
             window: window.into(),
@@ -515,6 +543,68 @@ fn placements<'a>(
         }
     }
     placements
+}
+
+/// VMs the cloud says ran in `window` that no series measured get no record
+/// (never one of 0 J): one warning names how many and the first few; with
+/// `--strict` the window fails. A VM ran if it was launched before the
+/// window's end, was not terminated before its start, and is not shelved,
+/// shut off, suspended or in error.
+fn without_energy(
+    cloud: &CloudInventory,
+    measured: &HashMap<&str, usize>,
+    window: Window,
+    strict: bool,
+) -> Result<(), PipelineError> {
+    const IDLE_STATES: [&str; 6] = [
+        "SHELVED",
+        "SHELVED_OFFLOADED",
+        "SHUTOFF",
+        "SUSPENDED",
+        "ERROR",
+        "PAUSED",
+    ];
+    let mut missing: Vec<&CloudVm> = cloud
+        .vms
+        .values()
+        .filter(|vm| {
+            !measured.contains_key(vm.uuid.as_str())
+                && vm.launched_ms.is_some_and(|t| t < window.end_ms)
+                && vm.terminated_ms.is_none_or(|t| t > window.start_ms)
+                && !IDLE_STATES.contains(&vm.status.as_str())
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    missing.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+    let named: Vec<String> = missing
+        .iter()
+        .take(3)
+        .map(|vm| match (&vm.owner.name, &vm.host) {
+            (Some(name), Some(host)) => format!("{} ({name}, on {host})", vm.uuid),
+            (Some(name), None) => format!("{} ({name})", vm.uuid),
+            _ => vm.uuid.clone(),
+        })
+        .collect();
+    let message = format!(
+        "{} VM(s) that {} says ran in {window} have no sample of the model's series, so no \
+         record: {}{}. Check that the exporters run on their hosts and that [inventory] labels \
+         match",
+        missing.len(),
+        cloud.endpoint,
+        named.join(", "),
+        if missing.len() > named.len() {
+            ", …"
+        } else {
+            ""
+        }
+    );
+    if strict {
+        return Err(PipelineError::Unsupported(message));
+    }
+    tracing::warn!("{message}; --strict makes this an error");
+    Ok(())
 }
 
 /// What to say of a window in which no series of the VM-keyed measurements

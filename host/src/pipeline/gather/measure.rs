@@ -13,6 +13,7 @@ use crate::energy::{idle, rapl as zones};
 use crate::pipeline::PipelineError;
 use crate::runtime::{KeyKind, TemplateSpec, Unit, to_base};
 use crate::sources::libvirt::{Domain, Libvirt, LibvirtError};
+use crate::sources::openstack;
 use crate::sources::prometheus::{
     Client, PrometheusError, Series, SeriesIncrease, VmVars, counter_samples, gauge_samples,
     matching_any, measure_counter, measure_gauge, measure_template, measure_vm_gauge, vm_metadata,
@@ -30,24 +31,33 @@ pub async fn window(plan: &GatherPlan<'_>, window: Window) -> Result<Readings, P
         .slots
         .iter()
         .map(|slot| measure(client, slot, window, host_key));
-    let (results, metadata, sizes, domains) = futures::future::try_join4(
-        futures::future::try_join_all(slots),
-        vm_metadata(
-            client,
-            &inventory.meta_metric,
-            &inventory.meta_uuid_label,
-            window,
-        )
-        .map_err(PipelineError::from),
-        vm_sizes(
-            client,
-            &inventory.vcpus_metric,
-            &inventory.memory_metric,
-            &inventory.meta_uuid_label,
-            window,
-        )
-        .map_err(PipelineError::from),
-        libvirt_domains(inventory.libvirt_uri.as_deref()),
+    let cloud = async {
+        match &plan.cloud {
+            Some(session) => Ok(Some(openstack::inventory(session, window).await?)),
+            None => Ok::<_, PipelineError>(None),
+        }
+    };
+    let ((results, metadata, sizes, domains), cloud) = futures::future::try_join(
+        futures::future::try_join4(
+            futures::future::try_join_all(slots),
+            vm_metadata(
+                client,
+                &inventory.meta_metric,
+                &inventory.meta_uuid_label,
+                window,
+            )
+            .map_err(PipelineError::from),
+            vm_sizes(
+                client,
+                &inventory.vcpus_metric,
+                &inventory.memory_metric,
+                &inventory.meta_uuid_label,
+                window,
+            )
+            .map_err(PipelineError::from),
+            libvirt_domains(inventory.libvirt_uri.as_deref()),
+        ),
+        cloud,
     )
     .await?;
     let raw_fetched = results.iter().map(|(_, raw)| raw).sum();
@@ -58,6 +68,7 @@ pub async fn window(plan: &GatherPlan<'_>, window: Window) -> Result<Readings, P
         None
     };
     Ok(Readings {
+        cloud,
         keyed,
         implicit_cpu,
         metadata,

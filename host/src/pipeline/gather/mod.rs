@@ -13,6 +13,7 @@ pub use plan::{GatherPlan, IdleSetting, StaticIdle, idle_setting, plan_problems,
 
 use crate::pipeline::PipelineError;
 use crate::runtime::{AttributionInput, KeyKind, Status, VmDetails};
+use crate::sources::cloud::CloudInventory;
 use crate::sources::libvirt::Domain;
 use crate::sources::prometheus::{Labels, Metadata};
 use crate::window::Window;
@@ -53,6 +54,8 @@ struct SeriesReading {
 
 /// What [`measure`] read for a window: every slot's readings and the inventory.
 pub(super) struct Readings {
+    /// What the cloud's API says lived in the window, where the policy reads one.
+    cloud: Option<CloudInventory>,
     /// Each slot's readings, in the plan's order (the implicit CPU time aside).
     keyed: Vec<KeyedResult>,
     /// The CPU time read for the records only, where the model reads none.

@@ -11,6 +11,8 @@ use crate::runtime::Reading;
 use crate::runtime::{
     CounterSpec, GaugeSpec, IdlePowerSpec, KeyKind, Measurement, RaplSpec, TemplateSpec, Unit,
 };
+use crate::sources::inventory::InventorySource;
+use crate::sources::openstack::Session;
 use crate::sources::prometheus::{Client, Labels, QueryTemplate};
 use crate::window::Window;
 
@@ -22,6 +24,9 @@ pub struct GatherPlan<'a> {
     pub(super) resolved: Resolved<'a>,
     /// A window without VMs was warned of: said once per run, not per window.
     pub(super) warned_no_vms: AtomicBool,
+    /// The cloud's API, where `[inventory] source` names one: one session
+    /// (one token) for the run.
+    pub(super) cloud: Option<Session>,
 }
 
 impl<'a> GatherPlan<'a> {
@@ -48,11 +53,22 @@ impl<'a> GatherPlan<'a> {
                 ));
             }
         };
+        let cloud = match (policy.inventory.source, &policy.nova) {
+            (InventorySource::Prometheus, _) => None,
+            (InventorySource::Nova, Some(nova)) => Some(Session::new(nova)?),
+            (InventorySource::Nova, None) => {
+                return Err(PipelineError::Unsupported(
+                    "[inventory] source = \"nova\" needs a [nova] table (auth_url and credentials)"
+                        .into(),
+                ));
+            }
+        };
         Ok(Self {
             policy,
             client,
             resolved,
             warned_no_vms: AtomicBool::new(false),
+            cloud,
         })
     }
 

@@ -102,6 +102,7 @@ fn readings_become_the_models_input_without_a_server() {
         times: None,
     };
     let readings = Readings {
+        cloud: None,
         keyed: vec![
             KeyedResult {
                 name: "cpu".into(),

@@ -1,0 +1,323 @@
+//! One run's session with Keystone: a token (requested once, renewed on a
+//! 401), the catalog's compute endpoint, and GETs retried with backoff.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use super::{NovaConfig, OpenStackError};
+
+/// The compute API microversion asked for: 2.47 embeds each server's flavor.
+pub const MICROVERSION: &str = "2.47";
+
+/// First wait before a retry; doubled after each failed attempt.
+const BACKOFF: Duration = Duration::from_millis(200);
+
+/// A secret that never shows in `Debug` or logs.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A Keystone token and what its catalog says.
+#[derive(Clone, Debug)]
+struct Token {
+    id: Secret,
+    compute_url: String,
+}
+
+/// A session with one cloud for one run.
+#[derive(Debug)]
+pub struct Session {
+    http: reqwest::Client,
+    config: NovaConfig,
+    token: Mutex<Option<Token>>,
+    /// Tokens requested this run (one, unless one was renewed).
+    pub tokens: std::sync::atomic::AtomicU32,
+}
+
+impl Session {
+    /// A session for `config`; checks its TLS settings, does no I/O.
+    pub fn new(config: &NovaConfig) -> Result<Self, OpenStackError> {
+        let mut builder =
+            reqwest::Client::builder().timeout(crate::timeout::from_secs(config.timeout_secs));
+        if let Some(path) = &config.ca_file {
+            let pem = std::fs::read(path).map_err(|e| OpenStackError::Credentials {
+                endpoint: config.auth_url.clone(),
+                reason: format!("cannot read ca_file {}: {e}", path.display()),
+            })?;
+            let cert =
+                reqwest::Certificate::from_pem(&pem).map_err(|e| OpenStackError::Credentials {
+                    endpoint: config.auth_url.clone(),
+                    reason: format!("ca_file {} is not a PEM certificate: {e}", path.display()),
+                })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| OpenStackError::Credentials {
+            endpoint: config.auth_url.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            http,
+            config: config.clone(),
+            token: Mutex::new(None),
+            tokens: std::sync::atomic::AtomicU32::new(0),
+        })
+    }
+
+    /// `[nova]` of the policy.
+    pub fn config(&self) -> &NovaConfig {
+        &self.config
+    }
+
+    /// Keystone's v3 base URL.
+    pub fn identity_url(&self) -> String {
+        let base = self.config.auth_url.trim_end_matches('/');
+        if base.ends_with("/v3") {
+            base.to_owned()
+        } else {
+            format!("{base}/v3")
+        }
+    }
+
+    /// The compute endpoint (authenticating first if need be).
+    pub async fn compute_url(&self) -> Result<String, OpenStackError> {
+        Ok(self.token().await?.compute_url)
+    }
+
+    /// `GET url` as JSON with the token, retried on a connection error, a
+    /// timeout or a 5xx, the token renewed once on a 401.
+    pub async fn get(&self, url: &str) -> Result<Value, OpenStackError> {
+        let mut renewed = false;
+        loop {
+            let token = self.token().await?;
+            let response = self
+                .send(url, || {
+                    self.http
+                        .get(url)
+                        .header("X-Auth-Token", &token.id.0)
+                        .header("OpenStack-API-Version", format!("compute {MICROVERSION}"))
+                        .header("X-OpenStack-Nova-API-Version", MICROVERSION)
+                        .header("Accept", "application/json")
+                })
+                .await?;
+            match response.status() {
+                StatusCode::UNAUTHORIZED if !renewed => {
+                    tracing::debug!(
+                        endpoint = url,
+                        "the token was refused: requesting a new one"
+                    );
+                    *self.token.lock().await = None;
+                    renewed = true;
+                }
+                status if status.is_success() => {
+                    return response
+                        .json()
+                        .await
+                        .map_err(|e| OpenStackError::Unparsable {
+                            endpoint: url.to_owned(),
+                            reason: e.to_string(),
+                        });
+                }
+                status => return Err(status_error(url, status, response).await),
+            }
+        }
+    }
+
+    /// Sends what `request` builds, retried with backoff on a connection
+    /// error, a timeout or a 5xx; the last answer or error otherwise.
+    async fn send(
+        &self,
+        url: &str,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, OpenStackError> {
+        let mut wait = BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let outcome = request().send().await;
+            let retry = match &outcome {
+                Ok(r) => r.status().is_server_error(),
+                Err(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+            };
+            if !retry || attempt >= self.config.attempts {
+                return outcome.map_err(|e| OpenStackError::Unreachable {
+                    endpoint: url.to_owned(),
+                    attempts: attempt,
+                    reason: e.without_url().to_string(),
+                });
+            }
+            tracing::debug!(endpoint = url, attempt, "retrying in {wait:?}");
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+            attempt += 1;
+        }
+    }
+
+    /// The current token, requested when there is none.
+    async fn token(&self) -> Result<Token, OpenStackError> {
+        let mut held = self.token.lock().await;
+        if let Some(token) = held.as_ref() {
+            return Ok(token.clone());
+        }
+        let token = self.authenticate().await?;
+        *held = Some(token.clone());
+        Ok(token)
+    }
+
+    /// `POST /v3/auth/tokens`: a password or an application credential.
+    async fn authenticate(&self) -> Result<Token, OpenStackError> {
+        let c = &self.config;
+        let url = format!("{}/auth/tokens", self.identity_url());
+        let credentials = |reason: String| OpenStackError::Credentials {
+            endpoint: url.clone(),
+            reason,
+        };
+        let body = match &c.application_credential_id {
+            Some(id) => {
+                let secret = crate::secrets::read(
+                    c.application_credential_secret_env.as_deref(),
+                    c.application_credential_secret_file.as_deref(),
+                )
+                .map_err(credentials)?
+                .unwrap_or_default();
+                json!({"auth": {"identity": {"methods": ["application_credential"],
+                    "application_credential": {"id": id, "secret": secret}}}})
+            }
+            None => {
+                let password =
+                    crate::secrets::read(c.password_env.as_deref(), c.password_file.as_deref())
+                        .map_err(credentials)?
+                        .unwrap_or_default();
+                json!({"auth": {
+                    "identity": {"methods": ["password"], "password": {"user": {
+                        "name": c.username, "domain": {"name": c.user_domain_name},
+                        "password": password}}},
+                    "scope": {"project": {"name": c.project_name,
+                        "domain": {"name": c.project_domain_name}}}}})
+            }
+        };
+        let response = self.send(&url, || self.http.post(&url).json(&body)).await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(match status {
+                StatusCode::UNAUTHORIZED => credentials(
+                    "Keystone refused the credentials (401): check the user, project and \
+                     domains, or the application credential, and the secret"
+                        .to_owned(),
+                ),
+                _ => status_error(&url, status, response).await,
+            });
+        }
+        let id = response
+            .headers()
+            .get("X-Subject-Token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| OpenStackError::Unparsable {
+                endpoint: url.clone(),
+                reason: "no X-Subject-Token header in Keystone's answer".into(),
+            })?;
+        let answer: Value = response
+            .json()
+            .await
+            .map_err(|e| OpenStackError::Unparsable {
+                endpoint: url.clone(),
+                reason: e.to_string(),
+            })?;
+        let compute_url = catalog_endpoint(&answer, "compute", &c.interface, c.region.as_deref())
+            .ok_or_else(|| OpenStackError::NoEndpoint {
+            endpoint: url.clone(),
+            interface: c.interface.clone(),
+            region: c.region.clone(),
+        })?;
+        self.tokens
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(compute = compute_url, "authenticated with Keystone");
+        Ok(Token {
+            id: Secret(id),
+            compute_url: compute_url.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+/// The URL of the catalog's `kind` service at `interface` (in `region`).
+fn catalog_endpoint(
+    answer: &Value,
+    kind: &str,
+    interface: &str,
+    region: Option<&str>,
+) -> Option<String> {
+    answer["token"]["catalog"]
+        .as_array()?
+        .iter()
+        .filter(|service| service["type"] == kind)
+        .flat_map(|service| service["endpoints"].as_array().into_iter().flatten())
+        .find(|e| {
+            e["interface"] == interface
+                && region.is_none_or(|r| e["region"] == r || e["region_id"] == r)
+        })
+        .and_then(|e| e["url"].as_str())
+        .map(str::to_owned)
+}
+
+/// An error for a non-success answer, with a short excerpt of its body.
+async fn status_error(
+    url: &str,
+    status: StatusCode,
+    response: reqwest::Response,
+) -> OpenStackError {
+    let body = response.text().await.unwrap_or_default();
+    let excerpt: String = body.chars().take(300).collect();
+    if status == StatusCode::FORBIDDEN {
+        return OpenStackError::Forbidden {
+            endpoint: url.to_owned(),
+            body: excerpt,
+        };
+    }
+    OpenStackError::Status {
+        endpoint: url.to_owned(),
+        status: status.as_u16(),
+        body: excerpt,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalog_gives_the_compute_endpoint_of_the_interface_and_region() {
+        let answer = json!({"token": {"catalog": [
+            {"type": "identity", "endpoints": [{"interface": "public", "region": "R1", "url": "http://k"}]},
+            {"type": "compute", "endpoints": [
+                {"interface": "public", "region": "R1", "url": "http://n1/v2.1"},
+                {"interface": "internal", "region": "R1", "url": "http://n1-int/v2.1"},
+                {"interface": "public", "region": "R2", "region_id": "R2", "url": "http://n2/v2.1"}]}]}});
+        let find = |i, r| catalog_endpoint(&answer, "compute", i, r);
+        assert_eq!(find("public", None).as_deref(), Some("http://n1/v2.1"));
+        assert_eq!(
+            find("internal", None).as_deref(),
+            Some("http://n1-int/v2.1")
+        );
+        assert_eq!(
+            find("public", Some("R2")).as_deref(),
+            Some("http://n2/v2.1")
+        );
+        assert_eq!(find("admin", None), None);
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let token = Token {
+            id: Secret("gAAAAAB-very-secret".into()),
+            compute_url: "http://n".into(),
+        };
+        assert!(!format!("{token:?}").contains("very-secret"));
+    }
+}
