@@ -9,10 +9,10 @@ use serde::Serialize;
 
 use super::{EXIT_CONFIG, EXIT_SOURCE, Failure};
 use crate::policy::{InventoryConfig, Override, Policy};
-use crate::sources::libvirt::{CloudMetadata, CpuTimes, Domain, Libvirt};
-use crate::sources::prometheus::{Client, PrometheusConfig, owner, vm_metadata};
 use crate::sources::cloud::CloudVm;
+use crate::sources::libvirt::{CloudMetadata, CpuTimes, Domain, Libvirt};
 use crate::sources::openstack::{self, Session};
+use crate::sources::prometheus::{Client, PrometheusConfig, owner, vm_metadata};
 use crate::window::{Window, format_ms, parse_time};
 
 /// Arguments of `wattson inventory`.
@@ -190,7 +190,9 @@ fn from_nova(policy: &Policy, window: Window, json: bool) -> Result<(), Failure>
     let nova = policy.nova.as_ref().ok_or_else(|| {
         Failure::new(
             EXIT_CONFIG,
-            anyhow::anyhow!("--source nova needs a [nova] table in the policy (auth_url and credentials)"),
+            anyhow::anyhow!(
+                "--source nova needs a [nova] table in the policy (auth_url and credentials)"
+            ),
         )
     })?;
     let session = Session::new(nova).map_err(|e| Failure::new(EXIT_CONFIG, e))?;
@@ -230,7 +232,14 @@ fn from_nova(policy: &Policy, window: Window, json: bool) -> Result<(), Failure>
         .collect();
     print_table(
         &[
-            "UUID", "NAME", "PROJECT", "USER", "FLAVOR", "HOST", "STATUS", "LAUNCHED",
+            "UUID",
+            "NAME",
+            "PROJECT",
+            "USER",
+            "FLAVOR",
+            "HOST",
+            "STATUS",
+            "LAUNCHED",
             "TERMINATED",
         ],
         &cells,

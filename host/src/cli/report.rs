@@ -95,6 +95,13 @@ pub fn run(args: ReportArgs) -> Result<(), Failure> {
         progress.window_done(window, None);
     }
     progress.finish();
+    if let Some(session) = gather_plan.cloud() {
+        // Usage from the cloud's own lifetimes, as its usage report counts.
+        let cloud = tokio
+            .block_on(crate::sources::openstack::inventory(session, period))
+            .map_err(|e| Failure::new(super::EXIT_SOURCE, e))?;
+        totals.lifetimes(&cloud, period);
+    }
     let inventory = &policy.inventory;
     let disks = tokio
         .block_on(vm_disks(

@@ -11,6 +11,7 @@ pub use output::{Format, write};
 
 use crate::records::EnergyRecord;
 use crate::runtime::Status;
+use crate::sources::cloud::CloudInventory;
 use crate::window::{Window, format_ms};
 
 /// What rows a report has.
@@ -81,6 +82,8 @@ pub struct VmUsage {
     pub estimated: bool,
     /// The end of its last window, ms.
     last_end_ms: i64,
+    /// Its flavor's disk, GB, where the cloud's API said.
+    api_disk_gb: Option<f64>,
 }
 
 impl VmUsage {
@@ -232,6 +235,49 @@ impl Aggregator {
         *self.host_joules.get_or_insert(0.0) += joules;
     }
 
+    /// Takes each VM's usage from the cloud's API, as nova's
+    /// os-simple-tenant-usage counts it: hours from launched/terminated
+    /// within `period`, vCPU-, memory- and disk-hours from its (current)
+    /// flavor, every VM that lived in the period included (one without
+    /// energy with 0 J); energy and carbon stay the records'.
+    pub fn lifetimes(&mut self, cloud: &CloudInventory, period: Window) {
+        for vm in cloud.vms.values() {
+            let usage = self.vms.entry(vm.uuid.clone()).or_default();
+            let hours = crate::energy::status::lifetime_s(vm.launched_ms, vm.terminated_ms, period)
+                / 3600.0;
+            let o = &vm.owner;
+            usage.instance_id.clone_from(&vm.uuid);
+            for (mine, api) in [
+                (&mut usage.name, &o.name),
+                (&mut usage.tenant_id, &o.project_id),
+                (&mut usage.project_name, &o.project_name),
+                (&mut usage.host, &vm.host),
+                (&mut usage.flavor, &o.flavor),
+            ] {
+                if api.is_some() {
+                    mine.clone_from(api);
+                }
+            }
+            usage.vcpus = vm.vcpus.or(usage.vcpus);
+            usage.memory_mb = vm.memory_mb.or(usage.memory_mb);
+            usage.hours = hours;
+            usage.vcpu_hours = f64::from(vm.vcpus.unwrap_or(0)) * hours;
+            usage.memory_mb_hours = vm.memory_mb.unwrap_or(0) as f64 * hours;
+            usage.api_disk_gb = vm.disk_gb.map(|gb| gb as f64);
+            usage.started_ms = vm
+                .launched_ms
+                .unwrap_or(period.start_ms)
+                .max(period.start_ms);
+            usage.ended_ms = vm.terminated_ms.filter(|&t| t <= period.end_ms);
+            usage.state = if vm.terminated_ms.is_some() {
+                "terminated"
+            } else {
+                "active"
+            };
+            usage.last_end_ms = period.end_ms;
+        }
+    }
+
     /// The report, rows by `by`; `disks` is each VM's disk size in bytes
     /// (by uuid), where known.
     pub fn finish(self, period: Window, by: By, disks: &HashMap<String, f64>) -> Report {
@@ -245,7 +291,9 @@ impl Aggregator {
             if vm.ended_ms.is_none() && vm.last_end_ms < period.end_ms {
                 (vm.state, vm.ended_ms) = ("stopped", Some(vm.last_end_ms));
             }
-            vm.local_gb = disks.get(&vm.instance_id).map(|bytes| bytes / GIB);
+            vm.local_gb = vm
+                .api_disk_gb
+                .or_else(|| disks.get(&vm.instance_id).map(|bytes| bytes / GIB));
             vm.local_gb_hours = vm.local_gb.map(|gb| gb * vm.hours);
             totals.add(&vm);
             let (key, label) = match by {

@@ -72,6 +72,11 @@ impl<'a> GatherPlan<'a> {
         })
     }
 
+    /// The cloud's API session, where `[inventory] source` names one.
+    pub fn cloud(&self) -> Option<&Session> {
+        self.cloud.as_ref()
+    }
+
     /// The Prometheus every window queries.
     pub fn client(&self) -> &'a Client {
         self.client
