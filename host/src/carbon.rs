@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
 
+use crate::config::{ConfigProblem, Validate};
 use crate::energy::gauge::Integral;
 use crate::records::EnergyRecord;
 use crate::sources::prometheus::{Client, PrometheusError, measure_gauge};
@@ -113,17 +114,16 @@ fn number(value: &toml::Value) -> Option<f64> {
     value.as_float().or(value.as_integer().map(|i| i as f64))
 }
 
-impl CarbonConfig {
-    /// What is wrong with these settings, as (key, message), found without I/O.
-    pub fn problems(&self) -> Vec<(String, String)> {
-        match self.resolve() {
-            Ok(_) => Vec::new(),
-            Err(problems) => problems,
-        }
+impl Validate for CarbonConfig {
+    /// What [`CarbonConfig::resolve`] refuses.
+    fn problems(&self) -> Vec<ConfigProblem> {
+        self.resolve().err().unwrap_or_default()
     }
+}
 
+impl CarbonConfig {
     /// The checked settings, or every problem.
-    pub fn resolve(&self) -> Result<Carbon, Vec<(String, String)>> {
+    pub fn resolve(&self) -> Result<Carbon, Vec<ConfigProblem>> {
         let mut problems = Vec::new();
         let pue = self.resolve_pue(&mut problems);
         let source = self.resolve_source(&mut problems);
@@ -134,12 +134,12 @@ impl CarbonConfig {
         }
     }
 
-    fn resolve_pue(&self, problems: &mut Vec<(String, String)>) -> Pue {
+    fn resolve_pue(&self, problems: &mut Vec<ConfigProblem>) -> Pue {
         let checked = |key: String, value: &toml::Value, problems: &mut Vec<_>| match number(value)
         {
             Some(pue) if PUE_RANGE.contains(&pue) => Some(pue),
             _ => {
-                problems.push((
+                problems.push(ConfigProblem::new(
                     key,
                     format!(
                         "PUE is {value}: give a number from 1 (no facility overhead) to 10, e.g. 1.3"
@@ -160,7 +160,8 @@ impl CarbonConfig {
                                 patterns.push((glob.compile_matcher(), pue));
                             }
                         }
-                        Err(e) => problems.push((key, format!("not a host pattern: {e}"))),
+                        Err(e) => problems
+                            .push(ConfigProblem::new(key, format!("not a host pattern: {e}"))),
                     }
                 }
                 Pue::ByHost(patterns)
@@ -171,22 +172,22 @@ impl CarbonConfig {
         }
     }
 
-    fn resolve_source(&self, problems: &mut Vec<(String, String)>) -> Source {
+    fn resolve_source(&self, problems: &mut Vec<ConfigProblem>) -> Source {
         if let Some(ci) = self.intensity_g_per_kwh
             && !(ci.is_finite() && ci >= 0.0)
         {
-            problems.push((
-                "intensity_g_per_kwh".into(),
-                "must be a number of gCO2e per kWh, 0 or more".into(),
+            problems.push(ConfigProblem::new(
+                "intensity_g_per_kwh",
+                "must be a number of gCO2e per kWh, 0 or more",
             ));
         }
         let max_gap_secs = self
             .intensity_max_gap_secs
             .unwrap_or(crate::energy::DEFAULT_MAX_GAP_S);
         if !(max_gap_secs.is_finite() && (1.0..=86_400.0).contains(&max_gap_secs)) {
-            problems.push((
-                "intensity_max_gap_secs".into(),
-                "must be from 1 to 86400 seconds".into(),
+            problems.push(ConfigProblem::new(
+                "intensity_max_gap_secs",
+                "must be from 1 to 86400 seconds",
             ));
         }
         let mut zones = Vec::new();
@@ -194,8 +195,10 @@ impl CarbonConfig {
             let key = format!("zones.\"{pattern}\"");
             match (Glob::new(pattern), zone.as_str()) {
                 (Ok(glob), Some(zone)) => zones.push((glob.compile_matcher(), zone.to_owned())),
-                (Err(e), _) => problems.push((key, format!("not a host pattern: {e}"))),
-                (_, None) => problems.push((
+                (Err(e), _) => {
+                    problems.push(ConfigProblem::new(key, format!("not a host pattern: {e}")))
+                }
+                (_, None) => problems.push(ConfigProblem::new(
                     key,
                     format!("zone is {zone}: give the zone label's value as a string, e.g. \"DE\""),
                 )),
@@ -203,14 +206,13 @@ impl CarbonConfig {
         }
         let metric = self.intensity_metric.as_deref().map(str::trim);
         match (self.intensity_g_per_kwh, metric) {
-            (Some(_), Some(_)) => problems.push((
-                "intensity_g_per_kwh".into(),
-                "intensity_metric is set too: keep one (a static intensity, or a gauge to average)"
-                    .into(),
+            (Some(_), Some(_)) => problems.push(ConfigProblem::new(
+                "intensity_g_per_kwh",
+                "intensity_metric is set too: keep one (a static intensity, or a gauge to average)",
             )),
-            (_, Some("")) => problems.push((
-                "intensity_metric".into(),
-                "is empty: give a gauge's name, e.g. \"grid_carbon_intensity_gco2_per_kwh\"".into(),
+            (_, Some("")) => problems.push(ConfigProblem::new(
+                "intensity_metric",
+                "is empty: give a gauge's name, e.g. \"grid_carbon_intensity_gco2_per_kwh\"",
             )),
             _ => {}
         }
@@ -225,21 +227,21 @@ impl CarbonConfig {
                 ),
             ] {
                 if set {
-                    problems.push((
-                        key.into(),
-                        "applies to intensity_metric, which is not set".into(),
+                    problems.push(ConfigProblem::new(
+                        key,
+                        "applies to intensity_metric, which is not set",
                     ));
                 }
             }
         }
         match (zone_label, self.zones.is_some()) {
-            (Some(_), false) => problems.push((
-                "intensity_zone_label".into(),
-                "is set without [carbon.zones]: say which hosts sit in which zone, e.g. \"cmp-0*\" = \"DE\"".into(),
+            (Some(_), false) => problems.push(ConfigProblem::new(
+                "intensity_zone_label",
+                "is set without [carbon.zones]: say which hosts sit in which zone, e.g. \"cmp-0*\" = \"DE\"",
             )),
-            (None, true) if metric.is_some() => problems.push((
-                "zones".into(),
-                "[carbon.zones] needs intensity_zone_label: the intensity series' label that holds the zone".into(),
+            (None, true) if metric.is_some() => problems.push(ConfigProblem::new(
+                "zones",
+                "[carbon.zones] needs intensity_zone_label: the intensity series' label that holds the zone",
             )),
             _ => {}
         }
@@ -448,19 +450,15 @@ mod tests {
     fn bad_settings_are_named() {
         let problems =
             config("pue = { \"[\" = 1.2, \"x\" = 0.5 }\nintensity_g_per_kwh = -1").problems();
-        let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["pue.\"[\"", "pue.\"x\"", "intensity_g_per_kwh"]);
-        assert_eq!(config("pue = \"high\"").problems()[0].0, "pue");
+        assert_eq!(config("pue = \"high\"").problems()[0].key, "pue");
     }
 
     #[test]
     fn intensity_settings_that_do_not_fit_together_are_named() {
         let keys = |text: &str| -> Vec<String> {
-            config(text)
-                .problems()
-                .into_iter()
-                .map(|(k, _)| k)
-                .collect()
+            config(text).problems().into_iter().map(|p| p.key).collect()
         };
         assert_eq!(
             keys("intensity_g_per_kwh = 200\nintensity_metric = \"ci\""),

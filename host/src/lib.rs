@@ -8,6 +8,7 @@
 
 pub mod carbon;
 pub mod cli;
+pub mod config;
 pub mod daemon;
 pub mod energy;
 pub mod messengers;
