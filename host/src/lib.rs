@@ -6,7 +6,6 @@
 //! them; [`pipeline`] runs one window through those steps as a [`policy`] says.
 #![deny(missing_docs)]
 
-pub mod carbon;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -25,7 +25,7 @@ pub struct Bound {
     /// Formats and their messengers, in policy order.
     pub outputs: Vec<BoundOutput>,
     /// `[carbon]`, resolved once (its host patterns compiled).
-    pub carbon: Option<crate::carbon::Carbon>,
+    pub carbon: Option<crate::pipeline::Carbon>,
 }
 
 /// A model, loaded, with its checked parameters and its measurements.

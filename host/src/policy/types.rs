@@ -64,7 +64,7 @@ pub struct Policy {
     pub state: StateConfig,
     /// `[carbon]`: PUE and grid carbon intensity on every record.
     #[serde(default)]
-    pub carbon: Option<crate::carbon::CarbonConfig>,
+    pub carbon: Option<crate::pipeline::CarbonConfig>,
     /// `[daemon]`: sampling, shipping and the HTTP server of `wattson daemon`.
     #[serde(default)]
     pub daemon: Option<super::daemon::DaemonConfig>,

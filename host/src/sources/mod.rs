@@ -6,9 +6,11 @@
 //! * [`rapl`]: local RAPL powercap zones.
 //! * [`ipmi`]: the host's wall power, read locally through IPMI DCMI (`ipmitool`).
 //! * [`proc_stat`]: the host's CPU busy time, read locally (`/proc/stat`).
+//! * [`carbon_intensity`]: the grid's carbon intensity over a window, static or from Prometheus.
 //!
 //! [`owner`] is who a VM belongs to, whichever source said so.
 
+pub mod carbon_intensity;
 pub mod inventory;
 pub mod ipmi;
 pub mod libvirt;
