@@ -6,8 +6,8 @@
 //! them; [`pipeline`] runs one window through those steps as a [`policy`] says.
 #![deny(missing_docs)]
 
-pub mod carbon;
 pub mod cli;
+pub mod config;
 pub mod daemon;
 pub mod energy;
 pub mod messengers;

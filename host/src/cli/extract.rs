@@ -9,9 +9,9 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{EXIT_CONFIG, EXIT_DELIVERY, EXIT_LOCKED, EXIT_PLUGIN, EXIT_SOURCE, Failure};
-use crate::carbon::IntensityError;
 use crate::pipeline::{self, ExtractOptions, PipelineError, ShipError};
 use crate::policy::{Override, Policy};
+use crate::sources::carbon_intensity::IntensityError;
 use crate::sources::prometheus::TemplateError;
 use crate::state::StateError;
 use crate::window::{format_ms, parse_time};

@@ -5,11 +5,11 @@
 
 use super::ledger::Part;
 use super::tick::DaemonState;
-use crate::carbon::{Carbon, Intensity};
 use crate::energy::status::{self, Seen};
 use crate::pipeline::{self, Renderer, ShipError, ShipReport, Stop};
 use crate::records::{self, EnergyRecord, Identity};
 use crate::runtime::{Quality, Vm, VmDetails};
+use crate::sources::carbon_intensity::Intensity;
 use crate::state::StateDir;
 use crate::window::Window;
 
@@ -34,7 +34,7 @@ impl DaemonState {
         let intensity = bound
             .carbon
             .as_ref()
-            .map_or(Intensity::Unknown, Carbon::fixed_intensity);
+            .map_or(Intensity::Unknown, |c| c.intensity_source().fixed());
         let plan = |state: &StateDir| {
             // First run: from the first window the daemon measured.
             let start = state.done_until()?.or(first).unwrap_or(end_ms);

@@ -5,9 +5,22 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::{ConfigProblem, Validate};
+
+impl Validate for MessengerConfig {
+    /// What is wrong with this messenger's settings, found without I/O (a
+    /// problem of the messenger as a whole).
+    fn problems(&self) -> Vec<ConfigProblem> {
+        self.problem()
+            .map(|message| ConfigProblem::new("", message))
+            .into_iter()
+            .collect()
+    }
+}
+
 impl MessengerConfig {
-    /// What is wrong with this messenger's settings, found without I/O.
-    pub fn problem(&self) -> Option<String> {
+    /// What is wrong with this messenger's settings, if anything.
+    fn problem(&self) -> Option<String> {
         match self {
             Self::Http { url, .. } => match reqwest::Url::parse(url) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => None,

@@ -3,6 +3,7 @@
 //! rendered payloads is the caller's (extract, daemon).
 
 mod attribute;
+mod carbon;
 mod gather;
 mod progress;
 mod render;
@@ -15,6 +16,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 pub use attribute::{Attributed, attribute};
+pub use carbon::{Carbon, CarbonConfig};
 pub use gather::{
     GatherPlan, Gathered, IdleSetting, StaticIdle, gather, idle_setting, plan_problems,
     plan_warnings,
@@ -29,10 +31,10 @@ pub use vm_metadata::from_domain as domain_details;
 
 pub use summary::{HostSummary, host_meter, table as host_table};
 
-use crate::carbon::{Intensity, IntensityError, Missing};
 use crate::policy::{Bound, Policy};
 use crate::records::{self, EnergyRecord, Identity};
 use crate::runtime::{Measurement, PluginError};
+use crate::sources::carbon_intensity::{Intensity, IntensityError};
 use crate::sources::prometheus::{Client, PrometheusError, TemplateError};
 use crate::window::Window;
 
@@ -110,7 +112,11 @@ pub fn window_records<E: From<PipelineError>>(
     let mut gathered = tokio.block_on(gather(gather_plan, window))?;
     let intensity = match &bound.carbon {
         Some(carbon) => tokio
-            .block_on(carbon.intensity(Some(gather_plan.client()), window))
+            .block_on(
+                carbon
+                    .intensity_source()
+                    .measure(Some(gather_plan.client()), window),
+            )
             .map_err(PipelineError::from)?,
         None => Intensity::Unknown,
     };
@@ -259,7 +265,7 @@ struct Notes {
     /// Projects without a VO in `[vo_map]`.
     unmapped: BTreeSet<String>,
     /// Zones and hosts without a grid intensity.
-    carbon: Missing,
+    carbon: carbon::Missing,
 }
 
 impl Notes {
@@ -286,9 +292,7 @@ fn finish(
 ) {
     map_vos(policy, records, &mut notes.unmapped);
     if let Some(carbon) = &bound.carbon {
-        for record in records.iter_mut() {
-            carbon.apply(record, intensity, &mut notes.carbon);
-        }
+        carbon.apply(records, intensity, &mut notes.carbon);
     }
 }
 

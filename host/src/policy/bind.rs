@@ -25,7 +25,7 @@ pub struct Bound {
     /// Formats and their messengers, in policy order.
     pub outputs: Vec<BoundOutput>,
     /// `[carbon]`, resolved once (its host patterns compiled).
-    pub carbon: Option<crate::carbon::Carbon>,
+    pub carbon: Option<crate::pipeline::Carbon>,
 }
 
 /// A model, loaded, with its checked parameters and its measurements.
@@ -105,8 +105,8 @@ pub fn bind(policy: &Policy, runtime: &Runtime) -> Result<Bound, PolicyError> {
             },
             &mut problems,
         );
-        let matcher = Matcher::new(source, i, rule)
-            .map_err(|p| problems.push(p))
+        let matcher = Matcher::new(rule)
+            .map_err(|p| problems.push(Problem::of_section(source, &key, p)))
             .ok();
         if let (Some((model, params, measurements)), Some(matcher)) = (bound, matcher) {
             rules.push(BoundRule {

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::config::{ConfigProblem, Validate};
+
 /// `[daemon]` of a policy (all optional).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,29 +99,30 @@ fn default_download_rows() -> usize {
 /// The longest interval or ship window: a day.
 const MAX_SECS: u64 = 86_400;
 
-impl DaemonConfig {
-    /// What is wrong with these settings, as (key, message), found without I/O.
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+impl Validate for DaemonConfig {
+    /// Intervals, horizon and rows out of range, an address that does not
+    /// parse, two token sources, an empty host.
+    fn problems(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         if !(1..=MAX_SECS).contains(&self.interval_secs) {
-            problems.push((
+            problems.push(ConfigProblem::new(
                 "interval_secs",
                 format!("must be between 1 and {MAX_SECS} seconds"),
             ));
         }
         if !(1..=MAX_SECS).contains(&self.ship_every_secs) {
-            problems.push((
+            problems.push(ConfigProblem::new(
                 "ship_every_secs",
                 format!("must be between 1 and {MAX_SECS} seconds"),
             ));
         } else if self.ship_every_secs < self.interval_secs {
-            problems.push((
+            problems.push(ConfigProblem::new(
                 "ship_every_secs",
-                "must be at least daemon.interval_secs".to_owned(),
+                "must be at least daemon.interval_secs",
             ));
         }
         if !(60..=MAX_IDLE_HORIZON_SECS).contains(&self.idle_horizon_secs) {
-            problems.push((
+            problems.push(ConfigProblem::new(
                 "idle_horizon_secs",
                 format!(
                     "must be between 60 (one minute) and {MAX_IDLE_HORIZON_SECS} seconds (a \
@@ -128,7 +131,7 @@ impl DaemonConfig {
             ));
         }
         if let Err(e) = self.listen.parse::<SocketAddr>() {
-            problems.push((
+            problems.push(ConfigProblem::new(
                 "listen",
                 format!(
                     "`{}` is not an address and port ({e}); e.g. \"127.0.0.1:9847\" or \"[::]:9847\"",
@@ -137,23 +140,25 @@ impl DaemonConfig {
             ));
         }
         if self.token_env.is_some() && self.token_file.is_some() {
-            problems.push((
+            problems.push(ConfigProblem::new(
                 "token_file",
-                "give the token by token_env or by token_file, not both".to_owned(),
+                "give the token by token_env or by token_file, not both",
             ));
         }
         if self.download_rows == 0 {
-            problems.push(("download_rows", "must be at least 1".to_owned()));
+            problems.push(ConfigProblem::new("download_rows", "must be at least 1"));
         }
         if self.host.as_deref().is_some_and(str::is_empty) {
-            problems.push((
+            problems.push(ConfigProblem::new(
                 "host",
-                "is empty: leave it out to use the hostname".to_owned(),
+                "is empty: leave it out to use the hostname",
             ));
         }
         problems
     }
+}
 
+impl DaemonConfig {
     /// The host key: `host`, else the hostname up to its first dot.
     pub fn host_key(&self) -> String {
         if let Some(host) = &self.host {
@@ -209,14 +214,15 @@ mod tests {
             download_rows: 0,
             ..DaemonConfig::default()
         };
-        let keys: Vec<&str> = config.problems().iter().map(|(k, _)| *k).collect();
+        let problems = config.problems();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["interval_secs", "listen", "download_rows"]);
         let config = DaemonConfig {
             interval_secs: 60,
             ship_every_secs: 30,
             ..DaemonConfig::default()
         };
-        assert_eq!(config.problems()[0].0, "ship_every_secs");
+        assert_eq!(config.problems()[0].key, "ship_every_secs");
         assert!(DaemonConfig::default().problems().is_empty());
     }
 }

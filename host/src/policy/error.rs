@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::overrides::Origin;
+use crate::config::{ConfigProblem, Place, join};
 
 /// The policy text, kept to turn byte spans into lines and columns.
 #[derive(Debug)]
@@ -136,13 +137,32 @@ impl Problem {
         }
     }
 
-    /// A problem with `table.key`: at its line and column where the file sets
-    /// it under a `[table]` header, else with the file as a whole.
-    pub fn at_key(source: &Source, table: &str, key: &str, message: impl Into<String>) -> Self {
-        let dotted = format!("{table}.{key}");
-        match source.find_key(table, key) {
-            Some(offset) => Self::at(source, offset..offset, Some(dotted), message),
-            None => Self::in_file(source, Some(dotted), message),
+    /// A section's own problem (keys relative to `section`), located: at
+    /// its span, at its key's line, or with the file as a whole. A key into
+    /// a sub-table (`zones."cmp-*"`) is found under `[section.zones]`, else
+    /// at `zones = …` (an inline table) under `[section]`.
+    pub fn of_section(source: &Source, section: &str, problem: ConfigProblem) -> Self {
+        let ConfigProblem {
+            key,
+            message,
+            place,
+        } = problem;
+        let dotted = join(section, &key);
+        match place {
+            Place::Span(span) => Self::at(source, span, Some(dotted), message),
+            Place::File => Self::in_file(source, Some(dotted), message),
+            Place::Key => {
+                let offset = match key.split_once('.') {
+                    Some((sub, name)) => source
+                        .find_key(&format!("{section}.{sub}"), name.trim_matches('"'))
+                        .or_else(|| source.find_key(section, sub)),
+                    None => source.find_key(section, &key),
+                };
+                match offset {
+                    Some(offset) => Self::at(source, offset..offset, Some(dotted), message),
+                    None => Self::in_file(source, Some(dotted), message),
+                }
+            }
         }
     }
 

@@ -19,7 +19,9 @@ pub use overrides::Override;
 pub use rules::{Field, MatchValue, Matcher, RuleConfig};
 
 pub use error::{PolicyError, Problem, Source};
-pub use types::{ModelConfig, OutputConfig, Policy, RuntimeConfig, SiteConfig, WindowConfig};
+pub use types::{
+    IdlePowerConfig, ModelConfig, OutputConfig, Policy, RuntimeConfig, SiteConfig, WindowConfig,
+};
 // Each component's configuration lives beside it; the policy composes them.
 pub use crate::messengers::MessengerConfig;
 pub use crate::sources::inventory::InventoryConfig;

@@ -18,7 +18,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::error::{Problem, Source};
+use crate::config::{ConfigProblem, Validate};
 use crate::runtime::VmDetails;
 
 /// One `[[rules]]` entry as written.
@@ -88,31 +88,25 @@ impl Field {
 pub struct Matcher(Vec<(Field, GlobSet)>);
 
 impl Matcher {
-    /// Checks a rule's `match` table; problems name `rules[i].match.<key>`.
-    pub(crate) fn new(source: &Source, index: usize, rule: &RuleConfig) -> Result<Self, Problem> {
-        let key = |k: &str| Some(format!("rules[{index}].match{k}"));
+    /// Checks a rule's `match` table; problems name `match.<key>`.
+    pub(crate) fn new(rule: &RuleConfig) -> Result<Self, ConfigProblem> {
+        let key = |name: &str| format!("match.{name}");
         if rule.matches.get_ref().is_empty() {
-            return Err(Problem::at(
-                source,
-                rule.matches.span(),
-                key(""),
+            return Err(ConfigProblem::new(
+                "match",
                 "an empty match would take every VM: give the model to all VMs with [model] instead",
-            ));
+            )
+            .at(rule.matches.span()));
         }
         let mut fields = Vec::new();
         for (name, value) in rule.matches.get_ref() {
-            let field = Field::parse(name)
-                .map_err(|m| Problem::at(source, value.span(), key(&format!(".{name}")), m))?;
+            let problem = |message: String| ConfigProblem::new(key(name), message).at(value.span());
+            let field = Field::parse(name).map_err(problem)?;
             let globs = match value.get_ref() {
                 MatchValue::One(glob) => std::slice::from_ref(glob),
                 MatchValue::Any(globs) if !globs.is_empty() => &globs[..],
                 MatchValue::Any(_) => {
-                    return Err(Problem::at(
-                        source,
-                        value.span(),
-                        key(&format!(".{name}")),
-                        "an empty list matches nothing",
-                    ));
+                    return Err(problem("an empty list matches nothing".to_owned()));
                 }
             };
             let set = globs
@@ -122,14 +116,7 @@ impl Matcher {
                     Ok::<_, globset::Error>(set)
                 })
                 .and_then(|set| set.build())
-                .map_err(|e| {
-                    Problem::at(
-                        source,
-                        value.span(),
-                        key(&format!(".{name}")),
-                        e.to_string(),
-                    )
-                })?;
+                .map_err(|e| problem(e.to_string()))?;
             fields.push((field, set));
         }
         Ok(Self(fields))
@@ -165,16 +152,26 @@ impl Matcher {
     }
 }
 
-/// Checks a pin: 64 hex digits.
-pub(crate) fn check_pin(source: &Source, key: &str, pin: &Spanned<String>) -> Option<Problem> {
+impl Validate for RuleConfig {
+    /// Its `match` table, and a pin that is not a sha256.
+    fn problems(&self) -> Vec<ConfigProblem> {
+        Matcher::new(self)
+            .err()
+            .into_iter()
+            .chain(self.sha256.as_ref().and_then(pin_problem))
+            .collect()
+    }
+}
+
+/// A pin (`sha256`) that is not 64 hex digits.
+pub(crate) fn pin_problem(pin: &Spanned<String>) -> Option<ConfigProblem> {
     let hex = pin.get_ref();
     (hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| {
-        Problem::at(
-            source,
-            pin.span(),
-            Some(key.to_owned()),
+        ConfigProblem::new(
+            "sha256",
             "not a sha256 (64 hex digits): `wattson plugins inspect PLUGIN` prints it",
         )
+        .at(pin.span())
     })
 }
 

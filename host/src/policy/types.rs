@@ -9,10 +9,11 @@ use toml::Spanned;
 
 use super::error::{PolicyError, Problem, Source};
 use super::overrides::{self, Override};
-use super::rules::{Matcher, RuleConfig, check_pin};
+use super::rules::{RuleConfig, pin_problem};
+use crate::config::{ConfigProblem, Validate};
 use crate::messengers::MessengerConfig;
 use crate::runtime::Limits;
-use crate::sources::inventory::InventoryConfig;
+use crate::sources::inventory::{InventoryConfig, InventorySource};
 use crate::sources::prometheus::PrometheusConfig;
 use crate::sources::rapl::RaplConfig;
 use crate::state::StateConfig;
@@ -41,7 +42,7 @@ pub struct Policy {
     /// Static idle power per host: a host key or a regex matching whole host
     /// keys → watts. Hosts not listed get it measured ("auto", ENERGY.md).
     #[serde(default)]
-    pub idle_power: BTreeMap<String, Spanned<f64>>,
+    pub idle_power: IdlePowerConfig,
     /// The attribution model of every VM placement no rule matches
     /// (optional when there are rules: then every placement must match one).
     #[serde(default)]
@@ -63,7 +64,7 @@ pub struct Policy {
     pub state: StateConfig,
     /// `[carbon]`: PUE and grid carbon intensity on every record.
     #[serde(default)]
-    pub carbon: Option<crate::carbon::CarbonConfig>,
+    pub carbon: Option<crate::pipeline::CarbonConfig>,
     /// `[daemon]`: sampling, shipping and the HTTP server of `wattson daemon`.
     #[serde(default)]
     pub daemon: Option<super::daemon::DaemonConfig>,
@@ -178,6 +179,70 @@ impl Default for WindowConfig {
     }
 }
 
+impl Validate for WindowConfig {
+    /// A step of 0, a longest window above a year or below the step.
+    fn problems(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        if self.max_window_secs > MAX_WINDOW_SECS {
+            problems.push(ConfigProblem::new(
+                "max_window_secs",
+                format!(
+                    "{} s is more than a year ({MAX_WINDOW_SECS} s); a longer gap since the \
+                     last run is extracted in several windows anyway",
+                    self.max_window_secs
+                ),
+            ));
+        } else if self.max_window_secs < self.step_secs {
+            problems.push(ConfigProblem::new(
+                "max_window_secs",
+                "must be at least window.step_secs",
+            ));
+        }
+        if self.step_secs == 0 {
+            problems.push(ConfigProblem::new("step_secs", "must be at least 1 second"));
+        }
+        problems
+    }
+}
+
+/// `[idle_power]`: static idle power per host, a host key or a regex
+/// matching whole host keys → watts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(transparent)]
+pub struct IdlePowerConfig(BTreeMap<String, Spanned<f64>>);
+
+impl IdlePowerConfig {
+    /// Each pattern and its watts, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
+        self.0
+            .iter()
+            .map(|(pattern, watts)| (pattern.as_str(), *watts.get_ref()))
+    }
+}
+
+impl Validate for IdlePowerConfig {
+    /// A pattern that is not a regex; watts below 0 or not a number.
+    fn problems(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        for (host, watts) in &self.0 {
+            let key = format!("\"{host}\"");
+            if let Err(e) = regex::Regex::new(&format!("^(?:{host})$")) {
+                problems.push(
+                    ConfigProblem::new(&key, format!("not a host key or a valid regex: {e}"))
+                        .at(watts.span()),
+                );
+            }
+            if !(watts.get_ref().is_finite() && *watts.get_ref() >= 0.0) {
+                problems.push(
+                    ConfigProblem::new(key, "must be a number of watts, 0 or more")
+                        .at(watts.span()),
+                );
+            }
+        }
+        problems
+    }
+}
+
 /// `[model]`: the attribution model and its parameters.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -190,6 +255,18 @@ pub struct ModelConfig {
     /// The component's sha256: one with another hash is refused.
     #[serde(default)]
     pub sha256: Option<Spanned<String>>,
+}
+
+impl Validate for ModelConfig {
+    /// A pin that is not a sha256 (the plugin and its parameters are
+    /// checked when it loads).
+    fn problems(&self) -> Vec<ConfigProblem> {
+        self.sha256
+            .as_ref()
+            .and_then(pin_problem)
+            .into_iter()
+            .collect()
+    }
 }
 
 /// `[runtime]`: plugin runtime settings.
@@ -223,6 +300,36 @@ impl OutputConfig {
     /// The output's name: its `name`, else its format.
     pub fn name(&self) -> &str {
         self.name.as_ref().unwrap_or(&self.format).get_ref()
+    }
+}
+
+impl Validate for OutputConfig {
+    /// The messenger's settings, and a format the messenger cannot send;
+    /// both shown at the output's format.
+    fn problems(&self) -> Vec<ConfigProblem> {
+        let mut problems: Vec<ConfigProblem> = self
+            .messenger
+            .problems()
+            .into_iter()
+            .map(|p| p.within("messenger").at(self.format.span()))
+            .collect();
+        if let MessengerConfig::GreendigitCim(_) = self.messenger {
+            let format = self.format.get_ref();
+            let apel_text = self
+                .params
+                .get("wire")
+                .is_some_and(|w| w.get_ref().as_str() == Some("apel"));
+            if (!format.ends_with(".wasm") && format != "apel-energy") || apel_text {
+                problems.push(
+                    ConfigProblem::new(
+                        "format",
+                        "greendigit-cim posts cASO's EnergyRecords as JSON: use format = \"apel-energy\" (wire \"json\", the default)",
+                    )
+                    .at(self.format.span()),
+                );
+            }
+        }
+        problems
     }
 }
 
@@ -263,90 +370,70 @@ impl Policy {
             };
             PolicyError::Invalid(vec![problem])
         })?;
+        let mut problems: Vec<Problem> = policy
+            .sections()
+            .into_iter()
+            .flat_map(|(section, config)| {
+                config
+                    .problems()
+                    .into_iter()
+                    .map(|p| Problem::of_section(&source, section, p))
+            })
+            .collect();
+        problems.extend(policy.cross_section_problems(&source));
+        if !problems.is_empty() {
+            return Err(PolicyError::Invalid(problems));
+        }
+        policy.source = Some(source);
+        Ok(policy)
+    }
+
+    /// Every section that checks itself, by its key.
+    fn sections(&self) -> [(&'static str, &dyn Validate); 12] {
+        [
+            ("prometheus", &self.prometheus),
+            ("inventory", &self.inventory),
+            ("idle_power", &self.idle_power),
+            ("outputs", &self.outputs),
+            ("model", &self.model),
+            ("rules", &self.rules),
+            ("rapl", &self.rapl),
+            ("window", &self.window),
+            ("carbon", &self.carbon),
+            ("daemon", &self.daemon),
+            ("limits", &self.limits),
+            ("nova", &self.nova),
+        ]
+    }
+
+    /// What no section can see alone: no model at all, and two outputs of
+    /// one name.
+    fn cross_section_problems(&self, source: &Source) -> Vec<Problem> {
         let mut problems = Vec::new();
-        if let Some(prometheus) = &policy.prometheus
-            && !(prometheus.get_ref().timeout_secs.is_finite()
-                && prometheus.get_ref().timeout_secs > 0.0)
-        {
-            problems.push(Problem::at(
-                &source,
-                prometheus.span(),
-                Some("prometheus.timeout_secs".into()),
-                "must be a positive number of seconds",
-            ));
-        }
-        if let Some(prometheus) = &policy.prometheus
-            && let Err(e) = crate::sources::prometheus::Client::new(prometheus.get_ref().clone())
-        {
-            let key = match e {
-                crate::sources::prometheus::PrometheusError::BadUrl { .. } => "prometheus.url",
-                _ => "prometheus",
-            };
-            problems.push(Problem::at(
-                &source,
-                prometheus.span(),
-                Some(key.into()),
-                e.to_string(),
-            ));
-        }
-        if let Some(pattern) = &policy.inventory.host_regex
-            && let Err(e) = regex::Regex::new(pattern)
-        {
+        if self.model.is_none() && self.rules.is_empty() {
             problems.push(Problem::in_file(
-                &source,
-                Some("inventory.host_regex".into()),
-                format!("not a valid regex: {e}"),
+                source,
+                Some("model".into()),
+                "the policy names no model: add [model] with plugin = \"…\" (e.g. \
+                 \"libvirt-joules\"), the model of every VM, or [[rules]] that match every VM",
             ));
         }
-        for (host, watts) in &policy.idle_power {
-            if let Err(e) = regex::Regex::new(&format!("^(?:{host})$")) {
-                problems.push(Problem::at(
-                    &source,
-                    watts.span(),
-                    Some(format!("idle_power.\"{host}\"")),
-                    format!("not a host key or a valid regex: {e}"),
-                ));
-            }
-            if !(watts.get_ref().is_finite() && *watts.get_ref() >= 0.0) {
-                problems.push(Problem::at(
-                    &source,
-                    watts.span(),
-                    Some(format!("idle_power.\"{host}\"")),
-                    "must be a number of watts, 0 or more",
-                ));
-            }
+        if self.inventory.source == InventorySource::Nova && self.nova.is_none() {
+            problems.push(Problem::of_section(
+                source,
+                "inventory",
+                ConfigProblem::new(
+                    "source",
+                    "\"nova\" reads the cloud that a [nova] table names: add one with auth_url \
+                     and credentials (see policies/nova.toml)",
+                ),
+            ));
         }
-        for (i, output) in policy.outputs.iter().enumerate() {
-            if let Some(message) = output.messenger.problem() {
-                problems.push(Problem::at(
-                    &source,
-                    output.format.span(),
-                    Some(format!("outputs[{i}].messenger")),
-                    message,
-                ));
-            }
-            if let MessengerConfig::GreendigitCim(_) = output.messenger {
-                let format = output.format.get_ref();
-                let apel_text = output
-                    .params
-                    .get("wire")
-                    .is_some_and(|w| w.get_ref().as_str() == Some("apel"));
-                if (!format.ends_with(".wasm") && format != "apel-energy") || apel_text {
-                    problems.push(Problem::at(
-                        &source,
-                        output.format.span(),
-                        Some(format!("outputs[{i}].format")),
-                        "greendigit-cim posts cASO's EnergyRecords as JSON: use format = \"apel-energy\" (wire \"json\", the default)",
-                    ));
-                }
-            }
-            if policy.outputs[..i]
-                .iter()
-                .any(|o| o.name() == output.name())
-            {
+        for (i, output) in self.outputs.iter().enumerate() {
+            if self.outputs[..i].iter().any(|o| o.name() == output.name()) {
                 let span = output.name.as_ref().unwrap_or(&output.format).span();
                 problems.push(Problem::at(
-                    &source,
+                    source,
                     span,
                     Some(format!("outputs[{i}].name")),
                     format!(
@@ -357,110 +444,7 @@ impl Policy {
                 ));
             }
         }
-        if policy.model.is_none() && policy.rules.is_empty() {
-            problems.push(Problem::in_file(
-                &source,
-                Some("model".into()),
-                "the policy names no model: add [model] with plugin = \"…\" (e.g. \
-                 \"libvirt-joules\"), the model of every VM, or [[rules]] that match every VM",
-            ));
-        }
-        if let Some(problem) = policy
-            .model
-            .as_ref()
-            .and_then(|m| m.sha256.as_ref())
-            .and_then(|pin| check_pin(&source, "model.sha256", pin))
-        {
-            problems.push(problem);
-        }
-        for (i, rule) in policy.rules.iter().enumerate() {
-            if let Err(problem) = Matcher::new(&source, i, rule) {
-                problems.push(problem);
-            }
-            if let Some(problem) = rule
-                .sha256
-                .as_ref()
-                .and_then(|pin| check_pin(&source, &format!("rules[{i}].sha256"), pin))
-            {
-                problems.push(problem);
-            }
-        }
-        for (kind, range) in &policy.rapl.max_energy_range_uj {
-            if !(range.get_ref().is_finite() && *range.get_ref() > 0.0) {
-                problems.push(Problem::at(
-                    &source,
-                    range.span(),
-                    Some(format!("rapl.max_energy_range_uj.{kind}")),
-                    "must be a positive number of microjoules (the zone's max_energy_range_uj file)",
-                ));
-            }
-        }
-        if policy.window.max_window_secs > MAX_WINDOW_SECS {
-            problems.push(Problem::at_key(
-                &source,
-                "window",
-                "max_window_secs",
-                format!(
-                    "{} s is more than a year ({MAX_WINDOW_SECS} s); a longer gap since the \
-                     last run is extracted in several windows anyway",
-                    policy.window.max_window_secs
-                ),
-            ));
-        } else if policy.window.max_window_secs < policy.window.step_secs {
-            problems.push(Problem::at_key(
-                &source,
-                "window",
-                "max_window_secs",
-                "must be at least window.step_secs",
-            ));
-        }
-        if policy.window.step_secs == 0 {
-            problems.push(Problem::at_key(
-                &source,
-                "window",
-                "step_secs",
-                "must be at least 1 second",
-            ));
-        }
-        if let Some(carbon) = &policy.carbon {
-            for (key, message) in carbon.problems() {
-                let dotted = format!("carbon.{key}");
-                // A pattern of a table (`zones."cmp-*"`) is located at its
-                // line in `[carbon.zones]`, or at the inline table's key.
-                let (table, field) = match key.split_once('.') {
-                    Some((sub, name))
-                        if source
-                            .find_key(&format!("carbon.{sub}"), name.trim_matches('"'))
-                            .is_some() =>
-                    {
-                        (format!("carbon.{sub}"), name.trim_matches('"'))
-                    }
-                    Some((sub, _)) => ("carbon".to_owned(), sub),
-                    None => ("carbon".to_owned(), key.as_str()),
-                };
-                let mut problem = Problem::at_key(&source, &table, field, message);
-                problem.key = Some(dotted);
-                problems.push(problem);
-            }
-        }
-        if let Some(daemon) = &policy.daemon {
-            for (key, message) in daemon.problems() {
-                problems.push(Problem::at_key(&source, "daemon", key, message));
-            }
-        }
-        for (key, value) in [
-            ("timeout_ms", policy.limits.timeout_ms),
-            ("memory_mib", policy.limits.memory_mib),
-        ] {
-            if value == 0 {
-                problems.push(Problem::at_key(&source, "limits", key, "must be positive"));
-            }
-        }
-        if !problems.is_empty() {
-            return Err(PolicyError::Invalid(problems));
-        }
-        policy.source = Some(source);
-        Ok(policy)
+        problems
     }
 
     /// The file this policy came from (for messages).

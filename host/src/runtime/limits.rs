@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use crate::config::{ConfigProblem, Validate};
+
 /// Sandbox limits; every field has a default and can be set in the policy.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -50,5 +52,19 @@ impl Limits {
 
     pub(crate) fn output_bytes(&self) -> usize {
         usize::try_from(self.output_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
+}
+
+impl Validate for Limits {
+    /// A time or memory limit of 0 (no call could run).
+    fn problems(&self) -> Vec<ConfigProblem> {
+        [
+            ("timeout_ms", self.timeout_ms),
+            ("memory_mib", self.memory_mib),
+        ]
+        .into_iter()
+        .filter(|(_, value)| *value == 0)
+        .map(|(key, _)| ConfigProblem::new(key, "must be positive"))
+        .collect()
     }
 }

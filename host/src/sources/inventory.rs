@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 
+use crate::config::{ConfigProblem, Validate};
+
 /// `[inventory]`: where VM metadata comes from. First the libvirt exporter's
 /// info series (`meta_metric`), then the labels of the energy series.
 #[derive(Debug, Deserialize)]
@@ -100,6 +102,21 @@ fn default_cpu_time_metric() -> String {
 
 fn default_uuid_label() -> String {
     "uuid".into()
+}
+
+impl Validate for InventoryConfig {
+    /// A `host_regex` that does not compile (shown with the file as a whole).
+    fn problems(&self) -> Vec<ConfigProblem> {
+        let Some(pattern) = &self.host_regex else {
+            return Vec::new();
+        };
+        match regex::Regex::new(pattern) {
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                vec![ConfigProblem::new("host_regex", format!("not a valid regex: {e}")).in_file()]
+            }
+        }
+    }
 }
 
 impl Default for InventoryConfig {

@@ -7,9 +7,11 @@
 //! * [`ipmi`]: the host's wall power, read locally through IPMI DCMI (`ipmitool`).
 //! * [`proc_stat`]: the host's CPU busy time, read locally (`/proc/stat`).
 //! * [`openstack`]: VMs, projects and lifetimes from Nova and Keystone ([`cloud`]).
+//! * [`carbon_intensity`]: the grid's carbon intensity over a window, static or from Prometheus.
 //!
 //! [`owner`] is who a VM belongs to, whichever source said so.
 
+pub mod carbon_intensity;
 pub mod cloud;
 pub mod inventory;
 pub mod ipmi;

@@ -539,7 +539,7 @@ impl StaticIdle {
                 .iter()
                 .filter_map(|(pattern, watts)| {
                     let re = regex::Regex::new(&format!("^(?:{pattern})$")).ok()?;
-                    Some((re, *watts.get_ref()))
+                    Some((re, watts))
                 })
                 .collect(),
         )

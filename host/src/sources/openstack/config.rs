@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::config::{ConfigProblem, Validate};
+
 /// `[nova]` of a policy: Keystone v3 credentials (a password or an
 /// application credential; secrets only by `*_env`/`*_file`) and how to
 /// pick the compute endpoint from the token's catalog.
@@ -80,14 +82,18 @@ fn default_attempts() -> u32 {
     3
 }
 
-impl NovaConfig {
-    /// What is wrong with these settings, as (key, message), found without I/O.
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+impl Validate for NovaConfig {
+    /// A URL that is not one, credentials that are incomplete or given
+    /// twice, an unknown interface, zero pages, attempts or timeout; no I/O.
+    fn problems(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         match reqwest::Url::parse(&self.auth_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-            Ok(_) => problems.push(("auth_url", "the scheme must be http or https".to_owned())),
-            Err(e) => problems.push((
+            Ok(_) => problems.push(ConfigProblem::new(
+                "auth_url",
+                "the scheme must be http or https".to_owned(),
+            )),
+            Err(e) => problems.push(ConfigProblem::new(
                 "auth_url",
                 format!(
                     "`{}` is not a URL ({e}); e.g. \"https://keystone:5000/v3\"",
@@ -101,15 +107,14 @@ impl NovaConfig {
         let password = self.password_env.is_some() || self.password_file.is_some();
         if app {
             if !secret {
-                problems.push((
-                    "application_credential_secret_env",
+                problems.push(ConfigProblem::new("application_credential_secret_env",
                     "an application credential needs its secret: application_credential_secret_env \
                      or application_credential_secret_file"
                         .to_owned(),
                 ));
             }
         } else if self.username.is_none() || !password || self.project_name.is_none() {
-            problems.push((
+            problems.push(ConfigProblem::new(
                 "username",
                 "give username, password_env (or password_file) and project_name, or \
                  application_credential_id with its secret"
@@ -117,31 +122,40 @@ impl NovaConfig {
             ));
         }
         if self.password_env.is_some() && self.password_file.is_some() {
-            problems.push((
+            problems.push(ConfigProblem::new(
                 "password_file",
                 "give the password by password_env or by password_file, not both".to_owned(),
             ));
         }
         if !matches!(self.interface.as_str(), "public" | "internal" | "admin") {
-            problems.push((
+            problems.push(ConfigProblem::new(
                 "interface",
                 format!("`{}` is not one of public, internal, admin", self.interface),
             ));
         }
         if self.page_size == 0 {
-            problems.push(("page_size", "must be at least 1".to_owned()));
+            problems.push(ConfigProblem::new(
+                "page_size",
+                "must be at least 1".to_owned(),
+            ));
         }
         if self.max_pages == 0 {
-            problems.push(("max_pages", "must be at least 1".to_owned()));
+            problems.push(ConfigProblem::new(
+                "max_pages",
+                "must be at least 1".to_owned(),
+            ));
         }
         if !(self.timeout_secs.is_finite() && self.timeout_secs > 0.0) {
-            problems.push((
+            problems.push(ConfigProblem::new(
                 "timeout_secs",
                 "must be a positive number of seconds".to_owned(),
             ));
         }
         if self.attempts == 0 {
-            problems.push(("attempts", "must be at least 1".to_owned()));
+            problems.push(ConfigProblem::new(
+                "attempts",
+                "must be at least 1".to_owned(),
+            ));
         }
         problems
     }

@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::{Client, PrometheusError};
+use crate::config::{ConfigProblem, Validate};
+
 /// Where and how to query Prometheus.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,5 +120,27 @@ impl PrometheusConfig {
             password_file: None,
             read: ReadPath::default(),
         }
+    }
+}
+
+impl Validate for PrometheusConfig {
+    /// A timeout that is not a positive number; a URL or credentials a
+    /// client cannot be made of (the secret's file is read).
+    fn problems(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        if !(self.timeout_secs.is_finite() && self.timeout_secs > 0.0) {
+            problems.push(ConfigProblem::new(
+                "timeout_secs",
+                "must be a positive number of seconds",
+            ));
+        }
+        if let Err(e) = Client::new(self.clone()) {
+            let key = match e {
+                PrometheusError::BadUrl { .. } => "url",
+                _ => "",
+            };
+            problems.push(ConfigProblem::new(key, e.to_string()));
+        }
+        problems
     }
 }

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::config::{ConfigProblem, Validate};
+
 /// `[rapl]`: where the host energy of `rapl` measurements comes from.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,4 +22,21 @@ pub struct RaplConfig {
     /// the daemon reads: it has no history, so `extract` refuses it.
     #[serde(default)]
     pub powercap_root: Option<Spanned<PathBuf>>,
+}
+
+impl Validate for RaplConfig {
+    /// A wrap range that is not a positive number.
+    fn problems(&self) -> Vec<ConfigProblem> {
+        self.max_energy_range_uj
+            .iter()
+            .filter(|(_, range)| !(range.get_ref().is_finite() && *range.get_ref() > 0.0))
+            .map(|(kind, range)| {
+                ConfigProblem::new(
+                    format!("max_energy_range_uj.{kind}"),
+                    "must be a positive number of microjoules (the zone's max_energy_range_uj file)",
+                )
+                .at(range.span())
+            })
+            .collect()
+    }
 }
