@@ -3,7 +3,8 @@
 # Debian's prometheus (prometheus + promtool), victoria-metrics and
 # prometheus-node-exporter (tests start their own on 127.0.0.1), libvirt-dev
 # (wattson links libvirt; tests use its test driver, no daemon), lintian,
-# the wasm32-wasip2 Rust target and cargo-deb (scripts/package-deb.sh).
+# the wasm32-wasip2 Rust target, cargo-deb (scripts/package-deb.sh) and
+# openstacksdk in target/standins-venv (tests/standins).
 # No system Prometheus is relied upon: tests and the demo start their own.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ need_apt=()
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# venvs for the polyglot plugins' tools and openstacksdk (tests/standins).
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
 command -v prometheus-node-exporter >/dev/null 2>&1 || need_apt+=(prometheus-node-exporter)
@@ -43,3 +46,7 @@ fi
 if ! command -v cargo-deb >/dev/null 2>&1; then
     cargo install --locked cargo-deb@3.8.0
 fi
+
+# The real OpenStack client that proves tests/standins/openstack.py faithful.
+bash "$(dirname "$0")/../tests/standins/install.sh" >/dev/null ||
+    echo "setup: openstacksdk could not be installed; the stand-in test will say so" >&2

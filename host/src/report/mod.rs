@@ -239,9 +239,12 @@ impl Aggregator {
     /// os-simple-tenant-usage counts it: hours from launched/terminated
     /// within `period`, vCPU-, memory- and disk-hours from its (current)
     /// flavor, every VM that lived in the period included (one without
-    /// energy with 0 J); energy and carbon stay the records'.
+    /// energy with 0 J) but those never launched, as nova leaves them out;
+    /// energy and carbon stay the records'. Nova sets `launched_at` again
+    /// at a resize (and rebuild, unshelve), so a resized VM counts from then,
+    /// as in nova's own report.
     pub fn lifetimes(&mut self, cloud: &CloudInventory, period: Window) {
-        for vm in cloud.vms.values() {
+        for vm in cloud.vms.values().filter(|vm| vm.launched_ms.is_some()) {
             let usage = self.vms.entry(vm.uuid.clone()).or_default();
             let hours = crate::energy::status::lifetime_s(vm.launched_ms, vm.terminated_ms, period)
                 / 3600.0;

@@ -12,17 +12,43 @@ use crate::sources::cloud::CloudVm;
 use crate::sources::owner::Owner;
 use crate::window::{Window, format_ms};
 
-/// Every server that lived in `window`: `servers/detail` of all projects
-/// changed since its start (deleted ones included, as `changes-since`
-/// gives them), page by page, less those that ended before it or were
-/// created after it.
+/// Every server that lived in `window`: the servers of all projects that
+/// exist now, and those changed since its start (`changes-since` is the only
+/// listing that gives deleted servers; alone it would miss a server nothing
+/// touched since before the window), less those that ended before it or
+/// were launched after it.
 pub async fn servers(session: &Session, window: Window) -> Result<Vec<CloudVm>, OpenStackError> {
     let compute = session.compute_url().await?;
+    let mut flavors: HashMap<String, Option<Value>> = HashMap::new();
+    let since = format!("changes-since={}", format_ms(window.start_ms));
+    let mut found: HashMap<String, CloudVm> = HashMap::new();
+    for filter in [None, Some(since.as_str())] {
+        for vm in list(session, &compute, filter, &mut flavors).await? {
+            found.insert(vm.uuid.clone(), vm);
+        }
+    }
+    let mut found: Vec<CloudVm> = found
+        .into_values()
+        .filter(|vm| {
+            vm.terminated_ms.is_none_or(|t| t > window.start_ms)
+                && vm.launched_ms.is_none_or(|t| t < window.end_ms)
+        })
+        .collect();
+    found.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+    Ok(found)
+}
+
+/// `servers/detail` of all projects with `filter`, page by page (cut at
+/// `[nova] max_pages`), each server's flavor embedded or looked up once.
+async fn list(
+    session: &Session,
+    compute: &str,
+    filter: Option<&str>,
+    flavors: &mut HashMap<String, Option<Value>>,
+) -> Result<Vec<CloudVm>, OpenStackError> {
     let config = session.config();
-    let since = format_ms(window.start_ms);
     let mut marker: Option<String> = None;
     let mut found = Vec::new();
-    let mut flavors: HashMap<String, Option<Value>> = HashMap::new();
     for page in 1.. {
         if page > config.max_pages {
             return Err(OpenStackError::EndlessPages {
@@ -31,11 +57,12 @@ pub async fn servers(session: &Session, window: Window) -> Result<Vec<CloudVm>, 
             });
         }
         let mut url = format!(
-            "{compute}/servers/detail?all_tenants=1&changes-since={since}&limit={}",
+            "{compute}/servers/detail?all_tenants=1&limit={}",
             config.page_size
         );
-        if let Some(m) = &marker {
-            url.push_str(&format!("&marker={m}"));
+        for extra in filter.into_iter().chain(marker.as_deref()) {
+            url.push('&');
+            url.push_str(extra);
         }
         let answer = session.get(&url).await?;
         let servers = answer["servers"]
@@ -52,7 +79,7 @@ pub async fn servers(session: &Session, window: Window) -> Result<Vec<CloudVm>, 
                     Some(id) => match flavors.get(id) {
                         Some(f) => f.clone(),
                         None => {
-                            let f = flavor(session, &compute, id).await?;
+                            let f = flavor(session, compute, id).await?;
                             flavors.insert(id.to_owned(), f.clone());
                             f
                         }
@@ -68,14 +95,10 @@ pub async fn servers(session: &Session, window: Window) -> Result<Vec<CloudVm>, 
             .as_array()
             .is_some_and(|links| links.iter().any(|l| l["rel"] == "next"));
         match servers.last().and_then(|s| s["id"].as_str()) {
-            Some(last) if next => marker = Some(last.to_owned()),
+            Some(last) if next => marker = Some(format!("marker={last}")),
             _ => break,
         }
     }
-    found.retain(|vm| {
-        vm.terminated_ms.is_none_or(|t| t > window.start_ms)
-            && vm.launched_ms.is_none_or(|t| t < window.end_ms)
-    });
     Ok(found)
 }
 
