@@ -7,12 +7,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 use std::sync::atomic::Ordering;
 
-use super::plan::{GatherPlan, Slot};
+use super::notices;
+use super::plan::GatherPlan;
 use super::{Gathered, KeyedResult, Readings, SeriesReading};
 use crate::energy::status::{self, Seen, presence_s};
 use crate::pipeline::{PipelineError, vm_metadata};
 use crate::runtime::{AttributionInput, KeyKind, Measured, Placement, Reading, Vm, VmDetails};
-use crate::sources::cloud::{CloudInventory, CloudVm};
 use crate::sources::libvirt::DomainState;
 use crate::sources::prometheus::{Labels, VmVars};
 use crate::window::Window;
@@ -157,7 +157,7 @@ pub fn describe<'r>(
         index: vm_index,
     } = found;
     if let Some(cloud) = cloud {
-        without_energy(cloud, &vm_index, window, policy.strict)?;
+        notices::without_energy(cloud, &vm_index, window, policy.strict)?;
     }
     if uuids.is_empty() && vmnames.is_empty() && per_vm_templates.is_empty() {
         // A per-VM template has its own warning above, vmname series that
@@ -165,7 +165,7 @@ pub fn describe<'r>(
         // not the implicit CPU time (last).
         let slots = &plan.resolved.slots;
         let models = &slots[..slots.len() - usize::from(plan.resolved.implicit_cpu)];
-        if let Some(message) = no_vm_message(models, window, plan.client.url()) {
+        if let Some(message) = notices::no_vm_message(models, window, plan.client.url()) {
             if policy.strict {
                 return Err(PipelineError::Unsupported(message));
             }
@@ -543,89 +543,6 @@ fn placements<'a>(
         }
     }
     placements
-}
-
-/// VMs the cloud says ran in `window` that no series measured get no record
-/// (never one of 0 J): one warning names how many and the first few; with
-/// `--strict` the window fails. A VM ran if it was launched before the
-/// window's end, was not terminated before its start, and is not shelved,
-/// shut off, suspended or in error.
-fn without_energy(
-    cloud: &CloudInventory,
-    measured: &HashMap<&str, usize>,
-    window: Window,
-    strict: bool,
-) -> Result<(), PipelineError> {
-    const IDLE_STATES: [&str; 6] = [
-        "SHELVED",
-        "SHELVED_OFFLOADED",
-        "SHUTOFF",
-        "SUSPENDED",
-        "ERROR",
-        "PAUSED",
-    ];
-    let mut missing: Vec<&CloudVm> = cloud
-        .vms
-        .values()
-        .filter(|vm| {
-            !measured.contains_key(vm.uuid.as_str())
-                && vm.launched_ms.is_some_and(|t| t < window.end_ms)
-                && vm.terminated_ms.is_none_or(|t| t > window.start_ms)
-                && !IDLE_STATES.contains(&vm.status.as_str())
-        })
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    missing.sort_by(|a, b| a.uuid.cmp(&b.uuid));
-    let named: Vec<String> = missing
-        .iter()
-        .take(3)
-        .map(|vm| match (&vm.owner.name, &vm.host) {
-            (Some(name), Some(host)) => format!("{} ({name}, on {host})", vm.uuid),
-            (Some(name), None) => format!("{} ({name})", vm.uuid),
-            _ => vm.uuid.clone(),
-        })
-        .collect();
-    let message = format!(
-        "{} VM(s) that {} says ran in {window} have no sample of the model's series, so no \
-         record: {}{}. Check that the exporters run on their hosts and that [inventory] labels \
-         match",
-        missing.len(),
-        cloud.endpoint,
-        named.join(", "),
-        if missing.len() > named.len() {
-            ", …"
-        } else {
-            ""
-        }
-    );
-    if strict {
-        return Err(PipelineError::Unsupported(message));
-    }
-    tracing::warn!("{message}; --strict makes this an error");
-    Ok(())
-}
-
-/// What to say of a window in which no series of the VM-keyed measurements
-/// in `specs` has samples (none if there are none): zero records and exit 0
-/// is how a wrong metric name looks too.
-fn no_vm_message(specs: &[Slot<'_>], window: Window, url: &str) -> Option<String> {
-    let selectors: Vec<&str> = specs
-        .iter()
-        .filter_map(|spec| match spec {
-            Slot::Counter(c) if c.key != KeyKind::Host => Some(c.selector.as_str()),
-            Slot::Gauge(g) if g.key != KeyKind::Host => Some(g.selector.as_str()),
-            _ => None,
-        })
-        .collect();
-    (!selectors.is_empty()).then(|| {
-        format!(
-            "no VM in {window}, so no records: no series of `{}` at {url} has samples in it. If \
-             VMs ran then, check the metric and label names against this Prometheus",
-            selectors.join("`, `")
-        )
-    })
 }
 
 #[cfg(test)]

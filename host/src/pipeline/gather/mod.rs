@@ -5,6 +5,7 @@
 
 mod assemble;
 mod measure;
+mod notices;
 mod plan;
 
 use std::collections::HashMap;
