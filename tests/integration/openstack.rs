@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
-use super::prometheus::{Prometheus, TestSeries, free_port, openmetrics};
+use super::prometheus::{Prometheus, TestSeries, free_port, openmetrics, openmetrics_with_gauges};
 use super::wattson::{command, secs};
 
 /// The application credential's secret in the fixture: never in any output.
@@ -337,7 +337,22 @@ fn the_stand_in_answers_openstacksdk_as_nova_does() {
 fn extract_takes_vms_projects_and_lifetimes_from_nova() {
     let cloud = fixture();
     let series = energy_series(&cloud);
-    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+    // The same counters as CPU seconds, and each host's wall power, for a
+    // share model's host summary.
+    let power: Vec<TestSeries> = ["cmp-01", "cmp-02"]
+        .iter()
+        .map(|host| TestSeries {
+            labels: vec![("instance".into(), format!("{host}.bmc:9290"))],
+            samples: (-20..=260).map(|k| (W0 + k * 15_000, 200.0)).collect(),
+        })
+        .collect();
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[
+            (METRIC, &series),
+            ("libvirt_domain_info_cpu_time_seconds", &series),
+        ],
+        &[("ipmi_dcmi_power_consumption_watts", &power)],
+    ));
     let stand_in = StandIn::start();
     let dir = tempfile::tempdir().unwrap();
     let policy = policy(dir.path(), &stand_in.url, "");
@@ -345,6 +360,19 @@ fn extract_takes_vms_projects_and_lifetimes_from_nova() {
     let out = extract(&policy, &prometheus.url, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    assert_eq!(stand_in.tokens_issued(), 1, "one token per run");
+    // Both listings, each in pages of 10.
+    let listings: Vec<Value> = stand_in
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with("/servers/detail")
+        })
+        .collect();
+    assert_eq!(listings.len(), 3 + 3, "{listings:?}");
     let records: HashMap<String, Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
@@ -415,20 +443,39 @@ fn extract_takes_vms_projects_and_lifetimes_from_nova() {
         warned[0]
     );
     assert!(!records.contains_key(UNMEASURED));
-    assert!(!stderr.contains(SECRET), "the secret is in the log");
-    assert_eq!(stand_in.tokens_issued(), 1, "one token per run");
-    // Both listings, each in pages of 10.
-    let listings: Vec<Value> = stand_in
-        .requests()
-        .into_iter()
-        .filter(|r| {
-            r["path"]
-                .as_str()
-                .unwrap_or("")
-                .ends_with("/servers/detail")
+    // …and counted on its host in a share model's host summary.
+    let summary = dir.path().join("hosts.jsonl");
+    let shared = extract(
+        &policy,
+        &prometheus.url,
+        &[
+            "--set",
+            "model.plugin=\"ipmi-share\"",
+            "--host-summary",
+            summary.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        shared.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shared.stderr)
+    );
+    let unmeasured: BTreeMap<String, u64> = std::fs::read_to_string(&summary)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| {
+            (
+                v["host"].as_str().unwrap().to_owned(),
+                v["unmeasured_vms"].as_u64().unwrap(),
+            )
         })
         .collect();
-    assert_eq!(listings.len(), 3 + 3, "{listings:?}");
+    assert_eq!(
+        unmeasured,
+        BTreeMap::from([("cmp-01".into(), 1), ("cmp-02".into(), 0)])
+    );
+    assert!(!stderr.contains(SECRET), "the secret is in the log");
 
     let strict = extract(&policy, &prometheus.url, &["--strict"]);
     assert!(!strict.status.success());

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Install the real OpenStack client library that proves the stand-ins faithful:
-#   tests/standins/install.sh            -> target/standins-venv with openstacksdk
+# Install the real client libraries that prove the stand-ins faithful:
+#   tests/standins/install.sh            -> target/standins-venv with openstacksdk and pyone
 #
-# Idempotent: the venv is (re)made and openstacksdk (re)installed only when the
+# Idempotent: the venv is (re)made and each library (re)installed only when its
 # pinned version is missing. Prints the venv's python on stdout (last line).
 # env:
 #   OPENSTACKSDK_VERSION   pinned openstacksdk (default below)
+#   PYONE_VERSION          pinned pyone, OpenNebula's XML-RPC bindings (default below)
 #   STANDINS_VENV          where the venv goes (default <repo>/target/standins-venv)
 # Only the PyPI registry is used (pip). Exit 77 if the tools cannot be installed.
 set -euo pipefail
 
 SDK_VERSION=${OPENSTACKSDK_VERSION:-4.22.0}
+PYONE_VERSION=${PYONE_VERSION:-6.10.5}
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -30,5 +32,17 @@ if ! installed; then
   "$venv/bin/pip" install -q --disable-pip-version-check "openstacksdk==$SDK_VERSION" >&2 \
     || skip "cannot install openstacksdk $SDK_VERSION"
   installed || skip "openstacksdk $SDK_VERSION not importable after install"
+fi
+
+# pyone, in the same venv (its XML bindings are generated from OpenNebula 6.10's XSDs)
+pyone_installed() {
+  "$py" -c 'import importlib.metadata as m, sys; sys.exit(m.version("pyone") != sys.argv[1])' \
+    "$PYONE_VERSION" 2>/dev/null
+}
+
+if ! pyone_installed; then
+  "$venv/bin/pip" install -q --disable-pip-version-check "pyone==$PYONE_VERSION" >&2 \
+    || skip "cannot install pyone $PYONE_VERSION"
+  pyone_installed || skip "pyone $PYONE_VERSION not importable after install"
 fi
 echo "$py"

@@ -186,6 +186,7 @@ pub fn gather(
         cpu_s: cpu.into_iter().map(Some).collect(),
         status: vec![Status::Running; n],
         raw_fetched: 0,
+        unmeasured: Default::default(),
     })
 }
 

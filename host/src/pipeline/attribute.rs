@@ -98,6 +98,9 @@ pub fn attribute(
             attributions.push(attribution);
         }
     }
+    for host in &mut hosts {
+        host.unmeasured_vms = gathered.unmeasured.get(&host.host).copied().unwrap_or(0);
+    }
     // A VM's joules are the sum of its placements', whichever model gave
     // them; its host the last one's, its model the last one's that gave it energy.
     let input = &gathered.input;

@@ -41,6 +41,9 @@ pub struct HostSummary {
     pub excess_joules: f64,
     /// Unattributed joules by reason (`idle`, `no-vms`, `no-cpu`, `other-model`, …).
     pub reasons: BTreeMap<&'static str, f64>,
+    /// VMs the cloud's API says ran on the host in the window but no series
+    /// measured (they have no record).
+    pub unmeasured_vms: usize,
 }
 
 /// The measurement holding a model's host energy E_h: its conservation
@@ -132,6 +135,7 @@ pub fn hosts(
                 },
                 excess_joules: off.max(0.0),
                 reasons: std::mem::take(&mut reasons[h]),
+                unmeasured_vms: 0,
             })
         })
         .collect()
@@ -243,6 +247,7 @@ mod tests {
             conservation_rel_err: 0.0,
             excess_joules: 0.0,
             reasons: left.iter().copied().collect(),
+            unmeasured_vms: 0,
         }
     }
 

@@ -3,7 +3,7 @@
 //! per host, placements, wall time and status. Pure: every answer was read
 //! by [`super::measure`], so this is tested without a server.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
 use std::sync::atomic::Ordering;
 
@@ -39,6 +39,8 @@ pub struct Described<'r> {
     vm_hosts: Vec<Option<u32>>,
     /// What the inventory knows of each VM.
     details: Vec<VmDetails>,
+    /// Per host key, VMs the cloud says ran there that nothing measured.
+    unmeasured: BTreeMap<String, usize>,
 }
 
 /// The VMs found so far, each once, in the order found.
@@ -156,8 +158,16 @@ pub fn describe<'r>(
         labels: vm_labels,
         index: vm_index,
     } = found;
+    // Per host key, the VMs the cloud says ran there that nothing measured.
+    let mut unmeasured: BTreeMap<String, usize> = BTreeMap::new();
     if let Some(cloud) = cloud {
-        notices::without_energy(cloud, &vm_index, window, policy.strict)?;
+        for vm in notices::without_energy(cloud, &vm_index, window, policy.strict)? {
+            if let Some(host) = &vm.host {
+                *unmeasured
+                    .entry(plan.resolved.host_key.normalise(host))
+                    .or_default() += 1;
+            }
+        }
     }
     if uuids.is_empty() && vmnames.is_empty() && per_vm_templates.is_empty() {
         // A per-VM template has its own warning above, vmname series that
@@ -267,6 +277,7 @@ pub fn describe<'r>(
         vms,
         vm_hosts,
         details,
+        unmeasured,
     })
 }
 
@@ -312,6 +323,7 @@ pub fn assemble(
         vms,
         vm_hosts,
         details,
+        unmeasured,
         ..
     } = described;
     let host_key = &resolved.host_key;
@@ -474,6 +486,7 @@ pub fn assemble(
         cpu_s,
         status,
         raw_fetched: *raw_fetched,
+        unmeasured,
     }
 }
 

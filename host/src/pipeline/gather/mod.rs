@@ -8,7 +8,7 @@ mod measure;
 mod notices;
 mod plan;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub use plan::{GatherPlan, IdleSetting, StaticIdle, idle_setting, plan_problems, plan_warnings};
 
@@ -33,6 +33,9 @@ pub struct Gathered {
     pub status: Vec<Status>,
     /// Series that needed a raw sample fetch.
     pub raw_fetched: usize,
+    /// Per host key: VMs the cloud's API says ran there in the window but
+    /// that no series measured (no record; counted in the host summary).
+    pub unmeasured: BTreeMap<String, usize>,
 }
 
 /// One keyed measurement's results, counter or gauge alike.

@@ -14,13 +14,13 @@ use crate::window::Window;
 /// (never one of 0 J): one warning names how many and the first few; with
 /// `--strict` the window fails. A VM ran if it was launched before the
 /// window's end, was not terminated before its start, and is not shelved,
-/// shut off, suspended or in error.
-pub(super) fn without_energy(
-    cloud: &CloudInventory,
+/// shut off, suspended or in error. Returns them.
+pub(super) fn without_energy<'c>(
+    cloud: &'c CloudInventory,
     measured: &HashMap<&str, usize>,
     window: Window,
     strict: bool,
-) -> Result<(), PipelineError> {
+) -> Result<Vec<&'c CloudVm>, PipelineError> {
     const IDLE_STATES: [&str; 6] = [
         "SHELVED",
         "SHELVED_OFFLOADED",
@@ -40,7 +40,7 @@ pub(super) fn without_energy(
         })
         .collect();
     if missing.is_empty() {
-        return Ok(());
+        return Ok(missing);
     }
     missing.sort_by(|a, b| a.uuid.cmp(&b.uuid));
     let named: Vec<String> = missing
@@ -69,7 +69,7 @@ pub(super) fn without_energy(
         return Err(PipelineError::Unsupported(message));
     }
     tracing::warn!("{message}; --strict makes this an error");
-    Ok(())
+    Ok(missing)
 }
 
 /// What to say of a window in which no series of the VM-keyed measurements
