@@ -9,9 +9,10 @@ use serde::Serialize;
 
 use super::{EXIT_CONFIG, EXIT_SOURCE, Failure};
 use crate::policy::{InventoryConfig, Override, Policy};
-use crate::sources::cloud::CloudVm;
+use crate::sources::cloud::{CloudApi, CloudVm};
 use crate::sources::libvirt::{CloudMetadata, CpuTimes, Domain, Libvirt};
-use crate::sources::openstack::{self, Session};
+use crate::sources::opennebula;
+use crate::sources::openstack::Session;
 use crate::sources::prometheus::{Client, PrometheusConfig, owner, vm_metadata};
 use crate::window::{Window, format_ms, parse_time};
 
@@ -41,8 +42,9 @@ pub struct InventoryArgs {
     /// Window end (default: now).
     #[arg(long)]
     to: Option<String>,
-    /// Ask the cloud's API the policy's `[nova]` names, for every VM that
-    /// lived in the window (deleted ones included), instead of Prometheus.
+    /// Ask the cloud's API the policy's `[nova]` or `[opennebula]` names, for
+    /// every VM that lived in the window (deleted ones included), instead of
+    /// Prometheus.
     #[arg(long, value_enum, requires = "policy", conflicts_with_all = ["prometheus", "uri"])]
     source: Option<CloudSource>,
     /// Print JSON instead of a table.
@@ -55,6 +57,8 @@ pub struct InventoryArgs {
 enum CloudSource {
     /// OpenStack: Nova's servers, Keystone's project names (`[nova]`).
     Nova,
+    /// OpenNebula: its VM pool and the window's history records (`[opennebula]`).
+    Opennebula,
 }
 
 /// One VM as printed.
@@ -96,8 +100,8 @@ pub fn run(args: InventoryArgs) -> Result<(), Failure> {
         });
     }
     let window = window_of(&args).map_err(config)?;
-    if let (Some(CloudSource::Nova), Some(policy)) = (args.source, &policy) {
-        return from_nova(policy, window, args.json);
+    if let (Some(source), Some(policy)) = (args.source, &policy) {
+        return from_cloud(policy, source, window, args.json);
     }
     let prometheus = prometheus.ok_or_else(|| {
         config(anyhow::anyhow!(
@@ -185,22 +189,40 @@ fn window_of(args: &InventoryArgs) -> anyhow::Result<Window> {
     Ok(Window::new(start_ms, end_ms)?)
 }
 
-/// `wattson inventory --source nova`: every VM Nova says lived in `window`.
-fn from_nova(policy: &Policy, window: Window, json: bool) -> Result<(), Failure> {
-    let nova = policy.nova.as_ref().ok_or_else(|| {
+/// `wattson inventory --source nova|opennebula`: every VM the cloud says
+/// lived in `window`.
+fn from_cloud(
+    policy: &Policy,
+    source: CloudSource,
+    window: Window,
+    json: bool,
+) -> Result<(), Failure> {
+    let missing = |table: &str| {
         Failure::new(
             EXIT_CONFIG,
-            anyhow::anyhow!(
-                "--source nova needs a [nova] table in the policy (auth_url and credentials)"
-            ),
+            anyhow::anyhow!("--source needs a [{table}] table in the policy"),
         )
-    })?;
-    let session = Session::new(nova).map_err(|e| Failure::new(EXIT_CONFIG, e))?;
+    };
+    let config = |e| Failure::new(EXIT_CONFIG, e);
+    let api = match source {
+        CloudSource::Nova => CloudApi::Nova(Box::new(
+            Session::new(policy.nova.as_ref().ok_or_else(|| missing("nova"))?).map_err(config)?,
+        )),
+        CloudSource::Opennebula => CloudApi::OpenNebula(
+            opennebula::Client::new(
+                policy
+                    .opennebula
+                    .as_ref()
+                    .ok_or_else(|| missing("opennebula"))?,
+            )
+            .map_err(config)?,
+        ),
+    };
     let inventory = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::new(1, e))?
-        .block_on(openstack::inventory(&session, window))
+        .block_on(api.inventory(window))
         .map_err(|e| Failure::new(EXIT_SOURCE, e))?;
     let mut vms: Vec<&CloudVm> = inventory.vms.values().collect();
     vms.sort_by(|a, b| a.uuid.cmp(&b.uuid));

@@ -95,10 +95,10 @@ pub fn run(args: ReportArgs) -> Result<(), Failure> {
         progress.window_done(window, None);
     }
     progress.finish();
-    if let Some(session) = gather_plan.cloud() {
+    if let Some(api) = gather_plan.cloud() {
         // Usage from the cloud's own lifetimes, as its usage report counts.
         let cloud = tokio
-            .block_on(crate::sources::openstack::inventory(session, period))
+            .block_on(api.inventory(period))
             .map_err(|e| Failure::new(super::EXIT_SOURCE, e))?;
         totals.lifetimes(&cloud, period);
     }

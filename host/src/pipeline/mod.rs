@@ -58,7 +58,7 @@ pub enum PipelineError {
     Carbon(#[from] IntensityError),
     /// The cloud's API (`[inventory] source`) could not be read.
     #[error(transparent)]
-    Cloud(#[from] crate::sources::openstack::OpenStackError),
+    Cloud(#[from] crate::sources::cloud::CloudError),
     /// The policy asks for something this build cannot measure.
     #[error("{0}")]
     Unsupported(String),

@@ -66,16 +66,19 @@ pub fn details(
 
 /// The VM's libvirt domain name (`instance-0000002a`, `one-42`), which
 /// vmname-keyed series carry (Scaphandre's `vmname`): libvirt's own, else the
-/// info series' `domain` label, else the series' `[inventory] name_label`.
+/// cloud API's, else the info series' `domain` label, else the series'
+/// `[inventory] name_label`.
 /// Not the display name: nova's and OpenNebula's differ from it.
 pub fn domain_name<'a>(
     labels: &'a Labels,
     meta: Option<&'a Labels>,
     domain: Option<&'a Domain>,
+    cloud: Option<&'a CloudVm>,
     inventory: &InventoryConfig,
 ) -> Option<&'a str> {
     domain
         .map(|d| d.name.as_str())
+        .or_else(|| cloud.and_then(|c| c.domain_name.as_deref()))
         .or_else(|| meta.and_then(|m| m.get("domain")))
         .or_else(|| inventory.name_label.as_deref().and_then(|n| labels.get(n)))
         .filter(|n| !n.is_empty())
@@ -179,6 +182,7 @@ mod tests {
         // The cloud's API comes first; what it does not say comes from the rest.
         let api = CloudVm {
             uuid: "u".into(),
+            domain_name: None,
             owner: crate::sources::owner::Owner {
                 project_id: Some("p-api".into()),
                 project_name: Some("physics".into()),

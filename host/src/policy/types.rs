@@ -71,6 +71,9 @@ pub struct Policy {
     /// `[nova]`: the OpenStack cloud `[inventory] source = "nova"` reads.
     #[serde(default)]
     pub nova: Option<crate::sources::openstack::NovaConfig>,
+    /// `[opennebula]`: the front-end `[inventory] source = "opennebula"` reads.
+    #[serde(default)]
+    pub opennebula: Option<crate::sources::opennebula::OpenNebulaConfig>,
     /// Project (id or name) → VO / FQAN, like cASO's voms.json.
     #[serde(default)]
     pub vo_map: BTreeMap<String, String>,
@@ -389,7 +392,7 @@ impl Policy {
     }
 
     /// Every section that checks itself, by its key.
-    fn sections(&self) -> [(&'static str, &dyn Validate); 12] {
+    fn sections(&self) -> [(&'static str, &dyn Validate); 13] {
         [
             ("prometheus", &self.prometheus),
             ("inventory", &self.inventory),
@@ -403,6 +406,7 @@ impl Policy {
             ("daemon", &self.daemon),
             ("limits", &self.limits),
             ("nova", &self.nova),
+            ("opennebula", &self.opennebula),
         ]
     }
 
@@ -418,15 +422,23 @@ impl Policy {
                  \"libvirt-joules\"), the model of every VM, or [[rules]] that match every VM",
             ));
         }
-        if self.inventory.source == InventorySource::Nova && self.nova.is_none() {
+        let missing = match self.inventory.source {
+            InventorySource::Nova if self.nova.is_none() => Some(
+                "\"nova\" reads the cloud that a [nova] table names: add one with auth_url and \
+                 credentials (see policies/nova.toml)",
+            ),
+            InventorySource::OpenNebula if self.opennebula.is_none() => Some(
+                "\"opennebula\" reads the front-end that an [opennebula] table names: add one \
+                 with endpoint, user and token_env or token_file (see \
+                 policies/opennebula-scaphandre.toml)",
+            ),
+            _ => None,
+        };
+        if let Some(message) = missing {
             problems.push(Problem::of_section(
                 source,
                 "inventory",
-                ConfigProblem::new(
-                    "source",
-                    "\"nova\" reads the cloud that a [nova] table names: add one with auth_url \
-                     and credentials (see policies/nova.toml)",
-                ),
+                ConfigProblem::new("source", message),
             ));
         }
         for (i, output) in self.outputs.iter().enumerate() {

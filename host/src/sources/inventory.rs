@@ -11,8 +11,9 @@ use crate::config::{ConfigProblem, Validate};
 #[serde(deny_unknown_fields)]
 pub struct InventoryConfig {
     /// Where the list of VMs, their owners and lifetimes come from besides
-    /// the series: `prometheus` (the series alone) or `nova` (the cloud's
-    /// own API, `[nova]`; it comes first where both say something).
+    /// the series: `prometheus` (the series alone), `nova` or `opennebula`
+    /// (the cloud's own API, `[nova]` or `[opennebula]`; it comes first
+    /// where both say something).
     #[serde(default)]
     pub source: InventorySource,
     /// Info series with one series per VM (`uuid`, `instance_name`, `domain`,
@@ -74,6 +75,8 @@ pub enum InventorySource {
     Prometheus,
     /// OpenStack's Nova and Keystone (`[nova]`).
     Nova,
+    /// OpenNebula's XML-RPC API (`[opennebula]`).
+    OpenNebula,
 }
 
 fn default_project_label() -> Option<String> {

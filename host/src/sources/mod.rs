@@ -7,6 +7,7 @@
 //! * [`ipmi`]: the host's wall power, read locally through IPMI DCMI (`ipmitool`).
 //! * [`proc_stat`]: the host's CPU busy time, read locally (`/proc/stat`).
 //! * [`openstack`]: VMs, projects and lifetimes from Nova and Keystone ([`cloud`]).
+//! * [`opennebula`]: VMs, groups and host stays from OpenNebula's XML-RPC API.
 //! * [`carbon_intensity`]: the grid's carbon intensity over a window, static or from Prometheus.
 //!
 //! [`owner`] is who a VM belongs to, whichever source said so.
@@ -16,6 +17,7 @@ pub mod cloud;
 pub mod inventory;
 pub mod ipmi;
 pub mod libvirt;
+pub mod opennebula;
 pub mod openstack;
 pub mod owner;
 pub mod proc_stat;

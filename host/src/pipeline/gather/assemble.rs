@@ -128,6 +128,7 @@ pub fn describe<'r>(
         .flat_map(|r| r.series.iter().filter_map(|s| s.labels.get(&r.key_label)))
         .collect();
     if !vmnames.is_empty() {
+        let api = |uuid: &str| cloud.as_ref().and_then(|c| c.vms.get(uuid));
         let mut known: Vec<(&str, &Labels)> = metadata
             .iter()
             .map(|(uuid, labels)| (uuid.as_str(), labels))
@@ -137,12 +138,20 @@ pub fn describe<'r>(
                     .filter(|uuid| !metadata.contains_key(*uuid))
                     .map(|uuid| (uuid.as_str(), &*NO_LABELS)),
             )
+            .chain(
+                cloud
+                    .iter()
+                    .flat_map(|c| c.vms.keys())
+                    .filter(|uuid| !metadata.contains_key(*uuid) && !domains.contains_key(*uuid))
+                    .map(|uuid| (uuid.as_str(), &*NO_LABELS)),
+            )
             .filter(|(uuid, labels)| {
                 !found.has(uuid)
                     && vm_metadata::domain_name(
                         labels,
                         metadata.get(*uuid),
                         domains.get(*uuid),
+                        api(uuid),
                         inventory,
                     )
                     .is_some_and(|name| vmnames.contains(name))
@@ -248,7 +257,7 @@ pub fn describe<'r>(
             inventory,
             plan.resolved.wants_labels,
         ));
-        if let Some(name) = vm_metadata::domain_name(labels, meta, domain, inventory) {
+        if let Some(name) = vm_metadata::domain_name(labels, meta, domain, api, inventory) {
             name_index.insert(name, i);
         }
     }
@@ -463,6 +472,16 @@ pub fn assemble(
         }),
         &mut wall_s,
     );
+    // Host keys the cloud names (OpenNebula's host ids, as Scaphandre's
+    // `host_id` labels them) are named so from here on.
+    let mut hosts = hosts;
+    if let Some(cloud) = cloud {
+        for host in &mut hosts {
+            if let Some(name) = cloud.host_names.get(host.as_str()) {
+                host.clone_from(name);
+            }
+        }
+    }
     // Where the cloud gives a VM's lifetime, its part of the window is
     // that (`docs/ENERGY.md#record-status`).
     if let Some(cloud) = cloud {

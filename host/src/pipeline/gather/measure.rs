@@ -13,7 +13,6 @@ use crate::energy::{idle, rapl as zones};
 use crate::pipeline::PipelineError;
 use crate::runtime::{KeyKind, TemplateSpec, Unit, to_base};
 use crate::sources::libvirt::{Domain, Libvirt, LibvirtError};
-use crate::sources::openstack;
 use crate::sources::prometheus::{
     Client, PrometheusError, Series, SeriesIncrease, VmVars, counter_samples, gauge_samples,
     matching_any, measure_counter, measure_gauge, measure_template, measure_vm_gauge, vm_metadata,
@@ -33,7 +32,7 @@ pub async fn window(plan: &GatherPlan<'_>, window: Window) -> Result<Readings, P
         .map(|slot| measure(client, slot, window, host_key));
     let cloud = async {
         match &plan.cloud {
-            Some(session) => Ok(Some(openstack::inventory(session, window).await?)),
+            Some(api) => Ok(Some(api.inventory(window).await?)),
             None => Ok::<_, PipelineError>(None),
         }
     };

@@ -11,7 +11,9 @@ use crate::runtime::Reading;
 use crate::runtime::{
     CounterSpec, GaugeSpec, IdlePowerSpec, KeyKind, Measurement, RaplSpec, TemplateSpec, Unit,
 };
+use crate::sources::cloud::CloudApi;
 use crate::sources::inventory::InventorySource;
+use crate::sources::opennebula;
 use crate::sources::openstack::Session;
 use crate::sources::prometheus::{Client, Labels, QueryTemplate};
 use crate::window::Window;
@@ -26,7 +28,7 @@ pub struct GatherPlan<'a> {
     pub(super) warned_no_vms: AtomicBool,
     /// The cloud's API, where `[inventory] source` names one: one session
     /// (one token) for the run.
-    pub(super) cloud: Option<Session>,
+    pub(super) cloud: Option<CloudApi>,
 }
 
 impl<'a> GatherPlan<'a> {
@@ -53,15 +55,22 @@ impl<'a> GatherPlan<'a> {
                 ));
             }
         };
-        let cloud = match (policy.inventory.source, &policy.nova) {
-            (InventorySource::Prometheus, _) => None,
-            (InventorySource::Nova, Some(nova)) => Some(Session::new(nova)?),
-            (InventorySource::Nova, None) => {
-                return Err(PipelineError::Unsupported(
-                    "[inventory] source = \"nova\" needs a [nova] table (auth_url and credentials)"
-                        .into(),
-                ));
-            }
+        let unset = |table: &str| {
+            PipelineError::Unsupported(format!(
+                "[inventory] source names a cloud that no [{table}] table describes"
+            ))
+        };
+        let cloud = match policy.inventory.source {
+            InventorySource::Prometheus => None,
+            InventorySource::Nova => Some(CloudApi::Nova(Box::new(Session::new(
+                policy.nova.as_ref().ok_or_else(|| unset("nova"))?,
+            )?))),
+            InventorySource::OpenNebula => Some(CloudApi::OpenNebula(opennebula::Client::new(
+                policy
+                    .opennebula
+                    .as_ref()
+                    .ok_or_else(|| unset("opennebula"))?,
+            )?)),
         };
         Ok(Self {
             policy,
@@ -72,8 +81,8 @@ impl<'a> GatherPlan<'a> {
         })
     }
 
-    /// The cloud's API session, where `[inventory] source` names one.
-    pub fn cloud(&self) -> Option<&Session> {
+    /// The cloud's API, where `[inventory] source` names one.
+    pub fn cloud(&self) -> Option<&CloudApi> {
         self.cloud.as_ref()
     }
 

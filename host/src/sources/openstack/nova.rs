@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDateTime};
 use serde_json::Value;
 
-use super::OpenStackError;
 use super::session::Session;
+use crate::sources::cloud::CloudError;
 use crate::sources::cloud::CloudVm;
 use crate::sources::owner::Owner;
 use crate::window::{Window, format_ms};
@@ -17,7 +17,7 @@ use crate::window::{Window, format_ms};
 /// listing that gives deleted servers; alone it would miss a server nothing
 /// touched since before the window), less those that ended before it or
 /// were launched after it.
-pub async fn servers(session: &Session, window: Window) -> Result<Vec<CloudVm>, OpenStackError> {
+pub async fn servers(session: &Session, window: Window) -> Result<Vec<CloudVm>, CloudError> {
     let compute = session.compute_url().await?;
     let mut flavors: HashMap<String, Option<Value>> = HashMap::new();
     let since = format!("changes-since={}", format_ms(window.start_ms));
@@ -45,13 +45,13 @@ async fn list(
     compute: &str,
     filter: Option<&str>,
     flavors: &mut HashMap<String, Option<Value>>,
-) -> Result<Vec<CloudVm>, OpenStackError> {
+) -> Result<Vec<CloudVm>, CloudError> {
     let config = session.config();
     let mut marker: Option<String> = None;
     let mut found = Vec::new();
     for page in 1.. {
         if page > config.max_pages {
-            return Err(OpenStackError::EndlessPages {
+            return Err(CloudError::EndlessPages {
                 endpoint: format!("{compute}/servers/detail"),
                 pages: config.max_pages,
             });
@@ -67,7 +67,7 @@ async fn list(
         let answer = session.get(&url).await?;
         let servers = answer["servers"]
             .as_array()
-            .ok_or_else(|| OpenStackError::Unparsable {
+            .ok_or_else(|| CloudError::Unparsable {
                 endpoint: url.clone(),
                 reason: "no `servers` list".into(),
             })?;
@@ -103,14 +103,10 @@ async fn list(
 }
 
 /// `GET /flavors/{id}`; none when it is gone (a deleted flavor).
-async fn flavor(
-    session: &Session,
-    compute: &str,
-    id: &str,
-) -> Result<Option<Value>, OpenStackError> {
+async fn flavor(session: &Session, compute: &str, id: &str) -> Result<Option<Value>, CloudError> {
     match session.get(&format!("{compute}/flavors/{id}")).await {
         Ok(answer) => Ok(Some(answer["flavor"].clone())),
-        Err(OpenStackError::Status { status: 404, .. }) => Ok(None),
+        Err(CloudError::Status { status: 404, .. }) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -121,6 +117,7 @@ fn cloud_vm(server: &Value, flavor: Option<&Value>) -> Option<CloudVm> {
     let uuid = text(&server["id"])?;
     Some(CloudVm {
         uuid,
+        domain_name: text(&server["OS-EXT-SRV-ATTR:instance_name"]),
         owner: Owner {
             name: text(&server["name"]),
             project_id: text(&server["tenant_id"]),
@@ -162,7 +159,7 @@ pub fn parse_time(text: &str) -> Option<i64> {
 /// `[nova] user_names` asks for them.
 pub async fn names(
     session: &Session,
-) -> Result<(HashMap<String, String>, HashMap<String, String>), OpenStackError> {
+) -> Result<(HashMap<String, String>, HashMap<String, String>), CloudError> {
     let identity = session.identity_url();
     let listed = |answer: &Value, key: &str| -> HashMap<String, String> {
         answer[key]

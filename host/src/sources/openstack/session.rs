@@ -1,29 +1,15 @@
 //! One run's session with Keystone: a token (requested once, renewed on a
 //! 401), the catalog's compute endpoint, and GETs retried with backoff.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use super::{NovaConfig, OpenStackError};
+use super::NovaConfig;
+use crate::sources::cloud::{CloudError, Secret, send};
 
 /// The compute API microversion asked for: 2.47 embeds each server's flavor.
 pub const MICROVERSION: &str = "2.47";
-
-/// First wait before a retry; doubled after each failed attempt.
-const BACKOFF: Duration = Duration::from_millis(200);
-
-/// A secret that never shows in `Debug` or logs.
-#[derive(Clone)]
-struct Secret(String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
 
 /// A Keystone token and what its catalog says.
 #[derive(Clone, Debug)]
@@ -44,22 +30,22 @@ pub struct Session {
 
 impl Session {
     /// A session for `config`; checks its TLS settings, does no I/O.
-    pub fn new(config: &NovaConfig) -> Result<Self, OpenStackError> {
+    pub fn new(config: &NovaConfig) -> Result<Self, CloudError> {
         let mut builder =
             reqwest::Client::builder().timeout(crate::timeout::from_secs(config.timeout_secs));
         if let Some(path) = &config.ca_file {
-            let pem = std::fs::read(path).map_err(|e| OpenStackError::Credentials {
+            let pem = std::fs::read(path).map_err(|e| CloudError::Credentials {
                 endpoint: config.auth_url.clone(),
                 reason: format!("cannot read ca_file {}: {e}", path.display()),
             })?;
             let cert =
-                reqwest::Certificate::from_pem(&pem).map_err(|e| OpenStackError::Credentials {
+                reqwest::Certificate::from_pem(&pem).map_err(|e| CloudError::Credentials {
                     endpoint: config.auth_url.clone(),
                     reason: format!("ca_file {} is not a PEM certificate: {e}", path.display()),
                 })?;
             builder = builder.add_root_certificate(cert);
         }
-        let http = builder.build().map_err(|e| OpenStackError::Credentials {
+        let http = builder.build().map_err(|e| CloudError::Credentials {
             endpoint: config.auth_url.clone(),
             reason: e.to_string(),
         })?;
@@ -87,26 +73,25 @@ impl Session {
     }
 
     /// The compute endpoint (authenticating first if need be).
-    pub async fn compute_url(&self) -> Result<String, OpenStackError> {
+    pub async fn compute_url(&self) -> Result<String, CloudError> {
         Ok(self.token().await?.compute_url)
     }
 
     /// `GET url` as JSON with the token, retried on a connection error, a
     /// timeout or a 5xx, the token renewed once on a 401.
-    pub async fn get(&self, url: &str) -> Result<Value, OpenStackError> {
+    pub async fn get(&self, url: &str) -> Result<Value, CloudError> {
         let mut renewed = false;
         loop {
             let token = self.token().await?;
-            let response = self
-                .send(url, || {
-                    self.http
-                        .get(url)
-                        .header("X-Auth-Token", &token.id.0)
-                        .header("OpenStack-API-Version", format!("compute {MICROVERSION}"))
-                        .header("X-OpenStack-Nova-API-Version", MICROVERSION)
-                        .header("Accept", "application/json")
-                })
-                .await?;
+            let response = send(url, self.config.attempts, || {
+                self.http
+                    .get(url)
+                    .header("X-Auth-Token", &token.id.0)
+                    .header("OpenStack-API-Version", format!("compute {MICROVERSION}"))
+                    .header("X-OpenStack-Nova-API-Version", MICROVERSION)
+                    .header("Accept", "application/json")
+            })
+            .await?;
             match response.status() {
                 StatusCode::UNAUTHORIZED if !renewed => {
                     tracing::debug!(
@@ -117,50 +102,18 @@ impl Session {
                     renewed = true;
                 }
                 status if status.is_success() => {
-                    return response
-                        .json()
-                        .await
-                        .map_err(|e| OpenStackError::Unparsable {
-                            endpoint: url.to_owned(),
-                            reason: e.to_string(),
-                        });
+                    return response.json().await.map_err(|e| CloudError::Unparsable {
+                        endpoint: url.to_owned(),
+                        reason: e.to_string(),
+                    });
                 }
                 status => return Err(status_error(url, status, response).await),
             }
         }
     }
 
-    /// Sends what `request` builds, retried with backoff on a connection
-    /// error, a timeout or a 5xx; the last answer or error otherwise.
-    async fn send(
-        &self,
-        url: &str,
-        request: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, OpenStackError> {
-        let mut wait = BACKOFF;
-        let mut attempt = 1;
-        loop {
-            let outcome = request().send().await;
-            let retry = match &outcome {
-                Ok(r) => r.status().is_server_error(),
-                Err(e) => e.is_connect() || e.is_timeout() || e.is_request(),
-            };
-            if !retry || attempt >= self.config.attempts {
-                return outcome.map_err(|e| OpenStackError::Unreachable {
-                    endpoint: url.to_owned(),
-                    attempts: attempt,
-                    reason: e.without_url().to_string(),
-                });
-            }
-            tracing::debug!(endpoint = url, attempt, "retrying in {wait:?}");
-            tokio::time::sleep(wait).await;
-            wait *= 2;
-            attempt += 1;
-        }
-    }
-
     /// The current token, requested when there is none.
-    async fn token(&self) -> Result<Token, OpenStackError> {
+    async fn token(&self) -> Result<Token, CloudError> {
         let mut held = self.token.lock().await;
         if let Some(token) = held.as_ref() {
             return Ok(token.clone());
@@ -171,10 +124,10 @@ impl Session {
     }
 
     /// `POST /v3/auth/tokens`: a password or an application credential.
-    async fn authenticate(&self) -> Result<Token, OpenStackError> {
+    async fn authenticate(&self) -> Result<Token, CloudError> {
         let c = &self.config;
         let url = format!("{}/auth/tokens", self.identity_url());
-        let credentials = |reason: String| OpenStackError::Credentials {
+        let credentials = |reason: String| CloudError::Credentials {
             endpoint: url.clone(),
             reason,
         };
@@ -202,7 +155,7 @@ impl Session {
                         "domain": {"name": c.project_domain_name}}}}})
             }
         };
-        let response = self.send(&url, || self.http.post(&url).json(&body)).await?;
+        let response = send(&url, c.attempts, || self.http.post(&url).json(&body)).await?;
         let status = response.status();
         if !status.is_success() {
             return Err(match status {
@@ -219,19 +172,16 @@ impl Session {
             .get("X-Subject-Token")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
-            .ok_or_else(|| OpenStackError::Unparsable {
+            .ok_or_else(|| CloudError::Unparsable {
                 endpoint: url.clone(),
                 reason: "no X-Subject-Token header in Keystone's answer".into(),
             })?;
-        let answer: Value = response
-            .json()
-            .await
-            .map_err(|e| OpenStackError::Unparsable {
-                endpoint: url.clone(),
-                reason: e.to_string(),
-            })?;
+        let answer: Value = response.json().await.map_err(|e| CloudError::Unparsable {
+            endpoint: url.clone(),
+            reason: e.to_string(),
+        })?;
         let compute_url = catalog_endpoint(&answer, "compute", &c.interface, c.region.as_deref())
-            .ok_or_else(|| OpenStackError::NoEndpoint {
+            .ok_or_else(|| CloudError::NoEndpoint {
             endpoint: url.clone(),
             interface: c.interface.clone(),
             region: c.region.clone(),
@@ -267,20 +217,18 @@ fn catalog_endpoint(
 }
 
 /// An error for a non-success answer, with a short excerpt of its body.
-async fn status_error(
-    url: &str,
-    status: StatusCode,
-    response: reqwest::Response,
-) -> OpenStackError {
+async fn status_error(url: &str, status: StatusCode, response: reqwest::Response) -> CloudError {
     let body = response.text().await.unwrap_or_default();
     let excerpt: String = body.chars().take(300).collect();
     if status == StatusCode::FORBIDDEN {
-        return OpenStackError::Forbidden {
+        return CloudError::Forbidden {
             endpoint: url.to_owned(),
+            hint: "listing every project's servers (all_tenants) needs an account with the \
+                   admin or reader role",
             body: excerpt,
         };
     }
-    OpenStackError::Status {
+    CloudError::Status {
         endpoint: url.to_owned(),
         status: status.as_u16(),
         body: excerpt,
