@@ -18,6 +18,7 @@ mod http;
 mod inventory;
 mod libvirt;
 mod models;
+mod opennebula;
 mod openstack;
 mod overrides;
 mod package;

@@ -4,104 +4,38 @@
 //! Prometheus holding the VMs' energy counters.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
 use super::prometheus::{Prometheus, TestSeries, free_port, openmetrics, openmetrics_with_gauges};
+use super::support::standin::{self, StandIn};
 use super::wattson::{command, secs};
 
 /// The application credential's secret in the fixture: never in any output.
 const SECRET: &str = "wattson-app-cred-secret";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn fixture() -> Value {
-    let text = std::fs::read_to_string(repo().join("tests/fixtures/openstack/cloud.json"))
-        .expect("the OpenStack fixture");
-    serde_json::from_str(&text).expect("the fixture is JSON")
+    standin::fixture("openstack/cloud.json")
 }
 
-/// The stand-in, started on a free port; killed when dropped.
-struct StandIn {
-    child: Child,
-    url: String,
-    log: PathBuf,
-    faults: PathBuf,
-    _dir: tempfile::TempDir,
+/// The Keystone + Nova stand-in, with the number of tokens it issued.
+fn start() -> StandIn {
+    StandIn::start("openstack.py", "openstack/cloud.json")
 }
 
-impl StandIn {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (log, faults) = (
-            dir.path().join("requests.jsonl"),
-            dir.path().join("faults.json"),
-        );
-        std::fs::write(&faults, "{}").unwrap();
-        let mut child = Command::new("python3")
-            .arg(repo().join("tests/standins/openstack.py"))
-            .args(["--port", "0", "--data"])
-            .arg(repo().join("tests/fixtures/openstack/cloud.json"))
-            .arg("--faults")
-            .arg(&faults)
-            .env("STANDIN_LOG", &log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs the stand-in");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("ready url=")
-            .unwrap_or_else(|| panic!("the stand-in did not start: {line:?}"))
-            .to_owned();
-        Self {
-            child,
-            url,
-            log,
-            faults,
-            _dir: dir,
-        }
-    }
-
-    fn faults(&self, faults: Value) {
-        std::fs::write(&self.faults, faults.to_string()).unwrap();
-    }
-
-    /// The requests logged so far (method, path, query, …; never a secret).
-    fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn tokens_issued(&self) -> usize {
-        self.requests()
-            .iter()
-            .filter(|r| {
-                r["method"] == "POST" && r["path"].as_str().unwrap_or("").ends_with("/auth/tokens")
-            })
-            .count()
-    }
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn tokens_issued(stand_in: &StandIn) -> usize {
+    stand_in
+        .requests()
+        .iter()
+        .filter(|r| {
+            r["method"] == "POST" && r["path"].as_str().unwrap_or("").ends_with("/auth/tokens")
+        })
+        .count()
 }
 
 /// One HTTP/1.0 request: (status, headers, body).
@@ -288,22 +222,6 @@ fn extract(policy: &Path, prometheus: &str, extra: &[&str]) -> Output {
         .unwrap()
 }
 
-/// Python with `openstacksdk` (`tests/standins/install.sh`, which
-/// `scripts/setup.sh` runs); under `CI` its absence fails the test.
-fn sdk_python() -> Option<PathBuf> {
-    let python = repo().join("target/standins-venv/bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    let install = "bash tests/standins/install.sh (scripts/setup.sh runs it)";
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "openstacksdk is missing: {install}"
-    );
-    eprintln!("skipped: openstacksdk is missing: {install}");
-    None
-}
-
 /// The stand-in answers the real client library as Nova and Keystone do:
 /// `openstacksdk` lists every server changed since the window's start,
 /// deleted ones included, with their flavors, hosts and lifetimes, the
@@ -311,19 +229,8 @@ fn sdk_python() -> Option<PathBuf> {
 /// application credential.
 #[test]
 fn the_stand_in_answers_openstacksdk_as_nova_does() {
-    let Some(python) = sdk_python() else { return };
-    let stand_in = StandIn::start();
-    let out = Command::new(python)
-        .arg(repo().join("tests/standins/check_openstacksdk.py"))
-        .arg(&stand_in.url)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.starts_with("ok "),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stand_in = start();
+    standin::check_with_client("check_openstacksdk.py", &stand_in.url);
 }
 
 /// An extract with Nova as the inventory: one record per VM that ran and
@@ -353,14 +260,14 @@ fn extract_takes_vms_projects_and_lifetimes_from_nova() {
         ],
         &[("ipmi_dcmi_power_consumption_watts", &power)],
     ));
-    let stand_in = StandIn::start();
+    let stand_in = start();
     let dir = tempfile::tempdir().unwrap();
     let policy = policy(dir.path(), &stand_in.url, "");
 
     let out = extract(&policy, &prometheus.url, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert_eq!(stand_in.tokens_issued(), 1, "one token per run");
+    assert_eq!(tokens_issued(&stand_in), 1, "one token per run");
     // Both listings, each in pages of 10.
     let listings: Vec<Value> = stand_in
         .requests()
@@ -490,7 +397,7 @@ fn report_hours_equal_nova_simple_tenant_usage() {
     let cloud = fixture();
     let series = energy_series(&cloud);
     let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
-    let stand_in = StandIn::start();
+    let stand_in = start();
     let dir = tempfile::tempdir().unwrap();
     let policy = policy(dir.path(), &stand_in.url, "");
     let out = command()
@@ -569,7 +476,7 @@ fn nova_failures_are_retried_or_named() {
     assert!(stderr.contains("2 attempt(s)"), "{stderr}");
     assert!(!stderr.contains(SECRET));
 
-    let stand_in = StandIn::start();
+    let stand_in = start();
     let path = policy(dir.path(), &stand_in.url, "");
     // Two 5xx answers, then the listing: retried, delivered.
     stand_in.faults(json!({"fail_next": [500, 503]}));
@@ -581,7 +488,7 @@ fn nova_failures_are_retried_or_named() {
     );
     // The token expires after two compute requests: renewed once per expiry.
     stand_in.faults(json!({"token_ttl_requests": 4}));
-    let before = stand_in.tokens_issued();
+    let before = tokens_issued(&stand_in);
     let out = extract(&path, &prometheus.url, &[]);
     assert!(
         out.status.success(),
@@ -589,7 +496,7 @@ fn nova_failures_are_retried_or_named() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stand_in.tokens_issued() - before >= 2,
+        tokens_issued(&stand_in) - before >= 2,
         "the expired token was renewed"
     );
     stand_in.faults(json!({}));

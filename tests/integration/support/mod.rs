@@ -1,6 +1,9 @@
 //! Fixtures several test files share: an external tool a test needs, a
 //! wattson run that must succeed, a Prometheus backfilled with VMs' joules
-//! counters, and a gather of one window as extract does it.
+//! counters, a gather of one window as extract does it, and the cloud APIs'
+//! stand-ins ([`standin`]).
+
+pub mod standin;
 
 use std::process::Output;
 

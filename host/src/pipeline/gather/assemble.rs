@@ -3,7 +3,7 @@
 //! per host, placements, wall time and status. Pure: every answer was read
 //! by [`super::measure`], so this is tested without a server.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 use std::sync::atomic::Ordering;
 
@@ -121,12 +121,17 @@ pub fn describe<'r>(
         }
     }
     // vmname-keyed series (Scaphandre's) name VMs by their libvirt domain
-    // name: the VMs the inventory knows (info series, libvirt) with one.
-    let vmnames: HashSet<&str> = keyed
-        .iter()
-        .filter(|r| r.key == KeyKind::Vmname)
-        .flat_map(|r| r.series.iter().filter_map(|s| s.labels.get(&r.key_label)))
-        .collect();
+    // name: the VMs the inventory knows (info series, libvirt, the cloud's
+    // API) with one. A VM only the cloud knows is described by the labels
+    // of its first such series (its host among them).
+    let mut vmnames: HashMap<&str, &Labels> = HashMap::new();
+    for r in keyed.iter().filter(|r| r.key == KeyKind::Vmname) {
+        for s in &r.series {
+            if let Some(name) = s.labels.get(&r.key_label) {
+                vmnames.entry(name).or_insert(&s.labels);
+            }
+        }
+    }
     if !vmnames.is_empty() {
         let api = |uuid: &str| cloud.as_ref().and_then(|c| c.vms.get(uuid));
         let mut known: Vec<(&str, &Labels)> = metadata
@@ -141,9 +146,14 @@ pub fn describe<'r>(
             .chain(
                 cloud
                     .iter()
-                    .flat_map(|c| c.vms.keys())
-                    .filter(|uuid| !metadata.contains_key(*uuid) && !domains.contains_key(*uuid))
-                    .map(|uuid| (uuid.as_str(), &*NO_LABELS)),
+                    .flat_map(|c| c.vms.values())
+                    .filter(|vm| {
+                        !metadata.contains_key(&vm.uuid) && !domains.contains_key(&vm.uuid)
+                    })
+                    .map(|vm| {
+                        let series = vm.domain_name.as_deref().and_then(|n| vmnames.get(n));
+                        (vm.uuid.as_str(), series.copied().unwrap_or(&*NO_LABELS))
+                    }),
             )
             .filter(|(uuid, labels)| {
                 !found.has(uuid)
@@ -154,7 +164,7 @@ pub fn describe<'r>(
                         api(uuid),
                         inventory,
                     )
-                    .is_some_and(|name| vmnames.contains(name))
+                    .is_some_and(|name| vmnames.contains_key(name))
             })
             .collect();
         known.sort();
@@ -263,7 +273,7 @@ pub fn describe<'r>(
     }
 
     let unnamed: Vec<&str> = vmnames
-        .iter()
+        .keys()
         .filter(|n| !name_index.contains_key(*n))
         .copied()
         .collect();

@@ -144,17 +144,27 @@ pub async fn inventory(client: &Client, window: Window) -> Result<CloudInventory
     let live = pool::vms(&live).map_err(unparsable("one.vmpool.infoextended"))?;
     let mut history = pool::accounting(&history).map_err(unparsable("one.vmpool.accounting"))?;
     let host_names = pool::host_names(&hosts).map_err(unparsable("one.hostpool.info"))?;
+    // A VM's stays: its own last one and the window's history records
+    // (a migrated VM's earlier host is only there), by sequence number.
     let mut vms: HashMap<String, CloudVm> = HashMap::new();
-    for (id, vm) in live {
-        history.remove(&id);
+    let mut add = |mut vm: CloudVm, mut stays: Vec<Stay>, more: Vec<Stay>| {
+        stays.extend(more);
+        stays.sort_by_key(|s| s.seq);
+        stays.dedup_by_key(|s| s.seq);
+        (vm.launched_ms, vm.terminated_ms, vm.host) = pool::lifetime(&stays);
         vms.insert(vm.uuid.clone(), vm);
+    };
+    for (id, vm, stays) in live {
+        let more = history
+            .remove(&id)
+            .map(|(more, _)| more)
+            .unwrap_or_default();
+        add(vm, stays, more);
     }
-    // Gone since (DONE), known only from the window's history records.
+    // Gone since (DONE): known only from the window's history records.
     for (stays, vm) in history.into_values() {
-        if let Some(mut vm) = vm {
-            vm.launched_ms = vm.launched_ms.or(stays.first().map(|s| s.start_s * 1000));
-            vm.host = vm.host.or(stays.last().map(|s| s.host.clone()));
-            vms.insert(vm.uuid.clone(), vm);
+        if let Some(vm) = vm {
+            add(vm, stays, Vec::new());
         }
     }
     vms.retain(|_, vm| {

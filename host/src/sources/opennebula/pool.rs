@@ -1,6 +1,6 @@
-//! OpenNebula's pools as its schemas (`vm_pool.xsd`, `host_pool.xsd`) lay
-//! them out: every VM with its owner, template sizes and history records
-//! (one per host it ran on), and the hosts' names by id.
+//! OpenNebula's pools as its schemas (`vm_pool.xsd`, `acct.xsd`,
+//! `host_pool.xsd`) lay them out: every VM with its owner, template sizes
+//! and history records (one per host it stayed on), and the hosts' names by id.
 
 use std::collections::HashMap;
 
@@ -9,24 +9,39 @@ use roxmltree::Node;
 use crate::sources::cloud::CloudVm;
 use crate::sources::owner::Owner;
 
-/// VM state `DONE`: the VM is gone (its `ETIME` is when).
-const DONE: &str = "6";
-
-/// One `<HISTORY>`: a stay on a host, unix seconds (0: still there).
+/// One `<HISTORY>`: a stay on a host, and when the VM ran there (its
+/// running start and end, `RSTIME`/`RETIME`, unix seconds; 0: not yet, or
+/// still). A live migration ends one stay and starts the next at the same
+/// running time; a power-off ends the running time but not the stay.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stay {
+    /// Its sequence number among the VM's stays.
+    pub seq: u32,
     /// The host's name.
     pub host: String,
-    /// The host's id.
-    pub host_id: String,
-    /// When the stay began.
-    pub start_s: i64,
-    /// When it ended; 0 while it goes on.
-    pub end_s: i64,
+    /// When the VM started running there; 0 if it never did.
+    pub running_from_s: i64,
+    /// When it stopped running there; 0 while it runs.
+    pub running_to_s: i64,
 }
 
-/// The VMs of a `<VM_POOL>` as cloud VMs, by OpenNebula id.
-pub fn vms(xml: &str) -> Result<Vec<(String, CloudVm)>, String> {
+/// A VM's lifetime from its stays (in `seq` order), ms: launched when it
+/// first ran, gone when its last stay stopped running (terminated, powered
+/// off, undeployed); and the host of its last stay.
+pub fn lifetime(stays: &[Stay]) -> (Option<i64>, Option<i64>, Option<String>) {
+    let ran: Vec<&Stay> = stays.iter().filter(|s| s.running_from_s > 0).collect();
+    let launched = ran.iter().map(|s| s.running_from_s * 1000).min();
+    let stopped = ran
+        .last()
+        .filter(|s| s.running_to_s > 0)
+        .map(|s| s.running_to_s * 1000);
+    (launched, stopped, stays.last().map(|s| s.host.clone()))
+}
+
+/// The VMs of a `<VM_POOL>` as cloud VMs with their stays, by OpenNebula id.
+/// `infoextended` gives only a VM's last stay; the window's history records
+/// ([`accounting`]) give the others.
+pub fn vms(xml: &str) -> Result<Vec<(String, CloudVm, Vec<Stay>)>, String> {
     let doc = roxmltree::Document::parse(xml).map_err(|e| format!("not XML: {e}"))?;
     let pool = doc.root_element();
     if !pool.has_tag_name("VM_POOL") {
@@ -38,7 +53,10 @@ pub fn vms(xml: &str) -> Result<Vec<(String, CloudVm)>, String> {
     Ok(pool
         .children()
         .filter(|n| n.has_tag_name("VM"))
-        .filter_map(|n| Some((text(n, "ID")?, vm(n)?)))
+        .filter_map(|n| {
+            let (vm, stays) = vm(n)?;
+            Some((text(n, "ID")?, vm, stays))
+        })
         .collect())
 }
 
@@ -46,8 +64,8 @@ pub fn vms(xml: &str) -> Result<Vec<(String, CloudVm)>, String> {
 pub type Accounting = HashMap<String, (Vec<Stay>, Option<CloudVm>)>;
 
 /// The `<HISTORY_RECORDS>` of `one.vmpool.accounting`: per VM id, its stays
-/// overlapping the window and the VM itself (each record carries its
-/// `<VM>`), where the record does.
+/// overlapping the window (in `seq` order) and the VM itself (each record
+/// carries its `<VM>`), where the record does.
 pub fn accounting(xml: &str) -> Result<Accounting, String> {
     let doc = roxmltree::Document::parse(xml).map_err(|e| format!("not XML: {e}"))?;
     let records = doc.root_element();
@@ -65,11 +83,11 @@ pub fn accounting(xml: &str) -> Result<Accounting, String> {
         let entry = by_vm.entry(oid).or_default();
         entry.0.push(stay);
         if entry.1.is_none() {
-            entry.1 = child(h, "VM").and_then(vm);
+            entry.1 = child(h, "VM").and_then(vm).map(|(vm, _)| vm);
         }
     }
     for (stays, _) in by_vm.values_mut() {
-        stays.sort_by_key(|s| s.start_s);
+        stays.sort_by_key(|s| s.seq);
     }
     Ok(by_vm)
 }
@@ -85,7 +103,7 @@ pub fn host_names(xml: &str) -> Result<HashMap<String, String>, String> {
         .collect())
 }
 
-fn vm(node: Node<'_, '_>) -> Option<CloudVm> {
+fn vm(node: Node<'_, '_>) -> Option<(CloudVm, Vec<Stay>)> {
     let id = text(node, "ID")?;
     let template = child(node, "TEMPLATE");
     let number = |name: &str| {
@@ -93,20 +111,19 @@ fn vm(node: Node<'_, '_>) -> Option<CloudVm> {
             .and_then(|t| text(t, name))
             .and_then(|v| v.parse::<f64>().ok())
     };
-    let stays: Vec<Stay> = child(node, "HISTORY_RECORDS")
+    let mut stays: Vec<Stay> = child(node, "HISTORY_RECORDS")
         .into_iter()
         .flat_map(|h| h.children().filter(|n| n.has_tag_name("HISTORY")))
         .filter_map(stay)
         .collect();
+    stays.sort_by_key(|s| s.seq);
     let disk_mb: f64 = template
         .into_iter()
         .flat_map(|t| t.children().filter(|n| n.has_tag_name("DISK")))
         .filter_map(|d| text(d, "SIZE")?.parse::<f64>().ok())
         .sum();
     let state = text(node, "STATE").unwrap_or_default();
-    let ended_s = text(node, "ETIME")
-        .and_then(|v| v.parse::<i64>().ok())
-        .filter(|t| *t > 0);
+    let (launched_ms, terminated_ms, host) = lifetime(&stays);
     let vm = CloudVm {
         uuid: uuid(node, &id),
         domain_name: Some(text(node, "DEPLOY_ID").unwrap_or_else(|| format!("one-{id}"))),
@@ -125,24 +142,21 @@ fn vm(node: Node<'_, '_>) -> Option<CloudVm> {
             .map(|v| v as u32),
         memory_mb: number("MEMORY").map(|v| v as u64),
         disk_gb: (disk_mb > 0.0).then(|| (disk_mb / 1024.0).ceil() as u64),
-        host: stays.last().map(|s| s.host.clone()),
+        host,
         status: state_name(&state, text(node, "LCM_STATE").as_deref()).to_owned(),
-        // Running from its first deployment; gone at its end time once DONE.
-        launched_ms: stays.first().map(|s| s.start_s * 1000),
-        terminated_ms: (state == DONE)
-            .then_some(ended_s)
-            .flatten()
-            .map(|t| t * 1000),
+        launched_ms,
+        terminated_ms,
     };
-    Some(vm)
+    Some((vm, stays))
 }
 
 fn stay(h: Node<'_, '_>) -> Option<Stay> {
+    let seconds = |name: &str| text(h, name).and_then(|v| v.parse().ok()).unwrap_or(0);
     Some(Stay {
+        seq: text(h, "SEQ")?.parse().ok()?,
         host: text(h, "HOSTNAME")?,
-        host_id: text(h, "HID").unwrap_or_default(),
-        start_s: text(h, "STIME")?.parse().ok()?,
-        end_s: text(h, "ETIME").and_then(|v| v.parse().ok()).unwrap_or(0),
+        running_from_s: seconds("RSTIME"),
+        running_to_s: seconds("RETIME"),
     })
 }
 
@@ -198,11 +212,13 @@ mod tests {
             <TEMPLATE><CPU><![CDATA[0.5]]></CPU><MEMORY><![CDATA[2048]]></MEMORY>
             <VCPU><![CDATA[2]]></VCPU><DISK><SIZE><![CDATA[10240]]></SIZE></DISK></TEMPLATE>
             <HISTORY_RECORDS><HISTORY><SEQ>0</SEQ><HOSTNAME>cmp-01</HOSTNAME><HID>0</HID>
-            <STIME>1748700100</STIME><ETIME>1748737500</ETIME></HISTORY><HISTORY><SEQ>1</SEQ>
-            <HOSTNAME>cmp-02</HOSTNAME><HID>1</HID><STIME>1748737500</STIME><ETIME>0</ETIME>
+            <STIME>1748700090</STIME><RSTIME>1748700100</RSTIME><RETIME>1748737500</RETIME>
+            </HISTORY><HISTORY><SEQ>1</SEQ><HOSTNAME>cmp-02</HOSTNAME><HID>1</HID>
+            <STIME>1748737492</STIME><RSTIME>1748737500</RSTIME><RETIME>0</RETIME>
             </HISTORY></HISTORY_RECORDS></VM></VM_POOL>"#;
         let vms = vms(xml).unwrap();
-        let (id, vm) = &vms[0];
+        let (id, vm, stays) = &vms[0];
+        assert_eq!(stays.len(), 2);
         assert_eq!(id, "42");
         assert_eq!(vm.uuid, "one-42");
         assert_eq!(vm.domain_name.as_deref(), Some("one-42"));
