@@ -92,6 +92,19 @@ fn scaphandre(cloud: &Value) -> (Vec<TestSeries>, Vec<TestSeries>, HashMap<Strin
     (process, host_power, want)
 }
 
+/// [`scaphandre`]'s series in a Prometheus, and the joules per VM.
+fn scaphandre_in_prometheus(cloud: &Value) -> (Prometheus, HashMap<String, f64>) {
+    let (process, host_power, want) = scaphandre(cloud);
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[],
+        &[
+            ("scaph_process_power_consumption_microwatts", &process),
+            ("scaph_host_power_microwatts", &host_power),
+        ],
+    ));
+    (prometheus, want)
+}
+
 fn policy(dir: &Path, endpoint: &str) -> PathBuf {
     let path = dir.join("one.toml");
     let text = std::fs::read_to_string(standin::repo().join("policies/opennebula-scaphandre.toml"))
@@ -141,14 +154,7 @@ fn the_stand_in_answers_pyone_as_opennebula_does() {
 #[test]
 fn extract_takes_vms_groups_and_hosts_from_opennebula() {
     let cloud = standin::fixture("opennebula/cloud.json");
-    let (process, host_power, want) = scaphandre(&cloud);
-    let prometheus = Prometheus::start(&openmetrics_with_gauges(
-        &[],
-        &[
-            ("scaph_process_power_consumption_microwatts", &process),
-            ("scaph_host_power_microwatts", &host_power),
-        ],
-    ));
+    let (prometheus, want) = scaphandre_in_prometheus(&cloud);
     let stand_in = start();
     let dir = tempfile::tempdir().unwrap();
     let policy = policy(dir.path(), &stand_in.url);
@@ -272,15 +278,7 @@ fn extract_takes_vms_groups_and_hosts_from_opennebula() {
 /// token; two 500s are retried.
 #[test]
 fn opennebula_failures_are_retried_or_named() {
-    let cloud = standin::fixture("opennebula/cloud.json");
-    let (process, host_power, _) = scaphandre(&cloud);
-    let prometheus = Prometheus::start(&openmetrics_with_gauges(
-        &[],
-        &[
-            ("scaph_process_power_consumption_microwatts", &process),
-            ("scaph_host_power_microwatts", &host_power),
-        ],
-    ));
+    let (prometheus, _) = scaphandre_in_prometheus(&standin::fixture("opennebula/cloud.json"));
     let stand_in = start();
     let dir = tempfile::tempdir().unwrap();
     let policy = policy(dir.path(), &stand_in.url);

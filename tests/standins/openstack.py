@@ -29,6 +29,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
+from standin_faults import Faults
 
 UTC = dt.timezone.utc
 MIN_MICROVERSION = (2, 1)
@@ -146,42 +147,6 @@ class Cloud:
         if "id" in ref:
             return self.domains.get(ref["id"])
         return next((x for x in self.domains.values() if x["name"] == ref.get("name")), None)
-
-
-class Faults:
-    """The faults file, re-read on every request. Counters that consume it
-    (fail_next) restart whenever the file's content changes."""
-
-    def __init__(self, path):
-        self.path = path
-        self.lock = threading.Lock()
-        self.content = None
-        self.consumed = 0
-
-    def current(self):
-        if not self.path:
-            return {}
-        try:
-            with open(self.path) as f:
-                text = f.read()
-        except OSError:
-            text = ""
-        with self.lock:
-            if text != self.content:
-                self.content = text
-                self.consumed = 0
-        try:
-            return json.loads(text) if text.strip() else {}
-        except ValueError:
-            return {}
-
-    def take_failure(self, faults):
-        seq = faults.get("fail_next") or []
-        with self.lock:
-            if self.consumed < len(seq):
-                self.consumed += 1
-                return seq[self.consumed - 1]
-        return None
 
 
 class Tokens:
