@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 /// A window `[start, end]` in milliseconds since the Unix epoch (UTC), `end > start`.
 ///
 /// Prometheus stores integer milliseconds, so windows are kept to the millisecond
-/// (ENERGY.md, "Windows and time").
+/// (`docs/ENERGY.md#windows`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Window {
     /// Start, milliseconds since the epoch.

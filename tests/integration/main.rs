@@ -9,6 +9,7 @@ mod containment;
 mod daemon;
 mod data;
 mod delivery;
+mod docs;
 mod exactness;
 mod examples;
 mod extract_cli;

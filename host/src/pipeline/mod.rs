@@ -322,7 +322,7 @@ fn map_vos(policy: &Policy, records: &mut [EnergyRecord], unmapped: &mut BTreeSe
 }
 
 /// The least covered seconds of VM `i`'s gauge readings and its host's
-/// (ENERGY.md: uncovered time goes into the record, never filled); None when
+/// (`docs/ENERGY.md#gap-limits`: uncovered time goes into the record, never filled); None when
 /// no gauge was measured for it.
 fn covered_by_gauges(
     gauges: &[crate::runtime::Measured],

@@ -40,7 +40,7 @@ pub struct Policy {
     #[serde(default)]
     pub host_power: HostPowerConfig,
     /// Static idle power per host: a host key or a regex matching whole host
-    /// keys → watts. Hosts not listed get it measured ("auto", ENERGY.md).
+    /// keys → watts. Hosts not listed get it measured ("auto", `docs/ENERGY.md#idle-power`).
     #[serde(default)]
     pub idle_power: IdlePowerConfig,
     /// The attribution model of every VM placement no rule matches

@@ -1,5 +1,5 @@
-//! Grid carbon intensity, gCO2e per kWh, over one window (ENERGY.md
-//! "Facility overhead and carbon"): a static number, or the time-weighted
+//! Grid carbon intensity, gCO2e per kWh, over one window
+//! (`docs/ENERGY.md#pue-and-carbon`): a static number, or the time-weighted
 //! mean of a Prometheus gauge over the window (G1 of the series ÷ its covered
 //! seconds), per grid zone where hosts sit in several. `[carbon]` says which;
 //! the pipeline's carbon transform puts it on records.

@@ -1,7 +1,6 @@
 //! `ipmi-share`: each host's wall energy (G1 of its power gauge, ipmi_exporter's
 //! `ipmi_dcmi_power_consumption_watts` by default) split between its VMs by CPU time, with the
-//! host's idle energy treated as the `idle` parameter says (ENERGY.md "Share
-//! models"). Time the meter did not see is reported in the records' quality,
+//! host's idle energy treated as the `idle` parameter says (`docs/ENERGY.md#share-models`). Time the meter did not see is reported in the records' quality,
 //! never filled.
 
 use wattson_plugin::share;

@@ -1,5 +1,5 @@
 //! `libvirt-joules`: the energy of each VM is the exact increase (C1 of
-//! ENERGY.md, resets handled by the host) of a per-VM joules counter, e.g.
+//! `docs/ENERGY.md#counters`, resets handled by the host) of a per-VM joules counter, e.g.
 //! libvirt's `libvirt_domain_info_energy_consumption_joules_total` or
 //! Kepler's `kepler_vm_cpu_joules_total`.
 

@@ -1,7 +1,6 @@
 //! `rapl-share`: each host's RAPL energy (package + dram zones, never core,
 //! uncore or psys added to them) split between its VMs by CPU time, with the
-//! host's idle energy treated as the `idle` parameter says (ENERGY.md "Share
-//! models"). `extract` reads node_exporter's `node_rapl_*_joules_total`
+//! host's idle energy treated as the `idle` parameter says (`docs/ENERGY.md#share-models`). `extract` reads node_exporter's `node_rapl_*_joules_total`
 //! through Prometheus; the daemon reads the local powercap tree.
 
 use wattson_plugin::share;

@@ -370,7 +370,7 @@ mod format {
     }
 
     impl Status {
-        /// `started`, `running` or `completed`, as ENERGY.md names them.
+        /// `started`, `running` or `completed`, as `docs/ENERGY.md#record-status` names them.
         pub fn as_str(self) -> &'static str {
             match self {
                 Status::Started => "started",

@@ -98,7 +98,7 @@ mod builders;
 #[cfg(feature = "model")]
 mod input;
 mod params;
-/// ENERGY.md's share models: a host's energy split by CPU time, idle energy by policy.
+/// `docs/ENERGY.md#share-models`: a host's energy split by CPU time, idle energy by policy.
 #[cfg(feature = "model")]
 pub mod share;
 mod time;

@@ -1,4 +1,4 @@
-//! The share models of ENERGY.md ("Share models"): a host's energy split
+//! The share models of `docs/ENERGY.md#share-models`: a host's energy split
 //! between its VMs by CPU time, with its idle energy kept at the host or
 //! split by presence, vCPUs or memory. `rapl-share` and `ipmi-share` are this
 //! split over different host meters; a site model can call it on its own.
@@ -48,7 +48,7 @@ pub fn attribute(input: &AttributionInput, params: &Params) -> Result<Attributio
     )
 }
 
-/// What happens to a host's idle energy I_h (ENERGY.md's table).
+/// What happens to a host's idle energy I_h (`docs/ENERGY.md#share-models`' table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Idle {
     /// No idle separation: E_h split by CPU time alone (Scaphandre-like).
@@ -64,7 +64,7 @@ pub enum Idle {
 }
 
 impl Idle {
-    /// The words of the `idle` parameter, in the order of ENERGY.md's table.
+    /// The words of the `idle` parameter, in the order of `docs/ENERGY.md#share-models`' table.
     pub const WORDS: [&'static str; 5] = ["none", "host", "equal", "vcpus", "memory"];
 
     /// The policy's word.
@@ -121,7 +121,7 @@ impl Idle {
 /// E_h. Placements the policy's rules give to another model count in C_h and
 /// the idle weights; their share stays unattributed (`other-model`).
 ///
-/// Where ENERGY.md is silent: a host whose idle power could not be measured
+/// Where `docs/ENERGY.md#share-models` is silent: a host whose idle power could not be measured
 /// has I_h = 0 (all of E_h is dynamic), and an idle power above the host's
 /// average power is capped at E_h; both are logged. A VM without a vCPU or
 /// memory size weighs 0 in that split; when every VM on a host does, I_h
@@ -251,7 +251,7 @@ fn aligned<'a>(input: &AttributionInput, measured: &'a Measured) -> Result<&'a M
     Ok(measured)
 }
 
-/// Hosts that took a decision ENERGY.md leaves open, logged once per call.
+/// Hosts that took a decision `docs/ENERGY.md#share-models` leaves open, logged once per call.
 #[derive(Default)]
 struct Notes<'a> {
     unmetered: Vec<&'a str>,

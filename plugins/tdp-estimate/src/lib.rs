@@ -1,6 +1,6 @@
 //! `tdp-estimate`: for hosts with no meter, each VM's energy estimated from
 //! its vCPUs, its time on the host and its CPU utilisation, as Cloud Carbon
-//! Footprint does (ENERGY.md "Estimates"). Per placement:
+//! Footprint does (`docs/ENERGY.md#estimates`). Per placement:
 //!
 //! util = cpu / (vcpus × presence), clamped to [0, 1];
 //! E = vcpus × presence × (min_w + util × (max_w − min_w))

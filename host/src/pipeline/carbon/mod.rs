@@ -1,4 +1,4 @@
-//! The carbon transform (ENERGY.md "Facility overhead and carbon"): each
+//! The carbon transform (`docs/ENERGY.md#pue-and-carbon`): each
 //! record gets the PUE of its host, the window's grid intensity and the
 //! footprint `joules / 3.6e6 × PUE × CI` (gCO2e); its joules stay IT energy.
 //! No intensity: no `ci_g` and no `cfp_g` (never 0). `[carbon]` is
@@ -168,7 +168,7 @@ struct Footprint {
     cfp_g: Option<f64>,
 }
 
-/// ENERGY.md's CFP_g: `joules / 3.6e6 × PUE × CI` (a PUE not known counts as
+/// `docs/ENERGY.md#pue-and-carbon`'s CFP_g: `joules / 3.6e6 × PUE × CI` (a PUE not known counts as
 /// 1: IT energy only).
 fn grams(joules: f64, pue: Option<f64>, ci_g_per_kwh: f64) -> f64 {
     joules / 3.6e6 * pue.unwrap_or(1.0) * ci_g_per_kwh

@@ -29,7 +29,7 @@ pub struct Gathered {
     pub wall_s: Vec<f64>,
     /// Per input VM, its measured CPU seconds (None where no CPU-time series exists).
     pub cpu_s: Vec<Option<f64>>,
-    /// Per input VM, where it stood at the window's end (ENERGY.md "Record status").
+    /// Per input VM, where it stood at the window's end (`docs/ENERGY.md#record-status`).
     pub status: Vec<Status>,
     /// Series that needed a raw sample fetch.
     pub raw_fetched: usize,

@@ -1,4 +1,4 @@
-//! Counters measured exactly over a window with the batched recipe of ENERGY.md:
+//! Counters measured exactly over a window with the batched recipe of `docs/ENERGY.md#counters`:
 //! six instant queries for every series at once (value and timestamp at
 //! `start` and at `end`, `resets()` over the window in two halves), and a raw
 //! sample fetch only for the series that reset, start or stop inside it.

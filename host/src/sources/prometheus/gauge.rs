@@ -52,7 +52,7 @@ pub async fn measure_gauge(
     Ok(out)
 }
 
-/// Warns about series with uncovered time (never filled: ENERGY.md G1) and
+/// Warns about series with uncovered time (never filled: `docs/ENERGY.md#gauges`) and
 /// sorts the integrals by labels.
 fn finish(series: &mut [SeriesIntegral], selector: &str, window: Window, max_gap_ms: i64) {
     let partial = series
@@ -130,7 +130,7 @@ pub struct VmGaugeReadings {
 /// trapezoid chain over `n` evenly spaced samples is
 /// `(b.t - a.t) / (n + 1) × (a.v / 2 + Σv + b.v / 2)`: exact for even
 /// spacing; scrape jitter makes it differ from G1 by far less than 1e-2
-/// (the tolerance ENERGY.md allows; docs/BENCHMARKS.md has the measured
+/// (the tolerance `docs/ENERGY.md#tolerances` allows; docs/BENCHMARKS.md has the measured
 /// figure). A series missing samples in the middle (a gap, however short
 /// its trace in the count), starting or stopping inside the window gets
 /// its raw samples and exact G1, so gaps are detected as in [`measure_gauge`].

@@ -1,7 +1,7 @@
 //! Prometheus (or any PromQL-compatible store) as a source of measurements.
 //!
 //! [`client`] speaks the HTTP API; [`counter`] measures counters over a window
-//! with the batched C1 recipe of ENERGY.md, [`gauge`] integrates gauges (G1),
+//! with the batched C1 recipe of `docs/ENERGY.md#counters`, [`gauge`] integrates gauges (G1),
 //! [`inventory`] reads VM metadata, [`labels`] holds series' labels compactly, [`template`] runs PromQL templates,
 //! [`remote_read`] reads raw samples by the remote-read API; `answer` decodes the API's JSON answers.
 
