@@ -24,6 +24,7 @@ mod openstack;
 mod overrides;
 mod package;
 mod policy_errors;
+mod policy_init;
 mod polyglot;
 mod prometheus;
 mod prometheus_errors;

@@ -18,6 +18,7 @@ mod extract;
 mod inventory;
 mod plugins;
 mod policy;
+mod policy_init;
 mod report;
 pub mod scrape_config;
 mod spool;

@@ -1,4 +1,5 @@
-//! `wattson policy check`: everything a run would load, without gathering or sending.
+//! `wattson policy check`: everything a run would load, without gathering or
+//! sending; `wattson policy init` (in `policy_init`): a first policy.
 
 use std::path::PathBuf;
 
@@ -37,6 +38,12 @@ pub enum PolicyCommand {
         #[arg(long, requires = "explain")]
         to: Option<String>,
     },
+    /// Write a first policy from what a Prometheus holds: the best model its
+    /// meters allow, the label that names hosts, and why.
+    #[command(after_help = "Examples:\n  \
+        wattson policy init --prometheus http://prometheus:9090 -o site.toml\n  \
+        wattson policy init --prometheus http://127.0.0.1:9090 --libvirt qemu:///system")]
+    Init(super::policy_init::InitArgs),
 }
 
 /// Logs what the plan warns of (once per run), then fails with every problem
@@ -100,6 +107,7 @@ pub(super) fn check_plan(
 /// Runs a `policy` subcommand.
 pub fn run(command: PolicyCommand) -> Result<(), Failure> {
     match command {
+        PolicyCommand::Init(args) => super::policy_init::run(args),
         PolicyCommand::Check {
             file,
             set,

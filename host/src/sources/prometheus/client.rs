@@ -224,6 +224,60 @@ impl Client {
             .collect())
     }
 
+    /// The values of `label` on the series matching `selector` (every
+    /// series when none), over all the data Prometheus holds
+    /// (`/api/v1/label/<label>/values`); retried as queries are.
+    pub async fn label_values(
+        &self,
+        label: &str,
+        selector: Option<&str>,
+    ) -> Result<Vec<String>, PrometheusError> {
+        let url = format!("{}/api/v1/label/{label}/values", self.base);
+        let what = format!("label values of {label}");
+        self.retrying(&what, || async {
+            let mut request = self.http.get(&url);
+            if let Some(selector) = selector {
+                request = request.query(&[("match[]", selector)]);
+            }
+            let response = self
+                .authorize(request)
+                .send()
+                .await
+                .map_err(|e| self.unreachable(&what, e))?;
+            let status = response.status().as_u16();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| self.unreachable(&what, e))?;
+            #[derive(serde::Deserialize)]
+            struct Answer {
+                status: String,
+                #[serde(default)]
+                data: Vec<String>,
+            }
+            match serde_json::from_slice::<Answer>(&body) {
+                Ok(answer) if answer.status == "success" => Ok(answer.data),
+                _ => Err(PrometheusError::Rejected {
+                    url: self.base.clone(),
+                    query: what.clone(),
+                    status,
+                    message: String::from_utf8_lossy(&body).chars().take(300).collect(),
+                }),
+            }
+        })
+        .await
+    }
+
+    /// Whether `/api/v1/read` (remote read) answers: Prometheus refuses an
+    /// empty request with 400, a store without the API with 404 or 405.
+    pub async fn remote_read_answers(&self) -> bool {
+        let request = self.http.post(format!("{}/api/v1/read", self.base));
+        match self.authorize(request).send().await {
+            Ok(r) => !matches!(r.status().as_u16(), 404 | 405 | 501) && r.status().as_u16() < 500,
+            Err(_) => false,
+        }
+    }
+
     /// Whether raw samples are read by remote read (`read` is not `promql`,
     /// and `auto` has not fallen back).
     pub fn uses_remote_read(&self) -> bool {
