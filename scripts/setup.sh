@@ -46,6 +46,7 @@ fi
 if ! command -v cargo-deb >/dev/null 2>&1; then
     cargo install --locked cargo-deb@3.8.0
 fi
+[ "$(mdbook --version 2>/dev/null)" = "mdbook v0.4.52" ] || cargo install --locked mdbook@0.4.52 --no-default-features --features search  # docs/book (scripts/test.sh)
 
 # The real OpenStack client that proves tests/standins/openstack.py faithful.
 bash "$(dirname "$0")/../tests/standins/install.sh" >/dev/null ||

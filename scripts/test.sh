@@ -17,5 +17,6 @@ cargo clippy --locked --all-targets --features failpoints -- -D warnings
 # The SDK and builtins, both worlds' features at once, as a site's workspace lints them.
 (cd plugins && CARGO_TARGET_DIR="$PWD/../target/guests" \
     cargo clippy --locked --target wasm32-wasip2 --workspace -- -D warnings)
+docs/book/check-links.sh; mdbook build docs/book; mdbook test docs/book  # the book: links, build, code blocks (each fails the script: no && under set -e)
 # The crash tests need the failpoints a release build does not have.
 cargo test --locked --features failpoints

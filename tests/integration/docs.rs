@@ -100,3 +100,43 @@ fn every_reference_to_docs_energy_md_names_a_section() {
         missing.join("\n")
     );
 }
+
+/// The book's policy reference is what `wattson policy reference` says of
+/// the code: a key added to a config type without its doc line, or a page
+/// edited by hand, fails here.
+#[test]
+fn the_policy_reference_page_is_what_the_code_says() {
+    let generated = super::wattson::command()
+        .args(["policy", "reference", "--format", "markdown"])
+        .output()
+        .unwrap();
+    super::support::ok(&generated);
+    let generated = String::from_utf8(generated.stdout).unwrap();
+    let page = repo().join("docs/book/src/reference/policy.md");
+    let committed = std::fs::read_to_string(&page).unwrap_or_default();
+    assert!(
+        generated.trim_end() == committed.trim_end(),
+        "{} is not what the code says: regenerate it with\n  \
+         cargo run -q -- policy reference --format markdown > docs/book/src/reference/policy.md\n\
+         and check each key has its doc comment",
+        page.display()
+    );
+    // Every table and key of the config types is on it, with a description.
+    for needle in [
+        "## `[nova]`",
+        "## `[[outputs]]`",
+        "`idle_horizon_secs`",
+        "`type = \"ssm\"`",
+    ] {
+        assert!(committed.contains(needle), "{needle} missing");
+    }
+    let undocumented: Vec<&str> = committed
+        .lines()
+        .filter(|l| l.starts_with("| `") && l.trim_end().ends_with("|  |"))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "keys without a description:\n{}",
+        undocumented.join("\n")
+    );
+}

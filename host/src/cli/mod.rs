@@ -19,6 +19,7 @@ mod inventory;
 mod plugins;
 mod policy;
 mod policy_init;
+mod policy_reference;
 mod report;
 pub mod scrape_config;
 mod spool;

@@ -44,6 +44,20 @@ pub enum PolicyCommand {
         wattson policy init --prometheus http://prometheus:9090 -o site.toml\n  \
         wattson policy init --prometheus http://127.0.0.1:9090 --libvirt qemu:///system")]
     Init(super::policy_init::InitArgs),
+    /// Print every key of every policy table (type, default, description)
+    /// and every builtin plugin's parameters, from the code.
+    Reference {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: ReferenceFormat,
+    },
+}
+
+/// `policy reference --format`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ReferenceFormat {
+    /// Markdown, as the book's policy reference.
+    Markdown,
 }
 
 /// Logs what the plan warns of (once per run), then fails with every problem
@@ -108,6 +122,12 @@ pub(super) fn check_plan(
 pub fn run(command: PolicyCommand) -> Result<(), Failure> {
     match command {
         PolicyCommand::Init(args) => super::policy_init::run(args),
+        PolicyCommand::Reference {
+            format: ReferenceFormat::Markdown,
+        } => {
+            outln!("{}", super::policy_reference::markdown()?.trim_end());
+            Ok(())
+        }
         PolicyCommand::Check {
             file,
             set,

@@ -75,7 +75,7 @@ impl MessengerConfig {
 }
 
 /// `[outputs.messenger]`: a closed set, chosen by `type`.
-#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum MessengerConfig {
     /// Payloads written to standard output.
@@ -128,7 +128,7 @@ pub enum MessengerConfig {
 }
 
 /// `type = "greendigit-cim"`: EGI GreenDIGIT's CIM service.
-#[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CimConfig {
     /// Base URL (cASO's `greendigit_cim.base_url`).

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::config::{ConfigProblem, Validate};
 
 /// `[daemon]` of a policy (all optional).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DaemonConfig {
     /// Seconds between samples of libvirt and the meters (1 or more).

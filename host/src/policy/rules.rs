@@ -22,25 +22,29 @@ use crate::config::{ConfigProblem, Validate};
 use crate::runtime::VmDetails;
 
 /// One `[[rules]]` entry as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// What a placement must have: every key holds (a value is a glob or a
     /// list of globs, any of which may match).
     #[serde(rename = "match")]
+    #[schemars(with = "BTreeMap<String, MatchValue>")]
     pub matches: Spanned<BTreeMap<String, Spanned<MatchValue>>>,
     /// A builtin name or a path to a `.wasm` component.
+    #[schemars(with = "String")]
     pub plugin: Spanned<String>,
     /// Parameters, checked against the plugin's `describe()`.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub params: BTreeMap<String, Spanned<toml::Value>>,
     /// The component's sha256: one with another hash is refused.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub sha256: Option<Spanned<String>>,
 }
 
 /// A glob or a list of globs.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum MatchValue {
     /// One glob.

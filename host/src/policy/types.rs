@@ -19,15 +19,16 @@ use crate::sources::rapl::RaplConfig;
 use crate::state::StateConfig;
 
 /// A whole policy file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Who is reporting.
     pub site: SiteConfig,
     /// Where measurements come from.
     #[serde(default)]
+    #[schemars(with = "Option<PrometheusConfig>")]
     pub prometheus: Option<Spanned<PrometheusConfig>>,
-    /// How VMs are described when no inventory source is configured.
+    /// Where VMs, their owners and lifetimes come from, and how hosts are keyed.
     #[serde(default)]
     pub inventory: InventoryConfig,
     /// Window alignment and length.
@@ -89,7 +90,7 @@ pub struct Policy {
 }
 
 /// `[site]`: identity written into every record.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SiteConfig {
     /// GOCDB site name, e.g. `CESGA`.
@@ -108,7 +109,7 @@ fn default_cloud_type() -> String {
 /// `[host_power]`: the hosts' wall-power meter that a model's `host-power`
 /// measurement reads in `extract`: a Prometheus gauge in watts keyed by
 /// `[inventory] host_label` (ipmi_exporter's by default).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostPowerConfig {
     /// PromQL selector of the power gauge, watts.
@@ -140,7 +141,7 @@ fn default_host_power_metric() -> String {
 }
 
 /// `[window]`: how runs cut time.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowConfig {
     /// Window alignment and the default first window, seconds.
@@ -210,9 +211,11 @@ impl Validate for WindowConfig {
 
 /// `[idle_power]`: static idle power per host, a host key or a regex
 /// matching whole host keys → watts.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
-pub struct IdlePowerConfig(BTreeMap<String, Spanned<f64>>);
+pub struct IdlePowerConfig(
+    #[schemars(with = "BTreeMap<String, f64>")] BTreeMap<String, Spanned<f64>>,
+);
 
 impl IdlePowerConfig {
     /// Each pattern and its watts, in key order.
@@ -247,16 +250,19 @@ impl Validate for IdlePowerConfig {
 }
 
 /// `[model]`: the attribution model and its parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// A builtin name (`libvirt-joules`) or a path to a `.wasm` component.
+    #[schemars(with = "String")]
     pub plugin: Spanned<String>,
     /// Parameters, checked against the plugin's `describe()`.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub params: BTreeMap<String, Spanned<toml::Value>>,
     /// The component's sha256: one with another hash is refused.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub sha256: Option<Spanned<String>>,
 }
 
@@ -273,7 +279,7 @@ impl Validate for ModelConfig {
 }
 
 /// `[runtime]`: plugin runtime settings.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
     /// Compiled-plugin cache; default `$XDG_CACHE_HOME/wattson` or `~/.cache/wattson`.
@@ -282,17 +288,20 @@ pub struct RuntimeConfig {
 }
 
 /// `[[outputs]]`: one format rendered, one messenger delivering.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
     /// The output's name (default: its format's): spooled payloads are
     /// delivered by name, with the messenger the policy gives it now.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
     /// A builtin format name (`caso-json`) or a path to a `.wasm` component.
+    #[schemars(with = "String")]
     pub format: Spanned<String>,
     /// Format parameters.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub params: BTreeMap<String, Spanned<toml::Value>>,
     /// Where payloads go.
     #[serde(default)]

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use crate::config::{ConfigProblem, Validate};
 
 /// Sandbox limits; every field has a default and can be set in the policy.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Wall-clock time per call, milliseconds (epoch interruption).

@@ -7,7 +7,7 @@ use crate::config::{ConfigProblem, Validate};
 
 /// `[inventory]`: where VM metadata comes from. First the libvirt exporter's
 /// info series (`meta_metric`), then the labels of the energy series.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InventoryConfig {
     /// Where the list of VMs, their owners and lifetimes come from besides
@@ -67,7 +67,9 @@ pub struct InventoryConfig {
 }
 
 /// `[inventory] source`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum InventorySource {
     /// The series and libvirt alone.

@@ -9,11 +9,12 @@ use crate::config::{ConfigProblem, Validate};
 use crate::sources::carbon_intensity::IntensitySource;
 
 /// `[carbon]` of a policy.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CarbonConfig {
     /// The site's PUE (`1.3`), or a table of host patterns to PUE
     /// (`{ "cmp-0*" = 1.2, "*" = 1.4 }`, first match wins).
+    #[schemars(with = "Option<serde_json::Value>")]
     pub pue: Option<toml::Value>,
     /// Grid carbon intensity, gCO2e per kWh, for every window.
     pub intensity_g_per_kwh: Option<f64>,
@@ -25,6 +26,7 @@ pub struct CarbonConfig {
     /// Longest gap between two intensity samples that G1 bridges, seconds.
     pub intensity_max_gap_secs: Option<f64>,
     /// Host key pattern → zone (the zone label's value), first match wins.
+    #[schemars(with = "Option<std::collections::BTreeMap<String, serde_json::Value>>")]
     pub zones: Option<toml::Table>,
 }
 

@@ -8,7 +8,7 @@ use crate::config::{ConfigProblem, Validate};
 
 /// `[opennebula]` of a policy: the XML-RPC endpoint and a user whose token
 /// comes only from `token_env`/`token_file`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenNebulaConfig {
     /// The XML-RPC endpoint, e.g. `http://one-frontend:2633/RPC2`.

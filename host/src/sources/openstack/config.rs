@@ -9,7 +9,7 @@ use crate::config::{ConfigProblem, Validate};
 /// `[nova]` of a policy: Keystone v3 credentials (a password or an
 /// application credential; secrets only by `*_env`/`*_file`) and how to
 /// pick the compute endpoint from the token's catalog.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NovaConfig {
     /// Keystone's v3 URL, e.g. `https://keystone.example.org:5000/v3`.

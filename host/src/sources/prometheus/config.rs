@@ -8,7 +8,7 @@ use super::{Client, PrometheusError};
 use crate::config::{ConfigProblem, Validate};
 
 /// Where and how to query Prometheus.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusConfig {
     /// Base URL of the Prometheus HTTP API, e.g. `http://prometheus:9090`.
@@ -60,7 +60,9 @@ pub struct PrometheusConfig {
 }
 
 /// `[prometheus] read`: how counters' samples are read.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReadPath {
     /// Remote read, falling back to PromQL once (for the run) where the

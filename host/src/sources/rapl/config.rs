@@ -10,17 +10,19 @@ use toml::Spanned;
 use crate::config::{ConfigProblem, Validate};
 
 /// `[rapl]`: where the host energy of `rapl` measurements comes from.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RaplConfig {
     /// `max_energy_range_uj` of each zone kind (`package`, `dram`, …), the
     /// wrap range of node_exporter's `node_rapl_<kind>_joules_total` (C1w).
     /// Read it on a host: `cat /sys/class/powercap/intel-rapl:0/max_energy_range_uj`.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, f64>")]
     pub max_energy_range_uj: BTreeMap<String, Spanned<f64>>,
     /// The local powercap tree (default `/sys/class/powercap`), which only
     /// the daemon reads: it has no history, so `extract` refuses it.
     #[serde(default)]
+    #[schemars(with = "Option<PathBuf>")]
     pub powercap_root: Option<Spanned<PathBuf>>,
 }
 
