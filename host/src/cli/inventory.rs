@@ -269,15 +269,6 @@ fn from_cloud(
     Ok(())
 }
 
-/// A domain as printed: what libvirt says of it and its CPU seconds so far
-/// (none when it is not running).
-#[derive(Debug, Serialize)]
-struct DomainRow<'a> {
-    #[serde(flatten)]
-    domain: &'a Domain,
-    cpu_s: Option<f64>,
-}
-
 /// `wattson inventory --uri URI`: every domain libvirt has, active or not.
 fn from_libvirt(uri: &str, json: bool) -> Result<(), Failure> {
     let failed = |e| Failure::new(EXIT_SOURCE, e);
@@ -288,11 +279,12 @@ fn from_libvirt(uri: &str, json: bool) -> Result<(), Failure> {
         tracing::warn!("{e}: CPU times left out");
         Default::default()
     });
-    let rows: Vec<DomainRow<'_>> = domains
-        .iter()
-        .map(|domain| DomainRow {
-            domain,
-            cpu_s: cpu.get(&domain.uuid).copied(),
+    // Each domain with its CPU seconds so far (none when it is not running).
+    let rows: Vec<Domain> = domains
+        .into_iter()
+        .map(|domain| Domain {
+            cpu_s: cpu.get(&domain.uuid).copied().or(domain.cpu_s),
+            ..domain
         })
         .collect();
     if json {
@@ -302,7 +294,7 @@ fn from_libvirt(uri: &str, json: bool) -> Result<(), Failure> {
     }
     let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|DomainRow { domain: d, cpu_s }| {
+        .map(|d| {
             let (display, project, user, flavor, kind) = match &d.metadata {
                 CloudMetadata::Nova(n) => (
                     n.display_name.as_deref(),
@@ -331,7 +323,8 @@ fn from_libvirt(uri: &str, json: bool) -> Result<(), Failure> {
                 d.state.as_str().to_owned(),
                 d.vcpus.to_string(),
                 d.memory_mb.to_string(),
-                cpu_s.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}")),
+                d.cpu_s
+                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}")),
                 or_dash(project),
                 or_dash(user),
                 or_dash(flavor),

@@ -26,6 +26,9 @@ pub struct IdleHistory {
     /// What was said about `fit` falling back, so it is said once.
     #[serde(skip)]
     said: Option<Unfit>,
+    /// Whether the wait for the first whole minute was said.
+    #[serde(skip)]
+    said_waiting: bool,
 }
 
 /// Why `fit` fell back to the least minute.
@@ -159,6 +162,21 @@ impl IdleHistory {
             }
         }
         self.least(meter)
+    }
+}
+
+impl IdleHistory {
+    /// The idle power before `meter`'s first whole minute is measured: 0,
+    /// so all energy is split by CPU time; said once.
+    pub fn not_yet(&mut self, meter: &str) -> f64 {
+        if !std::mem::replace(&mut self.said_waiting, true) {
+            tracing::info!(
+                measurement = meter,
+                "learning the host's idle power: until its first whole minute is measured, all \
+                 energy is split by CPU time"
+            );
+        }
+        0.0
     }
 }
 

@@ -161,15 +161,22 @@ pub fn gather(
     let listed = static_idle.watts(host);
     for m in measurements {
         if let Measurement::IdlePower(spec) = m {
-            let watts = match listed {
-                Some(watts) => Some(watts),
-                None => match pipeline::idle_setting(spec)? {
-                    IdleSetting::Watts(watts) => Some(watts),
-                    IdleSetting::Auto => idle.least(&spec.meter).map(|i| i.watts),
-                    IdleSetting::Fit => idle.fit(&spec.meter).map(|i| i.watts),
-                },
+            let learned = |idle: &mut IdleHistory, fit: bool| {
+                let found = if fit {
+                    idle.fit(&spec.meter)
+                } else {
+                    idle.least(&spec.meter)
+                };
+                // Before the first whole minute: 0 (all energy by CPU
+                // time), said once rather than by the model every interval.
+                found.map_or_else(|| idle.not_yet(&spec.meter), |i| i.watts)
             };
-            measured.push(host_reading(&spec.name, watts.map(whole)));
+            let watts = match (listed, pipeline::idle_setting(spec)?) {
+                (Some(watts), _) | (None, IdleSetting::Watts(watts)) => watts,
+                (None, IdleSetting::Auto) => learned(idle, false),
+                (None, IdleSetting::Fit) => learned(idle, true),
+            };
+            measured.push(host_reading(&spec.name, Some(whole(watts))));
         }
     }
     Ok(Gathered {

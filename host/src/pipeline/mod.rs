@@ -194,7 +194,7 @@ pub fn window_records<E: From<PipelineError>>(
         },
         each,
     )?;
-    tracing::info!(
+    tracing::debug!(
         %window,
         vms = input.vms.len(),
         records = order.len(),

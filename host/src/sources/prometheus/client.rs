@@ -141,7 +141,14 @@ impl Client {
     pub fn new(config: PrometheusConfig) -> Result<Self, PrometheusError> {
         let parsed = reqwest::Url::parse(&config.url).map_err(|e| PrometheusError::BadUrl {
             url: config.url.clone(),
-            reason: e.to_string(),
+            reason: if config.url.contains("://") {
+                e.to_string()
+            } else {
+                format!(
+                    "{e}: give the scheme, e.g. http://{}",
+                    config.url.trim_start_matches('/')
+                )
+            },
         })?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(PrometheusError::BadUrl {
