@@ -38,11 +38,29 @@ impl MessengerConfig {
         }
     }
 
-    /// Whether a `file` or `ssm` messenger could write where it is told to:
-    /// the directory, or the nearest existing folder above it (which it would
-    /// be created in), must be a directory this process can write in. Only
-    /// an anonymous temporary file is made there (and vanishes).
+    /// Whether the messenger could deliver: an `http` token or a CIM password
+    /// can be read, and a `file` or `ssm` messenger could write where it is
+    /// told to: the directory, or the nearest existing folder above it (which
+    /// it would be created in), must be a directory this process can write
+    /// in. Only an anonymous temporary file is made there (and vanishes).
     pub fn check_destination(&self) -> Result<(), String> {
+        // A secret delivery needs is read now: a run would fail on it later.
+        let secret = match self {
+            Self::Http {
+                token_env,
+                token_file,
+                ..
+            } => Some((token_env.as_deref(), token_file.as_deref())),
+            Self::GreendigitCim(cim) => {
+                Some((cim.password_env.as_deref(), cim.password_file.as_deref()))
+            }
+            _ => None,
+        };
+        if let Some((env, file)) = secret {
+            crate::secrets::read(env, file).map_err(|e| {
+                format!("{e}: delivery would fail; set it where the runs start (cron, systemd)")
+            })?;
+        }
         let (Self::File { directory: dir } | Self::Ssm { queue: dir }) = self else {
             return Ok(());
         };
