@@ -353,3 +353,21 @@ fn a_policy_without_model_or_rules_says_what_to_add() {
         "{stderr}"
     );
 }
+
+/// A rule's match value of the wrong type names the rule by its index and
+/// says what a match value is, not serde's enum.
+#[test]
+fn a_rule_match_of_the_wrong_type_names_the_rule() {
+    let (code, stderr) = check(&format!(
+        "{HEAD}[model]\nplugin = \"libvirt-joules\"\n\n[[rules]]\nmatch = {{ host = \"a\" }}\n\
+         plugin = \"libvirt-joules\"\n\n[[rules]]\nmatch = {{ \"label.aggregate\" = 5 }}\n\
+         plugin = \"libvirt-joules\"\n"
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("site.toml:12:"), "{stderr}");
+    assert!(stderr.contains("key `rules[1].match`"), "{stderr}");
+    assert!(
+        stderr.contains("must be a glob") && !stderr.contains("untagged"),
+        "{stderr}"
+    );
+}

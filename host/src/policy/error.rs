@@ -95,7 +95,23 @@ impl Source {
         let key = line
             .split_once('=')
             .map(|(k, _)| k.trim().trim_matches('"').to_owned());
-        let table = self.text[..line_start].lines().rev().find_map(header);
+        // Under `[[rules]]`, the key of the n-th entry is `rules[n]`.
+        let before = &self.text[..line_start];
+        let table = before
+            .lines()
+            .rev()
+            .find(|l| header(l).is_some())
+            .and_then(|l| {
+                let name = header(l)?;
+                if !l.trim().starts_with("[[") {
+                    return Some(name);
+                }
+                let n = before
+                    .lines()
+                    .filter(|l| l.trim().starts_with("[[") && header(l).as_deref() == Some(&name))
+                    .count();
+                Some(format!("{name}[{}]", n.saturating_sub(1)))
+            });
         match (table, key) {
             (Some(t), Some(k)) => Some(format!("{t}.{k}")),
             (None, Some(k)) => Some(k),
@@ -228,5 +244,11 @@ mod tests {
         let offset = src.text.find('5').unwrap();
         assert_eq!(src.line_col(offset), (5, 10));
         assert_eq!(src.key_at(offset).as_deref(), Some("model.params.metric"));
+        let src = Source::new(
+            Path::new("p.toml"),
+            "[[rules]]\nplugin = \"a\"\n[[rules]]\nmatch = { host = 5 }\n".into(),
+        );
+        let offset = src.text.find('5').unwrap();
+        assert_eq!(src.key_at(offset).as_deref(), Some("rules[1].match"));
     }
 }

@@ -45,7 +45,10 @@ pub struct RuleConfig {
 
 /// A glob or a list of globs.
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "must be a glob (a string, e.g. \"cmp-*\") or a list of globs, e.g. [\"a*\", \"b\"]"
+)]
 pub enum MatchValue {
     /// One glob.
     One(String),
