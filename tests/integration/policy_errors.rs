@@ -364,7 +364,7 @@ fn a_rule_match_of_the_wrong_type_names_the_rule() {
          plugin = \"libvirt-joules\"\n"
     ));
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("site.toml:12:"), "{stderr}");
+    assert!(stderr.contains("site.toml:13:31"), "{stderr}");
     assert!(stderr.contains("key `rules[1].match`"), "{stderr}");
     assert!(
         stderr.contains("must be a glob") && !stderr.contains("untagged"),
