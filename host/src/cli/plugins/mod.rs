@@ -9,8 +9,8 @@ use clap::Subcommand;
 
 use super::{EXIT_PLUGIN, Failure, cache_dir};
 use crate::runtime::{
-    BUILTINS, Limits, Measurement, Model, ParamSpec, PluginError, PluginKind, Quality, Runtime,
-    kind_name, value_text,
+    BUILTINS, KeyKind, Limits, Measurement, Model, ParamSpec, PluginError, PluginKind, Quality,
+    Runtime, Unit, kind_name, value_text,
 };
 
 /// `wattson plugins …`
@@ -222,23 +222,36 @@ fn print_params(params: &[ParamSpec]) {
 fn describe_measurement(m: &Measurement) -> String {
     match m {
         Measurement::Counter(c) => format!(
-            "counter `{}`: {} keyed by label `{}` ({:?}), unit {:?}{}",
+            "counter `{}`: {} keyed by label `{}` ({}), in {}{}",
             c.name,
             c.selector,
             c.key_label,
-            c.key,
-            c.unit,
+            key_word(c.key),
+            unit_word(c.unit),
             c.wrap_range
                 .map_or(String::new(), |r| format!(", wraps at {r}"))
         ),
         Measurement::Gauge(g) => format!(
-            "gauge `{}`: {} keyed by `{}`, unit {:?}",
-            g.name, g.selector, g.key_label, g.unit
+            "gauge `{}`: {} keyed by label `{}` ({}), in {}",
+            g.name,
+            g.selector,
+            g.key_label,
+            key_word(g.key),
+            unit_word(g.unit)
         ),
         Measurement::Template(t) => {
-            format!("template `{}`: {} (unit {:?})", t.name, t.query, t.unit)
+            format!(
+                "template `{}`: {} (in {})",
+                t.name,
+                t.query,
+                unit_word(t.unit)
+            )
         }
-        Measurement::Rapl(r) => format!("rapl `{}`: zones {:?}", r.name, r.zones),
+        Measurement::Rapl(r) if r.zones.is_empty() => format!(
+            "rapl `{}`: the default zones (package and dram; psys where there is no package)",
+            r.name
+        ),
+        Measurement::Rapl(r) => format!("rapl `{}`: zones {}", r.name, r.zones.join(", ")),
         Measurement::HostPower(h) => {
             format!("host-power `{}` (the host's wall-power meter)", h.name)
         }
@@ -249,5 +262,27 @@ fn describe_measurement(m: &Measurement) -> String {
         Measurement::Inventory => {
             "inventory (VM names, projects, users, flavors, labels)".to_owned()
         }
+    }
+}
+
+/// What a key kind's label holds, in words.
+fn key_word(key: KeyKind) -> &'static str {
+    match key {
+        KeyKind::Uuid => "the VM's uuid",
+        KeyKind::Vmname => "the VM's libvirt domain name",
+        KeyKind::Host => "the host",
+    }
+}
+
+/// A unit as people write it.
+fn unit_word(unit: Unit) -> &'static str {
+    match unit {
+        Unit::Joules => "joules",
+        Unit::WattHours => "watt-hours",
+        Unit::KilowattHours => "kilowatt-hours",
+        Unit::Microjoules => "microjoules",
+        Unit::Watts => "watts",
+        Unit::Microwatts => "microwatts",
+        Unit::Seconds => "seconds",
     }
 }
