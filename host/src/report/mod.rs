@@ -3,6 +3,7 @@
 //! energy, its share of the hosts' energy and carbon). Built from the very
 //! records an extract over the period would deliver.
 
+mod html;
 mod output;
 
 use std::collections::{BTreeMap, HashMap};
