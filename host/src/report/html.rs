@@ -279,8 +279,9 @@ struct Day {
     /// Written under the column (not under every one when there are many).
     label: Option<String>,
     label_x: String,
-    /// The day's total, kWh, as written.
+    /// The day's total, kWh, as written above its column.
     total: String,
+    total_y: String,
     segments: Vec<Segment>,
 }
 
@@ -311,7 +312,7 @@ impl DailyChart {
             .filter_map(|&d| kwh(&report.totals, d))
             .fold(0.0, f64::max);
         let (step, top_value) = nice_scale(max);
-        let (left, top) = (AXIS, 10.0);
+        let (left, top) = (AXIS, 20.0);
         let bottom = top + PLOT;
         let slot = (WIDTH - left - 10.0) / days.len() as f64;
         let y = |kwh: f64| bottom - kwh / top_value * PLOT;
@@ -358,6 +359,7 @@ impl DailyChart {
                     label: (d % every == 0).then(|| date(day)[5..].to_owned()),
                     label_x: coord(x + slot * 0.35),
                     total: fixed(kwh(&report.totals, day).unwrap_or(0.0), 3),
+                    total_y: coord(y(base) - 4.0),
                     segments,
                 }
             })
