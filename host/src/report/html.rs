@@ -398,7 +398,9 @@ fn nice_scale(max: f64) -> (f64, f64) {
 #[derive(Serialize)]
 struct VmRow {
     name: Option<String>,
+    /// The uuid, and as written (its start: the whole is its title).
     uuid: String,
+    short_uuid: String,
     project: Option<String>,
     host: Option<String>,
     flavor: Option<String>,
@@ -419,6 +421,7 @@ impl VmRow {
         Self {
             name: vm.name.clone(),
             uuid: vm.instance_id.clone(),
+            short_uuid: fit(&vm.instance_id, 9),
             project: vm.project_name.clone().or_else(|| vm.tenant_id.clone()),
             host: vm.host.clone(),
             flavor: vm.flavor.clone(),
