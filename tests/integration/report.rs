@@ -229,8 +229,7 @@ fn disk_gb_hours_come_from_the_disk_metric() {
 /// whose `data-value`s are the JSON report's numbers (per group: energy and
 /// carbon; per day: the JSON report of that day alone). The VMs run over
 /// three UTC days; a project's id has markup in it. Set
-/// `WATTSON_REPORT_SCREENSHOT=docs/book/src/images/report.png` to keep the
-/// screenshot (the book's).
+/// `WATTSON_REPORT_SCREENSHOT=FILE` to keep the screenshot.
 #[test]
 fn report_html_renders_in_chromium_with_the_json_reports_numbers() {
     use super::data::{METRIC, VmShape, counter_series};
