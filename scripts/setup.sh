@@ -3,6 +3,7 @@
 # Debian's prometheus (prometheus + promtool), victoria-metrics and
 # prometheus-node-exporter (tests start their own on 127.0.0.1), libvirt-dev
 # (wattson links libvirt; tests use its test driver, no daemon), lintian,
+# chromium (headless, for the HTML report test),
 # the wasm32-wasip2 Rust target, cargo-deb (scripts/package-deb.sh) and
 # openstacksdk in target/standins-venv (tests/standins).
 # No system Prometheus is relied upon: tests and the demo start their own.
@@ -21,6 +22,8 @@ command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 pkg-config --exists libvirt 2>/dev/null || need_apt+=(libvirt-dev)
 # The package test: dpkg-deb checks the .deb, lintian lints it.
 command -v lintian >/dev/null 2>&1 || need_apt+=(lintian)
+# The HTML report test renders the page in headless Chromium.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
     sudo=""

@@ -2,7 +2,8 @@
 //! start, stop and reset): per-project energy and hours equal the sums of the
 //! records an extract over the same period delivers (the extract cuts 2 h
 //! windows, the report 1 h ones: C1 tiles); an empty period is an empty
-//! report and exit 0, with a warning.
+//! report and exit 0, with a warning; the HTML report, rendered by headless
+//! Chromium, shows the JSON report's numbers.
 
 use std::collections::BTreeMap;
 
@@ -221,4 +222,215 @@ fn disk_gb_hours_come_from_the_disk_metric() {
         "{total} vs {}",
         15.0 * hours
     );
+}
+
+/// `wattson report --format html` rendered by a real browser, headless
+/// Chromium: a screenshot that is not blank, no console message, and bars
+/// whose `data-value`s are the JSON report's numbers (per group: energy and
+/// carbon; per day: the JSON report of that day alone). The VMs run over
+/// three UTC days; a project's id has markup in it. Set
+/// `WATTSON_REPORT_SCREENSHOT=FILE` to keep the screenshot.
+#[test]
+fn report_html_renders_in_chromium_with_the_json_reports_numbers() {
+    use super::data::{METRIC, VmShape, counter_series};
+    use super::prometheus::{Prometheus, openmetrics};
+    use super::support::require_tool;
+
+    if !require_tool("chromium", "apt-get install chromium (scripts/setup.sh)") {
+        return;
+    }
+    let shape = |uuid, project, from_h: i64, to_h: i64, seed| VmShape {
+        uuid,
+        project,
+        from_ms: T0 + from_h * HOUR,
+        to_ms: T0 + to_h * HOUR,
+        resets_at: &[],
+        gaps: &[],
+        initial: 1e4,
+        seed,
+    };
+    let shapes = [
+        shape("vm-astro-1", "astro", 0, 60, 31),
+        shape("vm-astro-2", "astro", 5, 40, 32),
+        shape("vm-climate-1", "climate", 0, 30, 33),
+        shape("vm-lab-1", "genomics <lab> & \"co\"", 20, 60, 34),
+        shape("vm-lab-2", "genomics <lab> & \"co\"", 26, 52, 35),
+    ];
+    let series: Vec<_> = shapes.iter().map(counter_series).collect();
+    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = delivery_policy(dir.path(), &prometheus.url, "");
+    let carbon = ["--set", "carbon.intensity_g_per_kwh=210"];
+    // 06-01 02:00 .. 06-03 12:00: most of a day, a whole one, half of one.
+    let (from, to) = (T0 + 2 * HOUR, T0 + 60 * HOUR);
+    let json_report = |from, to| -> BTreeMap<String, serde_json::Value> {
+        let out = report(
+            &policy,
+            from,
+            to,
+            &[&carbon[..], &["--format", "json"]].concat(),
+        );
+        ok(&out);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["tenant_usages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["tenant_id"].as_str().unwrap().to_owned(), p.clone()))
+            .collect()
+    };
+    let projects = json_report(from, to);
+    assert_eq!(projects.len(), 3);
+
+    let page = dir.path().join("report.html");
+    let out = report(
+        &policy,
+        from,
+        to,
+        &[
+            &carbon[..],
+            &["--format", "html", "--output"],
+            &[page.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    ok(&out);
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Self-contained: nothing to load.
+    for loads in ["src=", "href=", "url(", "@import", "<script", "<link"] {
+        assert!(!html.contains(loads), "{loads} in the page");
+    }
+    assert!(!html.contains("<lab>"), "a project id is escaped");
+
+    let url = format!("file://{}", page.display());
+    let chromium = |args: &[&str]| {
+        let profile = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu"])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(args)
+            .arg(&url)
+            .output()
+            .expect("run chromium");
+        assert!(
+            out.status.success(),
+            "chromium {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+
+    let png = dir.path().join("report.png");
+    chromium(&[
+        &format!("--screenshot={}", png.display()),
+        "--window-size=1200,1600",
+        "--hide-scrollbars",
+    ]);
+    let bytes = std::fs::read(&png).expect("chromium wrote the screenshot");
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+    let size = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    assert_eq!((size(16), size(20)), (1200, 1600), "IHDR width and height");
+    // A blank 1200×1600 page compresses to a few kB; charts and tables do not.
+    assert!(bytes.len() > 40_000, "{} bytes: blank?", bytes.len());
+    if let Some(keep) = std::env::var_os("WATTSON_REPORT_SCREENSHOT") {
+        std::fs::copy(&png, keep).unwrap();
+    }
+
+    // The DOM as Chromium built it, and what the page said on its console.
+    let out = chromium(&["--dump-dom", "--enable-logging=stderr", "--v=0"]);
+    let console: Vec<_> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(str::to_owned)
+        .collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    let dom = String::from_utf8(out.stdout).unwrap();
+    let bars = bars(&dom);
+
+    // Energy and carbon per project: the JSON report's numbers.
+    for (metric, key) in [("energy", "total_energy_kwh"), ("carbon", "total_carbon_g")] {
+        let got: BTreeMap<&str, f64> = bars
+            .iter()
+            .filter(|b| b["data-metric"] == metric && !b.contains_key("data-day"))
+            .map(|b| (b["data-group"].as_str(), b["data-value"].parse().unwrap()))
+            .collect();
+        assert_eq!(got.len(), projects.len(), "{metric}: {got:?}");
+        for (project, json) in &projects {
+            let want = json[key].as_f64().unwrap();
+            assert!(want > 0.0, "{project} {key}");
+            let value = got[project.as_str()];
+            assert!(
+                rel_err(value, want) < 1e-9,
+                "{project} {metric}: {value} vs {want}"
+            );
+        }
+    }
+
+    // Per day: each day's segments are that day's own JSON report.
+    let days = [
+        ("2025-06-01", from, T0 + 24 * HOUR),
+        ("2025-06-02", T0 + 24 * HOUR, T0 + 48 * HOUR),
+        ("2025-06-03", T0 + 48 * HOUR, to),
+    ];
+    let mut segments = 0;
+    for (date, day_from, day_to) in days {
+        let want = json_report(day_from, day_to);
+        let got: BTreeMap<&str, f64> = bars
+            .iter()
+            .filter(|b| b.get("data-day").is_some_and(|d| d == date))
+            .map(|b| (b["data-group"].as_str(), b["data-value"].parse().unwrap()))
+            .collect();
+        let want: BTreeMap<&str, f64> = want
+            .iter()
+            .map(|(p, json)| (p.as_str(), json["total_energy_kwh"].as_f64().unwrap()))
+            .filter(|&(_, kwh)| kwh > 0.0)
+            .collect();
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "{date}"
+        );
+        for (project, kwh) in &want {
+            let value = got[project];
+            assert!(
+                rel_err(value, *kwh) < 1e-9,
+                "{date} {project}: {value} vs {kwh}"
+            );
+        }
+        segments += got.len();
+    }
+    assert_eq!(
+        segments,
+        bars.iter().filter(|b| b.contains_key("data-day")).count(),
+        "no day outside the period"
+    );
+
+    // Each VM's line.
+    for shape in &shapes {
+        assert!(dom.contains(shape.uuid), "{} in the VM table", shape.uuid);
+    }
+}
+
+/// The attributes of every `<rect class="bar">` in `dom`, unescaped.
+fn bars(dom: &str) -> Vec<BTreeMap<String, String>> {
+    let rect = regex::Regex::new(r"<rect ([^>]*)>").unwrap();
+    let attribute = regex::Regex::new(r#"([\w-]+)="([^"]*)""#).unwrap();
+    rect.captures_iter(dom)
+        .map(|c| {
+            attribute
+                .captures_iter(&c[1])
+                .map(|a| {
+                    let value = a[2]
+                        .replace("&lt;", "<")
+                        .replace("&gt;", ">")
+                        .replace("&quot;", "\"")
+                        .replace("&#39;", "'")
+                        .replace("&amp;", "&");
+                    (a[1].to_owned(), value)
+                })
+                .collect::<BTreeMap<_, _>>()
+        })
+        .filter(|attributes| attributes.get("class").is_some_and(|c| c == "bar"))
+        .collect()
 }

@@ -17,7 +17,8 @@ use crate::sources::prometheus::vm_disks;
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   wattson report --policy /etc/wattson/site.toml                      # last month, per project
-  wattson report --policy site.toml --from 2025-06-01T00:00:00Z --to 2025-07-01T00:00:00Z --by vm --format csv --output june.csv")]
+  wattson report --policy site.toml --from 2025-06-01T00:00:00Z --to 2025-07-01T00:00:00Z --by vm --format csv --output june.csv
+  wattson report --policy site.toml --format html --output report.html  # charts, for a browser")]
 pub struct ReportArgs {
     /// The policy file.
     #[arg(long, short)]
@@ -37,7 +38,8 @@ pub struct ReportArgs {
     /// One row per project, VM, host or flavor.
     #[arg(long, value_enum, default_value = "project")]
     by: By,
-    /// Aligned table, JSON (seed 004's / nova simple tenant usage keys), or CSV.
+    /// Aligned table, JSON (seed 004's / nova simple tenant usage keys), CSV,
+    /// or HTML (one page with charts, for a browser: --output report.html).
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     /// Write the report to FILE instead of stdout.

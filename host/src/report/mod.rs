@@ -3,6 +3,7 @@
 //! energy, its share of the hosts' energy and carbon). Built from the very
 //! records an extract over the period would deliver.
 
+mod html;
 mod output;
 
 use std::collections::{BTreeMap, HashMap};
@@ -80,6 +81,9 @@ pub struct VmUsage {
     pub carbon_g: Option<f64>,
     /// Whether any of its energy came from an estimate.
     pub estimated: bool,
+    /// Its energy per UTC day, joules, keyed by the day's start (ms); see
+    /// [`by_day`] for a window across midnight.
+    pub daily_joules: BTreeMap<i64, f64>,
     /// The end of its last window, ms.
     last_end_ms: i64,
     /// Its flavor's disk, GB, where the cloud's API said.
@@ -120,6 +124,9 @@ impl VmUsage {
         self.vcpu_hours += f64::from(r.vcpus.unwrap_or(0)) * hours;
         self.memory_mb_hours += r.memory_mb.unwrap_or(0) as f64 * hours;
         self.joules += r.joules;
+        for (day, joules) in by_day(r.start_ms, r.end_ms, r.joules) {
+            *self.daily_joules.entry(day).or_default() += joules;
+        }
         if let Some(g) = r.cfp_g {
             *self.carbon_g.get_or_insert(0.0) += g;
         }
@@ -154,6 +161,8 @@ pub struct Totals {
     pub joules: f64,
     /// gCO2e, where any window had an intensity.
     pub carbon_g: Option<f64>,
+    /// Joules per UTC day, keyed by the day's start (ms).
+    pub daily_joules: BTreeMap<i64, f64>,
 }
 
 impl Totals {
@@ -168,6 +177,9 @@ impl Totals {
         self.joules += vm.joules;
         if let Some(g) = vm.carbon_g {
             *self.carbon_g.get_or_insert(0.0) += g;
+        }
+        for (&day, &joules) in &vm.daily_joules {
+            *self.daily_joules.entry(day).or_default() += joules;
         }
     }
 
@@ -331,6 +343,34 @@ impl Aggregator {
 /// Bytes in a GB as nova counts disks (GiB).
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
+/// Milliseconds in a (UTC) day.
+const DAY_MS: i64 = 86_400_000;
+
+/// The start (ms) of the UTC day `ms` falls in.
+fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS) * DAY_MS
+}
+
+/// `joules` of a record whose window is `[start_ms, end_ms)`, per UTC day
+/// (keyed by the day's start, ms). A record's energy is known only for its
+/// whole window, so a window across midnight is split between its days in
+/// proportion to the time it spends in each, as if its power were even.
+fn by_day(start_ms: i64, end_ms: i64, joules: f64) -> Vec<(i64, f64)> {
+    let first = day_of(start_ms);
+    if end_ms <= start_ms {
+        return vec![(first, joules)];
+    }
+    let span = (end_ms - start_ms) as f64;
+    (0..)
+        .map(|i| first + i * DAY_MS)
+        .take_while(|&day| day < end_ms)
+        .map(|day| {
+            let overlap = end_ms.min(day + DAY_MS) - start_ms.max(day);
+            (day, joules * overlap as f64 / span)
+        })
+        .collect()
+}
+
 /// `2025-06-01T00:00:00Z`.
 fn time(ms: i64) -> String {
     format_ms(ms).replace(".000Z", "Z")
@@ -450,6 +490,40 @@ mod tests {
         assert_eq!(p1.vms[0].ended_ms, Some(2 * h));
         let b = &report.groups[1].vms[0];
         assert_eq!((b.state, b.ended_ms), ("stopped", Some(h)));
+    }
+
+    #[test]
+    fn energy_per_day_splits_a_window_across_midnight_by_time() {
+        let h = 3_600_000;
+        let mut agg = Aggregator::default();
+        // 23:00..01:00 (a two-hour window), then 01:00..02:00 of the second day.
+        let mut across = record("a", "p1", DAY_MS - h, 4.0e6, Status::Running);
+        across.end_ms = DAY_MS + h;
+        agg.records(&[
+            across,
+            record("b", "p2", DAY_MS - h, 1.0e6, Status::Running),
+        ]);
+        agg.records(&[record("a", "p1", DAY_MS + h, 3.0e6, Status::Running)]);
+        let report = agg.finish(
+            Window {
+                start_ms: 0,
+                end_ms: 2 * DAY_MS,
+            },
+            By::Project,
+            &HashMap::new(),
+        );
+        let p1 = &report.groups[0].totals;
+        assert_eq!(
+            p1.daily_joules,
+            BTreeMap::from([(0, 2.0e6), (DAY_MS, 2.0e6 + 3.0e6)])
+        );
+        assert_eq!(p1.daily_joules.values().sum::<f64>(), p1.joules);
+        assert_eq!(
+            report.totals.daily_joules,
+            BTreeMap::from([(0, 3.0e6), (DAY_MS, 5.0e6)])
+        );
+        assert_eq!(day_of(DAY_MS - 1), 0);
+        assert_eq!(day_of(-1), -DAY_MS);
     }
 
     #[test]

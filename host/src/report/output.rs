@@ -1,4 +1,5 @@
-//! A report as an aligned table, seed 004's JSON, or CSV.
+//! A report as an aligned table, seed 004's JSON, CSV, or an HTML page
+//! ([`super::html`]).
 
 use std::io::Write;
 
@@ -15,6 +16,10 @@ pub enum Format {
     Json,
     /// One row per group, with a header.
     Csv,
+    /// One self-contained page (it loads nothing): the totals, bar charts
+    /// of energy and carbon per group, energy per UTC day stacked by group,
+    /// each VM's line.
+    Html,
 }
 
 /// Writes `report` as `format`.
@@ -26,6 +31,7 @@ pub fn write(report: &Report, format: Format, out: &mut dyn Write) -> std::io::R
             out.write_all(b"\n")
         }
         Format::Csv => csv(report, out),
+        Format::Html => super::html::write(report, out),
     }
 }
 
@@ -160,7 +166,7 @@ fn csv(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
 }
 
 /// `text` cut to `width` characters (an ellipsis marks the cut).
-fn fit(text: &str, width: usize) -> String {
+pub(super) fn fit(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         text.to_owned()
     } else {
@@ -175,7 +181,7 @@ fn cell(v: Option<f64>, decimals: usize) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
 }
 
-fn group_name(by: By, g: &Group) -> String {
+pub(super) fn group_name(by: By, g: &Group) -> String {
     let unknown = match by {
         By::Project => "(no project)",
         By::Vm => "(no uuid)",
