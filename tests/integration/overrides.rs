@@ -178,3 +178,41 @@ fn overrides_reach_model_params_and_rules() {
         "{out}"
     );
 }
+
+/// `--set rules.0.…` on a policy without `[[rules]]` says --set cannot add
+/// an entry (not serde's "expected a sequence"); `--format` says which
+/// `--set outputs.…` it makes moot.
+#[test]
+fn overrides_that_cannot_apply_say_why() {
+    let (code, out) = check(POLICY, &["rules.0.plugin=\"libvirt-joules\""]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("--set rules.0.plugin") && out.contains("the policy has no [[rules]]"),
+        "{out}"
+    );
+    assert!(!out.contains("expected a sequence"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let with_output = format!("{POLICY}\n[[outputs]]\nformat = \"apel-energy\"\n");
+    let path = write_policy(dir.path(), "site.toml", &with_output);
+    let out = command()
+        .args(["extract", "--dry-run", "--format", "csv", "--policy"])
+        .arg(&path)
+        .args(["--set", "outputs.0.params.wire=\"apel\""])
+        .args([
+            "--prometheus",
+            "http://127.0.0.1:1",
+            "--from",
+            "0",
+            "--to",
+            "60",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--format csv replaces the policy's outputs")
+            && stderr.contains("--set outputs.0.params.wire has no effect"),
+        "{stderr}"
+    );
+}

@@ -72,6 +72,13 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
     }
     if let Some(format) = &args.format {
         policy.override_format(format);
+        for set in args.set.iter().filter(|s| s.key.starts_with("outputs")) {
+            tracing::warn!(
+                "--format {format} replaces the policy's outputs with {format} on stdout: \
+                 --set {} has no effect",
+                set.key
+            );
+        }
     }
     policy.strict |= args.strict;
     let real_now_ms = chrono::Utc::now().timestamp_millis();

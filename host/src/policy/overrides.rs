@@ -123,9 +123,20 @@ fn set(doc: &mut DocumentMut, o: &Override) -> Result<Vec<Key>, String> {
     };
     let mut table = doc.as_table_mut() as &mut dyn toml_edit::TableLike;
     let mut walked = Vec::new();
-    let mut keys = parents.iter();
+    let mut keys = parents.iter().peekable();
     while let Some(key) = keys.next() {
         walked.push(key.get().to_owned());
+        // `rules.0.…` where the file has no `[[rules]]`: --set edits an entry, never adds one.
+        let indexed = keys
+            .peek()
+            .is_some_and(|k| k.get().parse::<usize>().is_ok());
+        if indexed && table.get(key.get()).is_none() {
+            return Err(format!(
+                "the policy has no [[{0}]]: --set can change the keys of a [[{0}]] entry the \
+                 file has, not add one; add it to the file",
+                walked.join(".")
+            ));
+        }
         let item = table.entry_format(key).or_insert_with(|| {
             let mut t = toml_edit::Table::new();
             t.set_implicit(true);
