@@ -3,8 +3,9 @@
 # target/debian/: the binary, man pages and bash/zsh/fish completions it
 # generates, the systemd units of examples/systemd (installed, not enabled),
 # the commented policies and the Prometheus/Grafana examples under
-# /usr/share/doc/wattson/, and maintainer scripts that make the `wattson`
-# user and /var/lib/wattson.
+# /usr/share/doc/wattson/, the plugin SDK crate and the WIT under
+# /usr/share/wattson/, and maintainer scripts that make the `wattson` user
+# and /var/lib/wattson.
 #
 #   ./scripts/package-deb.sh                 # release build
 #   PROFILE=dev ./scripts/package-deb.sh     # the debug build (tests)
@@ -24,4 +25,11 @@ gzip -9n "$ASSETS"/man/*.1
 "target/$DIR/wattson" completions bash > "$ASSETS/completions/wattson"
 "target/$DIR/wattson" completions zsh > "$ASSETS/completions/_wattson"
 "target/$DIR/wattson" completions fish > "$ASSETS/completions/wattson.fish"
+# The plugin SDK as `cargo package` makes it (a standalone crate, its WIT
+# inside), for `wattson plugins new` outside a source tree.
+(cd plugins && cargo package -q -p wattson-plugin --no-verify --allow-dirty \
+    --target-dir ../target/sdk-package)
+mkdir -p "$ASSETS/sdk"
+tar -xzf target/sdk-package/package/wattson-plugin-*.crate -C "$ASSETS/sdk" --strip-components=1
+rm -f "$ASSETS/sdk/Cargo.toml.orig" "$ASSETS/sdk/.cargo_vcs_info.json"
 cargo deb -p wattson --no-build --profile "$PROFILE" --output target/debian/

@@ -1,5 +1,6 @@
 //! The Debian package `scripts/package-deb.sh` builds with cargo-deb (from
-//! the binary under test): what it installs, its maintainer scripts, and
+//! the binary under test): what it installs (the plugin SDK and the WIT
+//! among it, which a plugin builds against), its maintainer scripts, and
 //! lintian without errors.
 
 use std::path::Path;
@@ -45,6 +46,11 @@ fn the_deb_holds_the_binary_docs_units_and_makes_its_user() {
         "./usr/share/doc/wattson/examples/prometheus/wattson-rules.yml",
         "./usr/share/doc/wattson/examples/grafana/wattson-dashboard.json",
         "./usr/share/doc/wattson/changelog.Debian.gz",
+        "./usr/share/wattson/sdk/Cargo.toml",
+        "./usr/share/wattson/sdk/src/lib.rs",
+        "./usr/share/wattson/sdk/wit/since_v0.2.0/plugin.wit",
+        "./usr/share/wattson/wit/since_v0.2.0/plugin.wit",
+        "./usr/share/wattson/wit/since_v0.1.0/plugin.wit",
     ] {
         assert!(
             listing.lines().any(|l| l.ends_with(&format!(" {path}"))),
@@ -64,6 +70,41 @@ fn the_deb_holds_the_binary_docs_units_and_makes_its_user() {
     assert!(postinst.contains("install -d -o wattson -g wattson -m 0750 /var/lib/wattson"));
     let control = std::fs::read_to_string(dir.path().join("control")).unwrap();
     assert!(control.contains("libvirt0"), "{control}");
+
+    // A plugin author with only the package: `plugins new` against the
+    // installed SDK (a standalone crate, `cargo package`d) builds untouched.
+    let installed = tempfile::tempdir().unwrap();
+    let unpacked = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(installed.path())
+        .status()
+        .unwrap();
+    assert!(unpacked.success());
+    let sdk = installed.path().join("usr/share/wattson/sdk");
+    let work = tempfile::tempdir().unwrap();
+    super::support::ok(
+        &super::wattson::command()
+            .args(["plugins", "new", "from-package", "--kind", "model", "--dir"])
+            .arg(work.path())
+            .arg("--sdk")
+            .arg(&sdk)
+            .output()
+            .unwrap(),
+    );
+    let manifest = std::fs::read_to_string(work.path().join("from-package/Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(&sdk.canonicalize().unwrap().display().to_string()),
+        "{manifest}"
+    );
+    let build = Command::new("cargo")
+        .args(["build", "--release", "--quiet"])
+        .current_dir(work.path().join("from-package"))
+        .env("CARGO_TARGET_DIR", root.join("target/scaffold"))
+        .env_remove("RUSTFLAGS")
+        .status()
+        .expect("cargo");
+    assert!(build.success(), "a plugin builds against the packaged SDK");
     if !super::support::require_tool("lintian", "apt install lintian (scripts/setup.sh)") {
         return;
     }

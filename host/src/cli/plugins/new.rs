@@ -24,6 +24,9 @@ pub enum Kind {
 /// The SDK this binary was built with (its source tree's `plugins/sdk`).
 const BUILT_WITH_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/sdk");
 
+/// The SDK the Debian package installs (`scripts/package-deb.sh`).
+const INSTALLED_SDK: &str = "/usr/share/wattson/sdk";
+
 /// 2025-06-01T00:00:00Z, the fixtures' window start.
 const T0: i64 = 1_748_736_000_000;
 
@@ -44,16 +47,23 @@ pub fn scaffold(
             "plugin name {name:?}: use lower-case letters, digits and `-`, starting with a letter (e.g. `site-share`)"
         )));
     }
-    let sdk = sdk.unwrap_or(Path::new(BUILT_WITH_SDK));
+    // Given, else the source tree's, else the installed package's.
+    let sdk = sdk.unwrap_or_else(|| {
+        [BUILT_WITH_SDK, INSTALLED_SDK]
+            .into_iter()
+            .map(Path::new)
+            .find(|p| p.join("Cargo.toml").is_file())
+            .unwrap_or(Path::new(INSTALLED_SDK))
+    });
     let sdk = sdk.canonicalize().map_err(|e| {
         config(anyhow::anyhow!(
-            "the plugin SDK is not at {} ({e}): pass --sdk DIR, the `wattson-plugin` crate (plugins/sdk in wattson's source)",
+            "the plugin SDK is not at {} ({e}): pass --sdk DIR, the `wattson-plugin` crate (plugins/sdk in wattson's source, /usr/share/wattson/sdk from the Debian package)",
             sdk.display()
         ))
     })?;
     if !sdk.join("Cargo.toml").is_file() {
         return Err(config(anyhow::anyhow!(
-            "{} has no Cargo.toml: --sdk must name the `wattson-plugin` crate (plugins/sdk in wattson's source)",
+            "{} has no Cargo.toml: --sdk must name the `wattson-plugin` crate (plugins/sdk in wattson's source, /usr/share/wattson/sdk from the Debian package)",
             sdk.display()
         )));
     }
@@ -129,9 +139,15 @@ pub fn scaffold(
             .with_context(|| format!("cannot write {}", path.display()))
             .map_err(|e| Failure::new(1, e))?;
     }
-    // The SDK's workspace lock: versions of its dependencies known to build.
-    if let Some(lock) = sdk.parent().map(|p| p.join("Cargo.lock"))
-        && lock.is_file()
+    // The lock of the SDK's workspace (a source tree) or of the packaged
+    // SDK (installed): versions of its dependencies known to build.
+    if let Some(lock) = [
+        sdk.parent().map(|p| p.join("Cargo.lock")),
+        Some(sdk.join("Cargo.lock")),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|l| l.is_file())
     {
         std::fs::copy(&lock, root.join("Cargo.lock"))
             .with_context(|| format!("cannot copy {}", lock.display()))
