@@ -207,6 +207,41 @@ fn scaphandre_with_host_ids_gives_the_scaphandre_model() {
     check(&path);
 }
 
+/// Kepler's per-VM counters (with node_exporter's RAPL beside them, which
+/// it beats) and a carbon-intensity gauge: kepler, the gauge named.
+#[test]
+fn kepler_beats_rapl_and_a_carbon_gauge_is_named() {
+    let kepler = counter(
+        &[
+            ("instance", "cmp-01:9102"),
+            ("vm_id", "u-1"),
+            ("zone", "package"),
+        ],
+        20.0,
+    );
+    let rapl = counter(&[("instance", "cmp-01:9100"), ("index", "0")], 80.0);
+    let cpu = counter(&[("instance", "cmp-01:9177"), ("uuid", "u-1")], 0.5);
+    let carbon = gauge(&[("zone", "DE")], 380.0);
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[
+            ("kepler_vm_cpu_joules", &[kepler]),
+            ("node_rapl_package_joules", &[rapl]),
+            ("libvirt_domain_info_cpu_time_seconds", &[cpu]),
+        ],
+        &[("grid_carbon_intensity_gco2_per_kwh", &[carbon])],
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("site.toml");
+    ok(&init(&prometheus.url, &path));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("# Model: kepler"), "{text}");
+    assert!(
+        text.contains("grid_carbon_intensity_gco2_per_kwh: a grid carbon intensity"),
+        "{text}"
+    );
+    check(&path);
+}
+
 /// A Prometheus with none of the families: exit 2, a message naming what
 /// was looked for, and no file; an existing file is never overwritten.
 #[test]
