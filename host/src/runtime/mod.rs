@@ -35,7 +35,7 @@ pub use model::Model;
 pub use params::{
     ParamProblem, expand_measurements, kind_name, resolve_params, substitute, value_text,
 };
-pub use units::to_base;
+pub use units::{to_base, unit_name};
 pub use wit::WitVersion;
 pub use wit::latest::{
     Attribution, AttributionInput, Bounds, ChoiceSpec, Conservation, CounterSpec, EnergyRecord,

@@ -68,7 +68,8 @@ pub(crate) fn check(measurements: &[Measurement]) -> Result<(), String> {
     Ok(())
 }
 
-fn unit_name(unit: Unit) -> &'static str {
+/// A unit as people write it (`watt-hours`).
+pub fn unit_name(unit: Unit) -> &'static str {
     match unit {
         Unit::Joules => "joules",
         Unit::WattHours => "watt-hours",

@@ -10,7 +10,7 @@ use clap::Subcommand;
 use super::{EXIT_PLUGIN, Failure, cache_dir};
 use crate::runtime::{
     BUILTINS, KeyKind, Limits, Measurement, Model, ParamSpec, PluginError, PluginKind, Quality,
-    Runtime, Unit, kind_name, value_text,
+    Runtime, kind_name, unit_name, value_text,
 };
 
 /// `wattson plugins …`
@@ -227,7 +227,7 @@ fn describe_measurement(m: &Measurement) -> String {
             c.selector,
             c.key_label,
             key_word(c.key),
-            unit_word(c.unit),
+            unit_name(c.unit),
             c.wrap_range
                 .map_or(String::new(), |r| format!(", wraps at {r}"))
         ),
@@ -237,14 +237,14 @@ fn describe_measurement(m: &Measurement) -> String {
             g.selector,
             g.key_label,
             key_word(g.key),
-            unit_word(g.unit)
+            unit_name(g.unit)
         ),
         Measurement::Template(t) => {
             format!(
                 "template `{}`: {} (in {})",
                 t.name,
                 t.query,
-                unit_word(t.unit)
+                unit_name(t.unit)
             )
         }
         Measurement::Rapl(r) if r.zones.is_empty() => format!(
@@ -274,15 +274,3 @@ fn key_word(key: KeyKind) -> &'static str {
     }
 }
 
-/// A unit as people write it.
-fn unit_word(unit: Unit) -> &'static str {
-    match unit {
-        Unit::Joules => "joules",
-        Unit::WattHours => "watt-hours",
-        Unit::KilowattHours => "kilowatt-hours",
-        Unit::Microjoules => "microjoules",
-        Unit::Watts => "watts",
-        Unit::Microwatts => "microwatts",
-        Unit::Seconds => "seconds",
-    }
-}
