@@ -385,6 +385,55 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// `spool list` is a table: each column starts where its heading does, on
+/// every line, whatever the widths of the outputs' names and messengers.
+#[test]
+fn spool_list_columns_are_aligned() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = dir.path().join("blocked");
+    std::fs::write(&blocked, "not a directory").unwrap();
+    let outputs = format!(
+        "[[outputs]]\nname = \"records\"\nformat = \"jsonl\"\n[outputs.messenger]\ntype = \"file\"\ndirectory = \"{blocked}\"\n\
+         [[outputs]]\nname = \"an-archive-with-a-long-name\"\nformat = \"jsonl\"\n[outputs.messenger]\ntype = \"file\"\ndirectory = \"{blocked}/x\"\n",
+        blocked = blocked.display()
+    );
+    let policy = delivery_policy(dir.path(), &site.prometheus.url, &outputs);
+    let out = run(&policy, T0 + 4 * HOUR + 5 * MIN, None);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = command()
+        .args(["spool", "list", "--policy"])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    ok(&out);
+    let listed = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(lines.len() >= 3, "a heading and two outputs: {listed}");
+    // Where each heading starts (headings are two or more spaces apart).
+    let heading = lines[0];
+    let starts: Vec<usize> = heading
+        .char_indices()
+        .filter(|&(i, c)| c != ' ' && (i == 0 || heading[..i].ends_with("  ")))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(starts.len(), 7, "{heading}");
+    for line in &lines[1..] {
+        let chars: Vec<char> = line.chars().collect();
+        for &at in &starts[1..] {
+            assert!(
+                chars.get(at - 1) == Some(&' ') && chars.get(at).is_some_and(|c| *c != ' '),
+                "a column of this line does not start at {at}, under its heading:\n{listed}"
+            );
+        }
+    }
+}
+
 /// A window spooled while an output's messenger was wrong is delivered by the
 /// next run with the messenger the policy gives that output now; a run that
 /// delivers a window from the spool does not render it again (`--from/--to`
