@@ -3,7 +3,7 @@
 //! `cargo bench -p wattson --bench delivery`
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use wattson::messengers::{File, Messenger, Payload};
+use wattson::messengers::{File, FileMode, Messenger, Payload};
 use wattson::policy::MessengerConfig;
 use wattson::records::EnergyRecord;
 use wattson::runtime::{Limits, Param, Quality, RecordQuality, Runtime, Status};
@@ -80,6 +80,7 @@ fn bench(c: &mut Criterion) {
                     let state = StateDir::new(dir.path(), "bench");
                     let messenger = MessengerConfig::File {
                         directory: dir.path().join("out"),
+                        mode: FileMode::default(),
                     };
                     // As `run_window` renders: RENDER_CHUNK records per call,
                     // each payload spooled as it comes.
@@ -101,7 +102,7 @@ fn bench(c: &mut Criterion) {
                             }],
                         )
                         .expect("spool");
-                    let mut file = File::new(dir.path().join("out"));
+                    let mut file = File::new(dir.path().join("out"), FileMode::default());
                     for n in 0..spooled.outputs[0].payloads {
                         let bytes = spooled.payload(0, n).expect("read");
                         file.deliver(&Payload {

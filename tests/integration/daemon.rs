@@ -1297,3 +1297,80 @@ fn the_daemon_fits_the_idle_power_of_a_host_that_never_idles() {
         "after a restart: {again} W, before: {got} W"
     );
 }
+
+/// `promtool check metrics` lints the daemon's `/metrics`: with `[daemon]
+/// compat_series = false` the scrape passes and keeps wattson's own series;
+/// by default it also serves seed 002's `libvirt_nova_instance_*` series,
+/// whose names promtool complains about (exit 3), as the book says.
+#[test]
+fn promtool_passes_the_scrape_without_the_compatibility_series() {
+    if !super::support::require_tool("promtool", "apt-get install prometheus (scripts/setup.sh)") {
+        return;
+    }
+    let promtool = |scrape: &str| {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(scrape.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), said)
+    };
+    // Three ticks of a host whose policy sets `daemon` (extra keys).
+    let scrape = |daemon: &str| {
+        let host = Host::new();
+        let (cache, devices) = (host.dir().join("cache"), host.devices.clone());
+        let text = host.policy_text("none").replace(
+            "ship_every_secs = 3600\n",
+            &format!("ship_every_secs = 3600\n{daemon}"),
+        );
+        let policy = host.write_policy(&text);
+        let cpu = FedCpu::default();
+        let mut energy: BTreeMap<&str, u64> = ZONES.iter().map(|z| (z.0, z.2)).collect();
+        let (mut state, shared) = start_engine(&policy, &cpu, &cache);
+        let t0 = 1_800_000_003_000_i64;
+        for k in 0..3 {
+            for (rel, value) in &mut energy {
+                *value += 10_000_000;
+                bump(&devices, rel, *value);
+            }
+            *cpu.0.lock().unwrap() = RUNNING
+                .iter()
+                .map(|u| (u.to_string(), 100.0 + k as f64))
+                .collect();
+            state.tick(t0 + 10_000 * k).unwrap();
+        }
+        render_metrics(&shared.snapshot(), MetricsFormat::Text, 0)
+    };
+    let without = scrape("compat_series = false\n");
+    assert!(!without.contains("libvirt_nova_"), "{without}");
+    assert!(
+        value_of(&without, "wattson_vm_energy_joules_total", RUNNING[0]).is_some(),
+        "{without}"
+    );
+    let (code, said) = promtool(&without);
+    assert_eq!(code, Some(0), "promtool check metrics: {said}\n{without}");
+
+    let with = scrape("");
+    assert!(
+        with.contains("libvirt_nova_instance_memory_alloc_kb{"),
+        "{with}"
+    );
+    let (code, said) = promtool(&with);
+    assert_eq!(code, Some(3), "{said}");
+    assert!(said.contains("abbreviated units"), "{said}");
+}

@@ -385,6 +385,114 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// Delivered files have the policy's `mode` whatever the process' umask
+/// (the systemd units set `UMask=0077`): the file messenger's default 0640,
+/// an ssm queue's `mode = "0604"`; a directory a messenger creates gets the
+/// mode with `x` where `r` is, so the reader can reach the files.
+#[test]
+fn delivered_files_have_the_policys_mode_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let (files, queue) = (dir.path().join("files"), dir.path().join("queue"));
+    let outputs = format!(
+        "[[outputs]]\nformat = \"jsonl\"\n[outputs.messenger]\ntype = \"file\"\ndirectory = \"{}\"\n\
+         [[outputs]]\nformat = \"apel-energy\"\n[outputs.messenger]\ntype = \"ssm\"\nqueue = \"{}\"\nmode = \"0604\"\n",
+        files.display(),
+        queue.display()
+    );
+    let policy = delivery_policy(dir.path(), &site.prometheus.url, &outputs);
+    let run = command();
+    let out = std::process::Command::new("sh")
+        .args(["-c", "umask 077 && exec \"$@\"", "sh"])
+        .arg(run.get_program())
+        .envs(run.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .args(["extract", "--policy"])
+        .arg(&policy)
+        .args(["--now", &secs(T0 + 3 * HOUR + 5 * MIN)])
+        .output()
+        .unwrap();
+    ok(&out);
+    let mode = |path: &Path| {
+        let bits = std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        format!("{bits:04o}")
+    };
+    let entries = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .collect()
+    };
+    assert_eq!(
+        mode(&files),
+        "0750",
+        "the file messenger made its directory"
+    );
+    let delivered = entries(&files);
+    assert!(!delivered.is_empty());
+    for file in &delivered {
+        assert_eq!(mode(file), "0640", "{}", file.display());
+    }
+    let minutes = entries(&queue);
+    assert!(!minutes.is_empty());
+    for minute in &minutes {
+        assert_eq!(mode(minute), "0705", "{}", minute.display());
+        for message in entries(minute) {
+            assert_eq!(mode(&message), "0604", "{}", message.display());
+        }
+    }
+}
+
+/// `spool list` is a table: each column starts where its heading does, on
+/// every line, whatever the widths of the outputs' names and messengers.
+#[test]
+fn spool_list_columns_are_aligned() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = dir.path().join("blocked");
+    std::fs::write(&blocked, "not a directory").unwrap();
+    let outputs = format!(
+        "[[outputs]]\nname = \"records\"\nformat = \"jsonl\"\n[outputs.messenger]\ntype = \"file\"\ndirectory = \"{blocked}\"\n\
+         [[outputs]]\nname = \"an-archive-with-a-long-name\"\nformat = \"jsonl\"\n[outputs.messenger]\ntype = \"file\"\ndirectory = \"{blocked}/x\"\n",
+        blocked = blocked.display()
+    );
+    let policy = delivery_policy(dir.path(), &site.prometheus.url, &outputs);
+    let out = run(&policy, T0 + 4 * HOUR + 5 * MIN, None);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = command()
+        .args(["spool", "list", "--policy"])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    ok(&out);
+    let listed = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(lines.len() >= 3, "a heading and two outputs: {listed}");
+    // Where each heading starts (headings are two or more spaces apart).
+    let heading = lines[0];
+    let starts: Vec<usize> = heading
+        .char_indices()
+        .filter(|&(i, c)| c != ' ' && (i == 0 || heading[..i].ends_with("  ")))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(starts.len(), 7, "{heading}");
+    for line in &lines[1..] {
+        let chars: Vec<char> = line.chars().collect();
+        for &at in &starts[1..] {
+            assert!(
+                chars.get(at - 1) == Some(&' ') && chars.get(at).is_some_and(|c| *c != ' '),
+                "a column of this line does not start at {at}, under its heading:\n{listed}"
+            );
+        }
+    }
+}
+
 /// A window spooled while an output's messenger was wrong is delivered by the
 /// next run with the messenger the policy gives that output now; a run that
 /// delivers a window from the spool does not render it again (`--from/--to`

@@ -7,7 +7,7 @@ use super::prometheus::{Prometheus, TestSeries, openmetrics_with_gauges};
 use super::support::ok;
 use super::wattson::{command, secs, write_policy};
 
-fn meta(
+pub(super) fn meta(
     uuid: &str,
     name: &str,
     project: &str,

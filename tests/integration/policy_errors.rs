@@ -371,3 +371,31 @@ fn a_rule_match_of_the_wrong_type_names_the_rule() {
         "{stderr}"
     );
 }
+
+/// A file or ssm messenger's `mode` is octal permission bits: a string that
+/// is not, or an integer beyond 0777 (`640` is decimal), is refused where the
+/// messenger is; `"0640"` and `0o640` pass.
+#[test]
+fn a_messenger_mode_that_is_not_permission_bits_is_located() {
+    let policy = |mode: &str| {
+        format!(
+            "{HEAD}[model]\nplugin = \"libvirt-joules\"\n[[outputs]]\nformat = \"jsonl\"\n[outputs.messenger]\ntype = \"file\"\ndirectory = \"/tmp\"\nmode = {mode}\n"
+        )
+    };
+    let (code, stderr) = check(&policy("\"0999\""));
+    assert_eq!(code, 2, "{stderr}");
+    located(
+        &stderr,
+        &[(
+            "site.toml:9:1",
+            "mode \"0999\" is not octal permission bits",
+        )],
+    );
+    let (code, stderr) = check(&policy("640"));
+    assert_eq!(code, 2, "{stderr}");
+    located(&stderr, &[("site.toml:9:1", "mode 640 is 0o1200")]);
+    for good in ["\"0640\"", "0o640", "\"600\""] {
+        let (code, stderr) = check(&policy(good));
+        assert_eq!(code, 0, "{good}: {stderr}");
+    }
+}

@@ -132,8 +132,109 @@ fn report_totals_are_the_extracts_records_summed() {
     // CSV by VM: a header and a row per VM.
     let out = report(&policy, from, to, &["--by", "vm", "--format", "csv"]);
     let csv = String::from_utf8(out.stdout).unwrap();
-    assert!(csv.starts_with("instance_id,name,vms,vcpu_hours,"), "{csv}");
+    assert!(
+        csv.starts_with("instance_id,name,tenant_id,project_name,flavor,host,vms,vcpu_hours,"),
+        "{csv}"
+    );
     assert_eq!(csv.lines().count(), 1 + vm_hours.len(), "{csv}");
+}
+
+/// `--by vm --format csv` says who each VM is as the table does: its
+/// project (id and name), flavor and host, the JSON report's values (empty
+/// where unknown); the other groupings keep their columns.
+#[test]
+fn csv_by_vm_has_each_vms_project_flavor_and_host() {
+    use super::data::{METRIC, VmShape, counter_series};
+    use super::inventory::meta;
+    use super::prometheus::{Prometheus, openmetrics_with_gauges};
+    let vm = |uuid, project, seed| {
+        counter_series(&VmShape {
+            uuid,
+            project,
+            from_ms: T0,
+            to_ms: T0 + 2 * HOUR,
+            resets_at: &[],
+            gaps: &[],
+            initial: 1.0,
+            seed,
+        })
+    };
+    let counters = [vm("vm-meta", "proj-a", 1), vm("vm-bare", "p-bare", 2)];
+    let infos = [meta(
+        "vm-meta",
+        "web-1",
+        "proj-a",
+        "Astro",
+        "alice",
+        T0,
+        T0 + 2 * HOUR,
+    )];
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[(METRIC, &counters)],
+        &[("libvirt_domain_info_meta", &infos)],
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = delivery_policy(
+        dir.path(),
+        &prometheus.url,
+        "[inventory]\nhost_label = \"instance\"\nhost_regex = '^([^:]+)'\n",
+    );
+    let (from, to) = (T0, T0 + 2 * HOUR);
+    let out = report(&policy, from, to, &["--by", "vm", "--format", "json"]);
+    ok(&out);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vms: BTreeMap<String, serde_json::Value> = json["usages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["server_usages"].as_array().unwrap().clone())
+        .map(|vm| (vm["instance_id"].as_str().unwrap().to_owned(), vm))
+        .collect();
+    assert_eq!(vms.len(), 2);
+
+    let out = report(&policy, from, to, &["--by", "vm", "--format", "csv"]);
+    ok(&out);
+    let mut csv = csv::Reader::from_reader(out.stdout.as_slice());
+    let header: Vec<String> = csv.headers().unwrap().iter().map(str::to_owned).collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+    };
+    let mut rows = BTreeMap::new();
+    for row in csv.records() {
+        let row = row.unwrap();
+        let vm = &vms[&row[column("instance_id")]];
+        for key in ["tenant_id", "project_name", "flavor", "host"] {
+            assert_eq!(
+                row[column(key)],
+                *vm[key].as_str().unwrap_or_default(),
+                "{key} of {vm}"
+            );
+        }
+        rows.insert(row[column("instance_id")].to_owned(), row);
+    }
+    assert_eq!(rows.len(), vms.len());
+    let known = &rows["vm-meta"];
+    assert_eq!(
+        [
+            &known[column("tenant_id")],
+            &known[column("project_name")],
+            &known[column("flavor")],
+            &known[column("host")],
+        ],
+        ["proj-a", "Astro", "m1.large", "cmp-01"]
+    );
+    assert_eq!(&rows["vm-bare"][column("flavor")], "", "unknown: empty");
+
+    let out = report(&policy, from, to, &["--by", "project", "--format", "csv"]);
+    ok(&out);
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        csv.starts_with("tenant_id,project_name,vms,vcpu_hours,"),
+        "{csv}"
+    );
 }
 
 #[test]

@@ -105,3 +105,114 @@ fn the_generated_config_passes_promtool_and_prometheus_scrapes_with_host_id() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("hosts.txt:2: \"kvm-08\""), "{stderr}");
 }
+
+/// `wattson scrape-config --hosts FILE` and its output.
+fn scrape_config(args: &[&str], file: &std::path::Path) -> std::process::Output {
+    command()
+        .arg("scrape-config")
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
+/// Two hosts with one id would have their series told apart by nothing:
+/// refused, naming both lines, in a host list and in `onehost list -x`.
+#[test]
+fn a_duplicate_host_id_is_refused_naming_both_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts.txt");
+    std::fs::write(&hosts, "# id name\n7 kvm-07\n8 kvm-08\n\n7 kvm-17:9100\n").unwrap();
+    let out = scrape_config(&["--hosts"], &hosts);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "no configuration is printed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("hosts.txt:5: host id \"7\" is also the id of the host on line 2"),
+        "{stderr}"
+    );
+
+    let xml = dir.path().join("hosts.xml");
+    std::fs::write(
+        &xml,
+        "<HOST_POOL>\n<HOST><ID>3</ID><NAME>kvm-a</NAME></HOST>\n<HOST><ID>4</ID><NAME>kvm-b</NAME></HOST>\n<HOST><ID>3</ID><NAME>kvm-c</NAME></HOST>\n</HOST_POOL>\n",
+    )
+    .unwrap();
+    let out = scrape_config(&["--one-xml"], &xml);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("hosts.xml:4: host id \"3\" is also the id of the host on line 2"),
+        "{stderr}"
+    );
+}
+
+/// IPv6 hosts, bare or in brackets, with or without a port, become
+/// `[address]:port` targets that `promtool check config` accepts; an
+/// unbracketed IPv6 address with a port is refused with the way to write it.
+#[test]
+fn ipv6_hosts_become_bracketed_targets_with_their_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts.txt");
+    std::fs::write(
+        &hosts,
+        "2 2001:db8::2\n5 [2001:db8::5]\n6 [2001:db8::6]:9100\n7 kvm-07:9999\n8 ::1\n",
+    )
+    .unwrap();
+    let out = scrape_config(&["--hosts"], &hosts);
+    ok(&out);
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    for target in [
+        "['[2001:db8::2]:9847']",
+        "['[2001:db8::5]:9847']",
+        "['[2001:db8::6]:9100']",
+        "['kvm-07:9999']",
+        "['[::1]:9847']",
+    ] {
+        assert!(yaml.contains(target), "{target} in\n{yaml}");
+    }
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, Prometheus::config("1s", &yaml)).unwrap();
+    let check = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}\n{yaml}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // OpenNebula may name a host by its address, bracketed or not.
+    let xml = dir.path().join("hosts.xml");
+    std::fs::write(
+        &xml,
+        "<HOST_POOL><HOST><ID>1</ID><NAME>fd00::1</NAME></HOST><HOST><ID>2</ID><NAME>[fd00::2]</NAME></HOST></HOST_POOL>",
+    )
+    .unwrap();
+    let out = scrape_config(&["--target", "node", "--one-xml"], &xml);
+    ok(&out);
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        yaml.contains("['[fd00::1]:9100']") && yaml.contains("['[fd00::2]:9100']"),
+        "{yaml}"
+    );
+
+    for (line, said) in [
+        ("3 2001:db8::3:9100x", "write it in brackets"),
+        ("3 [2001:db8::3]9100", "expected `[ipv6]:port`"),
+        ("3 [kvm-03]:9100", "brackets hold an IPv6 address"),
+        ("3 [2001:db8::3]:http", "\"http\" is not a port"),
+    ] {
+        std::fs::write(&hosts, format!("{line}\n")).unwrap();
+        let out = scrape_config(&["--hosts"], &hosts);
+        assert_eq!(out.status.code(), Some(2), "{line}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("hosts.txt:1: ") && stderr.contains(said),
+            "{line}: {stderr}"
+        );
+    }
+}

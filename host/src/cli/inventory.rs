@@ -169,7 +169,7 @@ pub fn run(args: InventoryArgs) -> Result<(), Failure> {
             ]
         })
         .collect();
-    print_table(
+    super::print_table(
         &["UUID", "NAME", "PROJECT", "USER", "FLAVOR", "HOST"],
         &cells,
     );
@@ -252,7 +252,7 @@ fn from_cloud(
             ]
         })
         .collect();
-    print_table(
+    super::print_table(
         &[
             "UUID",
             "NAME",
@@ -332,7 +332,7 @@ fn from_libvirt(uri: &str, json: bool) -> Result<(), Failure> {
             ]
         })
         .collect();
-    print_table(
+    super::print_table(
         &[
             "UUID",
             "DOMAIN",
@@ -353,22 +353,4 @@ fn from_libvirt(uri: &str, json: bool) -> Result<(), Failure> {
 
 fn or_dash(v: Option<&str>) -> String {
     v.unwrap_or("-").to_owned()
-}
-
-/// Columns padded to their widest cell, two spaces apart.
-fn print_table(header: &[&str], cells: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in cells {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cols: &mut dyn Iterator<Item = &str>| {
-        let parts: Vec<String> = cols.zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        outln!("{}", parts.join("  ").trim_end());
-    };
-    line(&mut header.iter().copied());
-    for row in cells {
-        line(&mut row.iter().map(String::as_str));
-    }
 }

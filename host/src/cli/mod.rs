@@ -174,6 +174,24 @@ fn prometheus(
     Ok((client, tokio))
 }
 
+/// Columns padded to their widest cell, two spaces apart.
+fn print_table(header: &[&str], cells: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in cells {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cols: &mut dyn Iterator<Item = &str>| {
+        let parts: Vec<String> = cols.zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        outln!("{}", parts.join("  ").trim_end());
+    };
+    line(&mut header.iter().copied());
+    for row in cells {
+        line(&mut row.iter().map(String::as_str));
+    }
+}
+
 /// Writes one line to stdout (see `outln!`): on a closed pipe, exits 0 with
 /// nothing on stderr; on another write error, says so and exits 1.
 pub(crate) fn print_line(line: std::fmt::Arguments<'_>) {

@@ -4,7 +4,9 @@
 //! static config per host, labelled `host_id`. The command's arguments, the
 //! host-list readers and the YAML renderer.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -17,7 +19,8 @@ use super::{EXIT_CONFIG, Failure};
   wattson scrape-config --hosts hosts.txt --token-file /etc/prometheus/wattson-token
   onehost list -x > hosts.xml && wattson scrape-config --one-xml hosts.xml --target scaphandre")]
 pub struct ScrapeConfigArgs {
-    /// A file of `host_id name[:port]` lines.
+    /// A file of `host_id name[:port]` lines (an IPv6 address bare, or in
+    /// brackets with a port: `[2001:db8::5]:9847`).
     #[arg(
         long,
         value_name = "FILE",
@@ -102,7 +105,7 @@ impl Target {
 pub struct Host {
     /// The cloud's host id (OpenNebula's `ID`), the `host_id` label.
     pub id: String,
-    /// Host name or address.
+    /// Host name or address (an IPv6 address without brackets).
     pub name: String,
     /// Port, where the list gives one.
     pub port: Option<u16>,
@@ -129,6 +132,21 @@ pub enum HostsError {
         /// What is wrong and what is expected.
         message: String,
     },
+    /// Two hosts have one id: their series would be told apart by nothing.
+    #[error(
+        "{path}:{second}: host id {id:?} is also the id of the host on line {first}: give each \
+         host its own id (it is its series' `host_id` label)"
+    )]
+    Duplicate {
+        /// The file.
+        path: String,
+        /// The id.
+        id: String,
+        /// The line of the first host with it (1-based).
+        first: usize,
+        /// The line of the second.
+        second: usize,
+    },
     /// No host at all: an empty configuration would scrape nothing.
     #[error("{path}: no hosts in it ({expected})")]
     Empty {
@@ -147,7 +165,8 @@ fn read(path: &Path) -> Result<String, HostsError> {
 }
 
 /// Hosts from a file of `host_id name[:port]` lines (`#` comments, blank
-/// lines skipped).
+/// lines skipped; an IPv6 address bare, or in brackets with a port); each
+/// id once.
 pub fn from_list(path: &Path) -> Result<Vec<Host>, HostsError> {
     let text = read(path)?;
     let bad = |line: usize, message: String| HostsError::Bad {
@@ -156,6 +175,7 @@ pub fn from_list(path: &Path) -> Result<Vec<Host>, HostsError> {
         message,
     };
     let mut hosts = Vec::new();
+    let mut lines = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or_default().trim();
         if line.is_empty() {
@@ -168,18 +188,13 @@ pub fn from_list(path: &Path) -> Result<Vec<Host>, HostsError> {
                 format!("{line:?}: expected `host_id name[:port]`, e.g. `2 kvm-02.example.org`"),
             ));
         };
-        let (name, port) = match address.rsplit_once(':') {
-            Some((name, port)) => match port.parse::<u16>() {
-                Ok(port) if port > 0 => (name, Some(port)),
-                _ => return Err(bad(i + 1, format!("{port:?} is not a port (1-65535)"))),
-            },
-            None => (address, None),
-        };
+        let (name, port) = name_and_port(address).map_err(|message| bad(i + 1, message))?;
         hosts.push(Host {
             id: id.to_owned(),
             name: name.to_owned(),
             port,
         });
+        lines.push(i + 1);
     }
     if hosts.is_empty() {
         return Err(HostsError::Empty {
@@ -187,11 +202,64 @@ pub fn from_list(path: &Path) -> Result<Vec<Host>, HostsError> {
             expected: "lines of `host_id name[:port]`",
         });
     }
+    unique_ids(path, &hosts, &lines)?;
     Ok(hosts)
 }
 
+/// `name[:port]`, `[ipv6]`, `[ipv6]:port` or a bare IPv6 address, split
+/// into the name (an IPv6 address without brackets) and the port.
+fn name_and_port(address: &str) -> Result<(&str, Option<u16>), String> {
+    let port = |text: &str| match text.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(Some(port)),
+        _ => Err(format!("{text:?} is not a port (1-65535)")),
+    };
+    let ipv6 = |text: &str| text.parse::<Ipv6Addr>().is_ok();
+    if let Some(bracketed) = address.strip_prefix('[') {
+        let example = "e.g. `[2001:db8::5]` or `[2001:db8::5]:9847`";
+        return match bracketed.split_once(']') {
+            Some((name, "")) if ipv6(name) => Ok((name, None)),
+            Some((name, rest)) if ipv6(name) => match rest.strip_prefix(':') {
+                Some(p) => Ok((name, port(p)?)),
+                None => Err(format!("{address:?}: expected `[ipv6]:port`, {example}")),
+            },
+            _ => Err(format!(
+                "{address:?}: brackets hold an IPv6 address, {example}"
+            )),
+        };
+    }
+    if ipv6(address) {
+        return Ok((address, None));
+    }
+    match address.rsplit_once(':') {
+        Some((name, _)) if name.contains(':') => Err(format!(
+            "{address:?} is not an IPv6 address: with a port, write it in brackets, e.g. \
+             `[2001:db8::5]:9847`"
+        )),
+        Some((name, p)) => Ok((name, port(p)?)),
+        None => Ok((address, None)),
+    }
+}
+
+/// An error naming both lines if two of `hosts` (at `lines` of `path`)
+/// have one id.
+fn unique_ids(path: &Path, hosts: &[Host], lines: &[usize]) -> Result<(), HostsError> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (host, &line) in hosts.iter().zip(lines) {
+        if let Some(&first) = seen.get(host.id.as_str()) {
+            return Err(HostsError::Duplicate {
+                path: path.display().to_string(),
+                id: host.id.clone(),
+                first,
+                second: line,
+            });
+        }
+        seen.insert(&host.id, line);
+    }
+    Ok(())
+}
+
 /// Hosts from OpenNebula's `onehost list -x` (`<HOST_POOL><HOST><ID>…</ID>
-/// <NAME>…</NAME>…</HOST>…`).
+/// <NAME>…</NAME>…</HOST>…`); each id once.
 pub fn from_one_xml(path: &Path) -> Result<Vec<Host>, HostsError> {
     let text = read(path)?;
     let document = roxmltree::Document::parse(&text).map_err(|e| HostsError::Bad {
@@ -200,7 +268,9 @@ pub fn from_one_xml(path: &Path) -> Result<Vec<Host>, HostsError> {
         message: format!("not XML: {e} (give the output of `onehost list -x`)"),
     })?;
     let mut hosts = Vec::new();
+    let mut lines = Vec::new();
     for host in document.descendants().filter(|n| n.has_tag_name("HOST")) {
+        let line = document.text_pos_at(host.range().start).row as usize;
         let child = |tag: &str| {
             host.children()
                 .find(|n| n.has_tag_name(tag))
@@ -209,15 +279,25 @@ pub fn from_one_xml(path: &Path) -> Result<Vec<Host>, HostsError> {
                 .filter(|t| !t.is_empty())
         };
         match (child("ID"), child("NAME")) {
-            (Some(id), Some(name)) => hosts.push(Host {
-                id: id.to_owned(),
-                name: name.to_owned(),
-                port: None,
-            }),
+            (Some(id), Some(name)) => {
+                // OpenNebula names a host as it was added: an IPv6 address
+                // may come in brackets.
+                let name = name
+                    .strip_prefix('[')
+                    .and_then(|n| n.strip_suffix(']'))
+                    .filter(|n| n.parse::<Ipv6Addr>().is_ok())
+                    .unwrap_or(name);
+                hosts.push(Host {
+                    id: id.to_owned(),
+                    name: name.to_owned(),
+                    port: None,
+                });
+                lines.push(line);
+            }
             _ => {
                 return Err(HostsError::Bad {
                     path: path.display().to_string(),
-                    line: document.text_pos_at(host.range().start).row as usize,
+                    line,
                     message: "a <HOST> without <ID> or <NAME>".into(),
                 });
             }
@@ -229,6 +309,7 @@ pub fn from_one_xml(path: &Path) -> Result<Vec<Host>, HostsError> {
             expected: "<HOST> elements, as `onehost list -x` prints them",
         });
     }
+    unique_ids(path, &hosts, &lines)?;
     Ok(hosts)
 }
 
@@ -278,7 +359,13 @@ pub fn render(hosts: &[Host], options: &Options<'_>) -> String {
     }
     out.push_str("  static_configs:\n");
     for host in hosts {
-        let address = format!("{}:{}", host.name, host.port.unwrap_or(target.port()));
+        let port = host.port.unwrap_or(target.port());
+        // An IPv6 address goes in brackets before its port.
+        let address = if host.name.contains(':') {
+            format!("[{}]:{port}", host.name)
+        } else {
+            format!("{}:{port}", host.name)
+        };
         let _ = writeln!(
             out,
             "    - targets: [{}]\n      labels:\n        host_id: {}",

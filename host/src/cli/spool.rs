@@ -130,7 +130,7 @@ pub fn run(command: SpoolCommand) -> Result<(), Failure> {
     }
 }
 
-/// `spool list`: one line per window and output.
+/// `spool list`: one line per window and output, in aligned columns.
 fn list(policy: &Policy) -> Result<(), Failure> {
     let state = policy.state_dir();
     let spooled = state.spool().pending().map_err(|e| Failure::new(1, e))?;
@@ -146,7 +146,7 @@ fn list(policy: &Policy) -> Result<(), Failure> {
         );
         return Ok(());
     }
-    outln!("WINDOW_START  WINDOW_END  KIND  RECORDS  OUTPUT  DELIVERED  MESSENGER");
+    let mut cells = Vec::new();
     for w in &spooled {
         for (i, output) in w.outputs.iter().enumerate() {
             let done = (0..output.payloads).filter(|&n| w.is_done(i, n)).count();
@@ -162,18 +162,28 @@ fn list(policy: &Policy) -> Result<(), Failure> {
                 }
                 None => "(no longer in the policy)".to_owned(),
             };
-            outln!(
-                "{}  {}  {}  {}  {}  {}/{}  {}",
+            cells.push(vec![
                 format_ms(w.window.start_ms),
                 format_ms(w.window.end_ms),
-                if w.explicit { "explicit" } else { "tracked" },
-                w.records,
-                name,
-                done,
-                output.payloads,
-                messenger
-            );
+                if w.explicit { "explicit" } else { "tracked" }.to_owned(),
+                w.records.to_string(),
+                name.to_owned(),
+                format!("{done}/{}", output.payloads),
+                messenger,
+            ]);
         }
     }
+    super::print_table(
+        &[
+            "WINDOW_START",
+            "WINDOW_END",
+            "KIND",
+            "RECORDS",
+            "OUTPUT",
+            "DELIVERED",
+            "MESSENGER",
+        ],
+        &cells,
+    );
     Ok(())
 }

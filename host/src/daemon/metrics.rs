@@ -1,7 +1,9 @@
 //! `/metrics`: the snapshot in Prometheus' text format 0.0.4, or OpenMetrics
 //! 1.0 when the scraper asks for it. Besides wattson's own series, the
 //! libvirt/nova exporter's (seed 002) with its names and labels, so existing
-//! dashboards keep working.
+//! dashboards keep working, unless `[daemon] compat_series = false`: their
+//! names break Prometheus' naming conventions (`promtool check metrics`
+//! exits 3 on `_kb` units and a gauge ending in `_count`).
 
 use std::fmt::Write as _;
 
@@ -324,7 +326,17 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
     )
     .sample("wattson_daemon_spool_payloads", &[], spool_payloads as f64);
 
-    // The libvirt/nova exporter's series (seed 002), unchanged.
+    if s.compat_series {
+        compat(&mut w, &s.vms);
+    }
+    if format == Format::OpenMetrics {
+        w.out.push_str("# EOF\n");
+    }
+    w.out
+}
+
+/// The libvirt/nova exporter's series (seed 002), unchanged.
+fn compat(w: &mut Writer, vms: &[VmNow]) {
     fn nova(v: &VmNow) -> [(&'static str, &str); 3] {
         [
             ("libvirtname", &v.libvirt_name),
@@ -336,7 +348,7 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
         ]
     }
     type Value = fn(&VmNow) -> Option<f64>;
-    let compat: [(&str, Kind, &str, Value); 5] = [
+    let series: [(&str, Kind, &str, Value); 5] = [
         (
             "libvirt_nova_instance_cpu_time_total",
             Kind::Counter,
@@ -368,18 +380,14 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
             |v| Some(v.vcpus as f64),
         ),
     ];
-    for (name, kind, help, value) in compat {
+    for (name, kind, help, value) in series {
         let mut f = w.family(name, kind, help);
-        for v in &s.vms {
+        for v in vms {
             if let Some(x) = value(v) {
                 f.sample(name, &nova(v), x);
             }
         }
     }
-    if format == Format::OpenMetrics {
-        w.out.push_str("# EOF\n");
-    }
-    w.out
 }
 
 #[cfg(test)]
@@ -410,6 +418,7 @@ mod tests {
                     without_cache_kb: 200,
                 }),
             }],
+            compat_series: true,
             ..Snapshot::default()
         };
         let text = render(&snapshot, Format::Text, 0);

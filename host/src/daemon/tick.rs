@@ -109,6 +109,9 @@ pub struct Snapshot {
     pub idle_watts: Option<f64>,
     /// Health.
     pub health: Health,
+    /// Whether the libvirt/nova exporter's series are served too (`[daemon]
+    /// compat_series`).
+    pub compat_series: bool,
 }
 
 /// What the daemon shares with its HTTP server.
@@ -476,6 +479,7 @@ impl DaemonState {
             host_watts: self.host_watts,
             idle_watts: self.idle_watts,
             health: self.health.clone(),
+            compat_series: self.policy.daemon_config().compat_series,
         };
         if let Ok(mut slot) = self.shared.snapshot.write() {
             *slot = Arc::new(snapshot);

@@ -61,7 +61,7 @@ impl MessengerConfig {
                 format!("{e}: delivery would fail; set it where the runs start (cron, systemd)")
             })?;
         }
-        let (Self::File { directory: dir } | Self::Ssm { queue: dir }) = self else {
+        let (Self::File { directory: dir, .. } | Self::Ssm { queue: dir, .. }) = self else {
             return Ok(());
         };
         let mut existing = dir.as_path();
@@ -103,11 +103,21 @@ pub enum MessengerConfig {
     File {
         /// Where the files go.
         directory: PathBuf,
+        /// The files' permission bits, octal (`"0640"`, or the integer
+        /// `0o640`), set as given whatever the process' umask; a directory
+        /// the messenger creates gets them too, with `x` where `r` is.
+        #[serde(default)]
+        mode: FileMode,
     },
     /// The APEL SSM outgoing queue (dirq layout) that `ssmsend` reads.
     Ssm {
         /// The queue directory, e.g. `/var/spool/apel/outgoing`.
         queue: PathBuf,
+        /// The messages' permission bits, octal (`"0640"`, or the integer
+        /// `0o640`), set as given whatever the process' umask; a directory
+        /// the messenger creates gets them too, with `x` where `r` is.
+        #[serde(default)]
+        mode: FileMode,
     },
     /// logstash's tcp input with the json_lines codec.
     Logstash {
@@ -143,6 +153,115 @@ pub enum MessengerConfig {
     /// JSON array per payload.
     #[serde(rename = "greendigit-cim")]
     GreendigitCim(CimConfig),
+}
+
+/// Permission bits of the files a messenger writes (`0o640` by default:
+/// a pickup process of the file's group reads them). Written as an octal
+/// string (`"0640"`, `"640"`) or an integer (`0o640`); bits above `0o777`
+/// (setuid, setgid, sticky) are refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileMode(u32);
+
+impl FileMode {
+    /// The bits of a file.
+    pub fn file(self) -> u32 {
+        self.0
+    }
+
+    /// The bits of a directory: the file's, with search (`x`) where read
+    /// (`r`) is, so whoever may read the files may reach them.
+    pub fn directory(self) -> u32 {
+        self.0 | ((self.0 & 0o444) >> 2)
+    }
+
+    /// `mode` if it is permission bits only.
+    fn new(mode: u64, written: &str) -> Result<Self, String> {
+        match u32::try_from(mode) {
+            Ok(mode) if mode <= 0o777 => Ok(Self(mode)),
+            _ => Err(format!(
+                "mode {written} is {mode:#o}, beyond the permission bits 0777: give 3 octal digits \
+                 such as \"0640\" (a TOML integer is decimal unless written 0o640)"
+            )),
+        }
+    }
+
+    /// An octal string: `"0640"`, `"640"` or `"0o640"`.
+    fn parse(text: &str) -> Result<Self, String> {
+        let digits = text.strip_prefix("0o").unwrap_or(text);
+        let octal = !digits.is_empty()
+            && digits.len() <= 4
+            && digits.bytes().all(|b| matches!(b, b'0'..=b'7'));
+        match u64::from_str_radix(digits, 8) {
+            Ok(mode) if octal => Self::new(mode, &format!("{text:?}")),
+            _ => Err(format!(
+                "mode {text:?} is not octal permission bits: give 3 or 4 octal digits (0-7), such as \"0640\""
+            )),
+        }
+    }
+}
+
+impl Default for FileMode {
+    fn default() -> Self {
+        Self(0o640)
+    }
+}
+
+impl std::fmt::Display for FileMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl Serialize for FileMode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = FileMode;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("permission bits, as an octal string (\"0640\") or an integer (0o640)")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<FileMode, E> {
+                FileMode::parse(text).map_err(E::custom)
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, mode: u64) -> Result<FileMode, E> {
+                FileMode::new(mode, &mode.to_string()).map_err(E::custom)
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, mode: i64) -> Result<FileMode, E> {
+                let unsigned = u64::try_from(mode).map_err(|_| {
+                    E::custom(format!(
+                        "mode {mode} is negative: give octal permission bits such as \"0640\""
+                    ))
+                })?;
+                self.visit_u64(unsigned)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl schemars::JsonSchema for FileMode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FileMode".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "anyOf": [
+                { "type": "string", "pattern": "^(0o)?[0-7]{1,4}$" },
+                { "type": "integer", "minimum": 0, "maximum": 0o777 }
+            ]
+        })
+    }
 }
 
 /// `type = "greendigit-cim"`: EGI GreenDIGIT's CIM service.

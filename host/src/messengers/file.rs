@@ -1,6 +1,8 @@
 //! `file`: one file per payload in a directory, named by the sha256 of its
 //! content, written to a temporary file and renamed, so a re-sent payload
-//! lands on the same name (receivers see each payload once).
+//! lands on the same name (receivers see each payload once). Files get the
+//! policy's `mode` (0640 by default) whatever the umask, so a pickup process
+//! of the file's group can read them.
 //!
 //! Temporaries are written in the subdirectory `.wattson-tmp/`, where a
 //! pickup that globs the directory does not see them; a temporary that a
@@ -13,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use super::{DeliveryError, Messenger, Payload};
+use super::{DeliveryError, FileMode, Messenger, Payload};
 
 /// Where temporaries are written, inside the messenger's directory (the same
 /// file system, so the rename into place is atomic).
@@ -25,21 +27,25 @@ const STALE_AFTER: Duration = Duration::from_secs(600);
 #[derive(Debug)]
 pub struct File {
     directory: PathBuf,
+    mode: FileMode,
     /// Whether this run has removed stale temporaries yet.
     swept: bool,
 }
 
 impl File {
-    /// A messenger writing into `directory` (created when missing).
-    pub fn new(directory: PathBuf) -> Self {
+    /// A messenger writing files of `mode` into `directory` (created when
+    /// missing).
+    pub fn new(directory: PathBuf, mode: FileMode) -> Self {
         Self {
             directory,
+            mode,
             swept: false,
         }
     }
 
     fn write(&mut self, payload: &Payload<'_>) -> std::io::Result<()> {
         let tmp_dir = self.directory.join(TMP_DIR);
+        super::create_shared_dir(&self.directory, self.mode)?;
         std::fs::create_dir_all(&tmp_dir)?;
         if !std::mem::replace(&mut self.swept, true) {
             remove_stale(&tmp_dir, "");
@@ -58,6 +64,7 @@ impl File {
             .suffix(".tmp")
             .tempfile_in(&tmp_dir)?;
         tmp.write_all(payload.bytes)?;
+        super::set_file_mode(tmp.as_file(), self.mode)?;
         tmp.as_file().sync_all()?;
         tmp.persist(&target).map_err(|e| e.error)?;
         Ok(())
@@ -129,7 +136,7 @@ mod tests {
         std::fs::write(tmp_dir.join("young.tmp"), b"half").unwrap();
         std::fs::write(dir.path().join("other.tmp"), b"not ours").unwrap();
 
-        let mut messenger = File::new(dir.path().to_owned());
+        let mut messenger = File::new(dir.path().to_owned(), FileMode::default());
         let journal = dir.path().join("journal");
         messenger
             .deliver(&Payload {

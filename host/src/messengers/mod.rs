@@ -19,7 +19,7 @@ pub use logstash::Logstash;
 pub use ssm::Ssm;
 pub use stdout::Stdout;
 
-pub use config::{CimConfig, MessengerConfig};
+pub use config::{CimConfig, FileMode, MessengerConfig};
 
 /// A delivery that failed; the payload stays in the spool.
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +56,8 @@ pub trait Messenger {
 pub fn build(config: &MessengerConfig) -> Box<dyn Messenger> {
     match config {
         MessengerConfig::Stdout => Box::new(Stdout),
-        MessengerConfig::File { directory } => Box::new(File::new(directory.clone())),
-        MessengerConfig::Ssm { queue } => Box::new(Ssm::new(queue.clone())),
+        MessengerConfig::File { directory, mode } => Box::new(File::new(directory.clone(), *mode)),
+        MessengerConfig::Ssm { queue, mode } => Box::new(Ssm::new(queue.clone(), *mode)),
         MessengerConfig::Logstash {
             host,
             port,
@@ -92,6 +92,28 @@ pub fn build(config: &MessengerConfig) -> Box<dyn Messenger> {
             backoff_ms: cim.backoff_ms,
         })),
     }
+}
+
+/// Creates `dir` and its missing parents, each with `mode`'s directory bits
+/// (set as given, whatever the umask); existing ones are left as they are.
+fn create_shared_dir(dir: &Path, mode: FileMode) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
+    std::fs::create_dir_all(dir)?;
+    for created in missing {
+        std::fs::set_permissions(created, std::fs::Permissions::from_mode(mode.directory()))?;
+    }
+    Ok(())
+}
+
+/// Sets `file`'s permission bits to `mode`, as given (a new file has them
+/// narrowed by the umask, e.g. systemd's `UMask=0077`).
+fn set_file_mode(file: &std::fs::File, mode: FileMode) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    file.set_permissions(std::fs::Permissions::from_mode(mode.file()))
 }
 
 /// What a messenger writes in a payload's journal once the receiver has

@@ -8,28 +8,34 @@
 //! journal finishes that delivery instead of adding a second message: the
 //! temporary still there means the rename did not happen yet; gone means it did
 //! (and `ssmsend` may already have sent it).
+//!
+//! Messages, and the minute directories the messenger creates, get the
+//! policy's `mode` (0640, directories 0750, by default) whatever the umask:
+//! `ssmsend` often runs as another user of the queue's group.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{DeliveryError, Messenger, Payload};
+use super::{DeliveryError, FileMode, Messenger, Payload};
 
 /// Adds payloads to a dirq queue.
 #[derive(Debug)]
 pub struct Ssm {
     queue: PathBuf,
+    mode: FileMode,
     rnd: u32,
 }
 
 impl Ssm {
-    /// A messenger writing into the queue directory `queue` (created when missing).
-    pub fn new(queue: PathBuf) -> Self {
+    /// A messenger writing messages of `mode` into the queue directory
+    /// `queue` (created when missing).
+    pub fn new(queue: PathBuf, mode: FileMode) -> Self {
         let rnd = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos())
             % 16;
-        Self { queue, rnd }
+        Self { queue, mode, rnd }
     }
 
     fn add(&self, payload: &Payload<'_>) -> std::io::Result<()> {
@@ -44,7 +50,7 @@ impl Ssm {
         let secs = now.as_secs();
         let dir = self.queue.join(format!("{:08x}", secs / 60 * 60));
         let private = self.queue.join(".wattson");
-        std::fs::create_dir_all(&dir)?;
+        super::create_shared_dir(&dir, self.mode)?;
         std::fs::create_dir_all(&private)?;
         let mut micros = now.subsec_micros();
         loop {
@@ -60,6 +66,7 @@ impl Ssm {
                 .create_new(true)
                 .open(&tmp)?;
             file.write_all(payload.bytes)?;
+            super::set_file_mode(&file, self.mode)?;
             file.sync_all()?;
             write_journal(payload.journal, &tmp, &name)?;
             return finish(&tmp, &name);

@@ -46,6 +46,12 @@ pub struct DaemonConfig {
     /// the least minute; `fit`: the line), seconds; kept across restarts.
     #[serde(default = "default_idle_horizon_secs")]
     pub idle_horizon_secs: u64,
+    /// Whether `/metrics` also serves the libvirt/nova exporter's series
+    /// (`libvirt_nova_instance_*`, seed 002) that existing dashboards read.
+    /// `promtool check metrics` complains about their names (`_kb` units,
+    /// a gauge ending in `_count`): `false` leaves them out.
+    #[serde(default = "default_compat_series")]
+    pub compat_series: bool,
 }
 
 impl Default for DaemonConfig {
@@ -61,6 +67,7 @@ impl Default for DaemonConfig {
             boot_id_file: default_boot_id_file(),
             proc_stat_file: default_proc_stat_file(),
             idle_horizon_secs: default_idle_horizon_secs(),
+            compat_series: default_compat_series(),
         }
     }
 }
@@ -71,6 +78,10 @@ fn default_boot_id_file() -> PathBuf {
 
 fn default_proc_stat_file() -> PathBuf {
     PathBuf::from(crate::sources::proc_stat::DEFAULT_PATH)
+}
+
+fn default_compat_series() -> bool {
+    true
 }
 
 fn default_idle_horizon_secs() -> u64 {

@@ -14,7 +14,8 @@ pub enum Format {
     Table,
     /// seed 004's (nova simple tenant usage) keys, plus energy and carbon.
     Json,
-    /// One row per group, with a header.
+    /// One row per group, with a header; by VM, each row also says the
+    /// VM's project, flavor and host, as the table does.
     Csv,
     /// One self-contained page (it loads nothing): the totals, bar charts
     /// of energy and carbon per group, energy per UTC day stacked by group,
@@ -127,11 +128,24 @@ fn to_json(report: &Report) -> Value {
     Value::Object(object)
 }
 
+/// The CSV columns that say who a VM is, after its uuid and name (`--by vm`
+/// only: a group of other reports holds many VMs).
+const VM_COLUMNS: [&str; 4] = ["tenant_id", "project_name", "flavor", "host"];
+
+/// A VM's [`VM_COLUMNS`] cells (empty where unknown).
+fn vm_cells(vm: &VmUsage) -> [String; 4] {
+    [&vm.tenant_id, &vm.project_name, &vm.flavor, &vm.host].map(|v| v.clone().unwrap_or_default())
+}
+
 fn csv(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     let mut w = ::csv::Writer::from_writer(out);
     let (key, label) = key_names(report.by);
+    let by_vm = report.by == By::Vm;
     let mut header = vec![key];
     header.extend(label);
+    if by_vm {
+        header.extend(VM_COLUMNS);
+    }
     header.extend([
         "vms",
         "vcpu_hours",
@@ -149,6 +163,10 @@ fn csv(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         let mut row = vec![g.key.clone()];
         if label.is_some() {
             row.push(g.label.clone().unwrap_or_default());
+        }
+        if by_vm {
+            // By VM, a group is one VM (its uuid is the key).
+            row.extend(g.vms.first().map(vm_cells).unwrap_or_default());
         }
         row.extend([
             t.vms.to_string(),
