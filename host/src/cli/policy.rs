@@ -118,6 +118,38 @@ pub(super) fn check_plan(
     ))
 }
 
+/// For a daemon's policy: what this machine lacks that the daemon reads
+/// (a powercap tree where a model reads RAPL, a libvirt it can open), as
+/// warnings: the policy may well be checked elsewhere than on a hypervisor.
+fn warn_unlike_a_hypervisor(policy: &Policy, bound: &policy::Bound) {
+    let reads_rapl = bound
+        .model
+        .iter()
+        .flat_map(|m| m.measurements.iter())
+        .chain(bound.rules.iter().flat_map(|r| r.measurements.iter()))
+        .any(|m| matches!(m, crate::runtime::Measurement::Rapl(_)));
+    if reads_rapl {
+        let root = policy.rapl.powercap_root.as_ref().map_or_else(
+            || std::path::PathBuf::from(crate::sources::rapl::DEFAULT_ROOT),
+            |r| r.get_ref().clone(),
+        );
+        if let Err(e) = crate::sources::rapl::discover(&root) {
+            tracing::warn!(
+                "{e}: the daemon could not read RAPL on this machine (fine if this is not the \
+                 hypervisor it runs on)"
+            );
+        }
+    }
+    if let Some(uri) = &policy.inventory.libvirt_uri
+        && let Err(e) = crate::sources::libvirt::Libvirt::open(uri)
+    {
+        tracing::warn!(
+            "{e}: the daemon could not read libvirt on this machine (fine if this is not the \
+             hypervisor it runs on)"
+        );
+    }
+}
+
 /// Runs a `policy` subcommand.
 pub fn run(command: PolicyCommand) -> Result<(), Failure> {
     match command {
@@ -144,6 +176,9 @@ pub fn run(command: PolicyCommand) -> Result<(), Failure> {
             let bound = super::bind(&policy)?;
             // A policy with `[daemon]` is the daemon's.
             check_plan(&policy, &bound, policy.daemon.is_some())?;
+            if policy.daemon.is_some() {
+                warn_unlike_a_hypervisor(&policy, &bound);
+            }
             check_destinations(&policy)?;
             if explain {
                 return explain_rules(&policy, &bound, from.as_deref(), to.as_deref());

@@ -273,4 +273,3 @@ fn key_word(key: KeyKind) -> &'static str {
         KeyKind::Host => "the host",
     }
 }
-
