@@ -719,3 +719,25 @@ fn a_large_window_goes_out_chunk_by_chunk_in_uuid_order() {
     let uuids: Vec<&String> = expected.iter().map(|(u, _)| u).collect();
     assert_eq!(csv.iter().collect::<Vec<_>>(), uuids);
 }
+
+/// A lastrun after now (the clock stepped back, or `--now` earlier than the
+/// last run) is refused with a clear message, exit 2, and nothing changes;
+/// at a later now the runs go on where they were.
+#[test]
+fn a_lastrun_in_the_future_is_refused_and_changes_nothing() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    let policy = policy(dir.path(), &site.prometheus.url, &files);
+    ok(&run(&policy, T0 + 3 * HOUR, None));
+    let before = snapshot(dir.path());
+    let out = run(&policy, T0 + HOUR, None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("after now") && stderr.contains("the clock stepped back"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(dir.path()), before, "nothing written");
+    ok(&run(&policy, T0 + 4 * HOUR, None));
+}

@@ -98,7 +98,14 @@ fn plan(
     }
     let settled_ms = options.now_ms - policy.window.delay_secs as i64 * 1000;
     let end_ms = settled_ms - settled_ms.rem_euclid(step_ms);
-    let start_ms = state.done_until()?.unwrap_or(end_ms - step_ms);
+    let done = state.done_until()?;
+    if let Some(done) = done.filter(|&d| d > options.now_ms) {
+        return Err(StateError::Future {
+            done: format_ms(done),
+            now: format_ms(options.now_ms),
+        });
+    }
+    let start_ms = done.unwrap_or(end_ms - step_ms);
     if start_ms >= end_ms {
         tracing::info!(
             "nothing to extract: data up to {} is done, the next window ends at {}",

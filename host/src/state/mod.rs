@@ -40,6 +40,19 @@ pub enum StateError {
         /// The lock file.
         path: PathBuf,
     },
+    /// The last run ended after now: the clock stepped back, or `--now`
+    /// replays a time before it.
+    #[error(
+        "the last run of this policy got to {done}, after now ({now}): the clock stepped back, \
+         or --now is earlier than the last run. Nothing was extracted. Check the clock; to \
+         extract an earlier period again, give --from and --to (they do not move lastrun)"
+    )]
+    Future {
+        /// How far the last run got, RFC 3339.
+        done: String,
+        /// Now, RFC 3339.
+        now: String,
+    },
     /// A state file that is not what wattson writes.
     #[error("state file {} is corrupt: {reason}; move it away to start over", path.display())]
     Corrupt {
