@@ -46,13 +46,20 @@ impl<M> Data<M> {
             Data::Vector(items) => Some(
                 items
                     .into_iter()
+                    .filter(|item| super::finite(item.value.0.value))
                     .map(|item| (item.metric, vec![item.value.0]))
                     .collect(),
             ),
             Data::Matrix(items) => Some(
                 items
                     .into_iter()
-                    .map(|item| (item.metric, item.values.into_iter().map(|p| p.0).collect()))
+                    .map(|item| {
+                        let samples = item.values.into_iter().map(|p| p.0);
+                        (
+                            item.metric,
+                            samples.filter(|s| super::finite(s.value)).collect(),
+                        )
+                    })
                     .collect(),
             ),
             Data::Scalar(_) | Data::String(_) => None,

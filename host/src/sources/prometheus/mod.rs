@@ -25,3 +25,20 @@ pub use inventory::{Metadata, owner, vm_disks, vm_metadata, vm_sizes};
 pub use labels::{Labels, SeriesKey};
 pub use remote_read::{RemoteReadError, read_samples, read_series};
 pub use template::{QueryTemplate, TemplateError, TemplateReadings, VmVars, measure_template};
+
+/// Whether a sample's value is a measurement: a value that is not a finite
+/// number (NaN, ±Inf: an exporter's bug) is left out of every reading, and
+/// the first such is said once per run (`docs/ENERGY.md#counters`).
+pub(crate) fn finite(value: f64) -> bool {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if value.is_finite() {
+        return true;
+    }
+    if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            "a sample that is not a finite number ({value}) was left out (an exporter wrote \
+             it): readings use the samples around it"
+        );
+    }
+    false
+}

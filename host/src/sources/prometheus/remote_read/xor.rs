@@ -179,11 +179,9 @@ pub fn decode_xor(data: &[u8], out: &mut Vec<Sample>) -> Result<(), String> {
                 }
             }
         }
-        if value_bits != STALE_NAN {
-            out.push(Sample {
-                t_ms: t,
-                value: f64::from_bits(value_bits),
-            });
+        let value = f64::from_bits(value_bits);
+        if value_bits != STALE_NAN && super::super::finite(value) {
+            out.push(Sample { t_ms: t, value });
         }
     }
     Ok(())
