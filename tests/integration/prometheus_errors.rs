@@ -211,3 +211,75 @@ fn nan_and_infinite_counter_samples_are_left_out_and_said() {
         assert!(stderr.contains("not a finite number"), "{read}: {stderr}");
     }
 }
+
+/// An answer larger than `[prometheus] max_response_mib` (a selector that
+/// matches far more than meant, a proxy that never ends) is cut there: the
+/// window fails with exit 3 naming the setting, on both read paths.
+#[test]
+fn an_answer_larger_than_max_response_mib_is_cut_and_named() {
+    use std::io::{BufRead, BufReader};
+    // A stand-in that answers every query with ~3 MiB of series, and remote
+    // read with an endless stream.
+    let server = r#"
+import http.server, json, sys
+body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
+    {"metric": {"uuid": "u-%06d" % i, "instance": "cmp-01:9177"}, "value": [1748736000, "1"]}
+    for i in range(40000)]}}).encode()
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self): self.answer()
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.startswith("/api/v1/read"):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse")
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b"\x00" * 65536)
+            except Exception:
+                return
+        self.answer()
+    def answer(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", server])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}", port.trim());
+    let dir = tempfile::tempdir().unwrap();
+    let path = super::wattson::write_policy(dir.path(), "site.toml", super::wattson::BASIC_POLICY);
+    for read in ["promql", "remote-read"] {
+        let out = super::wattson::extract_with(
+            &path,
+            &url,
+            super::data::T0,
+            super::data::T0 + super::data::HOUR,
+            &[
+                "prometheus.max_response_mib=1",
+                &format!("prometheus.read=\"{read}\""),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{read}: {stderr}");
+        assert!(
+            stderr.contains("max_response_mib (1 MiB)") && stderr.contains("it was cut there"),
+            "{read}: {stderr}"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

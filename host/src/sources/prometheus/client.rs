@@ -22,6 +22,20 @@ pub enum PrometheusError {
         /// Why it was refused.
         reason: String,
     },
+    /// An answer larger than `[prometheus] max_response_mib`, cut there.
+    #[error(
+        "Prometheus at {url} answered more than [prometheus] max_response_mib ({limit_mib} MiB) \
+         to `{query}`: it was cut there. Narrow the selector, or raise max_response_mib if the \
+         site is really that large"
+    )]
+    TooLarge {
+        /// The endpoint.
+        url: String,
+        /// The query.
+        query: String,
+        /// The limit, MiB.
+        limit_mib: u64,
+    },
     /// Connection refused, timeout, DNS, TLS…
     #[error(
         "cannot reach Prometheus at {url} (query `{query}`): {reason}; check the URL and that Prometheus is up"
@@ -471,10 +485,17 @@ impl Client {
         });
         let mut stream = response.bytes_stream();
         let mut transport = None;
+        let (mut received, limit) = (0_u64, self.config.max_response_mib << 20);
         while let Some(chunk) = stream.next().await {
             match chunk {
-                // The parser stopped early (not JSON): its error says why.
                 Ok(chunk) => {
+                    received += chunk.len() as u64;
+                    if received > limit {
+                        drop(tx);
+                        let _ = parser.await;
+                        return Err(self.too_large(query));
+                    }
+                    // The parser stopped early (not JSON): its error says why.
                     if tx.send(chunk).await.is_err() {
                         break;
                     }
@@ -494,6 +515,15 @@ impl Client {
             Ok(Ok(envelope)) => Ok(envelope),
             Ok(Err(e)) => Err(self.bad_answer(query, format!("not Prometheus API JSON ({e})"))),
             Err(e) => Err(self.bad_answer(query, format!("its parser failed: {e}"))),
+        }
+    }
+
+    /// The answer to `query` passed `max_response_mib`.
+    pub(super) fn too_large(&self, query: &str) -> PrometheusError {
+        PrometheusError::TooLarge {
+            url: self.base.clone(),
+            query: query.to_owned(),
+            limit_mib: self.config.max_response_mib,
         }
     }
 

@@ -57,6 +57,11 @@ pub struct PrometheusConfig {
     /// answers it, else PromQL, decided once per run), `remote-read` or `promql`.
     #[serde(default)]
     pub read: ReadPath,
+    /// The largest answer read from Prometheus, MiB: a larger one (a
+    /// selector matching far more than meant, a proxy that never ends) is
+    /// cut there and the window fails, saying so.
+    #[serde(default = "default_max_response_mib")]
+    pub max_response_mib: u64,
 }
 
 /// `[prometheus] read`: how counters' samples are read.
@@ -99,6 +104,10 @@ fn default_lookback_secs() -> u64 {
     300
 }
 
+fn default_max_response_mib() -> u64 {
+    1024
+}
+
 fn default_raw_batch() -> usize {
     200
 }
@@ -121,12 +130,13 @@ impl PrometheusConfig {
             password_env: None,
             password_file: None,
             read: ReadPath::default(),
+            max_response_mib: default_max_response_mib(),
         }
     }
 }
 
 impl Validate for PrometheusConfig {
-    /// A timeout that is not a positive number; a URL or credentials a
+    /// A timeout that is not a positive number, no room for an answer; a URL or credentials a
     /// client cannot be made of (the secret's file is read).
     fn problems(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
@@ -134,6 +144,12 @@ impl Validate for PrometheusConfig {
             problems.push(ConfigProblem::new(
                 "timeout_secs",
                 "must be a positive number of seconds",
+            ));
+        }
+        if self.max_response_mib == 0 {
+            problems.push(ConfigProblem::new(
+                "max_response_mib",
+                "must be at least 1 (MiB)",
             ));
         }
         if let Err(e) = Client::new(self.clone()) {

@@ -191,6 +191,11 @@ pub async fn read_series(
         })?;
         let Some(chunk) = chunk else { break };
         received += chunk.len();
+        if received as u64 > client.config.max_response_mib << 20 {
+            return Err(RemoteReadError::Prometheus(
+                client.too_large(&format!("remote read of {selector}")),
+            ));
+        }
         buffer.extend_from_slice(&chunk);
         let mut taken = 0;
         while let Some((range, used)) = next_frame(&buffer[taken..]).map_err(corrupt)? {
