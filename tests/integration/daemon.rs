@@ -1374,3 +1374,57 @@ fn promtool_passes_the_scrape_without_the_compatibility_series() {
     assert_eq!(code, Some(3), "{said}");
     assert!(said.contains("abbreviated units"), "{said}");
 }
+
+/// Hostile requests to the daemon's HTTP server (issue 33): a path
+/// traversal or non-UTF-8 bytes in `/download?rows=`, a path out of the
+/// tree, headers of 1 MiB. Each is refused with a 4xx (or the connection
+/// closed), never served, and the server goes on answering.
+#[test]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
+fn hostile_requests_are_refused_and_the_server_goes_on() {
+    use std::io::{Read, Write};
+    let host = Host::new();
+    let policy = host.write_policy(&host.policy_text("none"));
+    let cpu_file = host.tmp.path().join("cpu");
+    let lines: String = RUNNING.iter().map(|u| format!("{u} 10\n")).collect();
+    write_atomic(&cpu_file, &lines);
+    let addr = format!("127.0.0.1:{}", super::prometheus::free_port());
+    let _daemon = spawn_daemon(&policy, &addr, &cpu_file);
+
+    for path in [
+        "/download?rows=../../etc/passwd",
+        "/download?rows=%FF%FE%00",
+        "/download?rows=-1",
+        "/../../etc/passwd",
+    ] {
+        let (code, body) = get(&addr, path, None).unwrap_or((0, String::new()));
+        assert!((400..500).contains(&code), "{path}: {code} {body}");
+        assert!(!body.contains("root:"), "{path} served a file");
+    }
+    // 1 MiB of headers: refused (431) or the connection closed, not served.
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let big = "a".repeat(1 << 20);
+    let _ = write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nX-Big: {big}\r\nConnection: close\r\n\r\n"
+    );
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let code: u16 = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        code == 0 || (400..500).contains(&code),
+        "1 MiB of headers: {code}"
+    );
+    // The server goes on.
+    assert_eq!(get(&addr, "/healthz", None).map(|r| r.0), Some(200));
+    let (code, scrape) = get(&addr, "/metrics", None).unwrap();
+    assert_eq!(code, 200);
+    assert!(scrape.contains("wattson_daemon_"), "{scrape}");
+}
