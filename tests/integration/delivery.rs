@@ -741,3 +741,93 @@ fn a_lastrun_in_the_future_is_refused_and_changes_nothing() {
     assert_eq!(snapshot(dir.path()), before, "nothing written");
     ok(&run(&policy, T0 + 4 * HOUR, None));
 }
+
+/// A size-limited tmpfs mounted for a test (root only), unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts one of `size` (e.g. `256k`) at `at`; none when not root (a
+    /// message says the test was skipped; under `CI` it fails instead).
+    fn mount(at: &Path, size: &str) -> Option<Self> {
+        let uid = std::process::Command::new("id").arg("-u").output().ok()?;
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "the disk-full tests need root"
+            );
+            eprintln!("skipped: the disk-full tests mount a tmpfs, which needs root");
+            return None;
+        }
+        std::fs::create_dir_all(at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount a tmpfs at {}", at.display());
+        Some(Self(at.to_owned()))
+    }
+
+    /// Fills it up with one file; returns that file.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.0.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.sync_all();
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A full disk under the file messenger, then under the state directory
+/// (spool, lastrun): each run fails with a message naming the path and the
+/// lack of space (exit 5 for delivery, 1 for state), the previous lastrun
+/// stays whole, and once space returns the next run delivers every record
+/// exactly once.
+#[test]
+fn a_full_disk_fails_clearly_and_then_delivers_each_record_once() {
+    let site = site();
+    let want = expected(&site);
+    for full in ["files", "state"] {
+        let dir = tempfile::tempdir().unwrap();
+        let files = dir.path().join("files");
+        let policy = policy(dir.path(), &site.prometheus.url, &files);
+        let Some(tmpfs) = Tmpfs::mount(&dir.path().join(full), "512k") else {
+            return;
+        };
+        ok(&run(&policy, T0 + 3 * HOUR + 5 * MIN, None));
+        let before = std::fs::read(dir.path().join("state/site/lastrun")).unwrap();
+        let filler = tmpfs.fill();
+        let out = run(&policy, T0 + 8 * HOUR + 30 * MIN, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let code = if full == "files" { 5 } else { 1 };
+        assert_eq!(out.status.code(), Some(code), "{full}: {stderr}");
+        assert!(
+            stderr.contains(&tmpfs.0.display().to_string())
+                && stderr.contains("No space left on device"),
+            "{full}: {stderr}"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("state/site/lastrun")).unwrap(),
+            before,
+            "{full}: the previous lastrun is whole"
+        );
+        std::fs::remove_file(filler).unwrap();
+        ok(&run(&policy, T0 + 8 * HOUR + 30 * MIN, None));
+        let (file_keys, ids) = file_receipts(&files);
+        assert_eq!(file_keys, want, "{full}: every record exactly once");
+        assert!(ids.values().all(|&n| n == 1), "{full}: record ids unique");
+        assert_eq!(ssm_receipts(&dir.path().join("ssm")), want, "{full}: ssm");
+        assert_eq!(lastrun(dir.path()), T0 + 8 * HOUR, "{full}: lastrun");
+    }
+}
