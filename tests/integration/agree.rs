@@ -339,7 +339,7 @@ impl Daemon {
             ),
         )
         .unwrap();
-        self.state.tick(tick_ms(k)).unwrap();
+        self.state.tick(tick_ms(k));
     }
 }
 

@@ -183,7 +183,7 @@ fn counters_follow_the_share_arithmetic_across_a_wrap_a_removal_and_a_restart() 
     set(&energy, &cpu_s);
     let (mut state, shared) = start_engine(&policy, &cpu, &cache);
     let t0 = 1_800_000_003_000_i64;
-    state.tick(t0).unwrap();
+    state.tick(t0);
 
     // Expected joules per VM, by ENERGY.md: each interval's host energy
     // (package + dram zones, never core; C1w across the wrap) split by the
@@ -214,7 +214,7 @@ fn counters_follow_the_share_arithmetic_across_a_wrap_a_removal_and_a_restart() 
         }
         host_total += e_h;
         set(&energy, &cpu_s);
-        state.tick(t0 + 10_000 * (k as i64 + 1)).unwrap();
+        state.tick(t0 + 10_000 * (k as i64 + 1));
     }
     for uuid in RUNNING {
         let got = state.ledger().vm_joules[uuid];
@@ -246,7 +246,7 @@ fn counters_follow_the_share_arithmetic_across_a_wrap_a_removal_and_a_restart() 
     let removed = RUNNING[2];
     cpu_s.remove(removed);
     set(&energy, &cpu_s);
-    state.tick(t0 + 50_000).unwrap();
+    state.tick(t0 + 50_000);
     let scrape = render_metrics(&shared.snapshot(), MetricsFormat::Text, 0);
     assert!(!scrape.contains(removed), "{scrape}");
     assert!(!scrape.contains("one-42"), "{scrape}");
@@ -267,7 +267,7 @@ fn counters_follow_the_share_arithmetic_across_a_wrap_a_removal_and_a_restart() 
     }
     set(&energy, &cpu_s);
     let (mut state, _) = start_engine(&policy, &cpu, &cache);
-    state.tick(t0 + 80_000).unwrap();
+    state.tick(t0 + 80_000);
     for uuid in [RUNNING[0], RUNNING[1], RUNNING[3]] {
         let got = state.ledger().vm_joules[uuid];
         let want = before[uuid] + e_h / 3.0;
@@ -659,7 +659,7 @@ fn closed_windows_ship_once_each_with_the_intervals_split_at_their_edges() {
     let (mut state, _) = start_engine(&policy, &cpu, &cache);
     // Ticks 5 s past each 10 s, from 5 s into a minute to 125 s.
     let base = 1_800_000_000_000_i64;
-    state.tick(base + 5_000).unwrap();
+    state.tick(base + 5_000);
     // Every interval: each zone but core +2 J, so E = 8 J (4 zones), split 1:2:3:4.
     let e_interval = 8.0;
     for k in 1..=12 {
@@ -673,7 +673,7 @@ fn closed_windows_ship_once_each_with_the_intervals_split_at_their_edges() {
             *c += s;
         }
         set(&energy, &cpu_s);
-        state.tick(base + 5_000 + 10_000 * k).unwrap();
+        state.tick(base + 5_000 + 10_000 * k);
         state.ship().unwrap();
     }
     let out = tmp.path().join("out");
@@ -909,7 +909,7 @@ fn ipmi_share_integrates_the_meter_command_and_measures_across_a_failed_reading(
     write_watts("200");
     let (mut state, shared) = start_engine(&policy, &cpu, &cache);
     let t0 = 1_800_000_000_000_i64;
-    state.tick(t0).unwrap();
+    state.tick(t0);
     // Readings at 10, 20 (unreadable), 30 s: the first interval by G1 of
     // (200, 260); the failed one is skipped and [10, 30] measured from
     // (260, 180) at the next reading.
@@ -925,10 +925,10 @@ fn ipmi_share_integrates_the_meter_command_and_measures_across_a_failed_reading(
     }
     set_cpu(&cpu_s);
     write_watts("260");
-    state.tick(t0 + 10_000).unwrap();
+    state.tick(t0 + 10_000);
     add((200.0 + 260.0) / 2.0 * 10.0);
     write_watts("n/a");
-    state.tick(t0 + 20_000).unwrap();
+    state.tick(t0 + 20_000);
     assert_eq!(
         shared.snapshot().health.sample_failures.get("ipmi"),
         Some(&1)
@@ -938,7 +938,7 @@ fn ipmi_share_integrates_the_meter_command_and_measures_across_a_failed_reading(
     }
     set_cpu(&cpu_s);
     write_watts("180");
-    state.tick(t0 + 30_000).unwrap();
+    state.tick(t0 + 30_000);
     add((260.0 + 180.0) / 2.0 * 20.0);
     for (uuid, want) in RUNNING.iter().zip(expected) {
         let got = state.ledger().vm_joules[*uuid];
@@ -952,13 +952,13 @@ fn ipmi_share_integrates_the_meter_command_and_measures_across_a_failed_reading(
     // count that span, and /metrics still conserves (VMs + unattributed =
     // meters).
     write_watts("n/a");
-    state.tick(t0 + 40_000).unwrap();
+    state.tick(t0 + 40_000);
     for c in cpu_s.iter_mut().zip(shares) {
         *c.0 += 37.0 * c.1;
     }
     set_cpu(&cpu_s);
     write_watts("190");
-    state.tick(t0 + 400_000).unwrap();
+    state.tick(t0 + 400_000);
     let ledger = state.ledger();
     assert!(rel_err(ledger.meter_joules["ipmi"], 2300.0 + 4400.0) < 1e-12);
     let attributed: f64 = ledger.vm_joules.values().sum::<f64>() + ledger.unattributed_joules;
@@ -973,7 +973,7 @@ fn ipmi_share_integrates_the_meter_command_and_measures_across_a_failed_reading(
     }
     set_cpu(&cpu_s);
     write_watts("210");
-    state.tick(t0 + 410_000).unwrap();
+    state.tick(t0 + 410_000);
     let ledger = state.ledger();
     assert!(rel_err(ledger.meter_joules["ipmi"], 6700.0 + 2000.0) < 1e-12);
     let attributed: f64 = ledger.vm_joules.values().sum::<f64>() + ledger.unattributed_joules;
@@ -1082,7 +1082,7 @@ fn a_failed_interval_is_measured_once_meters_included_at_the_next_success() {
     *cpu.0.lock().unwrap() = RUNNING.iter().map(|u| (u.to_string(), 1.0)).collect();
     let (mut state, shared) = start_engine(&policy, &cpu, &cache);
     let t0 = 1_800_000_000_000_i64;
-    state.tick(t0).unwrap();
+    state.tick(t0);
     // Each zone but core +3 J per step: 12 J of host energy per step.
     let mut energy: BTreeMap<&str, u64> = ZONES.iter().map(|z| (z.0, z.2)).collect();
     let step = |energy: &mut BTreeMap<&str, u64>| {
@@ -1098,7 +1098,7 @@ fn a_failed_interval_is_measured_once_meters_included_at_the_next_success() {
         }
     };
     step(&mut energy);
-    state.tick(t0 + 10_000).unwrap();
+    state.tick(t0 + 10_000);
     assert_eq!(shared.snapshot().health.plugin_failures, 1);
     // The model is mended; the next interval spans both steps, once.
     std::fs::write(&policy, &good).unwrap();
@@ -1109,7 +1109,7 @@ fn a_failed_interval_is_measured_once_meters_included_at_the_next_success() {
     sources.cpu_times = Some(Box::new(cpu.clone()));
     state.reload(policy, bound, sources, "cmp-01".into());
     step(&mut energy);
-    state.tick(t0 + 20_000).unwrap();
+    state.tick(t0 + 20_000);
     let meters: f64 = state.ledger().meter_joules.values().sum();
     assert!(rel_err(meters, 24.0) < 1e-12, "{meters}");
     let vms: f64 = state.ledger().vm_joules.values().sum();
@@ -1160,10 +1160,10 @@ fn a_reboot_is_a_new_baseline_not_a_wrap() {
     set(&energy, &cpu_s);
     let (mut state, _) = start_engine(&policy, &cpu, &cache);
     let t0 = 1_800_000_003_000_i64;
-    state.tick(t0).unwrap();
+    state.tick(t0);
     let mut host_total = advance(&mut energy, &mut cpu_s);
     set(&energy, &cpu_s);
-    state.tick(t0 + 10_000).unwrap();
+    state.tick(t0 + 10_000);
     drop(state);
 
     // The reboot: every counter back to 1 J, CPU times from 0, a new boot id.
@@ -1176,7 +1176,7 @@ fn a_reboot_is_a_new_baseline_not_a_wrap() {
     std::fs::write(&boot_id, "2b1f0c7e-0000-4000-8000-000000000002\n").unwrap();
     set(&energy, &cpu_s);
     let (mut state, shared) = start_engine(&policy, &cpu, &cache);
-    state.tick(t0 + 600_000).unwrap();
+    state.tick(t0 + 600_000);
     let attributed = |state: &DaemonState| {
         state.ledger().vm_joules.values().sum::<f64>() + state.ledger().unattributed_joules
     };
@@ -1196,7 +1196,7 @@ fn a_reboot_is_a_new_baseline_not_a_wrap() {
     // From the new baseline on, intervals are measured as before.
     host_total += advance(&mut energy, &mut cpu_s);
     set(&energy, &cpu_s);
-    state.tick(t0 + 610_000).unwrap();
+    state.tick(t0 + 610_000);
     assert!(rel_err(attributed(&state), host_total) < 1e-12);
     assert!(rel_err(meters(&state), host_total) < 1e-12);
 }
@@ -1245,7 +1245,7 @@ fn the_daemon_fits_the_idle_power_of_a_host_that_never_idles() {
     let (mut state, shared) = start_engine(&policy, &cpu, &cache);
     // On an hour: 500,000 hours since the epoch.
     let t0 = 1_800_000_000_000_i64;
-    state.tick(t0).unwrap();
+    state.tick(t0);
     for k in 1..=40 {
         // 8 CPUs × 100 jiffies × 60 s a minute.
         let u = 0.55 + 0.4 * rng.next_f64();
@@ -1268,7 +1268,7 @@ fn the_daemon_fits_the_idle_power_of_a_host_that_never_idles() {
         }
         cpu_s += 30.0;
         write(&energy, busy, total, cpu_s);
-        state.tick(t0 + k * 60_000).unwrap();
+        state.tick(t0 + k * 60_000);
     }
     let got = shared.snapshot().idle_watts.unwrap();
     assert!(
@@ -1290,7 +1290,7 @@ fn the_daemon_fits_the_idle_power_of_a_host_that_never_idles() {
     }
     cpu_s += 30.0;
     write(&energy, busy, total, cpu_s);
-    state.tick(t0 + 41 * 60_000).unwrap();
+    state.tick(t0 + 41 * 60_000);
     let again = shared.snapshot().idle_watts.unwrap();
     assert!(
         (again - got).abs() < 0.01 * got,
@@ -1352,7 +1352,7 @@ fn promtool_passes_the_scrape_without_the_compatibility_series() {
                 .iter()
                 .map(|u| (u.to_string(), 100.0 + k as f64))
                 .collect();
-            state.tick(t0 + 10_000 * k).unwrap();
+            state.tick(t0 + 10_000 * k);
         }
         render_metrics(&shared.snapshot(), MetricsFormat::Text, 0)
     };
@@ -1427,4 +1427,64 @@ fn hostile_requests_are_refused_and_the_server_goes_on() {
     let (code, scrape) = get(&addr, "/metrics", None).unwrap();
     assert_eq!(code, 200);
     assert!(scrape.contains("wattson_daemon_"), "{scrape}");
+}
+
+/// The daemon's state directory fills up (issue 33): ticks go on, the
+/// counters keep growing in memory and are served, `/metrics` counts the
+/// failed saves; once space returns, `daemon.json` holds the latest
+/// counters and loads whole (never a truncated file, never a counter that
+/// falls back).
+#[test]
+fn a_full_disk_under_the_daemons_state_keeps_its_counters() {
+    let host = Host::new();
+    let cache = host.dir().join("cache");
+    let Some(tmpfs) = super::delivery::Tmpfs::mount(&host.dir().join("state"), "256k") else {
+        return;
+    };
+    let policy = host.write_policy(&host.policy_text("none"));
+    let cpu = FedCpu::default();
+    let set_cpu = |s: f64| {
+        *cpu.0.lock().unwrap() = RUNNING.iter().map(|u| (u.to_string(), s)).collect();
+    };
+    let mut energy: Vec<u64> = ZONES.iter().map(|z| z.2).collect();
+    let mut advance = |energy: &mut Vec<u64>| {
+        for ((rel, ..), value) in ZONES.iter().zip(energy.iter_mut()) {
+            *value += 5_000_000;
+            bump(&host.devices, rel, *value);
+        }
+    };
+    set_cpu(10.0);
+    let (mut state, shared) = start_engine(&policy, &cpu, &cache);
+    let t0 = 1_800_000_000_000_i64;
+    state.tick(t0);
+    let filler = tmpfs.fill();
+    let mut totals = Vec::new();
+    for k in 1..=3 {
+        advance(&mut energy);
+        set_cpu(10.0 + k as f64);
+        state.tick(t0 + k * 10_000);
+        totals.push(state.ledger().vm_joules.values().sum::<f64>());
+    }
+    assert!(
+        totals.windows(2).all(|w| w[1] > w[0]),
+        "counters grow in memory: {totals:?}"
+    );
+    let scrape = render_metrics(&shared.snapshot(), MetricsFormat::Text, 0);
+    assert!(
+        scrape.contains("wattson_daemon_persist_failures_total 3"),
+        "{scrape}"
+    );
+    std::fs::remove_file(filler).unwrap();
+    advance(&mut energy);
+    set_cpu(14.0);
+    state.tick(t0 + 40_000);
+    let served = state.ledger().vm_joules.clone();
+    drop(state);
+    // What was saved once space returned is what was served.
+    let (state, _) = start_engine(&policy, &cpu, &cache);
+    assert_eq!(
+        state.ledger().vm_joules,
+        served,
+        "daemon.json holds the latest counters"
+    );
 }

@@ -743,12 +743,12 @@ fn a_lastrun_in_the_future_is_refused_and_changes_nothing() {
 }
 
 /// A size-limited tmpfs mounted for a test (root only), unmounted on drop.
-struct Tmpfs(PathBuf);
+pub(super) struct Tmpfs(pub(super) PathBuf);
 
 impl Tmpfs {
     /// Mounts one of `size` (e.g. `256k`) at `at`; none when not root (a
     /// message says the test was skipped; under `CI` it fails instead).
-    fn mount(at: &Path, size: &str) -> Option<Self> {
+    pub(super) fn mount(at: &Path, size: &str) -> Option<Self> {
         let uid = std::process::Command::new("id").arg("-u").output().ok()?;
         if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
             assert!(
@@ -769,7 +769,7 @@ impl Tmpfs {
     }
 
     /// Fills it up with one file; returns that file.
-    fn fill(&self) -> PathBuf {
+    pub(super) fn fill(&self) -> PathBuf {
         use std::io::Write;
         let filler = self.0.join("filler");
         let mut file = std::fs::File::create(&filler).unwrap();

@@ -262,6 +262,12 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
     )
     .sample("wattson_daemon_reboots_total", &[], h.reboots as f64);
     w.family(
+        "wattson_daemon_persist_failures_total",
+        Kind::Counter,
+        "Ticks whose state could not be saved (a full or read-only disk); the counters go on in memory.",
+    )
+    .sample("wattson_daemon_persist_failures_total", &[], h.persist_failures as f64);
+    w.family(
         "wattson_daemon_plugin_failures_total",
         Kind::Counter,
         "Intervals whose model failed (measured again at the next one).",

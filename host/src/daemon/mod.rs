@@ -195,7 +195,7 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     let mut state = DaemonState::new(policy, bound, sources, host, Arc::clone(&shared))?;
     // A first sample before serving: the counters (and the interval since
     // the last run's last sample) are there at the first scrape.
-    state.tick(now_ms())?;
+    state.tick(now_ms());
 
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -244,7 +244,7 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         match controls.recv_timeout(wait) {
             Ok(Control::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 tracing::info!("stopping: a last sample, then exit");
-                state.tick(now_ms())?;
+                state.tick(now_ms());
                 ship(&mut state)?;
                 break;
             }
@@ -262,7 +262,7 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
             reload(&options, &runtime, &mut state, &shared, &mut interval_ms);
         }
         let now = now_ms();
-        state.tick(now)?;
+        state.tick(now);
         // Shipping blocks sampling while a messenger answers: only when a
         // window has closed, or a minute after a failure.
         if now >= next_ship_ms {

@@ -90,6 +90,9 @@ pub struct Health {
     pub last_ship_ms: Option<i64>,
     /// Reboots seen between two samples (each a new baseline).
     pub reboots: u64,
+    /// Ticks whose state could not be saved (a full or read-only disk):
+    /// the counters go on in memory and are saved at the next tick that can.
+    pub persist_failures: u64,
 }
 
 /// What the HTTP server reads: replaced whole after each tick.
@@ -170,6 +173,8 @@ pub struct DaemonState {
     pub(super) health: Health,
     /// Source kinds whose failure was logged (logged again only after a success).
     logged: BTreeSet<&'static str>,
+    /// The state could not be saved at the last tick (said once).
+    persist_failing: bool,
     shared: Arc<Shared>,
 }
 
@@ -216,6 +221,7 @@ impl DaemonState {
             idle_watts: None,
             health: Health::default(),
             logged: BTreeSet::new(),
+            persist_failing: false,
             shared,
         };
         engine.publish();
@@ -242,8 +248,10 @@ impl DaemonState {
     /// Samples at `now_ms`, attributes the interval since the last sample,
     /// persists, then publishes. A sample missing a source the policy needs
     /// is not used: the next good one measures the whole span (the counters
-    /// are cumulative, so nothing is lost).
-    pub fn tick(&mut self, now_ms: i64) -> Result<(), PersistError> {
+    /// are cumulative, so nothing is lost). State that cannot be saved (a
+    /// full or read-only disk) is said once and saved at the next tick that
+    /// can; the counters go on in memory and are served meanwhile.
+    pub fn tick(&mut self, now_ms: i64) {
         let started = std::time::Instant::now();
         let sample = self.sources.sample(now_ms);
         let sampled = started.elapsed();
@@ -265,7 +273,7 @@ impl DaemonState {
             self.health.failures_in_a_row += 1;
             self.health.last_tick_s = started.elapsed().as_secs_f64();
             self.publish();
-            return Ok(());
+            return;
         }
         let mut records = Vec::new();
         match self.ledger.last.take() {
@@ -314,7 +322,22 @@ impl DaemonState {
         }
         self.domains = sample.domains;
         let attributed = started.elapsed();
-        self.ledger.save(&self.ledger_path)?;
+        match self.ledger.save(&self.ledger_path) {
+            Ok(()) if self.persist_failing => {
+                self.persist_failing = false;
+                tracing::info!(path = %self.ledger_path.display(), "the daemon's state is saved again");
+            }
+            Ok(()) => {}
+            Err(e) => {
+                self.health.persist_failures += 1;
+                if !std::mem::replace(&mut self.persist_failing, true) {
+                    tracing::error!(
+                        "{e}: the counters go on in memory and are served; the state is saved \
+                         at the next tick that can (free space, or make the directory writable)"
+                    );
+                }
+            }
+        }
         let saved = started.elapsed();
         self.health.last_tick_s = saved.as_secs_f64();
         self.publish();
@@ -327,7 +350,6 @@ impl DaemonState {
             publish_ms = (started.elapsed() - saved).as_millis() as u64,
             "tick"
         );
-        Ok(())
     }
 
     /// Every local meter's energy between two samples (RAPL zones that make
