@@ -1447,7 +1447,7 @@ fn a_full_disk_under_the_daemons_state_keeps_its_counters() {
         *cpu.0.lock().unwrap() = RUNNING.iter().map(|u| (u.to_string(), s)).collect();
     };
     let mut energy: Vec<u64> = ZONES.iter().map(|z| z.2).collect();
-    let mut advance = |energy: &mut Vec<u64>| {
+    let advance = |energy: &mut Vec<u64>| {
         for ((rel, ..), value) in ZONES.iter().zip(energy.iter_mut()) {
             *value += 5_000_000;
             bump(&host.devices, rel, *value);
