@@ -769,6 +769,16 @@ impl Tmpfs {
     }
 
     /// Fills it up with one file; returns that file.
+    /// Remounts it read-only (`true`) or writable again.
+    pub(super) fn read_only(&self, ro: bool) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", if ro { "remount,ro" } else { "remount,rw" }])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {}", self.0.display());
+    }
+
     pub(super) fn fill(&self) -> PathBuf {
         use std::io::Write;
         let filler = self.0.join("filler");
@@ -789,16 +799,21 @@ impl Drop for Tmpfs {
     }
 }
 
-/// A full disk under the file messenger, then under the state directory
-/// (spool, lastrun): each run fails with a message naming the path and the
-/// lack of space (exit 5 for delivery, 1 for state), the previous lastrun
-/// stays whole, and once space returns the next run delivers every record
-/// exactly once.
+/// A full disk, then a read-only one, under the file messenger and under
+/// the state directory (spool, lastrun): each run fails with a message
+/// naming the path and why (exit 5 for delivery, 1 for state), the previous
+/// lastrun stays whole, and once space returns (or the disk is writable) the
+/// next run delivers every record exactly once.
 #[test]
 fn a_full_disk_fails_clearly_and_then_delivers_each_record_once() {
     let site = site();
     let want = expected(&site);
-    for full in ["files", "state"] {
+    for (full, read_only) in [
+        ("files", false),
+        ("state", false),
+        ("files", true),
+        ("state", true),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let files = dir.path().join("files");
         let policy = policy(dir.path(), &site.prometheus.url, &files);
@@ -808,13 +823,21 @@ fn a_full_disk_fails_clearly_and_then_delivers_each_record_once() {
         ok(&run(&policy, T0 + 3 * HOUR + 5 * MIN, None));
         let before = std::fs::read(dir.path().join("state/site/lastrun")).unwrap();
         let filler = tmpfs.fill();
+        if read_only {
+            std::fs::remove_file(&filler).unwrap();
+            tmpfs.read_only(true);
+        }
         let out = run(&policy, T0 + 8 * HOUR + 30 * MIN, None);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let code = if full == "files" { 5 } else { 1 };
         assert_eq!(out.status.code(), Some(code), "{full}: {stderr}");
+        let why = if read_only {
+            "Read-only file system"
+        } else {
+            "No space left on device"
+        };
         assert!(
-            stderr.contains(&tmpfs.0.display().to_string())
-                && stderr.contains("No space left on device"),
+            stderr.contains(&tmpfs.0.display().to_string()) && stderr.contains(why),
             "{full}: {stderr}"
         );
         assert_eq!(
@@ -822,7 +845,11 @@ fn a_full_disk_fails_clearly_and_then_delivers_each_record_once() {
             before,
             "{full}: the previous lastrun is whole"
         );
-        std::fs::remove_file(filler).unwrap();
+        if read_only {
+            tmpfs.read_only(false);
+        } else {
+            std::fs::remove_file(filler).unwrap();
+        }
         ok(&run(&policy, T0 + 8 * HOUR + 30 * MIN, None));
         let (file_keys, ids) = file_receipts(&files);
         assert_eq!(file_keys, want, "{full}: every record exactly once");
