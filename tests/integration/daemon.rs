@@ -1488,3 +1488,60 @@ fn a_full_disk_under_the_daemons_state_keeps_its_counters() {
         "daemon.json holds the latest counters"
     );
 }
+
+/// The system clock steps back an hour, then forward an hour, under the
+/// daemon (issue 33; the clock is injected: `tick(now)`): no interval of
+/// negative length is attributed (the sample after the step back is a new
+/// baseline), the interval across the step forward is measured once, and
+/// no counter ever decreases.
+#[test]
+fn clock_steps_never_make_a_counter_decrease_or_count_twice() {
+    let host = Host::new();
+    let cache = host.dir().join("cache");
+    let policy = host.write_policy(&host.policy_text("none"));
+    let cpu = FedCpu::default();
+    let mut energy: Vec<u64> = ZONES.iter().map(|z| z.2).collect();
+    // Every real tick: each zone +4 J (package, dram ×2: 4 zones count, core
+    // is inside the package), every VM 1 CPU second more.
+    let step = |k: f64, energy: &mut Vec<u64>| {
+        for ((rel, ..), value) in ZONES.iter().zip(energy.iter_mut()) {
+            *value += 4_000_000;
+            bump(&host.devices, rel, *value);
+        }
+        *cpu.0.lock().unwrap() = RUNNING.iter().map(|u| (u.to_string(), 100.0 + k)).collect();
+    };
+    step(0.0, &mut energy);
+    let (mut state, _) = start_engine(&policy, &cpu, &cache);
+    let t0 = 1_800_000_000_000_i64;
+    // Real time every 10 s; the clock says an hour less from the 3rd tick
+    // on, and is right again at the 5th.
+    let clock = [
+        t0,
+        t0 + 10_000,
+        t0 + 20_000 - 3_600_000,
+        t0 + 30_000 - 3_600_000,
+        t0 + 40_000,
+    ];
+    let mut seen: Vec<f64> = Vec::new();
+    for (k, now) in clock.into_iter().enumerate() {
+        if k > 0 {
+            step(k as f64, &mut energy);
+        }
+        state.tick(now);
+        let ledger = state.ledger();
+        let total = ledger.vm_joules.values().sum::<f64>() + ledger.unattributed_joules;
+        if let Some(last) = seen.last() {
+            assert!(total >= *last, "tick {k}: {total} J after {last} J");
+        }
+        for (uuid, j) in &ledger.vm_joules {
+            assert!(j.is_finite() && *j >= 0.0, "{uuid}: {j}");
+        }
+        seen.push(total);
+    }
+    // Host energy per real tick: 4 zones × 4 J. Ticks 1 and 3 are
+    // measured; 2 is the new baseline after the step back; 4 spans the step
+    // forward (an hour and 10 s of clock, one tick of energy): 3 ticks' worth.
+    let meters: f64 = state.ledger().meter_joules.values().sum();
+    assert!((meters - 3.0 * 16.0).abs() < 1e-9, "{meters} J");
+    assert!((seen[4] - 3.0 * 16.0).abs() < 1e-9, "{seen:?}");
+}

@@ -314,7 +314,16 @@ impl DaemonState {
                     }
                 }
             }
-            _ => {
+            previous => {
+                if let Some(prev) = previous {
+                    // Not an interval of negative length: a new baseline.
+                    tracing::warn!(
+                        "the clock stepped back from {} to {}: this sample is a new baseline, and \
+                         the energy since the last one is not attributed",
+                        format_ms(prev.at_ms),
+                        format_ms(now_ms)
+                    );
+                }
                 self.ledger.last = Some(sample.counters);
                 self.health.failures_in_a_row = 0;
                 self.health.last_success_ms = Some(now_ms);
