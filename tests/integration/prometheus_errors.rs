@@ -214,7 +214,8 @@ fn nan_and_infinite_counter_samples_are_left_out_and_said() {
 
 /// An answer larger than `[prometheus] max_response_mib` (a selector that
 /// matches far more than meant, a proxy that never ends) is cut there: the
-/// window fails with exit 3 naming the setting, on both read paths.
+/// window fails with exit 3 naming the setting, on both read paths; one with
+/// more series than `max_series` likewise.
 #[test]
 fn an_answer_larger_than_max_response_mib_is_cut_and_named() {
     use std::io::{BufRead, BufReader};
@@ -280,6 +281,17 @@ s.serve_forever()
             "{read}: {stderr}"
         );
     }
+    // 40,000 series where at most 1,000 may come: refused, named.
+    let out = super::wattson::extract_with(
+        &path,
+        &url,
+        super::data::T0,
+        super::data::T0 + super::data::HOUR,
+        &["prometheus.max_series=1000", "prometheus.read=\"promql\""],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("max_series (1000)"), "{stderr}");
     let _ = child.kill();
     let _ = child.wait();
 }

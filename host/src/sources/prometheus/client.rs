@@ -36,6 +36,19 @@ pub enum PrometheusError {
         /// The limit, MiB.
         limit_mib: u64,
     },
+    /// An answer with more series than `[prometheus] max_series`.
+    #[error(
+        "Prometheus at {url} answered more than [prometheus] max_series ({limit}) series to \
+         `{query}`. Narrow the selector, or raise max_series if the site is really that large"
+    )]
+    TooManySeries {
+        /// The endpoint.
+        url: String,
+        /// The query.
+        query: String,
+        /// The limit.
+        limit: usize,
+    },
     /// Connection refused, timeout, DNS, TLS…
     #[error(
         "cannot reach Prometheus at {url} (query `{query}`): {reason}; check the URL and that Prometheus is up"
@@ -460,8 +473,13 @@ impl Client {
         let data = envelope
             .data
             .ok_or_else(|| self.bad_answer(query, "no `data`".into()))?;
-        data.into_series()
-            .ok_or_else(|| self.bad_answer(query, NOT_A_VECTOR.into()))
+        let series = data
+            .into_series()
+            .ok_or_else(|| self.bad_answer(query, NOT_A_VECTOR.into()))?;
+        if series.len() > self.config.max_series {
+            return Err(self.too_many_series(query));
+        }
+        Ok(series)
     }
 
     /// Parses the answer while it arrives, on a blocking thread, so a large
@@ -515,6 +533,15 @@ impl Client {
             Ok(Ok(envelope)) => Ok(envelope),
             Ok(Err(e)) => Err(self.bad_answer(query, format!("not Prometheus API JSON ({e})"))),
             Err(e) => Err(self.bad_answer(query, format!("its parser failed: {e}"))),
+        }
+    }
+
+    /// The answer to `query` has more than `max_series` series.
+    pub(super) fn too_many_series(&self, query: &str) -> PrometheusError {
+        PrometheusError::TooManySeries {
+            url: self.base.clone(),
+            query: query.to_owned(),
+            limit: self.config.max_series,
         }
     }
 

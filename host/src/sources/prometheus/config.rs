@@ -62,6 +62,11 @@ pub struct PrometheusConfig {
     /// cut there and the window fails, saying so.
     #[serde(default = "default_max_response_mib")]
     pub max_response_mib: u64,
+    /// The most series one query may answer: a selector matching more (a
+    /// label forgotten, a metric of every process) fails its window,
+    /// saying so.
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
 }
 
 /// `[prometheus] read`: how counters' samples are read.
@@ -104,6 +109,10 @@ fn default_lookback_secs() -> u64 {
     300
 }
 
+fn default_max_series() -> usize {
+    2_000_000
+}
+
 fn default_max_response_mib() -> u64 {
     1024
 }
@@ -131,6 +140,7 @@ impl PrometheusConfig {
             password_file: None,
             read: ReadPath::default(),
             max_response_mib: default_max_response_mib(),
+            max_series: default_max_series(),
         }
     }
 }
@@ -145,6 +155,9 @@ impl Validate for PrometheusConfig {
                 "timeout_secs",
                 "must be a positive number of seconds",
             ));
+        }
+        if self.max_series == 0 {
+            problems.push(ConfigProblem::new("max_series", "must be at least 1"));
         }
         if self.max_response_mib == 0 {
             problems.push(ConfigProblem::new(

@@ -163,22 +163,25 @@ pub async fn read_series(
     // the next), and its samples.
     let mut current: Option<Labels> = None;
     let mut samples: Vec<Sample> = Vec::new();
-    let mut finish = |current: &mut Option<Labels>, samples: &mut Vec<Sample>| {
-        if let Some(labels) = current.take() {
-            // Chunks come in time order and do not overlap, unless blocks do.
-            if !samples.is_sorted_by(|a, b| a.t_ms < b.t_ms) {
-                samples.sort_by_key(|s| s.t_ms);
-                samples.dedup_by_key(|s| s.t_ms);
+    let mut series_read = 0_usize;
+    let mut finish =
+        |current: &mut Option<Labels>, samples: &mut Vec<Sample>, series_read: &mut usize| {
+            if let Some(labels) = current.take() {
+                // Chunks come in time order and do not overlap, unless blocks do.
+                if !samples.is_sorted_by(|a, b| a.t_ms < b.t_ms) {
+                    samples.sort_by_key(|s| s.t_ms);
+                    samples.dedup_by_key(|s| s.t_ms);
+                }
+                // Chunks at the ends of the range hold samples outside it.
+                let from = samples.partition_point(|s| s.t_ms < start_ms);
+                let to = samples.partition_point(|s| s.t_ms <= end_ms);
+                if from < to {
+                    *series_read += 1;
+                    each(labels, &samples[from..to]);
+                }
             }
-            // Chunks at the ends of the range hold samples outside it.
-            let from = samples.partition_point(|s| s.t_ms < start_ms);
-            let to = samples.partition_point(|s| s.t_ms <= end_ms);
-            if from < to {
-                each(labels, &samples[from..to]);
-            }
-        }
-        samples.clear();
-    };
+            samples.clear();
+        };
     let mut received = 0;
     loop {
         let chunk = next_chunk(&mut response, received >= BATCH_AFTER).await;
@@ -210,7 +213,7 @@ pub async fn read_series(
                     .map(|l| (l.name.as_str(), l.value.as_str()))
                     .collect();
                 if current.as_ref().is_some_and(|l| *l != labels) {
-                    finish(&mut current, &mut samples);
+                    finish(&mut current, &mut samples, &mut series_read);
                 }
                 current.get_or_insert(labels);
                 for chunk in &series.chunks {
@@ -223,6 +226,11 @@ pub async fn read_series(
             taken += used;
         }
         buffer.drain(..taken);
+        if series_read > client.config.max_series {
+            return Err(RemoteReadError::Prometheus(
+                client.too_many_series(&format!("remote read of {selector}")),
+            ));
+        }
     }
     if !buffer.is_empty() {
         return Err(corrupt(format!(
@@ -230,7 +238,7 @@ pub async fn read_series(
             buffer.len()
         )));
     }
-    finish(&mut current, &mut samples);
+    finish(&mut current, &mut samples, &mut series_read);
     Ok(())
 }
 
