@@ -535,3 +535,101 @@ fn nova_failures_are_retried_or_named() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("after 5 pages"), "{stderr}");
 }
+
+/// A Keystone and Nova served over TLS with a site's own CA: with
+/// `[nova] ca_file` naming it, extract reads the cloud; without, the window
+/// fails (exit 3) naming the endpoint and the certificate problem.
+#[test]
+fn nova_over_tls_needs_the_sites_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = |name: &str| dir.path().join(name);
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // A CA, and a server certificate for 127.0.0.1 signed by it.
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test site CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(pem("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    let stand_in = StandIn::start_with(
+        "openstack.py",
+        "openstack/cloud.json",
+        &[
+            "--tls".as_ref(),
+            pem("server.pem").as_os_str(),
+            pem("server.key").as_os_str(),
+        ],
+    );
+    assert!(stand_in.url.starts_with("https://"), "{}", stand_in.url);
+    let series = energy_series(&fixture());
+    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+
+    let without = policy(dir.path(), &stand_in.url, "");
+    let out = extract(&without, &prometheus.url, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&stand_in.url) && stderr.to_lowercase().contains("certificate"),
+        "{stderr}"
+    );
+
+    let with = policy(
+        dir.path(),
+        &stand_in.url,
+        &format!("ca_file = \"{}\"", pem("ca.pem").display()),
+    );
+    let out = extract(&with, &prometheus.url, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 21);
+}

@@ -214,7 +214,7 @@ class Handler(BaseHTTPRequestHandler):
     # ----- plumbing
 
     def base(self):
-        return "http://%s:%d" % self.server.server_address[:2]
+        return "%s://%s:%d" % ((getattr(self, "scheme", "http"),) + tuple(self.server.server_address[:2]))
 
     def do_GET(self):
         self.dispatch("GET")
@@ -949,13 +949,23 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--data", required=True)
     ap.add_argument("--faults")
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"),
+                    help="serve HTTPS with this PEM certificate (chain) and key")
     a = ap.parse_args()
     Handler.cloud = Cloud(a.data)
     Handler.faults = Faults(a.faults)
     Handler.tokens = Tokens()
     srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     srv.daemon_threads = True
-    sys.stdout.write("ready url=http://127.0.0.1:%d\n" % srv.server_address[1])
+    scheme = "http"
+    if a.tls:
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(a.tls[0], a.tls[1])
+        srv.socket = context.wrap_socket(srv.socket, server_side=True)
+        scheme = "https"
+    Handler.scheme = scheme
+    sys.stdout.write("ready url=%s://127.0.0.1:%d\n" % (scheme, srv.server_address[1]))
     sys.stdout.flush()
     try:
         srv.serve_forever()

@@ -173,7 +173,7 @@ pub async fn send(
             return outcome.map_err(|e| CloudError::Unreachable {
                 endpoint: endpoint.to_owned(),
                 attempts: attempt,
-                reason: e.without_url().to_string(),
+                reason: reason(e),
             });
         }
         tracing::debug!(endpoint, attempt, "retrying in {wait:?}");
@@ -181,6 +181,20 @@ pub async fn send(
         wait *= 2;
         attempt += 1;
     }
+}
+
+/// A request's error with its causes (a TLS certificate problem is a cause
+/// of "error sending request"), the URL left out.
+fn reason(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut reason = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(c) = cause {
+        reason.push_str(": ");
+        reason.push_str(&c.to_string());
+        cause = c.source();
+    }
+    reason
 }
 
 /// A secret that never shows in `Debug` or logs.

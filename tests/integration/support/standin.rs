@@ -33,6 +33,11 @@ pub struct StandIn {
 impl StandIn {
     /// Starts `tests/standins/<script>` on the fixture `tests/fixtures/<data>`.
     pub fn start(script: &str, data: &str) -> Self {
+        Self::start_with(script, data, &[])
+    }
+
+    /// [`StandIn::start`] with more arguments for the script (`--tls CERT KEY`).
+    pub fn start_with(script: &str, data: &str, args: &[&std::ffi::OsStr]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (log, faults) = (
             dir.path().join("requests.jsonl"),
@@ -45,6 +50,7 @@ impl StandIn {
             .arg(repo().join("tests/fixtures").join(data))
             .arg("--faults")
             .arg(&faults)
+            .args(args)
             .env("STANDIN_LOG", &log)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
