@@ -5,9 +5,11 @@
 //! of the file's group can read them.
 //!
 //! Temporaries are written in the subdirectory `.wattson-tmp/`, where a
-//! pickup that globs the directory does not see them; a temporary that a
-//! killed run left there (or, before, in the directory itself as
-//! `.wattson-*.tmp`) is removed by the next run once it is 10 minutes old.
+//! pickup that globs the directory does not see them, named after the
+//! writing process (`<pid>-….tmp`). The next run removes a temporary whose
+//! writer is gone (a run killed while writing it), and any other (or, from
+//! before, `.wattson-*.tmp` in the directory itself) once it is 10 minutes
+//! old: another policy's run may be writing into the same directory.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -61,6 +63,7 @@ impl File {
             return Ok(());
         }
         let mut tmp = tempfile::Builder::new()
+            .prefix(&format!("{}-", std::process::id()))
             .suffix(".tmp")
             .tempfile_in(&tmp_dir)?;
         tmp.write_all(payload.bytes)?;
@@ -71,8 +74,9 @@ impl File {
     }
 }
 
-/// Removes the `<prefix>*.tmp` files in `dir` older than [`STALE_AFTER`]:
-/// temporaries of killed runs (a write takes milliseconds).
+/// Removes the `<prefix>*.tmp` files in `dir` that a process that is gone
+/// wrote (`<pid>-….tmp`), and those older than [`STALE_AFTER`]: temporaries
+/// of killed runs (a write takes milliseconds).
 fn remove_stale(dir: &Path, prefix: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -88,7 +92,7 @@ fn remove_stale(dir: &Path, prefix: &str) {
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| SystemTime::now().duration_since(t).ok());
-        if age.is_some_and(|age| age > STALE_AFTER) {
+        if writer_gone(&name) || age.is_some_and(|age| age > STALE_AFTER) {
             let path = entry.path();
             match std::fs::remove_file(&path) {
                 Ok(()) => tracing::info!(
@@ -99,6 +103,15 @@ fn remove_stale(dir: &Path, prefix: &str) {
             }
         }
     }
+}
+
+/// Whether a `<pid>-….tmp` temporary's writer has exited (no `/proc/<pid>`).
+fn writer_gone(name: &str) -> bool {
+    name.split_once('-')
+        .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        .is_some_and(|pid| {
+            pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+        })
 }
 
 impl Messenger for File {
@@ -130,9 +143,14 @@ mod tests {
         let tmp_dir = dir.path().join(TMP_DIR);
         std::fs::create_dir_all(&tmp_dir).unwrap();
         // What kill -9 left: one temporary of the old layout, one of the new,
-        // and one being written right now by another run (young: kept).
+        // one just now by a process that is gone (young, but removed), and
+        // one being written right now by another run (young: kept).
         old(&dir.path().join(".wattson-AbC123.tmp"));
         old(&tmp_dir.join("XyZ789.tmp"));
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let dead = gone.id();
+        gone.wait().unwrap();
+        std::fs::write(tmp_dir.join(format!("{dead}-Q1w2e3.tmp")), b"half").unwrap();
         std::fs::write(tmp_dir.join("young.tmp"), b"half").unwrap();
         std::fs::write(dir.path().join("other.tmp"), b"not ours").unwrap();
 
