@@ -13,6 +13,8 @@ need_apt=()
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# The Nova stand-in's TLS test makes its CA and certificate with openssl.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # venvs for the polyglot plugins' tools and openstacksdk (tests/standins).
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
