@@ -123,15 +123,13 @@ fn policy(dir: &Path, endpoint: &str) -> PathBuf {
 }
 
 fn extract(policy: &Path, prometheus: &str, token: &str, extra: &[&str]) -> Output {
-    command()
-        .args(["--log", "trace", "extract", "--dry-run", "--policy"])
-        .arg(policy)
-        .args(["--prometheus", prometheus])
-        .args(["--from", &secs(W0), "--to", &secs(W1)])
-        .args(extra)
-        .env("TEST_ONE_TOKEN", token)
-        .output()
-        .unwrap()
+    standin::extract_traced(
+        policy,
+        prometheus,
+        (W0, W1),
+        ("TEST_ONE_TOKEN", token),
+        extra,
+    )
 }
 
 /// The stand-in answers the real client as OpenNebula 6.10 does: `pyone`

@@ -211,15 +211,13 @@ format = "jsonl"
 }
 
 fn extract(policy: &Path, prometheus: &str, extra: &[&str]) -> Output {
-    command()
-        .args(["--log", "trace", "extract", "--dry-run", "--policy"])
-        .arg(policy)
-        .args(["--prometheus", prometheus])
-        .args(["--from", &secs(W0), "--to", &secs(W1)])
-        .args(extra)
-        .env("TEST_OS_SECRET", SECRET)
-        .output()
-        .unwrap()
+    standin::extract_traced(
+        policy,
+        prometheus,
+        (W0, W1),
+        ("TEST_OS_SECRET", SECRET),
+        extra,
+    )
 }
 
 /// The stand-in answers the real client library as Nova and Keystone do:

@@ -62,6 +62,16 @@ const CPU_TIME: Family = Family {
     what: "the libvirt exporter's per-VM CPU time",
     metric: "libvirt_domain_info_cpu_time_seconds_total",
 };
+/// Every family looked for, in the order they are said.
+const FAMILIES: [&Family; 6] = [
+    &LIBVIRT_ENERGY,
+    &KEPLER,
+    &SCAPHANDRE,
+    &IPMI,
+    &RAPL,
+    &CPU_TIME,
+];
+
 const META: &str = "libvirt_domain_info_meta";
 const NODE_CPU: &str = "node_cpu_seconds_total";
 
@@ -165,17 +175,10 @@ pub fn run(args: InitArgs) -> Result<(), Failure> {
     let found = found.map_err(source)?;
     let present = |f: &Family| found.names.contains(f.metric);
     let Some(choice) = CHOICES.iter().find(|c| c.reads.iter().all(|f| present(f))) else {
-        let looked: Vec<String> = [
-            &LIBVIRT_ENERGY,
-            &KEPLER,
-            &SCAPHANDRE,
-            &IPMI,
-            &RAPL,
-            &CPU_TIME,
-        ]
-        .iter()
-        .map(|f| format!("  {} ({})", f.metric, f.what))
-        .collect();
+        let looked: Vec<String> = FAMILIES
+            .iter()
+            .map(|f| format!("  {} ({})", f.metric, f.what))
+            .collect();
         return Err(config(anyhow::anyhow!(
             "{} holds none of the metrics wattson can attribute energy from ({} metric names \
              there). It looked for:\n{}\nScrape one of these exporters into it, then run \
@@ -268,18 +271,11 @@ fn policy(
     if let Some(uri) = &args.libvirt {
         doc["inventory"]["libvirt_uri"] = value(uri);
     }
-    let present: Vec<String> = [
-        &LIBVIRT_ENERGY,
-        &KEPLER,
-        &SCAPHANDRE,
-        &IPMI,
-        &RAPL,
-        &CPU_TIME,
-    ]
-    .iter()
-    .filter(|f| found.names.contains(f.metric))
-    .map(|f| format!("#   - {} ({})", f.metric, f.what))
-    .collect();
+    let present: Vec<String> = FAMILIES
+        .iter()
+        .filter(|f| found.names.contains(f.metric))
+        .map(|f| format!("#   - {} ({})", f.metric, f.what))
+        .collect();
     let mut header = vec![
         format!(
             "# Written by `wattson policy init` from {}.",

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::energy::idle::{BUCKET_MS, FitSums, Idle, interval_average};
+use crate::energy::idle::{BUCKET_MS, FitSums, Idle, buckets, interval_average};
 use crate::window::Window;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -187,13 +187,12 @@ impl Learned {
         let Some(first) = self.pending.first() else {
             return;
         };
-        let from_first = first.start_ms.div_euclid(BUCKET_MS) * BUCKET_MS
-            + if first.start_ms.rem_euclid(BUCKET_MS) == 0 {
-                0
-            } else {
-                BUCKET_MS
-            };
-        let mut minute = self.next_minute_ms.max(from_first);
+        // The whole minutes from the first not folded yet (or the first
+        // pending interval's start) up to `end_ms`.
+        let span = Window {
+            start_ms: self.next_minute_ms.max(first.start_ms),
+            end_ms,
+        };
         let joules: Vec<(i64, i64, f64)> = self
             .pending
             .iter()
@@ -204,18 +203,14 @@ impl Learned {
             .iter()
             .filter_map(|p| Some((p.start_ms, p.end_ms, p.busy_s?)))
             .collect();
-        while minute + BUCKET_MS <= end_ms {
-            let bucket = Window {
-                start_ms: minute,
-                end_ms: minute + BUCKET_MS,
-            };
+        for bucket in buckets(span) {
             if let Some(watts) = interval_average(&joules, bucket) {
-                self.add(minute, watts, interval_average(&busy, bucket));
+                self.add(bucket.start_ms, watts, interval_average(&busy, bucket));
             }
-            minute += BUCKET_MS;
+            self.next_minute_ms = bucket.end_ms;
         }
-        self.next_minute_ms = minute;
-        self.pending.retain(|p| p.end_ms > minute);
+        let folded = self.next_minute_ms;
+        self.pending.retain(|p| p.end_ms > folded);
     }
 
     /// One measured minute.

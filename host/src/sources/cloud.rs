@@ -150,6 +150,33 @@ impl CloudApi {
     }
 }
 
+/// The HTTP client of a cloud API at `endpoint`: `timeout_secs` per request,
+/// and the site's CA (`ca_file`) trusted besides the system's; no I/O but
+/// reading that file.
+pub fn http_client(
+    endpoint: &str,
+    timeout_secs: f64,
+    ca_file: Option<&std::path::Path>,
+) -> Result<reqwest::Client, CloudError> {
+    let credentials = |reason: String| CloudError::Credentials {
+        endpoint: endpoint.to_owned(),
+        reason,
+    };
+    let mut builder = reqwest::Client::builder().timeout(crate::timeout::from_secs(timeout_secs));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| credentials(format!("cannot read ca_file {}: {e}", path.display())))?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+            credentials(format!(
+                "ca_file {} is not a PEM certificate: {e}",
+                path.display()
+            ))
+        })?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build().map_err(|e| credentials(e.to_string()))
+}
+
 /// First wait before a retry; doubled after each failed attempt.
 const BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
 

@@ -130,3 +130,30 @@ pub fn check_with_client(check: &str, url: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `wattson --log trace extract --dry-run --policy POLICY` of `[from_ms,
+/// to_ms]` against `prometheus`, with the cloud's secret in the environment
+/// (`secret`: variable, value) and `extra` arguments; traced, so a test can
+/// look for the secret in everything it logged.
+pub fn extract_traced(
+    policy: &Path,
+    prometheus: &str,
+    (from_ms, to_ms): (i64, i64),
+    secret: (&str, &str),
+    extra: &[&str],
+) -> std::process::Output {
+    super::super::wattson::command()
+        .args(["--log", "trace", "extract", "--dry-run", "--policy"])
+        .arg(policy)
+        .args(["--prometheus", prometheus])
+        .args([
+            "--from",
+            &super::super::wattson::secs(from_ms),
+            "--to",
+            &super::super::wattson::secs(to_ms),
+        ])
+        .args(extra)
+        .env(secret.0, secret.1)
+        .output()
+        .unwrap()
+}

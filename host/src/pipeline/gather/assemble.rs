@@ -449,6 +449,14 @@ pub fn assemble(
         }
         (None, None) => vec![None; vms.len()],
     };
+    // Each VM's (launched, terminated) where the cloud's API gives them.
+    let lifetimes: Vec<Option<(Option<i64>, Option<i64>)>> = vms
+        .iter()
+        .map(|vm| {
+            let c = cloud.as_ref()?.vms.get(&vm.uuid)?;
+            Some((c.launched_ms, c.terminated_ms))
+        })
+        .collect();
     let lookback_ms = plan.client.config.lookback_secs as i64 * 1000;
     let status = (0..vms.len())
         .map(|i| {
@@ -459,10 +467,7 @@ pub fn assemble(
                 times: times[i],
                 ended_ms: details[i].ended_ms,
                 shut_off,
-                lifetime: cloud
-                    .as_ref()
-                    .and_then(|c| c.vms.get(&vms[i].uuid))
-                    .map(|c| (c.launched_ms, c.terminated_ms)),
+                lifetime: lifetimes[i],
             };
             status::status(window, lookback_ms, seen)
         })
@@ -482,6 +487,13 @@ pub fn assemble(
         }),
         &mut wall_s,
     );
+    // Where the cloud gives a VM's lifetime, its part of the window is
+    // that (`docs/ENERGY.md#record-status`).
+    for (lifetime, wall) in lifetimes.iter().zip(wall_s.iter_mut()) {
+        if let Some((launched, terminated)) = lifetime {
+            *wall = status::lifetime_s(*launched, *terminated, window);
+        }
+    }
     // Host keys the cloud names (OpenNebula's host ids, as Scaphandre's
     // `host_id` labels them) are named so from here on.
     let mut hosts = hosts;
@@ -489,15 +501,6 @@ pub fn assemble(
         for host in &mut hosts {
             if let Some(name) = cloud.host_names.get(host.as_str()) {
                 host.clone_from(name);
-            }
-        }
-    }
-    // Where the cloud gives a VM's lifetime, its part of the window is
-    // that (`docs/ENERGY.md#record-status`).
-    if let Some(cloud) = cloud {
-        for (vm, wall) in vms.iter().zip(wall_s.iter_mut()) {
-            if let Some(c) = cloud.vms.get(&vm.uuid) {
-                *wall = status::lifetime_s(c.launched_ms, c.terminated_ms, window);
             }
         }
     }

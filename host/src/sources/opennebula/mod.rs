@@ -14,7 +14,7 @@ use std::collections::HashMap;
 pub use config::OpenNebulaConfig;
 pub use pool::Stay;
 
-use super::cloud::{CloudError, CloudInventory, CloudVm, Secret, send};
+use super::cloud::{CloudError, CloudInventory, CloudVm, Secret, http_client, send};
 use crate::window::Window;
 use xmlrpc::{Answer, Arg};
 
@@ -40,20 +40,11 @@ impl Client {
         let token = crate::secrets::read(config.token_env.as_deref(), config.token_file.as_deref())
             .map_err(credentials)?
             .ok_or_else(|| credentials("no token_env or token_file".into()))?;
-        let mut builder =
-            reqwest::Client::builder().timeout(crate::timeout::from_secs(config.timeout_secs));
-        if let Some(path) = &config.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| credentials(format!("cannot read ca_file {}: {e}", path.display())))?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                credentials(format!(
-                    "ca_file {} is not a PEM certificate: {e}",
-                    path.display()
-                ))
-            })?;
-            builder = builder.add_root_certificate(cert);
-        }
-        let http = builder.build().map_err(|e| credentials(e.to_string()))?;
+        let http = http_client(
+            &config.endpoint,
+            config.timeout_secs,
+            config.ca_file.as_deref(),
+        )?;
         Ok(Self {
             http,
             config: config.clone(),

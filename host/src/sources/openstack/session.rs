@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::NovaConfig;
-use crate::sources::cloud::{CloudError, Secret, send};
+use crate::sources::cloud::{CloudError, Secret, http_client, send};
 
 /// The compute API microversion asked for: 2.47 embeds each server's flavor.
 pub const MICROVERSION: &str = "2.47";
@@ -24,36 +24,19 @@ pub struct Session {
     http: reqwest::Client,
     config: NovaConfig,
     token: Mutex<Option<Token>>,
-    /// Tokens requested this run (one, unless one was renewed).
-    pub tokens: std::sync::atomic::AtomicU32,
 }
 
 impl Session {
     /// A session for `config`; checks its TLS settings, does no I/O.
     pub fn new(config: &NovaConfig) -> Result<Self, CloudError> {
-        let mut builder =
-            reqwest::Client::builder().timeout(crate::timeout::from_secs(config.timeout_secs));
-        if let Some(path) = &config.ca_file {
-            let pem = std::fs::read(path).map_err(|e| CloudError::Credentials {
-                endpoint: config.auth_url.clone(),
-                reason: format!("cannot read ca_file {}: {e}", path.display()),
-            })?;
-            let cert =
-                reqwest::Certificate::from_pem(&pem).map_err(|e| CloudError::Credentials {
-                    endpoint: config.auth_url.clone(),
-                    reason: format!("ca_file {} is not a PEM certificate: {e}", path.display()),
-                })?;
-            builder = builder.add_root_certificate(cert);
-        }
-        let http = builder.build().map_err(|e| CloudError::Credentials {
-            endpoint: config.auth_url.clone(),
-            reason: e.to_string(),
-        })?;
         Ok(Self {
-            http,
+            http: http_client(
+                &config.auth_url,
+                config.timeout_secs,
+                config.ca_file.as_deref(),
+            )?,
             config: config.clone(),
             token: Mutex::new(None),
-            tokens: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -186,8 +169,6 @@ impl Session {
             interface: c.interface.clone(),
             region: c.region.clone(),
         })?;
-        self.tokens
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::debug!(compute = compute_url, "authenticated with Keystone");
         Ok(Token {
             id: Secret(id),
