@@ -359,6 +359,69 @@ fn spawn_daemon(policy: &Path, addr: &str, cpu_file: &Path) -> Daemon {
     daemon
 }
 
+/// A second daemon on the same policy (another port) is refused at start,
+/// exit 6, naming the first's PID, before it reads or writes any state
+/// (issue 33: it used to share `daemon.json` and ship a window).
+#[test]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
+fn a_second_daemon_on_the_same_policy_exits_6_naming_the_first() {
+    let host = Host::new();
+    let policy = host.write_policy(&host.policy_text("none"));
+    let cpu_file = host.tmp.path().join("cpu");
+    let lines: String = RUNNING.iter().map(|u| format!("{u} 10\n")).collect();
+    write_atomic(&cpu_file, &lines);
+    let addr = format!("127.0.0.1:{}", super::prometheus::free_port());
+    let first = spawn_daemon(&policy, &addr, &cpu_file);
+    let state = host.dir().join("state/daemon");
+    let listing = |dir: &Path| -> BTreeMap<PathBuf, std::time::SystemTime> {
+        walk(dir)
+            .into_iter()
+            .filter(|p| !p.ends_with("daemon.json"))
+            .map(|p| {
+                let modified = std::fs::metadata(&p).unwrap().modified().unwrap();
+                (p, modified)
+            })
+            .collect()
+    };
+    // daemon.json is left out: the first writes it every second.
+    let before = listing(&state);
+    let second = super::wattson::command()
+        .args(["daemon", "--policy"])
+        .arg(&policy)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{}", super::prometheus::free_port()),
+        ])
+        .env("WATTSON_TEST_CPU_TIMES", &cpu_file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains(&format!("PID {} holds", first.0.id()))
+            && stderr.contains("daemon.lock")
+            && stderr.contains("one daemon per policy"),
+        "{stderr}"
+    );
+    assert_eq!(listing(&state), before, "the second touched no file");
+    // The first goes on.
+    assert_eq!(get(&addr, "/healthz", None).map(|r| r.0), Some(200));
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 /// Every sample of `metric` in a scrape, summed.
 fn sum_of(scrape: &str, metric: &str) -> f64 {
     scrape
@@ -1487,6 +1550,112 @@ fn a_full_disk_under_the_daemons_state_keeps_its_counters() {
         served,
         "daemon.json holds the latest counters"
     );
+}
+
+/// A clock for [`wattson::daemon::Daemon::sample`]: each wait jumps to its
+/// deadline and calls `each` there; a stop once past `end_ms`.
+struct Ticks<F: FnMut(i64)> {
+    now_ms: i64,
+    end_ms: i64,
+    each: F,
+}
+
+impl<F: FnMut(i64)> wattson::daemon::Clock for Ticks<F> {
+    fn now_ms(&mut self) -> i64 {
+        self.now_ms
+    }
+
+    fn wait_until(&mut self, deadline_ms: i64) -> Option<wattson::daemon::Control> {
+        if deadline_ms > self.end_ms {
+            return Some(wattson::daemon::Control::Stop);
+        }
+        self.now_ms = deadline_ms;
+        (self.each)(deadline_ms);
+        None
+    }
+}
+
+/// The state directory fills up while windows close (issue 33): the daemon's
+/// loop goes on (a spool that cannot be written is a failed shipping, retried,
+/// never a stop), and once space returns every closed window is delivered
+/// exactly once, its joules those the loop measured.
+#[test]
+fn a_full_disk_at_shipping_time_delays_windows_and_loses_none() {
+    let host = Host::new();
+    let Some(tmpfs) = super::delivery::Tmpfs::mount(&host.dir().join("state"), "256k") else {
+        return;
+    };
+    let text = host
+        .policy_text("none")
+        .replace("ship_every_secs = 3600", "ship_every_secs = 30");
+    let cache = host.dir().join("cache");
+    let policy = host.write_policy(&format!(
+        "{text}\n[runtime]\ncache_dir = \"{}\"\n",
+        cache.display()
+    ));
+    let cpu = FedCpu::default();
+    let energy = std::cell::RefCell::new(ZONES.iter().map(|z| z.2).collect::<Vec<u64>>());
+    let set = |k: i64| {
+        let mut energy = energy.borrow_mut();
+        for ((rel, name, ..), value) in ZONES.iter().zip(energy.iter_mut()) {
+            if *name != "core" {
+                *value = (*value + 3_000_000) % RANGE;
+            }
+            bump(&host.devices, rel, *value);
+        }
+        *cpu.0.lock().unwrap() = RUNNING.iter().map(|u| (u.to_string(), k as f64)).collect();
+    };
+    let t0 = 1_800_000_000_000_i64;
+    set(0);
+    let filler = std::cell::RefCell::new(None);
+    let mut clock = Ticks {
+        now_ms: t0 + 5_000,
+        end_ms: t0 + 150_000,
+        each: |now: i64| {
+            set((now - t0) / 10_000);
+            // Full from the tick at 30 s to the one at 100 s: the windows
+            // ending at 30, 60 and 90 s close on a full disk.
+            if now == t0 + 30_000 {
+                *filler.borrow_mut() = Some(tmpfs.fill());
+            }
+            if now == t0 + 100_000 {
+                std::fs::remove_file(filler.borrow_mut().take().unwrap()).unwrap();
+            }
+        },
+    };
+    let fed = cpu.clone();
+    let options = wattson::daemon::DaemonOptions {
+        policy: policy.clone(),
+        overrides: Vec::new(),
+        listen: None,
+    };
+    let make: wattson::daemon::MakeSources = Box::new(move |p, m| {
+        let mut s = sources(p, m);
+        s.cpu_times = Some(Box::new(fed.clone()));
+        s
+    });
+    let mut daemon = wattson::daemon::Daemon::start(options, make, &mut clock).unwrap();
+    daemon.sample(&mut clock);
+    let health = daemon.shared().snapshot().health.clone();
+    assert!(health.messenger_failures > 0, "shipping failed while full");
+    assert!(health.persist_failures > 0, "saving failed while full");
+    // Each closed window once: [0, 30) .. [120, 150), 4 VMs each.
+    let records = delivered(&host.dir().join("out"));
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &records {
+        assert!(
+            seen.insert((r["start"].to_string(), r["vm_uuid"].to_string())),
+            "twice: {r}"
+        );
+    }
+    assert_eq!(records.len(), 5 * RUNNING.len(), "{records:?}");
+    let total: f64 = records
+        .iter()
+        .map(|r| r["energy_joules"].as_f64().unwrap())
+        .sum();
+    // Every tick from 10 s to 150 s moved the counters 12 J (3 J on each of
+    // 4 zones) since the one before: 15 ticks, all inside the closed windows.
+    assert!(rel_err(total, 15.0 * 12.0) < 1e-9, "{total} J");
 }
 
 /// The system clock steps back an hour, then forward an hour, under the

@@ -377,6 +377,9 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if path.is_dir() {
                 out.insert(path.clone(), Vec::new());
                 stack.push(path);
+            } else if path.file_name().is_some_and(|n| n == "lock") {
+                // Each run that takes the lock writes its PID there.
+                out.insert(path.clone(), Vec::new());
             } else {
                 out.insert(path.clone(), std::fs::read(&path).unwrap());
             }

@@ -35,6 +35,7 @@ mod report;
 mod scaffold;
 mod scrape_config;
 mod shares;
+mod soak;
 mod support;
 mod templates;
 mod victoria;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use wattson::energy::counter::Boot;
 use wattson::policy::{Policy, Source};
 use wattson::runtime::{IdlePowerSpec, Measurement, RaplSpec};
 use wattson::sources::rapl::{discover, host_zones, joules_between, sample};
@@ -87,16 +88,23 @@ fn package_and_dram_once_each_wrap_aware() {
     bump(&devices, "intel-rapl:1", 5_000_000);
     bump(&devices, "intel-rapl:1/intel-rapl:1:0", 72_000_000);
     let after = sample(&host).unwrap();
-    let joules = joules_between(&host, &before, &after, 10_000);
+    let joules = joules_between(&host, &before, &after, 10_000, Boot::Unknown);
     assert!(
         (joules - (12.0 + 7.0 + 8.0 + 2.0)).abs() < 1e-9,
         "{joules} J"
     );
     // The same drop across more than the gap limit (a reboot while nothing
     // sampled): a reset, counting the new 5 J, not a wrap.
-    let joules = joules_between(&host, &before, &after, 300_001);
+    let joules = joules_between(&host, &before, &after, 300_001, Boot::Unknown);
     assert!(
         (joules - (12.0 + 7.0 + 5.0 + 2.0)).abs() < 1e-9,
+        "{joules} J"
+    );
+    // Unless both samples are known to be of one boot (the daemon's boot
+    // id): then it can only be a wrap, however long the gap.
+    let joules = joules_between(&host, &before, &after, 3_600_000, Boot::Same);
+    assert!(
+        (joules - (12.0 + 7.0 + 8.0 + 2.0)).abs() < 1e-9,
         "{joules} J"
     );
 }

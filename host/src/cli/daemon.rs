@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{EXIT_CONFIG, EXIT_PLUGIN, Failure};
+use super::{EXIT_CONFIG, EXIT_LOCKED, EXIT_PLUGIN, Failure};
 use crate::daemon::{self, DaemonError, DaemonOptions};
 use crate::policy::Override;
 
@@ -41,7 +41,8 @@ pub fn run(args: DaemonArgs) -> Result<(), Failure> {
             | DaemonError::Token(_)
             | DaemonError::Listen { .. } => EXIT_CONFIG,
             DaemonError::Plugin(_) => EXIT_PLUGIN,
-            DaemonError::Persist(_) | DaemonError::Runtime(_) => 1,
+            DaemonError::AlreadyRunning { .. } => EXIT_LOCKED,
+            DaemonError::State(_) | DaemonError::Persist(_) | DaemonError::Runtime(_) => 1,
         };
         Failure::new(code, e)
     })

@@ -124,8 +124,13 @@ pub fn gather(
                 };
                 let reading = match (chosen.is_empty(), values(prev), values(&cur.counters)) {
                     (false, Some(before), Some(after)) => {
-                        let joules =
-                            rapl::joules_between(&chosen, &before, &after, window.len_ms());
+                        let joules = rapl::joules_between(
+                            &chosen,
+                            &before,
+                            &after,
+                            window.len_ms(),
+                            cur.counters.boot_since(prev),
+                        );
                         // As in extract, a minute in which a zone drops is
                         // no idle minute: the interval is left out.
                         if before.iter().zip(&after).all(|(b, a)| a >= b) {

@@ -24,7 +24,7 @@ pub struct Ledger {
     #[serde(default)]
     pub vm_carbon_grams: BTreeMap<String, f64>,
     /// When each VM was last given energy, ms: a VM gone for
-    /// [`FORGET_AFTER_MS`] leaves the ledger.
+    /// `[daemon] forget_after_secs` leaves the ledger.
     #[serde(default)]
     pub vm_seen_ms: BTreeMap<String, i64>,
     /// Joules per local meter (`package-0`, `dram`, `ipmi`) since the state began.
@@ -71,17 +71,15 @@ pub struct Part {
     pub meters: Vec<String>,
 }
 
-/// How long a VM's counter is kept after it was last measured: 30 days. One
-/// that comes back later starts again at 0, which C1 reads as a reset.
-pub const FORGET_AFTER_MS: i64 = 30 * 86_400_000;
-
 impl Ledger {
-    /// Drops the counters of VMs not measured for [`FORGET_AFTER_MS`].
-    pub fn forget_gone(&mut self, now_ms: i64) {
+    /// Drops the counters of VMs not measured for `forget_after_ms`
+    /// (`[daemon] forget_after_secs`). One that comes back later starts
+    /// again at 0, which C1 reads as a reset.
+    pub fn forget_gone(&mut self, now_ms: i64, forget_after_ms: i64) {
         let gone: Vec<String> = self
             .vm_seen_ms
             .iter()
-            .filter(|(_, seen)| now_ms - **seen > FORGET_AFTER_MS)
+            .filter(|(_, seen)| now_ms - **seen > forget_after_ms)
             .map(|(uuid, _)| uuid.clone())
             .collect();
         for uuid in gone {
@@ -196,13 +194,14 @@ mod tests {
     }
 
     #[test]
-    fn vms_gone_for_30_days_are_forgotten() {
+    fn vms_gone_longer_than_forget_after_are_forgotten() {
+        const DAY: i64 = 86_400_000;
         let mut ledger = Ledger::default();
-        for (uuid, seen) in [("old", 0), ("recent", FORGET_AFTER_MS)] {
+        for (uuid, seen) in [("old", 0), ("recent", DAY)] {
             ledger.vm_joules.insert(uuid.into(), 1.0);
             ledger.vm_seen_ms.insert(uuid.into(), seen);
         }
-        ledger.forget_gone(FORGET_AFTER_MS + 1);
+        ledger.forget_gone(DAY + 1, DAY);
         assert_eq!(ledger.vm_joules.keys().collect::<Vec<_>>(), ["recent"]);
         assert_eq!(ledger.vm_seen_ms.len(), 1);
     }

@@ -6,6 +6,7 @@
 //! The sampling loop runs on its own thread (libvirt and the plugins block);
 //! the HTTP server and the signal handlers on a small tokio runtime.
 
+mod clock;
 mod idle;
 mod interval;
 mod ledger;
@@ -22,6 +23,7 @@ use std::time::{Duration, SystemTime};
 
 pub use crate::policy::DaemonConfig;
 pub use crate::sources::ipmi::{IpmiCommand, PowerMeter, parse_dcmi};
+pub use clock::{Clock, Control, SystemClock};
 pub use ledger::Ledger;
 pub use metrics::{Format as MetricsFormat, render as render_metrics};
 pub use sample::{Counters, Sample, Sources};
@@ -66,6 +68,22 @@ pub enum DaemonError {
     /// The counters cannot be persisted.
     #[error(transparent)]
     Persist(#[from] PersistError),
+    /// The state directory cannot be made.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// Another daemon runs this policy.
+    #[error(
+        "another `wattson daemon` runs this policy ({} holds {}): one daemon per policy; stop \
+         it first, or give this one its own [state] dir",
+        holder.map_or_else(|| "a process".to_owned(), |pid| format!("PID {pid}")),
+        lock.display()
+    )]
+    AlreadyRunning {
+        /// The lock file.
+        lock: PathBuf,
+        /// The PID that holds it, where it wrote one.
+        holder: Option<u32>,
+    },
     /// The async runtime could not start.
     #[error("cannot start the HTTP server's runtime: {0}")]
     Runtime(std::io::Error),
@@ -80,12 +98,6 @@ pub struct DaemonOptions {
     pub overrides: Vec<Override>,
     /// `--listen`, over `[daemon] listen`.
     pub listen: Option<String>,
-}
-
-/// What the signal handlers ask of the sampling loop.
-enum Control {
-    Reload,
-    Stop,
 }
 
 /// What the daemon cannot do with `measurements` of `policy`, found without
@@ -125,6 +137,7 @@ fn prepare(
     options: &DaemonOptions,
     policy: Policy,
     runtime: &crate::runtime::Runtime,
+    make_sources: &mut MakeSources,
 ) -> Result<Loaded, DaemonError> {
     let bound = crate::policy::bind(&policy, runtime)?;
     let plan = crate::pipeline::Plan::new(&bound);
@@ -135,7 +148,7 @@ fn prepare(
             problems,
         });
     }
-    let sources = sources(&policy, plan.measurements());
+    let sources = make_sources(&policy, plan.measurements());
     let config = policy.daemon_config();
     Ok(Loaded {
         policy,
@@ -167,35 +180,191 @@ pub fn sources(policy: &Policy, measurements: &[Measurement]) -> Sources {
     }
 }
 
+/// Builds the local sources of a policy's measurements ([`sources`] when
+/// the daemon runs; tests swap in CPU times and meters of their own).
+pub type MakeSources = Box<dyn FnMut(&Policy, &[Measurement]) -> Sources + Send>;
+
+/// A started daemon: its policy loaded and bound, its state directory
+/// locked, its counters loaded, a first sample taken. [`Daemon::sample`]
+/// runs the loop; [`run`] serves HTTP beside it.
+pub struct Daemon {
+    options: DaemonOptions,
+    runtime: crate::runtime::Runtime,
+    make_sources: MakeSources,
+    shared: Arc<Shared>,
+    state: DaemonState,
+    interval_ms: i64,
+    /// When shipping is next due (0: at the first tick, for what earlier
+    /// runs left in the spool).
+    next_ship_ms: i64,
+    /// The policy file's modification time at the last (re)load.
+    modified: Option<SystemTime>,
+    /// `daemon.lock`, held until the daemon is dropped.
+    _lock: crate::state::RunLock,
+}
+
+impl Daemon {
+    /// Loads and binds the policy, takes the state lock (a second daemon
+    /// on the same policy is refused here, before it reads or writes any
+    /// state), loads the counters and takes a first sample at `clock`'s
+    /// now, so the counters (and the interval since the last run's last
+    /// sample) are there before the first scrape.
+    pub fn start(
+        options: DaemonOptions,
+        mut make_sources: MakeSources,
+        clock: &mut dyn Clock,
+    ) -> Result<Self, DaemonError> {
+        let policy = Policy::load_with(&options.policy, &options.overrides)?;
+        let state_dir = policy.state_dir();
+        state_dir.create()?;
+        let lock = state_dir.lock_daemon().map_err(|e| match e {
+            crate::state::StateError::Locked { path, holder } => {
+                DaemonError::AlreadyRunning { lock: path, holder }
+            }
+            other => other.into(),
+        })?;
+        // The policy's own sandbox limits and compile cache.
+        let runtime = crate::runtime::Runtime::new(
+            policy.limits.clone(),
+            policy
+                .runtime
+                .cache_dir
+                .clone()
+                .or_else(crate::runtime::default_cache_dir),
+        )?;
+        let Loaded {
+            policy,
+            bound,
+            config,
+            sources,
+        } = prepare(&options, policy, &runtime, &mut make_sources)?;
+        let shared = Shared::new(
+            config.download_rows,
+            config.token().map_err(DaemonError::Token)?,
+        );
+        let mut state = DaemonState::new(
+            policy,
+            bound,
+            sources,
+            config.host_key(),
+            Arc::clone(&shared),
+        )?;
+        state.tick(clock.now_ms());
+        Ok(Self {
+            modified: modified_at(&options.policy),
+            options,
+            runtime,
+            make_sources,
+            shared,
+            state,
+            interval_ms: config.interval_secs as i64 * 1000,
+            next_ship_ms: 0,
+            _lock: lock,
+        })
+    }
+
+    /// What the HTTP server reads.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The working state (tests read its ledger).
+    pub fn state(&self) -> &DaemonState {
+        &self.state
+    }
+
+    /// Samples on every multiple of the interval, ships each closed window,
+    /// and reloads on [`Control::Reload`] or a changed policy file, until
+    /// `clock` says stop: then a last sample and a last shipping. Nothing
+    /// stops it early: failures are logged, counted and retried.
+    pub fn sample(&mut self, clock: &mut dyn Clock) {
+        loop {
+            let now = clock.now_ms();
+            // Ticks fall on multiples of the interval, as scrapes do.
+            let next = (now.div_euclid(self.interval_ms) + 1) * self.interval_ms;
+            match clock.wait_until(next) {
+                Some(Control::Stop) => {
+                    tracing::info!("stopping: a last sample, then exit");
+                    self.state.tick(clock.now_ms());
+                    ship(&mut self.state, clock.now_ms());
+                    return;
+                }
+                Some(Control::Reload) => {
+                    self.reload();
+                    continue;
+                }
+                None => {}
+            }
+            if modified_at(&self.options.policy) != self.modified {
+                tracing::info!(policy = %self.options.policy.display(), "the policy file changed: reloading");
+                self.reload();
+            }
+            let now = clock.now_ms();
+            self.state.tick(now);
+            // Shipping blocks sampling while a messenger answers: only when a
+            // window has closed, or a minute after a failure.
+            if now >= self.next_ship_ms {
+                let step_ms = self.state.policy.daemon_config().ship_every_secs as i64 * 1000;
+                self.next_ship_ms = if ship(&mut self.state, now) {
+                    (now.div_euclid(step_ms) + 1) * step_ms
+                } else {
+                    now + SHIP_RETRY_MS
+                };
+            }
+        }
+    }
+
+    /// Loads the policy again; a bad one is logged and the running one kept.
+    fn reload(&mut self) {
+        self.modified = modified_at(&self.options.policy);
+        let options = &self.options;
+        let loaded = Policy::load_with(&options.policy, &options.overrides)
+            .map_err(DaemonError::from)
+            .and_then(|policy| prepare(options, policy, &self.runtime, &mut self.make_sources))
+            .and_then(|l| {
+                let token = l.config.token().map_err(DaemonError::Token)?;
+                Ok((l, token))
+            });
+        let (loaded, token) = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::error!("reload refused, the running policy stays: {e}");
+                return;
+            }
+        };
+        if let Ok(mut slot) = self.shared.token.write() {
+            *slot = token;
+        }
+        if let Ok(mut rows) = self.shared.ring_rows.write() {
+            *rows = loaded.config.download_rows;
+        }
+        self.interval_ms = loaded.config.interval_secs as i64 * 1000;
+        if options.listen.is_none()
+            && loaded.config.listen != self.state.policy.daemon_config().listen
+        {
+            tracing::warn!(
+                listen = %loaded.config.listen,
+                "[daemon] listen changed: the server keeps its address until the daemon restarts"
+            );
+        }
+        let host = loaded.config.host_key();
+        self.state
+            .reload(loaded.policy, loaded.bound, loaded.sources, host);
+        tracing::info!(policy = %options.policy.display(), "policy reloaded");
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
-    let policy = Policy::load_with(&options.policy, &options.overrides)?;
-    // The policy's own sandbox limits and compile cache.
-    let runtime = crate::runtime::Runtime::new(
-        policy.limits.clone(),
-        policy
-            .runtime
-            .cache_dir
-            .clone()
-            .or_else(crate::runtime::default_cache_dir),
-    )?;
-    let Loaded {
-        policy,
-        bound,
-        config,
-        sources,
-    } = prepare(&options, policy, &runtime)?;
-    let listen = options.listen.clone().unwrap_or(config.listen.clone());
-    let shared = Shared::new(
-        config.download_rows,
-        config.token().map_err(DaemonError::Token)?,
-    );
-    let host = config.host_key();
-    let spool = policy.state_dir();
-    let mut state = DaemonState::new(policy, bound, sources, host, Arc::clone(&shared))?;
-    // A first sample before serving: the counters (and the interval since
-    // the last run's last sample) are there at the first scrape.
-    state.tick(now_ms());
+    let (control, controls) = mpsc::channel();
+    let mut clock = SystemClock::new(controls);
+    let mut daemon = Daemon::start(options, Box::new(sources), &mut clock)?;
+    let config = daemon.state.policy.daemon_config();
+    let listen = daemon
+        .options
+        .listen
+        .clone()
+        .unwrap_or(config.listen.clone());
 
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -208,10 +377,10 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
             addr: listen.clone(),
             error,
         })?;
-    let (control, controls) = mpsc::channel();
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let spool = daemon.state.policy.state_dir();
     let app = App {
-        shared: Arc::clone(&shared),
+        shared: Arc::clone(daemon.shared()),
         spool_depth: Arc::new(move || spool_depth(&spool)),
     };
     let server = tokio.spawn(async move {
@@ -227,53 +396,11 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     tokio.spawn(signals(control));
     tracing::info!(
         %listen,
-        policy = %options.policy.display(),
+        policy = %daemon.options.policy.display(),
         interval_secs = config.interval_secs,
         "daemon started"
     );
-
-    let mut interval_ms = config.interval_secs as i64 * 1000;
-    let mut modified = modified_at(&options.policy);
-    // What earlier runs left in the spool goes at the first tick.
-    let mut next_ship_ms = 0;
-    loop {
-        let now = now_ms();
-        // Ticks fall on multiples of the interval, as scrapes do.
-        let next = (now.div_euclid(interval_ms) + 1) * interval_ms;
-        let wait = Duration::from_millis((next - now).max(0) as u64);
-        match controls.recv_timeout(wait) {
-            Ok(Control::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                tracing::info!("stopping: a last sample, then exit");
-                state.tick(now_ms());
-                ship(&mut state)?;
-                break;
-            }
-            Ok(Control::Reload) => {
-                reload(&options, &runtime, &mut state, &shared, &mut interval_ms);
-                modified = modified_at(&options.policy);
-                continue;
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-        }
-        let changed = modified_at(&options.policy);
-        if changed != modified {
-            modified = changed;
-            tracing::info!(policy = %options.policy.display(), "the policy file changed: reloading");
-            reload(&options, &runtime, &mut state, &shared, &mut interval_ms);
-        }
-        let now = now_ms();
-        state.tick(now);
-        // Shipping blocks sampling while a messenger answers: only when a
-        // window has closed, or a minute after a failure.
-        if now >= next_ship_ms {
-            let step_ms = state.policy.daemon_config().ship_every_secs as i64 * 1000;
-            next_ship_ms = if ship(&mut state)? {
-                (now.div_euclid(step_ms) + 1) * step_ms
-            } else {
-                now + SHIP_RETRY_MS
-            };
-        }
-    }
+    daemon.sample(&mut clock);
     let _ = stop_server.send(());
     let _ = tokio.block_on(async { tokio::time::timeout(Duration::from_secs(5), server).await });
     tokio.shutdown_timeout(Duration::from_secs(1));
@@ -281,58 +408,13 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// Loads the policy again; a bad one is logged and the running one kept.
-fn reload(
-    options: &DaemonOptions,
-    runtime: &crate::runtime::Runtime,
-    state: &mut DaemonState,
-    shared: &Shared,
-    interval_ms: &mut i64,
-) {
-    let loaded = Policy::load_with(&options.policy, &options.overrides)
-        .map_err(DaemonError::from)
-        .and_then(|policy| prepare(options, policy, runtime))
-        .and_then(|l| {
-            let token = l.config.token().map_err(DaemonError::Token)?;
-            Ok((l, token))
-        });
-    match loaded {
-        Ok((
-            Loaded {
-                policy,
-                bound,
-                config,
-                sources,
-            },
-            token,
-        )) => {
-            if let Ok(mut slot) = shared.token.write() {
-                *slot = token;
-            }
-            if let Ok(mut rows) = shared.ring_rows.write() {
-                *rows = config.download_rows;
-            }
-            *interval_ms = config.interval_secs as i64 * 1000;
-            if options.listen.is_none() && config.listen != state.policy.daemon_config().listen {
-                tracing::warn!(
-                    listen = %config.listen,
-                    "[daemon] listen changed: the server keeps its address until the daemon restarts"
-                );
-            }
-            state.reload(policy, bound, sources, config.host_key());
-            tracing::info!(policy = %options.policy.display(), "policy reloaded");
-        }
-        Err(e) => tracing::error!("reload refused, the running policy stays: {e}"),
-    }
-}
-
 /// How long after a failed delivery shipping is tried again.
 const SHIP_RETRY_MS: i64 = 60_000;
 
-/// Ships what is due; a failure is logged and counted, its payloads stay
-/// spooled for the next try. Returns whether every messenger accepted. Only
-/// a ledger that cannot be saved stops the daemon.
-fn ship(state: &mut DaemonState) -> Result<bool, PersistError> {
+/// Ships what is due; a failure (a messenger, or a spool that cannot be
+/// written) is logged and counted, its windows stay in the ledger or the
+/// spool for the next try. Returns whether every messenger accepted.
+fn ship(state: &mut DaemonState, now_ms: i64) -> bool {
     let shipped = state.ship();
     let ok = shipped.is_ok();
     match shipped {
@@ -345,16 +427,16 @@ fn ship(state: &mut DaemonState) -> Result<bool, PersistError> {
                     "shipped"
                 );
             }
-            state.health.last_ship_ms = Some(now_ms());
+            state.health.last_ship_ms = Some(now_ms);
         }
         Err(e) => {
             state.health.messenger_failures += 1;
             tracing::warn!("shipping: {e}");
         }
     }
-    state.save()?;
+    state.persist();
     state.publish();
-    Ok(ok)
+    ok
 }
 
 /// SIGTERM and SIGINT stop, SIGHUP reloads.
@@ -379,10 +461,6 @@ async fn signals(control: mpsc::Sender<Control>) {
             return;
         }
     }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 fn modified_at(path: &Path) -> Option<SystemTime> {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::energy::counter::Boot;
 use crate::sources::ipmi::PowerMeter;
 pub use crate::sources::libvirt::MetadataCache;
 use crate::sources::libvirt::{CpuTimes, Domain, Libvirt};
@@ -31,6 +32,17 @@ pub struct Counters {
     /// The host's CPU time (`/proc/stat`); none when unread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_jiffies: Option<CpuJiffies>,
+}
+
+impl Counters {
+    /// What is known of the host's boots between `prev` and these: the
+    /// same boot when both have the same boot id.
+    pub fn boot_since(&self, prev: &Counters) -> Boot {
+        match (&prev.boot_id, &self.boot_id) {
+            (Some(a), Some(b)) if a == b => Boot::Same,
+            _ => Boot::Unknown,
+        }
+    }
 }
 
 /// One sample.

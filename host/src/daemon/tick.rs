@@ -331,22 +331,7 @@ impl DaemonState {
         }
         self.domains = sample.domains;
         let attributed = started.elapsed();
-        match self.ledger.save(&self.ledger_path) {
-            Ok(()) if self.persist_failing => {
-                self.persist_failing = false;
-                tracing::info!(path = %self.ledger_path.display(), "the daemon's state is saved again");
-            }
-            Ok(()) => {}
-            Err(e) => {
-                self.health.persist_failures += 1;
-                if !std::mem::replace(&mut self.persist_failing, true) {
-                    tracing::error!(
-                        "{e}: the counters go on in memory and are served; the state is saved \
-                         at the next tick that can (free space, or make the directory writable)"
-                    );
-                }
-            }
-        }
+        self.persist();
         let saved = started.elapsed();
         self.health.last_tick_s = saved.as_secs_f64();
         self.publish();
@@ -372,7 +357,13 @@ impl DaemonState {
             if let (Some(&a), Some(&b)) =
                 (prev.rapl_uj.get(&zone.path), cur.rapl_uj.get(&zone.path))
             {
-                let joules = rapl::joules_between(std::slice::from_ref(&zone), &[a], &[b], dt_ms);
+                let joules = rapl::joules_between(
+                    std::slice::from_ref(&zone),
+                    &[a],
+                    &[b],
+                    dt_ms,
+                    cur.boot_since(prev),
+                );
                 *self
                     .ledger
                     .meter_joules
@@ -462,7 +453,8 @@ impl DaemonState {
                 model: info.name.clone(),
             });
         }
-        self.ledger.forget_gone(window.end_ms);
+        let forget_after_ms = self.policy.daemon_config().forget_after_secs as i64 * 1000;
+        self.ledger.forget_gone(window.end_ms, forget_after_ms);
         let host = attributed.hosts.first();
         self.ledger.unattributed_joules += attributed
             .hosts
@@ -474,9 +466,27 @@ impl DaemonState {
         Ok(records)
     }
 
-    /// Persists the ledger (after shipping dropped what is spooled).
-    pub fn save(&self) -> Result<(), PersistError> {
-        Ok(self.ledger.save(&self.ledger_path)?)
+    /// Persists the ledger (after each tick, and after shipping dropped what
+    /// is spooled). State that cannot be saved (a full or read-only disk) is
+    /// said once and counted; the counters go on in memory, are served, and
+    /// are saved at the next call that can.
+    pub fn persist(&mut self) {
+        match self.ledger.save(&self.ledger_path) {
+            Ok(()) if self.persist_failing => {
+                self.persist_failing = false;
+                tracing::info!(path = %self.ledger_path.display(), "the daemon's state is saved again");
+            }
+            Ok(()) => {}
+            Err(e) => {
+                self.health.persist_failures += 1;
+                if !std::mem::replace(&mut self.persist_failing, true) {
+                    tracing::error!(
+                        "{e}: the counters go on in memory and are served; the state is saved \
+                         at the next tick that can (free space, or make the directory writable)"
+                    );
+                }
+            }
+        }
     }
 
     /// Replaces the shared snapshot with the current state.

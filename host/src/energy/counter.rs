@@ -56,7 +56,7 @@ pub fn c1_across_boots(
             let (p, c) = (pair[0], pair[1]);
             let booted = boots.iter().any(|&t| t > p.t_ms && t <= c.t_ms);
             let wrap = wrap.filter(|_| !booted);
-            delta_between(p.value, c.value, c.t_ms - p.t_ms, wrap)
+            delta_between(p.value, c.value, c.t_ms - p.t_ms, wrap, Boot::Unknown)
         })
         .sum();
     let (first_ms, last_ms) = (used[0].t_ms, used[used.len() - 1].t_ms);
@@ -68,16 +68,36 @@ pub fn c1_across_boots(
     })
 }
 
+/// What is known of the host's boots between two samples of a counter
+/// (`docs/ENERGY.md#a-reboot-is-not-a-wrap`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Boot {
+    /// Both samples are of one boot: the daemon compared the kernel's boot
+    /// id (samples of two boots are never measured, the later is a new
+    /// baseline). A counter of one boot goes back only by wrapping.
+    Same,
+    /// Not known (`extract`, or a daemon without a boot id): a long gap may
+    /// hide a reboot.
+    Unknown,
+}
+
 /// The increase between two consecutive samples of a counter, `dt_ms`
 /// apart: a drop is a wrap (C1w) only when the counter is known to wrap
-/// (`wrap`) and the samples are at most [`DEFAULT_MAX_GAP_S`] apart. Across a longer gap the
+/// (`wrap`) and either both samples are of the same boot or they are at most
+/// [`DEFAULT_MAX_GAP_S`] apart. Across a longer gap of unknown boots the
 /// host may have rebooted (its counters set back, then counting again), and
 /// taking that for a wrap would count up to a whole range of energy that
 /// never happened: it is a reset.
 ///
 /// [`DEFAULT_MAX_GAP_S`]: super::DEFAULT_MAX_GAP_S
-pub fn delta_between(previous: f64, current: f64, dt_ms: i64, wrap: Option<f64>) -> f64 {
-    let wraps = wrap.filter(|_| dt_ms <= super::max_gap_ms(None));
+pub fn delta_between(
+    previous: f64,
+    current: f64,
+    dt_ms: i64,
+    wrap: Option<f64>,
+    boot: Boot,
+) -> f64 {
+    let wraps = wrap.filter(|_| boot == Boot::Same || dt_ms <= super::max_gap_ms(None));
     delta(previous, current, wraps)
 }
 

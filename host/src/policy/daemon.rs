@@ -46,6 +46,12 @@ pub struct DaemonConfig {
     /// the least minute; `fit`: the line), seconds; kept across restarts.
     #[serde(default = "default_idle_horizon_secs")]
     pub idle_horizon_secs: u64,
+    /// How long a VM's counter is kept after it was last measured, seconds
+    /// (default a day). One that comes back later starts again at 0, which
+    /// Prometheus and C1 read as a counter reset; a shorter time keeps
+    /// `daemon.json` small on hosts where VMs come and go.
+    #[serde(default = "default_forget_after_secs")]
+    pub forget_after_secs: u64,
     /// Whether `/metrics` also serves the libvirt/nova exporter's series
     /// (`libvirt_nova_instance_*`, seed 002) that existing dashboards read.
     /// `promtool check metrics` complains about their names (`_kb` units,
@@ -67,6 +73,7 @@ impl Default for DaemonConfig {
             boot_id_file: default_boot_id_file(),
             proc_stat_file: default_proc_stat_file(),
             idle_horizon_secs: default_idle_horizon_secs(),
+            forget_after_secs: default_forget_after_secs(),
             compat_series: default_compat_series(),
         }
     }
@@ -90,6 +97,10 @@ fn default_idle_horizon_secs() -> u64 {
 
 /// The longest idle-power horizon: a year (366 days).
 const MAX_IDLE_HORIZON_SECS: u64 = 366 * 86_400;
+
+fn default_forget_after_secs() -> u64 {
+    86_400
+}
 
 fn default_interval_secs() -> u64 {
     10
@@ -139,6 +150,13 @@ impl Validate for DaemonConfig {
                     "must be between 60 (one minute) and {MAX_IDLE_HORIZON_SECS} seconds (a \
                      year); the default is 604800 (7 days)"
                 ),
+            ));
+        }
+        if self.forget_after_secs < self.interval_secs {
+            problems.push(ConfigProblem::new(
+                "forget_after_secs",
+                "must be at least daemon.interval_secs (a VM would be forgotten between two \
+                 samples); the default is 86400 (a day)",
             ));
         }
         if let Err(e) = self.listen.parse::<SocketAddr>() {

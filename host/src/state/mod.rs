@@ -4,7 +4,9 @@
 //!
 //! ```text
 //! <state dir>/<policy name>/
-//!     lock                       held (flock) while a run is active
+//!     lock                       held (flock) while a run is active; holds its PID
+//!     daemon.lock                held by `wattson daemon` for its whole life; its PID
+//!     daemon.json                the daemon's counters and ledger
 //!     lastrun                    `<end ms> <end RFC 3339>`
 //!     spool/<start>-<end>/       one rendered window
 //!         window.json            window, outputs (format, messenger), payload counts
@@ -35,10 +37,17 @@ pub enum StateError {
         error: std::io::Error,
     },
     /// Another run holds the lock.
-    #[error("another wattson run for this policy is active (lock {} is held); wait for it to finish, or check for a stuck process", path.display())]
+    #[error(
+        "another wattson run for this policy is active (lock {} is held{}); wait for it to \
+         finish, or check for a stuck process",
+        path.display(),
+        holder.map(|pid| format!(" by PID {pid}")).unwrap_or_default()
+    )]
     Locked {
         /// The lock file.
         path: PathBuf,
+        /// The PID the holder wrote into it.
+        holder: Option<u32>,
     },
     /// The last run ended after now: the clock stepped back, or `--now`
     /// replays a time before it.
@@ -97,6 +106,14 @@ impl StateDir {
     /// Takes the run lock, or fails at once if another run holds it.
     pub fn lock(&self) -> Result<RunLock, StateError> {
         RunLock::acquire(&self.root.join("lock"))
+    }
+
+    /// Takes the daemon's lock (`daemon.lock`), held for the daemon's whole
+    /// life: a second daemon on the same policy is refused before it reads
+    /// or writes any state. Shipping takes the run lock as well, so an
+    /// `extract` of the same policy waits its turn as before.
+    pub fn lock_daemon(&self) -> Result<RunLock, StateError> {
+        RunLock::acquire(&self.root.join("daemon.lock"))
     }
 
     /// End (ms) of the last window every messenger accepted, if any.

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::energy::counter::delta_between;
+use crate::energy::counter::{Boot, delta_between};
 
 mod config;
 
@@ -134,14 +134,21 @@ pub fn sample(zones: &[Zone]) -> Result<Vec<u64>, RaplError> {
 }
 
 /// Joules between two samples of the same zones `dt_ms` apart, each delta
-/// wrap-aware (C1w) within the gap limit.
-pub fn joules_between(zones: &[Zone], before: &[u64], after: &[u64], dt_ms: i64) -> f64 {
+/// wrap-aware (C1w): within the gap limit, or at any gap when both samples
+/// are of the same `boot`.
+pub fn joules_between(
+    zones: &[Zone],
+    before: &[u64],
+    after: &[u64],
+    dt_ms: i64,
+    boot: Boot,
+) -> f64 {
     zones
         .iter()
         .zip(before.iter().zip(after))
         .map(|(z, (&b, &a))| {
             let range = Some(z.max_energy_range_uj as f64);
-            delta_between(b as f64, a as f64, dt_ms, range) / 1e6
+            delta_between(b as f64, a as f64, dt_ms, range, boot) / 1e6
         })
         .sum()
 }
