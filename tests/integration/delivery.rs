@@ -258,6 +258,9 @@ fn crashes_lose_nothing_and_double_nothing() {
         Some("mid-delivery:3"),
         Some("mid-delivery:6"),
         Some("before-lastrun:2"),
+        // The file messenger's temporary written, not yet renamed: the
+        // clean run after removes it (its writer is gone).
+        Some("file-temporary:2"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let files = dir.path().join("files");
@@ -292,6 +295,10 @@ fn crashes_lose_nothing_and_double_nothing() {
             .unwrap()
             .collect();
         assert!(spool.is_empty(), "{crash:?}: spool drained");
+        let temporaries: Vec<_> = std::fs::read_dir(files.join(".wattson-tmp"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(temporaries.is_empty(), "{crash:?}: left {temporaries:?}");
         // Nothing new: a further run sends nothing again.
         ok(&run(&policy, T0 + 8 * HOUR + 40 * MIN, None));
         assert_eq!(file_receipts(&files).0.len(), want.len());

@@ -69,6 +69,7 @@ impl File {
         tmp.write_all(payload.bytes)?;
         super::set_file_mode(tmp.as_file(), self.mode)?;
         tmp.as_file().sync_all()?;
+        crate::failpoint::hit("file-temporary");
         tmp.persist(&target).map_err(|e| e.error)?;
         Ok(())
     }

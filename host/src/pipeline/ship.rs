@@ -241,11 +241,11 @@ pub fn ship(
                 done.records
             }
         };
-        failpoint("after-spool");
+        crate::failpoint::hit("after-spool");
         report.windows += 1;
         report.records += records;
         report.delivered += delivery.drain(&state, &bound.outputs)?;
-        failpoint("before-lastrun");
+        crate::failpoint::hit("before-lastrun");
         commit(&state)?;
         progress.window_done(window, Some("window committed"));
     }
@@ -440,7 +440,7 @@ impl Delivery {
                     };
                     match messenger.deliver(&payload) {
                         Ok(()) => {
-                            failpoint("mid-delivery");
+                            crate::failpoint::hit("mid-delivery");
                             window.mark_done(i, n)?;
                             delivered += 1;
                         }
@@ -463,30 +463,6 @@ impl Delivery {
         Ok(delivered)
     }
 }
-
-/// Crash tests (builds with the `failpoints` feature only):
-/// `WATTSON_CRASH_AT=<point>[:<n>]` kills the process with SIGKILL (no
-/// cleanup of any kind) the n-th time (default first) it passes `point`.
-#[cfg(feature = "failpoints")]
-fn failpoint(point: &str) {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static HITS: AtomicU32 = AtomicU32::new(0);
-    let Ok(spec) = std::env::var("WATTSON_CRASH_AT") else {
-        return;
-    };
-    let (name, nth) = spec.split_once(':').unwrap_or((&spec, "1"));
-    if name == point && HITS.fetch_add(1, Ordering::SeqCst) + 1 == nth.parse().unwrap_or(1) {
-        eprintln!("wattson: WATTSON_CRASH_AT={spec}: kill -9 at {point}");
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &std::process::id().to_string()])
-            .status();
-        std::process::abort();
-    }
-}
-
-/// Release builds carry no failpoint.
-#[cfg(not(feature = "failpoints"))]
-fn failpoint(_point: &str) {}
 
 fn messenger_key(config: &MessengerConfig) -> String {
     serde_json::to_string(config).unwrap_or_else(|_| format!("{config:?}"))
