@@ -387,6 +387,60 @@ fn extract_takes_vms_projects_and_lifetimes_from_nova() {
     assert!(String::from_utf8_lossy(&strict.stderr).contains(UNMEASURED));
 }
 
+/// A Nova older than microversion 2.47 (Ocata and before) answers wattson's
+/// 2.47 with 406: the run goes on at the base version, where each server
+/// names its flavor by id, and looks each flavor up once, with the same
+/// records (flavor names included) as against a newer Nova.
+#[test]
+fn a_nova_older_than_2_47_gives_the_same_records_with_each_flavor_looked_up_once() {
+    let mut cloud = fixture();
+    cloud["max_microversion"] = json!("2.42");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cloud.json");
+    std::fs::write(&data, cloud.to_string()).unwrap();
+    let series = energy_series(&cloud);
+    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+    let stand_in = StandIn::start("openstack.py", data.to_str().unwrap());
+    let policy = policy(dir.path(), &stand_in.url, "");
+    let out = extract(&policy, &prometheus.url, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("does not speak compute microversion 2.47"),
+        "{stderr}"
+    );
+    let requests = stand_in.requests();
+    let path = |r: &Value| r["path"].as_str().unwrap_or("").to_owned();
+    // Each listing page at the base version, after the one refused.
+    let listings: Vec<&Value> = requests
+        .iter()
+        .filter(|r| path(r).ends_with("/servers/detail"))
+        .collect();
+    assert!(
+        listings[1..].iter().all(|r| r["microversion"] == "2.1"),
+        "{listings:?}"
+    );
+    let lookups: Vec<String> = requests
+        .iter()
+        .map(path)
+        .filter(|p| p.contains("/flavors/") && !p.ends_with("/detail"))
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = lookups.iter().collect();
+    assert!(!lookups.is_empty(), "flavors looked up by id");
+    assert_eq!(lookups.len(), distinct.len(), "each once: {lookups:?}");
+    let facts = &cloud["expected"]["servers"];
+    let records: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 21, "as against a newer Nova");
+    for r in &records {
+        let f = &facts[r["vm_uuid"].as_str().unwrap()];
+        assert_eq!(r["flavor"], f["flavor"]["name"], "{r}");
+        assert_eq!(r["project_name"], f["project_name"], "{r}");
+    }
+}
+
 /// `wattson report` with Nova: hours, vCPU-, memory- and disk-hours per
 /// project equal the stand-in's own os-simple-tenant-usage for the window
 /// (the shelved VM and the unmeasured one included, as nova counts them).

@@ -9,6 +9,8 @@ use super::NovaConfig;
 use crate::sources::cloud::{CloudError, Secret, http_client, send};
 
 /// The compute API microversion asked for: 2.47 embeds each server's flavor.
+/// A Nova older than that (Ocata and before) answers 406; the session then
+/// asks at the base version, where each server names its flavor by id.
 pub const MICROVERSION: &str = "2.47";
 
 /// A Keystone token and what its catalog says.
@@ -24,6 +26,8 @@ pub struct Session {
     http: reqwest::Client,
     config: NovaConfig,
     token: Mutex<Option<Token>>,
+    /// Nova refused [`MICROVERSION`] (406): asked at its base version since.
+    base_version: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -37,6 +41,7 @@ impl Session {
             )?,
             config: config.clone(),
             token: Mutex::new(None),
+            base_version: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -61,21 +66,38 @@ impl Session {
     }
 
     /// `GET url` as JSON with the token, retried on a connection error, a
-    /// timeout or a 5xx, the token renewed once on a 401.
+    /// timeout or a 5xx, the token renewed once on a 401, asked again at the
+    /// base version when Nova refuses [`MICROVERSION`].
     pub async fn get(&self, url: &str) -> Result<Value, CloudError> {
+        use std::sync::atomic::Ordering;
         let mut renewed = false;
         loop {
             let token = self.token().await?;
+            let base_version = self.base_version.load(Ordering::Relaxed);
             let response = send(url, self.config.attempts, || {
-                self.http
+                let request = self
+                    .http
                     .get(url)
                     .header("X-Auth-Token", &token.id.0)
-                    .header("OpenStack-API-Version", format!("compute {MICROVERSION}"))
-                    .header("X-OpenStack-Nova-API-Version", MICROVERSION)
-                    .header("Accept", "application/json")
+                    .header("Accept", "application/json");
+                if base_version {
+                    request
+                } else {
+                    request
+                        .header("OpenStack-API-Version", format!("compute {MICROVERSION}"))
+                        .header("X-OpenStack-Nova-API-Version", MICROVERSION)
+                }
             })
             .await?;
             match response.status() {
+                StatusCode::NOT_ACCEPTABLE if !base_version => {
+                    tracing::info!(
+                        endpoint = url,
+                        "Nova does not speak compute microversion {MICROVERSION} (it answered 406): \
+                         asking at its base version, each flavor looked up by id once per run"
+                    );
+                    self.base_version.store(true, Ordering::Relaxed);
+                }
                 StatusCode::UNAUTHORIZED if !renewed => {
                     tracing::debug!(
                         endpoint = url,
