@@ -14,6 +14,8 @@
 
 pub mod carbon_intensity;
 pub mod cloud;
+pub mod command;
+pub mod gpu;
 pub mod inventory;
 pub mod ipmi;
 pub mod libvirt;

@@ -1,13 +1,6 @@
 //! Local wall-power meters: IPMI DCMI through a command (`ipmitool dcmi power
 //! reading` by default), behind [`PowerMeter`] so tests feed their own.
 
-use std::io::Read as _;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// How long a meter command may take.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// A wall-power meter read now.
 pub trait PowerMeter: Send {
     /// The host's power now, watts.
@@ -29,47 +22,11 @@ impl IpmiCommand {
 
 impl PowerMeter for IpmiCommand {
     fn watts(&mut self) -> Result<f64, String> {
-        let shown = self.argv.join(" ");
-        let Some((program, args)) = self.argv.split_first() else {
-            return Err("[host_power] command is empty".into());
-        };
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("`{shown}`: cannot run it: {e} (is ipmitool installed?)"))?;
-        let started = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if started.elapsed() > COMMAND_TIMEOUT => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!(
-                        "`{shown}` gave no answer in {} s: killed",
-                        COMMAND_TIMEOUT.as_secs()
-                    ));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(e) => return Err(format!("`{shown}`: {e}")),
-            }
-        };
-        let mut out = String::new();
-        let mut err = String::new();
-        if let Some(mut s) = child.stdout.take() {
-            let _ = s.read_to_string(&mut out);
-        }
-        if let Some(mut s) = child.stderr.take() {
-            let _ = s.read_to_string(&mut err);
-        }
-        if !status.success() {
-            return Err(format!("`{shown}` failed ({status}): {}", err.trim()));
-        }
+        let out = super::command::run(&self.argv, "[host_power] command", "ipmitool")?;
         parse_dcmi(&out).ok_or_else(|| {
             format!(
-                "`{shown}` printed no `Instantaneous power reading: <N> Watts` line: {}",
+                "`{}` printed no `Instantaneous power reading: <N> Watts` line: {}",
+                self.argv.join(" "),
                 out.trim()
             )
         })

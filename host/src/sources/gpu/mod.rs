@@ -1,0 +1,12 @@
+//! A hypervisor's GPUs: their addresses in one form ([`BusId`]), who holds
+//! which (`<hostdev>` of the domain XML, [`holdings`]) and their energy
+//! read now ([`GpuMeter`], nvidia-smi's CSV). Issue 34 builds GPU energy per
+//! VM on these (`docs/ENERGY.md` will state the rules).
+
+mod bus_id;
+mod hostdev;
+mod smi;
+
+pub use bus_id::{BusId, NotABusId};
+pub use hostdev::{Holding, HostdevError, Mode, holdings};
+pub use smi::{DEFAULT_COMMAND, GpuMeter, GpuSample, SmiCommand, parse};
