@@ -79,6 +79,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=WATTSON_GUEST_TOOLCHAIN");
     rerun_if_changed(&root.join("wit/since_v0.1.0"));
     rerun_if_changed(&root.join("wit/since_v0.2.0"));
+    rerun_if_changed(&root.join("wit/since_v0.3.0"));
     for file in ["Cargo.toml", "Cargo.lock", "sdk/Cargo.toml", "sdk/src"] {
         rerun_if_changed(&plugins_dir.join(file));
     }

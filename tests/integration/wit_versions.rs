@@ -1,6 +1,8 @@
 //! The plugin interface's versions: a component built against the frozen
 //! `wattson:plugin@0.1.0` loads, inspects and attributes in an extract beside
-//! the 0.2.0 builtins; each released WIT has one copy, which the SDK carries.
+//! the 0.3.0 builtins (0.2.0 components: the Python model and JavaScript
+//! format of `polyglot.rs`); each released WIT has one copy, which the SDK
+//! carries.
 
 use std::path::{Path, PathBuf};
 
@@ -16,13 +18,15 @@ const V0_1_FORMAT: &str = env!("WATTSON_TEST_GUEST_V0_1_FORMAT");
 /// sha256 of `wit/since_v0.1.0/plugin.wit` as released: a frozen version
 /// never changes (components built against it must keep loading).
 const V0_1_0_SHA256: &str = "02568aeb208b370ab1c2fa2843a9ae1ca82402e6f91a2a6fedea95d1e395caf3";
+/// sha256 of `wit/since_v0.2.0/plugin.wit` as released (frozen since 0.3.0).
+const V0_2_0_SHA256: &str = "1f5fcd1d67c1ce27a0e3fcc6b96c8b5b64e6fdc453f6282f2bb6f893c081374b";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 #[test]
-fn a_v0_1_model_attributes_in_an_extract_beside_v0_2_formats() {
+fn a_v0_1_model_attributes_in_an_extract_beside_v0_3_formats() {
     let shapes = [
         VmShape {
             uuid: "vm-a",
@@ -82,12 +86,12 @@ format = "jsonl"
             shape.uuid
         );
     }
-    // The 0.2.0 records name the 0.1.0 model, and its status words.
+    // The 0.3.0 records name the 0.1.0 model, and its status words.
     let line = String::from_utf8_lossy(&out.stdout);
     assert!(line.contains(r#""model":"v0.1-joules""#), "{line}");
     assert!(line.contains(r#""status":"running""#), "{line}");
 
-    // The same window through a 0.2.0 apel-energy output: running is `started`.
+    // The same window through a 0.3.0 apel-energy output: running is `started`.
     let out = extract_as(&policy, &prometheus.url, from, to, "apel-energy");
     ok(&out);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -95,7 +99,7 @@ format = "jsonl"
 }
 
 #[test]
-fn a_v0_1_format_renders_the_records_of_v0_2_models() {
+fn a_v0_1_format_renders_the_records_of_v0_3_models() {
     let shapes = [
         VmShape {
             uuid: "vm-a",
@@ -169,7 +173,7 @@ fn inspect_names_the_wit_version_a_component_was_built_for() {
     assert!(old.contains("wit: wattson:plugin@0.1.0"), "{old}");
     assert!(old.contains("scale (a number, default 1)"), "{old}");
     let new = inspect("libvirt-joules");
-    assert!(new.contains("wit: wattson:plugin@0.2.0"), "{new}");
+    assert!(new.contains("wit: wattson:plugin@0.3.0"), "{new}");
     let old_format = inspect(V0_1_FORMAT);
     assert!(
         old_format.contains("kind: format\nsha256: ")
@@ -177,7 +181,7 @@ fn inspect_names_the_wit_version_a_component_was_built_for() {
         "{old_format}"
     );
     let format = inspect("apel-energy");
-    assert!(format.contains("wit: wattson:plugin@0.2.0"), "{format}");
+    assert!(format.contains("wit: wattson:plugin@0.3.0"), "{format}");
     assert!(
         format.contains(r#"wire (one of "json" or "apel", default json)"#),
         "{format}"
@@ -187,12 +191,15 @@ fn inspect_names_the_wit_version_a_component_was_built_for() {
 #[test]
 fn a_released_wit_is_frozen_and_the_sdk_carries_the_same_files() {
     let wit = repo().join("wit");
-    let frozen = std::fs::read(wit.join("since_v0.1.0/plugin.wit")).unwrap();
-    assert_eq!(
-        hex::encode(Sha256::digest(&frozen)),
-        V0_1_0_SHA256,
-        "wit/since_v0.1.0 changed: a released version is frozen; put changes in a new version"
-    );
+    for (version, sha256) in [("0.1.0", V0_1_0_SHA256), ("0.2.0", V0_2_0_SHA256)] {
+        let frozen = std::fs::read(wit.join(format!("since_v{version}/plugin.wit"))).unwrap();
+        assert_eq!(
+            hex::encode(Sha256::digest(&frozen)),
+            sha256,
+            "wit/since_v{version} changed: a released version is frozen; put changes in a new \
+             version"
+        );
+    }
     let sdk = repo().join("plugins/sdk/wit");
     let mut versions = 0;
     for entry in std::fs::read_dir(&wit).unwrap() {
@@ -210,7 +217,7 @@ fn a_released_wit_is_frozen_and_the_sdk_carries_the_same_files() {
         }
         versions += 1;
     }
-    assert_eq!(versions, 2, "since_v0.1.0 and since_v0.2.0");
+    assert_eq!(versions, 3, "since_v0.1.0, since_v0.2.0 and since_v0.3.0");
 }
 
 #[test]
@@ -222,7 +229,11 @@ fn the_sdk_package_includes_the_wit() {
         .unwrap();
     ok(&out);
     let files = String::from_utf8_lossy(&out.stdout);
-    for file in ["wit/since_v0.1.0/plugin.wit", "wit/since_v0.2.0/plugin.wit"] {
+    for file in [
+        "wit/since_v0.1.0/plugin.wit",
+        "wit/since_v0.2.0/plugin.wit",
+        "wit/since_v0.3.0/plugin.wit",
+    ] {
         assert!(files.lines().any(|l| l == file), "{file} not in:\n{files}");
     }
 }
