@@ -1,8 +1,8 @@
-//! The plugin interface's versions: a component built against the frozen
-//! `wattson:plugin@0.1.0` loads, inspects and attributes in an extract beside
-//! the 0.3.0 builtins (0.2.0 components: the Python model and JavaScript
-//! format of `polyglot.rs`); each released WIT has one copy, which the SDK
-//! carries.
+//! The plugin interface's versions: components built against the frozen
+//! `wattson:plugin@0.1.0` and `@0.2.0` load, inspect, attribute and render
+//! in an extract beside the 0.3.0 builtins (more 0.2.0 components: the
+//! Python model and JavaScript format of `polyglot.rs`); each released WIT
+//! has one copy, which the SDK carries.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +14,8 @@ use super::wattson::{command, extract, extract_as, joules_by_vm, secs, write_pol
 
 const V0_1_MODEL: &str = env!("WATTSON_TEST_GUEST_V0_1_MODEL");
 const V0_1_FORMAT: &str = env!("WATTSON_TEST_GUEST_V0_1_FORMAT");
+const V0_2_MODEL: &str = env!("WATTSON_TEST_GUEST_V0_2_MODEL");
+const V0_2_FORMAT: &str = env!("WATTSON_TEST_GUEST_V0_2_FORMAT");
 
 /// sha256 of `wit/since_v0.1.0/plugin.wit` as released: a frozen version
 /// never changes (components built against it must keep loading).
@@ -27,6 +29,17 @@ fn repo() -> PathBuf {
 
 #[test]
 fn a_v0_1_model_attributes_in_an_extract_beside_v0_3_formats() {
+    model_in_an_extract(V0_1_MODEL, "v0.1-joules");
+}
+
+#[test]
+fn a_v0_2_model_attributes_in_an_extract_beside_v0_3_formats() {
+    model_in_an_extract(V0_2_MODEL, "v0.2-joules");
+}
+
+/// An older model (`plugin`, named `name`, a per-VM counter times `scale`)
+/// in an extract with the 0.3.0 `jsonl` and `apel-energy` formats.
+fn model_in_an_extract(plugin: &str, name: &str) {
     let shapes = [
         VmShape {
             uuid: "vm-a",
@@ -64,7 +77,7 @@ compute_service = "https://keystone.test:5000/v3"
 url = "http://127.0.0.1:9"
 
 [model]
-plugin = "{V0_1_MODEL}"
+plugin = "{plugin}"
 params = {{ metric = "{METRIC}_total", scale = 2.5 }}
 
 [[outputs]]
@@ -86,9 +99,9 @@ format = "jsonl"
             shape.uuid
         );
     }
-    // The 0.3.0 records name the 0.1.0 model, and its status words.
+    // The 0.3.0 records name the older model, and the latest status words.
     let line = String::from_utf8_lossy(&out.stdout);
-    assert!(line.contains(r#""model":"v0.1-joules""#), "{line}");
+    assert!(line.contains(&format!(r#""model":"{name}""#)), "{line}");
     assert!(line.contains(r#""status":"running""#), "{line}");
 
     // The same window through a 0.3.0 apel-energy output: running is `started`.
@@ -100,6 +113,34 @@ format = "jsonl"
 
 #[test]
 fn a_v0_1_format_renders_the_records_of_v0_3_models() {
+    let lines = format_in_an_extract(V0_1_FORMAT);
+    for line in &lines {
+        assert_eq!(line[3], "-", "no gauge, no covered seconds: {line:?}");
+    }
+    // 0.1.0 knew `started` and `completed`: a running VM is `started` there.
+    assert_eq!(lines[0][1], "started", "{lines:?}");
+    assert_eq!(lines[1][1], "completed", "{lines:?}");
+}
+
+#[test]
+fn a_v0_2_format_renders_the_records_of_v0_3_models() {
+    let lines = format_in_an_extract(V0_2_FORMAT);
+    // 0.2.0 has `running`, record quality and the model's name.
+    for (line, status) in lines.iter().zip(["running", "completed"]) {
+        assert_eq!(line.len(), 5, "{line:?}");
+        assert_eq!(
+            [&line[1], &line[3], &line[4]],
+            [status, "measured", "libvirt-joules"],
+            "{line:?}"
+        );
+    }
+}
+
+/// Two VMs' records (a running one, one that stops) of the 0.3.0
+/// `libvirt-joules` rendered by an older format (`plugin`) that writes one
+/// line per record, `<uuid> <status> <joules> …`: the lines split at spaces,
+/// their uuids and joules checked against the test's own C1.
+fn format_in_an_extract(plugin: &str) -> Vec<Vec<String>> {
     let shapes = [
         VmShape {
             uuid: "vm-a",
@@ -128,7 +169,7 @@ fn a_v0_1_format_renders_the_records_of_v0_3_models() {
         dir.path(),
         "v01-format.toml",
         &format!(
-            "[site]\nname = \"S\"\ncompute_service = \"c\"\n\n[prometheus]\nurl = \"http://127.0.0.1:9\"\n\n[model]\nplugin = \"libvirt-joules\"\n\n[[outputs]]\nformat = \"{V0_1_FORMAT}\"\n"
+            "[site]\nname = \"S\"\ncompute_service = \"c\"\n\n[prometheus]\nurl = \"http://127.0.0.1:9\"\n\n[model]\nplugin = \"libvirt-joules\"\n\n[[outputs]]\nformat = \"{plugin}\"\n"
         ),
     );
     let (from, to) = (T0 + HOUR, T0 + 2 * HOUR);
@@ -141,7 +182,10 @@ fn a_v0_1_format_renders_the_records_of_v0_3_models() {
         .unwrap();
     ok(&out);
     let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+    let lines: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split(' ').map(str::to_owned).collect())
+        .collect();
     assert_eq!(lines.len(), 2, "{text}");
     for ((shape, s), line) in shapes.iter().zip(&series).zip(&lines) {
         assert_eq!(line[0], shape.uuid);
@@ -152,11 +196,8 @@ fn a_v0_1_format_renders_the_records_of_v0_3_models() {
             "{}: {joules} vs {want}",
             shape.uuid
         );
-        assert_eq!(line[3], "-", "no gauge, no covered seconds");
     }
-    // 0.1.0 knew `started` and `completed`: a running VM is `started` there.
-    assert_eq!(lines[0][1], "started", "{text}");
-    assert_eq!(lines[1][1], "completed", "{text}");
+    lines
 }
 
 #[test]
@@ -180,6 +221,14 @@ fn inspect_names_the_wit_version_a_component_was_built_for() {
             && old_format.contains("\nwit: wattson:plugin@0.1.0"),
         "{old_format}"
     );
+    for (guest, kind) in [(V0_2_MODEL, "model"), (V0_2_FORMAT, "format")] {
+        let text = inspect(guest);
+        assert!(
+            text.contains(&format!("kind: {kind}\n"))
+                && text.contains("\nwit: wattson:plugin@0.2.0"),
+            "{text}"
+        );
+    }
     let format = inspect("apel-energy");
     assert!(format.contains("wit: wattson:plugin@0.3.0"), "{format}");
     assert!(

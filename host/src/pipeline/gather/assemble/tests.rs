@@ -194,7 +194,10 @@ fn readings_become_the_models_input_without_a_server() {
         .collect();
     assert_eq!(hosts, [(360_000.0, 3600.0), (300_000.0, 3000.0)]);
     assert!(wall.vms.iter().all(Option::is_none));
-    assert!(wall.placements.is_empty(), "host-keyed: no placement entries");
+    assert!(
+        wall.placements.is_empty(),
+        "host-keyed: no placement entries"
+    );
     // VM-keyed measurements per placement: each series on the VM's
     // placement on its host, else (cmp-09) on the VM's first; a VM's
     // placements add up to its reading.
@@ -212,6 +215,9 @@ fn readings_become_the_models_input_without_a_server() {
         values(&energy.placements),
         [Some(9000.0), Some(1004.0), Some(2000.0), None, None]
     );
-    assert_eq!(values(&energy.vms), [Some(9000.0), Some(3004.0), None, None]);
+    assert_eq!(
+        values(&energy.vms),
+        [Some(9000.0), Some(3004.0), None, None]
+    );
     assert!(input.gpus.is_empty());
 }
