@@ -8,7 +8,8 @@
 //!   for two plugins would unify them), and
 //! * the test guests under `tests/guests/` (`misbehave`, the containment
 //!   tests' model; `v0_1_model`, a model built against the frozen
-//!   `wattson:plugin@0.1.0`; `v0_1_format`, a format built against it),
+//!   `wattson:plugin@0.1.0`; `v0_1_format`, a format built against it;
+//!   `v0_2_model` and `v0_2_format`, the same for `wattson:plugin@0.2.0`),
 //!
 //! into `<workspace target dir>/guests`, a directory of its own so the nested
 //! cargo never waits on the lock the outer build holds. It then writes
@@ -51,7 +52,13 @@ const SCRUBBED_ENV: &[&str] = &[
 
 /// Test guests under `tests/guests/`, each its own workspace; the crate name
 /// is the directory name and the artifact's stem.
-const TEST_GUESTS: &[&str] = &["misbehave", "v0_1_format", "v0_1_model"];
+const TEST_GUESTS: &[&str] = &[
+    "misbehave",
+    "v0_1_format",
+    "v0_1_model",
+    "v0_2_format",
+    "v0_2_model",
+];
 
 /// A builtin plugin crate found under `plugins/`.
 struct Plugin {
@@ -79,6 +86,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=WATTSON_GUEST_TOOLCHAIN");
     rerun_if_changed(&root.join("wit/since_v0.1.0"));
     rerun_if_changed(&root.join("wit/since_v0.2.0"));
+    rerun_if_changed(&root.join("wit/since_v0.3.0"));
     for file in ["Cargo.toml", "Cargo.lock", "sdk/Cargo.toml", "sdk/src"] {
         rerun_if_changed(&plugins_dir.join(file));
     }

@@ -26,7 +26,9 @@ gzip -9n "$ASSETS"/man/*.1
 "target/$DIR/wattson" completions zsh > "$ASSETS/completions/_wattson"
 "target/$DIR/wattson" completions fish > "$ASSETS/completions/wattson.fish"
 # The plugin SDK as `cargo package` makes it (a standalone crate, its WIT
-# inside), for `wattson plugins new` outside a source tree.
+# inside), for `wattson plugins new` outside a source tree. Crates of
+# earlier SDK versions left there would be unpacked too: removed first.
+rm -f target/sdk-package/package/wattson-plugin-*.crate
 (cd plugins && cargo package -q -p wattson-plugin --no-verify --allow-dirty \
     --target-dir ../target/sdk-package)
 mkdir -p "$ASSETS/sdk"

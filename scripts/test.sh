@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cargo fmt --all -- --check
 (cd plugins && cargo fmt --all -- --check)
-for guest in tests/guests/misbehave tests/guests/v0_1_model tests/guests/v0_1_format; do
+for guest in tests/guests/misbehave tests/guests/v0_1_model tests/guests/v0_1_format \
+    tests/guests/v0_2_model tests/guests/v0_2_format; do
     (cd "$guest" && cargo fmt --all -- --check)
 done
 cargo clippy --locked --all-targets -- -D warnings

@@ -69,19 +69,23 @@ fuzz_target!(|data: &[u8]| {
             name: "energy".into(),
             vms: vec![None; n_vms],
             hosts,
+            placements: vec![],
         }],
+        gpus: vec![],
     };
     let result = Attribution {
         placements: (0..b.byte() % 8)
             .map(|_| PlacementEnergy {
                 placement: u32::from(b.byte() % 10),
                 joules: b.float(),
+                gpu_joules: if b.byte() % 4 == 0 { b.float() } else { 0.0 },
             })
             .collect(),
         unattributed: (0..b.byte() % 4)
             .map(|_| HostEnergy {
                 host: u32::from(b.byte() % 5),
                 joules: b.float(),
+                gpu_joules: if b.byte() % 4 == 0 { b.float() } else { 0.0 },
                 reason: UnattributedReason::Other,
             })
             .collect(),
@@ -95,16 +99,21 @@ fuzz_target!(|data: &[u8]| {
         conservation: (b.byte() % 2 == 0).then(|| Conservation {
             measurement: "energy".into(),
             tolerance: 1e-9,
+            gpu: None,
+            gpu_in_meter: false,
         }),
         quality: Quality::Measured,
     };
     if check_attribution(&info, &input, &result).is_ok() {
         for e in &result.placements {
             assert!(e.joules.is_finite() && e.joules >= 0.0);
+            // No `gpu` measurement declared: no GPU part.
+            assert!(e.gpu_joules == 0.0);
             assert!(input.placements[e.placement as usize].assigned);
         }
         for e in &result.unattributed {
             assert!(e.joules.is_finite() && e.joules >= 0.0);
+            assert!(e.gpu_joules == 0.0);
             assert!((e.host as usize) < input.hosts.len());
         }
     }

@@ -48,6 +48,9 @@ fn records(window: Window) -> Vec<EnergyRecord> {
             ci_covered_s: None,
             model: "libvirt-joules".into(),
             model_version: "0.1.0".into(),
+            gpu_j: None,
+            embodied_g: None,
+            embodied_source: None,
         })
         .collect()
 }

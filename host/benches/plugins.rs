@@ -29,7 +29,7 @@ fn input(n: usize) -> AttributionInput {
             assigned: true,
         })
         .collect();
-    let readings = (0..n)
+    let readings: Vec<Option<Reading>> = (0..n)
         .map(|i| {
             Some(Reading {
                 value: 1000.0 + i as f64 * 0.37,
@@ -49,9 +49,12 @@ fn input(n: usize) -> AttributionInput {
         placements,
         measurements: vec![Measured {
             name: "energy".into(),
-            vms: readings,
+            vms: readings.clone(),
             hosts: vec![],
+            // One placement per VM, in VM order.
+            placements: readings,
         }],
+        gpus: vec![],
     }
 }
 
@@ -77,16 +80,19 @@ fn share_input(n: usize, hosts: usize) -> AttributionInput {
             name: "energy".into(),
             vms: vec![None; n],
             hosts: (0..hosts).map(|h| host(1.0e6 + h as f64)).collect(),
+            placements: vec![],
         },
         Measured {
             name: "cpu".into(),
             vms: vec![None; n],
             hosts: vec![None; hosts],
+            placements: vec![None; n],
         },
         Measured {
             name: "idle_power".into(),
             vms: vec![None; n],
             hosts: (0..hosts).map(|_| host(80.0)).collect(),
+            placements: vec![],
         },
     ];
     input

@@ -49,7 +49,9 @@ fn input() -> AttributionInput {
             name: "energy".into(),
             vms: vec![reading(10.0), reading(20.5), reading(0.25)],
             hosts: vec![],
+            placements: vec![reading(10.0), reading(20.5), reading(0.25)],
         }],
+        gpus: vec![],
     }
 }
 

@@ -83,6 +83,9 @@ fn full() -> EnergyRecord {
         ci_covered_s: None,
         model: "libvirt-joules".into(),
         model_version: "0.1.0".into(),
+        gpu_j: None,
+        embodied_g: None,
+        embodied_source: None,
     }
 }
 
@@ -118,6 +121,9 @@ fn sparse() -> EnergyRecord {
         ci_covered_s: None,
         model: "libvirt-joules".into(),
         model_version: "0.1.0".into(),
+        gpu_j: None,
+        embodied_g: None,
+        embodied_source: None,
     }
 }
 

@@ -82,11 +82,13 @@ impl Case {
                     name: "energy".into(),
                     vms: vec![None; self.vms.len()],
                     hosts: self.meters.iter().map(|m| reading(m.0, m.1)).collect(),
+                    placements: vec![],
                 },
                 Measured {
                     name: "cpu".into(),
                     vms: vec![None; self.vms.len()],
                     hosts: vec![None; self.hosts.len()],
+                    placements: vec![None; self.placements.len()],
                 },
                 Measured {
                     name: "idle_power".into(),
@@ -96,8 +98,10 @@ impl Case {
                         .iter()
                         .map(|m| m.2.and_then(|w| reading(w, m.1)))
                         .collect(),
+                    placements: vec![],
                 },
             ],
+            gpus: vec![],
         }
     }
 }
@@ -372,18 +376,23 @@ fn random_input(hosts: &[HostCase], cpu_scale: f64) -> AttributionInput {
                 name: "energy".into(),
                 vms: vec![None; n],
                 hosts: hosts.iter().map(|h| reading(h.0, h.1)).collect(),
+                placements: vec![],
             },
             Measured {
                 name: "cpu".into(),
                 vms: vec![None; n],
                 hosts: vec![None; hosts.len()],
+                // One placement per VM.
+                placements: vec![None; n],
             },
             Measured {
                 name: "idle_power".into(),
                 vms: vec![None; n],
                 hosts: hosts.iter().map(|h| reading(h.2, h.1)).collect(),
+                placements: vec![],
             },
         ],
+        gpus: vec![],
     }
 }
 
@@ -515,7 +524,9 @@ fn tdp_estimate_follows_cloud_carbon_footprint() {
             name: "cpu".into(),
             vms: vec![None; 4],
             hosts: vec![None; 3],
+            placements: vec![None; 4],
         }],
+        gpus: vec![],
     };
     let table = |entries: &[(&str, f64)]| {
         ParamValue::Table(entries.iter().map(|(k, v)| ((*k).into(), *v)).collect())
@@ -583,13 +594,16 @@ fn scaphandre_keeps_other_models_vms_apart_from_the_hosts_own_power() {
                 name: "vm_power".into(),
                 vms: vec![reading(100.0, 3600.0), reading(50.0, 3600.0)],
                 hosts: vec![None],
+                placements: vec![reading(100.0, 3600.0), reading(50.0, 3600.0)],
             },
             Measured {
                 name: "host_power".into(),
                 vms: vec![None, None],
                 hosts: vec![reading(host_joules, 3600.0)],
+                placements: vec![],
             },
         ],
+        gpus: vec![],
     };
     let params = [("exe", "qemu-kvm"), ("host_label", "instance")]
         .map(|(name, value)| Param {

@@ -48,7 +48,8 @@ fn the_deb_holds_the_binary_docs_units_and_makes_its_user() {
         "./usr/share/doc/wattson/changelog.Debian.gz",
         "./usr/share/wattson/sdk/Cargo.toml",
         "./usr/share/wattson/sdk/src/lib.rs",
-        "./usr/share/wattson/sdk/wit/since_v0.2.0/plugin.wit",
+        "./usr/share/wattson/sdk/wit/since_v0.3.0/plugin.wit",
+        "./usr/share/wattson/wit/since_v0.3.0/plugin.wit",
         "./usr/share/wattson/wit/since_v0.2.0/plugin.wit",
         "./usr/share/wattson/wit/since_v0.1.0/plugin.wit",
     ] {

@@ -95,7 +95,9 @@ fn input() -> AttributionInput {
             name: "energy".into(),
             vms: vec![reading(10.5), None, reading(0.25)],
             hosts: vec![None],
+            placements: vec![reading(10.5), None, reading(0.25)],
         }],
+        gpus: vec![],
     }
 }
 
@@ -217,6 +219,9 @@ fn a_javascript_format_loads_and_renders_in_the_sandbox() {
         ci_covered_s: None,
         model: "m".into(),
         model_version: "1".into(),
+        gpu_j: None,
+        embodied_g: None,
+        embodied_source: None,
     };
     let payloads = format
         .render(

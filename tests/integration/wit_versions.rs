@@ -1,6 +1,8 @@
-//! The plugin interface's versions: a component built against the frozen
-//! `wattson:plugin@0.1.0` loads, inspects and attributes in an extract beside
-//! the 0.2.0 builtins; each released WIT has one copy, which the SDK carries.
+//! The plugin interface's versions: components built against the frozen
+//! `wattson:plugin@0.1.0` and `@0.2.0` load, inspect, attribute and render
+//! in an extract beside the 0.3.0 builtins (more 0.2.0 components: the
+//! Python model and JavaScript format of `polyglot.rs`); each released WIT
+//! has one copy, which the SDK carries.
 
 use std::path::{Path, PathBuf};
 
@@ -12,17 +14,32 @@ use super::wattson::{command, extract, extract_as, joules_by_vm, secs, write_pol
 
 const V0_1_MODEL: &str = env!("WATTSON_TEST_GUEST_V0_1_MODEL");
 const V0_1_FORMAT: &str = env!("WATTSON_TEST_GUEST_V0_1_FORMAT");
+const V0_2_MODEL: &str = env!("WATTSON_TEST_GUEST_V0_2_MODEL");
+const V0_2_FORMAT: &str = env!("WATTSON_TEST_GUEST_V0_2_FORMAT");
 
 /// sha256 of `wit/since_v0.1.0/plugin.wit` as released: a frozen version
 /// never changes (components built against it must keep loading).
 const V0_1_0_SHA256: &str = "02568aeb208b370ab1c2fa2843a9ae1ca82402e6f91a2a6fedea95d1e395caf3";
+/// sha256 of `wit/since_v0.2.0/plugin.wit` as released (frozen since 0.3.0).
+const V0_2_0_SHA256: &str = "1f5fcd1d67c1ce27a0e3fcc6b96c8b5b64e6fdc453f6282f2bb6f893c081374b";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 #[test]
-fn a_v0_1_model_attributes_in_an_extract_beside_v0_2_formats() {
+fn a_v0_1_model_attributes_in_an_extract_beside_v0_3_formats() {
+    model_in_an_extract(V0_1_MODEL, "v0.1-joules");
+}
+
+#[test]
+fn a_v0_2_model_attributes_in_an_extract_beside_v0_3_formats() {
+    model_in_an_extract(V0_2_MODEL, "v0.2-joules");
+}
+
+/// An older model (`plugin`, named `name`, a per-VM counter times `scale`)
+/// in an extract with the 0.3.0 `jsonl` and `apel-energy` formats.
+fn model_in_an_extract(plugin: &str, name: &str) {
     let shapes = [
         VmShape {
             uuid: "vm-a",
@@ -60,7 +77,7 @@ compute_service = "https://keystone.test:5000/v3"
 url = "http://127.0.0.1:9"
 
 [model]
-plugin = "{V0_1_MODEL}"
+plugin = "{plugin}"
 params = {{ metric = "{METRIC}_total", scale = 2.5 }}
 
 [[outputs]]
@@ -82,12 +99,12 @@ format = "jsonl"
             shape.uuid
         );
     }
-    // The 0.2.0 records name the 0.1.0 model, and its status words.
+    // The 0.3.0 records name the older model, and the latest status words.
     let line = String::from_utf8_lossy(&out.stdout);
-    assert!(line.contains(r#""model":"v0.1-joules""#), "{line}");
+    assert!(line.contains(&format!(r#""model":"{name}""#)), "{line}");
     assert!(line.contains(r#""status":"running""#), "{line}");
 
-    // The same window through a 0.2.0 apel-energy output: running is `started`.
+    // The same window through a 0.3.0 apel-energy output: running is `started`.
     let out = extract_as(&policy, &prometheus.url, from, to, "apel-energy");
     ok(&out);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -95,7 +112,35 @@ format = "jsonl"
 }
 
 #[test]
-fn a_v0_1_format_renders_the_records_of_v0_2_models() {
+fn a_v0_1_format_renders_the_records_of_v0_3_models() {
+    let lines = format_in_an_extract(V0_1_FORMAT);
+    for line in &lines {
+        assert_eq!(line[3], "-", "no gauge, no covered seconds: {line:?}");
+    }
+    // 0.1.0 knew `started` and `completed`: a running VM is `started` there.
+    assert_eq!(lines[0][1], "started", "{lines:?}");
+    assert_eq!(lines[1][1], "completed", "{lines:?}");
+}
+
+#[test]
+fn a_v0_2_format_renders_the_records_of_v0_3_models() {
+    let lines = format_in_an_extract(V0_2_FORMAT);
+    // 0.2.0 has `running`, record quality and the model's name.
+    for (line, status) in lines.iter().zip(["running", "completed"]) {
+        assert_eq!(line.len(), 5, "{line:?}");
+        assert_eq!(
+            [&line[1], &line[3], &line[4]],
+            [status, "measured", "libvirt-joules"],
+            "{line:?}"
+        );
+    }
+}
+
+/// Two VMs' records (a running one, one that stops) of the 0.3.0
+/// `libvirt-joules` rendered by an older format (`plugin`) that writes one
+/// line per record, `<uuid> <status> <joules> …`: the lines split at spaces,
+/// their uuids and joules checked against the test's own C1.
+fn format_in_an_extract(plugin: &str) -> Vec<Vec<String>> {
     let shapes = [
         VmShape {
             uuid: "vm-a",
@@ -124,7 +169,7 @@ fn a_v0_1_format_renders_the_records_of_v0_2_models() {
         dir.path(),
         "v01-format.toml",
         &format!(
-            "[site]\nname = \"S\"\ncompute_service = \"c\"\n\n[prometheus]\nurl = \"http://127.0.0.1:9\"\n\n[model]\nplugin = \"libvirt-joules\"\n\n[[outputs]]\nformat = \"{V0_1_FORMAT}\"\n"
+            "[site]\nname = \"S\"\ncompute_service = \"c\"\n\n[prometheus]\nurl = \"http://127.0.0.1:9\"\n\n[model]\nplugin = \"libvirt-joules\"\n\n[[outputs]]\nformat = \"{plugin}\"\n"
         ),
     );
     let (from, to) = (T0 + HOUR, T0 + 2 * HOUR);
@@ -137,7 +182,10 @@ fn a_v0_1_format_renders_the_records_of_v0_2_models() {
         .unwrap();
     ok(&out);
     let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+    let lines: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split(' ').map(str::to_owned).collect())
+        .collect();
     assert_eq!(lines.len(), 2, "{text}");
     for ((shape, s), line) in shapes.iter().zip(&series).zip(&lines) {
         assert_eq!(line[0], shape.uuid);
@@ -148,11 +196,8 @@ fn a_v0_1_format_renders_the_records_of_v0_2_models() {
             "{}: {joules} vs {want}",
             shape.uuid
         );
-        assert_eq!(line[3], "-", "no gauge, no covered seconds");
     }
-    // 0.1.0 knew `started` and `completed`: a running VM is `started` there.
-    assert_eq!(lines[0][1], "started", "{text}");
-    assert_eq!(lines[1][1], "completed", "{text}");
+    lines
 }
 
 #[test]
@@ -169,15 +214,23 @@ fn inspect_names_the_wit_version_a_component_was_built_for() {
     assert!(old.contains("wit: wattson:plugin@0.1.0"), "{old}");
     assert!(old.contains("scale (a number, default 1)"), "{old}");
     let new = inspect("libvirt-joules");
-    assert!(new.contains("wit: wattson:plugin@0.2.0"), "{new}");
+    assert!(new.contains("wit: wattson:plugin@0.3.0"), "{new}");
     let old_format = inspect(V0_1_FORMAT);
     assert!(
         old_format.contains("kind: format\nsha256: ")
             && old_format.contains("\nwit: wattson:plugin@0.1.0"),
         "{old_format}"
     );
+    for (guest, kind) in [(V0_2_MODEL, "model"), (V0_2_FORMAT, "format")] {
+        let text = inspect(guest);
+        assert!(
+            text.contains(&format!("kind: {kind}\n"))
+                && text.contains("\nwit: wattson:plugin@0.2.0"),
+            "{text}"
+        );
+    }
     let format = inspect("apel-energy");
-    assert!(format.contains("wit: wattson:plugin@0.2.0"), "{format}");
+    assert!(format.contains("wit: wattson:plugin@0.3.0"), "{format}");
     assert!(
         format.contains(r#"wire (one of "json" or "apel", default json)"#),
         "{format}"
@@ -187,12 +240,15 @@ fn inspect_names_the_wit_version_a_component_was_built_for() {
 #[test]
 fn a_released_wit_is_frozen_and_the_sdk_carries_the_same_files() {
     let wit = repo().join("wit");
-    let frozen = std::fs::read(wit.join("since_v0.1.0/plugin.wit")).unwrap();
-    assert_eq!(
-        hex::encode(Sha256::digest(&frozen)),
-        V0_1_0_SHA256,
-        "wit/since_v0.1.0 changed: a released version is frozen; put changes in a new version"
-    );
+    for (version, sha256) in [("0.1.0", V0_1_0_SHA256), ("0.2.0", V0_2_0_SHA256)] {
+        let frozen = std::fs::read(wit.join(format!("since_v{version}/plugin.wit"))).unwrap();
+        assert_eq!(
+            hex::encode(Sha256::digest(&frozen)),
+            sha256,
+            "wit/since_v{version} changed: a released version is frozen; put changes in a new \
+             version"
+        );
+    }
     let sdk = repo().join("plugins/sdk/wit");
     let mut versions = 0;
     for entry in std::fs::read_dir(&wit).unwrap() {
@@ -210,7 +266,7 @@ fn a_released_wit_is_frozen_and_the_sdk_carries_the_same_files() {
         }
         versions += 1;
     }
-    assert_eq!(versions, 2, "since_v0.1.0 and since_v0.2.0");
+    assert_eq!(versions, 3, "since_v0.1.0, since_v0.2.0 and since_v0.3.0");
 }
 
 #[test]
@@ -222,7 +278,11 @@ fn the_sdk_package_includes_the_wit() {
         .unwrap();
     ok(&out);
     let files = String::from_utf8_lossy(&out.stdout);
-    for file in ["wit/since_v0.1.0/plugin.wit", "wit/since_v0.2.0/plugin.wit"] {
+    for file in [
+        "wit/since_v0.1.0/plugin.wit",
+        "wit/since_v0.2.0/plugin.wit",
+        "wit/since_v0.3.0/plugin.wit",
+    ] {
         assert!(files.lines().any(|l| l == file), "{file} not in:\n{files}");
     }
 }

@@ -110,6 +110,7 @@ pub fn gather(
         name: name.to_owned(),
         vms: vec![None; n],
         hosts: vec![reading],
+        placements: Vec::new(),
     };
     let mut measured: Vec<Measured> = Vec::with_capacity(measurements.len());
     for m in measurements {
@@ -153,8 +154,11 @@ pub fn gather(
                 name: name.clone(),
                 vms: cpu.iter().map(|&c| Some(whole(c))).collect(),
                 hosts: vec![None],
+                // One placement per VM, in VM order.
+                placements: cpu.iter().map(|&c| Some(whole(c))).collect(),
             }),
-            Measurement::IdlePower(_) | Measurement::Inventory => {}
+            // GPUs are not measured yet: the input's `gpus` stays empty.
+            Measurement::IdlePower(_) | Measurement::Inventory | Measurement::Gpu(_) => {}
             other => {
                 return Err(PipelineError::Unsupported(
                     problems(std::slice::from_ref(other)).join("; "),
@@ -192,6 +196,7 @@ pub fn gather(
             hosts: vec![host.to_owned()],
             placements,
             measurements: measured,
+            gpus: Vec::new(),
         },
         details,
         wall_s: vec![dt; n],

@@ -359,11 +359,13 @@ mod tests {
             name: "vm".into(),
             vms: vec![reading(3500.0), None],
             hosts: vec![],
+            placements: vec![reading(3500.0), None],
         };
         let host_power = Measured {
             name: "host".into(),
             vms: vec![None, None],
             hosts: vec![reading(3000.0)],
+            placements: vec![],
         };
         let gauges = [vm_power, host_power];
         assert_eq!(covered_by_gauges(&gauges, Some(0), 0), Some(3000.0));

@@ -169,9 +169,11 @@ impl<'a> Plan<'a> {
                         name: name.to_owned(),
                         vms: m.vms.clone(),
                         hosts: m.hosts.clone(),
+                        placements: m.placements.clone(),
                     })
                 })
                 .collect(),
+            gpus: input.gpus.clone(),
         }
     }
 }
@@ -196,6 +198,7 @@ fn prefixed(m: &Measurement, prefix: &str) -> Measurement {
             i.name = name(&i.name);
             i.meter = name(&i.meter);
         }
+        Measurement::Gpu(g) => g.name = name(&g.name),
         Measurement::Inventory => {}
     }
     m

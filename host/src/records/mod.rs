@@ -132,6 +132,9 @@ pub fn build(identity: &Identity, window: Window, m: RecordInput<'_>) -> EnergyR
         ci_g: None,
         cfp_g: None,
         ci_covered_s: None,
+        gpu_j: None,
+        embodied_g: None,
+        embodied_source: None,
         model: m.model.to_owned(),
         model_version: m.model_version.to_owned(),
     }

@@ -445,6 +445,9 @@ mod tests {
             ci_covered_s: None,
             model: "m".into(),
             model_version: "1".into(),
+            gpu_j: None,
+            embodied_g: None,
+            embodied_source: None,
         }
     }
 

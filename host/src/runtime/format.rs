@@ -5,7 +5,7 @@ use wasmtime::component::Component;
 use super::call::sandboxed;
 use super::error::{PluginError, PluginId};
 use super::state::PluginState;
-use super::wit::{WitVersion, latest, since_v0_1_0};
+use super::wit::{WitVersion, latest, since_v0_1_0, since_v0_2_0};
 use super::world::prepare;
 use super::{EnergyRecord, FormatInfo, Param};
 use super::{Runtime, validate};
@@ -13,7 +13,8 @@ use super::{Runtime, validate};
 /// The pre-linked component, by the version it exports.
 enum Pre {
     V0_1(since_v0_1_0::format::OutputFormatPre<PluginState>),
-    V0_2(latest::format::OutputFormatPre<PluginState>),
+    V0_2(since_v0_2_0::format::OutputFormatPre<PluginState>),
+    V0_3(latest::format::OutputFormatPre<PluginState>),
 }
 
 /// An output format, compiled and pre-linked; each call gets a fresh sandbox.
@@ -32,9 +33,13 @@ impl Format {
         version: WitVersion,
     ) -> Result<Self, PluginError> {
         let (pre, info) = match version {
+            WitVersion::V0_3_0 => {
+                let (pre, info) = prepare(&runtime, &id, component)?;
+                (Pre::V0_3(pre), info)
+            }
             WitVersion::V0_2_0 => {
                 let (pre, info) = prepare(&runtime, &id, component)?;
-                (Pre::V0_2(pre), info)
+                (Pre::V0_2(pre), since_v0_2_0::format_info(info))
             }
             WitVersion::V0_1_0 => {
                 let (pre, info) = prepare(&runtime, &id, component)?;
@@ -64,6 +69,7 @@ impl Format {
         match self.pre {
             Pre::V0_1(_) => WitVersion::V0_1_0,
             Pre::V0_2(_) => WitVersion::V0_2_0,
+            Pre::V0_3(_) => WitVersion::V0_3_0,
         }
     }
 
@@ -74,10 +80,18 @@ impl Format {
         params: &[Param],
     ) -> Result<Vec<Vec<u8>>, PluginError> {
         let answer = match &self.pre {
-            Pre::V0_2(pre) => sandboxed(&self.runtime, &self.id, |store| {
+            Pre::V0_3(pre) => sandboxed(&self.runtime, &self.id, |store| {
                 pre.instantiate(&mut *store)?
                     .call_render(store, records, params)
             })?,
+            Pre::V0_2(pre) => {
+                let records = since_v0_2_0::records(records);
+                let params = since_v0_2_0::params(params);
+                sandboxed(&self.runtime, &self.id, |store| {
+                    pre.instantiate(&mut *store)?
+                        .call_render(store, &records, &params)
+                })?
+            }
             Pre::V0_1(pre) => {
                 let records = since_v0_1_0::records(records);
                 let params = since_v0_1_0::params(params);

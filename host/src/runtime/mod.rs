@@ -39,10 +39,10 @@ pub use units::{to_base, unit_name};
 pub use wit::WitVersion;
 pub use wit::latest::{
     Attribution, AttributionInput, Bounds, ChoiceSpec, Conservation, CounterSpec, EnergyRecord,
-    FormatInfo, GaugeSpec, HostEnergy, HostPowerSpec, IdlePowerSpec, KeyKind, Level, Measured,
-    Measurement, ModelInfo, Param, ParamKind, ParamSpec, ParamValue, Placement, PlacementEnergy,
-    Quality, RaplSpec, Reading, RecordQuality, Status, TemplateSpec, UnattributedReason, Unit, Vm,
-    VmDetails, Window,
+    FormatInfo, GaugeSpec, GpuHolding, GpuMode, GpuReading, GpuSpec, HostEnergy, HostPowerSpec,
+    IdlePowerSpec, KeyKind, Level, Measured, Measurement, ModelInfo, Param, ParamKind, ParamSpec,
+    ParamValue, Placement, PlacementEnergy, Quality, RaplSpec, Reading, RecordQuality, Status,
+    TemplateSpec, UnattributedReason, Unit, Vm, VmDetails, Window,
 };
 
 use state::PluginState;
@@ -197,6 +197,8 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
     let l = &mut linker;
     wit::since_v0_1_0::model::AttributionModel::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
     wit::since_v0_1_0::format::OutputFormat::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
+    wit::since_v0_2_0::model::AttributionModel::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
+    wit::since_v0_2_0::format::OutputFormat::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
     wit::latest::model::AttributionModel::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
     wit::latest::format::OutputFormat::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
     Ok(linker)

@@ -5,7 +5,7 @@ use wasmtime::component::Component;
 use super::call::sandboxed;
 use super::error::{PluginError, PluginId};
 use super::state::PluginState;
-use super::wit::{WitVersion, latest, since_v0_1_0};
+use super::wit::{WitVersion, latest, since_v0_1_0, since_v0_2_0};
 use super::world::prepare;
 use super::{Attribution, AttributionInput, ModelInfo, Param, ParamValue};
 use super::{Runtime, units, validate};
@@ -17,7 +17,8 @@ enum Pre {
         /// 0.1.0's conservation `factor-param`: E_h is multiplied by its value.
         factor_param: Option<String>,
     },
-    V0_2(latest::model::AttributionModelPre<PluginState>),
+    V0_2(since_v0_2_0::model::AttributionModelPre<PluginState>),
+    V0_3(latest::model::AttributionModelPre<PluginState>),
 }
 
 /// An attribution model, compiled and pre-linked; each call gets a fresh sandbox.
@@ -39,9 +40,13 @@ impl Model {
         version: WitVersion,
     ) -> Result<Self, PluginError> {
         let (pre, info) = match version {
+            WitVersion::V0_3_0 => {
+                let (pre, info) = prepare(&runtime, &id, component)?;
+                (Pre::V0_3(pre), info)
+            }
             WitVersion::V0_2_0 => {
                 let (pre, info) = prepare(&runtime, &id, component)?;
-                (Pre::V0_2(pre), info)
+                (Pre::V0_2(pre), since_v0_2_0::model_info(info))
             }
             WitVersion::V0_1_0 => {
                 let (pre, info) = prepare(&runtime, &id, component)?;
@@ -76,6 +81,7 @@ impl Model {
         match self.pre {
             Pre::V0_1 { .. } => WitVersion::V0_1_0,
             Pre::V0_2(_) => WitVersion::V0_2_0,
+            Pre::V0_3(_) => WitVersion::V0_3_0,
         }
     }
 
@@ -96,12 +102,21 @@ impl Model {
             message,
         };
         let (attribution, factor) = match &self.pre {
-            Pre::V0_2(pre) => {
+            Pre::V0_3(pre) => {
                 let answer = sandboxed(&self.runtime, &self.id, |store| {
                     pre.instantiate(&mut *store)?
                         .call_attribute(store, input, params)
                 })?;
                 (answer.map_err(failed)?, 1.0)
+            }
+            Pre::V0_2(pre) => {
+                let old_input = since_v0_2_0::input(input);
+                let old_params = since_v0_2_0::params(params);
+                let answer = sandboxed(&self.runtime, &self.id, |store| {
+                    pre.instantiate(&mut *store)?
+                        .call_attribute(store, &old_input, &old_params)
+                })?;
+                (since_v0_2_0::attribution(answer.map_err(failed)?), 1.0)
             }
             Pre::V0_1 { pre, factor_param } => {
                 let old_input = since_v0_1_0::input(input);

@@ -13,7 +13,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 
 use rand::SeedableRng;
 
-use super::wit::{latest, since_v0_1_0};
+use super::wit::{latest, since_v0_1_0, since_v0_2_0};
 
 /// Bytes of a guest's stderr kept (a panic message lands there).
 const STDERR_CAPACITY: usize = 16 * 1024;
@@ -102,6 +102,17 @@ impl since_v0_1_0::model::wattson::plugin::host::Host for PluginState {
     }
 }
 
+impl since_v0_2_0::model::wattson::plugin::host::Host for PluginState {
+    fn log(
+        &mut self,
+        level: since_v0_2_0::model::wattson::plugin::types::Level,
+        message: String,
+    ) -> wasmtime::Result<()> {
+        self.log_line(since_v0_2_0::level(level), message);
+        Ok(())
+    }
+}
+
 impl PluginState {
     /// Logs a plugin's line through `tracing`, tagged with the plugin, within
     /// the per-call line count and length caps.
@@ -139,6 +150,9 @@ impl PluginState {
 impl latest::model::wattson::plugin::types::Host for PluginState {}
 impl latest::model::wattson::plugin::model::Host for PluginState {}
 impl latest::format::wattson::plugin::format::Host for PluginState {}
+impl since_v0_2_0::model::wattson::plugin::types::Host for PluginState {}
+impl since_v0_2_0::model::wattson::plugin::model::Host for PluginState {}
+impl since_v0_2_0::format::wattson::plugin::format::Host for PluginState {}
 impl since_v0_1_0::model::wattson::plugin::types::Host for PluginState {}
 impl since_v0_1_0::model::wattson::plugin::model::Host for PluginState {}
 impl since_v0_1_0::format::wattson::plugin::format::Host for PluginState {}

@@ -13,9 +13,11 @@ enum Dimension {
 
 fn dimension(unit: Unit) -> Dimension {
     match unit {
-        Unit::Joules | Unit::WattHours | Unit::KilowattHours | Unit::Microjoules => {
-            Dimension::Energy
-        }
+        Unit::Joules
+        | Unit::WattHours
+        | Unit::KilowattHours
+        | Unit::Microjoules
+        | Unit::Millijoules => Dimension::Energy,
         Unit::Watts | Unit::Microwatts => Dimension::Power,
         Unit::Seconds => Dimension::Time,
     }
@@ -28,6 +30,7 @@ pub fn to_base(unit: Unit, value: f64) -> f64 {
         Unit::WattHours => value * 3600.0,
         Unit::KilowattHours => value * 3.6e6,
         Unit::Microjoules | Unit::Microwatts => value / 1e6,
+        Unit::Millijoules => value / 1e3,
     }
 }
 
@@ -56,7 +59,8 @@ pub(crate) fn check(measurements: &[Measurement]) -> Result<(), String> {
             let expected = if allowed.contains(&Dimension::Power) {
                 "a power unit (watts, microwatts): a gauge is integrated over the window"
             } else {
-                "an energy unit (joules, watt-hours, kilowatt-hours, microjoules) or seconds: \
+                "an energy unit (joules, watt-hours, kilowatt-hours, microjoules, millijoules) \
+                 or seconds: \
                  its value is an amount over the window"
             };
             return Err(format!(
@@ -75,6 +79,7 @@ pub fn unit_name(unit: Unit) -> &'static str {
         Unit::WattHours => "watt-hours",
         Unit::KilowattHours => "kilowatt-hours",
         Unit::Microjoules => "microjoules",
+        Unit::Millijoules => "millijoules",
         Unit::Watts => "watts",
         Unit::Microwatts => "microwatts",
         Unit::Seconds => "seconds",
@@ -95,6 +100,7 @@ mod tests {
             262_143.328_85
         );
         assert_eq!(to_base(Unit::Microwatts, 1.5e6), 1.5);
+        assert_eq!(to_base(Unit::Millijoules, 81_234_567_890.0), 81_234_567.89);
         assert_eq!(to_base(Unit::Seconds, 3.0), 3.0);
     }
 

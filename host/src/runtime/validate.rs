@@ -1,7 +1,7 @@
 //! Checks on what a plugin returned: the host trusts no answer it did not verify.
 
 use super::limits::Limits;
-use super::{Attribution, AttributionInput, ModelInfo};
+use super::{Attribution, AttributionInput, Measurement, ModelInfo};
 
 /// Refuses results larger than the output cap.
 pub(crate) fn output_size(bytes: usize, limits: &Limits) -> Result<(), String> {
@@ -15,8 +15,10 @@ pub(crate) fn output_size(bytes: usize, limits: &Limits) -> Result<(), String> {
     Ok(())
 }
 
-/// Every joule finite and non-negative; every placement one of the input's,
-/// assigned to this model and listed once; every host known; and, where the
+/// Every joule finite and non-negative; every GPU part within its joules,
+/// and 0 where the model declares no `gpu` measurement; every placement one
+/// of the input's, assigned to this model and listed once; every host
+/// known; and, where the
 /// model declares conservation, per host: its placements' joules + its
 /// unattributed energy = its reading × `factor` (1 but for 0.1.0 models
 /// with a factor parameter), and no energy on a host without a reading.
@@ -38,6 +40,10 @@ pub(crate) fn attribution(
         }
     };
     let host_name = |h: usize| format!("host `{}`", input.hosts[h]);
+    let has_gpu = info
+        .measurements
+        .iter()
+        .any(|m| matches!(m, Measurement::Gpu(_)));
     let mut seen = vec![false; input.placements.len()];
     let mut attributed = vec![0.0; input.hosts.len()];
     for e in &result.placements {
@@ -58,6 +64,7 @@ pub(crate) fn attribution(
             ));
         }
         check_joules(|| placement_name(i), e.joules)?;
+        check_gpu_joules(|| placement_name(i), e.gpu_joules, e.joules, has_gpu)?;
         if let Some(slot) = placement.host.and_then(|h| attributed.get_mut(h as usize)) {
             *slot += e.joules;
         }
@@ -72,6 +79,7 @@ pub(crate) fn attribution(
             ));
         };
         check_joules(|| host_name(h), e.joules)?;
+        check_gpu_joules(|| host_name(h), e.gpu_joules, e.joules, has_gpu)?;
         *slot += e.joules;
     }
     let Some(law) = &info.conservation else {
@@ -124,11 +132,37 @@ fn check_joules(what: impl FnOnce() -> String, joules: f64) -> Result<(), String
     Ok(())
 }
 
+/// The GPU part of `joules`: finite, non-negative, at most `joules`, and 0
+/// for a model without a `gpu` measurement (0.1.0 and 0.2.0 ones included).
+fn check_gpu_joules(
+    what: impl FnOnce() -> String,
+    gpu_joules: f64,
+    joules: f64,
+    has_gpu: bool,
+) -> Result<(), String> {
+    if gpu_joules == 0.0 {
+        return Ok(());
+    }
+    if !has_gpu {
+        return Err(format!(
+            "{} has {gpu_joules} GPU joules, but the model declares no `gpu` measurement",
+            what()
+        ));
+    }
+    if !gpu_joules.is_finite() || gpu_joules < 0.0 || gpu_joules > joules {
+        return Err(format!(
+            "{} has {gpu_joules} GPU joules, not a part of its {joules} J",
+            what()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::runtime::{
-        Conservation, HostEnergy, Measured, Placement, PlacementEnergy, Quality, Reading,
+        Conservation, GpuSpec, HostEnergy, Measured, Placement, PlacementEnergy, Quality, Reading,
         UnattributedReason, Vm, Window,
     };
 
@@ -172,7 +206,9 @@ mod tests {
                     }),
                     None,
                 ],
+                placements: vec![],
             }],
+            gpus: vec![],
         }
     }
 
@@ -186,6 +222,8 @@ mod tests {
             conservation: Some(Conservation {
                 measurement: "host".into(),
                 tolerance: 1e-9,
+                gpu: None,
+                gpu_in_meter: false,
             }),
             quality: Quality::Measured,
         }
@@ -195,13 +233,18 @@ mod tests {
         Attribution {
             placements: placements
                 .iter()
-                .map(|&(placement, joules)| PlacementEnergy { placement, joules })
+                .map(|&(placement, joules)| PlacementEnergy {
+                    placement,
+                    joules,
+                    gpu_joules: 0.0,
+                })
                 .collect(),
             unattributed: unattributed
                 .iter()
                 .map(|&(host, joules)| HostEnergy {
                     host,
                     joules,
+                    gpu_joules: 0.0,
                     reason: UnattributedReason::OtherModel,
                 })
                 .collect(),
@@ -251,6 +294,37 @@ mod tests {
         assert_eq!(
             err(answer(&[], &[(0, -1.0)])),
             "host `cmp-01` has negative energy (-1 J)"
+        );
+    }
+
+    #[test]
+    fn gpu_joules_are_a_part_of_the_joules_of_a_model_that_declares_gpu() {
+        let with_gpu = |placement_gpu: f64, host_gpu: f64| {
+            let mut a = answer(&[(0, 600.0)], &[(0, 400.0)]);
+            a.placements[0].gpu_joules = placement_gpu;
+            a.unattributed[0].gpu_joules = host_gpu;
+            a
+        };
+        let err = attribution(&share_model(), &input(), &with_gpu(10.0, 0.0), 1.0).unwrap_err();
+        assert_eq!(
+            err,
+            "placement 0 (VM `a` on host `cmp-01`) has 10 GPU joules, but the model declares \
+             no `gpu` measurement"
+        );
+        let mut gpu_model = share_model();
+        gpu_model.measurements.push(Measurement::Gpu(GpuSpec {
+            name: "gpu".into(),
+            max_gap_s: None,
+        }));
+        let check = |a: Attribution| attribution(&gpu_model, &input(), &a, 1.0);
+        assert_eq!(check(with_gpu(600.0, 100.0)), Ok(()));
+        assert_eq!(
+            check(with_gpu(0.0, 401.0)).unwrap_err(),
+            "host `cmp-01` has 401 GPU joules, not a part of its 400 J"
+        );
+        assert_eq!(
+            check(with_gpu(f64::NAN, 0.0)).unwrap_err(),
+            "placement 0 (VM `a` on host `cmp-01`) has NaN GPU joules, not a part of its 600 J"
         );
     }
 }

@@ -9,7 +9,7 @@ use wasmtime::component::{Component, InstancePre};
 use super::call::sandboxed;
 use super::error::{PluginError, PluginId};
 use super::state::PluginState;
-use super::wit::{latest, since_v0_1_0};
+use super::wit::{latest, since_v0_1_0, since_v0_2_0};
 use super::{PluginKind, Runtime};
 
 /// A world's pre-linked component (`bindgen!`'s `*Pre`) of one WIT version.
@@ -45,6 +45,10 @@ macro_rules! world_pre {
 world_pre! {
     latest::model::AttributionModelPre<PluginState> => Model, latest::ModelInfo;
     latest::format::OutputFormatPre<PluginState> => Format, latest::FormatInfo;
+    since_v0_2_0::model::AttributionModelPre<PluginState> =>
+        Model, since_v0_2_0::model::wattson::plugin::model::ModelInfo;
+    since_v0_2_0::format::OutputFormatPre<PluginState> =>
+        Format, since_v0_2_0::format::wattson::plugin::format::FormatInfo;
     since_v0_1_0::model::AttributionModelPre<PluginState> =>
         Model, since_v0_1_0::model::wattson::plugin::model::ModelInfo;
     since_v0_1_0::format::OutputFormatPre<PluginState> =>

@@ -58,22 +58,23 @@ impl Model for Scaphandre {
     }
 
     fn attribute(input: AttributionInput, _params: Params) -> Result<Attribution, String> {
-        let vm_power = input.measured(VM_POWER)?;
+        let vm_power = input.per_placement(VM_POWER)?;
         let host_power = input.measured(HOST_POWER)?;
-        // Each VM's measured energy goes to its first placement; a VM the
-        // rules give to another model still used its host's power (`other-model`).
+        // Each placement gets what was measured of its VM on its host; a
+        // placement the rules give to another model still used its host's
+        // power (`other-model`).
         let mut out = Attribution::default();
         let mut on_host = vec![0.0; input.hosts.len()];
         let mut elsewhere = vec![0.0; input.hosts.len()];
-        let mut seen = vec![false; input.vms.len()];
-        for (i, p) in input.placements.iter().enumerate() {
-            let vm = p.vm as usize;
-            let Some(reading) = vm_power.vms.get(vm).copied().flatten() else {
+        for (i, (p, reading)) in input
+            .placements
+            .iter()
+            .zip(&vm_power.placements)
+            .enumerate()
+        {
+            let Some(reading) = reading else {
                 continue;
             };
-            if std::mem::replace(&mut seen[vm], true) {
-                continue;
-            }
             let host = p
                 .host
                 .map(|h| h as usize)

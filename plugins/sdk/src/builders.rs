@@ -298,6 +298,8 @@ mod model {
             self.conservation = Some(Conservation {
                 measurement: measurement.to_owned(),
                 tolerance,
+                gpu: None,
+                gpu_in_meter: false,
             });
             self
         }
@@ -321,17 +323,23 @@ mod model {
     }
 
     impl Attribution {
-        /// Gives `joules` to placement `placement`.
+        /// Gives `joules` (no GPU part) to placement `placement`.
         pub fn give(&mut self, placement: u32, joules: f64) {
-            self.placements.push(PlacementEnergy { placement, joules });
+            self.placements.push(PlacementEnergy {
+                placement,
+                joules,
+                gpu_joules: 0.0,
+            });
         }
 
-        /// Leaves `joules` of host `host` unattributed, for `reason` (nothing if 0).
+        /// Leaves `joules` (no GPU part) of host `host` unattributed, for
+        /// `reason` (nothing if 0).
         pub fn leave(&mut self, host: u32, joules: f64, reason: UnattributedReason) {
             if joules != 0.0 {
                 self.unattributed.push(HostEnergy {
                     host,
                     joules,
+                    gpu_joules: 0.0,
                     reason,
                 });
             }

@@ -36,29 +36,41 @@ impl AttributionInput {
         FirstPlacements(first)
     }
 
-    /// Each VM's reading of the per-VM measurement `name` times `factor`, as
-    /// the energy of its first assigned placement; VMs without a reading get
-    /// no entry (so no record, never 0).
+    /// The energy of the VM-keyed measurement `name` times `factor`, per
+    /// assigned placement: the part of its VM's reading measured on the
+    /// placement's host (`docs/ENERGY.md#live-migration`), so a VM that moved
+    /// gets its energy on each host; placements without a reading get no
+    /// entry (a VM without one gets no record, never 0).
     pub fn per_vm_energy(&self, name: &str, factor: f64) -> Result<Vec<PlacementEnergy>, String> {
-        let measured = self.measured(name)?;
-        if measured.vms.len() != self.vms.len() {
-            return Err(format!(
-                "measurement `{name}` has {} VM entries for {} VMs",
-                measured.vms.len(),
-                self.vms.len()
-            ));
-        }
-        let first = self.first_placements();
-        Ok(measured
-            .vms
+        let measured = self.per_placement(name)?;
+        Ok(self
+            .placements
             .iter()
+            .zip(&measured.placements)
             .enumerate()
-            .filter_map(|(vm, reading)| {
+            .filter_map(|(i, (p, reading))| {
                 Some(PlacementEnergy {
-                    placement: first.of(vm)?,
+                    placement: u32::try_from(i).ok().filter(|_| p.assigned)?,
                     joules: reading.as_ref()?.value * factor,
+                    gpu_joules: 0.0,
                 })
             })
             .collect())
+    }
+
+    /// The results of the VM-keyed measurement `name`, checked to hold one
+    /// reading per placement (`Measured::placements`), or an error saying
+    /// what the host sent instead.
+    pub fn per_placement(&self, name: &str) -> Result<&Measured, String> {
+        let measured = self.measured(name)?;
+        if measured.placements.len() != self.placements.len() {
+            return Err(format!(
+                "measurement `{name}` has {} placement entries for {} placements (is it keyed \
+                 by host?)",
+                measured.placements.len(),
+                self.placements.len()
+            ));
+        }
+        Ok(measured)
     }
 }

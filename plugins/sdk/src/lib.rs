@@ -2,9 +2,9 @@
 //!
 //! wattson attributes the energy of cloud hosts to their VMs. Two things are
 //! pluggable, each a WebAssembly component built for `wasm32-wasip2` against
-//! the `wattson:plugin@0.2.0` WIT package, which this crate carries in
-//! `wit/since_v0.2.0/` (the host still loads components built against the
-//! frozen `wit/since_v0.1.0/`):
+//! the `wattson:plugin@0.3.0` WIT package, which this crate carries in
+//! `wit/since_v0.3.0/` (the host still loads components built against the
+//! frozen `wit/since_v0.1.0/` and `wit/since_v0.2.0/`):
 //!
 //! * an **attribution model** (cargo feature `model`) declares the
 //!   measurements it needs and turns their results into joules per VM;
@@ -38,7 +38,7 @@
 //! crate-type = ["cdylib"]
 //!
 //! [dependencies]
-//! wattson-plugin = { version = "0.2", features = ["model"] }
+//! wattson-plugin = { version = "0.3", features = ["model"] }
 //! ```
 //!
 //! `src/lib.rs`:
@@ -117,8 +117,8 @@ pub mod __private {
     #[allow(missing_docs, clippy::too_many_arguments)]
     pub mod model_bindings {
         wit_bindgen::generate!({
-            path: "wit/since_v0.2.0",
-            world: "wattson:plugin/attribution-model@0.2.0",
+            path: "wit/since_v0.3.0",
+            world: "wattson:plugin/attribution-model@0.3.0",
             pub_export_macro: true,
             export_macro_name: "export_attribution_model",
         });
@@ -130,13 +130,13 @@ pub mod __private {
     #[allow(missing_docs, clippy::too_many_arguments)]
     pub mod format_bindings {
         wit_bindgen::generate!({
-            path: "wit/since_v0.2.0",
-            world: "wattson:plugin/output-format@0.2.0",
+            path: "wit/since_v0.3.0",
+            world: "wattson:plugin/output-format@0.3.0",
             pub_export_macro: true,
             export_macro_name: "export_output_format",
             with: {
-                "wattson:plugin/types@0.2.0": super::model_bindings::wattson::plugin::types,
-                "wattson:plugin/host@0.2.0": super::model_bindings::wattson::plugin::host,
+                "wattson:plugin/types@0.3.0": super::model_bindings::wattson::plugin::types,
+                "wattson:plugin/host@0.3.0": super::model_bindings::wattson::plugin::host,
             },
         });
     }
@@ -146,8 +146,8 @@ pub mod __private {
     #[allow(missing_docs, clippy::too_many_arguments)]
     pub mod format_bindings {
         wit_bindgen::generate!({
-            path: "wit/since_v0.2.0",
-            world: "wattson:plugin/output-format@0.2.0",
+            path: "wit/since_v0.3.0",
+            world: "wattson:plugin/output-format@0.3.0",
             pub_export_macro: true,
             export_macro_name: "export_output_format",
         });
@@ -203,22 +203,23 @@ pub mod __private {
     }
 }
 
-/// The types of `wattson:plugin@0.2.0`, the WIT version this SDK builds
+/// The types of `wattson:plugin@0.3.0`, the WIT version this SDK builds
 /// against (also re-exported at the crate root and as [`latest`]).
-pub mod since_v0_2_0 {
+pub mod since_v0_3_0 {
     /// The WIT package version.
-    pub const VERSION: &str = "0.2.0";
+    pub const VERSION: &str = "0.3.0";
 
     pub use crate::__private::core_bindings::wattson::plugin::types::{
-        Bounds, ChoiceSpec, CounterSpec, GaugeSpec, HostPowerSpec, IdlePowerSpec, KeyKind, Level,
-        Measurement, Param, ParamKind, ParamSpec, ParamValue, Quality, RaplSpec, TemplateSpec,
-        Unit, Window,
+        Bounds, ChoiceSpec, CounterSpec, GaugeSpec, GpuSpec, HostPowerSpec, IdlePowerSpec, KeyKind,
+        Level, Measurement, Param, ParamKind, ParamSpec, ParamValue, Quality, RaplSpec,
+        TemplateSpec, Unit, Window,
     };
 
     #[cfg(feature = "model")]
     pub use crate::__private::model_bindings::wattson::plugin::model::{
-        Attribution, AttributionInput, Conservation, HostEnergy, Measured, ModelInfo, Placement,
-        PlacementEnergy, Reading, UnattributedReason, Vm, VmDetails,
+        Attribution, AttributionInput, Conservation, GpuHolding, GpuMode, GpuReading, HostEnergy,
+        Measured, ModelInfo, Placement, PlacementEnergy, Reading, UnattributedReason, Vm,
+        VmDetails,
     };
 
     #[cfg(feature = "format")]
@@ -227,8 +228,8 @@ pub mod since_v0_2_0 {
     };
 }
 
-pub use since_v0_2_0 as latest;
-pub use since_v0_2_0::*;
+pub use since_v0_3_0 as latest;
+pub use since_v0_3_0::*;
 
 use __private::core_bindings::wattson::plugin::host;
 
@@ -244,7 +245,8 @@ pub trait Model {
     fn describe() -> ModelInfo;
 
     /// Attributes one window. `input.measurements` holds one [`Measured`]
-    /// per declared measurement, aligned with `input.vms` and `input.hosts`;
+    /// per declared measurement, aligned with `input.vms` and `input.hosts`
+    /// (and, VM-keyed ones, `input.placements`);
     /// `input.placements` puts each VM on its host(s).
     ///
     /// Return joules per placement (only `assigned` placements of the input,

@@ -15,7 +15,7 @@ impl Unit {
         value / self.base_per_unit()
     }
 
-    /// The unit a policy names: `J`, `Wh`, `kWh`, `uJ`, `W`, `uW`, `s`, or
+    /// The unit a policy names: `J`, `Wh`, `kWh`, `uJ`, `mJ`, `W`, `uW`, `s`, or
     /// the WIT name (`joules`, `kilowatt-hours`, …).
     pub fn parse(text: &str) -> Option<Unit> {
         Some(match text {
@@ -23,6 +23,7 @@ impl Unit {
             "Wh" | "watt-hours" => Unit::WattHours,
             "kWh" | "kilowatt-hours" => Unit::KilowattHours,
             "uJ" | "µJ" | "microjoules" => Unit::Microjoules,
+            "mJ" | "millijoules" => Unit::Millijoules,
             "W" | "watts" => Unit::Watts,
             "uW" | "µW" | "microwatts" => Unit::Microwatts,
             "s" | "seconds" => Unit::Seconds,
@@ -36,6 +37,7 @@ impl Unit {
             Unit::WattHours => 3600.0,
             Unit::KilowattHours => 3.6e6,
             Unit::Microjoules | Unit::Microwatts => 1e-6,
+            Unit::Millijoules => 1e-3,
         }
     }
 }

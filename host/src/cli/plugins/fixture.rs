@@ -67,6 +67,67 @@ fn read<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T, Fa
     })
 }
 
+/// Reads an attribution-input fixture, also one written for 0.2.0 (by an
+/// earlier `wattson plugins new`): without `gpus` (none) and without
+/// per-placement readings, which are then each VM's reading on its first
+/// placement, as the host gives a series whose host it cannot place.
+/// Errors are the fixture's as read (with their line and column).
+fn read_input(path: &Path) -> Result<AttributionInput, Failure> {
+    let error = match read(path, "an attribution input") {
+        Ok(input) => return Ok(input),
+        Err(e) => e,
+    };
+    let upgraded = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|mut value| {
+            upgrade_v0_2_input(&mut value)?;
+            serde_json::from_value(value).ok()
+        });
+    upgraded.ok_or(error)
+}
+
+/// Adds what 0.3.0 added to a 0.2.0 attribution input (JSON), or None when
+/// `value` is not shaped like one.
+fn upgrade_v0_2_input(value: &mut serde_json::Value) -> Option<()> {
+    let input = value.as_object_mut()?;
+    input
+        .entry("gpus")
+        .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+    // Each placement's VM, and whether it is the VM's first placement.
+    let mut seen = std::collections::HashSet::new();
+    let placements: Vec<(usize, bool)> = input
+        .get("placements")?
+        .as_array()?
+        .iter()
+        .map(|p| {
+            let vm = usize::try_from(p.get("vm")?.as_u64()?).ok()?;
+            Some((vm, seen.insert(vm)))
+        })
+        .collect::<Option<_>>()?;
+    for measured in input.get_mut("measurements")?.as_array_mut()? {
+        let measured = measured.as_object_mut()?;
+        if measured.contains_key("placements") {
+            continue;
+        }
+        // Whether it is keyed by VM or host is not in the fixture: aligned
+        // either way (all none for a host-keyed one, which no model reads).
+        let vms = measured.get("vms")?.as_array()?;
+        let per_placement = placements
+            .iter()
+            .map(|&(vm, first)| match (first, vms.get(vm)) {
+                (true, Some(reading)) => reading.clone(),
+                _ => serde_json::Value::Null,
+            })
+            .collect();
+        measured.insert(
+            "placements".to_owned(),
+            serde_json::Value::Array(per_placement),
+        );
+    }
+    Some(())
+}
+
 fn params_line(params: &[Param]) -> String {
     let text: Vec<String> = params
         .iter()
@@ -124,7 +185,7 @@ fn conservation(
 /// Runs a model on an attribution-input fixture.
 pub fn model(model: &Model, input: &Path, sets: &[String], as_json: bool) -> Result<(), Failure> {
     let params = params(&model.info().params, sets)?;
-    let fixture: AttributionInput = read(input, "an attribution input")?;
+    let fixture = read_input(input)?;
     let info = model.info();
     let result = model.attribute(&fixture, &params);
     if as_json {
@@ -246,4 +307,41 @@ pub fn format(
     }
     outln!("ok: rendered within the sandbox's limits");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_v0_2_fixture_reads_as_a_v0_3_input() {
+        let reading = |value: f64| json!({"value": value, "span_s": 60.0, "covered_s": 60.0});
+        let placement = |vm: u32, host: u32| json!({"vm": vm, "host": host, "presence_s": 60.0, "cpu_s": null, "assigned": true});
+        let mut value = json!({
+            "window": {"start_ms": 0, "end_ms": 60_000},
+            "vms": [{"uuid": "a", "vcpus": 1, "memory_mb": null},
+                    {"uuid": "b", "vcpus": 1, "memory_mb": null}],
+            "details": [],
+            "hosts": ["h1", "h2"],
+            // a migrated from h1 to h2.
+            "placements": [placement(0, 0), placement(0, 1), placement(1, 1)],
+            "measurements": [
+                {"name": "energy", "vms": [reading(5.0), reading(7.0)], "hosts": [null, null]},
+                {"name": "power", "vms": [null, null], "hosts": [reading(1.0), null]},
+            ],
+        });
+        assert!(serde_json::from_value::<AttributionInput>(value.clone()).is_err());
+        upgrade_v0_2_input(&mut value).unwrap();
+        let input: AttributionInput = serde_json::from_value(value).unwrap();
+        assert!(input.gpus.is_empty());
+        let values = |i: usize| -> Vec<Option<f64>> {
+            input.measurements[i]
+                .placements
+                .iter()
+                .map(|r| r.map(|r| r.value))
+                .collect()
+        };
+        assert_eq!(values(0), [Some(5.0), None, Some(7.0)]);
+        assert_eq!(values(1), [None, None, None]);
+    }
 }

@@ -262,6 +262,7 @@ fn describe_measurement(m: &Measurement) -> String {
         Measurement::Inventory => {
             "inventory (VM names, projects, users, flavors, labels)".to_owned()
         }
+        Measurement::Gpu(g) => format!("gpu `{}` (each host's GPUs and their holders)", g.name),
     }
 }
 

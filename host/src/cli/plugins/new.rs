@@ -194,7 +194,9 @@ fn model_fixture() -> AttributionInput {
             name: "energy".to_owned(),
             vms: vec![reading(151_200.0), reading(424_800.0)],
             hosts: vec![None],
+            placements: vec![reading(151_200.0), reading(424_800.0)],
         }],
+        gpus: Vec::new(),
     }
 }
 
@@ -234,6 +236,9 @@ fn format_fixture() -> Vec<EnergyRecord> {
         ci_covered_s: None,
         model: "libvirt-joules".to_owned(),
         model_version: "0.1.0".to_owned(),
+        gpu_j: None,
+        embodied_g: None,
+        embodied_source: None,
     };
     vec![
         record(1, "5f0c6f0e-2a1b-4c7e-9a0d-1b7e0c9d1001", 151_200.0),

@@ -317,8 +317,9 @@ pub fn template_vars(plan: &GatherPlan<'_>, described: &Described<'_>) -> Vec<Vm
 }
 
 /// The model's input: every measurement of `readings` (and the per-VM
-/// templates' `templated`) per VM and per host of `described`, the static
-/// and fixed idle powers, placements, wall time, CPU time and status.
+/// templates' `templated`) per VM, per host and (VM-keyed ones) per
+/// placement of `described`, the static and fixed idle powers, placements,
+/// wall time, CPU time and status. No GPUs yet.
 pub fn assemble(
     plan: &GatherPlan<'_>,
     readings: &Readings,
@@ -391,19 +392,7 @@ pub fn assemble(
                 let t = times[i].get_or_insert((first, last));
                 *t = (t.0.min(first), t.1.max(last));
             }
-            // Several series for one key (an exporter restarted with new labels): add them up.
-            *slot = Some(match slot.take() {
-                Some(r) => Reading {
-                    value: r.value + s.value,
-                    span_s: r.span_s.max(s.span_s),
-                    covered_s: r.covered_s.max(s.covered_s),
-                },
-                None => Reading {
-                    value: s.value,
-                    span_s: s.span_s,
-                    covered_s: s.covered_s,
-                },
-            });
+            add(slot, s);
         }
         for (i, r) in per_vm.iter().enumerate() {
             if let Some(r) = r {
@@ -424,6 +413,8 @@ pub fn assemble(
             name: result.name.clone(),
             vms: per_vm,
             hosts: per_host,
+            // Filled below, once the placements are known.
+            placements: Vec::new(),
         });
     }
 
@@ -487,6 +478,25 @@ pub fn assemble(
         }),
         &mut wall_s,
     );
+    let first_placement = first_placements(&placements, vms.len());
+    for (result, m) in keyed.iter().chain(&templated).zip(&mut measured) {
+        let series = result.series.iter().filter_map(|s| {
+            let key = s.labels.get(&result.key_label)?;
+            let vm = match result.key {
+                KeyKind::Uuid => vm_index.get(key).copied(),
+                KeyKind::Vmname => name_index.get(key).copied(),
+                KeyKind::Host => None,
+            }?;
+            Some((vm, s))
+        });
+        if result.key != KeyKind::Host {
+            m.placements = per_placement(&placements, &first_placement, series, |s| {
+                plan.host_of(&s.labels)
+                    .and_then(|h| host_index.get(h.as_str()).copied())
+                    .and_then(|h| u32::try_from(h).ok())
+            });
+        }
+    }
     // Where the cloud gives a VM's lifetime, its part of the window is
     // that (`docs/ENERGY.md#record-status`).
     for (lifetime, wall) in lifetimes.iter().zip(wall_s.iter_mut()) {
@@ -512,6 +522,7 @@ pub fn assemble(
             hosts,
             placements,
             measurements: measured,
+            gpus: Vec::new(),
         },
         details,
         wall_s,
@@ -520,6 +531,70 @@ pub fn assemble(
         raw_fetched: *raw_fetched,
         unmeasured,
     }
+}
+
+/// Adds a series' reading to `slot`: several series for one key (an exporter
+/// restarted with new labels, a VM on two hosts) add their values; the
+/// longest span and coverage count.
+fn add(slot: &mut Option<Reading>, s: &SeriesReading) {
+    *slot = Some(match slot.take() {
+        Some(r) => Reading {
+            value: r.value + s.value,
+            span_s: r.span_s.max(s.span_s),
+            covered_s: r.covered_s.max(s.covered_s),
+        },
+        None => Reading {
+            value: s.value,
+            span_s: s.span_s,
+            covered_s: s.covered_s,
+        },
+    });
+}
+
+/// The index of each VM's first placement in `placements` (grouped by VM in
+/// VM order, at least one each), and one past the last placement at the end.
+fn first_placements(placements: &[Placement], vms: usize) -> Vec<usize> {
+    let mut first = vec![0; vms + 1];
+    for p in placements {
+        if let Some(next) = first.get_mut(p.vm as usize + 1) {
+            *next += 1;
+        }
+    }
+    for i in 1..first.len() {
+        first[i] += first[i - 1];
+    }
+    first
+}
+
+/// A VM-keyed measurement per placement (`docs/ENERGY.md#live-migration`):
+/// each of its `series` (VM index, reading) counts in the VM's placement on
+/// the host the series names (`host_of`, asked only of VMs with several
+/// placements), else in the VM's first placement, so that a VM's
+/// placements add up to its reading.
+fn per_placement<'s>(
+    placements: &[Placement],
+    first: &[usize],
+    series: impl Iterator<Item = (usize, &'s SeriesReading)>,
+    host_of: impl Fn(&SeriesReading) -> Option<u32>,
+) -> Vec<Option<Reading>> {
+    let mut out: Vec<Option<Reading>> = vec![None; placements.len()];
+    for (vm, s) in series {
+        let (Some(&from), Some(&to)) = (first.get(vm), first.get(vm + 1)) else {
+            continue;
+        };
+        let at = match to - from {
+            0 => continue,
+            1 => from,
+            _ => {
+                let host = host_of(s);
+                (from..to)
+                    .find(|&i| host.is_some() && placements[i].host == host)
+                    .unwrap_or(from)
+            }
+        };
+        add(&mut out[at], s);
+    }
+    out
 }
 
 /// Each VM's placements, grouped by VM in VM order (`docs/ENERGY.md#placements`): with the model's CPU-time series (`cpu`: VM index, host

@@ -246,7 +246,8 @@ pub fn resolve<'a>(
                 }
                 Err(e) => problem(e),
             },
-            Measurement::Inventory => {}
+            // GPUs are not measured yet: the input's `gpus` stays empty.
+            Measurement::Inventory | Measurement::Gpu(_) => {}
         }
     }
     for (measured_at, at, spec, fit) in idle {

@@ -1,12 +1,13 @@
 //! The WIT versions the host loads, one module each (Zed's extension API
-//! way): `since_v0_2_0` is the latest and its types are the host's own;
+//! way): `since_v0_3_0` is the latest and its types are the host's own;
 //! older versions convert to and from it. A component's version is read from
 //! its imports (`wattson:plugin/…@X.Y.Z`) before it is instantiated.
 
 pub mod since_v0_1_0;
 pub mod since_v0_2_0;
+pub mod since_v0_3_0;
 
-pub use since_v0_2_0 as latest;
+pub use since_v0_3_0 as latest;
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -19,19 +20,22 @@ use super::PluginKind;
 pub enum WitVersion {
     /// `wattson:plugin@0.1.0` (frozen).
     V0_1_0,
-    /// `wattson:plugin@0.2.0`, the latest.
+    /// `wattson:plugin@0.2.0` (frozen).
     V0_2_0,
+    /// `wattson:plugin@0.3.0`, the latest.
+    V0_3_0,
 }
 
 impl WitVersion {
     /// Every version the host loads, oldest first.
-    pub const ALL: [WitVersion; 2] = [WitVersion::V0_1_0, WitVersion::V0_2_0];
+    pub const ALL: [WitVersion; 3] = [WitVersion::V0_1_0, WitVersion::V0_2_0, WitVersion::V0_3_0];
 
-    /// `0.1.0`, `0.2.0`.
+    /// `0.1.0`, `0.2.0`, `0.3.0`.
     pub fn as_str(self) -> &'static str {
         match self {
             WitVersion::V0_1_0 => since_v0_1_0::VERSION,
             WitVersion::V0_2_0 => since_v0_2_0::VERSION,
+            WitVersion::V0_3_0 => since_v0_3_0::VERSION,
         }
     }
 

@@ -53,6 +53,8 @@ pub fn model_info(info: m::ModelInfo) -> (latest::ModelInfo, Option<String>) {
         conservation: info.conservation.map(|c| latest::Conservation {
             measurement: c.measurement,
             tolerance: c.tolerance,
+            gpu: None,
+            gpu_in_meter: false,
         }),
         quality: latest::Quality::Measured,
     };
@@ -264,6 +266,7 @@ pub fn attribution(
             Some(&placement) => Ok(latest::PlacementEnergy {
                 placement,
                 joules: e.joules,
+                gpu_joules: 0.0,
             }),
             None => Err(format!(
                 "VM `{}` is not one of the {} VMs of the window",
@@ -279,6 +282,7 @@ pub fn attribution(
             Some(&host) => Ok(latest::HostEnergy {
                 host,
                 joules: h.joules,
+                gpu_joules: 0.0,
                 reason: latest::UnattributedReason::Other,
             }),
             None => Err(format!("unattributed energy for unknown host `{}`", h.host)),

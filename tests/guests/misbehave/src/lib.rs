@@ -89,6 +89,7 @@ impl Model for Misbehave {
             "unknown-placement" => vms.push(PlacementEnergy {
                 placement: u32::try_from(input.placements.len()).unwrap_or(u32::MAX),
                 joules: 1.0,
+                gpu_joules: 0.0,
             }),
             "duplicate-placement" => {
                 let dup = first(&mut vms)?.clone();
@@ -145,6 +146,7 @@ fn huge(mb: i64) -> Vec<PlacementEnergy> {
         .map(|i| PlacementEnergy {
             placement: i as u32,
             joules: 1.0,
+            gpu_joules: 0.0,
         })
         .collect()
 }

@@ -129,6 +129,19 @@ fn readings_become_the_models_input_without_a_server() {
                     power("cmp-01:9290", 360_000.0, 3600.0),
                 ],
             },
+            // A per-VM joules counter: b's on each host it ran on, and
+            // on a host none of its placements is on.
+            KeyedResult {
+                name: "energy".into(),
+                key: KeyKind::Uuid,
+                key_label: "uuid".into(),
+                series: vec![
+                    cpu("b", "cmp-02:9177", 2000.0, 1_805_000, 3_595_000),
+                    cpu("a", "cmp-01:9177", 9000.0, -15_000, 3_590_000),
+                    cpu("b", "cmp-01:9177", 1000.0, -10_000, 1_790_000),
+                    cpu("b", "cmp-09:9177", 4.0, 0, 60_000),
+                ],
+            },
         ],
         implicit_cpu: None,
         metadata: Default::default(),
@@ -181,4 +194,30 @@ fn readings_become_the_models_input_without_a_server() {
         .collect();
     assert_eq!(hosts, [(360_000.0, 3600.0), (300_000.0, 3000.0)]);
     assert!(wall.vms.iter().all(Option::is_none));
+    assert!(
+        wall.placements.is_empty(),
+        "host-keyed: no placement entries"
+    );
+    // VM-keyed measurements per placement: each series on the VM's
+    // placement on its host, else (cmp-09) on the VM's first; a VM's
+    // placements add up to its reading.
+    let values = |readings: &[Option<Reading>]| -> Vec<Option<f64>> {
+        readings.iter().map(|r| r.map(|r| r.value)).collect()
+    };
+    let cpu = &input.measurements[0];
+    assert_eq!(
+        values(&cpu.placements),
+        [Some(100.0), Some(10.0), Some(20.0), Some(5.0), Some(7.0)]
+    );
+    let energy = &input.measurements[2];
+    assert_eq!(energy.name, "energy");
+    assert_eq!(
+        values(&energy.placements),
+        [Some(9000.0), Some(1004.0), Some(2000.0), None, None]
+    );
+    assert_eq!(
+        values(&energy.vms),
+        [Some(9000.0), Some(3004.0), None, None]
+    );
+    assert!(input.gpus.is_empty());
 }
