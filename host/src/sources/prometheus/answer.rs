@@ -3,7 +3,7 @@
 //! samples whose labels and values are parsed in place, as the answer
 //! streams in (the client feeds it; [`decode_answer`] decodes a whole body).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
 use serde::Deserialize;
 
@@ -12,14 +12,77 @@ use crate::energy::counter::Sample;
 
 /// What one answer may hold while it is decoded (`[prometheus]`
 /// `max_series`, `max_decoded_mib`, `max_label_kib`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Bounds {
     /// Series.
     pub(super) series: usize,
-    /// Bytes of labels and samples, as [`held_by_series`] and [`SAMPLE_BYTES`] count them.
+    /// Bytes of labels and samples, as [`held_by_series`] and
+    /// [`SAMPLE_BYTES`] count them, of every answer `pool` counts.
     pub(super) decoded: u64,
     /// Bytes of one string (label name or value).
     pub(super) label: usize,
+    /// What the client's answers in flight hold.
+    pub(super) pool: Pool,
+}
+
+/// Bytes decoded by a client's answers in flight, together: a window's
+/// queries run at once, and a hostile endpoint answers each of them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Pool(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+/// One answer's part of a [`Pool`], given back when dropped (decoded and
+/// handed on, or refused).
+pub(crate) struct Share {
+    pool: Pool,
+    limit: u64,
+    /// Bytes in the pool, and not yet put there (added in steps, not per sample).
+    mine: u64,
+    pending: u64,
+}
+
+/// Bytes a [`Share`] gathers before adding them to its pool.
+const STEP: u64 = 64 << 10;
+
+impl Share {
+    /// A share of `pool`, which may hold `limit` bytes.
+    pub(crate) fn new(pool: &Pool, limit: u64) -> Self {
+        Self {
+            pool: pool.clone(),
+            limit,
+            mine: 0,
+            pending: 0,
+        }
+    }
+
+    /// Counts `bytes` more; false once the pool holds more than its limit.
+    pub(crate) fn add(&mut self, bytes: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        self.pending += bytes;
+        if self.pending < STEP && self.mine + self.pending <= self.limit {
+            return true;
+        }
+        let added = std::mem::take(&mut self.pending);
+        self.mine += added;
+        self.pool.0.fetch_add(added, Ordering::Relaxed) + added <= self.limit
+    }
+
+    /// Gives back `bytes` counted before (samples handed on and dropped).
+    pub(crate) fn give_back(&mut self, bytes: u64) {
+        use std::sync::atomic::Ordering;
+        let from_pending = bytes.min(self.pending);
+        self.pending -= from_pending;
+        let rest = (bytes - from_pending).min(self.mine);
+        self.mine -= rest;
+        self.pool.0.fetch_sub(rest, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        self.pool
+            .0
+            .fetch_sub(self.mine, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Which bound an answer passed, where decoding stopped.
@@ -44,29 +107,38 @@ pub(crate) const SAMPLE_BYTES: u64 = std::mem::size_of::<Sample>() as u64;
 
 /// Memory a decoded series takes beside its samples: its labels' text, an
 /// offset pair per label, and the fixed cost of its labels, samples vector
-/// and allocations (measured near 100 bytes at 100,000 series).
+/// and allocations (about 100 bytes).
 pub(crate) fn held_by_series(label_text: usize, labels: usize) -> u64 {
     96 + label_text as u64 + 8 * labels as u64
 }
 
+/// The answer a thread decodes: its series limit, series so far, and share.
+struct Decoding {
+    series_limit: usize,
+    series: usize,
+    share: Share,
+}
+
 thread_local! {
-    /// The bounds of the answer this thread decodes (none: unbounded, the fuzz target).
-    static BOUNDS: Cell<Option<Bounds>> = const { Cell::new(None) };
-    /// Series and bytes decoded so far.
-    static TALLY: Cell<(usize, u64)> = const { Cell::new((0, 0)) };
+    /// The answer this thread decodes (none: unbounded, the fuzz target).
+    static DECODING: RefCell<Option<Decoding>> = const { RefCell::new(None) };
     /// The bound passed, if one was.
     static CUT: RefCell<Option<Cut>> = const { RefCell::new(None) };
 }
 
 /// Decodes an answer from `reader` within `bounds` (the calling thread's
 /// own: decoding runs on a blocking thread of its own). On an error, the
-/// bound passed, if that is why.
+/// bound passed, if that is why. The answer's bytes leave the pool when it
+/// is decoded.
 pub(super) fn decode_bounded<M: serde::de::DeserializeOwned>(
     reader: impl std::io::Read,
     bounds: Bounds,
 ) -> Result<Envelope<M>, (serde_json::Error, Option<Cut>)> {
-    BOUNDS.set(Some(bounds));
-    TALLY.set((0, 0));
+    DECODING.set(Some(Decoding {
+        series_limit: bounds.series,
+        series: 0,
+        share: Share::new(&bounds.pool, bounds.decoded),
+    }));
     CUT.set(None);
     let reader = StringLimit {
         inner: reader,
@@ -78,7 +150,7 @@ pub(super) fn decode_bounded<M: serde::de::DeserializeOwned>(
         last: Vec::new(),
     };
     let result = serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, reader));
-    BOUNDS.set(None);
+    DECODING.set(None);
     result.map_err(|e| (e, CUT.take()))
 }
 
@@ -88,34 +160,29 @@ fn cut<E: serde::de::Error>(cut: Cut) -> E {
     E::custom("an answer past its bounds")
 }
 
+/// Counts `bytes` decoded, and a series with `new_series`, against the bounds.
+fn tally<E: serde::de::Error>(bytes: u64, new_series: bool) -> Result<(), E> {
+    let passed = DECODING.with_borrow_mut(|decoding| {
+        let decoding = decoding.as_mut()?;
+        if new_series {
+            decoding.series += 1;
+            if decoding.series > decoding.series_limit {
+                return Some(Cut::Series);
+            }
+        }
+        (!decoding.share.add(bytes)).then_some(Cut::Decoded)
+    });
+    passed.map_or(Ok(()), |passed| Err(cut(passed)))
+}
+
 /// Counts a decoded series (its labels' text and count) against the bounds.
 pub(super) fn tally_series<E: serde::de::Error>(label_text: usize, labels: usize) -> Result<(), E> {
-    let Some(bounds) = BOUNDS.get() else {
-        return Ok(());
-    };
-    let (series, bytes) = TALLY.get();
-    let tally = (series + 1, bytes + held_by_series(label_text, labels));
-    TALLY.set(tally);
-    if tally.0 > bounds.series {
-        return Err(cut(Cut::Series));
-    }
-    if tally.1 > bounds.decoded {
-        return Err(cut(Cut::Decoded));
-    }
-    Ok(())
+    tally(held_by_series(label_text, labels), true)
 }
 
 /// Counts a decoded sample against the bounds.
 fn tally_sample<E: serde::de::Error>() -> Result<(), E> {
-    let Some(bounds) = BOUNDS.get() else {
-        return Ok(());
-    };
-    let (series, bytes) = TALLY.get();
-    TALLY.set((series, bytes + SAMPLE_BYTES));
-    if bytes + SAMPLE_BYTES > bounds.decoded {
-        return Err(cut(Cut::Decoded));
-    }
-    Ok(())
+    tally(SAMPLE_BYTES, false)
 }
 
 /// The first bytes of a long string kept for its error.
@@ -379,11 +446,14 @@ impl<'de> Deserialize<'de> for Point {
 mod tests {
     use super::*;
 
-    const WIDE: Bounds = Bounds {
-        series: usize::MAX,
-        decoded: u64::MAX,
-        label: usize::MAX,
-    };
+    fn wide() -> Bounds {
+        Bounds {
+            series: usize::MAX,
+            decoded: u64::MAX,
+            label: usize::MAX,
+            pool: Pool::default(),
+        }
+    }
 
     fn vector(series: &[(&str, &str)]) -> String {
         let items: Vec<String> = series
@@ -408,12 +478,12 @@ mod tests {
     fn a_long_label_is_cut_and_named() {
         let long = format!("{}\\\"{}", "a".repeat(50), "b".repeat(100 << 10));
         let body = vector(&[("instance", "h"), ("uuid", &long)]);
-        assert!(decode_bounded::<Labels>(body.as_bytes(), WIDE).is_ok());
+        assert!(decode_bounded::<Labels>(body.as_bytes(), wide()).is_ok());
         let cut = cut_of(
             &body,
             Bounds {
                 label: 64 << 10,
-                ..WIDE
+                ..wide()
             },
         );
         assert_eq!(
@@ -429,7 +499,7 @@ mod tests {
                 body.as_bytes(),
                 Bounds {
                     label: 4000,
-                    ..WIDE
+                    ..wide()
                 }
             )
             .is_ok()
@@ -440,30 +510,63 @@ mod tests {
     fn series_and_decoded_bytes_are_counted_as_they_come() {
         let body = vector(&[("uuid", "a"), ("uuid", "b"), ("uuid", "c")]);
         assert_eq!(
-            cut_of(&body, Bounds { series: 2, ..WIDE }),
+            cut_of(
+                &body,
+                Bounds {
+                    series: 2,
+                    ..wide()
+                }
+            ),
             Some(Cut::Series)
         );
-        assert_eq!(cut_of(&body, Bounds { series: 3, ..WIDE }), None);
+        assert_eq!(
+            cut_of(
+                &body,
+                Bounds {
+                    series: 3,
+                    ..wide()
+                }
+            ),
+            None
+        );
         let each = held_by_series(5, 1) + SAMPLE_BYTES;
         let fits = Bounds {
             decoded: 3 * each,
-            ..WIDE
+            ..wide()
         };
         assert!(decode_bounded::<Labels>(body.as_bytes(), fits).is_ok());
         let short = Bounds {
             decoded: 3 * each - 1,
-            ..WIDE
+            ..wide()
         };
         assert_eq!(cut_of(&body, short), Some(Cut::Decoded));
         assert_eq!(
             decode_bounded::<super::super::SeriesKey>(
                 body.as_bytes(),
-                Bounds { series: 2, ..WIDE }
+                Bounds {
+                    series: 2,
+                    ..wide()
+                }
             )
             .err()
             .and_then(|e| e.1),
             Some(Cut::Series)
         );
+    }
+
+    /// Answers in flight share one budget, and give it back once decoded.
+    #[test]
+    fn answers_in_flight_share_the_budget() {
+        let pool = Pool::default();
+        let mut a = Share::new(&pool, 3 * STEP);
+        let mut b = Share::new(&pool, 3 * STEP);
+        assert!(a.add(2 * STEP));
+        assert!(!b.add(2 * STEP), "4 steps in a pool of 3");
+        drop(a);
+        assert!(b.add(STEP), "a's given back");
+        b.give_back(3 * STEP);
+        drop(b);
+        assert_eq!(pool.0.load(std::sync::atomic::Ordering::Relaxed), 0);
     }
 
     #[test]

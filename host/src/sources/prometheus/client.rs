@@ -6,7 +6,7 @@ use std::time::Duration;
 
 #[doc(hidden)]
 pub use super::answer::decode_answer;
-use super::answer::{Bounds, Cut, Envelope, NOT_A_VECTOR, NoSeries, decode_bounded};
+use super::answer::{Bounds, Cut, Envelope, NOT_A_VECTOR, NoSeries, Pool, decode_bounded};
 use super::config::PrometheusConfig;
 use super::labels::{Labels, SeriesKey};
 use crate::energy::counter::Sample;
@@ -179,6 +179,8 @@ pub struct Client {
     /// Remote read turned out not to work here (`read = "auto"`): PromQL for
     /// the rest of the run.
     remote_read_off: Arc<std::sync::atomic::AtomicBool>,
+    /// What the answers being decoded hold, together (`max_decoded_mib`).
+    pool: Pool,
 }
 
 impl std::fmt::Debug for Client {
@@ -275,6 +277,7 @@ impl Client {
             config,
             warned_attempt: Arc::new(AtomicU32::new(0)),
             remote_read_off: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            pool: Pool::default(),
         })
     }
 
@@ -596,13 +599,15 @@ impl Client {
         }
     }
 
-    /// What one answer may hold ([`Bounds`]), from the configuration.
+    /// What one answer may hold ([`Bounds`]), from the configuration; its
+    /// bytes count with those of the client's other answers in flight.
     pub(super) fn bounds(&self) -> Bounds {
         Bounds {
             series: self.config.max_series,
             decoded: self.config.max_decoded_mib.saturating_mul(1 << 20),
             label: usize::try_from(self.config.max_label_kib.saturating_mul(1 << 10))
                 .unwrap_or(usize::MAX),
+            pool: self.pool.clone(),
         }
     }
 

@@ -18,7 +18,7 @@ use self::proto::{ChunkedReadResponse, Query, ReadRequest, XOR, matchers};
 use self::stream::{BATCH_AFTER, next_chunk, next_frame};
 pub use self::xor::decode_xor;
 
-use super::answer::{Cut, SAMPLE_BYTES, held_by_series};
+use super::answer::{Cut, SAMPLE_BYTES, Share, held_by_series};
 use super::client::{Client, PrometheusError, Series};
 use super::labels::Labels;
 use crate::energy::counter::Sample;
@@ -171,6 +171,7 @@ async fn read_bounded(
         )));
     }
     let query = format!("remote read of {selector}");
+    let bounds = client.bounds();
     let mut read = Reading {
         client,
         query: &query,
@@ -180,10 +181,9 @@ async fn read_bounded(
         current: None,
         samples: Vec::new(),
         series_read: 0,
-        held: 0,
+        held: Share::new(&bounds.pool, bounds.decoded),
         reordered: 0,
     };
-    let bounds = client.bounds();
     let mut buffer: Vec<u8> = Vec::new();
     let mut received = 0;
     loop {
@@ -215,7 +215,7 @@ async fn read_bounded(
                     let start = |s: &str| s.chars().take(40).collect::<String>();
                     return Err(PrometheusError::LabelTooLong {
                         url: client.url().to_owned(),
-                        query,
+                        query: query.clone(),
                         label: format!("`{}` = \"{}…\"", start(&l.name), start(&l.value)),
                         limit_kib: client.config.max_label_kib,
                     }
@@ -232,15 +232,19 @@ async fn read_bounded(
                 }
                 if read.current.is_none() {
                     let text: usize = labels.iter().map(|(n, v)| n.len() + v.len()).sum();
-                    read.held += held_by_series(text, labels.iter().count());
+                    if !read.held.add(held_by_series(text, labels.iter().count())) {
+                        return Err(client.cut(&query, Cut::Decoded).into());
+                    }
                     read.current = Some(labels);
                 }
                 for chunk in &series.chunks {
                     if chunk.r#type != XOR {
                         continue;
                     }
+                    let before = read.samples.len();
                     decode_xor(&chunk.data, &mut read.samples).map_err(corrupt)?;
-                    if read.held + read.samples.len() as u64 * SAMPLE_BYTES > bounds.decoded {
+                    let decoded = (read.samples.len() - before) as u64 * SAMPLE_BYTES;
+                    if !read.held.add(decoded) {
                         return Err(client.cut(&query, Cut::Decoded).into());
                     }
                 }
@@ -284,9 +288,9 @@ struct Reading<'a> {
     current: Option<Labels>,
     samples: Vec<Sample>,
     series_read: usize,
-    /// Bytes held by the caller (labels; samples too with `keeps_samples`)
-    /// and by the current series' labels.
-    held: u64,
+    /// What the read holds: every series' labels (the caller keeps them),
+    /// the current series' samples, and with `keeps_samples` every series'.
+    held: Share,
     /// Series whose samples were out of order or repeated.
     reordered: usize,
 }
@@ -297,6 +301,7 @@ impl Reading<'_> {
         let Some(labels) = self.current.take() else {
             return Ok(());
         };
+        let counted = self.samples.len();
         // Chunks come in time order and do not overlap, unless blocks do
         // or the store is not Prometheus.
         match super::ascending(&mut self.samples) {
@@ -311,11 +316,14 @@ impl Reading<'_> {
         // Chunks at the ends of the range hold samples outside it.
         let from = self.samples.partition_point(|s| s.t_ms < self.start_ms);
         let to = self.samples.partition_point(|s| s.t_ms <= self.end_ms);
+        let kept = if from < to && self.keeps_samples {
+            to - from
+        } else {
+            0
+        };
+        self.held.give_back((counted - kept) as u64 * SAMPLE_BYTES);
         if from < to {
             self.series_read += 1;
-            if self.keeps_samples {
-                self.held += (to - from) as u64 * SAMPLE_BYTES;
-            }
             each(labels, &self.samples[from..to]);
         }
         self.samples.clear();
