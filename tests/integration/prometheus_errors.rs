@@ -295,3 +295,306 @@ s.serve_forever()
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Protobuf, as much of it as a remote-read answer needs.
+mod pb {
+    pub fn uvarint(mut x: u64, out: &mut Vec<u8>) {
+        while x >= 0x80 {
+            out.push(x as u8 | 0x80);
+            x >>= 7;
+        }
+        out.push(x as u8);
+    }
+
+    /// A length-delimited field.
+    pub fn bytes(field: u64, payload: &[u8], out: &mut Vec<u8>) {
+        uvarint(field << 3 | 2, out);
+        uvarint(payload.len() as u64, out);
+        out.extend_from_slice(payload);
+    }
+
+    /// A varint field.
+    pub fn int(field: u64, value: u64, out: &mut Vec<u8>) {
+        uvarint(field << 3, out);
+        uvarint(value, out);
+    }
+
+    /// An XOR chunk of one sample: its count, the zig-zag varint time and
+    /// the value's 64 bits (a one-sample chunk is byte-aligned).
+    pub fn one_sample_chunk(t_ms: i64, value: f64) -> Vec<u8> {
+        let mut data = vec![0, 1];
+        uvarint(((t_ms << 1) ^ (t_ms >> 63)) as u64, &mut data);
+        data.extend(value.to_bits().to_be_bytes());
+        let mut chunk = Vec::new();
+        int(1, t_ms as u64, &mut chunk);
+        int(2, t_ms as u64, &mut chunk);
+        int(3, 1, &mut chunk);
+        bytes(4, &data, &mut chunk);
+        chunk
+    }
+
+    /// One frame of a `ChunkedReadResponse` holding one series with these
+    /// labels and chunks: uvarint length, CRC32-C, the message.
+    pub fn frame(labels: &[(&str, &str)], chunks: &[Vec<u8>]) -> Vec<u8> {
+        let mut series = Vec::new();
+        for (name, value) in labels {
+            let mut label = Vec::new();
+            bytes(1, name.as_bytes(), &mut label);
+            bytes(2, value.as_bytes(), &mut label);
+            bytes(1, &label, &mut series);
+        }
+        for chunk in chunks {
+            bytes(2, chunk, &mut series);
+        }
+        let mut message = Vec::new();
+        bytes(1, &series, &mut message);
+        let mut out = Vec::new();
+        uvarint(message.len() as u64, &mut out);
+        out.extend(crc32c(&message).to_be_bytes());
+        out.extend(message);
+        out
+    }
+
+    /// CRC32-C (Castagnoli), table-driven.
+    fn crc32c(data: &[u8]) -> u32 {
+        let table: Vec<u32> = (0..256u32)
+            .map(|mut c| {
+                for _ in 0..8 {
+                    c = if c & 1 == 1 {
+                        (c >> 1) ^ 0x82F6_3B78
+                    } else {
+                        c >> 1
+                    };
+                }
+                c
+            })
+            .collect();
+        !data.iter().fold(!0u32, |crc, &b| {
+            table[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8)
+        })
+    }
+}
+
+const STREAMED: &str = "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse";
+
+fn tokio() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A stand-in answering queries with `json` and remote reads with `frames`.
+fn stand_in(json: String, frames: Vec<u8>) -> String {
+    super::http::serve(move |request| {
+        if request.target.starts_with("/api/v1/read") {
+            (200, STREAMED, frames.clone())
+        } else {
+            (200, "application/json", json.clone().into_bytes())
+        }
+    })
+}
+
+/// A series with a label of 1 MiB (a blob an exporter put in a label) is
+/// refused on both read paths, naming the label and `max_label_kib`, before
+/// the label is held; one of 60 KiB is read as any other.
+#[test]
+fn a_label_of_a_megabyte_is_refused_naming_it() {
+    let tokio = tokio();
+    for (size, refused) in [(1 << 20, true), (60 << 10, false)] {
+        let uuid = "u".repeat(size);
+        let json = format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{"instance":"cmp-01","uuid":"{uuid}"}},"value":[1748736000,"1"]}}]}}}}"#
+        );
+        let frames = pb::frame(
+            &[
+                ("__name__", "m_total"),
+                ("instance", "cmp-01"),
+                ("uuid", &uuid),
+            ],
+            &[pb::one_sample_chunk(500, 1.0)],
+        );
+        let url = stand_in(json, frames);
+        let client = client(&url);
+        let promql = tokio.block_on(client.query("m_total", 1_748_736_000_000));
+        let remote = tokio.block_on(wattson::sources::prometheus::read_samples(
+            &client, "m_total", 0, 1000,
+        ));
+        if !refused {
+            assert_eq!(
+                promql.unwrap()[0].labels.get("uuid").map(str::len),
+                Some(size)
+            );
+            assert_eq!(
+                remote.unwrap()[0].labels.get("uuid").map(str::len),
+                Some(size)
+            );
+            continue;
+        }
+        for e in [
+            promql.unwrap_err().to_string(),
+            remote.unwrap_err().to_string(),
+        ] {
+            assert!(e.contains("max_label_kib (64 KiB)"), "{e}");
+            assert!(e.contains("`uuid` = \"uuuuuuuu"), "{e}");
+            assert!(e.contains(&url) && e.contains("m_total"), "{e}");
+            assert!(e.len() < 1000, "the label is not printed whole: {e}");
+        }
+    }
+}
+
+/// An answer that decodes to more than `max_decoded_mib` (a proxy's
+/// endless matrix, a remote-read series whose chunks never end) stops
+/// there, naming the setting, though it is far below `max_response_mib`.
+#[test]
+fn an_answer_decoding_past_max_decoded_mib_stops_there() {
+    let points: Vec<String> = (0..100_000)
+        .map(|i| format!("[{},\"1\"]", 1_748_736_000 + i))
+        .collect();
+    let json = format!(
+        r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{"uuid":"a"}},"values":[{}]}}]}}}}"#,
+        points.join(",")
+    );
+    let chunks: Vec<Vec<u8>> = (0..100_000)
+        .map(|i| pb::one_sample_chunk(i * 10, 1.0))
+        .collect();
+    let frames = pb::frame(&[("__name__", "m_total"), ("uuid", "a")], &chunks);
+    let url = stand_in(json, frames);
+    let mut config = PrometheusConfig::with_url(&url);
+    config.retries = 0;
+    config.max_decoded_mib = 1;
+    let client = Client::new(config).unwrap();
+    let tokio = tokio();
+    let promql = tokio.block_on(client.query("m_total[1d]", 1_748_736_000_000));
+    let remote = tokio.block_on(wattson::sources::prometheus::read_samples(
+        &client, "m_total", 0, 2_000_000,
+    ));
+    for e in [
+        promql.unwrap_err().to_string(),
+        remote.unwrap_err().to_string(),
+    ] {
+        assert!(e.contains("max_decoded_mib (1 MiB)"), "{e}");
+        assert!(e.contains("m_total"), "{e}");
+    }
+    // The same answers within the default bounds are read whole.
+    let client = self::client(&url);
+    let series = tokio.block_on(client.query("m_total[1d]", 1_748_736_000_000));
+    assert_eq!(series.unwrap()[0].samples.len(), 100_000);
+}
+
+/// Remote read from a store (or a proxy) that answers a series' samples
+/// out of time order and repeated: they are sorted, exact repeats dropped,
+/// with one WARN, and the joules are C1 of the sorted samples
+/// (`docs/ENERGY.md#counters`), as PromQL gives; two different values at
+/// one instant are refused, naming the series.
+#[test]
+fn samples_out_of_order_in_remote_read_are_sorted_and_conflicts_refused() {
+    use super::data::{HOUR, MIN, T0, c1, rel_err};
+    use super::prometheus::{Prometheus, TestSeries, openmetrics};
+    const METRIC: &str = "libvirt_domain_info_energy_consumption_joules";
+    // A counter with a reset, 15 s apart, a little jitter.
+    let samples: Vec<(i64, f64)> = (0..240)
+        .map(|k| {
+            let t = T0 + 3_000 + k * 15_000 + (k % 3) * 7;
+            let v = if k < 130 {
+                500.0 + 41.5 * k as f64
+            } else {
+                3.25 * (k - 129) as f64
+            };
+            (t, v)
+        })
+        .collect();
+    let labels = [("instance", "cmp-01:9177"), ("uuid", "u-shuffled")];
+    let series = TestSeries {
+        labels: labels
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+        samples: samples.clone(),
+    };
+    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &[series])]));
+    // Every sample a chunk of its own, in a scrambled order, a third of
+    // them twice.
+    let scrambled = |conflict: bool| {
+        let mut order: Vec<usize> = (0..samples.len())
+            .map(|i| (i * 97) % samples.len())
+            .collect();
+        order.extend((0..samples.len()).step_by(3));
+        let mut chunks: Vec<Vec<u8>> = order
+            .iter()
+            .map(|&i| pb::one_sample_chunk(samples[i].0, samples[i].1))
+            .collect();
+        if conflict {
+            chunks.push(pb::one_sample_chunk(samples[77].0, samples[77].1 + 1.0));
+        }
+        let name = format!("{METRIC}_total");
+        let mut all = vec![("__name__", name.as_str())];
+        all.extend(labels);
+        pb::frame(&all, &chunks)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = super::wattson::write_policy(dir.path(), "site.toml", super::wattson::BASIC_POLICY);
+    let (from, to) = (T0 + 5 * MIN, T0 + HOUR - 5 * MIN);
+    let extract = |url: &str, read: &str| {
+        super::wattson::extract_with(
+            &path,
+            url,
+            from,
+            to,
+            &[&format!("prometheus.read=\"{read}\"")],
+        )
+    };
+    let promql = super::wattson::jsonl_records(&extract(&prometheus.url, "promql"));
+    let want = c1(&samples, from, to).unwrap();
+    assert!(rel_err(promql[0]["energy_joules"].as_f64().unwrap(), want) < 1e-12);
+    for conflict in [false, true] {
+        let frames = scrambled(conflict);
+        let upstream = prometheus.url.clone();
+        let http = reqwest::blocking::Client::new();
+        let proxy = super::http::serve(move |request| {
+            if request.target.starts_with("/api/v1/read") {
+                // This series to the read of its metric, none to others.
+                let asked = snap::raw::Decoder::new()
+                    .decompress_vec(&request.body)
+                    .unwrap_or_default();
+                let ours = asked.windows(METRIC.len()).any(|w| w == METRIC.as_bytes());
+                return (
+                    200,
+                    STREAMED,
+                    if ours { frames.clone() } else { Vec::new() },
+                );
+            }
+            let answer = http
+                .post(format!("{upstream}{}", request.target))
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(request.body)
+                .send()
+                .and_then(|r| r.bytes());
+            match answer {
+                Ok(body) => (200, "application/json", body.to_vec()),
+                Err(_) => (502, "text/plain", Vec::new()),
+            }
+        });
+        let out = extract(&proxy, "remote-read");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if conflict {
+            assert_eq!(out.status.code(), Some(3), "{stderr}");
+            assert!(
+                stderr.contains("two different values of series")
+                    && stderr.contains("u-shuffled")
+                    && stderr.contains(&samples[77].0.to_string()),
+                "{stderr}"
+            );
+            continue;
+        }
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(stderr.matches("out of time order").count(), 1, "{stderr}");
+        let got = super::wattson::jsonl_records(&out)[0]["energy_joules"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            rel_err(got, want) < 1e-12,
+            "{got} J, C1 of the sorted samples {want} J"
+        );
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 #[doc(hidden)]
 pub use super::answer::decode_answer;
-use super::answer::{Envelope, NOT_A_VECTOR};
+use super::answer::{Bounds, Cut, Envelope, NOT_A_VECTOR, NoSeries, Pool, decode_bounded};
 use super::config::PrometheusConfig;
 use super::labels::{Labels, SeriesKey};
 use crate::energy::counter::Sample;
@@ -48,6 +48,60 @@ pub enum PrometheusError {
         query: String,
         /// The limit.
         limit: usize,
+    },
+    /// An answer decoding to more than `[prometheus] max_decoded_mib`.
+    #[error(
+        "Prometheus at {url} answered `{query}` with more than [prometheus] max_decoded_mib \
+         ({limit_mib} MiB) of series and samples once decoded: reading stopped there. Narrow \
+         the selector or shorten the window, or raise max_decoded_mib if the site is really \
+         that large"
+    )]
+    TooMuchDecoded {
+        /// The endpoint.
+        url: String,
+        /// The query.
+        query: String,
+        /// The limit, MiB.
+        limit_mib: u64,
+    },
+    /// A label name or value longer than `[prometheus] max_label_kib`.
+    #[error(
+        "Prometheus at {url} answered `{query}` with a label longer than [prometheus] \
+         max_label_kib ({limit_kib} KiB): {label}. No VM, host or meter is named that way: \
+         drop the label where it is scraped (metric_relabel_configs), fix the exporter, or \
+         raise max_label_kib"
+    )]
+    LabelTooLong {
+        /// The endpoint.
+        url: String,
+        /// The query.
+        query: String,
+        /// The label, as far as it was read (`uuid = "aaaa…"`).
+        label: String,
+        /// The limit, KiB.
+        limit_kib: u64,
+    },
+    /// A series with two different values at one instant.
+    #[error(
+        "Prometheus at {url} answered `{query}` with two different values of series {series} \
+         at {t_ms} ms ({first} and {second}): no reading is taken from it, as the right one \
+         cannot be told. The store or a proxy in front of it returns conflicting data \
+         (overlapping blocks, two sources under one label set): fix that, or tell the series \
+         apart with a label"
+    )]
+    Conflicting {
+        /// The endpoint.
+        url: String,
+        /// The query.
+        query: String,
+        /// The series' labels.
+        series: String,
+        /// The instant, ms since the epoch.
+        t_ms: i64,
+        /// One value.
+        first: f64,
+        /// The other.
+        second: f64,
     },
     /// Connection refused, timeout, DNS, TLS…
     #[error(
@@ -125,6 +179,8 @@ pub struct Client {
     /// Remote read turned out not to work here (`read = "auto"`): PromQL for
     /// the rest of the run.
     remote_read_off: Arc<std::sync::atomic::AtomicBool>,
+    /// What the answers being decoded hold, together (`max_decoded_mib`).
+    pool: Pool,
 }
 
 impl std::fmt::Debug for Client {
@@ -221,6 +277,7 @@ impl Client {
             config,
             warned_attempt: Arc::new(AtomicU32::new(0)),
             remote_read_off: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            pool: Pool::default(),
         })
     }
 
@@ -279,10 +336,13 @@ impl Client {
                 .await
                 .map_err(|e| self.unreachable(&what, e))?;
             let status = response.status().as_u16();
-            let body = response
-                .bytes()
+            let cap = self.bounds().decoded;
+            let (body, whole) = capped_body(response, cap)
                 .await
                 .map_err(|e| self.unreachable(&what, e))?;
+            if !whole {
+                return Err(self.cut(&what, Cut::Decoded));
+            }
             #[derive(serde::Deserialize)]
             struct Answer {
                 status: String,
@@ -354,19 +414,19 @@ impl Client {
             if status < 500 {
                 return Ok(response);
             }
-            let text = response.text().await.unwrap_or_default();
+            let (text, _) = capped_body(response, ERROR_BODY).await.unwrap_or_default();
             Err(PrometheusError::Rejected {
                 url: self.base.clone(),
                 query: what.into(),
                 status,
-                message: text.chars().take(300).collect(),
+                message: String::from_utf8_lossy(&text).chars().take(300).collect(),
             })
         })
         .await
     }
 
     /// The query with retries; each series' metric read as `M`.
-    async fn fetch<M: serde::de::DeserializeOwned + Send + 'static>(
+    async fn fetch<M: serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static>(
         &self,
         query: &str,
         time_ms: i64,
@@ -421,7 +481,7 @@ impl Client {
         }
     }
 
-    async fn query_once<M: serde::de::DeserializeOwned + Send + 'static>(
+    async fn query_once<M: serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static>(
         &self,
         query: &str,
         time_ms: i64,
@@ -444,8 +504,7 @@ impl Client {
         let envelope: Envelope<M> = if status.is_success() {
             self.parse_streaming(query, response).await?
         } else {
-            let body = response
-                .bytes()
+            let (body, _) = capped_body(response, ERROR_BODY)
                 .await
                 .map_err(|source| self.unreachable(query, source))?;
             serde_json::from_slice(&body).map_err(|_| PrometheusError::Rejected {
@@ -473,9 +532,12 @@ impl Client {
         let data = envelope
             .data
             .ok_or_else(|| self.bad_answer(query, "no `data`".into()))?;
-        let series = data
-            .into_series()
-            .ok_or_else(|| self.bad_answer(query, NOT_A_VECTOR.into()))?;
+        let series = data.into_series().map_err(|e| match e {
+            NoSeries::NotAVector => self.bad_answer(query, NOT_A_VECTOR.into()),
+            NoSeries::Conflict(series, conflict) => {
+                self.conflicting(query, &format!("{series:?}"), conflict)
+            }
+        })?;
         if series.len() > self.config.max_series {
             return Err(self.too_many_series(query));
         }
@@ -491,15 +553,13 @@ impl Client {
     ) -> Result<Envelope<M>, PrometheusError> {
         use futures::StreamExt;
         let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+        let bounds = self.bounds();
         let parser = tokio::task::spawn_blocking(move || {
             let reader = ChunkReader {
                 rx,
                 chunk: bytes::Bytes::new(),
             };
-            serde_json::from_reader::<_, Envelope<M>>(std::io::BufReader::with_capacity(
-                64 * 1024,
-                reader,
-            ))
+            decode_bounded::<M>(reader, bounds)
         });
         let mut stream = response.bytes_stream();
         let mut transport = None;
@@ -531,8 +591,58 @@ impl Client {
         }
         match parsed {
             Ok(Ok(envelope)) => Ok(envelope),
-            Ok(Err(e)) => Err(self.bad_answer(query, format!("not Prometheus API JSON ({e})"))),
+            Ok(Err((_, Some(cut)))) => Err(self.cut(query, cut)),
+            Ok(Err((e, None))) => {
+                Err(self.bad_answer(query, format!("not Prometheus API JSON ({e})")))
+            }
             Err(e) => Err(self.bad_answer(query, format!("its parser failed: {e}"))),
+        }
+    }
+
+    /// What one answer may hold ([`Bounds`]), from the configuration; its
+    /// bytes count with those of the client's other answers in flight.
+    pub(super) fn bounds(&self) -> Bounds {
+        Bounds {
+            series: self.config.max_series,
+            decoded: self.config.max_decoded_mib.saturating_mul(1 << 20),
+            label: usize::try_from(self.config.max_label_kib.saturating_mul(1 << 10))
+                .unwrap_or(usize::MAX),
+            pool: self.pool.clone(),
+        }
+    }
+
+    /// The error for an answer to `query` that passed a bound.
+    pub(super) fn cut(&self, query: &str, cut: Cut) -> PrometheusError {
+        match cut {
+            Cut::Series => self.too_many_series(query),
+            Cut::Decoded => PrometheusError::TooMuchDecoded {
+                url: self.base.clone(),
+                query: query.to_owned(),
+                limit_mib: self.config.max_decoded_mib,
+            },
+            Cut::Label { after, start } => PrometheusError::LabelTooLong {
+                url: self.base.clone(),
+                query: query.to_owned(),
+                label: format!("`{after}` = \"{start}…\""),
+                limit_kib: self.config.max_label_kib,
+            },
+        }
+    }
+
+    /// Two values of `series` at one instant in the answer to `query`.
+    pub(super) fn conflicting(
+        &self,
+        query: &str,
+        series: &str,
+        conflict: super::Conflict,
+    ) -> PrometheusError {
+        PrometheusError::Conflicting {
+            url: self.base.clone(),
+            query: query.to_owned(),
+            series: series.chars().take(300).collect(),
+            t_ms: conflict.t_ms,
+            first: conflict.first,
+            second: conflict.second,
         }
     }
 
@@ -580,6 +690,25 @@ impl Client {
             reason,
         }
     }
+}
+
+/// The most of an error answer read (its text is shown cut to a few
+/// hundred characters): a proxy's endless error page is not held.
+pub(super) const ERROR_BODY: u64 = 64 << 10;
+
+/// The body of `response`, at most `cap` bytes of it, and whether that is all of it.
+pub(super) async fn capped_body(
+    mut response: reqwest::Response,
+    cap: u64,
+) -> reqwest::Result<(Vec<u8>, bool)> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > cap {
+            return Ok((body, false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, true))
 }
 
 /// The chunks of an answer as a `Read`, for serde_json on a blocking thread.

@@ -135,6 +135,7 @@ impl<'de> Deserialize<'de> for Labels {
                         spans.push((start, name_end, text.len()));
                     }
                 }
+                super::answer::tally_series(text.len(), spans.len())?;
                 let name = |&(a, b, _): &(usize, usize, usize)| &text[a..b];
                 let sorted = spans.windows(2).all(|w| name(&w[0]) < name(&w[1]));
                 if !sorted || u32::try_from(text.len()).is_err() {
@@ -218,12 +219,16 @@ impl<'de> Deserialize<'de> for SeriesKey {
             ) -> Result<SeriesKey, A::Error> {
                 let mut key = SeriesKey(0);
                 let mut pair = String::new();
+                let mut labels = 0;
                 while map.next_key_seed(AppendStr(&mut pair))?.is_some() {
                     let name_end = pair.len();
                     map.next_value_seed(AppendStr(&mut pair))?;
                     key.add(&pair[..name_end], &pair[name_end..]);
                     pair.clear();
+                    labels += 1;
                 }
+                // Only the key is held, whatever the labels' length.
+                super::answer::tally_series(0, labels)?;
                 Ok(key)
             }
         }

@@ -15,6 +15,8 @@ pub mod labels;
 pub mod remote_read;
 pub mod template;
 
+use crate::energy::counter::Sample;
+
 pub use client::{Client, PrometheusError, Series};
 pub use config::{PrometheusConfig, ReadPath};
 pub use counter::{
@@ -41,4 +43,71 @@ pub(crate) fn finite(value: f64) -> bool {
         );
     }
     false
+}
+
+/// Two samples of one series at one instant with different values: an
+/// answer no reading may be taken from (which one is right cannot be told).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Conflict {
+    /// The instant, ms since the epoch.
+    pub t_ms: i64,
+    /// The first value at that instant.
+    pub first: f64,
+    /// A different value at the same instant.
+    pub second: f64,
+}
+
+/// Puts a series' samples in ascending time, as every reading assumes
+/// (`docs/ENERGY.md`): a store or proxy that answers them out of order or
+/// repeated (overlapping blocks, a federation, a broken proxy) is sorted,
+/// and exact repeats (same instant, same value) are dropped. Returns whether
+/// anything had to be done, or the first instant that holds two different
+/// values: those are refused, never one of them picked.
+pub(crate) fn ascending(samples: &mut Vec<Sample>) -> Result<bool, Conflict> {
+    if samples.is_sorted_by(|a, b| a.t_ms < b.t_ms) {
+        return Ok(false);
+    }
+    samples.sort_by_key(|s| s.t_ms);
+    let mut conflict = None;
+    samples.dedup_by(|later, kept| {
+        if later.t_ms != kept.t_ms {
+            return false;
+        }
+        if later.value != kept.value && conflict.is_none() {
+            conflict = Some(Conflict {
+                t_ms: kept.t_ms,
+                first: kept.value,
+                second: later.value,
+            });
+        }
+        true
+    });
+    conflict.map_or(Ok(true), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(t_ms: i64, value: f64) -> Sample {
+        Sample { t_ms, value }
+    }
+
+    #[test]
+    fn samples_are_sorted_repeats_dropped_conflicts_refused() {
+        let mut sorted = vec![s(1, 1.0), s(2, 2.0)];
+        assert_eq!(ascending(&mut sorted), Ok(false));
+        let mut shuffled = vec![s(3, 3.0), s(1, 1.0), s(2, 2.0), s(1, 1.0), s(3, 3.0)];
+        assert_eq!(ascending(&mut shuffled), Ok(true));
+        assert_eq!(shuffled, [s(1, 1.0), s(2, 2.0), s(3, 3.0)]);
+        let mut conflicting = vec![s(2, 2.0), s(1, 1.0), s(2, 2.5)];
+        assert_eq!(
+            ascending(&mut conflicting),
+            Err(Conflict {
+                t_ms: 2,
+                first: 2.0,
+                second: 2.5
+            })
+        );
+    }
 }

@@ -18,6 +18,7 @@ use self::proto::{ChunkedReadResponse, Query, ReadRequest, XOR, matchers};
 use self::stream::{BATCH_AFTER, next_chunk, next_frame};
 pub use self::xor::decode_xor;
 
+use super::answer::{Cut, SAMPLE_BYTES, Share, held_by_series};
 use super::client::{Client, PrometheusError, Series};
 use super::labels::Labels;
 use crate::energy::counter::Sample;
@@ -97,6 +98,20 @@ pub async fn read_series(
     selector: &str,
     start_ms: i64,
     end_ms: i64,
+    each: impl FnMut(Labels, &[Sample]),
+) -> Result<(), RemoteReadError> {
+    read_bounded(client, selector, start_ms, end_ms, false, each).await
+}
+
+/// [`read_series`], counting against `max_decoded_mib` every series' labels
+/// and, with `keeps_samples`, their samples (the caller keeps them), beside
+/// the series being read.
+async fn read_bounded(
+    client: &Client,
+    selector: &str,
+    start_ms: i64,
+    end_ms: i64,
+    keeps_samples: bool,
     mut each: impl FnMut(Labels, &[Sample]),
 ) -> Result<(), RemoteReadError> {
     let matchers = matchers(selector).map_err(|reason| RemoteReadError::Selector {
@@ -132,13 +147,10 @@ pub async fn read_series(
         reason,
     };
     if status != 200 {
-        let text: String = response
-            .text()
+        let (text, _) = super::client::capped_body(response, super::client::ERROR_BODY)
             .await
-            .unwrap_or_default()
-            .chars()
-            .take(200)
-            .collect();
+            .unwrap_or_default();
+        let text: String = String::from_utf8_lossy(&text).chars().take(200).collect();
         // 404/405/501: no such API; 400 is what VictoriaMetrics answers
         // ("unsupported path requested") and a store answers a request it
         // cannot read.
@@ -158,46 +170,35 @@ pub async fn read_series(
             "it answered `{content_type}`, not a chunk stream"
         )));
     }
+    let query = format!("remote read of {selector}");
+    let bounds = client.bounds();
+    let mut read = Reading {
+        client,
+        query: &query,
+        start_ms,
+        end_ms,
+        keeps_samples,
+        current: None,
+        samples: Vec::new(),
+        series_read: 0,
+        held: Share::new(&bounds.pool, bounds.decoded),
+        reordered: 0,
+    };
     let mut buffer: Vec<u8> = Vec::new();
-    // The series being read (a series too large for one frame continues in
-    // the next), and its samples.
-    let mut current: Option<Labels> = None;
-    let mut samples: Vec<Sample> = Vec::new();
-    let mut series_read = 0_usize;
-    let mut finish =
-        |current: &mut Option<Labels>, samples: &mut Vec<Sample>, series_read: &mut usize| {
-            if let Some(labels) = current.take() {
-                // Chunks come in time order and do not overlap, unless blocks do.
-                if !samples.is_sorted_by(|a, b| a.t_ms < b.t_ms) {
-                    samples.sort_by_key(|s| s.t_ms);
-                    samples.dedup_by_key(|s| s.t_ms);
-                }
-                // Chunks at the ends of the range hold samples outside it.
-                let from = samples.partition_point(|s| s.t_ms < start_ms);
-                let to = samples.partition_point(|s| s.t_ms <= end_ms);
-                if from < to {
-                    *series_read += 1;
-                    each(labels, &samples[from..to]);
-                }
-            }
-            samples.clear();
-        };
     let mut received = 0;
     loop {
         let chunk = next_chunk(&mut response, received >= BATCH_AFTER).await;
         let chunk = chunk.map_err(|e| {
             RemoteReadError::Prometheus(PrometheusError::Unreachable {
                 url: client.url().to_owned(),
-                query: format!("remote read of {selector}"),
+                query: query.clone(),
                 reason: e.without_url().to_string(),
             })
         })?;
         let Some(chunk) = chunk else { break };
         received += chunk.len();
         if received as u64 > client.config.max_response_mib << 20 {
-            return Err(RemoteReadError::Prometheus(
-                client.too_large(&format!("remote read of {selector}")),
-            ));
+            return Err(client.too_large(&query).into());
         }
         buffer.extend_from_slice(&chunk);
         let mut taken = 0;
@@ -206,30 +207,53 @@ pub async fn read_series(
             let response: ChunkedReadResponse = prost::Message::decode(frame)
                 .map_err(|e| corrupt(format!("a frame that is not a ChunkedReadResponse ({e})")))?;
             for series in response.chunked_series {
+                let long = series
+                    .labels
+                    .iter()
+                    .find(|l| l.name.len().max(l.value.len()) > bounds.label);
+                if let Some(l) = long {
+                    let start = |s: &str| s.chars().take(40).collect::<String>();
+                    return Err(PrometheusError::LabelTooLong {
+                        url: client.url().to_owned(),
+                        query: query.clone(),
+                        label: format!("`{}` = \"{}…\"", start(&l.name), start(&l.value)),
+                        limit_kib: client.config.max_label_kib,
+                    }
+                    .into());
+                }
                 let labels: Labels = series
                     .labels
                     .iter()
                     .filter(|l| l.name != "__name__")
                     .map(|l| (l.name.as_str(), l.value.as_str()))
                     .collect();
-                if current.as_ref().is_some_and(|l| *l != labels) {
-                    finish(&mut current, &mut samples, &mut series_read);
+                if read.current.as_ref().is_some_and(|l| *l != labels) {
+                    read.finish(&mut each)?;
                 }
-                current.get_or_insert(labels);
+                if read.current.is_none() {
+                    let text: usize = labels.iter().map(|(n, v)| n.len() + v.len()).sum();
+                    if !read.held.add(held_by_series(text, labels.iter().count())) {
+                        return Err(client.cut(&query, Cut::Decoded).into());
+                    }
+                    read.current = Some(labels);
+                }
                 for chunk in &series.chunks {
                     if chunk.r#type != XOR {
                         continue;
                     }
-                    decode_xor(&chunk.data, &mut samples).map_err(corrupt)?;
+                    let before = read.samples.len();
+                    decode_xor(&chunk.data, &mut read.samples).map_err(corrupt)?;
+                    let decoded = (read.samples.len() - before) as u64 * SAMPLE_BYTES;
+                    if !read.held.add(decoded) {
+                        return Err(client.cut(&query, Cut::Decoded).into());
+                    }
                 }
             }
             taken += used;
         }
         buffer.drain(..taken);
-        if series_read > client.config.max_series {
-            return Err(RemoteReadError::Prometheus(
-                client.too_many_series(&format!("remote read of {selector}")),
-            ));
+        if read.series_read > client.config.max_series {
+            return Err(client.too_many_series(&query).into());
         }
     }
     if !buffer.is_empty() {
@@ -238,8 +262,73 @@ pub async fn read_series(
             buffer.len()
         )));
     }
-    finish(&mut current, &mut samples, &mut series_read);
+    read.finish(&mut each)?;
+    if read.reordered > 0 {
+        tracing::warn!(
+            url = client.url(),
+            selector,
+            "{} series came with samples out of time order or repeated (a store or proxy \
+             answering remote read out of order): sorted, exact repeats dropped",
+            read.reordered
+        );
+    }
     Ok(())
+}
+
+/// A remote read in progress: the series being read (a series too large
+/// for one frame continues in the next) and its samples, and what the read
+/// holds.
+struct Reading<'a> {
+    client: &'a Client,
+    query: &'a str,
+    start_ms: i64,
+    end_ms: i64,
+    /// The caller keeps every series' samples, not only its labels.
+    keeps_samples: bool,
+    current: Option<Labels>,
+    samples: Vec<Sample>,
+    series_read: usize,
+    /// What the read holds: every series' labels (the caller keeps them),
+    /// the current series' samples, and with `keeps_samples` every series'.
+    held: Share,
+    /// Series whose samples were out of order or repeated.
+    reordered: usize,
+}
+
+impl Reading<'_> {
+    /// Hands the current series, sorted and cut to the range, to `each`.
+    fn finish(&mut self, each: &mut impl FnMut(Labels, &[Sample])) -> Result<(), RemoteReadError> {
+        let Some(labels) = self.current.take() else {
+            return Ok(());
+        };
+        let counted = self.samples.len();
+        // Chunks come in time order and do not overlap, unless blocks do
+        // or the store is not Prometheus.
+        match super::ascending(&mut self.samples) {
+            Ok(changed) => self.reordered += usize::from(changed),
+            Err(conflict) => {
+                return Err(self
+                    .client
+                    .conflicting(self.query, &format!("{labels:?}"), conflict)
+                    .into());
+            }
+        }
+        // Chunks at the ends of the range hold samples outside it.
+        let from = self.samples.partition_point(|s| s.t_ms < self.start_ms);
+        let to = self.samples.partition_point(|s| s.t_ms <= self.end_ms);
+        let kept = if from < to && self.keeps_samples {
+            to - from
+        } else {
+            0
+        };
+        self.held.give_back((counted - kept) as u64 * SAMPLE_BYTES);
+        if from < to {
+            self.series_read += 1;
+            each(labels, &self.samples[from..to]);
+        }
+        self.samples.clear();
+        Ok(())
+    }
 }
 
 /// Runs `read` where the client reads remotely: `Ok(None)` when it does
@@ -272,12 +361,19 @@ pub async fn read_samples(
     end_ms: i64,
 ) -> Result<Vec<Series>, RemoteReadError> {
     let mut out = Vec::new();
-    read_series(client, selector, start_ms, end_ms, |labels, samples| {
-        out.push(Series {
-            labels,
-            samples: samples.to_vec(),
-        });
-    })
+    read_bounded(
+        client,
+        selector,
+        start_ms,
+        end_ms,
+        true,
+        |labels, samples| {
+            out.push(Series {
+                labels,
+                samples: samples.to_vec(),
+            });
+        },
+    )
     .await?;
     Ok(out)
 }
