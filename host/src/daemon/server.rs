@@ -76,9 +76,10 @@ struct Served {
     streams: Arc<Semaphore>,
 }
 
-/// `/metrics` bodies, one per format: rendered again only when the snapshot
-/// or the spool's depth changed, so a scrape is never staler than the last
-/// published tick and a crowd of scrapers costs one render per tick.
+/// `/metrics` bodies, one per format (and its gzip, made when first asked):
+/// rendered again only when the snapshot or the spool's depth changed, so a
+/// scrape is never staler than the last published tick and a crowd of
+/// scrapers costs one render per tick.
 #[derive(Default)]
 struct MetricsCache {
     text: Mutex<Option<Rendered>>,
@@ -91,6 +92,43 @@ struct Rendered {
     snapshot: Arc<Snapshot>,
     spool_payloads: usize,
     body: Bytes,
+    gzip: Option<Bytes>,
+}
+
+/// How a `/metrics` body is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+}
+
+impl Encoding {
+    /// Gzip when `Accept-Encoding` names it (or `*`) with a non-zero q.
+    fn from_accept(accept: Option<&str>) -> Self {
+        let gzip = accept.unwrap_or_default().split(',').any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        });
+        if gzip { Self::Gzip } else { Self::Identity }
+    }
+}
+
+/// `body` gzipped (fast level: a scrape body compresses ~10× even so).
+fn gzip(body: &[u8]) -> Bytes {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::fast(),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    Bytes::from(encoder.finish().unwrap_or_default())
 }
 
 /// The spool's depth as last read.
@@ -101,8 +139,8 @@ struct Depth {
 }
 
 impl Served {
-    /// The `/metrics` body of the latest snapshot in `format`.
-    async fn metrics_body(&self, format: Format) -> Bytes {
+    /// The `/metrics` body of the latest snapshot in `format`, encoded.
+    async fn metrics_body(&self, format: Format, encoding: Encoding) -> Bytes {
         let slot = match format {
             Format::Text => &self.metrics.text,
             Format::OpenMetrics => &self.metrics.openmetrics,
@@ -112,19 +150,25 @@ impl Served {
         let mut slot = slot.lock().await;
         let snapshot = self.app.shared.snapshot();
         let spool_payloads = self.spool_depth(&snapshot).await;
-        if let Some(r) = slot.as_ref()
-            && Arc::ptr_eq(&r.snapshot, &snapshot)
-            && r.spool_payloads == spool_payloads
-        {
-            return r.body.clone();
-        }
-        let body = Bytes::from(metrics::render(&snapshot, format, spool_payloads));
-        *slot = Some(Rendered {
-            snapshot,
-            spool_payloads,
-            body: body.clone(),
+        let fresh = slot.as_ref().is_some_and(|r| {
+            Arc::ptr_eq(&r.snapshot, &snapshot) && r.spool_payloads == spool_payloads
         });
-        body
+        let rendered = match slot.as_mut() {
+            Some(r) if fresh => r,
+            _ => slot.insert(Rendered {
+                body: Bytes::from(metrics::render(&snapshot, format, spool_payloads)),
+                snapshot,
+                spool_payloads,
+                gzip: None,
+            }),
+        };
+        match encoding {
+            Encoding::Identity => rendered.body.clone(),
+            Encoding::Gzip => rendered
+                .gzip
+                .get_or_insert_with(|| gzip(&rendered.body))
+                .clone(),
+        }
     }
 
     /// The spool's depth, read again for a new snapshot or after
@@ -286,9 +330,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn metrics_handler(State(s): State<Served>, headers: HeaderMap) -> Response {
-    let format = Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let body = s.metrics_body(format).await;
-    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+    let value = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(value(header::ACCEPT));
+    let encoding = Encoding::from_accept(value(header::ACCEPT_ENCODING));
+    let body = s.metrics_body(format, encoding).await;
+    let content_type = (header::CONTENT_TYPE, format.content_type());
+    let vary = (header::VARY, "Accept, Accept-Encoding");
+    match encoding {
+        Encoding::Identity => ([content_type, vary], body).into_response(),
+        Encoding::Gzip => (
+            [content_type, vary, (header::CONTENT_ENCODING, "gzip")],
+            body,
+        )
+            .into_response(),
+    }
 }
 
 #[derive(Serialize)]
@@ -474,12 +529,41 @@ async fn forward(
             Err(RecvError::Closed) => break,
         }
     }
-    let _ = tokio::time::timeout(STREAM_SEND_TIMEOUT, socket.send(Message::Close(None))).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(None))).await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_only_when_asked_and_not_refused() {
+        for (accept, want) in [
+            (None, Encoding::Identity),
+            (Some(""), Encoding::Identity),
+            (Some("identity"), Encoding::Identity),
+            (Some("gzip"), Encoding::Gzip),
+            (Some("br, GZIP;q=0.5"), Encoding::Gzip),
+            (Some("gzip;q=0"), Encoding::Identity),
+            (Some("*"), Encoding::Gzip),
+            (Some("deflate, gzipx"), Encoding::Identity),
+        ] {
+            assert_eq!(Encoding::from_accept(accept), want, "{accept:?}");
+        }
+    }
+
+    #[test]
+    fn gzip_gives_the_body_back() {
+        use std::io::Read as _;
+        let body = "wattson_vm_energy_joules_total{uuid=\"a\"} 1\n".repeat(1000);
+        let packed = gzip(body.as_bytes());
+        assert!(packed.len() < body.len() / 10);
+        let mut back = String::new();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_string(&mut back)
+            .unwrap();
+        assert_eq!(back, body);
+    }
 
     #[test]
     fn tokens_compare_whole() {
