@@ -199,7 +199,11 @@ dir = "{dir}/state"
                 uj += 50_000_000;
                 for (rel, name) in ZONES {
                     let v = if name == "dram" { uj / 10 } else { uj };
-                    let _ = std::fs::write(devices.join(rel).join("energy_uj"), format!("{v}\n"));
+                    // Whole, as the kernel's file reads: never empty.
+                    let file = devices.join(rel).join("energy_uj");
+                    let tmp = file.with_extension("tmp");
+                    let _ = std::fs::write(&tmp, format!("{v}\n"))
+                        .and_then(|()| std::fs::rename(&tmp, &file));
                 }
                 std::thread::sleep(Duration::from_millis(250));
             }
@@ -255,7 +259,8 @@ dir = "{dir}/state"
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs);
     let done = Arc::new(AtomicBool::new(false));
-    // (latencies, errors, bytes) per client; ticks (sampled at ms → took s).
+    // (latencies, errors, bytes) per client; ticks (sampled at ms → took s,
+    // intervals_total).
     let (per_client, ticks) = runtime.block_on(async {
         let monitor = {
             let (client, url, done) = (client.clone(), url.clone(), Arc::clone(&done));
@@ -265,8 +270,9 @@ dir = "{dir}/state"
                     if let Some(scrape) = plain(client.clone(), url.clone()).await {
                         let at = single(&scrape, "wattson_daemon_last_success_timestamp_seconds");
                         let took = single(&scrape, "wattson_daemon_tick_duration_seconds");
-                        if let (Some(at), Some(took)) = (at, took) {
-                            ticks.insert((at * 1000.0).round() as i64, took);
+                        let n = single(&scrape, "wattson_daemon_intervals_total");
+                        if let (Some(at), Some(took), Some(n)) = (at, took, n) {
+                            ticks.insert((at * 1000.0).round() as i64, (took, n));
                         }
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -321,10 +327,16 @@ dir = "{dir}/state"
     let cpu = (cpu_s(pid) - cpu_before) / elapsed * 100.0;
     let rss_after = status_kb(pid, "VmRSS:");
     let hwm = status_kb(pid, "VmHWM:");
-    let intervals_after = runtime
+    let last = runtime
         .block_on(plain(client.clone(), url.clone()))
-        .and_then(|s| single(&s, "wattson_daemon_intervals_total"))
-        .unwrap_or(0.0);
+        .unwrap_or_default();
+    let intervals_after = single(&last, "wattson_daemon_intervals_total").unwrap_or(0.0);
+    let failed: f64 = last
+        .lines()
+        .filter(|l| l.starts_with("wattson_daemon_sample_failures_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     stop.store(true, Ordering::Relaxed);
     let _ = bumper.join();
 
@@ -341,14 +353,14 @@ dir = "{dir}/state"
         .collect();
     let done_by: Vec<f64> = ticks
         .iter()
-        .map(|(at, took)| at.rem_euclid(interval_ms) as f64 / 1000.0 + took)
+        .map(|(at, (took, _))| at.rem_euclid(interval_ms) as f64 / 1000.0 + took)
         .collect();
-    let at: Vec<i64> = ticks.keys().copied().collect();
-    let missed: i64 = at
-        .windows(2)
-        .map(|w| (w[1] - w[0]) / interval_ms - 1)
-        .filter(|m| *m > 0)
-        .sum();
+    // Multiples of the interval from the first tick seen to the last, less
+    // the intervals the daemon attributed between them.
+    let missed = match (ticks.first_key_value(), ticks.last_key_value()) {
+        (Some((a, (_, n0))), Some((b, (_, n1)))) => (b - a) / interval_ms - (n1 - n0) as i64,
+        _ => 0,
+    };
     let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
     println!(
         "domains={domains} clients={clients} secs={elapsed:.0} interval={interval}s period_ms={period_ms} gzip={gzip}"
@@ -373,11 +385,13 @@ dir = "{dir}/state"
     );
     println!(
         "ticks={} (intervals_total {intervals_before} -> {intervals_after}) from {from_ms}: \
-         sampled late max={:.3}s, done after its multiple max={:.3}s, missed={missed}",
+         sampled late max={:.3}s, done after its multiple max={:.3}s, missed={missed}, \
+         failed samples={failed}",
         ticks.len(),
         max(&late),
         max(&done_by),
     );
+    println!("machine load average at the end: {}", load.trim());
     println!(
         "daemon: cpu={cpu:.0}% of one core, rss before={:.1}MB after={:.1}MB peak={:.1}MB",
         rss_before as f64 / 1024.0,
