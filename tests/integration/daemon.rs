@@ -1717,3 +1717,405 @@ fn clock_steps_never_make_a_counter_decrease_or_count_twice() {
     assert!((meters - 3.0 * 16.0).abs() < 1e-9, "{meters} J");
     assert!((seen[4] - 3.0 * 16.0).abs() < 1e-9, "{seen:?}");
 }
+
+// The daemon's HTTP server under hostile and plentiful clients (issue 33).
+
+/// A host of `n` running domains with nova metadata, whose RAPL and CPU
+/// counters a thread advances every 250 ms, and its daemon (1 s interval).
+struct Crowd {
+    host: Host,
+    addr: String,
+    _daemon: Daemon,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    bumper: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Crowd {
+    fn new(n: usize) -> Self {
+        let host = Host::new();
+        let uuids: Vec<String> = (0..n)
+            .map(|i| format!("{i:08x}-0000-4000-8000-{:012x}", i * 7919))
+            .collect();
+        let mut node = String::from(
+            "<?xml version=\"1.0\"?>\n<node>\n<cpu><mhz>2400</mhz><model>x86_64</model><active>64</active>\
+             <nodes>1</nodes><sockets>2</sockets><cores>16</cores><threads>2</threads></cpu>\n\
+             <memory>1073741824</memory>\n",
+        );
+        for (i, uuid) in uuids.iter().enumerate() {
+            let vcpus = [1, 2, 4, 8][i % 4];
+            let p = i % 40;
+            node.push_str(&format!(
+                r#"<domain type="test"><name>instance-{i:08x}</name><uuid>{uuid}</uuid>
+<memory unit="KiB">{mem}</memory><vcpu placement="static">{vcpus}</vcpu>
+<metadata><nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">
+<nova:name>vm-{i}</nova:name>
+<nova:flavor name="m1.{vcpus}"><nova:memory>{mb}</nova:memory><nova:disk>20</nova:disk><nova:vcpus>{vcpus}</nova:vcpus></nova:flavor>
+<nova:owner><nova:user uuid="{p:032x}">user-{p}</nova:user><nova:project uuid="{q:032x}">project-{p}</nova:project></nova:owner>
+</nova:instance></metadata><os><type arch="x86_64">hvm</type></os></domain>
+"#,
+                mem = vcpus * 2048 * 1024,
+                mb = vcpus * 2048,
+                q = p + 1000,
+            ));
+        }
+        node.push_str("</node>\n");
+        std::fs::write(&host.node, node).unwrap();
+        let policy = host.write_policy(&host.policy_text("vcpus"));
+        let cpu_file = host.dir().join("cpu");
+        let write_cpu = move |path: &Path, k: u64| {
+            let lines: String = uuids
+                .iter()
+                .enumerate()
+                .map(|(i, u)| format!("{u} {}\n", 10 + k * (i as u64 % 4 + 1)))
+                .collect();
+            write_atomic(path, &lines);
+        };
+        write_cpu(&cpu_file, 0);
+        let addr = format!("127.0.0.1:{}", super::prometheus::free_port());
+        let daemon = spawn_daemon(&policy, &addr, &cpu_file);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let bumper = {
+            let (stop, devices) = (Arc::clone(&stop), host.devices.clone());
+            std::thread::spawn(move || {
+                let mut energy: Vec<u64> = ZONES.iter().map(|z| z.2).collect();
+                let mut k = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    k += 1;
+                    // ~200 W per package zone at 250 ms steps.
+                    for ((rel, ..), value) in ZONES.iter().zip(energy.iter_mut()) {
+                        *value = (*value + 50_000_000) % RANGE;
+                        bump(&devices, rel, *value);
+                    }
+                    write_cpu(&cpu_file, k);
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+            })
+        };
+        Self {
+            host,
+            addr,
+            _daemon: daemon,
+            stop,
+            bumper: Some(bumper),
+        }
+    }
+
+    /// Waits until the daemon has attributed `n` intervals more than now.
+    fn wait_intervals(&self, n: f64) {
+        let start = std::time::Instant::now();
+        let first = self.intervals();
+        while self.intervals() < first + n {
+            assert!(start.elapsed().as_secs() < 30, "no interval attributed");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// `wattson_daemon_intervals_total`.
+    fn intervals(&self) -> f64 {
+        let (_, scrape) = get(&self.addr, "/metrics", None).unwrap();
+        single(&scrape, "wattson_daemon_intervals_total")
+    }
+}
+
+impl Drop for Crowd {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(b) = self.bumper.take() {
+            let _ = b.join();
+        }
+    }
+}
+
+/// The value of an unlabelled series.
+fn single(scrape: &str, metric: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(metric)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// Percentile `p` (0..=100) of sorted durations, in ms.
+fn percentile_ms(sorted: &[std::time::Duration], p: usize) -> f64 {
+    let i = (sorted.len() * p / 100).min(sorted.len().saturating_sub(1));
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// 200 clients scrape `/metrics` back to back for 4 s at 1,000 domains:
+/// every answer is a 200 with the latest counters, p99 stays low (each
+/// snapshot is rendered once, not once per client), the counters only
+/// grow, and sampling (its own thread) runs every interval meanwhile.
+#[test]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
+fn two_hundred_clients_on_metrics_are_served_and_sampling_goes_on() {
+    let crowd = Crowd::new(1000);
+    crowd.wait_intervals(2.0);
+    let before = crowd.intervals();
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!("http://{}/metrics", crowd.addr);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let seconds = 4;
+    type Outcome = (std::time::Duration, Result<Vec<u8>, String>);
+    let results: Vec<Vec<Outcome>> = tokio.block_on(async {
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let (client, url) = (client.clone(), url.clone());
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    while started.elapsed().as_secs() < seconds {
+                        let t = std::time::Instant::now();
+                        // As Prometheus asks.
+                        let asked = client.get(&url).header("Accept-Encoding", "gzip");
+                        let got = match asked.send().await {
+                            Ok(r) if r.status() == 200 => r
+                                .bytes()
+                                .await
+                                .map(|b| b.to_vec())
+                                .map_err(|e| e.to_string()),
+                            Ok(r) => Err(format!("status {}", r.status())),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        seen.push((t.elapsed(), got));
+                    }
+                    seen
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.push(t.await.unwrap());
+        }
+        all
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = crowd.intervals();
+
+    let mut latencies = Vec::new();
+    // When each tick sampled (ms), and how long it took (s).
+    let mut ticks = BTreeMap::new();
+    for (i, client) in results.iter().enumerate() {
+        // Each client sees the counters only grow.
+        let mut last = 0.0;
+        for (k, (latency, got)) in client.iter().enumerate() {
+            latencies.push(*latency);
+            let packed = got.as_ref().unwrap_or_else(|e| panic!("client {i}: {e}"));
+            // Every few answers: unpacking and summing 1,000 series is the
+            // client's cost.
+            if k % 8 == 0 {
+                let mut body = String::new();
+                std::io::Read::read_to_string(
+                    &mut flate2::read::GzDecoder::new(&packed[..]),
+                    &mut body,
+                )
+                .unwrap_or_else(|e| panic!("client {i}: not gzip: {e}"));
+                if i == 0 && k == 0 {
+                    eprintln!("/metrics: {} bytes, {} gzipped", body.len(), packed.len());
+                }
+                let at = single(&body, "wattson_daemon_last_success_timestamp_seconds");
+                let took = single(&body, "wattson_daemon_tick_duration_seconds");
+                ticks.insert((at * 1000.0).round() as i64, took);
+                let vms = sum_of(&body, "wattson_vm_energy_joules_total");
+                assert!(vms >= last, "client {i}: {vms} J after {last} J");
+                last = vms;
+            }
+        }
+        assert!(!client.is_empty(), "client {i} was never answered");
+    }
+    latencies.sort();
+    let (p50, p99) = (percentile_ms(&latencies, 50), percentile_ms(&latencies, 99));
+    eprintln!(
+        "{} requests in {elapsed:.1} s ({:.0}/s), p50 {p50:.1} ms, p99 {p99:.1} ms, max {:.1} ms, intervals {before} -> {after}",
+        latencies.len(),
+        latencies.len() as f64 / elapsed,
+        percentile_ms(&latencies, 100),
+    );
+    eprintln!("ticks (sampled at ms, took s): {ticks:?}");
+    assert!(p99 < 1000.0, "p99 {p99:.1} ms");
+    // Each tick sampled on its second (the interval's multiple) and was
+    // done before the next: none delayed past one interval, none skipped.
+    assert!(ticks.len() >= 3, "{ticks:?}");
+    for (at, took) in &ticks {
+        let late = at.rem_euclid(1000) as f64 / 1000.0;
+        assert!(
+            late + took < 1.0,
+            "a tick {late} s late took {took} s: {ticks:?}"
+        );
+    }
+    let at: Vec<i64> = ticks.keys().copied().collect();
+    assert!(at.windows(2).all(|w| w[1] - w[0] < 2000), "{ticks:?}");
+    // One interval a second went on under the load (one may straddle).
+    assert!(
+        after - before >= elapsed.floor() - 1.0,
+        "{before} -> {after} intervals in {elapsed:.1} s"
+    );
+    let (_, scrape) = get(&crowd.addr, "/metrics", None).unwrap();
+    let vms = sum_of(&scrape, "wattson_vm_energy_joules_total");
+    let unattributed = sum_of(&scrape, "wattson_host_unattributed_joules_total");
+    let meters = sum_of(&scrape, "wattson_host_energy_joules_total");
+    assert!(vms > 0.0);
+    assert!(rel_err(vms + unattributed, meters) < 1e-9, "{scrape}");
+    let _ = &crowd.host;
+}
+
+/// 50 slowloris connections, each sending a header byte a second: the
+/// daemon closes each once its headers have taken 10 s, while `/healthz`
+/// and `/metrics` are answered at once all along.
+#[test]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
+fn slowloris_connections_are_closed_and_the_others_served_meanwhile() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let host = Host::new();
+    let policy = host.write_policy(&host.policy_text("none"));
+    let cpu_file = host.dir().join("cpu");
+    let lines: String = RUNNING.iter().map(|u| format!("{u} 10\n")).collect();
+    write_atomic(&cpu_file, &lines);
+    let addr = format!("127.0.0.1:{}", super::prometheus::free_port());
+    let _daemon = spawn_daemon(&policy, &addr, &cpu_file);
+
+    let mut slow: Vec<(std::net::TcpStream, Option<Duration>)> = (0..50)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ").unwrap();
+            s.set_nonblocking(true).unwrap();
+            (s, None)
+        })
+        .collect();
+    let start = Instant::now();
+    let mut answered = Vec::new();
+    while slow.iter().any(|c| c.1.is_none()) && start.elapsed() < Duration::from_secs(20) {
+        for (s, closed) in slow.iter_mut().filter(|c| c.1.is_none()) {
+            // Closed (EOF, a reset, or an answer such as 408), else a byte more.
+            let mut buf = [0u8; 512];
+            let gone = match s.read(&mut buf) {
+                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                Ok(_) => true,
+            };
+            if gone || s.write_all(b"a").is_err() {
+                *closed = Some(start.elapsed());
+            }
+        }
+        for path in ["/healthz", "/metrics"] {
+            let t = Instant::now();
+            let (code, _) = get(&addr, path, None).unwrap();
+            assert_eq!(code, 200, "{path}");
+            answered.push(t.elapsed());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let closed: Vec<Option<Duration>> = slow.iter().map(|c| c.1).collect();
+    assert!(
+        closed
+            .iter()
+            .all(|c| c.is_some_and(|t| t < Duration::from_secs(15))),
+        "slowloris connections still open after {:?}: {closed:?}",
+        start.elapsed()
+    );
+    let slowest = answered.iter().max().unwrap();
+    assert!(*slowest < Duration::from_secs(1), "{answered:?}");
+    // And after them.
+    assert_eq!(get(&addr, "/healthz", None).map(|r| r.0), Some(200));
+}
+
+/// Whether the daemon still holds its end of the loopback connection from
+/// `client_port` to `server_port` (an end it closed is gone from
+/// /proc/net/tcp, or left there with no inode while the kernel drains it).
+fn daemon_holds(server_port: u16, client_port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let (local, remote) = (
+        format!("0100007F:{server_port:04X}"),
+        format!("0100007F:{client_port:04X}"),
+    );
+    table.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 9 && f[1] == local && f[2] == remote && f[9] != "0"
+    })
+}
+
+/// A `/stream` client that upgrades, then never reads, at 2,500 domains
+/// (2,500 records a second): once its buffers are full the daemon drops it
+/// and closes its socket; ticks go on meanwhile, the counters grow, and
+/// another websocket client and the scrapes are served.
+#[test]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
+fn a_websocket_client_that_never_reads_is_dropped_and_sampling_goes_on() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Records fill the kernel's buffers (up to 4 MiB here) in a few seconds.
+    let crowd = Crowd::new(2500);
+    crowd.wait_intervals(1.0);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr: std::net::SocketAddr = crowd.addr.parse().unwrap();
+    let never_reads = tokio.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(addr).await.unwrap();
+        stream
+            .write_all(
+                b"GET /stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        // The answer's head, byte by byte; then never a read again.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(stream.read_u8().await.unwrap());
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        stream
+    });
+    let client_port = never_reads.local_addr().unwrap().port();
+    assert!(daemon_holds(addr.port(), client_port));
+    let (before, start) = (crowd.intervals(), Instant::now());
+    let mut last_vms = 0.0;
+    while daemon_holds(addr.port(), client_port) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the daemon still holds a /stream client that never read, after {:?}",
+            start.elapsed()
+        );
+        let t = Instant::now();
+        let (code, scrape) = get(&crowd.addr, "/metrics", None).unwrap();
+        assert_eq!(code, 200);
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        let vms = sum_of(&scrape, "wattson_vm_energy_joules_total");
+        assert!(vms >= last_vms, "{vms} J after {last_vms} J");
+        last_vms = vms;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let after = crowd.intervals();
+    eprintln!("dropped after {elapsed:.1} s; intervals {before} -> {after}");
+    assert!(
+        after - before >= elapsed.floor() - 1.0,
+        "{before} -> {after} intervals in {elapsed:.1} s"
+    );
+    // Another websocket client gets the records as they are made.
+    let got = tokio.block_on(async {
+        use futures::StreamExt;
+        let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/stream"))
+            .await
+            .unwrap();
+        let mut got = 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while let Ok(Some(Ok(_))) = tokio::time::timeout_at(deadline, socket.next()).await {
+            got += 1;
+        }
+        got
+    });
+    assert!(got >= 2500, "{got} records in 3 s");
+    drop(never_reads);
+}

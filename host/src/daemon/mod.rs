@@ -384,14 +384,10 @@ pub fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         spool_depth: Arc::new(move || spool_depth(&spool)),
     };
     let server = tokio.spawn(async move {
-        let served = axum::serve(listener, router(app))
-            .with_graceful_shutdown(async {
-                let _ = server_stopped.await;
-            })
-            .await;
-        if let Err(e) = served {
-            tracing::error!("HTTP server: {e}");
-        }
+        server::serve(listener, router(app), async {
+            let _ = server_stopped.await;
+        })
+        .await;
     });
     tokio.spawn(signals(control));
     tracing::info!(

@@ -131,13 +131,18 @@ pub struct Shared {
     pub ring_rows: RwLock<usize>,
 }
 
+/// Records a `/stream` client may be behind before it is dropped: a tick
+/// sends one per VM at once, so a host's worth and more (at ~300 bytes a
+/// record, at most ~2.5 MB kept).
+const STREAM_BACKLOG: usize = 8192;
+
 impl Shared {
     /// Empty, with a ring of `rows`.
     pub fn new(rows: usize, token: Option<String>) -> Arc<Self> {
         Arc::new(Self {
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             ring: Mutex::new(VecDeque::new()),
-            stream: tokio::sync::broadcast::channel(1024).0,
+            stream: tokio::sync::broadcast::channel(STREAM_BACKLOG).0,
             token: RwLock::new(token),
             ring_rows: RwLock::new(rows),
         })
