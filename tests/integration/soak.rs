@@ -287,11 +287,20 @@ impl World {
     }
 }
 
-/// One sample the daemon took: when, the BMC's reading, the RAPL totals.
-struct Taken {
-    at_ms: i64,
-    watts: Option<f64>,
-    rapl_total_uj: [u128; 4],
+/// The test's own account of the samples the daemon took, kept as it goes
+/// (a list of a week's samples would grow the process the RSS check measures).
+#[derive(Default)]
+struct Account {
+    /// Samples taken.
+    samples: usize,
+    /// The BMC's energy by G1 over the samples that read it, J.
+    bmc_j: f64,
+    /// The last sample that read the BMC: when, watts.
+    last_good: Option<(i64, f64)>,
+    /// The RAPL totals at the first and the last sample that read the BMC
+    /// (the samples the daemon measured from).
+    first_rapl: Option<[u128; 4]>,
+    last_rapl: [u128; 4],
 }
 
 /// The simulated clock: each wait moves the world on to its deadline (or
@@ -302,7 +311,7 @@ struct SimClock {
     now_ms: i64,
     /// Scripted controls not yet given, soonest first.
     controls: Vec<(i64, Control)>,
-    taken: Vec<Taken>,
+    account: Account,
     policy: PathBuf,
     /// Per simulated hour: RSS (KiB) and `daemon.json`'s size.
     hourly: Vec<(u64, u64)>,
@@ -317,11 +326,19 @@ impl SimClock {
 
     /// The daemon samples now.
     fn take(&mut self) {
-        self.taken.push(Taken {
-            at_ms: self.now_ms,
-            watts: *self.world.meter.0.lock().unwrap(),
-            rapl_total_uj: self.world.rapl_total_uj,
-        });
+        let account = &mut self.account;
+        account.samples += 1;
+        if let Some(w) = *self.world.meter.0.lock().unwrap() {
+            if let Some((t0, w0)) = account.last_good {
+                let dt = self.now_ms - t0;
+                if dt > 0 && dt <= MAX_GAP_MS {
+                    account.bmc_j += (w0 + w) / 2.0 * dt as f64 / 1000.0;
+                }
+            }
+            account.last_good = Some((self.now_ms, w));
+            account.first_rapl.get_or_insert(self.world.rapl_total_uj);
+            account.last_rapl = self.world.rapl_total_uj;
+        }
         let hour = self.now_ms.div_euclid(HOUR);
         if self.last_hour != Some(hour) {
             self.last_hour = Some(hour);
@@ -471,7 +488,7 @@ fn a_week_of_daemon_keeps_every_joule_and_ships_each_window_once() {
         world,
         now_ms: start_ms,
         controls,
-        taken: Vec::new(),
+        account: Account::default(),
         policy: policy_path.clone(),
         hourly: Vec::new(),
         last_hour: None,
@@ -519,28 +536,15 @@ fn a_week_of_daemon_keeps_every_joule_and_ships_each_window_once() {
     assert!(bmc_failures > 0, "the BMC never failed");
 
     // The BMC's energy by G1 over the samples the daemon took.
-    let mut expected = 0.0;
-    let mut last: Option<(i64, f64)> = None;
-    for t in &clock.taken {
-        if let Some(w) = t.watts {
-            if let Some((t0, w0)) = last {
-                let dt = t.at_ms - t0;
-                if dt > 0 && dt <= MAX_GAP_MS {
-                    expected += (w0 + w) / 2.0 * dt as f64 / 1000.0;
-                }
-            }
-            last = Some((t.at_ms, w));
-        }
-    }
+    let expected = clock.account.bmc_j;
     let meters = &ledger_at_end["meter_joules"];
     let ipmi = meters["ipmi"].as_f64().unwrap();
     assert!(rel_err(ipmi, expected) < 1e-9, "BMC: {ipmi} vs {expected}");
 
     // RAPL: what was written into the counters between the first and the
     // last sample that measured (wraps included).
-    let good: Vec<&Taken> = clock.taken.iter().filter(|t| t.watts.is_some()).collect();
-    let (first, last) = (good[0], good[good.len() - 1]);
-    let zone_j = |k: usize| (last.rapl_total_uj[k] - first.rapl_total_uj[k]) as f64 / 1e6;
+    let (first, last) = (clock.account.first_rapl.unwrap(), clock.account.last_rapl);
+    let zone_j = |k: usize| (last[k] - first[k]) as f64 / 1e6;
     for (name, want) in [
         ("package-0", zone_j(0)),
         ("package-1", zone_j(2)),
@@ -607,7 +611,7 @@ fn a_week_of_daemon_keeps_every_joule_and_ships_each_window_once() {
     println!(
         "soak: {hours} h, {domains} domains, {} samples, {} records in {} windows; \
          daemon.json peak per day (bytes) {:?}; RSS peak per day (KiB) {:?}",
-        clock.taken.len(),
+        clock.account.samples,
         records.len(),
         windows.len(),
         (0..days).map(|d| peak(&sizes, d)).collect::<Vec<_>>(),
