@@ -1495,11 +1495,11 @@ fn hostile_requests_are_refused_and_the_server_goes_on() {
     assert!(scrape.contains("wattson_daemon_"), "{scrape}");
 }
 
-/// The daemon's state directory fills up (issue 33): ticks go on, the
-/// counters keep growing in memory and are served, `/metrics` counts the
-/// failed saves; once space returns, `daemon.json` holds the latest
-/// counters and loads whole (never a truncated file, never a counter that
-/// falls back).
+/// The daemon's state directory fills up, then turns read-only (issue 33):
+/// ticks go on, the counters keep growing in memory and are served,
+/// `/metrics` counts the failed saves; once the disk takes writes again,
+/// `daemon.json` holds the latest counters and loads whole (never a
+/// truncated file, never a counter that falls back).
 #[test]
 fn a_full_disk_under_the_daemons_state_keeps_its_counters() {
     let host = Host::new();
@@ -1544,9 +1544,30 @@ fn a_full_disk_under_the_daemons_state_keeps_its_counters() {
     advance(&mut energy);
     set_cpu(14.0);
     state.tick(t0 + 40_000);
+    let saved = state.ledger().vm_joules.clone();
+    // Then the directory turns read-only (a remount after an I/O error):
+    // the same, and the file keeps the last counters it could hold.
+    tmpfs.read_only(true);
+    for k in 5..=6 {
+        advance(&mut energy);
+        set_cpu(10.0 + k as f64);
+        state.tick(t0 + k * 10_000);
+    }
+    let scrape = render_metrics(&shared.snapshot(), MetricsFormat::Text, 0);
+    assert!(
+        scrape.contains("wattson_daemon_persist_failures_total 5"),
+        "{scrape}"
+    );
+    let loaded = wattson::daemon::Ledger::load(&host.dir().join("state/daemon/daemon.json"));
+    assert_eq!(loaded.vm_joules, saved, "the last saved counters, whole");
+    tmpfs.read_only(false);
+    advance(&mut energy);
+    set_cpu(17.0);
+    state.tick(t0 + 70_000);
     let served = state.ledger().vm_joules.clone();
+    assert!(served.values().sum::<f64>() > saved.values().sum::<f64>());
     drop(state);
-    // What was saved once space returned is what was served.
+    // What was saved once the disk took writes again is what was served.
     let (state, _) = start_engine(&policy, &cpu, &cache);
     assert_eq!(
         state.ledger().vm_joules,
