@@ -30,9 +30,11 @@ fn start() -> StandIn {
 /// host, labelled with that host's OpenNebula id (the migrated VM 43 has a
 /// series on each); each host's power. Returns them with the joules G1 gives
 /// each VM over the window.
-fn scaphandre(cloud: &Value) -> (Vec<TestSeries>, Vec<TestSeries>, HashMap<String, f64>) {
+/// Scaphandre's series of the VMs that lived in the window, each stay on
+/// its host, and each host's; the joules per VM and the VMs' joules per host.
+fn scaphandre(cloud: &Value) -> (Vec<TestSeries>, Vec<TestSeries>, Joules) {
     let mut process = Vec::new();
-    let mut want = HashMap::new();
+    let mut want = Joules::default();
     let hosts: HashMap<&str, String> = [("cmp-01", "0".to_owned()), ("cmp-02", "1".to_owned())]
         .into_iter()
         .collect();
@@ -66,7 +68,12 @@ fn scaphandre(cloud: &Value) -> (Vec<TestSeries>, Vec<TestSeries>, HashMap<Strin
                 .take_while(|t| *t <= to)
                 .map(|t| (t, microwatts))
                 .collect();
-            *want.entry(format!("one-{id}")).or_insert(0.0) += g1(&samples, W0, W1).0 / 1e6;
+            let joules = g1(&samples, W0, W1).0 / 1e6;
+            *want.by_vm.entry(format!("one-{id}")).or_insert(0.0) += joules;
+            *want
+                .by_host
+                .entry(stay["host"].as_str().unwrap().to_owned())
+                .or_insert(0.0) += joules;
             process.push(TestSeries {
                 labels: vec![
                     ("exe".into(), "qemu-system-x86_64".into()),
@@ -92,8 +99,15 @@ fn scaphandre(cloud: &Value) -> (Vec<TestSeries>, Vec<TestSeries>, HashMap<Strin
     (process, host_power, want)
 }
 
-/// [`scaphandre`]'s series in a Prometheus, and the joules per VM.
-fn scaphandre_in_prometheus(cloud: &Value) -> (Prometheus, HashMap<String, f64>) {
+/// The test's own G1 of the VMs' series.
+#[derive(Default)]
+struct Joules {
+    by_vm: HashMap<String, f64>,
+    by_host: HashMap<String, f64>,
+}
+
+/// [`scaphandre`]'s series in a Prometheus, and their joules.
+fn scaphandre_in_prometheus(cloud: &Value) -> (Prometheus, Joules) {
     let (process, host_power, want) = scaphandre(cloud);
     let prometheus = Prometheus::start(&openmetrics_with_gauges(
         &[],
@@ -152,7 +166,8 @@ fn the_stand_in_answers_pyone_as_opennebula_does() {
 #[test]
 fn extract_takes_vms_groups_and_hosts_from_opennebula() {
     let cloud = standin::fixture("opennebula/cloud.json");
-    let (prometheus, want) = scaphandre_in_prometheus(&cloud);
+    let (prometheus, joules) = scaphandre_in_prometheus(&cloud);
+    let want = &joules.by_vm;
     let stand_in = start();
     let dir = tempfile::tempdir().unwrap();
     let policy = policy(dir.path(), &stand_in.url);
@@ -177,7 +192,7 @@ fn extract_takes_vms_groups_and_hosts_from_opennebula() {
         want.keys().collect::<BTreeSet<_>>(),
         "one record per measured VM"
     );
-    for (uuid, joules) in &want {
+    for (uuid, joules) in want {
         let r = &records[uuid];
         let vm = &cloud["expected"]["vms"][uuid.trim_start_matches("one-")];
         let energy = r["energy_joules"].as_f64().unwrap();
@@ -205,9 +220,10 @@ fn extract_takes_vms_groups_and_hosts_from_opennebula() {
     assert!((wall("41") - 2340.0).abs() < 1e-9, "running from 00:21:00");
     assert!((wall("42") - 2398.0).abs() < 1e-9, "running until 00:39:58");
     assert_eq!(records["one-40"]["host"], "cmp-01", "host_id 0 is named");
-    // The migrated VM's joules are both hosts' series (checked above); a
-    // direct model places it on the host its first series names.
-    assert_eq!(records["one-43"]["host"], "cmp-01");
+    // The migrated VM's joules are both hosts' series (checked above), and
+    // each host's part stays that host's: it is placed on both (its record
+    // names the host it ended the window on).
+    assert_eq!(records["one-43"]["host"], "cmp-02");
 
     // The VM with no series: named in one WARN, counted on its host.
     let warned: Vec<&str> = stderr
@@ -215,10 +231,13 @@ fn extract_takes_vms_groups_and_hosts_from_opennebula() {
         .filter(|l| l.contains("WARN") && l.contains(&format!("one-{UNMEASURED}")))
         .collect();
     assert_eq!(warned.len(), 1, "{stderr}");
-    let unmeasured: BTreeMap<String, u64> = std::fs::read_to_string(&summary)
+    let summaries: Vec<Value> = std::fs::read_to_string(&summary)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .collect();
+    let unmeasured: BTreeMap<String, u64> = summaries
+        .iter()
         .map(|v| {
             (
                 v["host"].as_str().unwrap().to_owned(),
@@ -230,6 +249,17 @@ fn extract_takes_vms_groups_and_hosts_from_opennebula() {
         unmeasured,
         BTreeMap::from([("cmp-01".into(), 0), ("cmp-02".into(), 1)])
     );
+    for v in &summaries {
+        let host = v["host"].as_str().unwrap();
+        let (got, want) = (
+            v["attributed_joules"].as_f64().unwrap(),
+            joules.by_host[host],
+        );
+        assert!(
+            rel_err(got, want) < 1e-9,
+            "{host}: the VMs' energy on it {got} J, G1 of their stays there {want} J"
+        );
+    }
     assert!(!stderr.contains(TOKEN), "the token is in the log");
 
     let listed = command()

@@ -463,12 +463,25 @@ pub fn assemble(
             status::status(window, lookback_ms, seen)
         })
         .collect();
+    // Placements follow the CPU-time series; a model without CPU time (a
+    // direct model) has them from its first VM-keyed measurement, so a VM
+    // that migrated is placed on each host its energy was measured on.
+    let placing = cpu_keyed.or_else(|| {
+        keyed
+            .iter()
+            .chain(&templated)
+            .find(|r| r.key != KeyKind::Host)
+    });
     let placements = placements(
         window,
         &vm_hosts,
-        cpu_keyed.map(|result| {
+        placing.map(|result| {
             result.series.iter().filter_map(|s| {
-                let vm = *vm_index.get(s.labels.get(&result.key_label)?)?;
+                let key = s.labels.get(&result.key_label)?;
+                let vm = match result.key {
+                    KeyKind::Vmname => name_index.get(key).copied(),
+                    _ => vm_index.get(key).copied(),
+                }?;
                 let host = plan
                     .host_of(&s.labels)
                     .and_then(|h| host_index.get(h.as_str()).copied())
@@ -476,6 +489,7 @@ pub fn assemble(
                 Some((vm, host, s))
             })
         }),
+        cpu_keyed.is_some(),
         &mut wall_s,
     );
     let first_placement = first_placements(&placements, vms.len());
@@ -597,22 +611,26 @@ fn per_placement<'s>(
     out
 }
 
-/// Each VM's placements, grouped by VM in VM order (`docs/ENERGY.md#placements`): with the model's CPU-time series (`cpu`: VM index, host
-/// index, reading), one per host a VM's series name, with that host's CPU
-/// seconds and presence (several series of one VM on one host add up, the
-/// longest span counts), in the order the VM came to them; a migrated VM's
-/// wall time is the sum of its placements' spans. Without CPU time, or for a VM without a CPU-time
-/// series, one placement on the host its first series names.
+/// Each VM's placements, grouped by VM in VM order (`docs/ENERGY.md#placements`),
+/// from `series` (VM index, host index, reading): the model's CPU-time series
+/// (`cpu`), else its first VM-keyed measurement's. One per host a VM's
+/// series name, with that host's presence and (`cpu`) CPU seconds (several
+/// series of one VM on one host add up, the longest span counts), in the
+/// order the VM came to them; a migrated VM's wall time is the sum of its
+/// placements' spans. A VM without such a series, or (without CPU time) on
+/// one host only, has one placement on the host its first series names,
+/// present for its wall time.
 fn placements<'a>(
     window: Window,
     vm_hosts: &[Option<u32>],
-    cpu: Option<impl Iterator<Item = (usize, Option<u32>, &'a SeriesReading)>>,
+    series: Option<impl Iterator<Item = (usize, Option<u32>, &'a SeriesReading)>>,
+    cpu: bool,
     wall_s: &mut [f64],
 ) -> Vec<Placement> {
     // One entry per CPU-time series (one flat list, not a list per VM: a
     // window of 100,000 VMs holds no 100,000 small allocations), with its
     // arrival and first sample time, grouped by VM and host.
-    let mut series: Vec<(Placement, i64, usize)> = cpu
+    let mut series: Vec<(Placement, i64, usize)> = series
         .into_iter()
         .flatten()
         .enumerate()
@@ -621,7 +639,7 @@ fn placements<'a>(
                 vm: u32::try_from(vm).unwrap_or(u32::MAX),
                 host,
                 presence_s: presence_s(s.span_s, window),
-                cpu_s: Some(s.value),
+                cpu_s: cpu.then_some(s.value),
                 assigned: true,
             };
             (placement, s.times.map_or(i64::MAX, |t| t.0), arrived)
@@ -633,7 +651,7 @@ fn placements<'a>(
         if (next.0.vm, next.0.host) != (kept.0.vm, kept.0.host) {
             return false;
         }
-        kept.0.cpu_s = Some(kept.0.cpu_s.unwrap_or(0.0) + next.0.cpu_s.unwrap_or(0.0));
+        kept.0.cpu_s = kept.0.cpu_s.map(|c| c + next.0.cpu_s.unwrap_or(0.0));
         kept.0.presence_s = kept.0.presence_s.max(next.0.presence_s);
         kept.1 = kept.1.min(next.1);
         true
@@ -647,14 +665,16 @@ fn placements<'a>(
         while let Some(p) = series.next_if(|p| p.vm as usize == vm) {
             placements.push(p);
         }
+        let alone = Placement {
+            vm: u32::try_from(vm).unwrap_or(u32::MAX),
+            host: *host,
+            presence_s: wall_s[vm],
+            cpu_s: None,
+            assigned: true,
+        };
         match placements.len() - from {
-            0 => placements.push(Placement {
-                vm: u32::try_from(vm).unwrap_or(u32::MAX),
-                host: *host,
-                presence_s: wall_s[vm],
-                cpu_s: None,
-                assigned: true,
-            }),
+            0 => placements.push(alone),
+            1 if !cpu => placements[from] = alone,
             1 => {}
             _ => {
                 let presence: f64 = placements[from..].iter().map(|p| p.presence_s).sum();

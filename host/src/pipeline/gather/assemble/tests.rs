@@ -32,6 +32,7 @@ fn placements_follow_each_vm_from_host_to_host() {
         window,
         &[Some(1), Some(2), Some(0), Some(1)],
         Some(series.iter().map(|(vm, host, s)| (*vm, *host, s))),
+        true,
         &mut wall_s,
     );
     let got: Vec<(u32, Option<u32>, f64, Option<f64>)> = placements
@@ -53,6 +54,43 @@ fn placements_follow_each_vm_from_host_to_host() {
     // A migrated VM's wall time is the sum of its placements' spans.
     assert_eq!(wall_s, [2700.0, 3600.0, 3600.0, 90.0]);
     assert!(placements.iter().all(|p| p.assigned));
+}
+
+/// Without CPU time (a direct model), the energy series place a VM that
+/// migrated on each host it was measured on; one on a single host keeps one
+/// placement present for its wall time, as before.
+#[test]
+fn a_direct_model_places_a_migrated_vm_on_each_host() {
+    let series = [
+        (0, Some(1), cpu_series(500.0, 900.0, 0)),
+        (0, Some(0), cpu_series(700.0, 1800.0, 1_801_000)),
+        (1, Some(2), cpu_series(90.0, 3000.0, 0)),
+    ];
+    let mut wall_s = vec![1000.0, 3600.0];
+    let window = Window {
+        start_ms: 0,
+        end_ms: 3_600_000,
+    };
+    let placements = placements(
+        window,
+        &[Some(1), Some(2)],
+        Some(series.iter().map(|(vm, host, s)| (*vm, *host, s))),
+        false,
+        &mut wall_s,
+    );
+    let got: Vec<(u32, Option<u32>, f64, Option<f64>)> = placements
+        .iter()
+        .map(|p| (p.vm, p.host, p.presence_s, p.cpu_s))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, Some(1), 900.0, None),
+            (0, Some(0), 1800.0, None),
+            (1, Some(2), 3600.0, None),
+        ]
+    );
+    assert_eq!(wall_s, [2700.0, 3600.0]);
 }
 
 /// A window's readings as measure would give them, assembled without
