@@ -996,3 +996,68 @@ fn tenant_metrics_with_timestamps_backfills_into_prometheus() {
     assert_eq!(end.len(), 1);
     assert_eq!(end[0].1, (END_MS / 1000) as f64);
 }
+
+/// node_exporter's textfile collector, the consumer the default is for,
+/// reads the payload as it is (`node_textfile_scrape_error 0`, the samples
+/// served); a payload with timestamps makes it refuse the file, which is why
+/// they are off by default.
+#[test]
+fn tenant_metrics_default_payload_is_read_by_the_textfile_collector() {
+    use super::prometheus::{free_port, ureq_get};
+    use std::time::{Duration, Instant};
+    if !super::support::require_tool(
+        "prometheus-node-exporter",
+        "apt-get install prometheus-node-exporter (scripts/setup.sh)",
+    ) {
+        return;
+    }
+    let f = load("tenant-metrics");
+    let scrape = |timestamps: bool| -> String {
+        let p = params(&f, &[("timestamps", ParamValue::Flag(timestamps))]);
+        let payload = f.render(&tenant_records(), &p).expect("render").remove(0);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("wattson-tenants.prom"), payload).unwrap();
+        let target = format!("127.0.0.1:{}", free_port());
+        let mut child = Command::new("prometheus-node-exporter")
+            .args(["--collector.disable-defaults", "--collector.textfile"])
+            .arg(format!(
+                "--collector.textfile.directory={}",
+                dir.path().display()
+            ))
+            .arg(format!("--web.listen-address={target}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-node-exporter");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut body = None;
+        while Instant::now() < deadline && body.is_none() {
+            body = ureq_get(&format!("http://{target}/metrics"))
+                .map(|(_, b)| b)
+                .filter(|b| b.contains("node_textfile_scrape_error"));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        body.expect("node_exporter served /metrics within 30 s")
+    };
+    let served = scrape(false);
+    assert!(served.contains("node_textfile_scrape_error 0"), "{served}");
+    assert!(
+        served.contains(&format!(
+            "sustainability_tenant_energy_kwh{{project_id=\"{}\",project_name=\"{}\"}} 12.5",
+            ASTRO.0, ASTRO.1
+        )),
+        "{served}"
+    );
+    assert!(
+        served.contains("wattson_tenant_window_end_seconds 1.7487396e+09"),
+        "{served}"
+    );
+    let refused = scrape(true);
+    assert!(
+        refused.contains("node_textfile_scrape_error 1")
+            && !refused.contains("sustainability_tenant_energy_kwh{"),
+        "{refused}"
+    );
+}
