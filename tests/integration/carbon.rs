@@ -227,3 +227,91 @@ fn a_measured_intensity_is_the_gauges_mean_over_its_covered_time_per_zone() {
         "{said}"
     );
 }
+
+/// `tenant-metrics` on a real extract's records: per project and window,
+/// `sustainability_tenant_energy_kwh` = Σ C1 / 3.6e6 and
+/// `sustainability_tenant_operational_gwp_kg` = Σ cfp_g / 1000 of the
+/// project's VMs; no GPU, embodied or total family (the records carry
+/// neither); one payload per window, in order; no project name known, so
+/// `project_name=""`.
+#[test]
+fn tenant_metrics_sums_a_real_extracts_records_per_project_and_window() {
+    let shape = |uuid, project, seed| VmShape {
+        uuid,
+        project,
+        from_ms: T0,
+        to_ms: T0 + 3 * HOUR,
+        resets_at: &[],
+        gaps: &[],
+        initial: 10.0,
+        seed,
+    };
+    let shapes = [
+        shape("vm-a", "p1", 11),
+        shape("vm-b", "p1", 12),
+        shape("vm-c", "p2", 13),
+    ];
+    let series: Vec<TestSeries> = shapes.iter().map(counter_series).collect();
+    let prometheus = Prometheus::start(&openmetrics(&[(
+        "libvirt_domain_info_energy_consumption_joules",
+        &series,
+    )]));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path(), "site.toml", POLICY);
+    let (from, to) = (T0 + HOUR, T0 + 3 * HOUR);
+    let out = super::wattson::dry_run(&policy, &prometheus.url, from, to)
+        .args(["--format", "tenant-metrics"])
+        .args([
+            "--set",
+            "carbon.pue=1.3",
+            "--set",
+            "carbon.intensity_g_per_kwh=210",
+            // Two one-hour windows in one run.
+            "--set",
+            "window.max_window_secs=3600",
+        ])
+        .output()
+        .unwrap();
+    super::support::ok(&out);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let payloads: Vec<&str> = stdout.split_inclusive("# EOF\n").collect();
+    assert_eq!(payloads.len(), 2, "{stdout}");
+    for (payload, start) in payloads.iter().zip([from, from + HOUR]) {
+        let end = start + HOUR;
+        assert!(
+            payload.contains(&format!(
+                "\nwattson_tenant_window_start_seconds {}\n",
+                start / 1000
+            )) && payload.contains(&format!(
+                "\nwattson_tenant_window_end_seconds {}\n",
+                end / 1000
+            )),
+            "{payload}"
+        );
+        for family in ["embodied", "total", "gpu"] {
+            assert!(!payload.contains(family), "{family} in {payload}");
+        }
+        let value = |family: &str, project: &str| -> f64 {
+            let prefix = format!("{family}{{project_id=\"{project}\",project_name=\"\"}} ");
+            payload
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("no {prefix} in {payload}"))
+                .parse()
+                .unwrap()
+        };
+        for project in ["p1", "p2"] {
+            let joules: f64 = shapes
+                .iter()
+                .zip(&series)
+                .filter(|(s, _)| s.project == project)
+                .map(|(_, series)| c1(&series.samples, start, end).unwrap())
+                .sum();
+            let kwh = value("sustainability_tenant_energy_kwh", project);
+            assert!(rel_err(kwh, joules / 3.6e6) < 1e-12, "{kwh} vs {joules} J");
+            let kg = value("sustainability_tenant_operational_gwp_kg", project);
+            let want = joules / 3.6e6 * 1.3 * 210.0 / 1000.0;
+            assert!(rel_err(kg, want) < 1e-12, "{kg} vs {want}");
+        }
+    }
+}

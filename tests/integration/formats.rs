@@ -1,6 +1,8 @@
-//! The builtin formats `apel-energy`, `csv` and `openmetrics`, called
-//! through the host's runtime exactly as a run calls them.
+//! The builtin formats `apel-energy`, `csv`, `openmetrics` and
+//! `tenant-metrics`, called through the host's runtime exactly as a run
+//! calls them.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -476,13 +478,13 @@ fn csv_batches_and_refuses_negative_batch_size() {
 /// Runs `promtool check metrics` on `payload`; Ok(output) when it passes
 /// (lint warnings, exit status 3, are failures too).
 fn promtool_check(payload: &[u8]) -> Result<String, String> {
-    let mut child = Command::new("/usr/bin/promtool")
+    let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("running /usr/bin/promtool");
+        .expect("running promtool");
     child
         .stdin
         .take()
@@ -590,4 +592,472 @@ fn openmetrics_same_vm_in_two_windows_is_one_series_in_time_order() {
     assert_eq!(stamps, [END_MS / 1000, END_MS / 1000 + 3600]);
     // Same series, same instant: refused.
     assert!(f.render(&[full(), full()], &params(&f, &[])).is_err());
+}
+
+// ------------------------------------------------------------- tenant-metrics
+
+/// `promtool` (and with `server`, `prometheus`) on PATH: with `CI` set a
+/// missing one fails the test, else the test is skipped, saying so.
+fn promtool_present(server: bool) -> bool {
+    let install = "apt-get install prometheus (scripts/setup.sh)";
+    super::support::require_tool("promtool", install)
+        && (!server || super::support::require_tool("prometheus", install))
+}
+
+/// Project ids and names of the tenant records (SCS labels).
+const ASTRO: (&str, &str) = ("3f2a9c1e5b7d4e8f9a0b1c2d3e4f5a6b", "astro");
+const BIO: (&str, &str) = ("9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e", "bio \"lab\"\\dept");
+const CHEM: (&str, &str) = ("c0ffee00c0ffee00c0ffee00c0ffee00", "chem");
+
+/// Record `i` of `project` with these joules and optional inputs.
+fn tenant_record(
+    i: usize,
+    project: Option<(&str, &str)>,
+    joules: f64,
+    cfp_g: Option<f64>,
+    gpu_j: Option<f64>,
+    embodied_g: Option<f64>,
+) -> EnergyRecord {
+    let mut r = full();
+    r.id = format!("9f0e2a6e-0000-5000-8000-{i:012x}");
+    r.vm_uuid = format!("e3c5aeef-37b8-4332-ad9f-{i:012x}");
+    r.project_id = project.map(|(id, _)| id.to_owned());
+    r.project_name = project.map(|(_, name)| name.to_owned());
+    r.joules = joules;
+    r.cfp_g = cfp_g;
+    r.gpu_j = gpu_j;
+    r.embodied_g = embodied_g;
+    r
+}
+
+/// The golden window's records: astro with every input (GPU and embodied
+/// too), bio without GPU and embodied figures, chem with one record lacking
+/// its footprint, and a record without a project.
+fn tenant_records() -> Vec<EnergyRecord> {
+    vec![
+        tenant_record(1, Some(ASTRO), 27e6, Some(3000.0), Some(18e6), Some(125.0)),
+        tenant_record(2, Some(BIO), 2.7e6, Some(150.0), None, None),
+        tenant_record(3, Some(ASTRO), 18e6, Some(1875.0), Some(9e6), Some(250.0)),
+        tenant_record(4, Some(CHEM), 1.8e6, Some(99.0), None, None),
+        tenant_record(5, Some(CHEM), 1.8e6, None, None, None),
+        tenant_record(6, None, 36.0, Some(1.0), Some(1.0), Some(1.0)),
+    ]
+}
+
+/// The test's own arithmetic on `records` of one window: per (family,
+/// project id), the value the payload must carry; a family of a project
+/// with one record lacking its input has no entry.
+fn tenant_expected(records: &[EnergyRecord]) -> BTreeMap<(String, String), f64> {
+    let mut ids: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r.project_id.as_deref())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut expected = BTreeMap::new();
+    for id in ids {
+        let of: Vec<&EnergyRecord> = records
+            .iter()
+            .filter(|r| r.project_id.as_deref() == Some(id))
+            .collect();
+        // Σ over the project's records, in their order; None if one lacks it.
+        let sum = |field: fn(&EnergyRecord) -> Option<f64>| -> Option<f64> {
+            of.iter()
+                .map(|r| field(r))
+                .try_fold(0.0, |acc, x| x.map(|x| acc + x))
+        };
+        let joules = sum(|r| Some(r.joules)).expect("joules");
+        let operational = sum(|r| r.cfp_g).map(|g| g / 1000.0);
+        let embodied = sum(|r| r.embodied_g).map(|g| g / 1000.0);
+        let gpu = sum(|r| r.gpu_j).map(|j| j / 3.6e6);
+        let mut put = |family: &str, value: Option<f64>| {
+            if let Some(value) = value {
+                expected.insert((family.to_owned(), id.to_owned()), value);
+            }
+        };
+        put("sustainability_tenant_energy_kwh", Some(joules / 3.6e6));
+        put("sustainability_tenant_operational_gwp_kg", operational);
+        put("sustainability_tenant_embodied_gwp_kg", embodied);
+        put(
+            "sustainability_tenant_total_gwp_kg",
+            operational.zip(embodied).map(|(o, e)| o + e),
+        );
+        put("wattson_tenant_gpu_energy_kwh", gpu);
+    }
+    expected
+}
+
+/// Unescapes a label value (`\\`, `\"`, `\n`).
+fn unescape(value: &str) -> String {
+    let mut out = String::new();
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next() {
+            Some('n') => '\n',
+            Some(other) => other,
+            None => panic!("dangling backslash in {value:?}"),
+        });
+    }
+    out
+}
+
+/// A tenant sample line: family, project id and name (unescaped; none for
+/// the window gauges), value and timestamp.
+type TenantSample = (String, Option<(String, String)>, f64, Option<i64>);
+
+/// The sample lines of a payload, parsed.
+fn tenant_samples(text: &str) -> Vec<TenantSample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|line| {
+            let (family, rest) = line.split_at(
+                line.find(['{', ' '])
+                    .unwrap_or_else(|| panic!("no value: {line}")),
+            );
+            let (labels, rest) = match rest.strip_prefix("{project_id=\"") {
+                Some(rest) => {
+                    let (id, rest) = rest.split_once("\",project_name=\"").expect(line);
+                    let (name, rest) = rest.rsplit_once("\"}").expect(line);
+                    (Some((id.to_owned(), unescape(name))), rest)
+                }
+                None => (None, rest),
+            };
+            let mut fields = rest.split_whitespace();
+            let value: f64 = fields.next().expect(line).parse().expect(line);
+            let stamp = fields.next().map(|t| t.parse().expect(line));
+            assert!(fields.next().is_none(), "{line}");
+            (family.to_owned(), labels, value, stamp)
+        })
+        .collect()
+}
+
+/// The golden payload's values: each is the test's arithmetic on the
+/// records, and the bytes are the fixture's.
+#[test]
+fn tenant_metrics_golden_window_is_the_records_arithmetic_and_passes_promtool() {
+    let f = load("tenant-metrics");
+    let records = tenant_records();
+    let payloads = f.render(&records, &params(&f, &[])).expect("render");
+    assert_eq!(payloads.len(), 1, "one window, one payload");
+    let text = utf8(&payloads[0]);
+    let golden = include_str!("../fixtures/tenant-metrics/window.prom");
+    assert_eq!(text, golden, "the golden payload");
+
+    let expected = tenant_expected(&records);
+    let samples = tenant_samples(text);
+    let mut seen = BTreeMap::new();
+    for (family, labels, value, stamp) in &samples {
+        assert_eq!(*stamp, None, "no timestamps by default: {family}");
+        match labels {
+            Some((id, name)) => {
+                let want = [ASTRO, BIO, CHEM]
+                    .iter()
+                    .find(|(i, _)| i == id)
+                    .map(|(_, n)| *n);
+                assert_eq!(Some(name.as_str()), want, "project_name of {id}");
+                seen.insert((family.clone(), id.clone()), *value);
+            }
+            None if family == "wattson_tenant_window_start_seconds" => {
+                assert_eq!(*value, (START_MS / 1000) as f64);
+            }
+            None if family == "wattson_tenant_window_end_seconds" => {
+                assert_eq!(*value, (END_MS / 1000) as f64);
+            }
+            None => panic!("{family} without labels"),
+        }
+    }
+    assert_eq!(seen, expected, "every value, and no other");
+    // What the arithmetic leaves out: chem's footprint (one record lacks
+    // it), bio's and chem's GPU and embodied figures, and the record with
+    // no project (its 36 J are in nobody's energy).
+    let chem_operational = (
+        String::from("sustainability_tenant_operational_gwp_kg"),
+        String::from(CHEM.0),
+    );
+    assert!(!seen.contains_key(&chem_operational));
+    assert_eq!(
+        seen.keys()
+            .filter(|(f, _)| f == "wattson_tenant_gpu_energy_kwh")
+            .count(),
+        1
+    );
+    if promtool_present(false) {
+        promtool_check(&payloads[0]).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    }
+}
+
+/// The project with no project id is counted in one log line.
+#[test]
+fn tenant_metrics_logs_the_records_without_a_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("records.json");
+    std::fs::write(&input, serde_json::to_vec(&tenant_records()).unwrap()).unwrap();
+    let out = super::wattson::command()
+        .env("WATTSON_LOG", "info")
+        .args(["plugins", "test", "tenant-metrics", "--input"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stderr = super::support::ok(&out);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("no project id"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("1 of 6 record(s) have no project id") && lines[0].contains("INFO"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("6 record(s) -> 1 payload(s)") && stdout.contains("project_name=\"astro\""),
+        "{stdout}"
+    );
+}
+
+/// A family, or a project's sample in it, is left out when a record lacks
+/// its input (never 0): no `gpu-j` anywhere, no GPU family; `embodied-g` on
+/// one project's record only, embodied and total for that project only;
+/// and today's records (no footprint, no GPU, no embodied figure): energy
+/// and the window only.
+#[test]
+fn tenant_metrics_leaves_out_families_without_their_input() {
+    let f = load("tenant-metrics");
+    let records = vec![
+        tenant_record(1, Some(ASTRO), 7.2e6, Some(400.0), None, None),
+        tenant_record(2, Some(BIO), 3.6e6, Some(100.0), None, Some(5.0)),
+    ];
+    let payloads = f.render(&records, &params(&f, &[])).expect("render");
+    let text = utf8(&payloads[0]);
+    // No record has gpu_j: no GPU family at all.
+    assert!(!text.contains("wattson_tenant_gpu_energy_kwh"), "{text}");
+    // Embodied: bio's record has it, so bio's sample only.
+    let samples = tenant_samples(text);
+    let values = |family: &str| -> Vec<(String, f64)> {
+        samples
+            .iter()
+            .filter(|s| s.0 == family)
+            .map(|s| (s.1.clone().expect("labels").0, s.2))
+            .collect()
+    };
+    assert_eq!(
+        values("sustainability_tenant_embodied_gwp_kg"),
+        [(BIO.0.to_owned(), 5.0 / 1000.0)]
+    );
+    // Total needs both parts: bio's only.
+    assert_eq!(
+        values("sustainability_tenant_total_gwp_kg"),
+        [(BIO.0.to_owned(), 100.0 / 1000.0 + 5.0 / 1000.0)]
+    );
+    assert_eq!(
+        values("sustainability_tenant_energy_kwh"),
+        [(ASTRO.0.to_owned(), 7.2e6 / 3.6e6), (BIO.0.to_owned(), 1.0)]
+    );
+    assert_eq!(
+        values("sustainability_tenant_operational_gwp_kg"),
+        [(ASTRO.0.to_owned(), 0.4), (BIO.0.to_owned(), 0.1)]
+    );
+    assert!(!text.contains("} 0.0\n"), "no zero for unknown:\n{text}");
+
+    // No footprint anywhere: energy and the window only.
+    let bare = vec![tenant_record(1, Some(ASTRO), 3.6e6, None, None, None)];
+    let text = String::from_utf8(f.render(&bare, &params(&f, &[])).unwrap().remove(0)).unwrap();
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .collect();
+    assert_eq!(
+        families,
+        [
+            "sustainability_tenant_energy_kwh gauge",
+            "wattson_tenant_window_start_seconds gauge",
+            "wattson_tenant_window_end_seconds gauge",
+        ]
+    );
+    if promtool_present(false) {
+        promtool_check(text.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    }
+}
+
+/// Several windows in one render: one payload per window, in time order,
+/// each with its own window gauges; no records, no payload; non-finite
+/// joules are an error.
+#[test]
+fn tenant_metrics_one_payload_per_window_in_order() {
+    let f = load("tenant-metrics");
+    let mut later = tenant_record(1, Some(ASTRO), 3.6e6, None, None, None);
+    later.start_ms = END_MS;
+    later.end_ms = END_MS + 3_600_000;
+    let earlier = tenant_record(2, Some(ASTRO), 7.2e6, None, None, None);
+    let payloads = f
+        .render(&[later, earlier], &params(&f, &[]))
+        .expect("render");
+    assert_eq!(payloads.len(), 2);
+    for (payload, (start_ms, kwh)) in payloads.iter().zip([(START_MS, 2.0), (END_MS, 1.0)]) {
+        let text = utf8(payload);
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        let samples = tenant_samples(text);
+        let value = |family: &str| {
+            samples
+                .iter()
+                .find(|s| s.0 == family)
+                .unwrap_or_else(|| panic!("no {family} in\n{text}"))
+                .2
+        };
+        assert_eq!(value("sustainability_tenant_energy_kwh"), kwh);
+        assert_eq!(
+            value("wattson_tenant_window_start_seconds"),
+            (start_ms / 1000) as f64
+        );
+        assert_eq!(
+            value("wattson_tenant_window_end_seconds"),
+            (start_ms / 1000 + 3600) as f64
+        );
+    }
+    assert!(f.render(&[], &params(&f, &[])).unwrap().is_empty());
+    let mut bad = tenant_record(1, Some(ASTRO), f64::NAN, None, None, None);
+    let err = f.render(&[bad.clone()], &params(&f, &[])).unwrap_err();
+    assert!(err.to_string().contains("joules is not finite"), "{err}");
+    bad.joules = f64::INFINITY;
+    assert!(f.render(&[bad], &params(&f, &[])).is_err());
+}
+
+/// `timestamps = true`: every sample carries the window's end in whole
+/// seconds, `promtool tsdb create-blocks-from openmetrics` takes the payload,
+/// and Prometheus serving the block answers the values and the unescaped
+/// project names.
+#[test]
+fn tenant_metrics_with_timestamps_backfills_into_prometheus() {
+    let f = load("tenant-metrics");
+    let records = tenant_records();
+    let p = params(&f, &[("timestamps", ParamValue::Flag(true))]);
+    let payloads = f.render(&records, &p).expect("render");
+    assert_eq!(payloads.len(), 1);
+    let text = utf8(&payloads[0]);
+    let samples = tenant_samples(text);
+    assert_eq!(samples.len(), 10);
+    for (family, _, _, stamp) in &samples {
+        assert_eq!(*stamp, Some(END_MS / 1000), "{family}");
+    }
+    // The same lines as without timestamps, each stamped.
+    let golden = include_str!("../fixtures/tenant-metrics/window.prom");
+    let stamped: String = golden
+        .lines()
+        .map(|l| {
+            if l.starts_with('#') {
+                format!("{l}\n")
+            } else {
+                format!("{l} {}\n", END_MS / 1000)
+            }
+        })
+        .collect();
+    assert_eq!(text, stamped);
+    if !promtool_present(true) {
+        return;
+    }
+    promtool_check(&payloads[0]).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    // Backfills with promtool (the payload as the .om file), then serves.
+    let prometheus = super::prometheus::Prometheus::start(text);
+    let expected = tenant_expected(&records);
+    for family in [
+        "sustainability_tenant_energy_kwh",
+        "sustainability_tenant_operational_gwp_kg",
+        "sustainability_tenant_embodied_gwp_kg",
+        "sustainability_tenant_total_gwp_kg",
+        "wattson_tenant_gpu_energy_kwh",
+    ] {
+        let mut got: Vec<(String, String, f64)> = prometheus
+            .query(family, END_MS)
+            .into_iter()
+            .map(|(labels, value)| {
+                (
+                    labels["project_id"].as_str().unwrap().to_owned(),
+                    labels["project_name"].as_str().unwrap().to_owned(),
+                    value,
+                )
+            })
+            .collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        let want: Vec<(String, String, f64)> = expected
+            .iter()
+            .filter(|((f, _), _)| f == family)
+            .map(|((_, id), v)| {
+                let name = [ASTRO, BIO, CHEM].iter().find(|(i, _)| i == id).unwrap().1;
+                (id.clone(), name.to_owned(), *v)
+            })
+            .collect();
+        assert_eq!(got, want, "{family}");
+    }
+    let end = prometheus.query("wattson_tenant_window_end_seconds", END_MS);
+    assert_eq!(end.len(), 1);
+    assert_eq!(end[0].1, (END_MS / 1000) as f64);
+}
+
+/// node_exporter's textfile collector, the consumer the default is for,
+/// reads the payload as it is (`node_textfile_scrape_error 0`, the samples
+/// served); a payload with timestamps makes it refuse the file, which is why
+/// they are off by default.
+#[test]
+fn tenant_metrics_default_payload_is_read_by_the_textfile_collector() {
+    use super::prometheus::{free_port, ureq_get};
+    use std::time::{Duration, Instant};
+    if !super::support::require_tool(
+        "prometheus-node-exporter",
+        "apt-get install prometheus-node-exporter (scripts/setup.sh)",
+    ) {
+        return;
+    }
+    let f = load("tenant-metrics");
+    let scrape = |timestamps: bool| -> String {
+        let p = params(&f, &[("timestamps", ParamValue::Flag(timestamps))]);
+        let payload = f.render(&tenant_records(), &p).expect("render").remove(0);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("wattson-tenants.prom"), payload).unwrap();
+        let target = format!("127.0.0.1:{}", free_port());
+        let mut child = Command::new("prometheus-node-exporter")
+            .args(["--collector.disable-defaults", "--collector.textfile"])
+            .arg(format!(
+                "--collector.textfile.directory={}",
+                dir.path().display()
+            ))
+            .arg(format!("--web.listen-address={target}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-node-exporter");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut body = None;
+        while Instant::now() < deadline && body.is_none() {
+            body = ureq_get(&format!("http://{target}/metrics"))
+                .map(|(_, b)| b)
+                .filter(|b| b.contains("node_textfile_scrape_error"));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        body.expect("node_exporter served /metrics within 30 s")
+    };
+    let served = scrape(false);
+    assert!(served.contains("node_textfile_scrape_error 0"), "{served}");
+    assert!(
+        served.contains(&format!(
+            "sustainability_tenant_energy_kwh{{project_id=\"{}\",project_name=\"{}\"}} 12.5",
+            ASTRO.0, ASTRO.1
+        )),
+        "{served}"
+    );
+    assert!(
+        served.contains("wattson_tenant_window_end_seconds 1.7487396e+09"),
+        "{served}"
+    );
+    let refused = scrape(true);
+    assert!(
+        refused.contains("node_textfile_scrape_error 1")
+            && !refused.contains("sustainability_tenant_energy_kwh{"),
+        "{refused}"
+    );
 }

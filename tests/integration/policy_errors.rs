@@ -184,14 +184,15 @@ fn every_shipped_policy_passes_policy_check() {
         checked.push(name);
     }
     checked.sort();
-    for model in [
+    for policy in [
         "rapl-share",
         "ipmi-share",
         "scaphandre",
         "tdp-estimate",
         "kepler",
+        "tenant-metrics",
     ] {
-        assert!(checked.iter().any(|c| c == model), "{checked:?}");
+        assert!(checked.iter().any(|c| c == policy), "{checked:?}");
     }
 }
 
