@@ -86,8 +86,8 @@ fn full() -> EnergyRecord {
         model: "libvirt-joules".into(),
         model_version: "0.1.0".into(),
         gpu_j: None,
-        embodied_g: None,
-        embodied_source: None,
+        embodied_g: Some(2.675_513_698_630_137),
+        embodied_source: Some("static".into()),
     }
 }
 
@@ -202,6 +202,7 @@ fn apel_energy_json_is_casos_ssm_message() {
     let f = load("apel-energy");
     let mut no_carbon = full();
     (no_carbon.pue, no_carbon.ci_g, no_carbon.cfp_g) = (None, None, None);
+    no_carbon.embodied_g = None;
     let payloads = f
         .render(&[no_carbon, sparse()], &params(&f, &[]))
         .expect("render");
@@ -231,7 +232,8 @@ fn apel_energy_json_is_casos_ssm_message() {
     assert!(lines[1].contains(r#""WallClockTime_s":1800,"CpuDuration_s":1800,"#));
     assert!(lines[1].contains(r#""ExecUnitFinished":1,"Status":"completed","Owner":""}"#));
 
-    // With [carbon]: cASO's bytes, then the keys GreenDIGIT CIM adds.
+    // With [carbon] and [embodied]: cASO's bytes, then the keys GreenDIGIT
+    // CIM adds, then the embodied grams.
     let with_carbon = f.render(&[full()], &params(&f, &[])).expect("render");
     let line = utf8(&with_carbon[0]).trim_end();
     let cim = line
@@ -241,10 +243,11 @@ fn apel_energy_json_is_casos_ssm_message() {
     assert_eq!(
         cim,
         format!(
-            ",\"CI_g\":{:?},\"CFP_g\":{:?},\"PUE\":{:?}}}",
+            ",\"CI_g\":{:?},\"CFP_g\":{:?},\"PUE\":{:?},\"embodied_g\":{:?}}}",
             r.ci_g.unwrap(),
             r.cfp_g.unwrap(),
-            r.pue.unwrap()
+            r.pue.unwrap(),
+            r.embodied_g.unwrap()
         )
     );
 }
@@ -277,7 +280,7 @@ fn apel_energy_apel_wire_parses_back() {
         keys.sort();
         let mut expected = APEL_KEYS.to_vec();
         if carbon {
-            expected.extend(["CI_g", "CFP_g", "PUE"]);
+            expected.extend(["CI_g", "CFP_g", "PUE", "embodied_g"]);
         }
         expected.sort();
         assert_eq!(keys, expected);
@@ -303,6 +306,7 @@ fn apel_energy_apel_wire_parses_back() {
     assert_eq!(get(a, "Owner"), "vo.example.org");
     assert_eq!(get(a, "CI_g"), "210.0");
     assert_eq!(get(a, "PUE"), "1.3");
+    assert_eq!(get(a, "embodied_g"), "2.675513698630137");
     let b = &records[1];
     assert_eq!(get(b, "ExecUnitID"), "0b0c6a4c-4f5e-4d8e-9d38-1c2f3a4b5c6d");
     assert_eq!(get(b, "EnergyWh"), "0.01");
@@ -376,7 +380,8 @@ fn csv_round_trips_through_the_csv_crate() {
     assert!(text.starts_with(
         "id,site,cloud_type,compute_service,vm_uuid,vm_name,project_id,project_name,\
          user_id,user_name,user_dn,fqan,host,start,end,energy_joules,energy_kwh,wall_s,\
-         cpu_s,vcpus,status,model,model_version,covered_s,pue,ci_g,cfp_g\r\n"
+         cpu_s,vcpus,status,model,model_version,covered_s,pue,ci_g,cfp_g,embodied_g,\
+         embodied_source\r\n"
     ));
     assert!(text.contains("\"Acme, \"\"R&D\"\"\nsecond line\""));
 
@@ -398,7 +403,7 @@ fn csv_round_trips_through_the_csv_crate() {
     };
     let opt = |s: &Option<String>| s.clone().unwrap_or_default();
     for (row, r) in rows.iter().zip(&records) {
-        assert_eq!(row.len(), 27);
+        assert_eq!(row.len(), 29);
         assert_eq!(col(row, "id"), r.id);
         assert_eq!(col(row, "site"), r.site);
         assert_eq!(col(row, "cloud_type"), r.cloud_type);
@@ -443,7 +448,13 @@ fn csv_round_trips_through_the_csv_crate() {
         assert_eq!(col(row, "status"), status);
         assert_eq!(col(row, "model"), r.model);
         assert_eq!(col(row, "model_version"), r.model_version);
-        for (name, value) in [("pue", r.pue), ("ci_g", r.ci_g), ("cfp_g", r.cfp_g)] {
+        assert_eq!(col(row, "embodied_source"), opt(&r.embodied_source));
+        for (name, value) in [
+            ("pue", r.pue),
+            ("ci_g", r.ci_g),
+            ("cfp_g", r.cfp_g),
+            ("embodied_g", r.embodied_g),
+        ] {
             assert_eq!(
                 col(row, name),
                 value.map(|v| format!("{v:?}")).unwrap_or_default()
@@ -463,7 +474,7 @@ fn csv_batches_and_refuses_negative_batch_size() {
         .iter()
         .map(|payload| {
             let mut reader = csv::Reader::from_reader(payload.as_slice());
-            assert_eq!(reader.headers().unwrap().len(), 27);
+            assert_eq!(reader.headers().unwrap().len(), 29);
             reader.records().count()
         })
         .collect();

@@ -10,6 +10,7 @@ mod daemon;
 mod data;
 mod delivery;
 mod docs;
+mod embodied;
 mod exactness;
 mod examples;
 mod extract_cli;

@@ -120,6 +120,7 @@ fn record(
             quality: &quality,
             model: &part.model,
             model_version: &part.model_version,
+            embodied: None,
         },
     )
 }

@@ -4,6 +4,7 @@
 
 mod attribute;
 mod carbon;
+mod embodied;
 mod gather;
 mod progress;
 mod render;
@@ -17,6 +18,7 @@ use std::time::Instant;
 
 pub use attribute::{Attributed, attribute};
 pub use carbon::{Carbon, CarbonConfig};
+pub use embodied::{Embodied, EmbodiedConfig};
 pub use gather::{
     GatherPlan, Gathered, IdleSetting, StaticIdle, gather, idle_setting, plan_problems,
     plan_warnings,
@@ -120,6 +122,16 @@ pub fn window_records<E: From<PipelineError>>(
             .map_err(PipelineError::from)?,
         None => Intensity::Unknown,
     };
+    let embodied = match &bound.embodied {
+        Some(embodied) => Some(tokio.block_on(embodied::amortized(
+            embodied,
+            policy,
+            gather_plan,
+            &gathered.input,
+            window,
+        ))?),
+        None => None,
+    };
     let gathered_at = started.elapsed();
     let attributed = attribute(plan, &mut gathered, window)?;
     let attributed_at = started.elapsed();
@@ -189,6 +201,10 @@ pub fn window_records<E: From<PipelineError>>(
                     quality: &qualities[model_of[i]],
                     model: &plan.slots()[model_of[i]].model.info().name,
                     model_version: &plan.slots()[model_of[i]].model.info().version,
+                    embodied: embodied
+                        .as_ref()
+                        .and_then(|e| e.vms[i].as_ref())
+                        .map(|part| (part.grams, &*part.source)),
                 },
             )
         },

@@ -26,6 +26,8 @@ pub struct Bound {
     pub outputs: Vec<BoundOutput>,
     /// `[carbon]`, resolved once (its host patterns compiled).
     pub carbon: Option<crate::pipeline::Carbon>,
+    /// `[embodied]`, resolved once (its host globs compiled).
+    pub embodied: Option<crate::pipeline::Embodied>,
 }
 
 /// A model, loaded, with its checked parameters and its measurements.
@@ -165,6 +167,7 @@ pub fn bind(policy: &Policy, runtime: &Runtime) -> Result<Bound, PolicyError> {
             outputs,
             // Checked when the policy was loaded.
             carbon: policy.carbon.as_ref().and_then(|c| c.resolve().ok()),
+            embodied: policy.embodied.as_ref().and_then(|e| e.resolve().ok()),
         }),
     }
 }

@@ -66,6 +66,10 @@ pub struct Policy {
     /// `[carbon]`: PUE and grid carbon intensity on every record.
     #[serde(default)]
     pub carbon: Option<crate::pipeline::CarbonConfig>,
+    /// `[embodied]`: each host's manufacturing emissions, split among its
+    /// VMs by their share of its capacity (`extract`'s records).
+    #[serde(default)]
+    pub embodied: Option<crate::pipeline::EmbodiedConfig>,
     /// `[daemon]`: sampling, shipping and the HTTP server of `wattson daemon`.
     #[serde(default)]
     pub daemon: Option<super::daemon::DaemonConfig>,
@@ -401,7 +405,7 @@ impl Policy {
     }
 
     /// Every section that checks itself, by its key.
-    fn sections(&self) -> [(&'static str, &dyn Validate); 13] {
+    fn sections(&self) -> [(&'static str, &dyn Validate); 14] {
         [
             ("prometheus", &self.prometheus),
             ("inventory", &self.inventory),
@@ -412,6 +416,7 @@ impl Policy {
             ("rapl", &self.rapl),
             ("window", &self.window),
             ("carbon", &self.carbon),
+            ("embodied", &self.embodied),
             ("daemon", &self.daemon),
             ("limits", &self.limits),
             ("nova", &self.nova),

@@ -54,6 +54,9 @@ pub struct RecordInput<'a> {
     pub model: &'a str,
     /// Model version.
     pub model_version: &'a str,
+    /// Its embodied emissions in the window, grams CO2e, and where they
+    /// come from (`docs/ENERGY.md#embodied-carbon`); None: not known.
+    pub embodied: Option<(f64, &'a str)>,
 }
 
 /// What every record of a model shares of its quality.
@@ -133,8 +136,8 @@ pub fn build(identity: &Identity, window: Window, m: RecordInput<'_>) -> EnergyR
         cfp_g: None,
         ci_covered_s: None,
         gpu_j: None,
-        embodied_g: None,
-        embodied_source: None,
+        embodied_g: m.embodied.map(|(grams, _)| grams),
+        embodied_source: m.embodied.map(|(_, source)| source.to_owned()),
         model: m.model.to_owned(),
         model_version: m.model_version.to_owned(),
     }

@@ -79,6 +79,8 @@ pub struct VmUsage {
     pub joules: f64,
     /// Its footprint, gCO2e, over the windows that had an intensity.
     pub carbon_g: Option<f64>,
+    /// Its embodied emissions, gCO2e, known only where every record has them.
+    pub embodied: AllOrNothing,
     /// Whether any of its energy came from an estimate.
     pub estimated: bool,
     /// Its energy per UTC day, joules, keyed by the day's start (ms); see
@@ -90,10 +92,47 @@ pub struct VmUsage {
     api_disk_gb: Option<f64>,
 }
 
+/// A sum known only when every part of it is: one unknown part leaves it
+/// unknown (blank in a report, never 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AllOrNothing {
+    sum: f64,
+    parts: usize,
+    unknown: bool,
+}
+
+impl AllOrNothing {
+    /// Adds a part, None where it is not known.
+    fn add(&mut self, part: Option<f64>) {
+        match part {
+            Some(value) => {
+                self.sum += value;
+                self.parts += 1;
+            }
+            None => self.unknown = true,
+        }
+    }
+
+    /// The sum, where every part (and at least one) was known.
+    pub fn get(&self) -> Option<f64> {
+        (!self.unknown && self.parts > 0).then_some(self.sum)
+    }
+}
+
 impl VmUsage {
     /// Energy, kWh.
     pub fn kwh(&self) -> f64 {
         self.joules / 3.6e6
+    }
+
+    /// Embodied emissions, gCO2e, where every record of it has them.
+    pub fn embodied_g(&self) -> Option<f64> {
+        self.embodied.get()
+    }
+
+    /// Operational plus embodied gCO2e, where both are known.
+    pub fn total_g(&self) -> Option<f64> {
+        Some(self.carbon_g? + self.embodied_g()?)
     }
 
     fn add(&mut self, r: &EnergyRecord) {
@@ -130,6 +169,7 @@ impl VmUsage {
         if let Some(g) = r.cfp_g {
             *self.carbon_g.get_or_insert(0.0) += g;
         }
+        self.embodied.add(r.embodied_g);
         self.estimated |= r.quality.kind == crate::runtime::Quality::Estimated;
         self.last_end_ms = r.end_ms;
         (self.state, self.ended_ms) = match r.status {
@@ -161,6 +201,8 @@ pub struct Totals {
     pub joules: f64,
     /// gCO2e, where any window had an intensity.
     pub carbon_g: Option<f64>,
+    /// Embodied gCO2e, known only where every VM's is.
+    pub embodied: AllOrNothing,
     /// Joules per UTC day, keyed by the day's start (ms).
     pub daily_joules: BTreeMap<i64, f64>,
 }
@@ -178,6 +220,7 @@ impl Totals {
         if let Some(g) = vm.carbon_g {
             *self.carbon_g.get_or_insert(0.0) += g;
         }
+        self.embodied.add(vm.embodied_g());
         for (&day, &joules) in &vm.daily_joules {
             *self.daily_joules.entry(day).or_default() += joules;
         }
@@ -186,6 +229,16 @@ impl Totals {
     /// Energy, kWh.
     pub fn kwh(&self) -> f64 {
         self.joules / 3.6e6
+    }
+
+    /// Embodied emissions, gCO2e, where every VM's are known.
+    pub fn embodied_g(&self) -> Option<f64> {
+        self.embodied.get()
+    }
+
+    /// Operational plus embodied gCO2e, where both are known.
+    pub fn total_g(&self) -> Option<f64> {
+        Some(self.carbon_g? + self.embodied_g()?)
     }
 }
 
@@ -455,12 +508,19 @@ mod tests {
     fn projects_add_up_their_vms_and_their_share_of_the_hosts_energy() {
         let h = 3_600_000;
         let mut agg = Aggregator::default();
+        let embodied = |mut r: EnergyRecord, g: Option<f64>| {
+            r.embodied_g = g;
+            r
+        };
         agg.records(&[
-            record("a", "p1", 0, 3.6e6, Status::Running),
+            embodied(record("a", "p1", 0, 3.6e6, Status::Running), Some(1.0)),
             record("b", "p2", 0, 1.8e6, Status::Running),
         ]);
         agg.host_energy(7.2e6);
-        agg.records(&[record("a", "p1", h, 3.6e6, Status::Completed)]);
+        agg.records(&[embodied(
+            record("a", "p1", h, 3.6e6, Status::Completed),
+            Some(1.5),
+        )]);
         agg.host_energy(7.2e6);
         let disks = HashMap::from([("a".to_owned(), 20.0 * GIB)]);
         let report = agg.finish(
@@ -481,6 +541,19 @@ mod tests {
         assert_eq!(p1.totals.hours, 2.0);
         assert_eq!(p1.totals.vcpu_hours, 4.0);
         assert_eq!(p1.totals.carbon_g, Some(200.0));
+        assert_eq!(
+            p1.totals.embodied_g(),
+            Some(2.5),
+            "every record of p1 has it"
+        );
+        assert_eq!(p1.totals.total_g(), Some(202.5));
+        assert_eq!(
+            report.groups[1].totals.embodied_g(),
+            None,
+            "b's first record lacks it"
+        );
+        assert_eq!(report.groups[1].totals.total_g(), None);
+        assert_eq!(report.totals.embodied_g(), None);
         assert_eq!(p1.totals.local_gb_hours, Some(40.0));
         assert_eq!(
             report.groups[1].totals.local_gb_hours, None,

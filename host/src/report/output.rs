@@ -61,6 +61,9 @@ fn vm_json(vm: &VmUsage) -> Value {
         "state": vm.state,
         "energy_kwh": vm.kwh(),
         "carbon_g": vm.carbon_g,
+        // Unknown where any of its records lacks it: null, never 0.
+        "embodied_g": vm.embodied_g(),
+        "total_g": vm.total_g(),
         "quality": if vm.estimated { "estimated" } else { "measured" },
     })
 }
@@ -74,6 +77,8 @@ fn totals_json(report: &Report, totals: &Totals) -> serde_json::Map<String, Valu
         "total_energy_kwh": totals.kwh(),
         "energy_share": report.share(totals),
         "total_carbon_g": totals.carbon_g,
+        "total_embodied_g": totals.embodied_g(),
+        "total_g": totals.total_g(),
         "start": nova_time(report.period.start_ms),
         "stop": nova_time(report.period.end_ms),
     });
@@ -155,6 +160,8 @@ fn csv(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         "energy_kwh",
         "energy_share",
         "carbon_g",
+        "embodied_g",
+        "total_g",
     ]);
     w.write_record(&header)?;
     let number = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
@@ -177,6 +184,8 @@ fn csv(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             t.kwh().to_string(),
             number(report.share(t)),
             number(t.carbon_g),
+            number(t.embodied_g()),
+            number(t.total_g()),
         ]);
         w.write_record(&row)?;
     }
@@ -213,8 +222,10 @@ pub(super) fn group_name(by: By, g: &Group) -> String {
     }
 }
 
+/// A group per line: who, usage, energy, and its operational (gCO2e),
+/// embodied and total grams, within 120 columns.
 fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
-    const NAME: usize = 32;
+    const NAME: usize = 24;
     let first = match report.by {
         By::Project => "PROJECT",
         By::Vm => "VM",
@@ -231,7 +242,7 @@ fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     let row = |out: &mut dyn Write, name: &str, t: &Totals| {
         writeln!(
             out,
-            "{:<NAME$} {:>5} {:>10.1} {:>11.1} {:>11} {:>9.1} {:>11.3} {:>6} {:>11}",
+            "{:<NAME$} {:>5} {:>9.1} {:>9.1} {:>9} {:>8.1} {:>10.3} {:>6} {:>9} {:>9} {:>9}",
             fit(name, NAME),
             t.vms,
             t.vcpu_hours,
@@ -243,6 +254,8 @@ fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                 .share(t)
                 .map_or_else(|| "-".to_owned(), |s| format!("{:.1}%", s * 100.0)),
             cell(t.carbon_g, 1),
+            cell(t.embodied_g(), 1),
+            cell(t.total_g(), 1),
         )
     };
     if report.by == By::Vm {
@@ -250,8 +263,17 @@ fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "{first:<NAME$} {:>5} {:>10} {:>11} {:>11} {:>9} {:>11} {:>6} {:>11}",
-        "VMS", "vCPU-h", "MEM GB-h", "DISK GB-h", "HOURS", "kWh", "SHARE", "gCO2e"
+        "{first:<NAME$} {:>5} {:>9} {:>9} {:>9} {:>8} {:>10} {:>6} {:>9} {:>9} {:>9}",
+        "VMS",
+        "vCPU-h",
+        "MEM GB-h",
+        "DISK GB-h",
+        "HOURS",
+        "kWh",
+        "SHARE",
+        "gCO2e",
+        "EMBODIED",
+        "TOTAL"
     )?;
     for g in &report.groups {
         row(out, &group_name(report.by, g), &g.totals)?;

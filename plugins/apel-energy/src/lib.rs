@@ -110,6 +110,9 @@
 //!   cASO's records (grid intensity gCO2e/kWh, footprint gCO2e, PUE), put on
 //!   the record by wattson itself. cASO's own `EnergyRecord` has none of
 //!   them (`extra="forbid"`), so a record without carbon is cASO's bytes.
+//! * `embodied_g` (last, only where the policy's `[embodied]` gives it): the
+//!   VM's embodied emissions amortized to the window, gCO2e, an extra key
+//!   for CIM beside `CFP_g` (CIM defines none of its own).
 
 use wattson_plugin::{
     EnergyRecord, Format, FormatInfo, ParamSpec, Params, Status, Unit, rfc3339_millis,
@@ -182,9 +185,14 @@ fn fields(r: &EnergyRecord, factor: f64) -> Result<Vec<(&'static str, Value<'_>)
     ]
     .into_iter()
     .chain(
-        [("CI_g", r.ci_g), ("CFP_g", r.cfp_g), ("PUE", r.pue)]
-            .into_iter()
-            .filter_map(|(key, v)| Some((key, Value::Float(v.filter(|v| v.is_finite())?)))),
+        [
+            ("CI_g", r.ci_g),
+            ("CFP_g", r.cfp_g),
+            ("PUE", r.pue),
+            ("embodied_g", r.embodied_g),
+        ]
+        .into_iter()
+        .filter_map(|(key, v)| Some((key, Value::Float(v.filter(|v| v.is_finite())?)))),
     )
     .collect())
 }

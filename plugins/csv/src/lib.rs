@@ -8,10 +8,13 @@
 //! `id, site, cloud_type, compute_service, vm_uuid, vm_name, project_id,
 //! project_name, user_id, user_name, user_dn, fqan, host, start, end,
 //! energy_joules, energy_kwh, wall_s, cpu_s, vcpus, status, model,
-//! model_version, covered_s, pue, ci_g, cfp_g`
+//! model_version, covered_s, pue, ci_g, cfp_g, embodied_g, embodied_source`
 //!
 //! `pue`, `ci_g` (gCO2e/kWh) and `cfp_g` (gCO2e) are set where the policy
 //! has `[carbon]`; without an intensity `ci_g` and `cfp_g` are empty (never 0).
+//! `embodied_g` (gCO2e) and `embodied_source` (`static`) are set where the
+//! policy's `[embodied]` gives the VM's hosts a figure and a capacity, else
+//! empty (never 0).
 //!
 //! `start` / `end` are RFC 3339 UTC with milliseconds, `energy_kwh` is
 //! joules / 3.6e6; numbers are Rust's shortest round-trip form (`{:?}`:
@@ -23,15 +26,15 @@
 //! Golden (two records, one payload; `\r\n` shown as line breaks):
 //!
 //! ```text
-//! id,site,cloud_type,compute_service,vm_uuid,vm_name,project_id,project_name,user_id,user_name,user_dn,fqan,host,start,end,energy_joules,energy_kwh,wall_s,cpu_s,vcpus,status,model,model_version,covered_s,pue,ci_g,cfp_g
-//! 9f0e…-0001,TEST-Site,OpenStack,nova,e3c5aeef-37b8-4332-ad9f-9d068f156dc2,vm-a,p1,"Acme, ""R&D""",u1,alice,,vo.example.org,compute-1,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,360000.0,0.1,3600.0,,2,running,libvirt-joules,0.1.0,,,,
-//! 9f0e…-0002,TEST-Site,OpenStack,nova,0b0c6a4c-4f5e-4d8e-9d38-1c2f3a4b5c6d,,,,,,,,,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,36.0,1e-5,1800.0,1800.0,,completed,libvirt-joules,0.1.0,,,,
+//! id,site,cloud_type,compute_service,vm_uuid,vm_name,project_id,project_name,user_id,user_name,user_dn,fqan,host,start,end,energy_joules,energy_kwh,wall_s,cpu_s,vcpus,status,model,model_version,covered_s,pue,ci_g,cfp_g,embodied_g,embodied_source
+//! 9f0e…-0001,TEST-Site,OpenStack,nova,e3c5aeef-37b8-4332-ad9f-9d068f156dc2,vm-a,p1,"Acme, ""R&D""",u1,alice,,vo.example.org,compute-1,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,360000.0,0.1,3600.0,,2,running,libvirt-joules,0.1.0,,,,,,
+//! 9f0e…-0002,TEST-Site,OpenStack,nova,0b0c6a4c-4f5e-4d8e-9d38-1c2f3a4b5c6d,,,,,,,,,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,36.0,1e-5,1800.0,1800.0,,completed,libvirt-joules,0.1.0,,,,,,
 //! ```
 
 use wattson_plugin::{EnergyRecord, Format, FormatInfo, ParamSpec, Params, Unit, rfc3339_millis};
 
 /// The header row's columns.
-const COLUMNS: [&str; 27] = [
+const COLUMNS: [&str; 29] = [
     "id",
     "site",
     "cloud_type",
@@ -59,6 +62,8 @@ const COLUMNS: [&str; 27] = [
     "pue",
     "ci_g",
     "cfp_g",
+    "embodied_g",
+    "embodied_source",
 ];
 
 /// Appends one field, quoted per RFC 4180 when it needs to be.
@@ -93,7 +98,7 @@ fn opt(s: &Option<String>) -> String {
 }
 
 /// The record's fields, in [`COLUMNS`] order.
-fn row(r: &EnergyRecord) -> [String; 27] {
+fn row(r: &EnergyRecord) -> [String; 29] {
     [
         r.id.clone(),
         r.site.clone(),
@@ -125,6 +130,8 @@ fn row(r: &EnergyRecord) -> [String; 27] {
         number(r.pue),
         number(r.ci_g),
         number(r.cfp_g),
+        number(r.embodied_g),
+        opt(&r.embodied_source),
     ]
 }
 

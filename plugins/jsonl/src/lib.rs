@@ -5,7 +5,10 @@
 //! records, no payload. Where the policy has `[carbon]`, `pue`, `ci_g`
 //! (gCO2e/kWh) and `cfp_g` (gCO2e) follow `energy_joules`; a record without
 //! an intensity has no `ci_g` and no `cfp_g` (never 0). A measured intensity
-//! adds `ci_covered_s`, the seconds of the window its gauge covered.
+//! adds `ci_covered_s`, the seconds of the window its gauge covered. Where
+//! the policy's `[embodied]` gives the VM's hosts a figure and a capacity,
+//! `embodied_g` (gCO2e) and `embodied_source` (`static`) follow; otherwise
+//! neither (never 0).
 
 use serde::Serialize;
 use wattson_plugin::{EnergyRecord, Format, FormatInfo, Params, rfc3339_millis};
@@ -51,6 +54,12 @@ struct Line<'a> {
     /// Seconds of the window the intensity gauge covered (a measured intensity only).
     #[serde(skip_serializing_if = "Option::is_none")]
     ci_covered_s: Option<f64>,
+    /// Embodied emissions amortized to the window, gCO2e.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    embodied_g: Option<f64>,
+    /// Where `embodied_g` came from (`static`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    embodied_source: Option<&'a str>,
 }
 
 impl<'a> From<&'a EnergyRecord> for Line<'a> {
@@ -87,6 +96,8 @@ impl<'a> From<&'a EnergyRecord> for Line<'a> {
             ci_g: r.ci_g,
             cfp_g: r.cfp_g,
             ci_covered_s: r.ci_covered_s,
+            embodied_g: r.embodied_g,
+            embodied_source: r.embodied_source.as_deref(),
         }
     }
 }

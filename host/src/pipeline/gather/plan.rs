@@ -93,7 +93,7 @@ impl<'a> GatherPlan<'a> {
 
     /// The host key a series' labels name (`[inventory] host_label`,
     /// normalised by `host_regex`).
-    pub(super) fn host_of(&self, labels: &Labels) -> Option<String> {
+    pub(crate) fn host_of(&self, labels: &Labels) -> Option<String> {
         let label = self.policy.inventory.host_label.as_ref()?;
         Some(self.resolved.host_key.normalise(labels.get(label)?))
     }
