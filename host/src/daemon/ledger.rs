@@ -23,6 +23,11 @@ pub struct Ledger {
     /// intensity (kWh × PUE × intensity of each interval).
     #[serde(default)]
     pub vm_carbon_grams: BTreeMap<String, f64>,
+    /// Embodied gCO2e per VM since the state began, where `[embodied]` gives
+    /// this host a figure and its capacity is known
+    /// (`docs/ENERGY.md#embodied-carbon`).
+    #[serde(default)]
+    pub vm_embodied_grams: BTreeMap<String, f64>,
     /// When each VM was last given energy, ms: a VM gone for
     /// `[daemon] forget_after_secs` leaves the ledger.
     #[serde(default)]
@@ -69,6 +74,13 @@ pub struct Part {
     pub estimated: bool,
     /// The meters the model read.
     pub meters: Vec<String>,
+    /// Embodied gCO2e in the window, where every interval of it had them
+    /// (never a part of them); in a template, the whole interval's.
+    #[serde(default)]
+    pub embodied_g: Option<f64>,
+    /// Where they come from (`embodied_source`).
+    #[serde(default)]
+    pub embodied_source: Option<String>,
 }
 
 impl Ledger {
@@ -86,6 +98,7 @@ impl Ledger {
             self.vm_seen_ms.remove(&uuid);
             self.vm_joules.remove(&uuid);
             self.vm_carbon_grams.remove(&uuid);
+            self.vm_embodied_grams.remove(&uuid);
         }
     }
 
@@ -122,7 +135,9 @@ impl Ledger {
 
     /// Adds a VM's share of `interval` to the ship windows (of `ship_ms`) it
     /// overlaps, each its proportion of the interval (power taken as
-    /// constant within an interval).
+    /// constant within an interval); the template's `embodied_g` (the
+    /// interval's) likewise, a window keeping them only while every interval
+    /// of it has them.
     pub fn add_part(
         &mut self,
         uuid: &str,
@@ -149,8 +164,14 @@ impl Ledger {
                         wall_s: 0.0,
                         cpu_s: 0.0,
                         first_ms: interval.start_ms.max(start),
+                        embodied_g: template.embodied_g.map(|_| 0.0),
                         ..template.clone()
                     });
+                part.embodied_g = part
+                    .embodied_g
+                    .zip(template.embodied_g)
+                    .map(|(sum, grams)| sum + grams * fraction);
+                part.embodied_source = template.embodied_source.clone();
                 part.joules += joules * fraction;
                 part.wall_s += overlap / 1000.0;
                 part.cpu_s += cpu_s * fraction;
