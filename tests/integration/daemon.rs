@@ -140,12 +140,22 @@ impl Host {
     }
 }
 
-fn start_engine(policy_path: &Path, cpu: &FedCpu, cache: &Path) -> (DaemonState, Arc<Shared>) {
+/// The policy file loaded and bound, with its sources reading `cpu`.
+fn bind_policy(
+    policy_path: &Path,
+    cpu: &FedCpu,
+    cache: &Path,
+) -> (Policy, wattson::policy::Bound, Sources) {
     let policy = Policy::load(policy_path).unwrap();
     let runtime = Runtime::new(Limits::default(), Some(cache.to_owned())).unwrap();
     let bound = wattson::policy::bind(&policy, &runtime).unwrap();
     let mut sources: Sources = sources(&policy, Plan::new(&bound).measurements());
     sources.cpu_times = Some(Box::new(cpu.clone()));
+    (policy, bound, sources)
+}
+
+fn start_engine(policy_path: &Path, cpu: &FedCpu, cache: &Path) -> (DaemonState, Arc<Shared>) {
+    let (policy, bound, sources) = bind_policy(policy_path, cpu, cache);
     let shared = Shared::new(100, None);
     let state =
         DaemonState::new(policy, bound, sources, "cmp-01".into(), Arc::clone(&shared)).unwrap();
@@ -2330,11 +2340,24 @@ fn a_host_without_an_embodied_entry_gets_no_series_no_embodied_g_and_a_warning()
     let cpu = FedCpu::default();
     let mut energy: BTreeMap<&str, u64> = ZONES.iter().map(|z| (z.0, z.2)).collect();
     let mut cpu_s = [10.0; 4];
-    let ((state, shared), said) = logged(|| {
+    let ((mut state, shared), said) = logged(|| {
         let (mut state, shared) = start_engine(&policy, &cpu, &cache);
         embodied_ticks(&mut state, &cpu, &devices, &mut energy, &mut cpu_s, 0..=12);
         (state, shared)
     });
+    // Once, naming the host.
+    let warning = "match no [embodied.hosts] glob";
+    assert_eq!(said.matches(warning).count(), 1, "{said}");
+    assert!(said.contains("cmp-01"), "{said}");
+    // And once more after a reload.
+    let (mut state, again) = logged(|| {
+        let (reloaded, bound, sources) = bind_policy(&policy, &cpu, &cache);
+        state.reload(reloaded, bound, sources, "cmp-01".into());
+        embodied_ticks(&mut state, &cpu, &devices, &mut energy, &mut cpu_s, 13..=14);
+        state
+    });
+    assert_eq!(again.matches(warning).count(), 1, "{again}");
+    state.ship().unwrap();
     assert!(state.ledger().vm_embodied_grams.is_empty());
     let scrape = render_metrics(&shared.snapshot(), MetricsFormat::Text, 0);
     assert!(
@@ -2353,8 +2376,4 @@ fn a_host_without_an_embodied_entry_gets_no_series_no_embodied_g_and_a_warning()
             "{r}"
         );
     }
-    // Once, naming the host.
-    let warning = "match no [embodied.hosts] glob";
-    assert_eq!(said.matches(warning).count(), 1, "{said}");
-    assert!(said.contains("cmp-01"), "{said}");
 }

@@ -215,15 +215,42 @@ mod tests {
     }
 
     #[test]
+    fn a_windows_embodied_grams_are_split_by_time_and_lost_with_one_interval_without() {
+        let mut ledger = Ledger::default();
+        let with = Part {
+            embodied_g: Some(2.0),
+            embodied_source: Some("static".into()),
+            ..Part::default()
+        };
+        let at = |start_ms| Window {
+            start_ms,
+            end_ms: start_ms + 10_000,
+        };
+        ledger.add_part("vm", at(3_595_000), 3_600_000, 1.0, 0.0, &with);
+        ledger.add_part("vm", at(3_605_000), 3_600_000, 1.0, 0.0, &with);
+        assert_eq!(ledger.windows[&0]["vm"].embodied_g, Some(1.0));
+        assert_eq!(ledger.windows[&3_600_000]["vm"].embodied_g, Some(3.0));
+        // An interval without them: the window has none (never a part).
+        ledger.add_part("vm", at(3_615_000), 3_600_000, 1.0, 0.0, &Part::default());
+        ledger.add_part("vm", at(3_625_000), 3_600_000, 1.0, 0.0, &with);
+        assert_eq!(ledger.windows[&3_600_000]["vm"].embodied_g, None);
+    }
+
+    #[test]
     fn vms_gone_longer_than_forget_after_are_forgotten() {
         const DAY: i64 = 86_400_000;
         let mut ledger = Ledger::default();
         for (uuid, seen) in [("old", 0), ("recent", DAY)] {
             ledger.vm_joules.insert(uuid.into(), 1.0);
+            ledger.vm_embodied_grams.insert(uuid.into(), 1.0);
             ledger.vm_seen_ms.insert(uuid.into(), seen);
         }
         ledger.forget_gone(DAY + 1, DAY);
         assert_eq!(ledger.vm_joules.keys().collect::<Vec<_>>(), ["recent"]);
+        assert_eq!(
+            ledger.vm_embodied_grams.keys().collect::<Vec<_>>(),
+            ["recent"]
+        );
         assert_eq!(ledger.vm_seen_ms.len(), 1);
     }
 
