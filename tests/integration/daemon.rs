@@ -140,12 +140,22 @@ impl Host {
     }
 }
 
-fn start_engine(policy_path: &Path, cpu: &FedCpu, cache: &Path) -> (DaemonState, Arc<Shared>) {
+/// The policy file loaded and bound, with its sources reading `cpu`.
+fn bind_policy(
+    policy_path: &Path,
+    cpu: &FedCpu,
+    cache: &Path,
+) -> (Policy, wattson::policy::Bound, Sources) {
     let policy = Policy::load(policy_path).unwrap();
     let runtime = Runtime::new(Limits::default(), Some(cache.to_owned())).unwrap();
     let bound = wattson::policy::bind(&policy, &runtime).unwrap();
     let mut sources: Sources = sources(&policy, Plan::new(&bound).measurements());
     sources.cpu_times = Some(Box::new(cpu.clone()));
+    (policy, bound, sources)
+}
+
+fn start_engine(policy_path: &Path, cpu: &FedCpu, cache: &Path) -> (DaemonState, Arc<Shared>) {
+    let (policy, bound, sources) = bind_policy(policy_path, cpu, cache);
     let shared = Shared::new(100, None);
     let state =
         DaemonState::new(policy, bound, sources, "cmp-01".into(), Arc::clone(&shared)).unwrap();
@@ -1396,14 +1406,15 @@ fn promtool_passes_the_scrape_without_the_compatibility_series() {
         );
         (out.status.code(), said)
     };
-    // Three ticks of a host whose policy sets `daemon` (extra keys).
+    // Three ticks of a host whose policy sets `daemon` (extra keys), with
+    // `[embodied]`.
     let scrape = |daemon: &str| {
         let host = Host::new();
         let (cache, devices) = (host.dir().join("cache"), host.devices.clone());
         let text = host.policy_text("none").replace(
             "ship_every_secs = 3600\n",
             &format!("ship_every_secs = 3600\n{daemon}"),
-        );
+        ) + &embodied_section("cmp-*", Some("{ vcpus = 64, memory_gb = 256 }"));
         let policy = host.write_policy(&text);
         let cpu = FedCpu::default();
         let mut energy: BTreeMap<&str, u64> = ZONES.iter().map(|z| (z.0, z.2)).collect();
@@ -1426,6 +1437,10 @@ fn promtool_passes_the_scrape_without_the_compatibility_series() {
     assert!(!without.contains("libvirt_nova_"), "{without}");
     assert!(
         value_of(&without, "wattson_vm_energy_joules_total", RUNNING[0]).is_some(),
+        "{without}"
+    );
+    assert!(
+        value_of(&without, "wattson_vm_embodied_grams_total", RUNNING[0]).is_some(),
         "{without}"
     );
     let (code, said) = promtool(&without);
@@ -2139,4 +2154,226 @@ fn a_websocket_client_that_never_reads_is_dropped_and_sampling_goes_on() {
     });
     assert!(got >= 2500, "{got} records in 3 s");
     drop(never_reads);
+}
+
+/// `[embodied]` for the daemon's host: 900 kg over 4 years, and `capacity`
+/// when given (else libvirt's node info).
+fn embodied_section(glob: &str, capacity: Option<&str>) -> String {
+    let capacity = capacity.map_or_else(String::new, |c| format!("capacity = {c}\n"));
+    format!(
+        "\n[embodied]\n[embodied.hosts.\"{glob}\"]\nkg_co2e = 900\nlifetime_years = 4\n{capacity}"
+    )
+}
+
+/// ENERGY.md's `r_h` of [`embodied_section`]'s figure, g/s.
+const EMBODIED_RATE: f64 = 900_000.0 / (4.0 * 8760.0 * 3600.0);
+
+/// Warnings and the like logged while `f` runs, as text.
+fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || writer.clone())
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
+    (out, text)
+}
+
+/// Ticks every 10 s (5 s past) from `base + 5 s`, ticks `from..=to`, each
+/// interval 8 J split 1:2:3:4 by CPU time, shipping after each.
+fn embodied_ticks(
+    state: &mut DaemonState,
+    cpu: &FedCpu,
+    devices: &Path,
+    energy: &mut BTreeMap<&'static str, u64>,
+    cpu_s: &mut [f64; 4],
+    ticks: std::ops::RangeInclusive<i64>,
+) {
+    let base = 1_800_000_000_000_i64;
+    for k in ticks {
+        for (rel, name, _, _) in ZONES {
+            if name != "core" {
+                let v = energy.get_mut(rel).unwrap();
+                *v = (*v + 2_000_000) % RANGE;
+            }
+        }
+        for (c, s) in cpu_s.iter_mut().zip([1.0, 2.0, 3.0, 4.0]) {
+            *c += s;
+        }
+        for (rel, value) in energy.iter() {
+            bump(devices, rel, *value);
+        }
+        *cpu.0.lock().unwrap() = RUNNING
+            .iter()
+            .zip(cpu_s.iter())
+            .map(|(u, s)| (u.to_string(), *s))
+            .collect();
+        state.tick(base + 5_000 + 10_000 * k);
+        state.ship().unwrap();
+    }
+}
+
+/// Each running VM's share of a capacity of `vcpus` and `memory_mib`, by
+/// the sizes the daemon shows.
+fn shares(shared: &Shared, vcpus: f64, memory_mib: f64) -> BTreeMap<String, f64> {
+    shared
+        .snapshot()
+        .vms
+        .iter()
+        .map(|v| {
+            let s = (f64::from(v.vcpus) / vcpus + v.memory_mb as f64 / memory_mib) / 2.0;
+            (v.uuid.clone(), s)
+        })
+        .collect()
+}
+
+#[test]
+fn embodied_grams_follow_the_capacity_share_across_a_restart_and_ship_with_the_windows() {
+    let host = Host::new();
+    let (tmp, cache, devices) = (&host.tmp, host.dir().join("cache"), host.devices.clone());
+    let text = host
+        .policy_text("none")
+        .replace("ship_every_secs = 3600", "ship_every_secs = 60")
+        + &embodied_section("cmp-*", Some("{ vcpus = 64, memory_gb = 256 }"));
+    let policy = host.write_policy(&text);
+    let cpu = FedCpu::default();
+    let mut energy: BTreeMap<&str, u64> = ZONES.iter().map(|z| (z.0, z.2)).collect();
+    let mut cpu_s = [10.0; 4];
+    embodied_ticks(
+        &mut start_engine(&policy, &cpu, &cache).0,
+        &cpu,
+        &devices,
+        &mut energy,
+        &mut cpu_s,
+        0..=0,
+    );
+    // The first run: six intervals, then a restart and six more.
+    let (mut state, _) = start_engine(&policy, &cpu, &cache);
+    embodied_ticks(&mut state, &cpu, &devices, &mut energy, &mut cpu_s, 1..=6);
+    drop(state);
+    let (mut state, shared) = start_engine(&policy, &cpu, &cache);
+    embodied_ticks(&mut state, &cpu, &devices, &mut energy, &mut cpu_s, 7..=12);
+    let share = shares(&shared, 64.0, 256.0 * 1024.0);
+    assert_eq!(share.len(), RUNNING.len());
+    let scrape = render_metrics(&shared.snapshot(), MetricsFormat::Text, 0);
+    for uuid in RUNNING {
+        let want = EMBODIED_RATE * share[uuid] * 120.0;
+        let got = state.ledger().vm_embodied_grams[uuid];
+        assert!(rel_err(got, want) < 1e-9, "{uuid}: {got} vs {want}");
+        let served = value_of(&scrape, "wattson_vm_embodied_grams_total", uuid).unwrap();
+        assert!(rel_err(served, want) < 1e-9, "{scrape}");
+    }
+    assert!(
+        scrape.contains("# TYPE wattson_vm_embodied_grams_total counter\n"),
+        "{scrape}"
+    );
+    // Shipped: [0, 60 s) holds 55 s of the VMs, [60, 120) 60 s.
+    let records = delivered(&tmp.path().join("out"));
+    assert_eq!(records.len(), 8, "{records:?}");
+    for (start, seconds) in [("2027-01-15T08:00:00", 55.0), ("2027-01-15T08:01:00", 60.0)] {
+        for uuid in RUNNING {
+            let r = records
+                .iter()
+                .find(|r| r["vm_uuid"] == uuid && r["start"].as_str().unwrap().starts_with(start))
+                .unwrap_or_else(|| panic!("{uuid} at {start}: {records:?}"));
+            let want = EMBODIED_RATE * share[uuid] * seconds;
+            let got = r["embodied_g"].as_f64().unwrap_or_else(|| panic!("{r}"));
+            assert!(rel_err(got, want) < 1e-9, "{uuid} {start}: {got} vs {want}");
+            assert_eq!(r["embodied_source"], "static", "{r}");
+        }
+    }
+}
+
+#[test]
+fn embodied_capacity_is_libvirts_node_scaled_down_when_overcommitted() {
+    let host = Host::new();
+    let (cache, devices) = (host.dir().join("cache"), host.devices.clone());
+    let text = host.policy_text("none") + &embodied_section("cmp-01", None);
+    let policy = host.write_policy(&text);
+    let cpu = FedCpu::default();
+    let mut energy: BTreeMap<&str, u64> = ZONES.iter().map(|z| (z.0, z.2)).collect();
+    let mut cpu_s = [10.0; 4];
+    let ((state, shared), said) = logged(|| {
+        let (mut state, shared) = start_engine(&policy, &cpu, &cache);
+        embodied_ticks(&mut state, &cpu, &devices, &mut energy, &mut cpu_s, 0..=3);
+        (state, shared)
+    });
+    // The fixture's node: <active>8</active> CPUs, <memory> 16 GiB (KiB).
+    let share = shares(&shared, 8.0, 16_777_216.0 / 1024.0);
+    let held: f64 = share.values().sum();
+    assert!(
+        held > 1.0,
+        "the fixture's VMs hold more than its node: {held}"
+    );
+    // Scaled in every interval, said once per run (not every 10 s).
+    assert_eq!(said.matches("(overcommit)").count(), 1, "{said}");
+    for uuid in RUNNING {
+        let want = EMBODIED_RATE * share[uuid] / held * 30.0;
+        let got = state.ledger().vm_embodied_grams[uuid];
+        assert!(rel_err(got, want) < 1e-9, "{uuid}: {got} vs {want}");
+    }
+}
+
+#[test]
+fn a_host_without_an_embodied_entry_gets_no_series_no_embodied_g_and_a_warning() {
+    let host = Host::new();
+    let (tmp, cache, devices) = (&host.tmp, host.dir().join("cache"), host.devices.clone());
+    let text = host
+        .policy_text("none")
+        .replace("ship_every_secs = 3600", "ship_every_secs = 60")
+        + &embodied_section("edge-*", Some("{ vcpus = 64, memory_gb = 256 }"));
+    let policy = host.write_policy(&text);
+    let cpu = FedCpu::default();
+    let mut energy: BTreeMap<&str, u64> = ZONES.iter().map(|z| (z.0, z.2)).collect();
+    let mut cpu_s = [10.0; 4];
+    let ((mut state, shared), said) = logged(|| {
+        let (mut state, shared) = start_engine(&policy, &cpu, &cache);
+        embodied_ticks(&mut state, &cpu, &devices, &mut energy, &mut cpu_s, 0..=12);
+        (state, shared)
+    });
+    // Once, naming the host.
+    let warning = "match no [embodied.hosts] glob";
+    assert_eq!(said.matches(warning).count(), 1, "{said}");
+    assert!(said.contains("cmp-01"), "{said}");
+    // And once more after a reload.
+    let (mut state, again) = logged(|| {
+        let (reloaded, bound, sources) = bind_policy(&policy, &cpu, &cache);
+        state.reload(reloaded, bound, sources, "cmp-01".into());
+        embodied_ticks(&mut state, &cpu, &devices, &mut energy, &mut cpu_s, 13..=14);
+        state
+    });
+    assert_eq!(again.matches(warning).count(), 1, "{again}");
+    state.ship().unwrap();
+    assert!(state.ledger().vm_embodied_grams.is_empty());
+    let scrape = render_metrics(&shared.snapshot(), MetricsFormat::Text, 0);
+    assert!(
+        !scrape.contains("wattson_vm_embodied_grams_total{"),
+        "{scrape}"
+    );
+    assert!(
+        value_of(&scrape, "wattson_vm_energy_joules_total", RUNNING[0]).is_some(),
+        "{scrape}"
+    );
+    let records = delivered(&tmp.path().join("out"));
+    assert_eq!(records.len(), 8, "{records:?}");
+    for r in &records {
+        assert!(
+            r.get("embodied_g").is_none() && r.get("embodied_source").is_none(),
+            "{r}"
+        );
+    }
 }

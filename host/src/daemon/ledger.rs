@@ -23,6 +23,11 @@ pub struct Ledger {
     /// intensity (kWh × PUE × intensity of each interval).
     #[serde(default)]
     pub vm_carbon_grams: BTreeMap<String, f64>,
+    /// Embodied gCO2e per VM since the state began, where `[embodied]` gives
+    /// this host a figure and its capacity is known
+    /// (`docs/ENERGY.md#embodied-carbon`).
+    #[serde(default)]
+    pub vm_embodied_grams: BTreeMap<String, f64>,
     /// When each VM was last given energy, ms: a VM gone for
     /// `[daemon] forget_after_secs` leaves the ledger.
     #[serde(default)]
@@ -69,6 +74,13 @@ pub struct Part {
     pub estimated: bool,
     /// The meters the model read.
     pub meters: Vec<String>,
+    /// Embodied gCO2e in the window, where every interval of it had them
+    /// (never a part of them); in a template, the whole interval's.
+    #[serde(default)]
+    pub embodied_g: Option<f64>,
+    /// Where they come from (`embodied_source`).
+    #[serde(default)]
+    pub embodied_source: Option<String>,
 }
 
 impl Ledger {
@@ -86,6 +98,7 @@ impl Ledger {
             self.vm_seen_ms.remove(&uuid);
             self.vm_joules.remove(&uuid);
             self.vm_carbon_grams.remove(&uuid);
+            self.vm_embodied_grams.remove(&uuid);
         }
     }
 
@@ -122,7 +135,9 @@ impl Ledger {
 
     /// Adds a VM's share of `interval` to the ship windows (of `ship_ms`) it
     /// overlaps, each its proportion of the interval (power taken as
-    /// constant within an interval).
+    /// constant within an interval); the template's `embodied_g` (the
+    /// interval's) likewise, a window keeping them only while every interval
+    /// of it has them.
     pub fn add_part(
         &mut self,
         uuid: &str,
@@ -149,8 +164,14 @@ impl Ledger {
                         wall_s: 0.0,
                         cpu_s: 0.0,
                         first_ms: interval.start_ms.max(start),
+                        embodied_g: template.embodied_g.map(|_| 0.0),
                         ..template.clone()
                     });
+                part.embodied_g = part
+                    .embodied_g
+                    .zip(template.embodied_g)
+                    .map(|(sum, grams)| sum + grams * fraction);
+                part.embodied_source = template.embodied_source.clone();
                 part.joules += joules * fraction;
                 part.wall_s += overlap / 1000.0;
                 part.cpu_s += cpu_s * fraction;
@@ -194,15 +215,42 @@ mod tests {
     }
 
     #[test]
+    fn a_windows_embodied_grams_are_split_by_time_and_lost_with_one_interval_without() {
+        let mut ledger = Ledger::default();
+        let with = Part {
+            embodied_g: Some(2.0),
+            embodied_source: Some("static".into()),
+            ..Part::default()
+        };
+        let at = |start_ms| Window {
+            start_ms,
+            end_ms: start_ms + 10_000,
+        };
+        ledger.add_part("vm", at(3_595_000), 3_600_000, 1.0, 0.0, &with);
+        ledger.add_part("vm", at(3_605_000), 3_600_000, 1.0, 0.0, &with);
+        assert_eq!(ledger.windows[&0]["vm"].embodied_g, Some(1.0));
+        assert_eq!(ledger.windows[&3_600_000]["vm"].embodied_g, Some(3.0));
+        // An interval without them: the window has none (never a part).
+        ledger.add_part("vm", at(3_615_000), 3_600_000, 1.0, 0.0, &Part::default());
+        ledger.add_part("vm", at(3_625_000), 3_600_000, 1.0, 0.0, &with);
+        assert_eq!(ledger.windows[&3_600_000]["vm"].embodied_g, None);
+    }
+
+    #[test]
     fn vms_gone_longer_than_forget_after_are_forgotten() {
         const DAY: i64 = 86_400_000;
         let mut ledger = Ledger::default();
         for (uuid, seen) in [("old", 0), ("recent", DAY)] {
             ledger.vm_joules.insert(uuid.into(), 1.0);
+            ledger.vm_embodied_grams.insert(uuid.into(), 1.0);
             ledger.vm_seen_ms.insert(uuid.into(), seen);
         }
         ledger.forget_gone(DAY + 1, DAY);
         assert_eq!(ledger.vm_joules.keys().collect::<Vec<_>>(), ["recent"]);
+        assert_eq!(
+            ledger.vm_embodied_grams.keys().collect::<Vec<_>>(),
+            ["recent"]
+        );
         assert_eq!(ledger.vm_seen_ms.len(), 1);
     }
 

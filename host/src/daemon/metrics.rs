@@ -161,6 +161,22 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
     }
     {
         let mut f = w.family(
+            "wattson_vm_embodied_grams_total",
+            Kind::Counter,
+            "Embodied emissions of the host's manufacture amortized to the VM by its share of the host's capacity since wattson's state began, gCO2e.",
+        );
+        for v in &s.vms {
+            if let Some(grams) = v.embodied_grams_total {
+                f.sample(
+                    "wattson_vm_embodied_grams_total",
+                    &vm_labels(v, host),
+                    grams,
+                );
+            }
+        }
+    }
+    {
+        let mut f = w.family(
             "wattson_vm_power_watts",
             Kind::Gauge,
             "Power attributed to the VM over the last interval, watts.",
@@ -415,6 +431,7 @@ mod tests {
                 },
                 joules_total: 12.5,
                 carbon_grams_total: Some(0.75),
+                embodied_grams_total: Some(0.25),
                 watts: Some(3.0),
                 cpu_s: Some(2.5),
                 vcpus: 2,
@@ -434,6 +451,9 @@ mod tests {
         ));
         assert!(text.contains(
             "wattson_vm_carbon_grams_total{uuid=\"u1\",name=\"web \\\"a\\\"\",project=\"\",host=\"cmp-01\"} 0.75\n"
+        ));
+        assert!(text.contains(
+            "wattson_vm_embodied_grams_total{uuid=\"u1\",name=\"web \\\"a\\\"\",project=\"\",host=\"cmp-01\"} 0.25\n"
         ));
         assert!(text.contains("libvirt_nova_instance_cpu_time_total{libvirtname=\"instance-0001\",novaname=\"web \\\"a\\\"\",novaproject=\"\"} 2500000000\n"));
         assert!(text.contains("libvirt_nova_instance_memory_alloc_kb{libvirtname=\"instance-0001\",novaname=\"web \\\"a\\\"\",novaproject=\"\"} 524288\n"));

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::energy::counter::Boot;
 use crate::sources::ipmi::PowerMeter;
 pub use crate::sources::libvirt::MetadataCache;
-use crate::sources::libvirt::{CpuTimes, Domain, Libvirt};
+use crate::sources::libvirt::{CpuTimes, Domain, Libvirt, Node};
 use crate::sources::proc_stat::{self, CpuJiffies};
 use crate::sources::rapl::{self, Zone};
 
@@ -52,6 +52,8 @@ pub struct Sample {
     pub counters: Counters,
     /// Every domain (shut-off ones too), sorted by uuid; empty when unread.
     pub domains: Vec<Domain>,
+    /// This host's CPUs and memory, where libvirt gave them.
+    pub node: Option<Node>,
     /// What could not be read, as (source kind, message).
     pub failures: Vec<(&'static str, String)>,
 }
@@ -89,13 +91,22 @@ pub const METADATA_MAX_AGE: std::time::Duration = std::time::Duration::from_secs
 pub struct Connection {
     libvirt: Libvirt,
     file_modified: Option<std::time::SystemTime>,
+    /// The node's CPUs and memory, read once per connection; none where
+    /// libvirt would not say (its embodied capacity is then unknown).
+    node: Option<Node>,
 }
 
 impl Connection {
     fn open(uri: &str) -> Result<Self, crate::sources::libvirt::LibvirtError> {
+        let libvirt = Libvirt::open(uri)?;
+        let node = libvirt
+            .node()
+            .map_err(|e| tracing::debug!("{e}: the host's capacity is not known"))
+            .ok();
         Ok(Self {
-            libvirt: Libvirt::open(uri)?,
+            libvirt,
             file_modified: test_file_modified(uri),
+            node,
         })
     }
 }
@@ -150,6 +161,7 @@ impl Sources {
             match read {
                 // A failed connection is dropped and opened again next time.
                 Ok((connection, domains, cpu)) => {
+                    sample.node = connection.node;
                     self.connection = Some(connection);
                     sample.domains = domains;
                     sample.counters.cpu_s = cpu;

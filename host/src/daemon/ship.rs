@@ -120,7 +120,7 @@ fn record(
             quality: &quality,
             model: &part.model,
             model_version: &part.model_version,
-            embodied: None,
+            embodied: part.embodied_g.zip(part.embodied_source.as_deref()),
         },
     )
 }

@@ -1,7 +1,7 @@
 //! One tick of the daemon: sample, attribute the interval since the last
 //! sample with the policy's models, accumulate, persist, publish.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::interval;
 use super::ledger::{self, Ledger, Part};
 use super::sample::{Counters, Sample, Sources};
-use crate::pipeline::{self, Plan, StaticIdle};
+use crate::pipeline::{self, Capacity, Overcommit, Plan, StaticIdle};
 use crate::policy::{Bound, Policy};
 use crate::records;
 use crate::runtime::Quality;
@@ -57,6 +57,9 @@ pub struct VmNow {
     pub joules_total: f64,
     /// gCO2e since the state began, where `[carbon]` gives an intensity.
     pub carbon_grams_total: Option<f64>,
+    /// Embodied gCO2e since the state began, where `[embodied]` gives this
+    /// host a figure and its capacity is known.
+    pub embodied_grams_total: Option<f64>,
     /// Power over the last interval, watts; none before its first interval.
     pub watts: Option<f64>,
     /// Cumulative CPU seconds (libvirt's counter).
@@ -406,6 +409,23 @@ impl DaemonState {
             start_ms: prev.at_ms,
             end_ms: sample.counters.at_ms,
         };
+        // Embodied grams by extract's formula over the interval's
+        // placements, with this host's capacity from libvirt where its
+        // `[embodied]` entry gives none.
+        let embodied = self.bound.embodied.as_ref().map(|e| {
+            let measured: HashMap<String, Capacity> = sample
+                .node
+                .map(|n| {
+                    let capacity = Capacity {
+                        vcpus: f64::from(n.cpus),
+                        memory_mib: n.memory_kib as f64 / 1024.0,
+                    };
+                    (self.host.clone(), capacity)
+                })
+                .into_iter()
+                .collect();
+            e.apply(&gathered.input, &measured, window, Overcommit::OncePerRun)
+        });
         let attributed = pipeline::attribute(&plan, &mut gathered, window)?;
         let dt = window.len_ms() as f64 / 1000.0;
         let ship_ms = self.policy.daemon_config().ship_every_secs as i64 * 1000;
@@ -429,6 +449,16 @@ impl DaemonState {
                     .entry(vm.uuid.clone())
                     .or_default() += grams;
             }
+            let embodied = embodied
+                .as_ref()
+                .and_then(|a| a.vms.get(i).cloned().flatten());
+            if let Some(part) = &embodied {
+                *self
+                    .ledger
+                    .vm_embodied_grams
+                    .entry(vm.uuid.clone())
+                    .or_default() += part.grams;
+            }
             self.ledger
                 .vm_seen_ms
                 .insert(vm.uuid.clone(), window.end_ms);
@@ -441,6 +471,8 @@ impl DaemonState {
                 model_version: info.version.clone(),
                 estimated: info.quality == Quality::Estimated,
                 meters: records::meters(slot.measurements),
+                embodied_g: embodied.as_ref().map(|p| p.grams),
+                embodied_source: embodied.map(|p| p.source.into_owned()),
                 ..Part::default()
             };
             self.ledger
@@ -506,6 +538,7 @@ impl DaemonState {
                 who: Owner::from(&pipeline::domain_details(d)),
                 joules_total: self.ledger.vm_joules.get(&d.uuid).copied().unwrap_or(0.0),
                 carbon_grams_total: self.ledger.vm_carbon_grams.get(&d.uuid).copied(),
+                embodied_grams_total: self.ledger.vm_embodied_grams.get(&d.uuid).copied(),
                 watts: self.power.get(&d.uuid).copied(),
                 cpu_s: self
                     .ledger

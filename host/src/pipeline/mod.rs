@@ -18,7 +18,7 @@ use std::time::Instant;
 
 pub use attribute::{Attributed, attribute};
 pub use carbon::{Carbon, CarbonConfig};
-pub use embodied::{Embodied, EmbodiedConfig};
+pub use embodied::{Capacity, Embodied, EmbodiedConfig, Overcommit};
 pub(crate) use gather::gpu_not_gathered;
 pub use gather::{
     GatherPlan, Gathered, IdleSetting, StaticIdle, gather, idle_setting, plan_problems,

@@ -39,7 +39,7 @@ pub async fn amortized(
         }
         _ => HashMap::new(),
     };
-    Ok(embodied.apply(input, &measured, window))
+    Ok(embodied.apply(input, &measured, window, Overcommit::EachWindow))
 }
 
 /// Where a host's manufacturing emissions come from: one source per host
@@ -124,6 +124,18 @@ pub struct Embodied {
     hosts: Vec<HostFigure>,
     /// What was warned of already in this run.
     warned: Mutex<BTreeSet<Lack>>,
+    /// Hosts warned of as overcommitted in this run, where that is said
+    /// once per run ([`Overcommit::OncePerRun`]).
+    overcommitted: Mutex<BTreeSet<String>>,
+}
+
+/// How often an overcommitted host is warned of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overcommit {
+    /// In every window (`extract`: windows are an hour or so apart).
+    EachWindow,
+    /// Once per run (the daemon: its intervals are seconds apart).
+    OncePerRun,
 }
 
 impl Embodied {
@@ -132,6 +144,7 @@ impl Embodied {
         Self {
             hosts,
             warned: Mutex::new(BTreeSet::new()),
+            overcommitted: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -148,12 +161,13 @@ impl Embodied {
 
     /// Each VM's embodied grams in `window` from `input`'s placements,
     /// `measured` holding capacities by host key; warns of what is lacking
-    /// (once per run) and of overcommitted hosts (once per window).
+    /// (once per run) and of overcommitted hosts (as `overcommit` says).
     pub fn apply(
         &self,
         input: &AttributionInput,
         measured: &HashMap<String, Capacity>,
         window: Window,
+        overcommit: Overcommit,
     ) -> Amortized {
         let rates: Vec<Result<amortize::HostRate, Lack>> = input
             .hosts
@@ -176,9 +190,19 @@ impl Embodied {
             .collect();
         let (amortized, lacks) = amortize::amortize(input, &rates, window);
         for host in amortized.hosts.iter().filter(|h| h.scaled) {
+            let name = &input.hosts[host.host];
+            if overcommit == Overcommit::OncePerRun
+                && !self
+                    .overcommitted
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name.clone())
+            {
+                continue;
+            }
             tracing::warn!(
                 %window,
-                host = %input.hosts[host.host],
+                host = %name,
                 held_g = host.held_g,
                 host_g = host.whole_g,
                 "the host's VMs hold more than its capacity (overcommit): each VM's embodied_g on \
@@ -233,7 +257,7 @@ impl Embodied {
                 "hosts' capacity is not known: their VMs' records carry no embodied_g; set \
                  capacity = {{ vcpus, memory_gb }} in their [embodied.hosts] entry, or scrape \
                  node_exporter's node_cpu_seconds_total and node_memory_MemTotal_bytes with \
-                 [inventory] host_label"
+                 [inventory] host_label (the daemon reads them from libvirt's node info)"
             );
         }
         if new.contains(&Lack::HostUnknown) {

@@ -91,6 +91,15 @@ impl DomainState {
     }
 }
 
+/// The host libvirt runs on, as `virNodeGetInfo` gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Active logical CPUs.
+    pub cpus: u32,
+    /// Memory, KiB.
+    pub memory_kib: u64,
+}
+
 /// One libvirt domain.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Domain {
@@ -219,6 +228,18 @@ impl Libvirt {
             what,
             message: e.message().to_owned(),
         }
+    }
+
+    /// This host's logical CPUs and memory (`virNodeGetInfo`).
+    pub fn node(&self) -> Result<Node, LibvirtError> {
+        let info = self
+            .conn
+            .get_node_info()
+            .map_err(self.failed("reading the node's info"))?;
+        Ok(Node {
+            cpus: info.cpus,
+            memory_kib: info.memory,
+        })
     }
 
     fn all_domains(&self) -> Result<Vec<VirtDomain>, LibvirtError> {
