@@ -42,6 +42,7 @@
 //!   timestamps: the window's gCO2e.
 //! * `# EOF` ends the payload, followed by `\n`.
 
+use wattson_plugin::openmetrics::escape_label_value as escape;
 use wattson_plugin::{EnergyRecord, Format, FormatInfo, Params, unix_seconds};
 
 /// The metric family's name.
@@ -49,20 +50,6 @@ const METRIC: &str = "wattson_vm_energy_joules";
 
 /// The footprint family's name (records with a `cfp_g` only).
 const CARBON: &str = "wattson_vm_carbon_grams";
-
-/// Escapes a label value per OpenMetrics (`\\`, `\"`, `\n`).
-fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// `{uuid="…",…}` of a record.
 fn labels(r: &EnergyRecord) -> String {

@@ -97,6 +97,7 @@ compile_error!(
 mod builders;
 #[cfg(feature = "model")]
 mod input;
+pub mod openmetrics;
 mod params;
 /// `docs/ENERGY.md#share-models`: a host's energy split by CPU time, idle energy by policy.
 #[cfg(feature = "model")]

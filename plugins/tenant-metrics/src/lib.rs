@@ -62,6 +62,7 @@
 
 use std::collections::BTreeMap;
 
+use wattson_plugin::openmetrics::escape_label_value as escape;
 use wattson_plugin::{EnergyRecord, Format, FormatInfo, ParamSpec, Params, unix_seconds};
 
 /// Joules per kWh.
@@ -83,20 +84,6 @@ const GPU: &str = "wattson_tenant_gpu_energy_kwh";
 const WINDOW_START: &str = "wattson_tenant_window_start_seconds";
 /// The window's end.
 const WINDOW_END: &str = "wattson_tenant_window_end_seconds";
-
-/// Escapes a label value per OpenMetrics (`\\`, `\"`, `\n`).
-fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A sum that stays known only while every term is known and finite.
 #[derive(Clone, Copy, Debug)]
