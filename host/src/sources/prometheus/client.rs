@@ -8,6 +8,8 @@ use std::time::Duration;
 pub use super::answer::decode_answer;
 use super::answer::{Bounds, Cut, Envelope, NOT_A_VECTOR, NoSeries, Pool, decode_bounded};
 use super::config::PrometheusConfig;
+
+mod errors;
 use super::labels::{Labels, SeriesKey};
 use crate::energy::counter::Sample;
 
@@ -608,86 +610,6 @@ impl Client {
             label: usize::try_from(self.config.max_label_kib.saturating_mul(1 << 10))
                 .unwrap_or(usize::MAX),
             pool: self.pool.clone(),
-        }
-    }
-
-    /// The error for an answer to `query` that passed a bound.
-    pub(super) fn cut(&self, query: &str, cut: Cut) -> PrometheusError {
-        match cut {
-            Cut::Series => self.too_many_series(query),
-            Cut::Decoded => PrometheusError::TooMuchDecoded {
-                url: self.base.clone(),
-                query: query.to_owned(),
-                limit_mib: self.config.max_decoded_mib,
-            },
-            Cut::Label { after, start } => PrometheusError::LabelTooLong {
-                url: self.base.clone(),
-                query: query.to_owned(),
-                label: format!("`{after}` = \"{start}…\""),
-                limit_kib: self.config.max_label_kib,
-            },
-        }
-    }
-
-    /// Two values of `series` at one instant in the answer to `query`.
-    pub(super) fn conflicting(
-        &self,
-        query: &str,
-        series: &str,
-        conflict: super::Conflict,
-    ) -> PrometheusError {
-        PrometheusError::Conflicting {
-            url: self.base.clone(),
-            query: query.to_owned(),
-            series: series.chars().take(300).collect(),
-            t_ms: conflict.t_ms,
-            first: conflict.first,
-            second: conflict.second,
-        }
-    }
-
-    /// The answer to `query` has more than `max_series` series.
-    pub(super) fn too_many_series(&self, query: &str) -> PrometheusError {
-        PrometheusError::TooManySeries {
-            url: self.base.clone(),
-            query: query.to_owned(),
-            limit: self.config.max_series,
-        }
-    }
-
-    /// The answer to `query` passed `max_response_mib`.
-    pub(super) fn too_large(&self, query: &str) -> PrometheusError {
-        PrometheusError::TooLarge {
-            url: self.base.clone(),
-            query: query.to_owned(),
-            limit_mib: self.config.max_response_mib,
-        }
-    }
-
-    fn unreachable(&self, query: &str, error: reqwest::Error) -> PrometheusError {
-        let mut reason = if error.is_timeout() {
-            format!("timed out after {} s", self.config.timeout_secs)
-        } else {
-            error.to_string()
-        };
-        let mut cause = std::error::Error::source(&error);
-        while let Some(c) = cause {
-            reason.push_str(": ");
-            reason.push_str(&c.to_string());
-            cause = c.source();
-        }
-        PrometheusError::Unreachable {
-            url: self.base.clone(),
-            query: query.to_owned(),
-            reason,
-        }
-    }
-
-    fn bad_answer(&self, query: &str, reason: String) -> PrometheusError {
-        PrometheusError::BadAnswer {
-            url: self.base.clone(),
-            query: query.to_owned(),
-            reason,
         }
     }
 }
