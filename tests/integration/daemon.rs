@@ -692,7 +692,7 @@ fn a_broken_policy_edit_keeps_the_running_one_and_a_valid_one_switches() {
 }
 
 /// Every jsonl record the file messenger wrote under `dir`.
-fn delivered(dir: &Path) -> Vec<serde_json::Value> {
+pub(super) fn delivered(dir: &Path) -> Vec<serde_json::Value> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

@@ -447,23 +447,6 @@ cache_dir = "{cache}"
     )
 }
 
-/// Every jsonl record delivered under `dir`.
-fn delivered(dir: &Path) -> Vec<serde_json::Value> {
-    let mut records = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        // The messenger's directory of temporaries: empty after a clean run.
-        if path.is_dir() {
-            assert_eq!(std::fs::read_dir(&path).unwrap().count(), 0, "{path:?}");
-            continue;
-        }
-        for line in std::fs::read_to_string(&path).unwrap().lines() {
-            records.push(serde_json::from_str(line).unwrap());
-        }
-    }
-    records
-}
-
 #[test]
 fn a_week_of_daemon_keeps_every_joule_and_ships_each_window_once() {
     let hours = env_or("WATTSON_SOAK_HOURS", 1);
@@ -557,7 +540,11 @@ fn a_week_of_daemon_keeps_every_joule_and_ships_each_window_once() {
     assert!(hours < 2 || wraps > 1, "package-0 wrapped {wraps} times");
 
     // Each closed window delivered once; the one in progress still held.
-    let records = delivered(&dir.join("out/jsonl"));
+    let out = dir.join("out/jsonl");
+    let records = super::daemon::delivered(&out);
+    // The messenger's directory of temporaries: empty after a clean run.
+    let temporaries = std::fs::read_dir(out.join(".wattson-tmp")).map_or(0, |d| d.count());
+    assert_eq!(temporaries, 0, "temporaries left");
     let mut seen = BTreeSet::new();
     let mut vm_joules = 0.0;
     for r in &records {

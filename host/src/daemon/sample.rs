@@ -35,6 +35,12 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Whether the host rebooted between `prev` and these: both know their
+    /// boot id and the ids differ.
+    pub fn rebooted_since(&self, prev: &Counters) -> bool {
+        matches!((&prev.boot_id, &self.boot_id), (Some(a), Some(b)) if a != b)
+    }
+
     /// What is known of the host's boots between `prev` and these: the
     /// same boot when both have the same boot id.
     pub fn boot_since(&self, prev: &Counters) -> Boot {

@@ -186,12 +186,6 @@ pub struct DaemonState {
     shared: Arc<Shared>,
 }
 
-/// Whether the host rebooted between two samples: both know their boot id
-/// and the ids differ.
-fn rebooted(prev: &Counters, cur: &Counters) -> bool {
-    matches!((&prev.boot_id, &cur.boot_id), (Some(a), Some(b)) if a != b)
-}
-
 /// A tick that could not be persisted: the daemon stops rather than serve
 /// counters it could lose.
 #[derive(Debug, thiserror::Error)]
@@ -285,7 +279,7 @@ impl DaemonState {
         }
         let mut records = Vec::new();
         match self.ledger.last.take() {
-            Some(prev) if rebooted(&prev, &sample.counters) => {
+            Some(prev) if sample.counters.rebooted_since(&prev) => {
                 // Counters of another boot are no base: a drop would read as
                 // a wrap (a whole range of energy that never happened).
                 tracing::warn!(
