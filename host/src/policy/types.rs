@@ -40,6 +40,10 @@ pub struct Policy {
     /// Where a model's `host-power` measurement comes from.
     #[serde(default)]
     pub host_power: HostPowerConfig,
+    /// `[gpu]`: where a model's `gpu` measurement comes from; without it,
+    /// no GPU energy is read.
+    #[serde(default)]
+    pub gpu: Option<crate::sources::gpu::GpuConfig>,
     /// Static idle power per host: a host key or a regex matching whole host
     /// keys → watts. Hosts not listed get it measured ("auto", `docs/ENERGY.md#idle-power`).
     #[serde(default)]
@@ -405,7 +409,7 @@ impl Policy {
     }
 
     /// Every section that checks itself, by its key.
-    fn sections(&self) -> [(&'static str, &dyn Validate); 14] {
+    fn sections(&self) -> [(&'static str, &dyn Validate); 15] {
         [
             ("prometheus", &self.prometheus),
             ("inventory", &self.inventory),
@@ -414,6 +418,7 @@ impl Policy {
             ("model", &self.model),
             ("rules", &self.rules),
             ("rapl", &self.rapl),
+            ("gpu", &self.gpu),
             ("window", &self.window),
             ("carbon", &self.carbon),
             ("embodied", &self.embodied),

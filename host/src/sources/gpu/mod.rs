@@ -4,9 +4,11 @@
 //! VM on these (`docs/ENERGY.md` will state the rules).
 
 mod bus_id;
+mod config;
 mod hostdev;
 mod smi;
 
 pub use bus_id::{BusId, NotABusId};
+pub use config::{CounterUnit, DEFAULT_MIG_SLICES, GpuConfig, GpuKey};
 pub use hostdev::{Holding, HostdevError, Mode, holdings};
 pub use smi::{DEFAULT_COMMAND, GpuMeter, GpuSample, SmiCommand, parse};
