@@ -13,20 +13,20 @@ use super::prometheus::{Prometheus, TestSeries, openmetrics_with_gauges};
 use super::wattson::{command, extract, extract_with, secs, write_policy};
 
 /// The window extracted: the second hour.
-const W0: i64 = T0 + HOUR;
-const W1: i64 = T0 + 2 * HOUR;
-const SECONDS_PER_YEAR: f64 = 8760.0 * 3600.0;
+pub(super) const W0: i64 = T0 + HOUR;
+pub(super) const W1: i64 = T0 + 2 * HOUR;
+pub(super) const SECONDS_PER_YEAR: f64 = 8760.0 * 3600.0;
 
 /// One VM's CPU-time series on one host.
-struct Cpu {
-    uuid: &'static str,
-    host: &'static str,
+pub(super) struct Cpu {
+    pub(super) uuid: &'static str,
+    pub(super) host: &'static str,
     life: (i64, i64),
-    vcpus: u32,
-    memory_mib: u64,
+    pub(super) vcpus: u32,
+    pub(super) memory_mib: u64,
 }
 
-const VMS: [Cpu; 9] = [
+pub(super) const VMS: [Cpu; 9] = [
     // ENERGY.md's example: a (all hour) and b (half of it) on cmp-01.
     Cpu {
         uuid: "a",
@@ -163,7 +163,7 @@ fn scraped(
 
 /// ENERGY.md's presence: the C1 span (base to last sample in the window),
 /// at most the window.
-fn presence(samples: &[(i64, f64)]) -> f64 {
+pub(super) fn presence(samples: &[(i64, f64)]) -> f64 {
     let base = samples.iter().rfind(|(t, _)| *t <= W0).map(|s| s.0);
     let inside: Vec<i64> = samples
         .iter()
@@ -176,7 +176,7 @@ fn presence(samples: &[(i64, f64)]) -> f64 {
 }
 
 /// The libvirt exporter's and node_exporter's series of the test.
-fn prometheus() -> (Prometheus, Vec<TestSeries>) {
+pub(super) fn prometheus() -> (Prometheus, Vec<TestSeries>) {
     let mut cpu = Vec::new();
     let mut vcpus = Vec::new();
     let mut memory = Vec::new();
@@ -437,6 +437,31 @@ fn policy_check_names_the_file_and_key_of_bad_embodied_settings() {
         stderr.contains("site.toml:10:1")
             && stderr.contains("unknown field `lifetime`")
             && stderr.contains("embodied.hosts"),
+        "{stderr}"
+    );
+
+    // A BoaviztAPI entry is checked without asking it (nothing listens on port 9).
+    let (code, stderr) = check(
+        "[embodied.hosts.\"gpu-*\"]\nboavizta = { url = \"http://127.0.0.1:9\", archetype = \"platfom_gpucompute_medium\" }\n",
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = check(
+        "[embodied.hosts.\"gpu-*\"]\nkg_co2e = 1\nboavizta = { url = \"127.0.0.1:5000\", config = { cpu = {} } }\n",
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("key `embodied.hosts.\"gpu-*\".boavizta`")
+            && stderr.contains("kg_co2e or by boavizta, not both"),
+        "{stderr}"
+    );
+    let (code, stderr) = check(
+        "[embodied.hosts.\"gpu-*\"]\nboavizta = { url = \"127.0.0.1:5000\", config = { cpu = {} } }\n",
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("key `embodied.hosts.\"gpu-*\".boavizta.url`")
+            && stderr.contains("key `embodied.hosts.\"gpu-*\".boavizta.config`")
+            && stderr.contains("has cpu"),
         "{stderr}"
     );
 

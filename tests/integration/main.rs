@@ -11,6 +11,7 @@ mod data;
 mod delivery;
 mod docs;
 mod embodied;
+mod embodied_boavizta;
 mod exactness;
 mod examples;
 mod extract_cli;

@@ -140,6 +140,10 @@ fn prepare(
     make_sources: &mut MakeSources,
 ) -> Result<Loaded, DaemonError> {
     let bound = crate::policy::bind(&policy, runtime)?;
+    // BoaviztAPI's figures: asked once per (re)load.
+    if let Some(embodied) = &bound.embodied {
+        embodied.ask_blocking(&policy.state_dir());
+    }
     let plan = crate::pipeline::Plan::new(&bound);
     let problems = plan_problems(&policy, plan.measurements());
     if !problems.is_empty() {

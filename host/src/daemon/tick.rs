@@ -466,7 +466,7 @@ impl DaemonState {
                 estimated: info.quality == Quality::Estimated,
                 meters: records::meters(slot.measurements),
                 embodied_g: embodied.as_ref().map(|p| p.grams),
-                embodied_source: embodied.map(|p| p.source.into_owned()),
+                embodied_source: embodied.map(|p| p.source.to_string()),
                 ..Part::default()
             };
             self.ledger

@@ -95,7 +95,10 @@ impl Page {
             memory_gb_hours: fixed(t.memory_mb_hours / 1024.0, 1),
             disk_gb_hours: t.local_gb_hours.map(|v| fixed(v, 1)),
             kwh: fixed(t.kwh(), 3),
+            gpu_kwh: t.gpu_kwh().map(|v| fixed(v, 3)),
             carbon_g: t.carbon_g.map(|v| fixed(v, 1)),
+            embodied_g: t.embodied_g().map(|v| fixed(v, 1)),
+            total_g: t.total_g().map(|v| fixed(v, 1)),
             share: report.share(t).map(percent),
         };
         let bars = |value: &dyn Fn(&Totals) -> Option<f64>| -> Vec<(usize, f64)> {
@@ -160,7 +163,11 @@ struct Row {
     memory_gb_hours: String,
     disk_gb_hours: Option<String>,
     kwh: String,
+    /// Blank (None) unless every record of the row has the part.
+    gpu_kwh: Option<String>,
     carbon_g: Option<String>,
+    embodied_g: Option<String>,
+    total_g: Option<String>,
     share: Option<String>,
 }
 
@@ -412,7 +419,10 @@ struct VmRow {
     state: &'static str,
     hours: String,
     kwh: String,
+    gpu_kwh: Option<String>,
     carbon_g: Option<String>,
+    embodied_g: Option<String>,
+    total_g: Option<String>,
     quality: &'static str,
 }
 
@@ -433,7 +443,10 @@ impl VmRow {
             state: vm.state,
             hours: fixed(vm.hours, 1),
             kwh: fixed(vm.kwh(), 3),
+            gpu_kwh: vm.gpu_kwh().map(|v| fixed(v, 3)),
             carbon_g: vm.carbon_g.map(|v| fixed(v, 1)),
+            embodied_g: vm.embodied_g().map(|v| fixed(v, 1)),
+            total_g: vm.total_g().map(|v| fixed(v, 1)),
             quality: if vm.estimated {
                 "estimated"
             } else {

@@ -79,8 +79,13 @@ pub struct VmUsage {
     pub joules: f64,
     /// Its footprint, gCO2e, over the windows that had an intensity.
     pub carbon_g: Option<f64>,
+    /// Its footprint, gCO2e, known only where every record has one (the
+    /// operational part of [`VmUsage::total_g`]).
+    pub operational: AllOrNothing,
     /// Its embodied emissions, gCO2e, known only where every record has them.
     pub embodied: AllOrNothing,
+    /// Its GPUs' energy, joules, known only where every record has `gpu_j`.
+    pub gpu: AllOrNothing,
     /// Whether any of its energy came from an estimate.
     pub estimated: bool,
     /// Its energy per UTC day, joules, keyed by the day's start (ms); see
@@ -130,9 +135,14 @@ impl VmUsage {
         self.embodied.get()
     }
 
-    /// Operational plus embodied gCO2e, where both are known.
+    /// GPU energy, kWh, where every record of it has `gpu_j`.
+    pub fn gpu_kwh(&self) -> Option<f64> {
+        self.gpu.get().map(|j| j / 3.6e6)
+    }
+
+    /// Operational plus embodied gCO2e, where every record has both.
     pub fn total_g(&self) -> Option<f64> {
-        Some(self.carbon_g? + self.embodied_g()?)
+        Some(self.operational.get()? + self.embodied_g()?)
     }
 
     fn add(&mut self, r: &EnergyRecord) {
@@ -169,7 +179,9 @@ impl VmUsage {
         if let Some(g) = r.cfp_g {
             *self.carbon_g.get_or_insert(0.0) += g;
         }
+        self.operational.add(r.cfp_g);
         self.embodied.add(r.embodied_g);
+        self.gpu.add(r.gpu_j);
         self.estimated |= r.quality.kind == crate::runtime::Quality::Estimated;
         self.last_end_ms = r.end_ms;
         (self.state, self.ended_ms) = match r.status {
@@ -201,8 +213,12 @@ pub struct Totals {
     pub joules: f64,
     /// gCO2e, where any window had an intensity.
     pub carbon_g: Option<f64>,
+    /// gCO2e, known only where every VM's every record has it.
+    pub operational: AllOrNothing,
     /// Embodied gCO2e, known only where every VM's is.
     pub embodied: AllOrNothing,
+    /// GPU joules, known only where every VM's are.
+    pub gpu: AllOrNothing,
     /// Joules per UTC day, keyed by the day's start (ms).
     pub daily_joules: BTreeMap<i64, f64>,
 }
@@ -220,7 +236,9 @@ impl Totals {
         if let Some(g) = vm.carbon_g {
             *self.carbon_g.get_or_insert(0.0) += g;
         }
+        self.operational.add(vm.operational.get());
         self.embodied.add(vm.embodied_g());
+        self.gpu.add(vm.gpu.get());
         for (&day, &joules) in &vm.daily_joules {
             *self.daily_joules.entry(day).or_default() += joules;
         }
@@ -236,9 +254,14 @@ impl Totals {
         self.embodied.get()
     }
 
-    /// Operational plus embodied gCO2e, where both are known.
+    /// GPU energy, kWh, where every VM's is known.
+    pub fn gpu_kwh(&self) -> Option<f64> {
+        self.gpu.get().map(|j| j / 3.6e6)
+    }
+
+    /// Operational plus embodied gCO2e, where every record has both.
     pub fn total_g(&self) -> Option<f64> {
-        Some(self.carbon_g? + self.embodied_g()?)
+        Some(self.operational.get()? + self.embodied_g()?)
     }
 }
 
@@ -457,7 +480,7 @@ pub fn last_month(now_ms: i64) -> Window {
 mod tests {
     use super::*;
 
-    fn record(
+    pub(super) fn record(
         uuid: &str,
         project: &str,
         start_ms: i64,

@@ -60,8 +60,9 @@ fn vm_json(vm: &VmUsage) -> Value {
         "ended_at": vm.ended_ms.map(nova_time),
         "state": vm.state,
         "energy_kwh": vm.kwh(),
-        "carbon_g": vm.carbon_g,
         // Unknown where any of its records lacks it: null, never 0.
+        "gpu_kwh": vm.gpu_kwh(),
+        "carbon_g": vm.carbon_g,
         "embodied_g": vm.embodied_g(),
         "total_g": vm.total_g(),
         "quality": if vm.estimated { "estimated" } else { "measured" },
@@ -75,6 +76,7 @@ fn totals_json(report: &Report, totals: &Totals) -> serde_json::Map<String, Valu
         "total_memory_mb_usage": totals.memory_mb_hours,
         "total_hours": totals.hours,
         "total_energy_kwh": totals.kwh(),
+        "total_gpu_kwh": totals.gpu_kwh(),
         "energy_share": report.share(totals),
         "total_carbon_g": totals.carbon_g,
         "total_embodied_g": totals.embodied_g(),
@@ -158,6 +160,7 @@ fn csv(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         "local_gb_hours",
         "hours",
         "energy_kwh",
+        "gpu_kwh",
         "energy_share",
         "carbon_g",
         "embodied_g",
@@ -182,6 +185,7 @@ fn csv(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             number(t.local_gb_hours),
             t.hours.to_string(),
             t.kwh().to_string(),
+            number(t.gpu_kwh()),
             number(report.share(t)),
             number(t.carbon_g),
             number(t.embodied_g()),
@@ -222,10 +226,10 @@ pub(super) fn group_name(by: By, g: &Group) -> String {
     }
 }
 
-/// A group per line: who, usage, energy, and its operational (gCO2e),
-/// embodied and total grams, within 120 columns.
+/// A group per line: who, usage, energy (of it the GPUs'), and its
+/// operational (gCO2e), embodied and total grams, within 120 columns.
 fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
-    const NAME: usize = 24;
+    const NAME: usize = 20;
     let first = match report.by {
         By::Project => "PROJECT",
         By::Vm => "VM",
@@ -242,7 +246,7 @@ fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     let row = |out: &mut dyn Write, name: &str, t: &Totals| {
         writeln!(
             out,
-            "{:<NAME$} {:>5} {:>9.1} {:>9.1} {:>9} {:>8.1} {:>10.3} {:>6} {:>9} {:>9} {:>9}",
+            "{:<NAME$} {:>5} {:>8.1} {:>8.1} {:>9} {:>8.1} {:>10.3} {:>8} {:>6} {:>9} {:>9} {:>9}",
             fit(name, NAME),
             t.vms,
             t.vcpu_hours,
@@ -250,6 +254,7 @@ fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             cell(t.local_gb_hours, 1),
             t.hours,
             t.kwh(),
+            cell(t.gpu_kwh(), 3),
             report
                 .share(t)
                 .map_or_else(|| "-".to_owned(), |s| format!("{:.1}%", s * 100.0)),
@@ -263,13 +268,14 @@ fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "{first:<NAME$} {:>5} {:>9} {:>9} {:>9} {:>8} {:>10} {:>6} {:>9} {:>9} {:>9}",
+        "{first:<NAME$} {:>5} {:>8} {:>8} {:>9} {:>8} {:>10} {:>8} {:>6} {:>9} {:>9} {:>9}",
         "VMS",
         "vCPU-h",
         "MEM GB-h",
         "DISK GB-h",
         "HOURS",
         "kWh",
+        "GPU kWh",
         "SHARE",
         "gCO2e",
         "EMBODIED",
@@ -296,45 +302,53 @@ fn host_line(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// One line per VM: who it is, its size, how long it lived, its energy.
+/// One line per VM: who it is, its size, how long it lived, its energy
+/// (of it the GPUs'), its operational, embodied and total grams, within
+/// 120 columns.
 fn vm_table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<20} {:<8} {:<16} {:<10} {:>5} {:>6} {:>7} {:>7} {:>10} {:>9} {:<7}",
+        "{:<13} {:<8} {:<10} {:<8} {:>4} {:>6} {:>5} {:>6} {:>9} {:>7} {:>8} {:>8} {:>8} {:<7}",
         "VM",
         "UUID",
         "PROJECT",
         "FLAVOR",
-        "vCPUs",
+        "vCPU",
         "MEM GB",
-        "DISK GB",
+        "DISK",
         "HOURS",
         "kWh",
+        "GPU kWh",
         "gCO2e",
+        "EMBODIED",
+        "TOTAL",
         "STATE"
     )?;
     for vm in report.groups.iter().flat_map(|g| &g.vms) {
         let project = vm.project_name.as_ref().or(vm.tenant_id.as_ref());
         writeln!(
             out,
-            "{:<20} {:<8} {:<16} {:<10} {:>5} {:>6} {:>7} {:>7.1} {:>10.3} {:>9} {:<7}",
-            fit(vm.name.as_deref().unwrap_or("-"), 20),
+            "{:<13} {:<8} {:<10} {:<8} {:>4} {:>6} {:>5} {:>6.1} {:>9.3} {:>7} {:>8} {:>8} {:>8} {:<7}",
+            fit(vm.name.as_deref().unwrap_or("-"), 13),
             fit(&vm.instance_id, 8),
-            fit(project.map_or("-", String::as_str), 16),
-            fit(vm.flavor.as_deref().unwrap_or("-"), 10),
+            fit(project.map_or("-", String::as_str), 10),
+            fit(vm.flavor.as_deref().unwrap_or("-"), 8),
             vm.vcpus.map_or_else(|| "-".to_owned(), |v| v.to_string()),
             cell(vm.memory_mb.map(|m| m as f64 / 1024.0), 1),
-            cell(vm.local_gb, 1),
+            cell(vm.local_gb, 0),
             vm.hours,
             vm.kwh(),
+            cell(vm.gpu_kwh(), 3),
             cell(vm.carbon_g, 1),
+            cell(vm.embodied_g(), 1),
+            cell(vm.total_g(), 1),
             vm.state,
         )?;
     }
     let t = &report.totals;
     writeln!(
         out,
-        "{:<20} {:<8} {:<16} {:<10} {:>5} {:>6} {:>7} {:>7.1} {:>10.3} {:>9}",
+        "{:<13} {:<8} {:<10} {:<8} {:>4} {:>6} {:>5} {:>6.1} {:>9.3} {:>7} {:>8} {:>8} {:>8}",
         "TOTAL",
         "",
         "",
@@ -344,7 +358,228 @@ fn vm_table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         "",
         t.hours,
         t.kwh(),
-        cell(t.carbon_g, 1)
+        cell(t.gpu_kwh(), 3),
+        cell(t.carbon_g, 1),
+        cell(t.embodied_g(), 1),
+        cell(t.total_g(), 1),
     )?;
     host_line(report, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::records::EnergyRecord;
+    use crate::report::Aggregator;
+    use crate::report::tests::record;
+    use crate::runtime::Status;
+    use crate::window::Window;
+
+    const H: i64 = 3_600_000;
+
+    /// A record with its GPU joules, embodied grams and footprint as given.
+    fn part(
+        uuid: &str,
+        project: &str,
+        start_ms: i64,
+        gpu_j: Option<f64>,
+        embodied_g: Option<f64>,
+        cfp: bool,
+    ) -> EnergyRecord {
+        let mut r = record(uuid, project, start_ms, 3.6e6, Status::Running);
+        r.gpu_j = gpu_j;
+        r.embodied_g = embodied_g;
+        if !cfp {
+            (r.ci_g, r.cfp_g) = (None, None);
+        }
+        r
+    }
+
+    /// a (p1) has every part; b (p1) no GPU joules; c (p2) no footprint in
+    /// its second window.
+    fn report(by: By) -> Report {
+        let mut agg = Aggregator::default();
+        agg.records(&[
+            part("a", "p1", 0, Some(3.6e6), Some(1.0), true),
+            part("b", "p1", 0, None, Some(0.5), true),
+            part("c", "p2", 0, Some(7.2e6), Some(4.0), true),
+        ]);
+        agg.records(&[
+            part("a", "p1", H, Some(1.8e6), Some(2.0), true),
+            part("c", "p2", H, Some(0.0), Some(1.0), false),
+        ]);
+        agg.finish(
+            Window {
+                start_ms: 0,
+                end_ms: 2 * H,
+            },
+            by,
+            &HashMap::new(),
+        )
+    }
+
+    fn written(report: &Report, format: Format) -> String {
+        let mut out = Vec::new();
+        write(report, format, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn gpu_embodied_and_total_are_blank_unless_every_record_has_the_part() {
+        let json: Value =
+            serde_json::from_str(&written(&report(By::Project), Format::Json)).unwrap();
+        let p1 = &json["tenant_usages"][0];
+        let p2 = &json["tenant_usages"][1];
+        // p1: b has no gpu_j; 100 g/kWh on 3 kWh, and 3.5 g embodied.
+        assert_eq!(p1["total_gpu_kwh"], Value::Null, "{p1}");
+        assert_eq!(p1["total_embodied_g"], 3.5);
+        assert_eq!(p1["total_g"], 303.5);
+        assert_eq!(p1["server_usages"][0]["gpu_kwh"], 1.5);
+        assert_eq!(p1["server_usages"][0]["total_g"], 203.0);
+        assert_eq!(p1["server_usages"][1]["gpu_kwh"], Value::Null);
+        // p2: every record has gpu_j (one of 0 J); one lacks a footprint.
+        assert_eq!(p2["total_gpu_kwh"], 2.0);
+        assert_eq!(p2["total_embodied_g"], 5.0);
+        assert_eq!(p2["total_carbon_g"], 100.0);
+        assert_eq!(p2["total_g"], Value::Null, "{p2}");
+        assert_eq!(json["total_gpu_kwh"], Value::Null);
+        assert_eq!(json["total_g"], Value::Null);
+
+        let csv = written(&report(By::Project), Format::Csv);
+        let rows: Vec<HashMap<&str, &str>> = {
+            let mut lines = csv.lines();
+            let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+            lines
+                .map(|l| header.iter().copied().zip(l.split(',')).collect())
+                .collect()
+        };
+        assert_eq!(
+            (
+                rows[0]["gpu_kwh"],
+                rows[0]["embodied_g"],
+                rows[0]["total_g"]
+            ),
+            ("", "3.5", "303.5")
+        );
+        assert_eq!(
+            (
+                rows[1]["gpu_kwh"],
+                rows[1]["embodied_g"],
+                rows[1]["total_g"]
+            ),
+            ("2", "5", "")
+        );
+
+        let table = written(&report(By::Project), Format::Table);
+        assert!(
+            table.contains("GPU kWh") && table.contains("EMBODIED"),
+            "{table}"
+        );
+        let cells = |name: &str| -> Vec<String> {
+            let line = table.lines().find(|l| l.starts_with(name)).unwrap();
+            line.split_whitespace().skip(6).map(str::to_owned).collect()
+        };
+        // kWh, GPU kWh, SHARE, gCO2e, EMBODIED, TOTAL.
+        assert_eq!(cells("astro"), ["3.000", "-", "-", "300.0", "3.5", "303.5"]);
+        assert_eq!(cells("p2"), ["2.000", "2.000", "-", "100.0", "5.0", "-"]);
+        assert_eq!(cells("TOTAL"), ["5.000", "-", "-", "400.0", "8.5", "-"]);
+        assert!(table.lines().all(|l| l.chars().count() <= 120), "{table}");
+
+        let html = written(&report(By::Project), Format::Html);
+        assert!(
+            html.contains("<th>GPU kWh</th>") && html.contains("<td>303.5</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td>2.000</td>") && html.contains("<td>5.0</td>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn by_vm_every_format_has_each_vms_gpu_embodied_and_total() {
+        let report = report(By::Vm);
+        let json: Value = serde_json::from_str(&written(&report, Format::Json)).unwrap();
+        let vm = |uuid: &str| {
+            json["usages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|g| g["instance_id"] == uuid)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(
+            (vm("a")["total_gpu_kwh"].clone(), vm("a")["total_g"].clone()),
+            (1.5.into(), 203.0.into())
+        );
+        assert_eq!(vm("b")["total_gpu_kwh"], Value::Null);
+        assert_eq!(vm("c")["total_g"], Value::Null);
+
+        let csv = written(&report, Format::Csv);
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        let a: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+        assert_eq!(
+            (
+                a[0],
+                a[at("gpu_kwh")],
+                a[at("embodied_g")],
+                a[at("total_g")]
+            ),
+            ("a", "1.5", "3", "203")
+        );
+
+        let table = written(&report, Format::Table);
+        assert!(table.lines().all(|l| l.chars().count() <= 120), "{table}");
+        // GPU kWh, gCO2e, EMBODIED, TOTAL (and STATE).
+        let cells = |first: &str| -> Vec<String> {
+            let line = table
+                .lines()
+                .find(|l| l.split_whitespace().nth(1) == Some(first) || l.starts_with(first))
+                .unwrap_or_else(|| panic!("{first} in {table}"));
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            cells[cells.len().saturating_sub(5)..]
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect()
+        };
+        assert_eq!(cells("a"), ["1.500", "200.0", "3.0", "203.0", "active"]);
+        assert_eq!(cells("b"), ["-", "100.0", "0.5", "100.5", "stopped"]);
+        assert_eq!(cells("c"), ["2.000", "100.0", "5.0", "-", "active"]);
+        assert_eq!(cells("TOTAL"), ["5.000", "-", "400.0", "8.5", "-"]);
+
+        let html = written(&report, Format::Html);
+        assert!(
+            html.contains("<th>Embodied gCO2e</th><th>Total gCO2e</th><th class=\"text\">Quality"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td>1.500</td><td>200.0</td><td>3.0</td><td>203.0</td>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn by_host_and_flavor_carry_the_same_columns() {
+        for by in [By::Host, By::Flavor] {
+            let report = report(by);
+            let json: Value = serde_json::from_str(&written(&report, Format::Json)).unwrap();
+            // One group (cmp-01, no flavor): b lacks gpu_j, c a footprint.
+            let group = &json["usages"][0];
+            assert_eq!(group["total_embodied_g"], 8.5, "{group}");
+            assert_eq!(
+                (&group["total_gpu_kwh"], &group["total_g"]),
+                (&Value::Null, &Value::Null)
+            );
+            let csv = written(&report, Format::Csv);
+            assert!(
+                csv.lines().next().unwrap().contains(",energy_kwh,gpu_kwh,"),
+                "{csv}"
+            );
+            assert!(csv.lines().nth(1).unwrap().ends_with(",400,8.5,"), "{csv}");
+        }
+    }
 }

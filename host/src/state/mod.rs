@@ -8,6 +8,7 @@
 //!     daemon.lock                held by `wattson daemon` for its whole life; its PID
 //!     daemon.json                the daemon's counters and ledger
 //!     lastrun                    `<end ms> <end RFC 3339>`
+//!     embodied/<sha256>.json     a BoaviztAPI answer ([embodied] boavizta)
 //!     spool/<start>-<end>/       one rendered window
 //!         window.json            window, outputs (format, messenger), payload counts
 //!         <output>-<n>.payload   payload n of output i

@@ -2,22 +2,22 @@
 //! `e_i = r_h × s_i × presence_i`, `s_i = (vcpus_i / V_h + memory_mb_i / M_h) / 2`,
 //! scaled down on an overcommitted host; pure arithmetic.
 
-use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::{Capacity, Lack};
 use crate::runtime::AttributionInput;
 use crate::window::Window;
 
 /// A host's rate and capacity, where both are known.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct HostRate {
     /// `r_h`, g/s.
     pub rate_g_per_s: f64,
     /// `V_h`, `M_h`.
     pub capacity: Capacity,
     /// Where the host's figure comes from (`embodied_source`).
-    pub source: &'static str,
+    pub source: Arc<str>,
 }
 
 /// One VM's embodied emissions in the window.
@@ -26,7 +26,7 @@ pub struct VmPart {
     /// Σ of its placements' `e_i`, grams CO2e.
     pub grams: f64,
     /// Its hosts' figures' sources, `+`-joined where they differ.
-    pub source: Cow<'static, str>,
+    pub source: Arc<str>,
 }
 
 /// One host's embodied emissions in the window.
@@ -134,14 +134,14 @@ pub(super) fn amortize(
         match &mut vms[vm] {
             Some(part) => {
                 part.grams += e;
-                if !part.source.split('+').any(|s| s == rate.source) {
-                    part.source = Cow::Owned(format!("{}+{}", part.source, rate.source));
+                if !part.source.split('+').any(|s| s == &*rate.source) {
+                    part.source = Arc::from(format!("{}+{}", part.source, rate.source));
                 }
             }
             slot => {
                 *slot = Some(VmPart {
                     grams: e,
-                    source: Cow::Borrowed(rate.source),
+                    source: Arc::clone(&rate.source),
                 });
             }
         }
@@ -200,7 +200,7 @@ mod tests {
                 vcpus: 96.0,
                 memory_mib: 262_144.0,
             },
-            source: "static",
+            source: Arc::from("static"),
         }
     }
 
@@ -225,7 +225,7 @@ mod tests {
         assert!(lacks.is_empty());
         close(got.vms[0].as_ref().unwrap().grams, 2.675_513_698_630_137);
         close(got.vms[1].as_ref().unwrap().grams, 0.468_214_897_260_274);
-        assert_eq!(got.vms[0].as_ref().unwrap().source, "static");
+        assert_eq!(&*got.vms[0].as_ref().unwrap().source, "static");
         let host = &got.hosts[0];
         assert!(!host.scaled);
         close(host.whole_g, 25.684_931_506_849_315);

@@ -2,10 +2,12 @@
 //! manufacturing emissions, spread evenly over its life, are split among
 //! the VMs on it by `(vCPU share + memory share) / 2` of its capacity for
 //! the seconds they were there; idle capacity stays at the host. `[embodied]`
-//! is [`EmbodiedConfig`]; a host's capacity is the policy's or measured from
+//! is [`EmbodiedConfig`]; a host's figure is the policy's or a running
+//! BoaviztAPI's (`boavizta`); its capacity is the policy's or measured from
 //! node_exporter (`capacity`); `amortize` is the formula.
 
 mod amortize;
+mod boavizta;
 mod capacity;
 mod config;
 
@@ -14,13 +16,14 @@ pub use config::EmbodiedConfig;
 use config::HOURS_PER_YEAR;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use globset::GlobMatcher;
 
 use super::{GatherPlan, PipelineError};
 use crate::policy::Policy;
 use crate::runtime::AttributionInput;
+use crate::state::StateDir;
 use crate::window::Window;
 
 /// The window's embodied parts: each host's capacity measured where its
@@ -33,6 +36,7 @@ pub async fn amortized(
     input: &AttributionInput,
     window: Window,
 ) -> Result<Amortized, PipelineError> {
+    embodied.ask(&policy.state_dir()).await;
     let measured = match policy.inventory.host_label.as_deref() {
         Some(label) if embodied.needs_measuring(input.hosts.iter().map(String::as_str)) => {
             capacity::measure(plan.client(), label, |labels| plan.host_of(labels), window).await?
@@ -42,29 +46,29 @@ pub async fn amortized(
     Ok(embodied.apply(input, &measured, window, Overcommit::EachWindow))
 }
 
+/// The state directory's folder of BoaviztAPI answers.
+const CACHE_DIR: &str = "embodied";
+
 /// Where a host's manufacturing emissions come from: one source per host
 /// entry, named on the records it gives (`embodied_source`).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum Figure {
     /// The policy's `kg_co2e`.
     Static {
         /// kg CO2e of the host's manufacture.
         kg_co2e: f64,
     },
+    /// A running BoaviztAPI's answer, once asked in this run.
+    Boavizta(Arc<boavizta::Boavizta>),
 }
 
 impl Figure {
-    /// The whole life's emissions, kg CO2e.
-    pub fn kg_co2e(&self) -> f64 {
-        match self {
-            Self::Static { kg_co2e } => *kg_co2e,
-        }
-    }
-
-    /// The records' `embodied_source`.
-    pub fn source(&self) -> &'static str {
+    /// The records' `embodied_source`: `static`, `boavizta:<archetype>` or
+    /// `boavizta:config`.
+    pub fn source(&self) -> &str {
         match self {
             Self::Static { .. } => "static",
+            Self::Boavizta(api) => api.source(),
         }
     }
 }
@@ -90,18 +94,37 @@ impl Capacity {
 pub struct HostFigure {
     /// The host glob, compiled.
     glob: GlobMatcher,
+    /// The glob as the policy gives it (warnings name the entry by it).
+    entry: String,
     /// Where its kg CO2e come from.
     pub figure: Figure,
-    /// Years they are spread over.
-    pub lifetime_years: f64,
+    /// The entry's own `lifetime_years`.
+    pub own_years: Option<f64>,
+    /// `[embodied] lifetime_years` (or its default).
+    pub default_years: f64,
     /// The policy's capacity; None: measured.
     pub capacity: Option<Capacity>,
 }
 
 impl HostFigure {
-    /// `r_h`: grams CO2e per second of the host's life.
-    pub fn rate_g_per_s(&self) -> f64 {
-        self.figure.kg_co2e() * 1000.0 / (self.lifetime_years * HOURS_PER_YEAR * 3600.0)
+    /// `r_h`: grams CO2e per second of the host's life; None for a
+    /// BoaviztAPI that gave no answer. The life is the entry's
+    /// `lifetime_years`, else BoaviztAPI's `hours_life_time`, else the
+    /// table's `lifetime_years`.
+    pub fn rate_g_per_s(&self) -> Option<f64> {
+        let (kg_co2e, api_hours) = match &self.figure {
+            Figure::Static { kg_co2e } => (*kg_co2e, None),
+            Figure::Boavizta(api) => {
+                let answer = api.answer()?;
+                (answer.kg_co2e, answer.hours_life_time)
+            }
+        };
+        let hours = self
+            .own_years
+            .map(|years| years * HOURS_PER_YEAR)
+            .or(api_hours)
+            .unwrap_or(self.default_years * HOURS_PER_YEAR);
+        Some(kg_co2e * 1000.0 / (hours * 3600.0))
     }
 }
 
@@ -112,6 +135,8 @@ enum Lack {
     Unmatched(String),
     /// Its host's capacity is neither in the policy nor measured.
     CapacityUnknown(String),
+    /// Its host's BoaviztAPI gave no figure (warned of when asked).
+    NoAnswer,
     /// It ran on a host that is not known.
     HostUnknown,
     /// Its vCPUs or memory are not known.
@@ -122,6 +147,8 @@ enum Lack {
 #[derive(Debug)]
 pub struct Embodied {
     hosts: Vec<HostFigure>,
+    /// `[embodied] cache_days`.
+    cache_days: u32,
     /// What was warned of already in this run.
     warned: Mutex<BTreeSet<Lack>>,
     /// Hosts warned of as overcommitted in this run, where that is said
@@ -140,9 +167,10 @@ pub enum Overcommit {
 
 impl Embodied {
     /// The host entries, in the policy's order.
-    fn new(hosts: Vec<HostFigure>) -> Self {
+    fn new(hosts: Vec<HostFigure>, cache_days: u32) -> Self {
         Self {
             hosts,
+            cache_days,
             warned: Mutex::new(BTreeSet::new()),
             overcommitted: Mutex::new(BTreeSet::new()),
         }
@@ -151,6 +179,74 @@ impl Embodied {
     /// The first entry whose glob matches `host`.
     pub fn host(&self, host: &str) -> Option<&HostFigure> {
         self.hosts.iter().find(|h| h.glob.is_match(host))
+    }
+
+    /// Whether an entry asks a BoaviztAPI (the daemon then asks at start).
+    pub fn asks(&self) -> bool {
+        self.hosts
+            .iter()
+            .any(|h| matches!(h.figure, Figure::Boavizta(_)))
+    }
+
+    /// [`Embodied::ask`] outside an async runtime (the daemon, at start
+    /// and at each reload); no runtime, no asking, with a warning.
+    pub fn ask_blocking(&self, state: &StateDir) {
+        if !self.asks() {
+            return;
+        }
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(self.ask(state)),
+            Err(e) => tracing::warn!("BoaviztAPI not asked: no async runtime: {e}"),
+        }
+    }
+
+    /// Asks each entry's BoaviztAPI not yet asked in this run, one after
+    /// the other, caching the answers in `state`'s `embodied/`; an entry
+    /// without an answer is warned of here, once, naming its URL and glob,
+    /// and its hosts' VMs get no `embodied_g`.
+    pub async fn ask(&self, state: &StateDir) {
+        let cache = state.root().join(CACHE_DIR);
+        let cache = cache.as_path();
+        let mut http = None;
+        for host in &self.hosts {
+            let Figure::Boavizta(api) = &host.figure else {
+                continue;
+            };
+            if api.asked() {
+                continue;
+            }
+            let http = match &mut http {
+                Some(http) => http,
+                slot => slot.insert(reqwest::Client::builder().build()),
+            };
+            let answer = match http {
+                Ok(http) => {
+                    let now_ms = chrono::Utc::now().timestamp_millis();
+                    api.ask(http, Some(cache), self.cache_days, now_ms).await
+                }
+                Err(e) => Err(boavizta::BoaviztaError::Unreachable(e.to_string())),
+            };
+            match answer {
+                Ok(answer) => tracing::debug!(
+                    url = api.url(),
+                    entry = %host.entry,
+                    kg_co2e = answer.kg_co2e,
+                    hours_life_time = answer.hours_life_time,
+                    "BoaviztAPI's figure"
+                ),
+                Err(e) => tracing::warn!(
+                    url = api.url(),
+                    entry = %host.entry,
+                    "BoaviztAPI at {} gave no figure for [embodied.hosts.\"{}\"]: {e}; the VMs on \
+                     its hosts carry no embodied_g in this run",
+                    api.url(),
+                    host.entry
+                ),
+            }
+        }
     }
 
     /// Whether any of `hosts` matches an entry without a capacity of its
@@ -176,15 +272,16 @@ impl Embodied {
                 let entry = self
                     .host(host)
                     .ok_or_else(|| Lack::Unmatched(host.clone()))?;
+                let rate_g_per_s = entry.rate_g_per_s().ok_or(Lack::NoAnswer)?;
                 let capacity = entry
                     .capacity
                     .or_else(|| measured.get(host).copied())
                     .filter(Capacity::usable)
                     .ok_or_else(|| Lack::CapacityUnknown(host.clone()))?;
                 Ok(amortize::HostRate {
-                    rate_g_per_s: entry.rate_g_per_s(),
+                    rate_g_per_s,
                     capacity,
-                    source: entry.figure.source(),
+                    source: Arc::from(entry.figure.source()),
                 })
             })
             .collect();
