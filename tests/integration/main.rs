@@ -17,6 +17,7 @@ mod examples;
 mod extract_cli;
 mod formats;
 mod gauges;
+mod gpu;
 mod http;
 mod inventory;
 mod libvirt;

@@ -44,12 +44,7 @@ pub fn c1_across_boots(
     wrap: Option<f64>,
     boots: &[i64],
 ) -> Option<Increase> {
-    let first_in = samples.partition_point(|s| s.t_ms <= window.start_ms);
-    let last_in = samples.partition_point(|s| s.t_ms <= window.end_ms);
-    if first_in >= last_in {
-        return None;
-    }
-    let used = &samples[first_in.saturating_sub(1)..last_in];
+    let used = used(samples, window)?;
     let value = used
         .windows(2)
         .map(|pair| {
@@ -66,6 +61,17 @@ pub fn c1_across_boots(
         first_ms,
         last_ms,
     })
+}
+
+/// C1's used samples of `samples` (ascending in time) in `window`: the base
+/// (the last sample with `t <= start`, where there is one), then every
+/// sample with `start < t <= end`. `None` when no sample lies in
+/// `(start, end]`: the series is absent. Its consecutive pairs are what C1
+/// adds up, and what GC1 splits among a GPU's holders.
+pub fn used(samples: &[Sample], window: Window) -> Option<&[Sample]> {
+    let first_in = samples.partition_point(|s| s.t_ms <= window.start_ms);
+    let last_in = samples.partition_point(|s| s.t_ms <= window.end_ms);
+    (first_in < last_in).then(|| &samples[first_in.saturating_sub(1)..last_in])
 }
 
 /// What is known of the host's boots between two samples of a counter

@@ -6,6 +6,8 @@
 //!   (`docs/ENERGY.md#counters`).
 //! * [`gauge`]: G1, and the two-point rule between two readings
 //!   (`docs/ENERGY.md#gauges`).
+//! * [`gpu`]: a GPU's energy split among the VMs that held it, GC1 and
+//!   GG1 (`docs/ENERGY.md#gpus`).
 //! * [`idle`]: idle power from a host's meters, over whole UTC minutes
 //!   (`docs/ENERGY.md#idle-power`).
 //! * [`rapl`]: RAPL zone names, kinds and the default zones.
@@ -13,6 +15,7 @@
 
 pub mod counter;
 pub mod gauge;
+pub mod gpu;
 pub mod idle;
 pub mod rapl;
 pub mod status;

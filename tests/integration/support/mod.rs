@@ -3,6 +3,7 @@
 //! counters, a gather of one window as extract does it, and the cloud APIs'
 //! stand-ins ([`standin`]).
 
+pub mod gpu_reference;
 pub mod standin;
 
 use std::process::Output;

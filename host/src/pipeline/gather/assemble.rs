@@ -7,12 +7,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 use std::sync::atomic::Ordering;
 
+use super::gpus::Card;
 use super::notices;
 use super::plan::GatherPlan;
 use super::{Gathered, KeyedResult, Readings, SeriesReading};
 use crate::energy::status::{self, Seen, presence_s};
 use crate::pipeline::{PipelineError, vm_metadata};
-use crate::runtime::{AttributionInput, KeyKind, Measured, Placement, Reading, Vm, VmDetails};
+use crate::runtime::{
+    AttributionInput, GpuHolding, GpuReading, KeyKind, Measured, Placement, Reading, Vm, VmDetails,
+};
 use crate::sources::libvirt::DomainState;
 use crate::sources::prometheus::{Labels, VmVars};
 use crate::window::Window;
@@ -224,6 +227,8 @@ pub fn describe<'r>(
                 .map(|h| plan.resolved.host_key.normalise(h)),
         );
     }
+    // A host whose cards nobody holds is still the model's to account for.
+    hosts.extend(readings.gpus.iter().map(|card| card.host.clone()));
     hosts.sort();
     hosts.dedup();
     let host_index: HashMap<&str, usize> = hosts
@@ -319,7 +324,7 @@ pub fn template_vars(plan: &GatherPlan<'_>, described: &Described<'_>) -> Vec<Vm
 /// The model's input: every measurement of `readings` (and the per-VM
 /// templates' `templated`) per VM, per host and (VM-keyed ones) per
 /// placement of `described`, the static and fixed idle powers, placements,
-/// wall time, CPU time and status. No GPUs yet.
+/// wall time, CPU time and status, and the GPUs with their holdings.
 pub fn assemble(
     plan: &GatherPlan<'_>,
     readings: &Readings,
@@ -492,6 +497,7 @@ pub fn assemble(
         cpu_keyed.is_some(),
         &mut wall_s,
     );
+    let gpus = gpu_readings(&readings.gpus, &host_index, &vm_index, &placements, window);
     let first_placement = first_placements(&placements, vms.len());
     for (result, m) in keyed.iter().chain(&templated).zip(&mut measured) {
         let series = result.series.iter().filter_map(|s| {
@@ -536,7 +542,7 @@ pub fn assemble(
             hosts,
             placements,
             measurements: measured,
-            gpus: Vec::new(),
+            gpus,
         },
         details,
         wall_s,
@@ -545,6 +551,68 @@ pub fn assemble(
         raw_fetched: *raw_fetched,
         unmeasured,
     }
+}
+
+/// The model's `gpus` from the cards read (`docs/ENERGY.md#gpus`): each
+/// holding on its VM's placement on the card's host. A holder without one
+/// (no series of it measured there in the window) is left out, so its part
+/// stays at the host, with a warning.
+fn gpu_readings(
+    cards: &[Card],
+    host_index: &HashMap<&str, usize>,
+    vm_index: &HashMap<&str, usize>,
+    placements: &[Placement],
+    window: Window,
+) -> Vec<GpuReading> {
+    let placed: HashMap<(u32, u32), u32> = placements
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some(((p.vm, p.host?), u32::try_from(i).ok()?)))
+        .collect();
+    let mut unplaced: Vec<String> = Vec::new();
+    let readings = cards
+        .iter()
+        .filter_map(|card| {
+            let host = u32::try_from(*host_index.get(card.host.as_str())?).ok()?;
+            let holdings = card
+                .holdings
+                .iter()
+                .filter_map(|h| {
+                    let vm = vm_index
+                        .get(h.uuid.as_str())
+                        .and_then(|&vm| u32::try_from(vm).ok());
+                    let placement = vm.and_then(|vm| placed.get(&(vm, host)));
+                    if placement.is_none() {
+                        unplaced.push(format!("{} on {} {}", h.uuid, card.host, card.bus_id));
+                    }
+                    Some(GpuHolding {
+                        placement: *placement?,
+                        mode: h.mode,
+                        share: h.share,
+                        profile: h.profile.clone(),
+                        held_s: h.held_s,
+                        joules: h.joules,
+                    })
+                })
+                .collect();
+            Some(GpuReading {
+                host,
+                bus_id: card.bus_id.to_string(),
+                gpu_uuid: card.gpu_uuid.clone(),
+                energy: card.energy,
+                counter: card.counter,
+                holdings,
+            })
+        })
+        .collect();
+    if let Some(first) = unplaced.first() {
+        tracing::warn!(
+            %window,
+            "{} GPU holder(s) (e.g. VM {first}) have no placement on the card's host in the              window (no series measured the VM there): their part of the card stays at the              host, `no-vms`",
+            unplaced.len()
+        );
+    }
+    readings
 }
 
 /// Adds a series' reading to `slot`: several series for one key (an exporter

@@ -36,7 +36,13 @@ pub async fn window(plan: &GatherPlan<'_>, window: Window) -> Result<Readings, P
             None => Ok::<_, PipelineError>(None),
         }
     };
-    let ((results, metadata, sizes, domains), cloud) = futures::future::try_join(
+    let gpus = async {
+        match &plan.resolved.gpu {
+            Some(gpu) => super::gpus::measure(client, gpu, host_key, window).await,
+            None => Ok((Vec::new(), 0)),
+        }
+    };
+    let ((results, metadata, sizes, domains), cloud, (gpus, gpu_raw)) = futures::future::try_join3(
         futures::future::try_join4(
             futures::future::try_join_all(slots),
             vm_metadata(
@@ -57,9 +63,10 @@ pub async fn window(plan: &GatherPlan<'_>, window: Window) -> Result<Readings, P
             libvirt_domains(inventory.libvirt_uri.as_deref()),
         ),
         cloud,
+        gpus,
     )
     .await?;
-    let raw_fetched = results.iter().map(|(_, raw)| raw).sum();
+    let raw_fetched = results.iter().map(|(_, raw)| raw).sum::<usize>() + gpu_raw;
     let mut keyed: Vec<KeyedResult> = results.into_iter().map(|(r, _)| r).collect();
     let implicit_cpu = if plan.resolved.implicit_cpu {
         keyed.pop()
@@ -74,6 +81,7 @@ pub async fn window(plan: &GatherPlan<'_>, window: Window) -> Result<Readings, P
         sizes,
         domains,
         raw_fetched,
+        gpus,
     })
 }
 

@@ -4,6 +4,7 @@
 //! only), [`assemble`] turns the answers into the model's input (pure).
 
 mod assemble;
+mod gpus;
 mod measure;
 mod notices;
 mod plan;
@@ -73,6 +74,9 @@ pub(super) struct Readings {
     domains: HashMap<String, Domain>,
     /// Series that needed a raw sample fetch.
     raw_fetched: usize,
+    /// Each host's GPUs and their holders, where the model declares `gpu`
+    /// and the policy has `[gpu]`.
+    gpus: Vec<gpus::Card>,
 }
 
 /// Makes every measurement over `window` and assembles the model's input.

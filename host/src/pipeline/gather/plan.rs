@@ -9,9 +9,11 @@ use crate::pipeline::PipelineError;
 use crate::policy::Policy;
 use crate::runtime::Reading;
 use crate::runtime::{
-    CounterSpec, GaugeSpec, IdlePowerSpec, KeyKind, Measurement, RaplSpec, TemplateSpec, Unit,
+    CounterSpec, GaugeSpec, GpuSpec, IdlePowerSpec, KeyKind, Measurement, RaplSpec, TemplateSpec,
+    Unit,
 };
 use crate::sources::cloud::CloudApi;
+use crate::sources::gpu::{CounterUnit, GpuConfig};
 use crate::sources::inventory::InventorySource;
 use crate::sources::opennebula;
 use crate::sources::openstack::Session;
@@ -122,6 +124,21 @@ pub struct Resolved<'a> {
     pub(super) host_key: HostKey,
     /// `[idle_power]`, compiled.
     pub(super) static_idle: StaticIdle,
+    /// Each host's GPUs and their holders, where the model declares `gpu`
+    /// and the policy has `[gpu]`.
+    pub(super) gpu: Option<GpuPlan<'a>>,
+}
+
+/// Where the `gpu` measurement's cards, energy and holders are read
+/// (`docs/ENERGY.md#gpus`).
+pub struct GpuPlan<'a> {
+    pub(super) config: &'a GpuConfig,
+    /// The label naming the host on the energy series.
+    pub(super) host_label: &'a str,
+    /// The gap limit of power gauges and holding, ms.
+    pub(super) max_gap_ms: i64,
+    /// The unit of `config.counter`.
+    pub(super) counter_unit: Unit,
 }
 
 /// One measurement made per window from Prometheus series.
@@ -213,6 +230,7 @@ pub fn resolve<'a>(
     let mut per_vm_templates = Vec::new();
     let mut fixed_idle = Vec::new();
     let mut idle = Vec::new();
+    let mut gpu = None;
     for (at, m) in measurements.iter().enumerate() {
         let mut problem = |e: PipelineError| problems.push((at, e));
         match m {
@@ -246,9 +264,14 @@ pub fn resolve<'a>(
                 }
                 Err(e) => problem(e),
             },
-            // Refused rather than answered with no GPUs: the model would
-            // attribute none and the records would look whole.
-            Measurement::Gpu(g) => problem(gpu_not_gathered(&g.name)),
+            // Without [gpu] the model sees no GPUs (an empty list).
+            Measurement::Gpu(g) => match &policy.gpu {
+                Some(config) if gpu.is_none() => match gpu_plan(policy, config, g) {
+                    Ok(plan) => gpu = Some(plan),
+                    Err(e) => problem(e),
+                },
+                _ => {}
+            },
             Measurement::Inventory => {}
         }
     }
@@ -310,6 +333,7 @@ pub fn resolve<'a>(
             .any(|m| matches!(m, Measurement::Inventory)),
         host_key: HostKey::new(policy.inventory.host_regex.as_deref()),
         static_idle: StaticIdle::new(policy),
+        gpu,
     })
 }
 
@@ -328,12 +352,44 @@ fn no_host_label(policy: &Policy) -> bool {
     policy.inventory.host_label.is_none()
 }
 
-/// A model asks for GPUs, which are not gathered yet (issue 34).
+/// The `gpu` measurement `spec` read as `[gpu]` says: the energy series'
+/// host label is `[gpu] host_label`, else `[inventory] host_label`.
+fn gpu_plan<'a>(
+    policy: &'a Policy,
+    config: &'a GpuConfig,
+    spec: &GpuSpec,
+) -> Result<GpuPlan<'a>, PipelineError> {
+    let host_label = config
+        .host_label
+        .as_deref()
+        .or(policy.inventory.host_label.as_deref())
+        .ok_or_else(|| {
+            PipelineError::Unsupported(format!(
+                "measurement `{}` (gpu) reads `{}` one card per host: set [gpu] host_label or \
+                 [inventory] host_label (e.g. \"instance\") and host_regex (e.g. '^([^:]+)') in \
+                 the policy",
+                spec.name, config.counter
+            ))
+        })?;
+    Ok(GpuPlan {
+        config,
+        host_label,
+        max_gap_ms: energy::max_gap_ms(spec.max_gap_s),
+        counter_unit: match config.counter_unit {
+            CounterUnit::Millijoules => Unit::Millijoules,
+            CounterUnit::Joules => Unit::Joules,
+        },
+    })
+}
+
+/// The daemon's refusal of a model that asks for GPUs, which it does not
+/// read yet (issue 34).
 pub(crate) fn gpu_not_gathered(name: &str) -> PipelineError {
     PipelineError::Unsupported(format!(
-        "measurement `{name}` (gpu) asks for each host's GPU energy, which this wattson does not \
-         gather yet: the model would see no GPUs and attribute none. Use a model that does not \
-         declare it, or set its `gpu` parameter to \"ignore\" if it has one"
+        "measurement `{name}` (gpu) asks for each host's GPU energy, which the daemon does not \
+         gather yet (extract does, with a [gpu] table): the model would see no GPUs and attribute \
+         none. Use a model that does not declare it, or set its `gpu` parameter to \"ignore\" if \
+         it has one"
     ))
 }
 

@@ -1,7 +1,7 @@
 //! A hypervisor's GPUs: their addresses in one form ([`BusId`]), who holds
 //! which (`<hostdev>` of the domain XML, [`holdings`]) and their energy
-//! read now ([`GpuMeter`], nvidia-smi's CSV). Issue 34 builds GPU energy per
-//! VM on these (`docs/ENERGY.md` will state the rules).
+//! read now ([`GpuMeter`], nvidia-smi's CSV). GPU energy per VM is built on
+//! these by the rules of `docs/ENERGY.md#gpus` (`crate::energy::gpu`).
 
 mod bus_id;
 mod config;

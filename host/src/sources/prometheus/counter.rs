@@ -110,35 +110,8 @@ pub async fn measure_counter(
     }
 
     if !raw.is_empty() {
-        let range_ms = window.len_ms() + lookback_ms;
-        let mut fetched =
-            fetch_raw(client, selector, key_label, &raw, range_ms, window.end_ms).await?;
+        let fetched = counter_samples_of(client, selector, key_label, &raw, window).await?;
         readings.raw_fetched = fetched.len();
-        // C1's base is the last sample at or before `start`, however old: a series
-        // whose fetched samples all lie inside the window (a gap across `start`, or a
-        // start inside it) gets its base from a longer look back.
-        let without_base: HashMap<SeriesKey, Labels> = fetched
-            .iter()
-            .filter(|(_, (_, samples))| samples.first().is_some_and(|s| s.t_ms > window.start_ms))
-            .map(|(id, (labels, _))| (*id, labels.clone()))
-            .collect();
-        if !without_base.is_empty() {
-            let search_ms = client.config.base_search_secs as i64 * 1000;
-            let bases = fetch_raw(
-                client,
-                selector,
-                key_label,
-                &without_base,
-                search_ms,
-                window.start_ms,
-            )
-            .await?;
-            for (id, (_, samples)) in bases {
-                if let (Some(base), Some((_, series))) = (samples.last(), fetched.get_mut(&id)) {
-                    series.insert(0, *base);
-                }
-            }
-        }
         for (labels, samples) in fetched.into_values() {
             if let Some(increase) = c1(&samples, window, wrap) {
                 readings.series.push(SeriesIncrease { labels, increase });
@@ -250,6 +223,50 @@ pub async fn counter_samples(
     client
         .query(&format!("{selector}[{range_ms}ms]"), window.end_ms)
         .await
+}
+
+/// The raw samples C1 uses of each series of `selector` in `wanted` (by
+/// series key; `key_label` is what the fetch filters on): the window and
+/// the lookback before it, and for a series without a sample at or before
+/// `start` there, its base from up to `[prometheus] base_search_secs`
+/// further back. The samples a series' C1 sums the pairs of, where the
+/// batched recipe's edges do not do (`docs/ENERGY.md#counters`).
+pub async fn counter_samples_of(
+    client: &Client,
+    selector: &str,
+    key_label: &str,
+    wanted: &HashMap<SeriesKey, Labels>,
+    window: Window,
+) -> Result<HashMap<SeriesKey, (Labels, Vec<Sample>)>, PrometheusError> {
+    let range_ms = window.len_ms() + client.config.lookback_secs as i64 * 1000;
+    let mut fetched =
+        fetch_raw(client, selector, key_label, wanted, range_ms, window.end_ms).await?;
+    // C1's base is the last sample at or before `start`, however old: a series
+    // whose fetched samples all lie inside the window (a gap across `start`, or a
+    // start inside it) gets its base from a longer look back.
+    let without_base: HashMap<SeriesKey, Labels> = fetched
+        .iter()
+        .filter(|(_, (_, samples))| samples.first().is_some_and(|s| s.t_ms > window.start_ms))
+        .map(|(id, (labels, _))| (*id, labels.clone()))
+        .collect();
+    if !without_base.is_empty() {
+        let search_ms = client.config.base_search_secs as i64 * 1000;
+        let bases = fetch_raw(
+            client,
+            selector,
+            key_label,
+            &without_base,
+            search_ms,
+            window.start_ms,
+        )
+        .await?;
+        for (id, (_, samples)) in bases {
+            if let (Some(base), Some((_, series))) = (samples.last(), fetched.get_mut(&id)) {
+                series.insert(0, *base);
+            }
+        }
+    }
+    Ok(fetched)
 }
 
 /// Raw samples of the series in `wanted` over `(at - range_ms, at]`, fetched in

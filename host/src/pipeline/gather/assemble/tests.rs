@@ -186,6 +186,7 @@ fn readings_become_the_models_input_without_a_server() {
         sizes: Default::default(),
         domains: Default::default(),
         raw_fetched: 0,
+        gpus: Vec::new(),
     };
     let described = describe(&plan, &readings, window).unwrap();
     let gathered = assemble(&plan, &readings, described, Vec::new(), window);
@@ -258,4 +259,61 @@ fn readings_become_the_models_input_without_a_server() {
         [Some(9000.0), Some(3004.0), None, None]
     );
     assert!(input.gpus.is_empty());
+}
+
+/// Each holding lands on its VM's placement on the card's host; a holder
+/// placed only elsewhere (or nowhere) is left out, its part at the host.
+#[test]
+fn gpu_holdings_land_on_the_placement_on_the_cards_host() {
+    use super::super::gpus::{Card, CardHolding};
+    use crate::runtime::GpuMode;
+    let holding = |uuid: &str, joules: f64| CardHolding {
+        uuid: uuid.into(),
+        mode: GpuMode::Passthrough,
+        share: 1.0,
+        profile: None,
+        held_s: 1800.0,
+        joules,
+    };
+    let energy = Reading {
+        value: 10.0,
+        span_s: 3600.0,
+        covered_s: 3600.0,
+    };
+    let cards = [Card {
+        host: "gpu-02".into(),
+        bus_id: "0000:3b:00.0".parse().unwrap(),
+        gpu_uuid: Some("GPU-1".into()),
+        energy,
+        counter: true,
+        holdings: vec![holding("a", 4.0), holding("b", 3.0), holding("c", 1.0)],
+    }];
+    let placement = |vm, host| Placement {
+        vm,
+        host: Some(host),
+        presence_s: 3600.0,
+        cpu_s: None,
+        assigned: true,
+    };
+    // a on gpu-01 then gpu-02 (the card's host); b on gpu-01 only; c unknown.
+    let placements = [placement(0, 0), placement(0, 1), placement(1, 0)];
+    let hosts = HashMap::from([("gpu-01", 0), ("gpu-02", 1)]);
+    let vms = HashMap::from([("a", 0), ("b", 1)]);
+    let window = Window {
+        start_ms: 0,
+        end_ms: 3_600_000,
+    };
+    let got = gpu_readings(&cards, &hosts, &vms, &placements, window);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].host, got[0].bus_id.as_str()),
+        (1, "00000000:3B:00.0")
+    );
+    assert_eq!(got[0].energy, energy);
+    let holdings: Vec<(u32, f64)> = got[0]
+        .holdings
+        .iter()
+        .map(|h| (h.placement, h.joules))
+        .collect();
+    assert_eq!(holdings, [(1, 4.0)]);
 }

@@ -87,16 +87,18 @@ fn the_plan_is_checked_before_any_query() {
     );
 }
 
-/// A model that asks for GPUs is refused by extract and the daemon alike
-/// until GPUs are gathered: answered with none, it would attribute none and
-/// its records would look whole.
+/// A model that asks for GPUs: without `[gpu]`, extract answers it with
+/// none (today's output); with `[gpu]`, it needs a host label for the
+/// cards; the daemon, which does not read GPUs yet, refuses it.
 #[test]
-fn a_model_asking_for_gpus_is_refused_not_answered_with_none() {
-    let policy = Policy::parse(Source::new(
-        Path::new("p.toml"),
-        "[site]\nname = \"S\"\ncompute_service = \"c\"\n[inventory]\nlibvirt_uri = \"test:///default\"\n[model]\nplugin = \"rapl-share\"\n".to_owned(),
-    ))
-    .unwrap();
+fn a_model_asking_for_gpus_gets_them_from_gpu_in_extract_only() {
+    let policy = |extra: &str| {
+        Policy::parse(Source::new(
+            Path::new("p.toml"),
+            format!("[site]\nname = \"S\"\ncompute_service = \"c\"\n[inventory]\nlibvirt_uri = \"test:///default\"\n{extra}[model]\nplugin = \"rapl-share\"\n"),
+        ))
+        .unwrap()
+    };
     let measurements = [
         Measurement::CpuTime("cpu".into()),
         Measurement::Gpu(crate::runtime::GpuSpec {
@@ -104,16 +106,20 @@ fn a_model_asking_for_gpus_is_refused_not_answered_with_none() {
             max_gap_s: None,
         }),
     ];
-    for problems in [
-        plan_problems(&policy, &measurements),
-        crate::daemon::plan_problems(&policy, &measurements),
-    ] {
-        assert_eq!(problems.len(), 1, "{problems:#?}");
-        assert!(
-            problems[0].contains("measurement `cards` (gpu)")
-                && problems[0].contains("does not gather yet"),
-            "{}",
-            problems[0]
-        );
-    }
+    let without = policy("");
+    assert!(plan_problems(&without, &measurements).is_empty());
+    let problems = crate::daemon::plan_problems(&without, &measurements);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].contains("measurement `cards` (gpu)")
+            && problems[0].contains("daemon does not gather yet"),
+        "{}",
+        problems[0]
+    );
+    let unlabelled = policy("[gpu]\n");
+    let problems = plan_problems(&unlabelled, &measurements);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(problems[0].contains("[gpu] host_label"), "{}", problems[0]);
+    let labelled = policy("[gpu]\nhost_label = \"Hostname\"\n");
+    assert!(plan_problems(&labelled, &measurements).is_empty());
 }
