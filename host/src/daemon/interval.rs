@@ -1,7 +1,9 @@
 //! One interval between two samples as a model's input: the rules of
 //! [`crate::energy`] on local counters (C1 of CPU time and RAPL, wrap-aware;
-//! G1 of two power readings), one host, one placement per VM seen at both ends.
+//! G1 of two power readings; each GPU's counter or power with the VMs holding
+//! it at both ends), one host, one placement per VM seen at both ends.
 
+use super::gpu;
 use super::idle::IdleHistory;
 use super::sample::{Counters, Sample};
 use crate::energy::{self, counter::delta, gauge::two_point};
@@ -28,9 +30,6 @@ pub fn problems(measurements: &[Measurement]) -> Vec<String> {
                 Measurement::Counter(c) => (&c.name, format!("counter `{}`", c.selector)),
                 Measurement::Gauge(g) => (&g.name, format!("gauge `{}`", g.selector)),
                 Measurement::Template(t) => (&t.name, "a PromQL template".to_owned()),
-                Measurement::Gpu(g) => {
-                    return Some(crate::pipeline::gpu_not_gathered(&g.name).to_string());
-                }
                 Measurement::IdlePower(spec) if !meter(&spec.meter) => {
                     return Some(format!(
                         "measurement `{}` (idle-power) reads meter `{}`, which the daemon does not \
@@ -116,6 +115,7 @@ pub fn gather(
         placements: Vec::new(),
     };
     let mut measured: Vec<Measured> = Vec::with_capacity(measurements.len());
+    let mut gpus = Vec::new();
     for m in measurements {
         match m {
             Measurement::Rapl(r) => {
@@ -160,8 +160,16 @@ pub fn gather(
                 // One placement per VM, in VM order.
                 placements: cpu.iter().map(|&c| Some(whole(c))).collect(),
             }),
-            // GPUs are not measured yet: the input's `gpus` stays empty.
-            Measurement::IdlePower(_) | Measurement::Inventory | Measurement::Gpu(_) => {}
+            // Each card with its holders, from `[gpu]` (none without it).
+            Measurement::Gpu(g) => {
+                let placements: Vec<&str> = vms.iter().map(|v| v.uuid.as_str()).collect();
+                gpus = gpu::readings(
+                    &gpu::ticks(prev, &cur.counters, g.max_gap_s),
+                    &placements,
+                    dt,
+                );
+            }
+            Measurement::IdlePower(_) | Measurement::Inventory => {}
             other => {
                 return Err(PipelineError::Unsupported(
                     problems(std::slice::from_ref(other)).join("; "),
@@ -199,7 +207,7 @@ pub fn gather(
             hosts: vec![host.to_owned()],
             placements,
             measurements: measured,
-            gpus: Vec::new(),
+            gpus,
         },
         details,
         wall_s: vec![dt; n],
