@@ -385,3 +385,65 @@ fn without_gpu_the_daemon_reads_and_exports_no_gpus() {
         "{scrape}"
     );
 }
+
+/// `policy check` of a daemon's policy runs `[gpu] command` once and names
+/// what is wrong (as a warning: the policy may be checked off the
+/// hypervisor): a missing program, a driver without the energy field (drop
+/// it: power is integrated instead).
+#[test]
+fn policy_check_runs_the_gpu_command_and_names_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (_node, uri) = node_copy(dir);
+    powercap_tree(&dir.join("sys"));
+    let base = daemon_policy(dir, &uri, &dir.join("sys/class/powercap"), "none");
+    let policy = dir.join("daemon.toml");
+    let no_field =
+        "echo 'Field \"total_energy_consumption\" is not a valid field to query.'; exit 2";
+    let cases = [
+        (
+            "[\"/nonexistent/nvidia-smi\", \"--query-gpu=pci.bus_id,power.draw\"]".to_owned(),
+            vec![
+                "/nonexistent/nvidia-smi",
+                "is nvidia-smi installed?",
+                "[gpu] command",
+            ],
+        ),
+        (
+            format!("[\"sh\", \"-c\", {no_field:?}]"),
+            vec!["drop total_energy_consumption from [gpu] command"],
+        ),
+    ];
+    for (command, says) in cases {
+        std::fs::write(&policy, format!("{base}\n[gpu]\ncommand = {command}\n")).unwrap();
+        let out = super::wattson::command()
+            .args(["policy", "check"])
+            .arg(&policy)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        for said in says {
+            assert!(stderr.contains(said), "{said}: {stderr}");
+        }
+    }
+    // A meter that answers: nothing said of it.
+    let meter = dir.join("nvidia-smi.csv");
+    std::fs::write(&meter, csv(0)).unwrap();
+    std::fs::write(
+        &policy,
+        format!(
+            "{base}\n[gpu]\ncommand = [\"cat\", \"{}\"]\n",
+            meter.display()
+        ),
+    )
+    .unwrap();
+    let out = super::wattson::command()
+        .args(["policy", "check"])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("[gpu] command"), "{stderr}");
+}
