@@ -7,6 +7,7 @@ mod carbon;
 mod cim;
 mod containment;
 mod daemon;
+mod daemon_gpu;
 mod data;
 mod delivery;
 mod docs;

@@ -119,7 +119,8 @@ pub(super) fn check_plan(
 }
 
 /// For a daemon's policy: what this machine lacks that the daemon reads
-/// (a powercap tree where a model reads RAPL, a libvirt it can open), as
+/// (a powercap tree where a model reads RAPL, `[gpu] command` answering,
+/// a libvirt it can open), as
 /// warnings: the policy may well be checked elsewhere than on a hypervisor.
 fn warn_unlike_a_hypervisor(policy: &Policy, bound: &policy::Bound) {
     let reads_rapl = bound
@@ -137,6 +138,15 @@ fn warn_unlike_a_hypervisor(policy: &Policy, bound: &policy::Bound) {
             tracing::warn!(
                 "{e}: the daemon could not read RAPL on this machine (fine if this is not the \
                  hypervisor it runs on)"
+            );
+        }
+    }
+    if let Some(gpu) = &policy.gpu {
+        use crate::sources::gpu::GpuMeter as _;
+        if let Err(e) = crate::sources::gpu::SmiCommand::new(gpu.command.clone()).read() {
+            tracing::warn!(
+                "{e}: the daemon could not read the GPUs on this machine with [gpu] command \
+                 (fine if this is not the hypervisor it runs on)"
             );
         }
     }

@@ -1,7 +1,9 @@
 //! One interval between two samples as a model's input: the rules of
 //! [`crate::energy`] on local counters (C1 of CPU time and RAPL, wrap-aware;
-//! G1 of two power readings), one host, one placement per VM seen at both ends.
+//! G1 of two power readings; each GPU's counter or power with the VMs holding
+//! it at both ends), one host, one placement per VM seen at both ends.
 
+use super::gpu;
 use super::idle::IdleHistory;
 use super::sample::{Counters, Sample};
 use crate::energy::{self, counter::delta, gauge::two_point};
@@ -28,9 +30,6 @@ pub fn problems(measurements: &[Measurement]) -> Vec<String> {
                 Measurement::Counter(c) => (&c.name, format!("counter `{}`", c.selector)),
                 Measurement::Gauge(g) => (&g.name, format!("gauge `{}`", g.selector)),
                 Measurement::Template(t) => (&t.name, "a PromQL template".to_owned()),
-                Measurement::Gpu(g) => {
-                    return Some(crate::pipeline::gpu_not_gathered(&g.name).to_string());
-                }
                 Measurement::IdlePower(spec) if !meter(&spec.meter) => {
                     return Some(format!(
                         "measurement `{}` (idle-power) reads meter `{}`, which the daemon does not \
@@ -116,6 +115,7 @@ pub fn gather(
         placements: Vec::new(),
     };
     let mut measured: Vec<Measured> = Vec::with_capacity(measurements.len());
+    let mut gpus = Vec::new();
     for m in measurements {
         match m {
             Measurement::Rapl(r) => {
@@ -160,8 +160,16 @@ pub fn gather(
                 // One placement per VM, in VM order.
                 placements: cpu.iter().map(|&c| Some(whole(c))).collect(),
             }),
-            // GPUs are not measured yet: the input's `gpus` stays empty.
-            Measurement::IdlePower(_) | Measurement::Inventory | Measurement::Gpu(_) => {}
+            // Each card with its holders, from `[gpu]` (none without it).
+            Measurement::Gpu(g) => {
+                let placements: Vec<&str> = vms.iter().map(|v| v.uuid.as_str()).collect();
+                gpus = gpu::readings(
+                    &gpu::ticks(prev, &cur.counters, g.max_gap_s),
+                    &placements,
+                    dt,
+                );
+            }
+            Measurement::IdlePower(_) | Measurement::Inventory => {}
             other => {
                 return Err(PipelineError::Unsupported(
                     problems(std::slice::from_ref(other)).join("; "),
@@ -199,7 +207,7 @@ pub fn gather(
             hosts: vec![host.to_owned()],
             placements,
             measurements: measured,
-            gpus: Vec::new(),
+            gpus,
         },
         details,
         wall_s: vec![dt; n],
@@ -222,4 +230,158 @@ pub fn wall_joules(prev: &Counters, cur: &Counters, max_gap_s: Option<f64>) -> O
         cur.at_ms,
         energy::max_gap_ms(max_gap_s),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::daemon::gpu::{Card, Held};
+    use crate::policy::{Policy, Source};
+    use crate::runtime::{GpuHolding, GpuMode, GpuReading, GpuSpec};
+    use crate::sources::gpu::Mode;
+    use crate::sources::libvirt::{CloudMetadata, Domain, DomainState};
+
+    fn domain(uuid: &str) -> Domain {
+        Domain {
+            uuid: uuid.into(),
+            name: format!("instance-{uuid}"),
+            state: DomainState::Running,
+            vcpus: 2,
+            memory_mb: 2048,
+            metadata: CloudMetadata::None,
+            memory_use: None,
+            cpu_s: None,
+        }
+    }
+
+    /// A tick of 15 s: card A held by v (passthrough) at both ends, card B
+    /// half-held by u (a vGPU listed only at the end: nobody's this tick)
+    /// and by w, which has no CPU time at the start (no placement: its
+    /// part stays at the host).
+    #[test]
+    fn the_gpus_input_gives_each_card_and_its_holders_at_both_ends() {
+        let policy = Policy::parse(Source::new(
+            Path::new("p.toml"),
+            "[site]\nname = \"S\"\ncompute_service = \"c\"\n[inventory]\nlibvirt_uri = \"test:///default\"\n[model]\nplugin = \"rapl-share\"\n".to_owned(),
+        ))
+        .unwrap();
+        let (a, b) = ("00000000:3B:00.0", "00000000:AF:00.0");
+        let card = |mj: Option<f64>, w: f64| Card {
+            energy_mj: mj,
+            power_w: Some(w),
+            gpu_uuid: Some(format!("GPU-{w}")),
+        };
+        let pass = |bus: &str| Held {
+            bus_id: bus.into(),
+            mode: Mode::Passthrough,
+            share: 1.0,
+            profile: None,
+        };
+        let vgpu = Held {
+            bus_id: b.into(),
+            mode: Mode::Vgpu,
+            share: 0.5,
+            profile: Some("GRID A100-40C".into()),
+        };
+        let prev = Counters {
+            at_ms: 1_000,
+            cpu_s: [("u".into(), 1.0), ("v".into(), 1.0)].into(),
+            gpus: [
+                (a.into(), card(Some(5.0e6), 300.0)),
+                (b.into(), card(None, 100.0)),
+            ]
+            .into(),
+            gpu_held: [
+                ("v".into(), vec![pass(a)]),
+                ("w".into(), vec![vgpu.clone()]),
+            ]
+            .into(),
+            ..Counters::default()
+        };
+        let cur = Sample {
+            counters: Counters {
+                at_ms: 16_000,
+                cpu_s: [("u".into(), 2.0), ("v".into(), 3.0), ("w".into(), 1.0)].into(),
+                gpus: [
+                    (a.into(), card(Some(9.5e6), 300.0)),
+                    (b.into(), card(None, 140.0)),
+                ]
+                .into(),
+                gpu_held: [
+                    ("u".into(), vec![vgpu.clone()]),
+                    ("v".into(), vec![pass(a)]),
+                    ("w".into(), vec![vgpu.clone()]),
+                ]
+                .into(),
+                ..Counters::default()
+            },
+            domains: vec![domain("u"), domain("v"), domain("w")],
+            ..Sample::default()
+        };
+        let measurements = [
+            Measurement::CpuTime("cpu".into()),
+            Measurement::Gpu(GpuSpec {
+                name: "gpu".into(),
+                max_gap_s: None,
+            }),
+        ];
+        let gathered = gather(
+            &StaticIdle::new(&policy),
+            &measurements,
+            "cmp-01",
+            &[],
+            &prev,
+            &cur,
+            &mut IdleHistory::default(),
+        )
+        .unwrap();
+        let whole = |value: f64| Reading {
+            value,
+            span_s: 15.0,
+            covered_s: 15.0,
+        };
+        let want = vec![
+            GpuReading {
+                host: 0,
+                bus_id: a.into(),
+                gpu_uuid: Some("GPU-300".into()),
+                energy: whole(4500.0),
+                counter: true,
+                holdings: vec![GpuHolding {
+                    placement: 1,
+                    mode: GpuMode::Passthrough,
+                    share: 1.0,
+                    profile: None,
+                    held_s: 15.0,
+                    joules: 4500.0,
+                }],
+            },
+            GpuReading {
+                host: 0,
+                bus_id: b.into(),
+                gpu_uuid: Some("GPU-140".into()),
+                energy: whole((100.0 + 140.0) / 2.0 * 15.0),
+                counter: false,
+                holdings: vec![],
+            },
+        ];
+        assert_eq!(gathered.input.gpus, want);
+        let uuids: Vec<&str> = gathered.input.vms.iter().map(|v| v.uuid.as_str()).collect();
+        assert_eq!(uuids, ["u", "v"]);
+
+        // Without a `gpu` measurement, no GPUs.
+        let gathered = gather(
+            &StaticIdle::new(&policy),
+            &measurements[..1],
+            "cmp-01",
+            &[],
+            &prev,
+            &cur,
+            &mut IdleHistory::default(),
+        )
+        .unwrap();
+        assert!(gathered.input.gpus.is_empty());
+    }
 }

@@ -34,6 +34,17 @@ pub struct Ledger {
     pub vm_seen_ms: BTreeMap<String, i64>,
     /// Joules per local meter (`package-0`, `dram`, `ipmi`) since the state began.
     pub meter_joules: BTreeMap<String, f64>,
+    /// GPU joules per VM (uuid) since the state began: the GPU part of
+    /// `vm_joules`, where a model that declares `gpu` gave it energy.
+    #[serde(default)]
+    pub vm_gpu_joules: BTreeMap<String, f64>,
+    /// Joules per GPU (bus id) since the state began, as measured (`[gpu]`).
+    #[serde(default)]
+    pub gpu_joules: BTreeMap<String, f64>,
+    /// Each GPU's uuid as the meter last printed it, by bus id: a card
+    /// bound to vfio-pci for passthrough is no longer listed, and keeps it.
+    #[serde(default)]
+    pub gpu_uuids: BTreeMap<String, String>,
     /// Host energy the models left unattributed since the state began.
     pub unattributed_joules: f64,
     /// The last sample's counters: the next interval is measured from them,
@@ -99,6 +110,7 @@ impl Ledger {
             self.vm_joules.remove(&uuid);
             self.vm_carbon_grams.remove(&uuid);
             self.vm_embodied_grams.remove(&uuid);
+            self.vm_gpu_joules.remove(&uuid);
         }
     }
 

@@ -45,6 +45,8 @@ struct Family<'a> {
 enum Kind {
     Counter,
     Gauge,
+    /// A `_info` series of value 1 (a gauge in the text format).
+    Info,
 }
 
 /// Writes families in `format`.
@@ -61,7 +63,10 @@ impl Writer {
                 (name.strip_suffix("_total").unwrap_or(name), "counter")
             }
             Kind::Counter => (name, "counter"),
-            Kind::Gauge => (name, "gauge"),
+            Kind::Info if self.format == Format::OpenMetrics => {
+                (name.strip_suffix("_info").unwrap_or(name), "info")
+            }
+            Kind::Gauge | Kind::Info => (name, "gauge"),
         };
         let _ = writeln!(self.out, "# HELP {family} {help}");
         let _ = writeln!(self.out, "# TYPE {family} {word}");
@@ -177,6 +182,45 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
     }
     {
         let mut f = w.family(
+            "wattson_vm_gpu_energy_joules_total",
+            Kind::Counter,
+            "GPU part of wattson_vm_energy_joules_total: the energy of the GPUs the VM held, by its share of each, since wattson's state began, joules.",
+        );
+        for v in &s.vms {
+            if let Some(joules) = v.gpu_joules_total {
+                f.sample(
+                    "wattson_vm_gpu_energy_joules_total",
+                    &vm_labels(v, host),
+                    joules,
+                );
+            }
+        }
+    }
+    {
+        let mut f = w.family(
+            "wattson_vm_gpu_info",
+            Kind::Info,
+            "A GPU (or part of one) the VM holds now: the card's PCI bus id and uuid, how (passthrough, vgpu, mig), its share and vGPU type.",
+        );
+        for g in &s.gpu_holders {
+            let share = g.share.to_string();
+            f.sample(
+                "wattson_vm_gpu_info",
+                &[
+                    ("uuid", &g.uuid),
+                    ("host", host),
+                    ("pci_bus_id", &g.bus_id),
+                    ("gpu_uuid", g.gpu_uuid.as_deref().unwrap_or_default()),
+                    ("mode", g.mode.as_str()),
+                    ("share", &share),
+                    ("profile", g.profile.as_deref().unwrap_or_default()),
+                ],
+                1.0,
+            );
+        }
+    }
+    {
+        let mut f = w.family(
             "wattson_vm_power_watts",
             Kind::Gauge,
             "Power attributed to the VM over the last interval, watts.",
@@ -209,6 +253,20 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
             f.sample(
                 "wattson_host_energy_joules_total",
                 &[("host", host), ("meter", meter)],
+                *joules,
+            );
+        }
+    }
+    {
+        let mut f = w.family(
+            "wattson_host_gpu_energy_joules_total",
+            Kind::Counter,
+            "Energy of each GPU as measured (its counter, else its power) since wattson's state began, joules.",
+        );
+        for (bus_id, joules) in &s.gpus {
+            f.sample(
+                "wattson_host_gpu_energy_joules_total",
+                &[("host", host), ("pci_bus_id", bus_id)],
                 *joules,
             );
         }
@@ -262,7 +320,7 @@ pub fn render(s: &Snapshot, format: Format, spool_payloads: usize) -> String {
             Kind::Counter,
             "Samples a source could not be read in, by source.",
         );
-        for source in ["libvirt", "rapl", "ipmi"] {
+        for source in ["libvirt", "rapl", "ipmi", "gpu"] {
             let n = h.sample_failures.get(source).copied().unwrap_or(0);
             f.sample(
                 "wattson_daemon_sample_failures_total",
@@ -430,6 +488,7 @@ mod tests {
                     ..Owner::default()
                 },
                 joules_total: 12.5,
+                gpu_joules_total: Some(4.5),
                 carbon_grams_total: Some(0.75),
                 embodied_grams_total: Some(0.25),
                 watts: Some(3.0),
@@ -441,10 +500,28 @@ mod tests {
                     without_cache_kb: 200,
                 }),
             }],
+            gpus: [("00000000:3B:00.0".to_owned(), 900.0)].into(),
+            gpu_holders: vec![super::super::tick::GpuHolder {
+                uuid: "u1".into(),
+                bus_id: "00000000:3B:00.0".into(),
+                gpu_uuid: None,
+                mode: crate::sources::gpu::Mode::Vgpu,
+                share: 0.25,
+                profile: Some("GRID A100-10C".into()),
+            }],
             compat_series: true,
             ..Snapshot::default()
         };
         let text = render(&snapshot, Format::Text, 0);
+        assert!(text.contains(
+            "# TYPE wattson_vm_gpu_info gauge\nwattson_vm_gpu_info{uuid=\"u1\",host=\"cmp-01\",pci_bus_id=\"00000000:3B:00.0\",gpu_uuid=\"\",mode=\"vgpu\",share=\"0.25\",profile=\"GRID A100-10C\"} 1\n"
+        ), "{text}");
+        assert!(text.contains(
+            "wattson_host_gpu_energy_joules_total{host=\"cmp-01\",pci_bus_id=\"00000000:3B:00.0\"} 900\n"
+        ));
+        assert!(text.contains(
+            "wattson_vm_gpu_energy_joules_total{uuid=\"u1\",name=\"web \\\"a\\\"\",project=\"\",host=\"cmp-01\"} 4.5\n"
+        ));
         assert!(text.contains("# TYPE wattson_vm_energy_joules_total counter\n"));
         assert!(text.contains(
             "wattson_vm_energy_joules_total{uuid=\"u1\",name=\"web \\\"a\\\"\",project=\"\",host=\"cmp-01\"} 12.5\n"
@@ -461,6 +538,7 @@ mod tests {
         assert!(!text.contains("# EOF"));
         let om = render(&snapshot, Format::OpenMetrics, 0);
         assert!(om.contains("# TYPE wattson_vm_energy_joules counter\n"));
+        assert!(om.contains("# TYPE wattson_vm_gpu info\nwattson_vm_gpu_info{"));
         assert!(om.ends_with("# EOF\n"));
     }
 }

@@ -7,6 +7,7 @@
 //! the HTTP server and the signal handlers on a small tokio runtime.
 
 mod clock;
+mod gpu;
 mod idle;
 mod interval;
 mod ledger;
@@ -24,6 +25,7 @@ use std::time::{Duration, SystemTime};
 pub use crate::policy::DaemonConfig;
 pub use crate::sources::ipmi::{IpmiCommand, PowerMeter, parse_dcmi};
 pub use clock::{Clock, Control, SystemClock};
+pub use gpu::{Card, GpuSources, Held};
 pub use ledger::Ledger;
 pub use metrics::{Format as MetricsFormat, render as render_metrics};
 pub use sample::{Counters, Sample, Sources};
@@ -181,6 +183,10 @@ pub fn sources(policy: &Policy, measurements: &[Measurement]) -> Sources {
         metadata: sample::MetadataCache::new(sample::METADATA_MAX_AGE),
         boot_id_file: policy.daemon_config().boot_id_file.clone(),
         proc_stat_file: policy.daemon_config().proc_stat_file.clone(),
+        gpu: policy
+            .gpu
+            .as_ref()
+            .map(|g| GpuSources::new(g, reads(|m| matches!(m, Measurement::Gpu(_))))),
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::gpu::{Card, GpuSources, Held};
 use crate::energy::counter::Boot;
 use crate::sources::ipmi::PowerMeter;
 pub use crate::sources::libvirt::MetadataCache;
@@ -32,6 +33,12 @@ pub struct Counters {
     /// The host's CPU time (`/proc/stat`); none when unread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_jiffies: Option<CpuJiffies>,
+    /// Each GPU by bus id (`[gpu] command`); empty without `[gpu]` or unread.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gpus: BTreeMap<String, Card>,
+    /// The GPUs each running domain (uuid) holds.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gpu_held: BTreeMap<String, Vec<Held>>,
 }
 
 impl Counters {
@@ -62,6 +69,9 @@ pub struct Sample {
     pub node: Option<Node>,
     /// What could not be read, as (source kind, message).
     pub failures: Vec<(&'static str, String)>,
+    /// What could not be read of sources no model reads (GPUs where no
+    /// model declares `gpu`): said and counted, the sample still used.
+    pub optional_failures: Vec<(&'static str, String)>,
 }
 
 /// Where samples come from.
@@ -87,6 +97,8 @@ pub struct Sources {
     pub boot_id_file: PathBuf,
     /// `[daemon] proc_stat_file`.
     pub proc_stat_file: PathBuf,
+    /// The GPUs and their holders, with `[gpu]`.
+    pub gpu: Option<GpuSources>,
 }
 
 /// How long domain metadata is trusted before it is read again.
@@ -140,6 +152,7 @@ impl Sources {
             .filter(|id| !id.is_empty());
         // Only `idle_power = "fit"` needs it; unread, that falls back (and says so).
         sample.counters.cpu_jiffies = proc_stat::read(&self.proc_stat_file).ok();
+        let mut domain_xml = None;
         if let Some(uri) = &self.libvirt_uri {
             // The test driver's file changed: open it again to see the change.
             if self
@@ -153,6 +166,7 @@ impl Sources {
                 Some(connection) => Ok(connection),
                 None => Connection::open(uri),
             };
+            let wants_xml = self.gpu.is_some();
             let read = connection.and_then(|c| {
                 let domains = c.libvirt.domains_cached(&mut self.metadata)?;
                 let cpu = match &self.cpu_times {
@@ -162,15 +176,21 @@ impl Sources {
                         .filter_map(|d| Some((d.uuid.clone(), d.cpu_s?)))
                         .collect(),
                 };
-                Ok((c, domains, cpu))
+                let xml = if wants_xml {
+                    c.libvirt.active_xml()?
+                } else {
+                    BTreeMap::new()
+                };
+                Ok((c, domains, cpu, xml))
             });
             match read {
                 // A failed connection is dropped and opened again next time.
-                Ok((connection, domains, cpu)) => {
+                Ok((connection, domains, cpu, xml)) => {
                     sample.node = connection.node;
                     self.connection = Some(connection);
                     sample.domains = domains;
                     sample.counters.cpu_s = cpu;
+                    domain_xml = Some(xml);
                 }
                 Err(e) => sample.failures.push(("libvirt", e.to_string())),
             }
@@ -199,6 +219,20 @@ impl Sources {
             match meter.watts() {
                 Ok(watts) => sample.counters.power_w = Some(watts),
                 Err(e) => sample.failures.push(("ipmi", e)),
+            }
+        }
+        if let Some(gpu) = &mut self.gpu {
+            let read = gpu.cards().and_then(|cards| {
+                let held = gpu.holders(&domain_xml.unwrap_or_default(), &cards)?;
+                Ok((cards, held))
+            });
+            match read {
+                Ok((cards, held)) => {
+                    sample.counters.gpus = cards;
+                    sample.counters.gpu_held = held;
+                }
+                Err(e) if gpu.needed => sample.failures.push(("gpu", e)),
+                Err(e) => sample.optional_failures.push(("gpu", e)),
             }
         }
         sample

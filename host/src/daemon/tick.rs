@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 
+use super::gpu;
 use super::interval;
 use super::ledger::{self, Ledger, Part};
 use super::sample::{Counters, Sample, Sources};
@@ -55,6 +56,8 @@ pub struct VmNow {
     pub who: Owner,
     /// Joules since the state began.
     pub joules_total: f64,
+    /// The GPU part of them, where a model that declares `gpu` gave it energy.
+    pub gpu_joules_total: Option<f64>,
     /// gCO2e since the state began, where `[carbon]` gives an intensity.
     pub carbon_grams_total: Option<f64>,
     /// Embodied gCO2e since the state began, where `[embodied]` gives this
@@ -70,6 +73,24 @@ pub struct VmNow {
     pub memory_mb: u64,
     /// What the guest uses of it, where libvirt knows.
     pub memory_use: Option<crate::sources::libvirt::MemoryUse>,
+}
+
+/// A running domain holding (part of) a GPU at the last sample.
+#[derive(Clone, Debug, Serialize)]
+pub struct GpuHolder {
+    /// The domain's uuid.
+    pub uuid: String,
+    /// The card's bus id.
+    pub bus_id: String,
+    /// The card's uuid, where the meter printed one (now or before the
+    /// card was bound to vfio-pci).
+    pub gpu_uuid: Option<String>,
+    /// How it holds it.
+    pub mode: crate::sources::gpu::Mode,
+    /// The part of the card.
+    pub share: f64,
+    /// The vGPU type, where one.
+    pub profile: Option<String>,
 }
 
 /// Sampling, plugin and delivery health.
@@ -107,6 +128,10 @@ pub struct Snapshot {
     pub vms: Vec<VmNow>,
     /// Joules per local meter since the state began.
     pub meters: BTreeMap<String, f64>,
+    /// Joules per GPU (bus id) since the state began.
+    pub gpus: BTreeMap<String, f64>,
+    /// Who holds which GPU at the last sample.
+    pub gpu_holders: Vec<GpuHolder>,
     /// Unattributed joules since the state began.
     pub unattributed_joules: f64,
     /// Host power over the last interval (the model's host meter), watts.
@@ -257,13 +282,14 @@ impl DaemonState {
         let started = std::time::Instant::now();
         let sample = self.sources.sample(now_ms);
         let sampled = started.elapsed();
-        for (kind, message) in &sample.failures {
+        let all_failures = sample.failures.iter().chain(&sample.optional_failures);
+        for (kind, message) in all_failures.clone() {
             *self.health.sample_failures.entry(kind).or_default() += 1;
             if self.logged.insert(kind) {
                 tracing::warn!(source = kind, "{message}; retried every interval");
             }
         }
-        let failed: BTreeSet<&str> = sample.failures.iter().map(|(k, _)| *k).collect();
+        let failed: BTreeSet<&str> = all_failures.map(|(k, _)| *k).collect();
         for kind in std::mem::take(&mut self.logged) {
             if failed.contains(kind) {
                 self.logged.insert(kind);
@@ -381,6 +407,18 @@ impl DaemonState {
         if let Some(joules) = interval::wall_joules(prev, cur, max_gap_s.flatten()) {
             *self.ledger.meter_joules.entry("ipmi".into()).or_default() += joules;
         }
+        let gpu_gap_s = plan.measurements().iter().find_map(|m| match m {
+            crate::runtime::Measurement::Gpu(g) => g.max_gap_s,
+            _ => None,
+        });
+        for card in gpu::ticks(prev, cur, gpu_gap_s) {
+            *self.ledger.gpu_joules.entry(card.bus_id).or_default() += card.joules;
+        }
+        for (bus_id, card) in &cur.gpus {
+            if let Some(uuid) = &card.gpu_uuid {
+                self.ledger.gpu_uuids.insert(bus_id.clone(), uuid.clone());
+            }
+        }
     }
 
     /// Runs the models on the interval and adds their joules to the ledger.
@@ -436,6 +474,13 @@ impl DaemonState {
             let who = Owner::from(&gathered.details[i]);
             let cpu_s = gathered.cpu_s[i].unwrap_or(0.0);
             *self.ledger.vm_joules.entry(vm.uuid.clone()).or_default() += joules;
+            if let Some(gpu_joules) = attributed.gpu_joules[i] {
+                *self
+                    .ledger
+                    .vm_gpu_joules
+                    .entry(vm.uuid.clone())
+                    .or_default() += gpu_joules;
+            }
             if let Some(grams) = carbon.and_then(|c| c.fixed_footprint(joules, Some(&self.host))) {
                 *self
                     .ledger
@@ -531,6 +576,7 @@ impl DaemonState {
                 libvirt_name: d.name.clone(),
                 who: Owner::from(&pipeline::domain_details(d)),
                 joules_total: self.ledger.vm_joules.get(&d.uuid).copied().unwrap_or(0.0),
+                gpu_joules_total: self.ledger.vm_gpu_joules.get(&d.uuid).copied(),
                 carbon_grams_total: self.ledger.vm_carbon_grams.get(&d.uuid).copied(),
                 embodied_grams_total: self.ledger.vm_embodied_grams.get(&d.uuid).copied(),
                 watts: self.power.get(&d.uuid).copied(),
@@ -544,10 +590,29 @@ impl DaemonState {
                 memory_use: d.memory_use,
             })
             .collect();
+        let last = self.ledger.last.as_ref();
+        let gpu_holders = last
+            .into_iter()
+            .flat_map(|c| &c.gpu_held)
+            .flat_map(|(uuid, held)| held.iter().map(move |h| (uuid, h)))
+            .map(|(uuid, h)| GpuHolder {
+                uuid: uuid.clone(),
+                bus_id: h.bus_id.clone(),
+                gpu_uuid: last
+                    .and_then(|c| c.gpus.get(&h.bus_id))
+                    .and_then(|c| c.gpu_uuid.clone())
+                    .or_else(|| self.ledger.gpu_uuids.get(&h.bus_id).cloned()),
+                mode: h.mode,
+                share: h.share,
+                profile: h.profile.clone(),
+            })
+            .collect();
         let snapshot = Snapshot {
             host: self.host.clone(),
             vms,
             meters: self.ledger.meter_joules.clone(),
+            gpus: self.ledger.gpu_joules.clone(),
+            gpu_holders,
             unattributed_joules: self.ledger.unattributed_joules,
             host_watts: self.host_watts,
             idle_watts: self.idle_watts,

@@ -14,6 +14,9 @@ use crate::window::Window;
 pub struct Attributed {
     /// Joules per VM: the sum of its placements'; None where no model gave it any.
     pub joules: Vec<Option<f64>>,
+    /// The GPU part of `joules` per VM, the sum of its placements'
+    /// `gpu-joules`; None where no model that declares `gpu` gave it energy.
+    pub gpu_joules: Vec<Option<f64>>,
     /// The plan slot (model) that gave each VM energy (its last placement's).
     pub model_of: Vec<usize>,
     /// The host each VM was on at the window's end (its last placement's).
@@ -105,11 +108,19 @@ pub fn attribute(
     // them; its host the last one's, its model the last one's that gave it energy.
     let input = &gathered.input;
     let mut joules: Vec<Option<f64>> = vec![None; input.vms.len()];
+    let mut gpu_joules: Vec<Option<f64>> = vec![None; input.vms.len()];
     let mut model_of: Vec<usize> = vec![0; input.vms.len()];
     for (k, attribution) in attributions.iter().enumerate() {
+        let declares_gpu = plan.slots()[k]
+            .measurements
+            .iter()
+            .any(|m| matches!(m, Measurement::Gpu(_)));
         for e in &attribution.placements {
             let vm = input.placements[e.placement as usize].vm as usize;
             *joules[vm].get_or_insert(0.0) += e.joules;
+            if declares_gpu {
+                *gpu_joules[vm].get_or_insert(0.0) += e.gpu_joules;
+            }
             model_of[vm] = k;
         }
     }
@@ -121,6 +132,7 @@ pub fn attribute(
     }
     Ok(Attributed {
         joules,
+        gpu_joules,
         model_of,
         host_of,
         hosts,

@@ -19,7 +19,6 @@ use std::time::Instant;
 pub use attribute::{Attributed, attribute};
 pub use carbon::{Carbon, CarbonConfig};
 pub use embodied::{Capacity, Embodied, EmbodiedConfig, Overcommit};
-pub(crate) use gather::gpu_not_gathered;
 pub use gather::{
     GatherPlan, Gathered, IdleSetting, StaticIdle, gather, idle_setting, plan_problems,
     plan_warnings,
@@ -156,6 +155,8 @@ pub fn window_records<E: From<PipelineError>>(
     let gauges = &input.measurements;
     let Attributed {
         joules,
+        // Records carry no `gpu_j` yet (issue 34, slice 9).
+        gpu_joules: _,
         model_of,
         host_of,
         hosts,

@@ -382,17 +382,6 @@ fn gpu_plan<'a>(
     })
 }
 
-/// The daemon's refusal of a model that asks for GPUs, which it does not
-/// read yet (issue 34).
-pub(crate) fn gpu_not_gathered(name: &str) -> PipelineError {
-    PipelineError::Unsupported(format!(
-        "measurement `{name}` (gpu) asks for each host's GPU energy, which the daemon does not \
-         gather yet (extract does, with a [gpu] table): the model would see no GPUs and attribute \
-         none. Use a model that does not declare it, or set its `gpu` parameter to \"ignore\" if \
-         it has one"
-    ))
-}
-
 fn host_keyed_without_label(name: &str) -> PipelineError {
     PipelineError::Unsupported(format!(
         "measurement `{name}` is read per host, but nothing says which host a VM is on: set \

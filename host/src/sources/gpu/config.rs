@@ -18,7 +18,7 @@ pub const DEFAULT_MIG_SLICES: u32 = 7;
 
 /// The `[gpu]` table of a policy. Without it, the `gpu` measurement is
 /// empty: models attribute no GPU energy and records carry no `gpu_j`.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GpuConfig {
     /// PromQL selector of each card's energy counter (DCGM's, in mJ since
@@ -101,7 +101,18 @@ fn default_command() -> Vec<String> {
     DEFAULT_COMMAND.map(String::from).to_vec()
 }
 
+/// Where sysfs is when `[gpu] sysfs_root` does not say.
+pub const DEFAULT_SYSFS_ROOT: &str = "/sys";
+
 impl GpuConfig {
+    /// `sysfs_root`, else `/sys`.
+    pub fn sysfs_root(&self) -> PathBuf {
+        self.sysfs_root.as_ref().map_or_else(
+            || PathBuf::from(DEFAULT_SYSFS_ROOT),
+            |r| r.get_ref().clone(),
+        )
+    }
+
     /// The compute slices of a card of this `modelName` (`mig_slices`).
     pub fn mig_slices_of(&self, model_name: &str) -> u32 {
         self.mig_slices

@@ -9,6 +9,6 @@ mod hostdev;
 mod smi;
 
 pub use bus_id::{BusId, NotABusId};
-pub use config::{CounterUnit, DEFAULT_MIG_SLICES, GpuConfig, GpuKey};
-pub use hostdev::{Holding, HostdevError, Mode, holdings};
+pub use config::{CounterUnit, DEFAULT_MIG_SLICES, DEFAULT_SYSFS_ROOT, GpuConfig, GpuKey};
+pub use hostdev::{Holding, HostdevError, Mode, holdings, is_display};
 pub use smi::{DEFAULT_COMMAND, GpuMeter, GpuSample, SmiCommand, parse};

@@ -323,6 +323,20 @@ impl Libvirt {
         Ok(out)
     }
 
+    /// The XML of every running domain, by uuid (`virDomainGetXMLDesc`, one
+    /// call each): its `<hostdev>`s say which GPUs it holds now. A domain
+    /// gone since the listing is left out.
+    pub fn active_xml(&self) -> Result<BTreeMap<String, String>, LibvirtError> {
+        let domains = self
+            .conn
+            .list_all_domains(sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+            .map_err(self.failed("listing running domains"))?;
+        Ok(domains
+            .iter()
+            .filter_map(|dom| Some((dom.get_uuid_string().ok()?, dom.get_xml_desc(0).ok()?)))
+            .collect())
+    }
+
     /// nova 1.1, else nova 1.0, else OpenNebula, else none.
     fn cloud_metadata(&self, dom: &VirtDomain, name: &str) -> Result<CloudMetadata, LibvirtError> {
         let bad = |error| LibvirtError::Metadata {
