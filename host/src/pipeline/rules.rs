@@ -2,7 +2,11 @@
 //! `[model]`), and what each model sees of one gather: every model's
 //! measurements are made in one gather (a rule's names prefixed so they
 //! cannot clash), and each model gets every placement, its own assigned, so
-//! a share model still counts the others' CPU time on its hosts.
+//! a share model still counts the others' CPU time on its hosts. A model
+//! that declares `gpu` gets every card with every holding, on those same
+//! placements: a holding's part goes to the VM only in the model its
+//! placement is assigned to, so each card's energy is attributed once
+//! across the models (`docs/ENERGY.md#gpus`).
 
 use std::borrow::Cow;
 
@@ -128,7 +132,7 @@ impl<'a> Plan<'a> {
 
     /// What slot `k` sees: every VM, host and placement (assigned where the
     /// placement is its), its own measurements under their own names, the
-    /// inventory if it declares it.
+    /// inventory if it declares it, every GPU if it declares `gpu`.
     pub fn input_for(
         &self,
         k: usize,
@@ -136,45 +140,62 @@ impl<'a> Plan<'a> {
         details: &[crate::runtime::VmDetails],
         assignment: &[Option<usize>],
     ) -> AttributionInput {
-        let slot = &self.slots[k];
-        let own = prefix(k);
-        let wants_inventory = slot
+        sub_input(k, self.slots[k].measurements, input, details, assignment)
+    }
+}
+
+/// [`Plan::input_for`] of slot `k`, whose model declares `measurements`.
+/// Its placements are the input's, in order, so GPU holdings keep their
+/// placement indices; a holding of a placement assigned to another slot
+/// tells the model to leave its part at the host (`other-model`).
+fn sub_input(
+    k: usize,
+    measurements: &[Measurement],
+    input: &AttributionInput,
+    details: &[crate::runtime::VmDetails],
+    assignment: &[Option<usize>],
+) -> AttributionInput {
+    let own = prefix(k);
+    let declares = |want: fn(&Measurement) -> bool| measurements.iter().any(want);
+    let wants_inventory = declares(|m| matches!(m, Measurement::Inventory));
+    let wants_gpus = declares(|m| matches!(m, Measurement::Gpu(_)));
+    AttributionInput {
+        window: input.window,
+        vms: input.vms.clone(),
+        details: if wants_inventory {
+            details.to_vec()
+        } else {
+            Vec::new()
+        },
+        hosts: input.hosts.clone(),
+        placements: input
+            .placements
+            .iter()
+            .zip(assignment)
+            .map(|(p, &to)| crate::runtime::Placement {
+                assigned: to == Some(k),
+                ..*p
+            })
+            .collect(),
+        measurements: input
             .measurements
             .iter()
-            .any(|m| matches!(m, Measurement::Inventory));
-        AttributionInput {
-            window: input.window,
-            vms: input.vms.clone(),
-            details: if wants_inventory {
-                details.to_vec()
-            } else {
-                Vec::new()
-            },
-            hosts: input.hosts.clone(),
-            placements: input
-                .placements
-                .iter()
-                .zip(assignment)
-                .map(|(p, &to)| crate::runtime::Placement {
-                    assigned: to == Some(k),
-                    ..*p
+            .filter_map(|m| {
+                let name = m.name.strip_prefix(&own)?;
+                Some(crate::runtime::Measured {
+                    name: name.to_owned(),
+                    vms: m.vms.clone(),
+                    hosts: m.hosts.clone(),
+                    placements: m.placements.clone(),
                 })
-                .collect(),
-            measurements: input
-                .measurements
-                .iter()
-                .filter_map(|m| {
-                    let name = m.name.strip_prefix(&own)?;
-                    Some(crate::runtime::Measured {
-                        name: name.to_owned(),
-                        vms: m.vms.clone(),
-                        hosts: m.hosts.clone(),
-                        placements: m.placements.clone(),
-                    })
-                })
-                .collect(),
-            gpus: input.gpus.clone(),
-        }
+            })
+            .collect(),
+        // The WIT: empty unless the model declares `gpu`.
+        gpus: if wants_gpus {
+            input.gpus.clone()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -250,5 +271,184 @@ impl Plan<'_> {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{
+        GpuHolding, GpuMode, GpuReading, GpuSpec, Placement, Reading, Vm, Window,
+    };
+
+    const HOUR_S: f64 = 3600.0;
+
+    fn gpu() -> Measurement {
+        Measurement::Gpu(GpuSpec {
+            name: "gpu".into(),
+            max_gap_s: None,
+        })
+    }
+
+    fn reading(value: f64) -> Reading {
+        Reading {
+            value,
+            span_s: HOUR_S,
+            covered_s: HOUR_S,
+        }
+    }
+
+    fn card(host: u32, bus_id: &str, joules: f64, holdings: &[(u32, f64, f64)]) -> GpuReading {
+        GpuReading {
+            host,
+            bus_id: bus_id.into(),
+            gpu_uuid: None,
+            energy: reading(joules),
+            counter: true,
+            holdings: holdings
+                .iter()
+                .map(|&(placement, share, joules)| GpuHolding {
+                    placement,
+                    mode: if share < 1.0 {
+                        GpuMode::Mig
+                    } else {
+                        GpuMode::Passthrough
+                    },
+                    share,
+                    profile: None,
+                    held_s: HOUR_S,
+                    joules,
+                })
+                .collect(),
+        }
+    }
+
+    /// Two GPU hosts, the placements given to two models (slot 0 and 1):
+    /// a (slot 0) and b (slot 1) on gpu-01, b moved to gpu-02 where c
+    /// (slot 0) is. Card X of gpu-01 is handed from a to b; card Y of gpu-02
+    /// is a MIG card shared by b and c; card Z of gpu-02 is unheld.
+    fn gathered() -> (AttributionInput, Vec<Option<usize>>) {
+        let vm = |uuid: &str| Vm {
+            uuid: uuid.into(),
+            vcpus: Some(8),
+            memory_mb: None,
+        };
+        let placement = |vm, host| Placement {
+            vm,
+            host: Some(host),
+            presence_s: HOUR_S,
+            cpu_s: Some(100.0),
+            assigned: true,
+        };
+        let input = AttributionInput {
+            window: Window {
+                start_ms: 0,
+                end_ms: 3_600_000,
+            },
+            vms: vec![vm("a"), vm("b"), vm("c")],
+            details: vec![],
+            hosts: vec!["gpu-01".into(), "gpu-02".into()],
+            placements: vec![
+                placement(0, 0),
+                placement(1, 0),
+                placement(1, 1),
+                placement(2, 1),
+            ],
+            measurements: vec![],
+            gpus: vec![
+                card(
+                    0,
+                    "00000000:3B:00.0",
+                    1000.0,
+                    &[(0, 1.0, 600.0), (1, 1.0, 350.0)],
+                ),
+                card(
+                    1,
+                    "00000000:3B:00.0",
+                    700.0,
+                    &[(2, 3.0 / 7.0, 700.0), (3, 2.0 / 7.0, 700.0)],
+                ),
+                card(1, "00000000:AF:00.0", 50.0, &[]),
+            ],
+        };
+        (input, vec![Some(0), Some(1), Some(1), Some(0)])
+    }
+
+    /// The WIT: `gpus` is empty unless the model declares `gpu`.
+    #[test]
+    fn only_a_model_that_declares_gpu_gets_the_gpus() {
+        let (input, assignment) = gathered();
+        let with = sub_input(0, &[gpu()], &input, &[], &assignment);
+        let without = sub_input(
+            1,
+            &[Measurement::CpuTime("cpu".into())],
+            &input,
+            &[],
+            &assignment,
+        );
+        assert_eq!(with.gpus, input.gpus);
+        assert!(without.gpus.is_empty(), "{:?}", without.gpus);
+    }
+
+    /// Every model that declares `gpu` sees every holding on the placement
+    /// it names in the gather (same VM, on the card's host), and each holding
+    /// is assigned in exactly one model: given to the VM there, left at the
+    /// host (`other-model`) in the others, so that across the models a card's
+    /// energy reaches its VMs once and each model's GPU law holds.
+    #[test]
+    fn each_holding_is_one_models_and_the_others_leave_it_at_the_host() {
+        let (input, assignment) = gathered();
+        let measurements = [gpu(), Measurement::CpuTime("cpu".into())];
+        // Per holding (card, index): the slots it is assigned in.
+        let mut assigned_in: Vec<Vec<Vec<usize>>> = input
+            .gpus
+            .iter()
+            .map(|c| vec![Vec::new(); c.holdings.len()])
+            .collect();
+        let mut to_vms = 0.0;
+        for k in 0..2 {
+            let sub = sub_input(k, &measurements, &input, &[], &assignment);
+            assert_eq!(sub.gpus.len(), input.gpus.len());
+            let mut law = vec![0.0; sub.hosts.len()];
+            for (c, (card, whole)) in sub.gpus.iter().zip(&input.gpus).enumerate() {
+                let mut parts = 0.0;
+                for (i, (held, orig)) in card.holdings.iter().zip(&whole.holdings).enumerate() {
+                    let p = &sub.placements[held.placement as usize];
+                    let q = &input.placements[orig.placement as usize];
+                    assert_eq!((p.vm, p.host), (q.vm, q.host), "card {c} holding {i}");
+                    assert_eq!(p.host, Some(card.host), "card {c} holding {i}");
+                    let part = held.joules * held.share;
+                    parts += part;
+                    // The share models' rule: assigned → the VM; else other-model.
+                    if p.assigned {
+                        assigned_in[c][i].push(k);
+                        to_vms += part;
+                    }
+                    law[card.host as usize] += part;
+                }
+                // Unheld time and free slices: no-vms.
+                law[card.host as usize] += card.energy.value - parts;
+            }
+            let g_h: Vec<f64> = (0..sub.hosts.len() as u32)
+                .map(|h| {
+                    let cards = sub.gpus.iter().filter(|c| c.host == h);
+                    cards.map(|c| c.energy.value).sum()
+                })
+                .collect();
+            assert_eq!(law, g_h, "slot {k}'s GPU law");
+        }
+        for (c, holdings) in assigned_in.iter().enumerate() {
+            for (i, slots) in holdings.iter().enumerate() {
+                assert_eq!(slots.len(), 1, "card {c} holding {i} assigned in {slots:?}");
+            }
+        }
+        let held: f64 = input
+            .gpus
+            .iter()
+            .flat_map(|c| &c.holdings)
+            .map(|h| h.joules * h.share)
+            .sum();
+        assert_eq!(to_vms, held, "every held part reaches its VM once");
+        assert_eq!(held, 600.0 + 350.0 + 300.0 + 200.0);
     }
 }
