@@ -14,7 +14,7 @@ use wattson::window::Window;
 
 use super::data::{HOUR, Rng, T0, rel_err};
 use super::prometheus::{Prometheus, TestSeries, openmetrics_with_gauges};
-use super::support::gpu_reference::{RefCard, RefHolder, gc1, gg1};
+use super::support::gpu_reference::{RefCard, RefHolder, added, gc1, gg1};
 use super::support::{gather_from, require_tool};
 
 const S: i64 = 1000;
@@ -704,4 +704,141 @@ fn without_a_gpu_table_the_model_sees_no_gpus() {
     assert!(gathered.input.gpus.is_empty());
     assert_eq!(gathered.input.vms.len(), 1);
     assert_eq!(gathered.input.hosts, ["gpu-01"]);
+}
+
+/// `[gpu] key = "gpu-uuid"`: DCGM inside passthrough guests, its series
+/// labelled with the guest's exporter and the guest's bus ids, joined to the
+/// holders' card by the card's `UUID` (their `gpu_uuid`). Card A is x's all
+/// along; card B is handed from x to y, each guest's DCGM measuring it in
+/// turn (two series of one UUID, one after the other: they add up), and x's
+/// DCGM is scraped by a second job too (a series of A's UUID at the same
+/// time as the first: read once). Card C's UUID no holder names: the
+/// hypervisor's own DCGM measures it, an unheld card of that host.
+#[test]
+fn gpu_uuid_joins_the_guests_dcgm_to_the_holders_cards() {
+    if !require_tool("promtool", "apt-get install prometheus (scripts/setup.sh)") {
+        return;
+    }
+    let hand_over = W0 + 1700 * S;
+    let (uuid_a, uuid_b, uuid_c) = (
+        "GPU-5d1e8a3c-2b4f-4c1e-9a7d-0c3e5f7a9b1d",
+        "GPU-8f2c4e6a-1d3b-4f5e-8c7a-9b0d2e4f6a8c",
+        "GPU-3a5c7e9b-4d6f-4a8c-b0e2-1f3a5c7e9b0d",
+    );
+    let (bus_a, bus_b, bus_c) = ("00000000:3B:00.0", "00000000:AF:00.0", "00000000:DA:00.0");
+    // x's guest sees A at 00:05.0 and B at 00:06.0; y's guest sees B at 00:05.0.
+    let x_times = scrapes(21, (T0, hand_over - 10 * S), true);
+    let x_all = scrapes(22, (T0, END), true);
+    let y_times = scrapes(23, (hand_over + 20 * S, END), true);
+    let a = counter(310.0, &x_all, None);
+    let b_x = counter(190.0, &x_times, None);
+    // y's guest loaded its driver on taking the card: its counter starts there.
+    let b_y = counter(190.0, &y_times, Some(hand_over + 12 * S));
+    let c = counter(55.0, &scrapes(24, (T0, END), true), None);
+    let dcgm = |instance: &str, bus: &str, uuid: &str, samples: &[(i64, f64)]| TestSeries {
+        labels: labels(&[
+            ("instance", instance),
+            ("gpu", "0"),
+            ("UUID", uuid),
+            ("pci_bus_id", bus),
+            ("device", "nvidia0"),
+            ("modelName", A100),
+        ]),
+        samples: samples.to_vec(),
+    };
+    let counters = vec![
+        dcgm("x-guest:9400", "00000000:00:05.0", uuid_a, &a),
+        dcgm("x-guest.job2:9400", "00000000:00:05.0", uuid_a, &a),
+        dcgm("x-guest:9400", "00000000:00:06.0", uuid_b, &b_x),
+        dcgm("y-guest:9400", "00000000:00:05.0", uuid_b, &b_y),
+        dcgm("gpu-01:9400", bus_c, uuid_c, &c),
+    ];
+    // The holders, as the hypervisor's daemon sees them: host bus ids.
+    let x_info = scrapes(25, (T0, END), true);
+    let x_info_b = scrapes(25, (T0, hand_over - 15 * S), true);
+    let y_info = scrapes(26, (hand_over + 15 * S, END), true);
+    let info = |vm: &str, bus: &str, uuid: &str, times: &[i64]| TestSeries {
+        labels: labels(&[
+            ("uuid", vm),
+            ("host", "gpu-01"),
+            ("pci_bus_id", bus),
+            ("gpu_uuid", uuid),
+            ("mode", "passthrough"),
+            ("share", "1"),
+        ]),
+        samples: times.iter().map(|t| (*t, 1.0)).collect(),
+    };
+    let infos = vec![
+        info("x", bus_a, uuid_a, &x_info),
+        info("x", bus_b, uuid_b, &x_info_b),
+        info("y", bus_b, uuid_b, &y_info),
+    ];
+    let cpu: Vec<TestSeries> = [("x", (T0, END)), ("y", (hand_over, END))]
+        .iter()
+        .enumerate()
+        .map(|(i, (vm, life))| TestSeries {
+            labels: labels(&[("uuid", vm), ("instance", "gpu-01:9177")]),
+            samples: scrapes(600 + i as u64, *life, true)
+                .into_iter()
+                .map(|t| (t, (t - life.0) as f64 / 1000.0 * 0.5))
+                .collect(),
+        })
+        .collect();
+    let text = openmetrics_with_gauges(&[(CPU, &cpu)], &[(COUNTER, &counters), (INFO, &infos)]);
+    let prometheus = Prometheus::start(&text);
+    let policy = POLICY.replace("[gpu]\n", "[gpu]\nkey = \"gpu-uuid\"\n");
+    let gathered = gather(&policy, &prometheus.url, Window::new(W0, W1).unwrap());
+    let got = gpus(&gathered);
+
+    // The spec's join, by the test: a series' card is its holders' (host,
+    // bus id) by UUID, else its own host label and bus id.
+    let mut keys: Vec<_> = got.keys().cloned().collect();
+    keys.sort();
+    let key = |bus: &str| ("gpu-01".to_owned(), bus.to_owned());
+    assert_eq!(
+        keys,
+        [key(bus_a), key(bus_b), key(bus_c)],
+        "no guest is a host"
+    );
+    assert_eq!(gathered.input.hosts, ["gpu-01"]);
+    let holder = |times: &[i64]| RefHolder {
+        info: times.to_vec(),
+        share: 1.0,
+    };
+    let in_j = |samples: &[(i64, f64)]| -> Vec<(i64, f64)> {
+        samples.iter().map(|(t, v)| (*t, v / 1000.0)).collect()
+    };
+    let gc1_of = |samples: &[(i64, f64)], holders: &[RefHolder]| {
+        gc1(&in_j(samples), W0, W1, holders, MAX_GAP)
+    };
+    // A: one of its two simultaneous series, never both.
+    let want_a = gc1_of(&a, &[holder(&x_info)]).unwrap();
+    let got_a = &got[&key(bus_a)];
+    close(got_a.joules, want_a.energy, "A");
+    close(got_a.covered_s, want_a.covered_s, "A covered");
+    close(got_a.holdings["x"].joules, want_a.holders[0].0, "A: x");
+    close(got_a.holdings["x"].held_s, want_a.holders[0].1, "A: x held");
+    // B: x's guest's series then y's, added.
+    let b_holders = [holder(&x_info_b), holder(&y_info)];
+    let want_b = added([
+        gc1_of(&b_x, &b_holders).unwrap(),
+        gc1_of(&b_y, &b_holders).unwrap(),
+    ])
+    .unwrap();
+    let got_b = &got[&key(bus_b)];
+    close(got_b.joules, want_b.energy, "B");
+    close(got_b.covered_s, want_b.covered_s, "B covered");
+    for (i, vm) in ["x", "y"].into_iter().enumerate() {
+        close(got_b.holdings[vm].joules, want_b.holders[i].0, vm);
+        close(got_b.holdings[vm].held_s, want_b.holders[i].1, vm);
+    }
+    assert!(
+        want_b.holders[1].0 > 0.4 * want_b.energy && want_b.holders[0].0 > 0.4 * want_b.energy,
+        "both guests' series count"
+    );
+    // C: unheld, at the host its series names.
+    let want_c = gc1_of(&c, &[]).unwrap();
+    let got_c = &got[&key(bus_c)];
+    close(got_c.joules, want_c.energy, "C");
+    assert!(got_c.holdings.is_empty() && got_c.counter);
 }

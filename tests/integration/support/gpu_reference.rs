@@ -161,3 +161,17 @@ pub fn gg1(
             .collect(),
     })
 }
+
+/// A card measured by several series one after another (a card handed
+/// between guests, each with its own DCGM): their energy and each holder's
+/// joules add up; the seconds held are the holders' own.
+pub fn added(parts: impl IntoIterator<Item = RefCard>) -> Option<RefCard> {
+    parts.into_iter().reduce(|mut sum, part| {
+        sum.energy += part.energy;
+        sum.covered_s += part.covered_s;
+        for (s, p) in sum.holders.iter_mut().zip(part.holders) {
+            s.0 += p.0;
+        }
+        sum
+    })
+}

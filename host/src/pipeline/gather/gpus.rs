@@ -13,7 +13,8 @@ use crate::pipeline::PipelineError;
 use crate::runtime::{GpuMode, Reading, to_base};
 use crate::sources::gpu::{BusId, GpuKey};
 use crate::sources::prometheus::{
-    Client, Labels, Series, SeriesKey, counter_samples_of, gauge_samples, measure_counter,
+    Client, Labels, Series, SeriesIncrease, SeriesKey, counter_samples_of, gauge_samples,
+    measure_counter,
 };
 use crate::window::Window;
 
@@ -61,6 +62,8 @@ struct Info {
 const BUS_ID: &str = "pci_bus_id";
 /// DCGM's MIG instance label: series of one card that differ in it are one device.
 const MIG_INSTANCE: &str = "GPU_I_ID";
+/// DCGM's MIG profile label, which goes with [`MIG_INSTANCE`].
+const MIG_PROFILE: &str = "GPU_I_PROFILE";
 
 /// Every card `plan` reads in `window`, with its holders; also how many
 /// series needed their raw samples.
@@ -86,43 +89,53 @@ pub(super) async fn measure(
     )?;
     let infos = holders(infos, host_key, window);
     let ident = Identify::new(plan, host_key, &infos);
-    let counters = one_per_card(counters.series, |s| &s.labels, &ident);
-    let gauges = one_per_card(gauges, |s| &s.labels, &ident);
+    let counter_span = |s: &SeriesIncrease| (s.increase.first_ms, s.increase.last_ms);
+    let gauge_span = |s: &Series| {
+        let t = |x: Option<&Sample>| x.map_or(0, |x| x.t_ms);
+        (t(s.samples.first()), t(s.samples.last()))
+    };
+    let counters = per_card(counters.series, |s| &s.labels, counter_span, &ident);
+    let gauges = per_card(gauges, |s| &s.labels, gauge_span, &ident);
     let mut raw_fetched = 0;
-    let mut cards = Vec::new();
+    // Each card's parts, one per series read (several add up).
+    let mut parts: BTreeMap<CardId, Parts> = BTreeMap::new();
+    let mut add = |id: &CardId, labels: &Labels, counter: bool, part: Part| {
+        parts
+            .entry(id.clone())
+            .or_insert_with(|| Parts {
+                labels: labels.clone(),
+                counter,
+                parts: Vec::new(),
+            })
+            .parts
+            .push(part);
+    };
     // Cards whose holders change within their span need C1's pairs.
     let mut wanted: HashMap<SeriesKey, (Labels, CardId)> = HashMap::new();
-    for (id, series) in &counters {
-        let holders = card_holders(plan, &infos, id, &series.labels);
-        let increase = series.increase;
-        if !steady(&holders.holders, increase.first_ms, increase.last_ms) {
-            wanted.insert(series.labels.key(), (series.labels.clone(), id.clone()));
-            continue;
+    for (id, list) in &counters {
+        for series in list {
+            let holders = card_holders(plan, &infos, id, &series.labels);
+            let increase = series.increase;
+            if !steady(&holders.holders, increase.first_ms, increase.last_ms) {
+                wanted.insert(series.labels.key(), (series.labels.clone(), id.clone()));
+                continue;
+            }
+            let joules = to_base(plan.counter_unit, increase.value);
+            let mut split = vec![0.0; holders.holders.len()];
+            let over = split_evenly(
+                joules,
+                increase.first_ms,
+                increase.last_ms,
+                &holders.holders,
+                &mut split,
+            );
+            let energy = Reading {
+                value: joules,
+                span_s: increase.span_s,
+                covered_s: increase.span_s,
+            };
+            add(id, &series.labels, true, Part::new(energy, split, over));
         }
-        let joules = to_base(plan.counter_unit, increase.value);
-        let mut split = vec![0.0; holders.holders.len()];
-        let over = split_evenly(
-            joules,
-            increase.first_ms,
-            increase.last_ms,
-            &holders.holders,
-            &mut split,
-        );
-        let energy = Reading {
-            value: joules,
-            span_s: increase.span_s,
-            covered_s: increase.span_s,
-        };
-        cards.push(card(
-            id,
-            &series.labels,
-            energy,
-            true,
-            holders,
-            split,
-            over,
-            window,
-        ));
     }
     if !wanted.is_empty() {
         let labels = wanted.iter().map(|(k, (l, _))| (*k, l.clone())).collect();
@@ -143,45 +156,80 @@ pub(super) async fn measure(
                 span_s: split.energy.span_s,
                 covered_s: split.energy.span_s,
             };
-            let over = split.overcommitted;
-            cards.push(card(
-                id,
-                &labels,
-                energy,
-                true,
-                holders,
-                split.joules,
-                over,
-                window,
-            ));
+            let part = Part::new(energy, split.joules, split.overcommitted);
+            add(id, &labels, true, part);
         }
     }
     // A card with both: the counter wins.
-    for (id, series) in gauges.iter().filter(|(id, _)| !counters.contains_key(*id)) {
-        raw_fetched += 1;
-        let holders = card_holders(plan, &infos, id, &series.labels);
-        let Some(split) = gg1(&series.samples, window, plan.max_gap_ms, &holders.holders) else {
-            continue;
-        };
-        let energy = Reading {
-            value: split.energy.value,
-            span_s: split.energy.covered_s,
-            covered_s: split.energy.covered_s,
-        };
-        let over = split.overcommitted;
-        cards.push(card(
-            id,
-            &series.labels,
-            energy,
-            false,
-            holders,
-            split.joules,
-            over,
-            window,
-        ));
+    for (id, list) in gauges.iter().filter(|(id, _)| !counters.contains_key(*id)) {
+        for series in list {
+            raw_fetched += 1;
+            let holders = card_holders(plan, &infos, id, &series.labels);
+            let Some(split) = gg1(&series.samples, window, plan.max_gap_ms, &holders.holders)
+            else {
+                continue;
+            };
+            let energy = Reading {
+                value: split.energy.value,
+                span_s: split.energy.covered_s,
+                covered_s: split.energy.covered_s,
+            };
+            let part = Part::new(energy, split.joules, split.overcommitted);
+            add(id, &series.labels, false, part);
+        }
     }
-    cards.sort_by(|a, b| (&a.host, a.bus_id).cmp(&(&b.host, b.bus_id)));
+    let cards = parts
+        .into_iter()
+        .map(|(id, p)| {
+            let holders = card_holders(plan, &infos, &id, &p.labels);
+            let mut energy = Reading {
+                value: 0.0,
+                span_s: 0.0,
+                covered_s: 0.0,
+            };
+            let mut joules = vec![0.0; holders.holders.len()];
+            let mut over = false;
+            for part in p.parts {
+                energy.value += part.energy.value;
+                energy.span_s += part.energy.span_s;
+                energy.covered_s += part.energy.covered_s;
+                for (sum, j) in joules.iter_mut().zip(part.joules) {
+                    *sum += j;
+                }
+                over |= part.over;
+            }
+            card(
+                &id, &p.labels, energy, p.counter, holders, joules, over, window,
+            )
+        })
+        .collect();
     Ok((cards, raw_fetched))
+}
+
+/// What one series says of its card.
+struct Part {
+    energy: Reading,
+    /// Per holder of the card, in [`card_holders`]' order.
+    joules: Vec<f64>,
+    /// Its holders' shares added up to more than 1 somewhere.
+    over: bool,
+}
+
+impl Part {
+    fn new(energy: Reading, joules: Vec<f64>, over: bool) -> Self {
+        Self {
+            energy,
+            joules,
+            over,
+        }
+    }
+}
+
+/// A card's parts, and the labels of its first series (its `modelName`, `UUID`).
+struct Parts {
+    labels: Labels,
+    counter: bool,
+    parts: Vec<Part>,
 }
 
 /// `samples` with their values converted by `to_base`.
@@ -227,14 +275,18 @@ impl<'a> Identify<'a> {
         }
     }
 
+    /// With `gpu-uuid`, a series whose `UUID` no holder names is read as
+    /// with `bus-id`: an unheld card of the host its labels name.
     fn card(&self, labels: &Labels) -> Option<CardId> {
-        match &self.by_gpu_uuid {
-            Some(cards) => cards.get(gpu_uuid(labels)?).map(|id| (*id).clone()),
-            None => {
-                let host = self.host_key.normalise(labels.get(self.host_label)?);
-                Some((host, labels.get(BUS_ID)?.parse().ok()?))
-            }
+        let held = self
+            .by_gpu_uuid
+            .as_ref()
+            .and_then(|cards| cards.get(gpu_uuid(labels)?));
+        if let Some(id) = held {
+            return Some((*id).clone());
         }
+        let host = self.host_key.normalise(labels.get(self.host_label)?);
+        Some((host, labels.get(BUS_ID)?.parse().ok()?))
     }
 }
 
@@ -244,39 +296,77 @@ fn gpu_uuid(labels: &Labels) -> Option<&str> {
     labels.get("UUID").or_else(|| labels.get("uuid"))
 }
 
-/// One series per card: of a MIG card's series (one per instance, each the
-/// whole card's value), the lowest `GPU_I_ID`'s; series no card is known
-/// for are left out, with a warning.
-fn one_per_card<S>(
+/// The series of each card that add up (`docs/ENERGY.md#gpus`): of a MIG
+/// card's (one per instance, each the whole card's value, differing only in
+/// `GPU_I_ID` and `GPU_I_PROFILE`), the lowest `GPU_I_ID`'s; of other series
+/// of one card (a card handed between guests, each with its own DCGM; an
+/// exporter restarted with new labels), every one, but one whose `span`
+/// overlaps another's (two exporters measuring one card at once) is left
+/// out, with a warning naming the card: the first by `GPU_I_ID` and labels
+/// is read. Series no card is known for are left out, with a warning.
+fn per_card<S>(
     series: Vec<S>,
     labels: impl Fn(&S) -> &Labels,
+    span: impl Fn(&S) -> (i64, i64),
     ident: &Identify<'_>,
-) -> BTreeMap<CardId, S> {
+) -> BTreeMap<CardId, Vec<S>> {
     let instance = |l: &Labels| l.get(MIG_INSTANCE).and_then(|i| i.parse::<u64>().ok());
-    let mut cards: BTreeMap<CardId, S> = BTreeMap::new();
+    let mut grouped: BTreeMap<CardId, Vec<S>> = BTreeMap::new();
     let mut unknown = Vec::new();
     for s in series {
-        let Some(id) = ident.card(labels(&s)) else {
-            unknown.push(format!("{:?}", labels(&s)));
-            continue;
-        };
-        match cards.get(&id) {
-            Some(kept)
-                if (instance(labels(kept)), labels(kept)) <= (instance(labels(&s)), labels(&s)) => {
-            }
-            _ => {
-                cards.insert(id, s);
-            }
+        match ident.card(labels(&s)) {
+            Some(id) => grouped.entry(id).or_default().push(s),
+            None => unknown.push(format!("{:?}", labels(&s))),
         }
     }
     if let Some(first) = unknown.first() {
         tracing::warn!(
             "{} GPU energy series name no card (e.g. {first}): they need the host label `{}` and \
-             a PCI address in `{BUS_ID}` (or, with [gpu] key = \"gpu-uuid\", a `UUID` some \
-             holder's `gpu_uuid` names); they are left out",
+             a PCI address in `{BUS_ID}` (with [gpu] key = \"gpu-uuid\", a `UUID` some holder's \
+             `gpu_uuid` names, or those); they are left out",
             unknown.len(),
             ident.host_label
         );
+    }
+    // A series' labels but its MIG instance's: equal for one card's instances.
+    let device = |l: &Labels| -> Vec<(String, String)> {
+        l.iter()
+            .filter(|(n, _)| *n != MIG_INSTANCE && *n != MIG_PROFILE)
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    };
+    let mut cards = BTreeMap::new();
+    for (id, mut list) in grouped {
+        list.sort_by(|a, b| {
+            let (a, b) = (labels(a), labels(b));
+            (instance(a), a).cmp(&(instance(b), b))
+        });
+        let mut kept: Vec<S> = Vec::new();
+        let mut overlapping = 0;
+        for s in list {
+            if kept.iter().any(|k| device(labels(k)) == device(labels(&s))) {
+                continue;
+            }
+            let (from, to) = span(&s);
+            if kept.iter().any(|k| {
+                let (a, b) = span(k);
+                a < to && from < b
+            }) {
+                overlapping += 1;
+                continue;
+            }
+            kept.push(s);
+        }
+        if overlapping > 0 {
+            tracing::warn!(
+                host = id.0,
+                bus_id = %id.1,
+                "{overlapping} more GPU energy series measure the card at the same time as {:?} \
+                 (two exporters?): that one is read, they are left out",
+                kept.first().map(&labels)
+            );
+        }
+        cards.insert(id, kept);
     }
     cards
 }
