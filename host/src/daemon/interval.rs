@@ -28,9 +28,6 @@ pub fn problems(measurements: &[Measurement]) -> Vec<String> {
                 Measurement::Counter(c) => (&c.name, format!("counter `{}`", c.selector)),
                 Measurement::Gauge(g) => (&g.name, format!("gauge `{}`", g.selector)),
                 Measurement::Template(t) => (&t.name, "a PromQL template".to_owned()),
-                Measurement::Gpu(g) => {
-                    return Some(crate::pipeline::gpu_not_gathered(&g.name).to_string());
-                }
                 Measurement::IdlePower(spec) if !meter(&spec.meter) => {
                     return Some(format!(
                         "measurement `{}` (idle-power) reads meter `{}`, which the daemon does not \

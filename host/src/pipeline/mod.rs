@@ -19,7 +19,6 @@ use std::time::Instant;
 pub use attribute::{Attributed, attribute};
 pub use carbon::{Carbon, CarbonConfig};
 pub use embodied::{Capacity, Embodied, EmbodiedConfig, Overcommit};
-pub(crate) use gather::gpu_not_gathered;
 pub use gather::{
     GatherPlan, Gathered, IdleSetting, StaticIdle, gather, idle_setting, plan_problems,
     plan_warnings,
@@ -156,6 +155,8 @@ pub fn window_records<E: From<PipelineError>>(
     let gauges = &input.measurements;
     let Attributed {
         joules,
+        gpu_j,
+        gpu_shared,
         model_of,
         host_of,
         hosts,
@@ -176,6 +177,8 @@ pub fn window_records<E: From<PipelineError>>(
             kind: slot.model.info().quality,
             meters: records::meters(slot.measurements),
             cpu_meter: cpu_meter.clone(),
+            gpu_meter: crate::runtime::gpu_measurement(slot.model.info(), slot.params)
+                .map(|name| format!("gpu:{name}")),
         })
         .collect();
     hand_on_records(
@@ -195,6 +198,8 @@ pub fn window_records<E: From<PipelineError>>(
                         .and_then(|h| input.hosts.get(h as usize))
                         .map(String::as_str),
                     joules,
+                    gpu_j: gpu_j[i],
+                    gpu_shared: gpu_shared[i],
                     wall_s: gathered.wall_s[i],
                     covered_s: covered_by_gauges(gauges, host_of[i], i),
                     cpu_s: gathered.cpu_s[i],

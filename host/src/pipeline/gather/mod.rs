@@ -10,7 +10,6 @@ mod plan;
 
 use std::collections::{BTreeMap, HashMap};
 
-pub(crate) use plan::gpu_not_gathered;
 pub use plan::{GatherPlan, IdleSetting, StaticIdle, idle_setting, plan_problems, plan_warnings};
 
 use crate::pipeline::PipelineError;

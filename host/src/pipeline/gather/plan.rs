@@ -246,10 +246,9 @@ pub fn resolve<'a>(
                 }
                 Err(e) => problem(e),
             },
-            // Refused rather than answered with no GPUs: the model would
-            // attribute none and the records would look whole.
-            Measurement::Gpu(g) => problem(gpu_not_gathered(&g.name)),
-            Measurement::Inventory => {}
+            // Not gathered yet: the input's `gpus` stays empty, as for a
+            // policy without [gpu], and the model attributes no GPU joules.
+            Measurement::Gpu(_) | Measurement::Inventory => {}
         }
     }
     for (measured_at, at, spec, fit) in idle {
@@ -326,15 +325,6 @@ pub fn plan_problems(policy: &Policy, measurements: &[Measurement]) -> Vec<Strin
 
 fn no_host_label(policy: &Policy) -> bool {
     policy.inventory.host_label.is_none()
-}
-
-/// A model asks for GPUs, which are not gathered yet (issue 34).
-pub(crate) fn gpu_not_gathered(name: &str) -> PipelineError {
-    PipelineError::Unsupported(format!(
-        "measurement `{name}` (gpu) asks for each host's GPU energy, which this wattson does not \
-         gather yet: the model would see no GPUs and attribute none. Use a model that does not \
-         declare it, or set its `gpu` parameter to \"ignore\" if it has one"
-    ))
 }
 
 fn host_keyed_without_label(name: &str) -> PipelineError {
