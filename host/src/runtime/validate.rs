@@ -126,11 +126,20 @@ pub(crate) fn attribution(
         }
         check_joules(|| placement_name(i), e.joules)?;
         check_gpu_joules(|| placement_name(i), e.gpu_joules, e.joules, no_gpus)?;
-        if let Some(h) = placement.host.map(|h| h as usize)
-            && h < attributed.len()
-        {
-            attributed[h] += e.joules;
-            attributed_gpu[h] += e.gpu_joules;
+        match placement.host.map(|h| h as usize) {
+            Some(h) if h < attributed.len() => {
+                attributed[h] += e.joules;
+                attributed_gpu[h] += e.gpu_joules;
+            }
+            // A GPU is a host's: GPU joules on no host escape its law.
+            _ if e.gpu_joules > 0.0 => {
+                return Err(format!(
+                    "{} has {} GPU joules, but no host",
+                    placement_name(i),
+                    e.gpu_joules
+                ));
+            }
+            _ => {}
         }
     }
     let mut unattributed = vec![0.0; input.hosts.len()];
@@ -500,6 +509,12 @@ mod tests {
         assert_eq!(
             check(gpu_at(f64::NAN, 0.0)).unwrap_err(),
             "placement 0 (VM `a` on host `cmp-01`) has NaN GPU joules, not a part of its 600 J"
+        );
+        let mut hostless = input();
+        hostless.placements[0].host = None;
+        assert_eq!(
+            attribution(&gpu_model(false), &hostless, &gpu_at(10.0, 0.0), 1.0, &[]).unwrap_err(),
+            "placement 0 (VM `a`) has 10 GPU joules, but no host"
         );
         assert!(check(gpu_at(10.0, 0.0)).unwrap_err().starts_with(
             "breaks GPU conservation on host `cmp-01`: placements 10 J + unattributed 0 J of GPU \
