@@ -381,7 +381,7 @@ fn csv_round_trips_through_the_csv_crate() {
         "id,site,cloud_type,compute_service,vm_uuid,vm_name,project_id,project_name,\
          user_id,user_name,user_dn,fqan,host,start,end,energy_joules,energy_kwh,wall_s,\
          cpu_s,vcpus,status,model,model_version,covered_s,pue,ci_g,cfp_g,embodied_g,\
-         embodied_source\r\n"
+         embodied_source,gpu_j\r\n"
     ));
     assert!(text.contains("\"Acme, \"\"R&D\"\"\nsecond line\""));
 
@@ -403,7 +403,7 @@ fn csv_round_trips_through_the_csv_crate() {
     };
     let opt = |s: &Option<String>| s.clone().unwrap_or_default();
     for (row, r) in rows.iter().zip(&records) {
-        assert_eq!(row.len(), 29);
+        assert_eq!(row.len(), 30);
         assert_eq!(col(row, "id"), r.id);
         assert_eq!(col(row, "site"), r.site);
         assert_eq!(col(row, "cloud_type"), r.cloud_type);
@@ -454,12 +454,57 @@ fn csv_round_trips_through_the_csv_crate() {
             ("ci_g", r.ci_g),
             ("cfp_g", r.cfp_g),
             ("embodied_g", r.embodied_g),
+            ("gpu_j", r.gpu_j),
         ] {
             assert_eq!(
                 col(row, name),
                 value.map(|v| format!("{v:?}")).unwrap_or_default()
             );
         }
+    }
+}
+
+/// A record's GPU part: a `jsonl` key after `energy_joules` and the last
+/// `csv` column where set (neither else); no `apel-energy` or `caso-json`
+/// key, their bytes those of the same record without it (the GPU joules are
+/// inside `joules` already).
+#[test]
+fn gpu_j_is_a_jsonl_key_and_a_csv_column_and_nothing_in_apel_or_caso() {
+    let mut gpu = full();
+    gpu.gpu_j = Some(gpu.joules / 3.0);
+    let render = |name: &str, r: &EnergyRecord, overrides: &[(&str, ParamValue)]| {
+        let f = load(name);
+        let p = params(&f, overrides);
+        let payloads = f.render(std::slice::from_ref(r), &p).expect("render");
+        assert_eq!(payloads.len(), 1);
+        utf8(&payloads[0]).to_owned()
+    };
+    let line = render("jsonl", &gpu, &[]);
+    let json: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
+    assert_eq!(json["gpu_j"].as_f64(), Some(360_000.0 / 3.0));
+    assert!(line.contains(&format!(
+        "\"energy_joules\":360000.0,\"gpu_j\":{:?},\"wall_s\":",
+        360_000.0 / 3.0
+    )));
+    assert!(!render("jsonl", &full(), &[]).contains("gpu_j"));
+    let csv = render("csv", &gpu, &[]);
+    let rows: Vec<&str> = csv.split("\r\n").collect();
+    assert!(rows[0].ends_with(",embodied_source,gpu_j"));
+    assert!(csv.ends_with(&format!(",static,{:?}\r\n", 360_000.0 / 3.0)));
+    assert!(render("csv", &full(), &[]).ends_with(",static,\r\n"));
+    for (name, overrides) in [
+        ("apel-energy", vec![]),
+        (
+            "apel-energy",
+            vec![("wire", ParamValue::Choice("apel".into()))],
+        ),
+        ("caso-json", vec![]),
+    ] {
+        assert_eq!(
+            render(name, &gpu, &overrides),
+            render(name, &full(), &overrides),
+            "{name}"
+        );
     }
 }
 
@@ -474,7 +519,7 @@ fn csv_batches_and_refuses_negative_batch_size() {
         .iter()
         .map(|payload| {
             let mut reader = csv::Reader::from_reader(payload.as_slice());
-            assert_eq!(reader.headers().unwrap().len(), 29);
+            assert_eq!(reader.headers().unwrap().len(), 30);
             reader.records().count()
         })
         .collect();

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use wattson::runtime::{
-    Attribution, AttributionInput, Limits, Measured, Model, Param, ParamValue, Placement, Reading,
-    Runtime, UnattributedReason, Vm, VmDetails, Window,
+    Attribution, AttributionInput, GpuHolding, GpuMode, GpuReading, Limits, Measured, Model, Param,
+    ParamValue, Placement, Reading, Runtime, UnattributedReason, Vm, VmDetails, Window,
 };
 
 fn runtime() -> (tempfile::TempDir, Runtime) {
@@ -633,4 +633,205 @@ fn scaphandre_keeps_other_models_vms_apart_from_the_hosts_own_power() {
         &[("cmp-01", "other-model", 20.0)],
         "scaphandre excess",
     );
+}
+
+// ---------------------------------------------------------------- GPUs
+
+fn held(placement: u32, mode: GpuMode, share: f64, joules: f64) -> GpuHolding {
+    GpuHolding {
+        placement,
+        mode,
+        share,
+        profile: None,
+        held_s: 0.0,
+        joules,
+    }
+}
+
+fn card(host: u32, bus_id: &str, joules: f64, holdings: Vec<GpuHolding>) -> GpuReading {
+    GpuReading {
+        host,
+        bus_id: bus_id.into(),
+        gpu_uuid: None,
+        energy: reading(joules, 3600.0).unwrap(),
+        counter: true,
+        holdings,
+    }
+}
+
+/// A 3,600 s window scraped every 15 s from −10 s: 240 counter pairs.
+const PAIRS: f64 = 240.0;
+
+/// `case`'s input with the GPUs of ENERGY.md's GPU worked example on
+/// `by_hand()`'s hosts:
+/// * cmp-01: card A at 300 W (4,500 J a pair) held by a all window; card B at
+///   200 W (3,000 J a pair): a holds 120 pairs, pair [1790, 1805] is nobody's,
+///   c holds the other 119, one of which is a driver reload counting 1,200 J;
+/// * cmp-02: MIG card C at 250 W, G = 7 slices: d holds `3g.40gb` (3/7);
+/// * cmp-03: a card idling at 40 W that nobody holds.
+fn with_gpus(case: &Case) -> AttributionInput {
+    let pair_b = 15.0 * 200.0;
+    let (a_b, c_b) = (120.0 * pair_b, 118.0 * pair_b + 1200.0);
+    AttributionInput {
+        gpus: vec![
+            card(
+                0,
+                "00000000:3B:00.0",
+                PAIRS * 15.0 * 300.0,
+                vec![held(0, GpuMode::Passthrough, 1.0, PAIRS * 15.0 * 300.0)],
+            ),
+            card(
+                0,
+                "00000000:AF:00.0",
+                a_b + pair_b + c_b,
+                vec![
+                    held(0, GpuMode::Passthrough, 1.0, a_b),
+                    held(2, GpuMode::Passthrough, 1.0, c_b),
+                ],
+            ),
+            card(
+                1,
+                "00000000:17:00.0",
+                250.0 * 3600.0,
+                vec![held(3, GpuMode::Mig, 3.0 / 7.0, 250.0 * 3600.0)],
+            ),
+            card(2, "00000000:65:00.0", 40.0 * 3600.0, vec![]),
+        ],
+        ..case.input()
+    }
+}
+
+/// GPU joules per VM uuid.
+fn gpu_split(input: &AttributionInput, result: &Attribution) -> BTreeMap<String, f64> {
+    let mut vms = BTreeMap::new();
+    for e in &result.placements {
+        let vm = input.placements[e.placement as usize].vm as usize;
+        *vms.entry(input.vms[vm].uuid.clone()).or_insert(0.0) += e.gpu_joules;
+    }
+    vms
+}
+
+fn with_gpu_param(idle: &str, gpu: &str) -> Vec<Param> {
+    let mut p = params(idle);
+    p.push(Param {
+        name: "gpu".into(),
+        value: ParamValue::Choice(gpu.into()),
+    });
+    p
+}
+
+/// The GPU parts of the worked example: a holds A and half of B, c the
+/// rest of B but the pair nobody held, d 3/7 of C.
+fn worked_gpu_parts() -> [(&'static str, f64); 4] {
+    [
+        ("a", 1_080_000.0 + 360_000.0),
+        ("b", 0.0),
+        ("c", 355_200.0),
+        ("d", 900_000.0 * 3.0 / 7.0),
+    ]
+}
+
+#[test]
+fn rapl_share_adds_each_vms_gpus_and_conserves_both_laws() {
+    let (_cache, runtime) = runtime();
+    let model = runtime.load_model("rapl-share").unwrap();
+    let case = by_hand();
+    let input = with_gpus(&case);
+    // The host checks both laws per host (E_h + G_h, and G_h) before this.
+    let result = model
+        .attribute(&input, &with_gpu_param("host", "passthrough"))
+        .unwrap();
+    // `idle = "host"` without GPUs: a 640,000 x 3/4, b 640,000 x 1/4; then
+    // each VM's GPUs on top.
+    let gpu = worked_gpu_parts();
+    assert_split(
+        &split(&input, &result),
+        &[
+            ("a", 480_000.0 + gpu[0].1),
+            ("b", 160_000.0),
+            ("c", gpu[2].1),
+            ("d", gpu[3].1),
+        ],
+        &[
+            ("cmp-01", "idle", 360_000.0),
+            ("cmp-01", "no-vms", 3_000.0),
+            ("cmp-02", "idle", 150_000.0),
+            ("cmp-02", "no-cpu", 350_000.0),
+            ("cmp-02", "no-vms", 900_000.0 * 4.0 / 7.0),
+            ("cmp-03", "no-vms", 200_000.0 + 40.0 * 3600.0),
+        ],
+        "rapl-share with GPUs",
+    );
+    let got = gpu_split(&input, &result);
+    for (uuid, want) in gpu {
+        assert!(
+            (got[uuid] - want).abs() <= 1e-9 * want.max(1.0),
+            "{uuid}: {}",
+            got[uuid]
+        );
+    }
+}
+
+#[test]
+fn ipmi_share_splits_the_wall_less_the_gpus() {
+    let (_cache, runtime) = runtime();
+    let model = runtime.load_model("ipmi-share").unwrap();
+    let mut case = by_hand();
+    // Walls that hold the cards: 3,000,000 J on cmp-01, 1,500,000 J on cmp-02.
+    case.meters[0].0 = 3_000_000.0;
+    case.meters[1].0 = 1_500_000.0;
+    let input = with_gpus(&case);
+    let result = model
+        .attribute(&input, &with_gpu_param("host", "passthrough"))
+        .unwrap();
+    // cmp-01: G = A + B = 1,080,000 + 718,200; the CPUs' part 1,201,800
+    // less I = 360,000 is split 3 : 1 by CPU time.
+    let d_01 = 3_000_000.0 - (1_080_000.0 + 718_200.0) - 360_000.0;
+    assert_eq!(d_01, 841_800.0);
+    // cmp-02: 1,500,000 − 900,000 − I 150,000 stays (no CPU time);
+    // cmp-03: 200,000 J of wall of which its idle card used 144,000.
+    let gpu = worked_gpu_parts();
+    assert_split(
+        &split(&input, &result),
+        &[
+            ("a", d_01 * 0.75 + gpu[0].1),
+            ("b", d_01 * 0.25),
+            ("c", gpu[2].1),
+            ("d", gpu[3].1),
+        ],
+        &[
+            ("cmp-01", "idle", 360_000.0),
+            ("cmp-01", "no-vms", 3_000.0),
+            ("cmp-02", "idle", 150_000.0),
+            ("cmp-02", "no-cpu", 1_500_000.0 - 900_000.0 - 150_000.0),
+            ("cmp-02", "no-vms", 900_000.0 * 4.0 / 7.0),
+            ("cmp-03", "no-vms", 200_000.0),
+        ],
+        "ipmi-share with GPUs",
+    );
+}
+
+/// `gpu = "ignore"`, or GPUs not gathered (no [gpu]: `gpus` empty), is the
+/// answer without GPUs, byte for byte.
+#[test]
+fn share_models_ignoring_gpus_answer_as_without_them() {
+    let (_cache, runtime) = runtime();
+    let case = by_hand();
+    for name in ["rapl-share", "ipmi-share"] {
+        let model = runtime.load_model(name).unwrap();
+        let without = model.attribute(&case.input(), &params("vcpus")).unwrap();
+        let ignoring = model
+            .attribute(&with_gpus(&case), &with_gpu_param("vcpus", "ignore"))
+            .unwrap();
+        assert_eq!(format!("{ignoring:?}"), format!("{without:?}"), "{name}");
+        assert!(without.placements.iter().all(|e| e.gpu_joules == 0.0));
+        let none_gathered = model
+            .attribute(&case.input(), &with_gpu_param("vcpus", "passthrough"))
+            .unwrap();
+        assert_eq!(
+            format!("{none_gathered:?}"),
+            format!("{without:?}"),
+            "{name}"
+        );
+    }
 }

@@ -104,6 +104,7 @@ fn record(
         },
         meters: part.meters.clone(),
         cpu_meter: "cpu:libvirt".to_owned(),
+        gpu_meter: None,
     };
     records::build(
         identity,
@@ -113,6 +114,9 @@ fn record(
             details: &details,
             host: Some(host),
             joules: part.joules,
+            // The daemon gathers no GPUs yet (issue 34 slice 10).
+            gpu_j: None,
+            gpu_shared: false,
             wall_s: part.wall_s,
             covered_s: None,
             cpu_s: Some(part.cpu_s),

@@ -474,7 +474,7 @@ impl DaemonState {
             let who = Owner::from(&gathered.details[i]);
             let cpu_s = gathered.cpu_s[i].unwrap_or(0.0);
             *self.ledger.vm_joules.entry(vm.uuid.clone()).or_default() += joules;
-            if let Some(gpu_joules) = attributed.gpu_joules[i] {
+            if let Some(gpu_joules) = attributed.gpu_j[i] {
                 *self
                     .ledger
                     .vm_gpu_joules

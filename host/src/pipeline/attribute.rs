@@ -7,16 +7,18 @@ use super::PipelineError;
 use super::gather::Gathered;
 use super::rules::Plan;
 use super::summary::{self, HostSummary};
-use crate::runtime::Measurement;
+use crate::runtime::{GpuMode, Measurement};
 use crate::window::Window;
 
 /// What the models gave one window, per input VM.
 pub struct Attributed {
     /// Joules per VM: the sum of its placements'; None where no model gave it any.
     pub joules: Vec<Option<f64>>,
-    /// The GPU part of `joules` per VM, the sum of its placements'
-    /// `gpu-joules`; None where no model that declares `gpu` gave it energy.
-    pub gpu_joules: Vec<Option<f64>>,
+    /// The GPU part of each VM's joules: Some where a model that attributes
+    /// GPUs gave it energy and the window has GPU readings, else None.
+    pub gpu_j: Vec<Option<f64>>,
+    /// VMs with GPU joules that held a vGPU or a MIG instance (`estimated`).
+    pub gpu_shared: Vec<bool>,
     /// The plan slot (model) that gave each VM energy (its last placement's).
     pub model_of: Vec<usize>,
     /// The host each VM was on at the window's end (its last placement's).
@@ -108,20 +110,28 @@ pub fn attribute(
     // them; its host the last one's, its model the last one's that gave it energy.
     let input = &gathered.input;
     let mut joules: Vec<Option<f64>> = vec![None; input.vms.len()];
-    let mut gpu_joules: Vec<Option<f64>> = vec![None; input.vms.len()];
+    let mut gpu_j: Vec<Option<f64>> = vec![None; input.vms.len()];
     let mut model_of: Vec<usize> = vec![0; input.vms.len()];
     for (k, attribution) in attributions.iter().enumerate() {
-        let declares_gpu = plan.slots()[k]
-            .measurements
-            .iter()
-            .any(|m| matches!(m, Measurement::Gpu(_)));
+        let slot = &plan.slots()[k];
+        let gpus = !input.gpus.is_empty()
+            && crate::runtime::gpu_measurement(slot.model.info(), slot.params).is_some();
         for e in &attribution.placements {
             let vm = input.placements[e.placement as usize].vm as usize;
             *joules[vm].get_or_insert(0.0) += e.joules;
-            if declares_gpu {
-                *gpu_joules[vm].get_or_insert(0.0) += e.gpu_joules;
+            if gpus {
+                *gpu_j[vm].get_or_insert(0.0) += e.gpu_joules;
             }
             model_of[vm] = k;
+        }
+    }
+    let mut gpu_shared = vec![false; input.vms.len()];
+    for held in input.gpus.iter().flat_map(|card| &card.holdings) {
+        if matches!(held.mode, GpuMode::Vgpu | GpuMode::Mig)
+            && let Some(p) = input.placements.get(held.placement as usize)
+            && let Some(slot) = gpu_shared.get_mut(p.vm as usize)
+        {
+            *slot = gpu_j[p.vm as usize].is_some_and(|j| j > 0.0);
         }
     }
     let mut host_of: Vec<Option<u32>> = vec![None; input.vms.len()];
@@ -132,7 +142,8 @@ pub fn attribute(
     }
     Ok(Attributed {
         joules,
-        gpu_joules,
+        gpu_j,
+        gpu_shared,
         model_of,
         host_of,
         hosts,

@@ -155,8 +155,8 @@ pub fn window_records<E: From<PipelineError>>(
     let gauges = &input.measurements;
     let Attributed {
         joules,
-        // Records carry no `gpu_j` yet (issue 34, slice 9).
-        gpu_joules: _,
+        gpu_j,
+        gpu_shared,
         model_of,
         host_of,
         hosts,
@@ -177,6 +177,8 @@ pub fn window_records<E: From<PipelineError>>(
             kind: slot.model.info().quality,
             meters: records::meters(slot.measurements),
             cpu_meter: cpu_meter.clone(),
+            gpu_meter: crate::runtime::gpu_measurement(slot.model.info(), slot.params)
+                .map(|name| format!("gpu:{name}")),
         })
         .collect();
     hand_on_records(
@@ -196,6 +198,8 @@ pub fn window_records<E: From<PipelineError>>(
                         .and_then(|h| input.hosts.get(h as usize))
                         .map(String::as_str),
                     joules,
+                    gpu_j: gpu_j[i],
+                    gpu_shared: gpu_shared[i],
                     wall_s: gathered.wall_s[i],
                     covered_s: covered_by_gauges(gauges, host_of[i], i),
                     cpu_s: gathered.cpu_s[i],

@@ -34,7 +34,8 @@ pub struct HostSummary {
     pub unattributed_joules: f64,
     /// VMs placed on the host in the window (those given to other models included).
     pub vms: usize,
-    /// |attributed + unattributed − E_h| / E_h.
+    /// |attributed + unattributed − E_h| / E_h, the GPUs' energy taken out
+    /// first where the model adds it beside the meter.
     pub conservation_rel_err: f64,
     /// What the VMs were given beyond E_h (a model without a conservation
     /// law whose per-VM meters exceed the host's, as Scaphandre's can); 0 otherwise.
@@ -102,6 +103,19 @@ pub fn hosts(
             *slot += e.joules;
         }
     }
+    // GPUs the model adds beside its meter (not a wall meter's, which counts them).
+    let mut gpus_beside = vec![0.0; n];
+    if measurements
+        .iter()
+        .any(|m| matches!(m, Measurement::Gpu(_)))
+        && !info.conservation.as_ref().is_some_and(|c| c.gpu_in_meter)
+    {
+        for card in &input.gpus {
+            if let Some(slot) = gpus_beside.get_mut(card.host as usize) {
+                *slot += card.energy.value;
+            }
+        }
+    }
     let mut reasons: Vec<BTreeMap<&'static str, f64>> = vec![BTreeMap::new(); n];
     for e in &attribution.unattributed {
         if let Some(map) = reasons.get_mut(e.host as usize) {
@@ -116,7 +130,7 @@ pub fn hosts(
                 .and_then(|m| m.hosts.get(h).copied().flatten())
                 .map(|r| r.value);
             let unattributed: f64 = reasons[h].values().sum();
-            let off = attributed[h] + unattributed - e_h;
+            let off = attributed[h] + unattributed - gpus_beside[h] - e_h;
             Some(HostSummary {
                 window_start: format_ms(window.start_ms),
                 window_end: format_ms(window.end_ms),

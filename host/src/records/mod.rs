@@ -40,6 +40,12 @@ pub struct RecordInput<'a> {
     pub host: Option<&'a str>,
     /// Its energy in the window.
     pub joules: f64,
+    /// The GPU part of `joules`, where its model attributed the window's
+    /// GPUs; None where it did not or the window had none.
+    pub gpu_j: Option<f64>,
+    /// It held a vGPU or a MIG instance: its GPU joules are a share of a
+    /// card's, and the record is `estimated`.
+    pub gpu_shared: bool,
     /// Seconds the window saw it.
     pub wall_s: f64,
     /// Seconds of the window its gauges covered (None: no gauge measured).
@@ -68,11 +74,15 @@ pub struct ModelQuality {
     pub meters: Vec<String>,
     /// The CPU-time series, named in a record's meters where its CPU time was measured.
     pub cpu_meter: String,
+    /// `gpu:<measurement>`, named in a record's meters where it has GPU
+    /// joules; None for a model that attributes no GPUs.
+    pub gpu_meter: Option<String>,
 }
 
 /// The meters a model's measurements read, as records name them:
 /// `rapl:package`, `host-power`, `counter:<selector>`, `gauge:<selector>`,
-/// `template`. CPU time, idle power and the inventory are not meters.
+/// `template`. CPU time, idle power and the inventory are not meters; GPUs
+/// are, on the records with GPU joules ([`ModelQuality::gpu_meter`]).
 pub fn meters(measurements: &[Measurement]) -> Vec<String> {
     let mut meters = Vec::new();
     for m in measurements {
@@ -120,14 +130,22 @@ pub fn build(identity: &Identity, window: Window, m: RecordInput<'_>) -> EnergyR
         memory_mb: vm.memory_mb,
         status: m.status,
         quality: RecordQuality {
-            kind: m.quality.kind,
-            meters: match m.cpu_s {
-                Some(_) => {
-                    let mut meters = m.quality.meters.clone();
+            kind: if m.gpu_shared {
+                crate::runtime::Quality::Estimated
+            } else {
+                m.quality.kind
+            },
+            meters: {
+                let mut meters = m.quality.meters.clone();
+                if m.cpu_s.is_some() {
                     meters.push(m.quality.cpu_meter.clone());
-                    meters
                 }
-                None => m.quality.meters.clone(),
+                if let (Some(gpu), Some(j)) = (&m.quality.gpu_meter, m.gpu_j)
+                    && j > 0.0
+                {
+                    meters.push(gpu.clone());
+                }
+                meters
             },
             covered_s: m.covered_s,
         },
@@ -135,7 +153,7 @@ pub fn build(identity: &Identity, window: Window, m: RecordInput<'_>) -> EnergyR
         ci_g: None,
         cfp_g: None,
         ci_covered_s: None,
-        gpu_j: None,
+        gpu_j: m.gpu_j,
         embodied_g: m.embodied.map(|(grams, _)| grams),
         embodied_source: m.embodied.map(|(_, source)| source.to_owned()),
         model: m.model.to_owned(),
@@ -168,5 +186,74 @@ mod tests {
             )
         );
         assert_eq!(Uuid::parse_str(&a).unwrap().get_version_num(), 5);
+    }
+
+    /// A record's GPU part, its `gpu:` meter where it has GPU joules, and
+    /// `estimated` where it held a share of a card.
+    #[test]
+    fn gpu_joules_name_their_meter_and_shared_cards_are_estimated() {
+        let identity = Identity {
+            site: "S".into(),
+            cloud_type: "OpenStack".into(),
+            compute_service: "nova".into(),
+        };
+        let vm = Vm {
+            uuid: "vm-1".into(),
+            vcpus: Some(4),
+            memory_mb: None,
+        };
+        let details = VmDetails {
+            name: None,
+            project_id: None,
+            project_name: None,
+            user_id: None,
+            user_name: None,
+            flavor: None,
+            disk_gb: None,
+            started_ms: None,
+            ended_ms: None,
+            labels: Vec::new(),
+        };
+        let quality = ModelQuality {
+            kind: crate::runtime::Quality::Measured,
+            meters: vec!["rapl:package".into()],
+            cpu_meter: "cpu:m".into(),
+            gpu_meter: Some("gpu:gpu".into()),
+        };
+        let build_with = |gpu_j: Option<f64>, gpu_shared: bool| {
+            build(
+                &identity,
+                Window {
+                    start_ms: 0,
+                    end_ms: 3_600_000,
+                },
+                RecordInput {
+                    vm: &vm,
+                    details: &details,
+                    host: Some("gpu-01"),
+                    joules: 1_500_000.0,
+                    gpu_j,
+                    gpu_shared,
+                    wall_s: 3600.0,
+                    covered_s: None,
+                    cpu_s: None,
+                    status: Status::Running,
+                    quality: &quality,
+                    model: "rapl-share",
+                    model_version: "0.1.0",
+                    embodied: None,
+                },
+            )
+        };
+        let held = build_with(Some(1_440_000.0), false);
+        assert_eq!(held.gpu_j, Some(1_440_000.0));
+        assert_eq!(held.quality.meters, ["rapl:package", "gpu:gpu"]);
+        assert_eq!(held.quality.kind, crate::runtime::Quality::Measured);
+        let shared = build_with(Some(385_714.0), true);
+        assert_eq!(shared.quality.kind, crate::runtime::Quality::Estimated);
+        for none in [build_with(Some(0.0), false), build_with(None, false)] {
+            assert_eq!(none.quality.meters, ["rapl:package"]);
+        }
+        assert_eq!(build_with(None, false).gpu_j, None);
     }
 }

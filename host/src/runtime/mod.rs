@@ -33,7 +33,8 @@ pub use format::Format;
 pub use limits::Limits;
 pub use model::Model;
 pub use params::{
-    ParamProblem, expand_measurements, kind_name, resolve_params, substitute, value_text,
+    ParamProblem, expand_measurements, gpus_ignored, kind_name, resolve_params, substitute,
+    value_text,
 };
 pub use units::{to_base, unit_name};
 pub use wit::WitVersion;
@@ -56,8 +57,10 @@ pub fn check_attribution(
     input: &AttributionInput,
     result: &Attribution,
 ) -> Result<(), String> {
-    validate::attribution(info, input, result, 1.0)
+    validate::attribution(info, input, result, 1.0, &[])
 }
+
+pub(crate) use validate::gpu_measurement;
 
 /// Epoch ticks per second (the ticker thread's rate).
 const TICKS_PER_SEC: u64 = 100;

@@ -138,7 +138,7 @@ impl Model {
             self.runtime.limits(),
         )
         .map_err(bad)?;
-        validate::attribution(&self.info, input, &attribution, factor).map_err(bad)?;
+        validate::attribution(&self.info, input, &attribution, factor, params).map_err(bad)?;
         Ok(attribution)
     }
 }

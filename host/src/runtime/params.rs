@@ -213,14 +213,27 @@ pub fn substitute(text: &str, params: &[Param]) -> Result<String, String> {
     Ok(out)
 }
 
-/// The model's measurements with `${param}` placeholders filled in.
+/// Whether the model's `gpu` parameter is `ignore` (the builtins'
+/// `gpu = "passthrough" | "ignore"`): its `gpu` measurements are then not
+/// made and it attributes no GPUs, as a model that declares none.
+pub fn gpus_ignored(params: &[Param]) -> bool {
+    params.iter().any(|p| {
+        p.name == "gpu"
+            && matches!(&p.value, ParamValue::Choice(w) | ParamValue::Text(w) if w == "ignore")
+    })
+}
+
+/// The model's measurements with `${param}` placeholders filled in, without
+/// its `gpu` ones where its `gpu` parameter is `ignore` ([`gpus_ignored`]).
 pub fn expand_measurements(
     measurements: &[Measurement],
     params: &[Param],
 ) -> Result<Vec<Measurement>, String> {
     let sub = |s: &str| substitute(s, params);
+    let ignored = gpus_ignored(params);
     measurements
         .iter()
+        .filter(|m| !(ignored && matches!(m, Measurement::Gpu(_))))
         .map(|m| {
             Ok(match m {
                 Measurement::Counter(c) => {

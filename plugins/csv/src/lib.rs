@@ -8,13 +8,14 @@
 //! `id, site, cloud_type, compute_service, vm_uuid, vm_name, project_id,
 //! project_name, user_id, user_name, user_dn, fqan, host, start, end,
 //! energy_joules, energy_kwh, wall_s, cpu_s, vcpus, status, model,
-//! model_version, covered_s, pue, ci_g, cfp_g, embodied_g, embodied_source`
+//! model_version, covered_s, pue, ci_g, cfp_g, embodied_g, embodied_source, gpu_j`
 //!
 //! `pue`, `ci_g` (gCO2e/kWh) and `cfp_g` (gCO2e) are set where the policy
 //! has `[carbon]`; without an intensity `ci_g` and `cfp_g` are empty (never 0).
 //! `embodied_g` (gCO2e) and `embodied_source` (`static`) are set where the
 //! policy's `[embodied]` gives the VM's hosts a figure and a capacity, else
-//! empty (never 0).
+//! empty (never 0). `gpu_j` is the GPU part of `energy_joules`, set where the
+//! model attributed the window's GPUs (else empty).
 //!
 //! `start` / `end` are RFC 3339 UTC with milliseconds, `energy_kwh` is
 //! joules / 3.6e6; numbers are Rust's shortest round-trip form (`{:?}`:
@@ -26,15 +27,15 @@
 //! Golden (two records, one payload; `\r\n` shown as line breaks):
 //!
 //! ```text
-//! id,site,cloud_type,compute_service,vm_uuid,vm_name,project_id,project_name,user_id,user_name,user_dn,fqan,host,start,end,energy_joules,energy_kwh,wall_s,cpu_s,vcpus,status,model,model_version,covered_s,pue,ci_g,cfp_g,embodied_g,embodied_source
-//! 9f0e…-0001,TEST-Site,OpenStack,nova,e3c5aeef-37b8-4332-ad9f-9d068f156dc2,vm-a,p1,"Acme, ""R&D""",u1,alice,,vo.example.org,compute-1,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,360000.0,0.1,3600.0,,2,running,libvirt-joules,0.1.0,,,,,,
-//! 9f0e…-0002,TEST-Site,OpenStack,nova,0b0c6a4c-4f5e-4d8e-9d38-1c2f3a4b5c6d,,,,,,,,,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,36.0,1e-5,1800.0,1800.0,,completed,libvirt-joules,0.1.0,,,,,,
+//! id,site,cloud_type,compute_service,vm_uuid,vm_name,project_id,project_name,user_id,user_name,user_dn,fqan,host,start,end,energy_joules,energy_kwh,wall_s,cpu_s,vcpus,status,model,model_version,covered_s,pue,ci_g,cfp_g,embodied_g,embodied_source,gpu_j
+//! 9f0e…-0001,TEST-Site,OpenStack,nova,e3c5aeef-37b8-4332-ad9f-9d068f156dc2,vm-a,p1,"Acme, ""R&D""",u1,alice,,vo.example.org,compute-1,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,360000.0,0.1,3600.0,,2,running,libvirt-joules,0.1.0,,,,,,,
+//! 9f0e…-0002,TEST-Site,OpenStack,nova,0b0c6a4c-4f5e-4d8e-9d38-1c2f3a4b5c6d,,,,,,,,,2025-06-01T00:00:00.000Z,2025-06-01T01:00:00.000Z,36.0,1e-5,1800.0,1800.0,,completed,libvirt-joules,0.1.0,,,,,,,
 //! ```
 
 use wattson_plugin::{EnergyRecord, Format, FormatInfo, ParamSpec, Params, Unit, rfc3339_millis};
 
 /// The header row's columns.
-const COLUMNS: [&str; 29] = [
+const COLUMNS: [&str; 30] = [
     "id",
     "site",
     "cloud_type",
@@ -64,6 +65,7 @@ const COLUMNS: [&str; 29] = [
     "cfp_g",
     "embodied_g",
     "embodied_source",
+    "gpu_j",
 ];
 
 /// Appends one field, quoted per RFC 4180 when it needs to be.
@@ -98,7 +100,7 @@ fn opt(s: &Option<String>) -> String {
 }
 
 /// The record's fields, in [`COLUMNS`] order.
-fn row(r: &EnergyRecord) -> [String; 29] {
+fn row(r: &EnergyRecord) -> [String; 30] {
     [
         r.id.clone(),
         r.site.clone(),
@@ -132,6 +134,7 @@ fn row(r: &EnergyRecord) -> [String; 29] {
         number(r.cfp_g),
         number(r.embodied_g),
         opt(&r.embodied_source),
+        number(r.gpu_j),
     ]
 }
 

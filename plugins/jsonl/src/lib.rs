@@ -8,7 +8,8 @@
 //! adds `ci_covered_s`, the seconds of the window its gauge covered. Where
 //! the policy's `[embodied]` gives the VM's hosts a figure and a capacity,
 //! `embodied_g` (gCO2e) and `embodied_source` (`static`) follow; otherwise
-//! neither (never 0).
+//! neither (never 0). Where the model attributed the window's GPUs, `gpu_j`
+//! (the GPU part of `energy_joules`) follows `energy_joules`.
 
 use serde::Serialize;
 use wattson_plugin::{EnergyRecord, Format, FormatInfo, Params, rfc3339_millis};
@@ -33,6 +34,9 @@ struct Line<'a> {
     start: String,
     end: String,
     energy_joules: f64,
+    /// The GPU part of `energy_joules`, where the model attributed GPUs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpu_j: Option<f64>,
     wall_s: f64,
     covered_s: Option<f64>,
     cpu_s: Option<f64>,
@@ -82,6 +86,7 @@ impl<'a> From<&'a EnergyRecord> for Line<'a> {
             start: rfc3339_millis(r.start_ms),
             end: rfc3339_millis(r.end_ms),
             energy_joules: r.joules,
+            gpu_j: r.gpu_j,
             wall_s: r.wall_s,
             covered_s: r.quality.covered_s,
             cpu_s: r.cpu_s,

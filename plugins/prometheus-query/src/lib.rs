@@ -4,8 +4,11 @@
 //! A template with a per-VM variable (`{{uuid}}`, `{{name}}`, `{{project}}`,
 //! `{{host}}`) is run by the host once per VM, concurrently; one without
 //! (e.g. `sum by (uuid) (increase(m[{{window}}]))`) runs once per window and
-//! its series are matched to VMs by `key_label`.
+//! its series are matched to VMs by `key_label`. With `gpu = "passthrough"`
+//! each VM gets its GPUs' energy on top: a query that already counts GPUs
+//! wants `gpu = "ignore"`.
 
+use wattson_plugin::gpu::{self, Mode};
 use wattson_plugin::{
     Attribution, AttributionInput, Model, ModelInfo, ParamSpec, Params, TemplateSpec, Unit,
 };
@@ -17,7 +20,8 @@ struct PrometheusQuery;
 
 impl Model for PrometheusQuery {
     fn describe() -> ModelInfo {
-        ModelInfo::new(
+        gpu::declare(
+            ModelInfo::new(
             "prometheus-query",
             env!("CARGO_PKG_VERSION"),
             "Any cASO-style PromQL template ({{uuid}}, {{window}}, {{start}}, {{end}}, {{name}}, \
@@ -41,16 +45,20 @@ impl Model for PrometheusQuery {
             "key_label",
             "Label that names the VM's uuid in the result of a template without per-VM variables",
             Some("uuid"),
-        ))
+        )),
+        )
     }
 
     fn attribute(input: AttributionInput, params: Params) -> Result<Attribution, String> {
         let unit = params.choice("unit")?;
         let unit = Unit::parse(unit).ok_or_else(|| format!("unit `{unit}` is not a unit"))?;
-        Ok(Attribution {
+        let gpus = gpu::attribute(&input, Mode::from_params(&params)?)?;
+        let mut out = Attribution {
             placements: input.per_vm_energy(ENERGY, unit.to_base(1.0))?,
             ..Attribution::default()
-        })
+        };
+        gpus.add_to(&input, &mut out);
+        Ok(out)
     }
 }
 

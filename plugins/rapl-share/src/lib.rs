@@ -1,7 +1,8 @@
 //! `rapl-share`: each host's RAPL energy (package + dram zones, never core,
 //! uncore or psys added to them) split between its VMs by CPU time, with the
 //! host's idle energy treated as the `idle` parameter says (`docs/ENERGY.md#share-models`). `extract` reads node_exporter's `node_rapl_*_joules_total`
-//! through Prometheus; the daemon reads the local powercap tree.
+//! through Prometheus; the daemon reads the local powercap tree. With
+//! `gpu = "passthrough"` each VM gets its GPUs' energy on top (RAPL counts no GPU).
 
 use wattson_plugin::share;
 use wattson_plugin::{Attribution, AttributionInput, Model, ModelInfo, Params, RaplSpec};

@@ -5,10 +5,13 @@
 //! What the VMs do not account for of the host's power
 //! (`scaph_host_power_microwatts`) stays at the host (`not-vms`). Where the
 //! VMs' sum exceeds the host's (Scaphandre issue #163), nothing is clamped:
-//! the model warns, and the host summary shows the excess.
+//! the model warns, and the host summary shows the excess. With
+//! `gpu = "passthrough"` each VM gets its GPUs' energy on top (Scaphandre's
+//! host power is RAPL's), the rest of the cards at the host.
 
 use std::collections::BTreeMap;
 
+use wattson_plugin::gpu::{self, Mode};
 use wattson_plugin::{
     Attribution, AttributionInput, GaugeSpec, KeyKind, Model, ModelInfo, ParamSpec, Params,
     UnattributedReason, Unit,
@@ -23,7 +26,8 @@ struct Scaphandre;
 
 impl Model for Scaphandre {
     fn describe() -> ModelInfo {
-        ModelInfo::new(
+        gpu::declare(
+            ModelInfo::new(
             "scaphandre",
             env!("CARGO_PKG_VERSION"),
             "Per-VM power measured by Scaphandre (its qemu process, by vmname), integrated over \
@@ -54,10 +58,12 @@ impl Model for Scaphandre {
             "Label of scaph_host_power_microwatts that names the host (normalised by \
              [inventory] host_regex)",
             Some("instance"),
-        ))
+        )),
+        )
     }
 
-    fn attribute(input: AttributionInput, _params: Params) -> Result<Attribution, String> {
+    fn attribute(input: AttributionInput, params: Params) -> Result<Attribution, String> {
+        let gpus = gpu::attribute(&input, Mode::from_params(&params)?)?;
         let vm_power = input.per_placement(VM_POWER)?;
         let host_power = input.measured(HOST_POWER)?;
         // Each placement gets what was measured of its VM on its host; a
@@ -117,6 +123,7 @@ impl Model for Scaphandre {
                 listed.join(", ")
             ));
         }
+        gpus.add_to(&input, &mut out);
         Ok(out)
     }
 }

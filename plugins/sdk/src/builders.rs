@@ -2,8 +2,8 @@
 //! plugin spells out every optional field.
 
 use crate::{
-    Bounds, ChoiceSpec, CounterSpec, GaugeSpec, HostPowerSpec, IdlePowerSpec, KeyKind, Measurement,
-    ParamKind, ParamSpec, ParamValue, RaplSpec, TemplateSpec, Unit,
+    Bounds, ChoiceSpec, CounterSpec, GaugeSpec, GpuSpec, HostPowerSpec, IdlePowerSpec, KeyKind,
+    Measurement, ParamKind, ParamSpec, ParamValue, RaplSpec, TemplateSpec, Unit,
 };
 
 impl CounterSpec {
@@ -102,6 +102,22 @@ impl IdlePowerSpec {
             meter: meter.to_owned(),
             setting: setting.to_owned(),
         }
+    }
+}
+
+impl GpuSpec {
+    /// Each host's GPUs, their energy and their holders (`attribution-input.gpus`).
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            max_gap_s: None,
+        }
+    }
+}
+
+impl From<GpuSpec> for Measurement {
+    fn from(spec: GpuSpec) -> Self {
+        Measurement::Gpu(spec)
     }
 }
 
@@ -262,8 +278,8 @@ impl ParamSpec {
 #[cfg(feature = "model")]
 mod model {
     use crate::{
-        Attribution, Conservation, HostEnergy, Measurement, ModelInfo, ParamSpec, PlacementEnergy,
-        Quality, UnattributedReason,
+        Attribution, Conservation, GpuSpec, HostEnergy, Measurement, ModelInfo, ParamSpec,
+        PlacementEnergy, Quality, UnattributedReason,
     };
 
     impl ModelInfo {
@@ -293,14 +309,44 @@ mod model {
         }
 
         /// The host checks, per host, placements + unattributed = the reading
-        /// of the host measurement `measurement`, to `tolerance` (≤ 1e-6).
+        /// of the host measurement `measurement`, to `tolerance` (≤ 1e-6);
+        /// with a `gpu` measurement declared (before or after), plus the
+        /// host's GPU energy, and the GPU law (see [`ModelInfo::gpu`]).
         pub fn conservation(mut self, measurement: &str, tolerance: f64) -> Self {
+            let gpu = self.measurements.iter().find_map(|m| match m {
+                Measurement::Gpu(g) => Some(g.name.clone()),
+                _ => None,
+            });
             self.conservation = Some(Conservation {
                 measurement: measurement.to_owned(),
                 tolerance,
-                gpu: None,
+                gpu,
                 gpu_in_meter: false,
             });
+            self
+        }
+
+        /// Adds the `gpu` measurement `name` (each host's GPUs and their
+        /// holders); the model attributes them (see `gpu::attribute`), and
+        /// the host checks per host Σ placements' GPU joules + Σ
+        /// unattributed GPU joules = the host's GPU energy, to the
+        /// conservation tolerance (1e-9 without conservation).
+        pub fn gpu(mut self, name: &str) -> Self {
+            self.measurements.push(GpuSpec::new(name).into());
+            if let Some(law) = &mut self.conservation {
+                law.gpu = Some(name.to_owned());
+            }
+            self
+        }
+
+        /// The conservation measurement already counts the GPUs (a wall
+        /// meter: IPMI, Redfish): the total law is E_h, not E_h + G_h, and
+        /// the model splits E_h − G_h by its own rule. Call it after
+        /// [`ModelInfo::conservation`].
+        pub fn gpu_in_meter(mut self) -> Self {
+            if let Some(law) = &mut self.conservation {
+                law.gpu_in_meter = true;
+            }
             self
         }
 

@@ -96,6 +96,8 @@ compile_error!(
 
 mod builders;
 #[cfg(feature = "model")]
+pub mod gpu;
+#[cfg(feature = "model")]
 mod input;
 pub mod openmetrics;
 mod params;

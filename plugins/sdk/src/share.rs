@@ -2,7 +2,11 @@
 //! between its VMs by CPU time, with its idle energy kept at the host or
 //! split by presence, vCPUs or memory. `rapl-share` and `ipmi-share` are this
 //! split over different host meters; a site model can call it on its own.
+//! GPUs (the `gpu` parameter) are added on top of the split ([`attribute`])
+//! or, for a meter that already counts them, taken out of it first
+//! ([`attribute_wall`]).
 
+use crate::gpu::{self, Mode};
 use crate::{
     Attribution, AttributionInput, IdlePowerSpec, Measured, Measurement, ModelInfo, ParamSpec,
     Params, UnattributedReason,
@@ -21,7 +25,10 @@ pub const CPU: &str = "cpu";
 
 /// What a share model's `describe()` returns: the host meter `energy`
 /// (given [`ENERGY`] as its name), CPU time, the idle power of that meter,
-/// the `idle` and `idle_power` parameters, and conservation to 1e-9.
+/// the `idle` and `idle_power` parameters, the `gpu` measurement and
+/// parameter ([`gpu::declare`]), and conservation to 1e-9, GPUs included
+/// (beside the meter; chain `.gpu_in_meter()` for a wall meter, and
+/// attribute with [`attribute_wall`]).
 pub fn model_info(
     name: &str,
     version: &str,
@@ -35,17 +42,59 @@ pub fn model_info(
         .param(Idle::param())
         .param(Idle::power_param())
         .conservation(ENERGY, 1e-9)
+        .gpu(gpu::GPU)
+        .param(Mode::param())
 }
 
-/// A share model's `attribute()` for a model described by [`model_info`]:
-/// [`split`] with the policy's `idle`.
+/// A share model's `attribute()` for a model described by [`model_info`]
+/// whose meter does not count the GPUs (RAPL): [`split`] with the policy's
+/// `idle`, and each VM's GPU energy added on top (`gpu = "passthrough"`).
 pub fn attribute(input: &AttributionInput, params: &Params) -> Result<Attribution, String> {
-    split(
-        input,
-        ENERGY,
-        IDLE_POWER,
-        Idle::parse(params.choice(IDLE_PARAM)?)?,
-    )
+    let gpus = gpu::attribute(input, Mode::from_params(params)?)?;
+    let idle = Idle::parse(params.choice(IDLE_PARAM)?)?;
+    let mut out = split(input, ENERGY, IDLE_POWER, idle)?;
+    gpus.add_to(input, &mut out);
+    Ok(out)
+}
+
+/// A share model's `attribute()` for a wall meter, which counts the GPUs
+/// too (IPMI; declared with `.gpu_in_meter()`): with `gpu = "passthrough"`
+/// each host's E_h − G_h is split as [`split`] does (G_h capped at E_h,
+/// with a warning naming the hosts) and each VM gets its GPU energy on top,
+/// so the host's total stays E_h.
+pub fn attribute_wall(input: &AttributionInput, params: &Params) -> Result<Attribution, String> {
+    let gpus = gpu::attribute(input, Mode::from_params(params)?)?;
+    let idle = Idle::parse(params.choice(IDLE_PARAM)?)?;
+    let energy = aligned(input, input.measured(ENERGY)?)?;
+    let (less, capped) = without_gpus(energy, &gpus.hosts);
+    if !capped.is_empty() {
+        let hosts: Vec<&str> = capped.iter().map(|&h| input.hosts[h].as_str()).collect();
+        crate::warn(&format!(
+            "the GPUs of {} host(s) used more than the host's meter in this window: their GPU              energy is taken as all of it, and their VMs get no CPU energy: {}",
+            hosts.len(),
+            list(&hosts)
+        ));
+    }
+    let mut out = split_measured(input, &less, IDLE_POWER, idle)?;
+    gpus.add_to(input, &mut out);
+    Ok(out)
+}
+
+/// `energy` with each host's reading less its GPU energy `gpus[h]` (capped
+/// at the reading), and the hosts where it was capped.
+fn without_gpus(energy: &Measured, gpus: &[f64]) -> (Measured, Vec<usize>) {
+    let mut less = energy.clone();
+    let mut capped = Vec::new();
+    for (h, reading) in less.hosts.iter_mut().enumerate() {
+        let (Some(reading), Some(&g)) = (reading.as_mut(), gpus.get(h)) else {
+            continue;
+        };
+        if g > reading.value {
+            capped.push(h);
+        }
+        reading.value = (reading.value - g).max(0.0);
+    }
+    (less, capped)
 }
 
 /// What happens to a host's idle energy I_h (`docs/ENERGY.md#share-models`' table).
@@ -133,7 +182,21 @@ pub fn split(
     idle_power: &str,
     idle: Idle,
 ) -> Result<Attribution, String> {
-    let energy = aligned(input, input.measured(energy)?)?;
+    split_measured(
+        input,
+        aligned(input, input.measured(energy)?)?,
+        idle_power,
+        idle,
+    )
+}
+
+/// [`split`] of the host readings of `energy`.
+fn split_measured(
+    input: &AttributionInput,
+    energy: &Measured,
+    idle_power: &str,
+    idle: Idle,
+) -> Result<Attribution, String> {
     let idle_watts = match idle {
         Idle::None => None,
         _ => Some(aligned(input, input.measured(idle_power)?)?),
@@ -251,6 +314,17 @@ fn aligned<'a>(input: &AttributionInput, measured: &'a Measured) -> Result<&'a M
     Ok(measured)
 }
 
+/// Up to five hosts, and how many more.
+fn list(hosts: &[&str]) -> String {
+    let shown: Vec<&str> = hosts.iter().take(5).copied().collect();
+    let more = hosts.len().saturating_sub(shown.len());
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
 /// Hosts that took a decision `docs/ENERGY.md#share-models` leaves open, logged once per call.
 #[derive(Default)]
 struct Notes<'a> {
@@ -262,15 +336,6 @@ struct Notes<'a> {
 
 impl Notes<'_> {
     fn log(&self, hostless: usize, idle: Idle) {
-        let list = |hosts: &[&str]| {
-            let shown: Vec<&str> = hosts.iter().take(5).copied().collect();
-            let more = hosts.len().saturating_sub(shown.len());
-            if more > 0 {
-                format!("{} and {more} more", shown.join(", "))
-            } else {
-                shown.join(", ")
-            }
-        };
         if hostless > 0 {
             crate::warn(&format!(
                 "{hostless} VM placement(s) have no host: they get no energy in this window \
@@ -313,5 +378,137 @@ impl Notes<'_> {
                 list(&self.unweighted)
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::tests::{close, worked_example};
+    use crate::{Param, ParamValue, Reading};
+
+    fn params(gpu: &str) -> Params {
+        let choice = |name: &str, word: &str| Param {
+            name: name.to_owned(),
+            value: ParamValue::Choice(word.to_owned()),
+        };
+        Params::new(vec![
+            choice(IDLE_PARAM, "none"),
+            choice(gpu::GPU_PARAM, gpu),
+        ])
+    }
+
+    /// The worked example with host meters: `gpu-01` read 3 000 000 J,
+    /// `gpu-02` 1 500 000 J.
+    fn metered() -> AttributionInput {
+        let mut input = worked_example();
+        let reading = |value: f64| {
+            Some(Reading {
+                value,
+                span_s: 3600.0,
+                covered_s: 3600.0,
+            })
+        };
+        input.measurements.push(Measured {
+            name: ENERGY.to_owned(),
+            vms: vec![None; input.vms.len()],
+            hosts: vec![reading(3_000_000.0), reading(1_500_000.0)],
+            placements: Vec::new(),
+        });
+        input
+    }
+
+    /// (joules, GPU joules) of placement `i`, and the host's total.
+    fn of(out: &Attribution, i: u32) -> (f64, f64) {
+        let e = out.placements.iter().find(|e| e.placement == i).unwrap();
+        (e.joules, e.gpu_joules)
+    }
+
+    fn host_total(input: &AttributionInput, out: &Attribution, h: u32) -> (f64, f64) {
+        let mut total = (0.0, 0.0);
+        for e in &out.placements {
+            if input.placements[e.placement as usize].host == Some(h) {
+                total = (total.0 + e.joules, total.1 + e.gpu_joules);
+            }
+        }
+        for e in out.unattributed.iter().filter(|e| e.host == h) {
+            total = (total.0 + e.joules, total.1 + e.gpu_joules);
+        }
+        total
+    }
+
+    #[test]
+    fn a_wall_meter_splits_what_the_gpus_did_not_use() {
+        let input = metered();
+        let out = attribute_wall(&input, &params("passthrough")).unwrap();
+        // gpu-01: G_h = A + B = 1 080 000 + 718 200; CPU time x 600, y 1200, z 3000 s.
+        let g = 1_080_000.0 + 718_200.0;
+        let cpu_part = 3_000_000.0 - g;
+        assert_eq!(cpu_part, 1_201_800.0);
+        let x = of(&out, 0);
+        assert!(close(x.0, cpu_part * 600.0 / 4800.0 + 1_440_000.0));
+        assert_eq!(x.1, 1_440_000.0);
+        let y = of(&out, 1);
+        assert!(close(y.0, cpu_part * 1200.0 / 4800.0 + 355_200.0));
+        assert_eq!(y.1, 355_200.0);
+        assert_eq!(of(&out, 4), (cpu_part * 3000.0 / 4800.0, 0.0));
+        // Total = E_h (the wall counts the cards); GPU total = G_h.
+        let (total, gpu) = host_total(&input, &out, 0);
+        assert!(close(total, 3_000_000.0) && close(gpu, g));
+        // gpu-02: C's 900 000 J out of 1 500 000; p 1800 s, q 2400 s of CPU.
+        let cpu_part = 1_500_000.0 - 900_000.0;
+        assert!(close(
+            of(&out, 2).0,
+            cpu_part * 1800.0 / 4200.0 + 900_000.0 * 3.0 / 7.0
+        ));
+        assert!(close(
+            of(&out, 3).0,
+            cpu_part * 2400.0 / 4200.0 + 900_000.0 * 2.0 / 7.0
+        ));
+        let (total, gpu) = host_total(&input, &out, 1);
+        assert!(close(total, 1_500_000.0) && close(gpu, 900_000.0));
+    }
+
+    #[test]
+    fn a_cpu_meter_gets_the_gpus_on_top() {
+        let input = metered();
+        let out = attribute(&input, &params("passthrough")).unwrap();
+        let x = of(&out, 0);
+        assert!(close(x.0, 3_000_000.0 * 600.0 / 4800.0 + 1_440_000.0));
+        assert_eq!(x.1, 1_440_000.0);
+        let (total, gpu) = host_total(&input, &out, 0);
+        assert!(close(total, 3_000_000.0 + 1_798_200.0) && close(gpu, 1_798_200.0));
+        let (total, gpu) = host_total(&input, &out, 1);
+        assert!(close(total, 1_500_000.0 + 900_000.0) && close(gpu, 900_000.0));
+    }
+
+    #[test]
+    fn ignore_and_no_gpus_are_the_split_alone() {
+        let input = metered();
+        // The generated type has no PartialEq: compared as printed.
+        let alone = format!(
+            "{:?}",
+            split(&input, ENERGY, IDLE_POWER, Idle::None).unwrap()
+        );
+        let same = |got: Attribution| assert_eq!(format!("{got:?}"), alone);
+        same(attribute(&input, &params("ignore")).unwrap());
+        same(attribute_wall(&input, &params("ignore")).unwrap());
+        let mut bare = input.clone();
+        bare.gpus.clear();
+        same(attribute(&bare, &params("passthrough")).unwrap());
+        same(attribute_wall(&bare, &params("passthrough")).unwrap());
+    }
+
+    #[test]
+    fn gpus_above_the_wall_reading_are_capped_at_it() {
+        let input = metered();
+        let mut energy = input.measured(ENERGY).unwrap().clone();
+        let (less, capped) = without_gpus(&energy, &[3_500_000.0, 900_000.0]);
+        assert_eq!(capped, vec![0]);
+        assert_eq!(less.hosts[0].unwrap().value, 0.0);
+        assert_eq!(less.hosts[1].unwrap().value, 600_000.0);
+        energy.hosts[0] = None;
+        let (less, capped) = without_gpus(&energy, &[3_500_000.0, 0.0]);
+        assert!(capped.is_empty() && less.hosts[0].is_none());
     }
 }

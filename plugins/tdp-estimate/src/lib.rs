@@ -10,10 +10,12 @@
 //! tables of the same name: a key is a host glob (`gpu-*`) or `flavor:` and a
 //! flavor glob (`flavor:m1.*`), the first match in the policy's order wins,
 //! and CCF's defaults for an unknown x86 server (0.74 W, 3.5 W) apply where
-//! none matches. Records say `quality: estimated`.
+//! none matches. Records say `quality: estimated`. With `gpu = "passthrough"`
+//! each VM gets its GPUs' energy on top (the estimate counts no GPU).
 
 use std::collections::HashMap;
 
+use wattson_plugin::gpu::{self, Mode};
 use wattson_plugin::{
     Attribution, AttributionInput, Measurement, Model, ModelInfo, ParamSpec, Params, glob_match,
 };
@@ -32,7 +34,7 @@ struct TdpEstimate;
 
 impl Model for TdpEstimate {
     fn describe() -> ModelInfo {
-        ModelInfo::new(
+        gpu::declare(ModelInfo::new(
             "tdp-estimate",
             env!("CARGO_PKG_VERSION"),
             "For hosts without a meter: each VM's energy estimated from its vCPUs, time and CPU \
@@ -65,10 +67,11 @@ impl Model for TdpEstimate {
             )
             .min(0.0),
         )
-        .estimated()
+        .estimated())
     }
 
     fn attribute(input: AttributionInput, params: Params) -> Result<Attribution, String> {
+        let gpus = gpu::attribute(&input, Mode::from_params(&params)?)?;
         let memory_w = params.number("memory_w_per_gb")?;
         let (min_table, max_table) = (params.table("min_w")?, params.table("max_w")?);
         let mut out = Attribution::default();
@@ -118,6 +121,7 @@ impl Model for TdpEstimate {
                  [inventory] vcpus_metric)"
             ));
         }
+        gpus.add_to(&input, &mut out);
         Ok(out)
     }
 }

@@ -196,11 +196,20 @@ fn inspect_model(model: &Model) {
     }
     print_params(&info.params);
     if let Some(c) = &info.conservation {
+        let total = match (&c.gpu, c.gpu_in_meter) {
+            (None, _) => c.measurement.clone(),
+            (Some(gpu), false) => format!("{} + the GPUs of `{gpu}`", c.measurement),
+            (Some(gpu), true) => format!("{} (which counts the GPUs of `{gpu}`)", c.measurement),
+        };
         outln!(
-            "conservation: per host, placements + unattributed = {} (tolerance {:e})",
-            c.measurement,
+            "conservation: per host, placements + unattributed = {total} (tolerance {:e})",
             c.tolerance
         );
+        if let Some(gpu) = &c.gpu {
+            outln!(
+                "  and their GPU parts = the GPUs of `{gpu}` (unless its `gpu` parameter is \"ignore\")"
+            );
+        }
     }
 }
 
