@@ -12,10 +12,12 @@
 //! Per interval and card, the models' input (`gpus`: the card's energy,
 //! each holding's joules, held seconds, mode and share) of both sides is
 //! the same, and the daemon's exported `wattson_host_gpu_energy_joules_total`
-//! grows by extract's card energy; both are checked against the test's own
-//! arithmetic on the readings (`docs/ENERGY.md#gpus`: C1 of the counter, a
-//! drop counting its new value, else the trapezoid of the two powers; a VM
-//! holding a card at both ends of an interval holds its whole energy).
+//! grows by extract's card energy (and extract reading those exported
+//! counters instead of DCGM's, as from-daemon would, finds the same); both
+//! are checked against the test's own arithmetic on the readings
+//! (`docs/ENERGY.md#gpus`: C1 of the counter, a drop counting its new
+//! value, else the trapezoid of the two powers; a VM holding a card at both
+//! ends of an interval holds its whole energy).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -136,14 +138,14 @@ fn holder(c: usize, k: i64) -> Option<usize> {
     }
 }
 
-/// How card `c` is held: mode, share and profile, as the sysfs fixture
+/// How card `c` is held: mode and share, as the sysfs fixture
 /// says (`GRID A100-3-20C`: 3 of an A100's 7 compute slices; `GRID
 /// P40-4C`: 6 per card).
-fn how(c: usize) -> (GpuMode, f64, Option<&'static str>) {
+fn how(c: usize) -> (GpuMode, f64) {
     match c {
-        2 => (GpuMode::Mig, 3.0 / 7.0, Some("GRID A100-3-20C")),
-        4 => (GpuMode::Vgpu, 1.0 / 6.0, Some("GRID P40-4C")),
-        _ => (GpuMode::Passthrough, 1.0, None),
+        2 => (GpuMode::Mig, 3.0 / 7.0),
+        4 => (GpuMode::Vgpu, 1.0 / 6.0),
+        _ => (GpuMode::Passthrough, 1.0),
     }
 }
 
@@ -421,6 +423,21 @@ fn extract_and_the_daemon_agree_on_every_gpu_and_holding() {
     }
 
     let (counters, gauges) = readings.dcgm();
+    // As Prometheus scraped the daemons' card counters, from their first
+    // interval on.
+    let from_daemon: Vec<TestSeries> = exported
+        .iter()
+        .map(|((host, bus_id), values)| TestSeries {
+            labels: vec![
+                ("host".into(), host.clone()),
+                ("instance".into(), format!("{host}:9101")),
+                ("pci_bus_id".into(), bus_id.clone()),
+            ],
+            samples: (1..=STEPS)
+                .map(|k| (tick_ms(k), values[k as usize]))
+                .collect(),
+        })
+        .collect();
     let info: Vec<TestSeries> = info
         .into_iter()
         .map(|(labels, samples)| TestSeries { labels, samples })
@@ -429,8 +446,13 @@ fn extract_and_the_daemon_agree_on_every_gpu_and_holding() {
         ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", &counters),
         ("DCGM_FI_DEV_POWER_USAGE", &gauges),
         ("wattson_vm_gpu_info", &info),
+        ("wattson_host_gpu_energy_joules_total", &from_daemon),
     ]));
     let policy = extract_policy(setup) + "[gpu]\n";
+    // The daemons' own card counters instead of DCGM's.
+    let on_daemons = extract_policy(setup)
+        + "[gpu]\ncounter = \"wattson_host_gpu_energy_joules_total\"\ncounter_unit = \"joules\"\n\
+           host_label = \"host\"\n";
 
     let mut handed = BTreeSet::new();
     for k in 1..=STEPS {
@@ -439,6 +461,9 @@ fn extract_and_the_daemon_agree_on_every_gpu_and_holding() {
             end_ms: tick_ms(k),
         };
         let extracted = gpus(&gather(&policy, &prometheus.url, window));
+        // The daemons' series start at their first interval's end: C1 has
+        // no base in the first window.
+        let on_daemons = (k > 1).then(|| gpus(&gather(&on_daemons, &prometheus.url, window)));
         let daemon = &daemon_gpus[k as usize];
         let mut keys: Vec<&(String, String)> = extracted.keys().collect();
         keys.sort();
@@ -474,7 +499,7 @@ fn extract_and_the_daemon_agree_on_every_gpu_and_holding() {
             if holder(c, k - 1) != holder(c, k) {
                 handed.insert(c);
             }
-            let (mode, share, _) = how(c);
+            let (mode, share) = how(c);
             for vm in &want {
                 let (g, m) = (got.holdings[vm], mine.holdings[vm]);
                 let what = format!("{what}, {vm}");
@@ -485,6 +510,34 @@ fn extract_and_the_daemon_agree_on_every_gpu_and_holding() {
                 close(m.held_s, 60.0, &format!("{what}: daemon's held s"));
                 close(m.joules, readings.joules(c, k).0, &what);
                 close(g.joules, m.joules, &format!("{what}: extract vs daemon"));
+            }
+            // Extract on the daemon's series: the same card energy and
+            // holdings, every card by a counter.
+            if let Some(cards) = &on_daemons {
+                assert_eq!(
+                    cards.len(),
+                    CARDS.len(),
+                    "{what}: every card on the daemon's series"
+                );
+                let theirs = &cards[&key];
+                close(
+                    theirs.joules,
+                    mine.joules,
+                    &format!("{what}: on the daemon's series"),
+                );
+                assert!(theirs.counter, "{what}: the daemon's series are counters");
+                let vms: BTreeSet<String> = theirs.holdings.keys().cloned().collect();
+                assert_eq!(vms, want, "{what}: holders on the daemon's series");
+                for vm in &want {
+                    let (t, m) = (theirs.holdings[vm], mine.holdings[vm]);
+                    close(
+                        t.joules,
+                        m.joules,
+                        &format!("{what}, {vm}: on the daemon's series"),
+                    );
+                    close(t.held_s, m.held_s, &format!("{what}, {vm}: held s"));
+                    close(t.share, m.share, &format!("{what}, {vm}: share"));
+                }
             }
         }
     }
