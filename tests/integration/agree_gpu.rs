@@ -27,7 +27,7 @@ use wattson::runtime::{GpuMode, GpuSpec, Measurement};
 use wattson::window::Window;
 
 use super::agree::{Daemon, HOSTS, STEPS, STOP_AT, Scenario, Setup, extract_policy, tick_ms, uuid};
-use super::daemon_gpu::{M1, M2, lines_of, mdev, pci, sysfs};
+use super::daemon_gpu::{M1, M2, lines_of, mdev, mdev_device, pci, sysfs};
 use super::data::{Rng, rel_err};
 use super::gpu::{GotCard, gather, gpus};
 use super::prometheus::{Prometheus, TestSeries};
@@ -48,7 +48,7 @@ struct Card {
     watts: f64,
 }
 
-const CARDS: [Card; 7] = [
+const CARDS: [Card; 8] = [
     // cmp-01, passthrough to VM 0 all along; counter and power (the counter counts).
     card(
         0,
@@ -99,7 +99,15 @@ const CARDS: [Card; 7] = [
         false,
         350.0,
     ),
+    // cmp-02, MIG-backed vGPU `NVIDIA A30-2-12C` (mdev M3) of VM 21: 2 of
+    // the A30's 4 compute slices, by `[gpu] mig_slices` on the card's model.
+    card(1, "00000000:65:00.0", "NVIDIA A30", true, true, 120.0),
 ];
+
+/// VM 21's vGPU on the A30.
+const M3: &str = "2d7a3c4e-5f61-4c7d-8e9f-a0b1c2d3e4f5";
+/// Both sides' `[gpu] mig_slices`: a glob on the card's model.
+const MIG_SLICES: &str = "mig_slices = { \"NVIDIA A30\" = 4 }\n";
 
 const fn card(
     h: usize,
@@ -134,6 +142,7 @@ fn holder(c: usize, k: i64) -> Option<usize> {
         4 => Some(7),
         5 => (k <= STOP_AT).then_some(4),
         6 => Some(20),
+        7 => Some(21),
         _ => None,
     }
 }
@@ -145,6 +154,7 @@ fn how(c: usize) -> (GpuMode, f64) {
     match c {
         2 => (GpuMode::Mig, 3.0 / 7.0),
         4 => (GpuMode::Vgpu, 1.0 / 6.0),
+        7 => (GpuMode::Mig, 2.0 / 4.0),
         _ => (GpuMode::Passthrough, 1.0),
     }
 }
@@ -154,6 +164,7 @@ fn hostdev(c: usize) -> String {
     match c {
         2 => mdev(M1),
         4 => mdev(M2),
+        7 => mdev(M3),
         _ => {
             let bus = u8::from_str_radix(&CARDS[c].bus_id[9..11], 16).unwrap();
             pci(bus)
@@ -215,13 +226,14 @@ impl Readings {
     /// The meter's CSV on host `h` at tick `k`, with its header.
     fn csv(&self, h: usize, k: i64) -> String {
         let mut out =
-            "pci.bus_id, uuid, total_energy_consumption [mJ], power.draw [W]\n".to_owned();
+            "pci.bus_id, uuid, name, total_energy_consumption [mJ], power.draw [W]\n".to_owned();
         let k = k as usize;
         for (c, card) in CARDS.iter().enumerate().filter(|(_, card)| card.h == h) {
             let na = if c == 4 { "[Not Supported]" } else { "[N/A]" };
             let mj = self.energy_mj[k][c].map_or(na.to_owned(), |v| format!("{v}"));
             let w = self.power_w[k][c].map_or("[N/A]".to_owned(), |v| format!("{v:.2}"));
-            out.push_str(&format!("{}, {}, {mj}, {w}\n", card.bus_id, gpu_uuid(c)));
+            let (bus_id, model) = (card.bus_id, card.model);
+            out.push_str(&format!("{bus_id}, {}, {model}, {mj}, {w}\n", gpu_uuid(c)));
         }
         out
     }
@@ -350,8 +362,17 @@ fn extract_and_the_daemon_agree_on_every_gpu_and_holding() {
     let mut daemons = [0, 1].map(|h| {
         let dir = root.join(HOSTS[h]);
         sysfs(&dir.join("gpu-sys"));
+        let a30 = "0000:65:00.0";
+        mdev_device(
+            &dir.join("gpu-sys"),
+            M3,
+            a30,
+            "nvidia-689",
+            "NVIDIA A30-2-12C",
+            2,
+        );
         let tail = format!(
-            "[gpu]\ncommand = [\"cat\", \"{}\"]\nsysfs_root = \"{}\"\n",
+            "[gpu]\ncommand = [\"cat\", \"{}\"]\nsysfs_root = \"{}\"\n{MIG_SLICES}",
             dir.join("nvidia-smi.csv").display(),
             dir.join("gpu-sys").display()
         );
@@ -448,11 +469,12 @@ fn extract_and_the_daemon_agree_on_every_gpu_and_holding() {
         ("wattson_vm_gpu_info", &info),
         ("wattson_host_gpu_energy_joules_total", &from_daemon),
     ]));
-    let policy = extract_policy(setup) + "[gpu]\n";
+    let policy = extract_policy(setup) + "[gpu]\n" + MIG_SLICES;
     // The daemons' own card counters instead of DCGM's.
     let on_daemons = extract_policy(setup)
         + "[gpu]\ncounter = \"wattson_host_gpu_energy_joules_total\"\ncounter_unit = \"joules\"\n\
-           host_label = \"host\"\n";
+           host_label = \"host\"\n"
+        + MIG_SLICES;
 
     let mut handed = BTreeSet::new();
     for k in 1..=STEPS {

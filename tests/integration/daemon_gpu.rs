@@ -117,26 +117,32 @@ pub(super) fn sysfs(root: &Path) {
         (M1, "0000:d8:00.0", "nvidia-700", "GRID A100-3-20C", 2),
         (M2, "0000:86:00.0", "nvidia-50", "GRID P40-4C", 6),
     ] {
-        let card = root.join("devices/pci0000:00").join(card);
-        let device = card.join(uuid);
-        let kind = card.join("mdev_supported_types").join(kind);
-        std::fs::create_dir_all(&device).unwrap();
-        std::fs::create_dir_all(&kind).unwrap();
-        std::fs::write(kind.join("name"), format!("{name}\n")).unwrap();
-        std::fs::write(
-            kind.join("description"),
-            format!("num_heads=1, frl_config=60, framebuffer=4096M, max_instance={max}\n"),
-        )
-        .unwrap();
-        symlink(&kind, device.join("mdev_type")).unwrap();
-        std::fs::create_dir_all(root.join("bus/mdev/devices")).unwrap();
-        symlink(&device, root.join("bus/mdev/devices").join(uuid)).unwrap();
+        mdev_device(root, uuid, card, kind, name, max);
     }
     for (address, class) in [("0000:18:00.0", "0x030200"), ("0000:01:00.0", "0x020000")] {
         let dir = root.join("bus/pci/devices").join(address);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("class"), format!("{class}\n")).unwrap();
     }
+}
+
+/// Mdev `uuid` on `card` (sysfs' address), of type `kind` named `name`,
+/// `max` per card.
+pub(super) fn mdev_device(root: &Path, uuid: &str, card: &str, kind: &str, name: &str, max: u32) {
+    let card = root.join("devices/pci0000:00").join(card);
+    let device = card.join(uuid);
+    let kind = card.join("mdev_supported_types").join(kind);
+    std::fs::create_dir_all(&device).unwrap();
+    std::fs::create_dir_all(&kind).unwrap();
+    std::fs::write(kind.join("name"), format!("{name}\n")).unwrap();
+    std::fs::write(
+        kind.join("description"),
+        format!("num_heads=1, frl_config=60, framebuffer=4096M, max_instance={max}\n"),
+    )
+    .unwrap();
+    symlink(&kind, device.join("mdev_type")).unwrap();
+    std::fs::create_dir_all(root.join("bus/mdev/devices")).unwrap();
+    symlink(&device, root.join("bus/mdev/devices").join(uuid)).unwrap();
 }
 
 pub(super) fn pci(bus: u8) -> String {
