@@ -30,23 +30,23 @@ use super::prometheus::{Prometheus, TestSeries, openmetrics_with_gauges};
 use super::rapl::{RANGE, ZONES, bump, powercap_tree};
 use super::wattson::{command, secs};
 
-const HOSTS: [&str; 2] = ["cmp-01", "cmp-02"];
+pub(super) const HOSTS: [&str; 2] = ["cmp-01", "cmp-02"];
 /// VMs in the scenario.
-const N: usize = 30;
+pub(super) const N: usize = 30;
 /// Intervals (minutes) in the scenario.
-const STEPS: i64 = 40;
+pub(super) const STEPS: i64 = 40;
 /// VM 3 starts at this tick, VM 4 stops after it, VM 5 migrates from
 /// cmp-01 to cmp-02 after it.
-const START_AT: i64 = 10;
-const STOP_AT: i64 = 25;
-const MIGRATE_AT: i64 = 20;
+pub(super) const START_AT: i64 = 10;
+pub(super) const STOP_AT: i64 = 25;
+pub(super) const MIGRATE_AT: i64 = 20;
 /// Ticks at which the BMC of cmp-02 cannot be read: readings 8 minutes
 /// apart, longer than the 300 s gap limit.
 const BMC_DOWN: std::ops::RangeInclusive<i64> = 14..=20;
 /// Listed idle power per host, watts.
 const IDLE: [f64; 2] = [30.0, 25.0];
 
-fn uuid(i: usize) -> String {
+pub(super) fn uuid(i: usize) -> String {
     format!("00000000-0000-4000-8000-{i:012}")
 }
 
@@ -64,12 +64,12 @@ fn host_of(i: usize, k: i64) -> Option<usize> {
     }
 }
 
-fn tick_ms(k: i64) -> i64 {
+pub(super) fn tick_ms(k: i64) -> i64 {
     T0 + 7 * MIN + k * MIN
 }
 
 /// Every sample both sides see, by tick.
-struct Scenario {
+pub(super) struct Scenario {
     /// Per tick, per VM: (host, cumulative CPU seconds on that host).
     cpu: Vec<Vec<Option<(usize, f64)>>>,
     /// Per tick, per host, per zone of [`ZONES`]: `energy_uj`.
@@ -79,7 +79,7 @@ struct Scenario {
 }
 
 impl Scenario {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let mut rng = Rng::new(4242);
         let mut cpu = Vec::new();
         let mut totals: Vec<Option<(usize, f64)>> = vec![None; N];
@@ -133,7 +133,7 @@ impl Scenario {
     }
 
     /// The VMs on host `h` at tick `k`: (VM, CPU seconds).
-    fn on_host(&self, h: usize, k: i64) -> impl Iterator<Item = (usize, f64)> + '_ {
+    pub(super) fn on_host(&self, h: usize, k: i64) -> impl Iterator<Item = (usize, f64)> + '_ {
         self.cpu[k as usize]
             .iter()
             .enumerate()
@@ -141,8 +141,9 @@ impl Scenario {
     }
 
     /// The series extract reads, as node_exporter, the libvirt exporter and
-    /// the IPMI exporter would have them scraped at the daemon's ticks.
-    fn openmetrics(&self) -> String {
+    /// the IPMI exporter would have them scraped at the daemon's ticks, and
+    /// the `gauges` families given (other exporters' series).
+    pub(super) fn openmetrics(&self, gauges: &[(&str, &[TestSeries])]) -> String {
         let mut cpu = Vec::new();
         let mut sizes = Vec::new();
         for (h, host) in HOSTS.iter().enumerate() {
@@ -208,19 +209,18 @@ impl Scenario {
         let mut counters: Vec<(&str, &[TestSeries])> =
             zones.iter().map(|(f, s)| (*f, s.as_slice())).collect();
         counters.push(("libvirt_domain_info_cpu_time_seconds", &cpu));
-        openmetrics_with_gauges(
-            &counters,
-            &[
-                ("libvirt_domain_info_virtual_cpus", &sizes),
-                ("ipmi_dcmi_power_consumption_watts", &power),
-            ],
-        )
+        let mut all: Vec<(&str, &[TestSeries])> = vec![
+            ("libvirt_domain_info_virtual_cpus", &sizes),
+            ("ipmi_dcmi_power_consumption_watts", &power),
+        ];
+        all.extend_from_slice(gauges);
+        openmetrics_with_gauges(&counters, &all)
     }
 }
 
 /// CPU seconds the test sets (the test driver's are the clock).
 #[derive(Clone, Default)]
-struct FedCpu(Arc<Mutex<BTreeMap<String, f64>>>);
+pub(super) struct FedCpu(Arc<Mutex<BTreeMap<String, f64>>>);
 
 impl CpuTimes for FedCpu {
     fn cpu_seconds(&self) -> Result<BTreeMap<String, f64>, LibvirtError> {
@@ -230,10 +230,10 @@ impl CpuTimes for FedCpu {
 
 /// Which model and which idle power a run uses.
 #[derive(Clone, Copy)]
-struct Setup {
-    model: &'static str,
+pub(super) struct Setup {
+    pub(super) model: &'static str,
     /// Listed idle watts per host; else `auto`.
-    listed: bool,
+    pub(super) listed: bool,
 }
 
 impl Setup {
@@ -258,17 +258,18 @@ impl Setup {
 
 /// One daemon: its host's node file, powercap tree and BMC reading, fed
 /// the scenario tick by tick.
-struct Daemon {
-    dir: PathBuf,
+pub(super) struct Daemon {
+    pub(super) dir: PathBuf,
     h: usize,
     devices: PathBuf,
     cpu: FedCpu,
-    state: DaemonState,
-    shared: Arc<Shared>,
+    pub(super) state: DaemonState,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl Daemon {
-    fn new(root: &Path, h: usize, setup: Setup) -> Self {
+    /// `tail`: more of the daemon's policy (tables after `[state]`).
+    pub(super) fn new(root: &Path, h: usize, setup: Setup, tail: &str) -> Self {
         let dir = root.join(HOSTS[h]);
         std::fs::create_dir_all(&dir).unwrap();
         let devices = powercap_tree(&dir.join("sys"));
@@ -290,7 +291,7 @@ impl Daemon {
              [inventory]\nlibvirt_uri = \"test://{}\"\n{powercap}{}{}\
              [daemon]\nhost = \"{}\"\ninterval_secs = 60\nship_every_secs = 3600\n\
              [[outputs]]\nformat = \"jsonl\"\n[outputs.messenger]\ntype = \"file\"\ndirectory = \"{}\"\n\
-             [state]\ndir = \"{}\"\n",
+             [state]\ndir = \"{}\"\n{tail}",
             node.display(),
             setup.idle_table(),
             setup.model_table(),
@@ -300,7 +301,7 @@ impl Daemon {
         );
         let path = dir.join("daemon.toml");
         std::fs::write(&path, text).unwrap();
-        std::fs::write(&node, node_xml(&[])).unwrap();
+        std::fs::write(&node, node_xml(&[], &|_| String::new())).unwrap();
         let policy = Policy::load(&path).unwrap();
         let runtime = Runtime::new(Limits::default(), Some(root.join("cache"))).unwrap();
         let bound = wattson::policy::bind(&policy, &runtime).unwrap();
@@ -323,8 +324,15 @@ impl Daemon {
     /// Sets this host's domains, CPU times, zones and BMC reading to tick
     /// `k`, then samples.
     fn tick(&mut self, scenario: &Scenario, k: i64) {
+        self.set(scenario, k, &|_| String::new());
+        self.state.tick(tick_ms(k));
+    }
+
+    /// Sets this host's domains (VM `i` with the `<hostdev>`s `devices(i)`),
+    /// CPU times, zones and BMC reading to tick `k`.
+    pub(super) fn set(&mut self, scenario: &Scenario, k: i64, devices: &dyn Fn(usize) -> String) {
         let vms: Vec<(usize, f64)> = scenario.on_host(self.h, k).collect();
-        std::fs::write(self.dir.join("node.xml"), node_xml(&vms)).unwrap();
+        std::fs::write(self.dir.join("node.xml"), node_xml(&vms, devices)).unwrap();
         *self.cpu.0.lock().unwrap() = vms.iter().map(|&(i, s)| (uuid(i), s)).collect();
         for ((rel, ..), value) in ZONES.iter().zip(scenario.rapl[k as usize][self.h]) {
             bump(&self.devices, rel, value);
@@ -339,21 +347,23 @@ impl Daemon {
             ),
         )
         .unwrap();
-        self.state.tick(tick_ms(k));
     }
 }
 
-/// A test-driver node holding `vms` (VM, CPU seconds), all running.
-fn node_xml(vms: &[(usize, f64)]) -> String {
+/// A test-driver node holding `vms` (VM, CPU seconds), all running, VM `i`
+/// with the `<hostdev>`s `devices(i)`.
+fn node_xml(vms: &[(usize, f64)], devices: &dyn Fn(usize) -> String) -> String {
     let domains: String = vms
         .iter()
         .map(|&(i, _)| {
             format!(
                 "<domain type=\"test\"><name>vm-{i}</name><uuid>{}</uuid>\
                  <memory unit=\"KiB\">1048576</memory><currentMemory unit=\"KiB\">1048576</currentMemory>\
-                 <vcpu placement=\"static\">{}</vcpu><os><type arch=\"x86_64\">hvm</type></os></domain>\n",
+                 <vcpu placement=\"static\">{}</vcpu><os><type arch=\"x86_64\">hvm</type></os>\
+                 <devices>{}</devices></domain>\n",
                 uuid(i),
-                vcpus(i)
+                vcpus(i),
+                devices(i)
             )
         })
         .collect();
@@ -365,7 +375,7 @@ fn node_xml(vms: &[(usize, f64)]) -> String {
 }
 
 /// Extract's policy for the same setup.
-fn extract_policy(setup: Setup) -> String {
+pub(super) fn extract_policy(setup: Setup) -> String {
     format!(
         "[site]\nname = \"TEST-SITE\"\ncompute_service = \"https://keystone.test:5000/v3\"\n\
          [inventory]\nproject_label = \"project_id\"\nmeta_metric = \"\"\nmemory_metric = \"\"\n\
@@ -421,7 +431,7 @@ fn extract(
 
 /// Runs both daemons of `setup` through the scenario.
 fn run_daemons(root: &Path, scenario: &Scenario, setup: Setup) -> [Daemon; 2] {
-    let mut daemons = [0, 1].map(|h| Daemon::new(root, h, setup));
+    let mut daemons = [0, 1].map(|h| Daemon::new(root, h, setup, ""));
     for k in 0..=STEPS {
         for daemon in &mut daemons {
             daemon.tick(scenario, k);
@@ -469,7 +479,7 @@ fn extract_and_the_daemon_agree_on_every_vm_and_host() {
         .filter(|&k| scenario.rapl[k][0][3] < scenario.rapl[k - 1][0][3])
         .count();
     assert_eq!(wraps, 1, "cmp-01's package-1 wraps once");
-    let prometheus = Prometheus::start(&scenario.openmetrics());
+    let prometheus = Prometheus::start(&scenario.openmetrics(&[]));
     let tmp = tempfile::tempdir().unwrap();
 
     for model in ["rapl-share", "ipmi-share"] {
@@ -561,7 +571,7 @@ fn extract_and_the_daemon_agree_on_every_vm_and_host() {
 #[test]
 fn idle_power_auto_is_the_same_least_minute_in_extract_and_the_daemon() {
     let scenario = Scenario::new();
-    let prometheus = Prometheus::start(&scenario.openmetrics());
+    let prometheus = Prometheus::start(&scenario.openmetrics(&[]));
     let tmp = tempfile::tempdir().unwrap();
     let span_s = (STEPS * 60) as u64;
     for model in ["rapl-share", "ipmi-share"] {

@@ -40,8 +40,8 @@ const D: &str = "00000000:5E:00.0"; // held by nobody, power only
 const E: &str = "00000000:86:00.0"; // time-sliced vGPU GRID P40-4C of R3, power only
 const F: &str = "00000000:18:00.0"; // passthrough to R0, listed until bound to vfio-pci
 
-const M1: &str = "0b5e1a2c-3d4f-4a5b-8c6d-7e8f9a0b1c2d";
-const M2: &str = "1c6f2b3d-4e50-4b6c-9d7e-8f9a0b1c2d3e";
+pub(super) const M1: &str = "0b5e1a2c-3d4f-4a5b-8c6d-7e8f9a0b1c2d";
+pub(super) const M2: &str = "1c6f2b3d-4e50-4b6c-9d7e-8f9a0b1c2d3e";
 
 /// A card as the meter prints it at tick k: energy (mJ) and power (W);
 /// `None` prints `[N/A]` (or `[Not Supported]`).
@@ -112,25 +112,12 @@ fn expected_joules(card: &str, k: usize) -> Option<f64> {
 /// A sysfs tree: mdev M1 (`GRID A100-3-20C`, 2 per card) on C, M2 (`GRID
 /// P40-4C`, 6 per card) on E, and PCI classes: F a display controller, a
 /// NIC at 0000:01:00.0.
-fn sysfs(root: &Path) {
+pub(super) fn sysfs(root: &Path) {
     for (uuid, card, kind, name, max) in [
         (M1, "0000:d8:00.0", "nvidia-700", "GRID A100-3-20C", 2),
         (M2, "0000:86:00.0", "nvidia-50", "GRID P40-4C", 6),
     ] {
-        let card = root.join("devices/pci0000:00").join(card);
-        let device = card.join(uuid);
-        let kind = card.join("mdev_supported_types").join(kind);
-        std::fs::create_dir_all(&device).unwrap();
-        std::fs::create_dir_all(&kind).unwrap();
-        std::fs::write(kind.join("name"), format!("{name}\n")).unwrap();
-        std::fs::write(
-            kind.join("description"),
-            format!("num_heads=1, frl_config=60, framebuffer=4096M, max_instance={max}\n"),
-        )
-        .unwrap();
-        symlink(&kind, device.join("mdev_type")).unwrap();
-        std::fs::create_dir_all(root.join("bus/mdev/devices")).unwrap();
-        symlink(&device, root.join("bus/mdev/devices").join(uuid)).unwrap();
+        mdev_device(root, uuid, card, kind, name, max);
     }
     for (address, class) in [("0000:18:00.0", "0x030200"), ("0000:01:00.0", "0x020000")] {
         let dir = root.join("bus/pci/devices").join(address);
@@ -139,7 +126,26 @@ fn sysfs(root: &Path) {
     }
 }
 
-fn pci(bus: u8) -> String {
+/// Mdev `uuid` on `card` (sysfs' address), of type `kind` named `name`,
+/// `max` per card.
+pub(super) fn mdev_device(root: &Path, uuid: &str, card: &str, kind: &str, name: &str, max: u32) {
+    let card = root.join("devices/pci0000:00").join(card);
+    let device = card.join(uuid);
+    let kind = card.join("mdev_supported_types").join(kind);
+    std::fs::create_dir_all(&device).unwrap();
+    std::fs::create_dir_all(&kind).unwrap();
+    std::fs::write(kind.join("name"), format!("{name}\n")).unwrap();
+    std::fs::write(
+        kind.join("description"),
+        format!("num_heads=1, frl_config=60, framebuffer=4096M, max_instance={max}\n"),
+    )
+    .unwrap();
+    symlink(&kind, device.join("mdev_type")).unwrap();
+    std::fs::create_dir_all(root.join("bus/mdev/devices")).unwrap();
+    symlink(&device, root.join("bus/mdev/devices").join(uuid)).unwrap();
+}
+
+pub(super) fn pci(bus: u8) -> String {
     format!(
         "<hostdev mode='subsystem' type='pci' managed='yes'><driver name='vfio'/>\
          <source><address domain='0x0000' bus='{bus:#04x}' slot='0x00' function='0x0'/></source>\
@@ -147,7 +153,7 @@ fn pci(bus: u8) -> String {
     )
 }
 
-fn mdev(uuid: &str) -> String {
+pub(super) fn mdev(uuid: &str) -> String {
     format!(
         "<hostdev mode='subsystem' type='mdev' managed='no' model='vfio-pci' display='off'>\
          <source><address uuid='{uuid}'/></source></hostdev>"
@@ -222,7 +228,7 @@ fn promtool_check(scrape: &str) {
     );
 }
 
-fn lines_of<'a>(scrape: &'a str, metric: &str) -> BTreeSet<&'a str> {
+pub(super) fn lines_of<'a>(scrape: &'a str, metric: &str) -> BTreeSet<&'a str> {
     scrape
         .lines()
         .filter(|l| l.starts_with(&format!("{metric}{{")))

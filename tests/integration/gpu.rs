@@ -218,21 +218,21 @@ fn openmetrics(cards: &[Card], vms: &[(&str, &str, (i64, i64))]) -> String {
 }
 
 /// One of the model's GPU readings.
-struct GotCard {
-    joules: f64,
-    covered_s: f64,
-    counter: bool,
+pub(super) struct GotCard {
+    pub(super) joules: f64,
+    pub(super) covered_s: f64,
+    pub(super) counter: bool,
     /// By VM uuid.
-    holdings: HashMap<String, GotHolding>,
+    pub(super) holdings: HashMap<String, GotHolding>,
 }
 
 /// One holding of a [`GotCard`].
 #[derive(Clone, Copy, Debug)]
-struct GotHolding {
-    mode: GpuMode,
-    share: f64,
-    held_s: f64,
-    joules: f64,
+pub(super) struct GotHolding {
+    pub(super) mode: GpuMode,
+    pub(super) share: f64,
+    pub(super) held_s: f64,
+    pub(super) joules: f64,
 }
 
 impl GotCard {
@@ -244,7 +244,7 @@ impl GotCard {
 }
 
 /// The model's GPU readings by (host, bus id).
-fn gpus(gathered: &Gathered) -> HashMap<(String, String), GotCard> {
+pub(super) fn gpus(gathered: &Gathered) -> HashMap<(String, String), GotCard> {
     let input = &gathered.input;
     input
         .gpus
@@ -278,7 +278,8 @@ fn gpus(gathered: &Gathered) -> HashMap<(String, String), GotCard> {
         .collect()
 }
 
-fn gather(text: &str, url: &str, window: Window) -> Gathered {
+/// The `cpu` and `gpu` measurements of `text`'s policy gathered over `window`.
+pub(super) fn gather(text: &str, url: &str, window: Window) -> Gathered {
     let policy = Policy::parse(Source::new(Path::new("gpu.toml"), text.into())).unwrap();
     let measurements = [
         Measurement::CpuTime("cpu".into()),

@@ -3,6 +3,7 @@
 //! and policy files an operator might get wrong.
 
 mod agree;
+mod agree_gpu;
 mod carbon;
 mod cim;
 mod containment;

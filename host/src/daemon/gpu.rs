@@ -48,6 +48,7 @@ impl GpuSources {
             .into_iter()
             .map(|s| {
                 let card = Card {
+                    model: s.model,
                     energy_mj: s.energy_mj,
                     power_w: s.power_w,
                     gpu_uuid: s.gpu_uuid,
@@ -59,14 +60,21 @@ impl GpuSources {
 
     /// What each running domain (uuid → its XML) holds: mdevs, and the PCI
     /// devices that are GPUs (listed in `cards`, or a display controller
-    /// to sysfs, as a card bound to vfio-pci is). Domains holding none are
-    /// left out.
+    /// to sysfs, as a card bound to vfio-pci is). A MIG-backed vGPU's card
+    /// has `[gpu] mig_slices` of its model as the meter names it (DCGM's
+    /// `modelName`, as extract reads it), else of the vGPU type's name.
+    /// Domains holding none are left out.
     pub fn holders(
         &self,
         xml: &BTreeMap<String, String>,
         cards: &BTreeMap<String, Card>,
     ) -> Result<BTreeMap<String, Vec<Held>>, String> {
-        let slices = |name: &str| self.config.mig_slices_of(name);
+        let slices = |card: gpu::BusId, type_name: &str| {
+            let model = cards
+                .get(&card.to_string())
+                .and_then(|c| c.model.as_deref());
+            self.config.mig_slices_of(model.unwrap_or(type_name))
+        };
         let mut held = BTreeMap::new();
         for (uuid, xml) in xml {
             let found = gpu::holdings(xml, &self.sysfs_root, &slices)
@@ -96,6 +104,9 @@ impl GpuSources {
 /// One card read at a sample.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Card {
+    /// Its model (nvidia-smi's `name`), where printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// `total_energy_consumption`, mJ since the driver loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy_mj: Option<f64>,
@@ -234,6 +245,7 @@ mod tests {
 
     fn card(energy_mj: Option<f64>, power_w: Option<f64>) -> Card {
         Card {
+            model: None,
             energy_mj,
             power_w,
             gpu_uuid: Some("GPU-a".into()),

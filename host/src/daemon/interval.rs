@@ -269,6 +269,7 @@ mod tests {
         .unwrap();
         let (a, b) = ("00000000:3B:00.0", "00000000:AF:00.0");
         let card = |mj: Option<f64>, w: f64| Card {
+            model: None,
             energy_mj: mj,
             power_w: Some(w),
             gpu_uuid: Some(format!("GPU-{w}")),

@@ -453,15 +453,20 @@ fn card_holders(
         let (mode, share) = match info.mode.as_str() {
             "passthrough" => (GpuMode::Passthrough, Some(given.unwrap_or(1.0))),
             "vgpu" => (GpuMode::Vgpu, given),
+            // The card's slices by its model; a series without one (the
+            // daemon's counters) leaves the share the info series gives.
             "mig" => {
-                let slices = plan
-                    .config
-                    .mig_slices_of(labels.get("modelName").unwrap_or_default());
+                let model = labels.get("modelName");
+                let slices = plan.config.mig_slices_of(model.unwrap_or_default());
                 let g = info.profile.as_deref().and_then(mig_slices);
                 let share = g
                     .map(|g| f64::from(g) / f64::from(slices))
                     .filter(|s| *s <= 1.0);
-                (GpuMode::Mig, share.or(given))
+                let share = match model {
+                    Some(_) => share.or(given),
+                    None => given.or(share),
+                };
+                (GpuMode::Mig, share)
             }
             _ => (GpuMode::Passthrough, None),
         };

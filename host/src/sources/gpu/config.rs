@@ -48,12 +48,14 @@ pub struct GpuConfig {
     #[serde(default)]
     pub key: GpuKey,
     /// `modelName` glob → the card's MIG compute slices (A30: 4); cards no
-    /// glob matches have 7. The longest matching glob wins.
+    /// glob matches have 7. The longest matching glob wins. The daemon
+    /// matches the card's `name` from `command` (the same model name), else
+    /// its vGPU type's name.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, u32>")]
     pub mig_slices: BTreeMap<String, Spanned<u32>>,
     /// The daemon's local meter: a command (program and arguments, no
-    /// shell) printing nvidia-smi's CSV (`pci.bus_id`, `uuid`,
+    /// shell) printing nvidia-smi's CSV (`pci.bus_id`, `uuid`, `name`,
     /// `total_energy_consumption` in mJ and/or `power.draw` in W).
     #[serde(default = "default_command")]
     pub command: Vec<String>,

@@ -69,12 +69,12 @@ pub enum HostdevError {
 /// passthrough devices are all listed (a NIC handed through looks the same:
 /// the caller keeps those its GPU meter knows, or [`is_display`] says are
 /// GPUs); each mdev is resolved through `sysfs_root` (`/sys`), and a
-/// MIG-backed type's card has `card_slices(type name)` compute slices
-/// (`[gpu] mig_slices`).
+/// MIG-backed type's card has `card_slices(card's address, type name)`
+/// compute slices (`[gpu] mig_slices`).
 pub fn holdings(
     xml: &str,
     sysfs_root: &Path,
-    card_slices: &dyn Fn(&str) -> u32,
+    card_slices: &dyn Fn(BusId, &str) -> u32,
 ) -> Result<Vec<Holding>, HostdevError> {
     let doc = roxmltree::Document::parse(xml).map_err(|e| HostdevError::Xml(e.to_string()))?;
     let mut found = Vec::new();
@@ -120,7 +120,7 @@ pub fn holdings(
 fn mdev(
     uuid: &str,
     sysfs_root: &Path,
-    card_slices: &dyn Fn(&str) -> u32,
+    card_slices: &dyn Fn(BusId, &str) -> u32,
 ) -> Result<Holding, HostdevError> {
     let error = |reason: String| HostdevError::Mdev {
         uuid: uuid.to_owned(),
@@ -152,7 +152,7 @@ fn mdev(
     let profile = read("name");
     let mig = profile
         .as_deref()
-        .and_then(|name| Some((mig_slices(name)?, card_slices(name))))
+        .and_then(|name| Some((mig_slices(name)?, card_slices(card, name))))
         .filter(|&(g, of)| of > 0 && g <= of);
     Ok(match mig {
         Some((slices, of)) => Holding {
@@ -255,7 +255,7 @@ mod tests {
     fn passthrough_cards_and_a_vgpu_with_its_share() {
         let root = tempfile::tempdir().unwrap();
         sysfs(root.path());
-        let held = holdings(DOMAIN, root.path(), &|_| 7).unwrap();
+        let held = holdings(DOMAIN, root.path(), &|_, _| 7).unwrap();
         let ids: Vec<String> = held.iter().map(|h| h.bus_id.to_string()).collect();
         assert_eq!(
             ids,
@@ -272,7 +272,7 @@ mod tests {
     #[test]
     fn an_mdev_sysfs_does_not_know_is_named() {
         let root = tempfile::tempdir().unwrap();
-        let err = holdings(DOMAIN, root.path(), &|_| 7).unwrap_err();
+        let err = holdings(DOMAIN, root.path(), &|_, _| 7).unwrap_err();
         assert!(
             err.to_string()
                 .contains("mediated device c2177883-f1bb-47f0-914d-32a22e3a8804"),
@@ -284,7 +284,7 @@ mod tests {
     fn a_mig_backed_vgpu_holds_its_compute_slices_of_the_card() {
         let root = tempfile::tempdir().unwrap();
         sysfs_of(root.path(), "GRID A30-2-12C", 2);
-        let slices = |name: &str| if name.contains("A30") { 4 } else { 7 };
+        let slices = |_: BusId, name: &str| if name.contains("A30") { 4 } else { 7 };
         let held = holdings(DOMAIN, root.path(), &slices).unwrap();
         assert_eq!(held[2].mode, Mode::Mig);
         assert_eq!(held[2].share, 2.0 / 4.0);

@@ -5,11 +5,11 @@
 
 use super::bus_id::BusId;
 
-/// The default command: each card's address, uuid, energy counter (mJ since
-/// the driver loaded) and power.
+/// The default command: each card's address, uuid, model, energy counter
+/// (mJ since the driver loaded) and power.
 pub const DEFAULT_COMMAND: [&str; 3] = [
     "nvidia-smi",
-    "--query-gpu=pci.bus_id,uuid,total_energy_consumption,power.draw",
+    "--query-gpu=pci.bus_id,uuid,name,total_energy_consumption,power.draw",
     "--format=csv,noheader,nounits",
 ];
 
@@ -20,6 +20,8 @@ pub struct GpuSample {
     pub bus_id: BusId,
     /// NVML's `GPU-…` uuid, where printed.
     pub gpu_uuid: Option<String>,
+    /// Its model (`name`: NVML's, DCGM's `modelName`), where printed.
+    pub model: Option<String>,
     /// Energy since the driver loaded, mJ; none where the card or driver
     /// does not count it.
     pub energy_mj: Option<f64>,
@@ -93,8 +95,9 @@ pub fn parse(output: &str, queried: &[String]) -> Result<Vec<GpuSample>, String>
     };
     let column = |name: &str| header.iter().position(|h| h == name);
     let bus = column("pci.bus_id").ok_or("no pci.bus_id column: add it to --query-gpu")?;
-    let (uuid, energy, power) = (
+    let (uuid, model, energy, power) = (
         column("uuid"),
+        column("name"),
         column("total_energy_consumption"),
         column("power.draw"),
     );
@@ -121,6 +124,7 @@ pub fn parse(output: &str, queried: &[String]) -> Result<Vec<GpuSample>, String>
         cards.push(GpuSample {
             bus_id,
             gpu_uuid: field(uuid).map(str::to_owned),
+            model: field(model).map(str::to_owned),
             energy_mj: number(energy),
             power_w: number(power),
         });
@@ -138,10 +142,11 @@ mod tests {
 
     #[test]
     fn the_default_commands_output_by_the_queried_columns() {
-        let out = "00000000:3B:00.0, GPU-604ac76c-d9cf-fef3-62e9-d92044ab6e52, 81234567890, 287.45\n\
-                   00000000:AF:00.0, GPU-6043e4b2-feaa-8010-34c7-61d1a01576bb, [N/A], 61.02\n";
+        let out = "00000000:3B:00.0, GPU-604ac76c-d9cf-fef3-62e9-d92044ab6e52, NVIDIA A30, 81234567890, 287.45\n\
+                   00000000:AF:00.0, GPU-6043e4b2-feaa-8010-34c7-61d1a01576bb, NVIDIA A100 80GB PCIe, [N/A], 61.02\n";
         let cards = parse(out, &queried()).unwrap();
         assert_eq!(cards.len(), 2);
+        assert_eq!(cards[0].model.as_deref(), Some("NVIDIA A30"));
         assert_eq!(cards[0].bus_id.to_string(), "00000000:3B:00.0");
         assert_eq!(cards[0].energy_mj, Some(81_234_567_890.0));
         assert_eq!(cards[0].power_w, Some(287.45));
