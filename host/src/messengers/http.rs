@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{DeliveryError, Messenger, Payload};
+use crate::error_chain::error_chain;
 
 /// Where the bearer token comes from.
 #[derive(Clone)]
@@ -140,17 +141,6 @@ pub(super) fn answer(
     } else {
         Answer::Status(status, body)
     })
-}
-
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 impl Messenger for Http {

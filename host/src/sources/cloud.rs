@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::owner::Owner;
+use crate::error_chain::error_chain;
 
 /// One VM the cloud says lived in the window.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -200,7 +201,7 @@ pub async fn send(
             return outcome.map_err(|e| CloudError::Unreachable {
                 endpoint: endpoint.to_owned(),
                 attempts: attempt,
-                reason: reason(e),
+                reason: error_chain(&e.without_url()),
             });
         }
         tracing::debug!(endpoint, attempt, "retrying in {wait:?}");
@@ -208,20 +209,6 @@ pub async fn send(
         wait *= 2;
         attempt += 1;
     }
-}
-
-/// A request's error with its causes (a TLS certificate problem is a cause
-/// of "error sending request"), the URL left out.
-fn reason(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut reason = error.to_string();
-    let mut cause = std::error::Error::source(&error);
-    while let Some(c) = cause {
-        reason.push_str(": ");
-        reason.push_str(&c.to_string());
-        cause = c.source();
-    }
-    reason
 }
 
 /// A secret that never shows in `Debug` or logs.

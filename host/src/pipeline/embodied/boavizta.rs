@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::error_chain::error_chain;
+
 /// How long one request may take (the cloud APIs' and Prometheus's default).
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -184,12 +186,12 @@ impl Boavizta {
             .timeout(TIMEOUT)
             .send()
             .await
-            .map_err(|e| BoaviztaError::Unreachable(reason(e)))?;
+            .map_err(|e| BoaviztaError::Unreachable(error_chain(&e.without_url())))?;
         let status = response.status();
         let text = response
             .text()
             .await
-            .map_err(|e| BoaviztaError::Unreachable(reason(e)))?;
+            .map_err(|e| BoaviztaError::Unreachable(error_chain(&e.without_url())))?;
         match (status.as_u16(), &self.request) {
             (200, _) => serde_json::from_str(&text)
                 .map_err(|e| BoaviztaError::NoValue(format!("not JSON: {e}"))),
@@ -264,19 +266,6 @@ pub fn parse(body: &Value) -> Result<Answer, BoaviztaError> {
         kg_co2e,
         hours_life_time,
     })
-}
-
-/// A request's error with its causes, the URL left out.
-fn reason(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut reason = error.to_string();
-    let mut cause = std::error::Error::source(&error);
-    while let Some(c) = cause {
-        reason.push_str(": ");
-        reason.push_str(&c.to_string());
-        cause = c.source();
-    }
-    reason
 }
 
 #[cfg(test)]
