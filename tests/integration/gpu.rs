@@ -843,3 +843,47 @@ fn gpu_uuid_joins_the_guests_dcgm_to_the_holders_cards() {
     close(got_c.joules, want_c.energy, "C");
     assert!(got_c.holdings.is_empty() && got_c.counter);
 }
+
+/// `[gpu]` where Prometheus has no card series, or cards but nobody holding
+/// them: extract says so, naming the metrics and what to check. Silence
+/// would look like GPUs that drew nothing, or like cards nobody used.
+#[test]
+fn a_gpu_table_without_cards_or_without_holders_says_so() {
+    if !require_tool("promtool", "apt-get install prometheus (scripts/setup.sh)") {
+        return;
+    }
+    let times = scrapes(5, (T0, END), true);
+    let unheld = Card {
+        instance: "gpu-01:9400",
+        host: "gpu-01",
+        bus_id: "00000000:3B:00.0",
+        watts: 300.0,
+        counter: Some(counter(300.0, &times, None)),
+        gauge: None,
+        mig: &[],
+        holders: Vec::new(),
+    };
+    let vms = [("x", "gpu-01:9177", (T0, END))];
+    let dir = tempfile::tempdir().unwrap();
+    let policy = super::wattson::write_policy(dir.path(), "gpu.toml", POLICY);
+    for (cards, said, unsaid) in [
+        (
+            Vec::new(),
+            "[gpu]: no series of `DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION` or \
+             `DCGM_FI_DEV_POWER_USAGE`",
+            "no VM held a GPU",
+        ),
+        (
+            vec![unheld],
+            "[gpu]: no series of `wattson_vm_gpu_info`",
+            "no GPU energy",
+        ),
+    ] {
+        let prometheus = Prometheus::start(&openmetrics(&cards, &vms));
+        let out = super::wattson::extract(&policy, &prometheus.url, W0, W1);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains(said), "{stderr}");
+        assert!(!stderr.contains(unsaid), "{stderr}");
+    }
+}

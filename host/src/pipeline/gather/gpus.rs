@@ -87,6 +87,7 @@ pub(super) async fn measure(
         measure_counter(client, &config.counter, key_label, window, None),
         gauge_samples(client, &config.gauge, window, plan.max_gap_ms),
     )?;
+    let infos_empty = infos.is_empty();
     let infos = holders(infos, host_key, window);
     let ident = Identify::new(plan, host_key, &infos);
     let counter_span = |s: &SeriesIncrease| (s.increase.first_ms, s.increase.last_ms);
@@ -202,7 +203,27 @@ pub(super) async fn measure(
                 &id, &p.labels, energy, p.counter, holders, joules, over, window,
             )
         })
-        .collect();
+        .collect::<Vec<_>>();
+    if cards.is_empty() {
+        tracing::warn!(
+            %window,
+            "[gpu]: no series of `{}` or `{}` at {} has samples in the window, so no GPU energy \
+             and no gpu_j on records. If these hosts have GPUs, check [gpu] counter, gauge and \
+             host_label against this Prometheus",
+            config.counter,
+            config.gauge,
+            client.url()
+        );
+    } else if infos_empty {
+        tracing::warn!(
+            %window,
+            "[gpu]: no series of `{}` at {} in the window, so no VM held a GPU: every card's \
+             energy stays at its host (`no-vms`). Run `wattson daemon` with [gpu] on the \
+             hypervisors (it exports who holds which card), or check [gpu] holders_metric",
+            config.holders_metric,
+            client.url()
+        );
+    }
     Ok((cards, raw_fetched))
 }
 
