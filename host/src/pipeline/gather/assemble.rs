@@ -608,7 +608,9 @@ fn gpu_readings(
     if let Some(first) = unplaced.first() {
         tracing::warn!(
             %window,
-            "{} GPU holder(s) (e.g. VM {first}) have no placement on the card's host in the              window (no series measured the VM there): their part of the card stays at the              host, `no-vms`",
+            "{} GPU holder(s) (e.g. VM {first}) have no placement on the card's host in the \
+             window (no series measured the VM there): their part of the card stays at the \
+             host, `no-vms`",
             unplaced.len()
         );
     }
