@@ -17,16 +17,16 @@ use super::prometheus::{Prometheus, TestSeries, openmetrics_with_gauges};
 use super::support::gpu_reference::{RefCard, RefHolder, added, gc1, gg1};
 use super::support::{gather_from, require_tool};
 
-const S: i64 = 1000;
+pub(super) const S: i64 = 1000;
 /// The window gathered: the second hour.
-const W0: i64 = T0 + HOUR;
-const W1: i64 = T0 + 2 * HOUR;
-const END: i64 = T0 + 3 * HOUR;
+pub(super) const W0: i64 = T0 + HOUR;
+pub(super) const W1: i64 = T0 + 2 * HOUR;
+pub(super) const END: i64 = T0 + 3 * HOUR;
 const MAX_GAP: i64 = 300 * S;
-const COUNTER: &str = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION";
-const GAUGE: &str = "DCGM_FI_DEV_POWER_USAGE";
-const INFO: &str = "wattson_vm_gpu_info";
-const CPU: &str = "libvirt_domain_info_cpu_time_seconds";
+pub(super) const COUNTER: &str = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION";
+pub(super) const GAUGE: &str = "DCGM_FI_DEV_POWER_USAGE";
+pub(super) const INFO: &str = "wattson_vm_gpu_info";
+pub(super) const CPU: &str = "libvirt_domain_info_cpu_time_seconds";
 const A100: &str = "NVIDIA A100 80GB PCIe";
 
 const POLICY: &str = r#"
@@ -42,7 +42,7 @@ plugin = "rapl-share"
 [gpu]
 "#;
 
-fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(super) fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -51,7 +51,7 @@ fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 /// Scrape times every 15 s over `life`, from a per-series phase, with
 /// ±0.4 s of jitter (`jitter` false: exactly every 15 s from `life.0`).
-fn scrapes(seed: u64, life: (i64, i64), jitter: bool) -> Vec<i64> {
+pub(super) fn scrapes(seed: u64, life: (i64, i64), jitter: bool) -> Vec<i64> {
     let mut rng = Rng::new(seed);
     let mut t = life.0
         + if jitter {
@@ -74,45 +74,45 @@ fn scrapes(seed: u64, life: (i64, i64), jitter: bool) -> Vec<i64> {
 
 /// A card's energy in J at `t` since `from`: `watts` on average, varying
 /// with a period of some minutes (its power stays between watts ± 30 %).
-fn energy_j(watts: f64, from: i64, t: i64) -> f64 {
+pub(super) fn energy_j(watts: f64, from: i64, t: i64) -> f64 {
     let s = (t - from) as f64 / 1000.0;
     watts * s + watts * 0.3 * 300.0 * (s / 300.0).sin()
 }
 
 /// The instantaneous power of [`energy_j`].
-fn power_w(watts: f64, from: i64, t: i64) -> f64 {
+pub(super) fn power_w(watts: f64, from: i64, t: i64) -> f64 {
     let s = (t - from) as f64 / 1000.0;
     watts + watts * 0.3 * (s / 300.0).cos()
 }
 
 /// One card as the test builds it.
-struct Card {
+pub(super) struct Card {
     /// DCGM's `instance`.
-    instance: &'static str,
-    host: &'static str,
-    bus_id: &'static str,
-    watts: f64,
+    pub(super) instance: &'static str,
+    pub(super) host: &'static str,
+    pub(super) bus_id: &'static str,
+    pub(super) watts: f64,
     /// Energy counter samples, mJ (none: the card has no counter series).
-    counter: Option<Vec<(i64, f64)>>,
+    pub(super) counter: Option<Vec<(i64, f64)>>,
     /// Power gauge samples, W.
-    gauge: Option<Vec<(i64, f64)>>,
+    pub(super) gauge: Option<Vec<(i64, f64)>>,
     /// MIG instances (GPU_I_ID, GPU_I_PROFILE): one series each.
-    mig: &'static [(&'static str, &'static str)],
+    pub(super) mig: &'static [(&'static str, &'static str)],
     /// (VM, mode, share label, profile, info sample times, label form of the bus id).
-    holders: Vec<Holding>,
+    pub(super) holders: Vec<Holding>,
 }
 
-struct Holding {
-    vm: &'static str,
-    mode: &'static str,
-    share: Option<&'static str>,
-    profile: Option<&'static str>,
-    info: Vec<i64>,
-    bus_label: &'static str,
+pub(super) struct Holding {
+    pub(super) vm: &'static str,
+    pub(super) mode: &'static str,
+    pub(super) share: Option<&'static str>,
+    pub(super) profile: Option<&'static str>,
+    pub(super) info: Vec<i64>,
+    pub(super) bus_label: &'static str,
 }
 
 impl Holding {
-    fn new(vm: &'static str, info: Vec<i64>) -> Self {
+    pub(super) fn new(vm: &'static str, info: Vec<i64>) -> Self {
         Self {
             vm,
             mode: "passthrough",
@@ -126,7 +126,7 @@ impl Holding {
 
 /// A counter in mJ sampled at `times`, reset to 0 at `reload` (the driver
 /// reloaded then: it counts again from there).
-fn counter(watts: f64, times: &[i64], reload: Option<i64>) -> Vec<(i64, f64)> {
+pub(super) fn counter(watts: f64, times: &[i64], reload: Option<i64>) -> Vec<(i64, f64)> {
     times
         .iter()
         .map(|&t| {
@@ -136,8 +136,16 @@ fn counter(watts: f64, times: &[i64], reload: Option<i64>) -> Vec<(i64, f64)> {
         .collect()
 }
 
-/// Every series of `cards` and the VMs' CPU time, as OpenMetrics.
-fn openmetrics(cards: &[Card], vms: &[(&str, &str, (i64, i64))]) -> String {
+/// The series of `cards`: DCGM's energy counters and power gauges, and the
+/// holders' info series.
+pub(super) struct GpuSeries {
+    pub(super) counters: Vec<TestSeries>,
+    pub(super) gauges: Vec<TestSeries>,
+    pub(super) infos: Vec<TestSeries>,
+}
+
+/// Every series of `cards`.
+pub(super) fn gpu_series(cards: &[Card]) -> GpuSeries {
     let mut counters = Vec::new();
     let mut gauges = Vec::new();
     let mut infos = Vec::new();
@@ -198,6 +206,20 @@ fn openmetrics(cards: &[Card], vms: &[(&str, &str, (i64, i64))]) -> String {
             });
         }
     }
+    GpuSeries {
+        counters,
+        gauges,
+        infos,
+    }
+}
+
+/// Every series of `cards` and the VMs' CPU time, as OpenMetrics.
+fn openmetrics(cards: &[Card], vms: &[(&str, &str, (i64, i64))]) -> String {
+    let GpuSeries {
+        counters,
+        gauges,
+        infos,
+    } = gpu_series(cards);
     let cpu: Vec<TestSeries> = vms
         .iter()
         .enumerate()
@@ -291,7 +313,7 @@ pub(super) fn gather(text: &str, url: &str, window: Window) -> Gathered {
     gather_from(&policy, &measurements, url, window)
 }
 
-fn close(got: f64, want: f64, what: &str) {
+pub(super) fn close(got: f64, want: f64, what: &str) {
     assert!(
         rel_err(got, want) <= 1e-9 || (got - want).abs() <= 1e-9,
         "{what}: got {got}, reference {want}"
@@ -299,7 +321,7 @@ fn close(got: f64, want: f64, what: &str) {
 }
 
 /// The reference's view of `card` in `[W0, W1]`, holders in `card.holders`' order.
-fn reference(card: &Card, shares: &[f64]) -> (RefCard, bool) {
+pub(super) fn reference(card: &Card, shares: &[f64]) -> (RefCard, bool) {
     let holders: Vec<RefHolder> = card
         .holders
         .iter()
@@ -321,11 +343,15 @@ fn reference(card: &Card, shares: &[f64]) -> (RefCard, bool) {
     }
 }
 
-#[test]
-fn gpus_are_gathered_by_gc1_and_gg1_exactly() {
-    if !require_tool("promtool", "apt-get install prometheus (scripts/setup.sh)") {
-        return;
-    }
+/// A VM of [`scenario`]: (uuid, its libvirt exporter's instance, life).
+pub(super) type ScenarioVm = (&'static str, &'static str, (i64, i64));
+
+/// Three GPU hosts over three hours: a VM with two passthrough cards, a card
+/// handed between VMs across a driver reload, a card held by a VM no series
+/// measured, a MIG card shared by two VMs (one arrives late), an idle card, a
+/// vGPU, a gauge-only card with a gap, a card with both series whose holder
+/// leaves; and the VMs' lives.
+pub(super) fn scenario() -> (Vec<Card>, Vec<ScenarioVm>) {
     let life = (T0, END);
     let hand_over = W0 + 1800 * S;
     let dcgm = |seed| scrapes(seed, life, true);
@@ -413,6 +439,21 @@ fn gpus_are_gathered_by_gc1_and_gg1_exactly() {
             mig: &[],
             holders: Vec::new(),
         },
+        // vGPU: v holds a quarter of it (a type with 4 instances) all along.
+        Card {
+            instance: "gpu-02:9400",
+            host: "gpu-02",
+            bus_id: "00000000:D8:00.0",
+            watts: 180.0,
+            counter: None,
+            gauge: None,
+            mig: &[],
+            holders: vec![Holding {
+                mode: "vgpu",
+                share: Some("0.25"),
+                ..Holding::new("v", info(17, T0, END))
+            }],
+        },
         // Only a power gauge, with a 10-minute gap.
         Card {
             instance: "gpu-03:9400",
@@ -460,13 +501,32 @@ fn gpus_are_gathered_by_gc1_and_gg1_exactly() {
             );
         }
     }
-    let vms = [
+    let vms = vec![
         ("x", "gpu-01:9177", (T0, END)),
         ("y", "gpu-01:9177", (hand_over, END)),
         ("p", "gpu-02:9177", (T0, END)),
         ("q", "gpu-02:9177", (W0 + 1200 * S, END)),
+        ("v", "gpu-02:9177", (T0, END)),
         ("z", "gpu-03:9177", (T0, W0 + 2400 * S)),
     ];
+    (cards, vms)
+}
+
+/// A holding's share of its card: a MIG profile's slices of 7, else its
+/// `share` label.
+pub(super) fn share_of(h: &Holding) -> f64 {
+    match h.profile {
+        Some(p) => p[..1].parse::<f64>().unwrap() / 7.0,
+        None => h.share.map_or(1.0, |s| s.parse().unwrap()),
+    }
+}
+
+#[test]
+fn gpus_are_gathered_by_gc1_and_gg1_exactly() {
+    if !require_tool("promtool", "apt-get install prometheus (scripts/setup.sh)") {
+        return;
+    }
+    let (cards, vms) = scenario();
     let prometheus = Prometheus::start(&openmetrics(&cards, &vms));
     let window = Window::new(W0, W1).unwrap();
     let got = gpus(&gather(POLICY, &prometheus.url, window));
@@ -480,14 +540,7 @@ fn gpus_are_gathered_by_gc1_and_gg1_exactly() {
             counter,
             holdings,
         } = &got[&key];
-        let shares: Vec<f64> = card
-            .holders
-            .iter()
-            .map(|h| match h.profile {
-                Some(p) => p[..1].parse::<f64>().unwrap() / 7.0,
-                None => 1.0,
-            })
-            .collect();
+        let shares: Vec<f64> = card.holders.iter().map(share_of).collect();
         let (want, from_counter) = reference(card, &shares);
         let what = format!("{} {}", card.host, card.bus_id);
         close(*energy, want.energy, &what);
@@ -509,10 +562,10 @@ fn gpus_are_gathered_by_gc1_and_gg1_exactly() {
             close(got_joules, *joules, &what);
             close(got_held, *held_s, &format!("{what} held"));
             close(got_share, *share, &format!("{what} share"));
-            let want_mode = if h.mode == "mig" {
-                GpuMode::Mig
-            } else {
-                GpuMode::Passthrough
+            let want_mode = match h.mode {
+                "mig" => GpuMode::Mig,
+                "vgpu" => GpuMode::Vgpu,
+                _ => GpuMode::Passthrough,
             };
             assert_eq!(mode, want_mode, "{what}");
         }

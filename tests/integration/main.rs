@@ -20,6 +20,7 @@ mod extract_cli;
 mod formats;
 mod gauges;
 mod gpu;
+mod gpu_extract;
 mod http;
 mod inventory;
 mod libvirt;

@@ -16,6 +16,11 @@
 //! | `inf`            | first VM gets +inf joules                                  |
 //! | `unknown-placement`   | adds an entry for a placement the input does not have |
 //! | `duplicate-placement` | lists the first placement twice                       |
+//! | `gpu-excess`     | each card's first holder gets twice the card's energy as GPU joules |
+//!
+//! It declares the `gpu` measurement: without `[gpu]` in the policy it gets
+//! no GPUs and gives no GPU joules, so only `gpu-excess` with GPUs breaks
+//! the host's GPU law.
 
 use std::hint::black_box;
 
@@ -35,6 +40,7 @@ impl Model for Misbehave {
             env!("CARGO_PKG_VERSION"),
             "Test model that misbehaves on request (param `mode`)",
         )
+        .gpu("gpu")
         .measurement(CounterSpec::new(
             ENERGY,
             "${metric}",
@@ -62,6 +68,7 @@ impl Model for Misbehave {
                 "inf",
                 "unknown-placement",
                 "duplicate-placement",
+                "gpu-excess",
             ],
             Some("ok"),
         ))
@@ -92,9 +99,10 @@ impl Model for Misbehave {
                 gpu_joules: 0.0,
             }),
             "duplicate-placement" => {
-                let dup = first(&mut vms)?.clone();
+                let dup = *first(&mut vms)?;
                 vms.push(dup);
             }
+            "gpu-excess" => gpu_excess(&input, &mut vms),
             other => return Err(format!("unknown mode {other:?}")),
         }
         Ok(Attribution {
@@ -108,6 +116,28 @@ impl Model for Misbehave {
 fn first(vms: &mut [PlacementEnergy]) -> Result<&mut PlacementEnergy, String> {
     vms.first_mut()
         .ok_or_else(|| "misbehave: no VM with an energy reading to corrupt".to_string())
+}
+
+/// Gives each card's first holder twice the card's energy as GPU joules
+/// (inside its joules): more than its holdings, so the host's GPU law breaks.
+fn gpu_excess(input: &AttributionInput, vms: &mut Vec<PlacementEnergy>) {
+    for card in &input.gpus {
+        let Some(held) = card.holdings.first() else {
+            continue;
+        };
+        let excess = 2.0 * card.energy.value;
+        match vms.iter_mut().find(|e| e.placement == held.placement) {
+            Some(e) => {
+                e.joules += excess;
+                e.gpu_joules += excess;
+            }
+            None => vms.push(PlacementEnergy {
+                placement: held.placement,
+                joules: excess,
+                gpu_joules: excess,
+            }),
+        }
+    }
 }
 
 /// Loops forever.
