@@ -363,6 +363,22 @@ fn check_share_model(site: &Site, text: &str, wall: bool) {
             site.unheld(host),
             &format!("{host}: GPUs no VM held"),
         );
+        // The GPUs' own account: G_h, what the VMs held, what nobody did.
+        close(
+            number(line, "gpu_joules"),
+            site.gpus[host],
+            &format!("{host}: G_h"),
+        );
+        close(
+            number(line, "gpu_attributed_joules"),
+            site.gpus[host] - site.unheld(host),
+            &format!("{host}: GPUs the VMs held"),
+        );
+        close(
+            number(line, "gpu_unattributed_joules"),
+            site.unheld(host),
+            &format!("{host}: GPUs left at the host"),
+        );
         assert_eq!(
             line["reasons"].as_object().unwrap().len(),
             1,

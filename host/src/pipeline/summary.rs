@@ -42,6 +42,17 @@ pub struct HostSummary {
     pub excess_joules: f64,
     /// Unattributed joules by reason (`idle`, `no-vms`, `no-cpu`, `other-model`, …).
     pub reasons: BTreeMap<&'static str, f64>,
+    /// G_h: the host's GPUs' energy (`docs/ENERGY.md#gpus`), where the model
+    /// attributes GPUs and the window has GPU readings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_joules: Option<f64>,
+    /// The GPU part of `attributed_joules`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_attributed_joules: Option<f64>,
+    /// The GPU part of `unattributed_joules` (cards or slices nobody held:
+    /// `no-vms`; holdings of other models' VMs: `other-model`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_unattributed_joules: Option<f64>,
     /// VMs the cloud's API says ran on the host in the window but no series
     /// measured (they have no record).
     pub unmeasured_vms: usize,
@@ -103,23 +114,36 @@ pub fn hosts(
             *slot += e.joules;
         }
     }
-    // GPUs the model adds beside its meter (not a wall meter's, which counts them).
-    let mut gpus_beside = vec![0.0; n];
-    if measurements
-        .iter()
-        .any(|m| matches!(m, Measurement::Gpu(_)))
-        && !info.conservation.as_ref().is_some_and(|c| c.gpu_in_meter)
-    {
+    // The GPUs' energy, and its parts given and left, per host.
+    let with_gpus = !input.gpus.is_empty()
+        && measurements
+            .iter()
+            .any(|m| matches!(m, Measurement::Gpu(_)));
+    let (mut gpus, mut gpus_given, mut gpus_left) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    if with_gpus {
         for card in &input.gpus {
-            if let Some(slot) = gpus_beside.get_mut(card.host as usize) {
+            if let Some(slot) = gpus.get_mut(card.host as usize) {
                 *slot += card.energy.value;
             }
         }
+        for e in &attribution.placements {
+            if let Some(slot) = input.placements[e.placement as usize]
+                .host
+                .and_then(|h| gpus_given.get_mut(h as usize))
+            {
+                *slot += e.gpu_joules;
+            }
+        }
     }
+    // GPUs the model adds beside its meter (not a wall meter's, which counts them).
+    let gpu_in_meter = info.conservation.as_ref().is_some_and(|c| c.gpu_in_meter);
     let mut reasons: Vec<BTreeMap<&'static str, f64>> = vec![BTreeMap::new(); n];
     for e in &attribution.unattributed {
         if let Some(map) = reasons.get_mut(e.host as usize) {
             *map.entry(reason_name(e.reason)).or_default() += e.joules;
+        }
+        if let Some(slot) = gpus_left.get_mut(e.host as usize).filter(|_| with_gpus) {
+            *slot += e.gpu_joules;
         }
     }
     (0..n)
@@ -130,7 +154,8 @@ pub fn hosts(
                 .and_then(|m| m.hosts.get(h).copied().flatten())
                 .map(|r| r.value);
             let unattributed: f64 = reasons[h].values().sum();
-            let off = attributed[h] + unattributed - gpus_beside[h] - e_h;
+            let beside = if gpu_in_meter { 0.0 } else { gpus[h] };
+            let off = attributed[h] + unattributed - beside - e_h;
             Some(HostSummary {
                 window_start: format_ms(window.start_ms),
                 window_end: format_ms(window.end_ms),
@@ -149,6 +174,9 @@ pub fn hosts(
                 },
                 excess_joules: off.max(0.0),
                 reasons: std::mem::take(&mut reasons[h]),
+                gpu_joules: with_gpus.then_some(gpus[h]),
+                gpu_attributed_joules: with_gpus.then_some(gpus_given[h]),
+                gpu_unattributed_joules: with_gpus.then_some(gpus_left[h]),
                 unmeasured_vms: 0,
             })
         })
@@ -261,6 +289,9 @@ mod tests {
             conservation_rel_err: 0.0,
             excess_joules: 0.0,
             reasons: left.iter().copied().collect(),
+            gpu_joules: None,
+            gpu_attributed_joules: None,
+            gpu_unattributed_joules: None,
             unmeasured_vms: 0,
         }
     }
