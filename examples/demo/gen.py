@@ -2,7 +2,9 @@
 """Demo data: OpenMetrics for a few VMs' energy counters, as the libvirt
 exporter would have scraped them every 15 s (per-VM phase, jitter, a counter
 reset, a VM that starts and one that stops), from FROM to TO, with the
-exporter's info series (names, projects, flavors), vCPUs and memory.
+exporter's info series (names, projects, flavors), vCPUs and memory; and a
+GPU passed through to one VM: DCGM's energy counter (mJ) for the card and
+`wattson daemon`'s info series saying which VM holds it.
 
 usage: gen.py OUT.om   (window 2025-06-01T00:00:00Z .. 06:00:00Z)
 """
@@ -80,9 +82,43 @@ def main():
             while t <= stop:
                 lines.append(f"{family}{{{labels}}} {value_of(i, vm)} {t:.3f}")
                 t += 15
+    gpu(rng, lines)
     lines.append("# EOF")
     with open(sys.argv[1], "w") as f:
         f.write("\n".join(lines) + "\n")
+
+
+# The GPU: card 00000000:3B:00.0 on cmp-01, held by this VM all along.
+GPU_HOLDER = VMS[1]
+GPU_WATTS = 210.0
+
+
+def gpu(rng, lines):
+    """DCGM's energy counter and the holder's info series, every 15 s."""
+    bus_id = "00000000:3B:00.0"
+    # dcgm-exporter's name has no _total, which OpenMetrics wants of a
+    # counter family: written as a gauge family, stored the same.
+    lines.append("# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION gauge")
+    value, last, t = 5.0e8, None, T0 + rng.uniform(0, 15)
+    while t <= T1:
+        ts = round(t + rng.uniform(-0.4, 0.4), 3)
+        if last is not None:
+            value += (ts - last) * GPU_WATTS * rng.uniform(0.7, 1.0) * 1000.0
+        lines.append(
+            'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{instance="cmp-01:9400",gpu="0",'
+            f'UUID="GPU-604ac76c-d9cf-fef3-62e9-d92044ab6e52",pci_bus_id="{bus_id}",'
+            f'modelName="NVIDIA A100 80GB PCIe"}} {value!r} {ts:.3f}')
+        last = ts
+        t += 15
+    uuid, _, _, _, start, stop, _ = GPU_HOLDER
+    lines.append("# TYPE wattson_vm_gpu_info gauge")
+    t = start + 5
+    while t <= stop:
+        lines.append(
+            f'wattson_vm_gpu_info{{uuid="{uuid}",host="cmp-01",pci_bus_id="{bus_id}",'
+            'gpu_uuid="GPU-604ac76c-d9cf-fef3-62e9-d92044ab6e52",mode="passthrough",'
+            f'share="1",profile=""}} 1 {t:.3f}')
+        t += 15
 
 
 if __name__ == "__main__":
