@@ -280,8 +280,16 @@ impl DaemonState {
     /// can; the counters go on in memory and are served meanwhile.
     pub fn tick(&mut self, now_ms: i64) {
         let started = std::time::Instant::now();
-        let sample = self.sources.sample(now_ms);
+        let mut sample = self.sources.sample(now_ms);
         let sampled = started.elapsed();
+        if sample
+            .optional_failures
+            .iter()
+            .any(|(kind, _)| *kind == "gpu")
+            && let Some(prev) = &self.ledger.last
+        {
+            sample.counters.keep_gpus_of(prev);
+        }
         let all_failures = sample.failures.iter().chain(&sample.optional_failures);
         for (kind, message) in all_failures.clone() {
             *self.health.sample_failures.entry(kind).or_default() += 1;
