@@ -236,6 +236,8 @@ enum Model {
     Rapl,
     /// `rapl-share` with `gpu = "ignore"`.
     RaplIgnoringGpus,
+    /// `ipmi-share` (its default `passthrough`), the wall power holding the cards.
+    Ipmi,
 }
 
 /// Ship windows of 30 s: the ticks start 25 s before a window's edge.
@@ -293,12 +295,16 @@ fn wall_w(k: usize) -> f64 {
 /// The host meter's energy from tick a to b: the RAPL zones that make up
 /// host energy (never core), or the two wall-power readings' trapezoid.
 fn host_joules(model: Model, a: usize, b: usize) -> f64 {
-    let _ = model;
-    (0..ZONES.len())
-        .filter(|&z| ZONES[z].1 != "core")
-        .flat_map(|z| (a + 1..=b).map(move |j| rapl_inc(z, j)))
-        .sum::<u64>() as f64
-        / 1e6
+    match model {
+        Model::Ipmi => (wall_w(a) + wall_w(b)) / 2.0 * (t(b) - t(a)) as f64 / 1000.0,
+        _ => {
+            (0..ZONES.len())
+                .filter(|&z| ZONES[z].1 != "core")
+                .flat_map(|z| (a + 1..=b).map(move |j| rapl_inc(z, j)))
+                .sum::<u64>() as f64
+                / 1e6
+        }
+    }
 }
 
 /// Consecutive used samples: every tick but a failed one where a model
@@ -328,8 +334,8 @@ fn cards_joules(a: usize, b: usize) -> f64 {
 
 /// VM `vm`'s joules from tick a to b by the model (`idle = "none"`): the
 /// host energy split by CPU time (without the cards' for `ipmi-share`,
-/// whose wall meter holds them), plus its cards' joules unless ignored.
-/// A failed reading at a or b leaves no GPU energy in the pair (`ignore`).
+/// whose wall meter holds them), plus its cards' joules unless ignored;
+/// and those cards' joules, its GPU part.
 fn vm_joules(model: Model, vm: usize, a: usize, b: usize) -> (f64, f64) {
     let dcpu = |v: usize| cpu(v, b) - cpu(v, a);
     let total: f64 = (0..RUNNING.len()).map(dcpu).sum();
@@ -338,19 +344,27 @@ fn vm_joules(model: Model, vm: usize, a: usize, b: usize) -> (f64, f64) {
     } else {
         vm_gpu_joules(vm, a, b)
     };
-    let split = host_joules(model, a, b);
+    let split = match model {
+        Model::Ipmi => host_joules(model, a, b) - cards_joules(a, b),
+        _ => host_joules(model, a, b),
+    };
     (split * dcpu(vm) / total + gpus, gpus)
 }
 
 /// The ledger's sums after a tick.
 #[derive(Clone, Debug, Default)]
 struct Totals {
+    vm_joules: f64,
+    vm_gpu_joules: f64,
+    unattributed: f64,
     cards: f64,
 }
 
 /// A run of the seven ticks.
 struct Run {
     _tmp: tempfile::TempDir,
+    out: std::path::PathBuf,
+    state: DaemonState,
     shared: Arc<Shared>,
     /// The ledger's sums after each tick.
     after: Vec<Totals>,
@@ -393,6 +407,17 @@ fn seven_ticks(model: Model) -> Run {
                 "idle_power = \"auto\"\ngpu = \"ignore\"\n",
             );
         }
+        Model::Ipmi => {
+            text = text
+                .replace("plugin = \"rapl-share\"", "plugin = \"ipmi-share\"")
+                .replace(
+                    "[model]",
+                    &format!(
+                        "[host_power]\ncommand = [\"cat\", \"{}\"]\n\n[model]",
+                        dcmi.display()
+                    ),
+                );
+        }
     }
     std::fs::write(&policy, text).unwrap();
 
@@ -432,11 +457,16 @@ fn seven_ticks(model: Model) -> Run {
         state.tick(t(k));
         let ledger = state.ledger();
         after.push(Totals {
+            vm_joules: ledger.vm_joules.values().sum(),
+            vm_gpu_joules: ledger.vm_gpu_joules.values().sum(),
+            unattributed: ledger.unattributed_joules,
             cards: ledger.gpu_joules.values().sum(),
         });
     }
     Run {
+        out: dir.join("out"),
         _tmp: tmp,
+        state,
         shared,
         after,
     }
@@ -544,13 +574,164 @@ fn gpu_counters_and_holders_follow_the_readings_across_a_reload_a_hand_over_and_
         // Each tick adds its cards' joules to the counters.
         for (a, b) in pairs(true) {
             let added = run.after[b].cards - run.after[a].cards;
-            let want = if fails(b) { 0.0 } else { cards_joules(a, b) };
             assert!(
-                rel_err(added, want) < 1e-9,
-                "{model:?} [{a}, {b}]: {added} vs {want}"
+                rel_err(added, cards_joules(a, b)) < 1e-9,
+                "{model:?} [{a}, {b}]: {added} J"
             );
         }
         promtool_check(&scrape);
+    }
+}
+
+/// The ms of an RFC 3339 time.
+fn ms(rfc3339: &serde_json::Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339.as_str().unwrap())
+        .unwrap()
+        .timestamp_millis()
+}
+
+/// With the builtins' default `gpu = "passthrough"`, on the seven ticks:
+/// each VM's GPU counter is the sum, over the pairs of ticks with a
+/// reading at both ends, of each card it held at both ends × its share (R0
+/// gets A's and F's; B's hand-over pair, unheld D and the slices of C and
+/// E nobody holds stay at the host), inside its energy counter; per tick,
+/// VMs' GPU joules + what stays at the host = the cards' (`idle = "none"`:
+/// the host keeps nothing else). `rapl-share` adds the cards to RAPL's
+/// split; `ipmi-share`'s wall meter holds them, so its VMs split E − G by
+/// CPU time. The shipped records (file messenger, jsonl, 30 s windows, one
+/// of them cut by the interval across the failed reading) carry the same
+/// GPU joules per window, the `gpu:gpu` meter where above 0, and are
+/// `estimated` for the MIG and the vGPU holder.
+#[test]
+fn vms_get_the_gpus_they_held_in_their_counters_and_their_records() {
+    for model in [Model::Rapl, Model::Ipmi] {
+        let mut run = seven_ticks(model);
+        let snapshot = run.shared.snapshot();
+        assert_eq!(snapshot.health.failures_in_a_row, 0);
+        let scrape = render_metrics(&snapshot, MetricsFormat::Text, 0);
+        for (vm, uuid) in RUNNING.iter().enumerate() {
+            let (joules, gpus) = pairs(true)
+                .into_iter()
+                .map(|(a, b)| vm_joules(model, vm, a, b))
+                .fold((0.0, 0.0), |s, p| (s.0 + p.0, s.1 + p.1));
+            let got = vm_value(&scrape, "wattson_vm_gpu_energy_joules_total", uuid);
+            let got = got.unwrap_or_else(|| panic!("{model:?} {uuid}: no GPU counter\n{scrape}"));
+            assert!(
+                rel_err(got, gpus) < 1e-9,
+                "{model:?} {uuid}: {got} vs {gpus}"
+            );
+            let got = vm_value(&scrape, "wattson_vm_energy_joules_total", uuid).unwrap();
+            assert!(
+                rel_err(got, joules) < 1e-9,
+                "{model:?} {uuid}: {got} vs {joules}"
+            );
+        }
+        // By hand: R0 holds A (4 × 3000 J, then 6000 J across the failed
+        // reading) and F ([0, 1] only); R2 had B for [0, 2] only.
+        let ledger = run.state.ledger();
+        assert!(rel_err(ledger.vm_gpu_joules[RUNNING[0]], 18_000.0 + 300.0) < 1e-12);
+        assert!(rel_err(ledger.vm_gpu_joules[RUNNING[2]], 2.0 * 2000.0) < 1e-12);
+
+        let host_total: f64 = pairs(true)
+            .into_iter()
+            .map(|(a, b)| host_joules(model, a, b))
+            .sum();
+        if model == Model::Ipmi {
+            assert!(rel_err(ledger.meter_joules["ipmi"], host_total) < 1e-12);
+        }
+        for (a, b) in pairs(true) {
+            let (before, after) = (&run.after[a], &run.after[b]);
+            let vm_gpu = after.vm_gpu_joules - before.vm_gpu_joules;
+            let at_host = after.unattributed - before.unattributed;
+            let cards = cards_joules(a, b);
+            let want: f64 = (0..RUNNING.len()).map(|vm| vm_gpu_joules(vm, a, b)).sum();
+            assert!(
+                rel_err(vm_gpu, want) < 1e-9,
+                "{model:?} [{a}, {b}]: {vm_gpu} vs {want}"
+            );
+            assert!(
+                rel_err(vm_gpu + at_host, cards) < 1e-9,
+                "{model:?} [{a}, {b}]: VMs {vm_gpu} + host {at_host} vs cards {cards}"
+            );
+            // What the host keeps, by hand: unheld D, C's 4 free slices, E's
+            // other 5/6, and B in its hand-over pair.
+            let j = |card| expected_joules(card, a, b).unwrap_or(0.0);
+            let kept = j(D)
+                + j(C) * 4.0 / 7.0
+                + j(E) * 5.0 / 6.0
+                + if (a, b) == (2, 3) { j(B) } else { 0.0 };
+            assert!(
+                rel_err(at_host, kept) < 1e-9,
+                "{model:?} [{a}, {b}]: {at_host} vs {kept}"
+            );
+            // The whole: the wall meter holds the cards; RAPL does not.
+            let energy = after.vm_joules - before.vm_joules + at_host;
+            let want = match model {
+                Model::Ipmi => host_joules(model, a, b),
+                _ => host_joules(model, a, b) + cards,
+            };
+            assert!(
+                rel_err(energy, want) < 1e-9,
+                "{model:?} [{a}, {b}]: {energy} vs {want}"
+            );
+        }
+
+        // Ship the two closed windows: [−30 s, 0 s] and [0 s, 30 s] around
+        // the edge ([4, 6] is cut at 30 s, its rest unshipped).
+        run.state.ship().unwrap();
+        let records = super::daemon::delivered(&run.out);
+        assert_eq!(records.len(), 2 * RUNNING.len(), "{records:?}");
+        for r in &records {
+            let (start, end) = (ms(&r["start"]), ms(&r["end"]));
+            assert_eq!(end - start, SHIP_MS);
+            let uuid = r["vm_uuid"].as_str().unwrap();
+            let vm = RUNNING.iter().position(|u| *u == uuid).unwrap();
+            let (mut joules, mut gpus) = (0.0, 0.0);
+            for (a, b) in pairs(true) {
+                let overlap = (t(b).min(end) - t(a).max(start)).max(0) as f64;
+                let fraction = overlap / (t(b) - t(a)) as f64;
+                let (j, g) = vm_joules(model, vm, a, b);
+                joules += j * fraction;
+                gpus += g * fraction;
+            }
+            let got = r["energy_joules"].as_f64().unwrap();
+            assert!(
+                rel_err(got, joules) < 1e-9,
+                "{model:?} {r}: {got} vs {joules}"
+            );
+            let got = r["gpu_j"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no gpu_j: {r}"));
+            assert!(rel_err(got, gpus) < 1e-9, "{model:?} {r}: {got} vs {gpus}");
+            let shared_card = vm == 1 || vm == 3;
+            let quality = if shared_card { "estimated" } else { "measured" };
+            assert_eq!(r["quality"], quality, "{r}");
+            let meters: Vec<&str> = r["meters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_str().unwrap())
+                .collect();
+            assert_eq!(meters.contains(&"gpu:gpu"), gpus > 0.0, "{r}");
+        }
+        // R2 had B only before the edge: its second window has 0 GPU joules.
+        assert!(records.iter().any(|r| r["vm_uuid"] == RUNNING[2]
+            && ms(&r["start"]) == EDGE_MS
+            && r["gpu_j"] == 0.0));
+    }
+}
+
+/// With `gpu = "ignore"`, shipped records carry no `gpu_j` and are measured.
+#[test]
+fn records_of_a_model_ignoring_gpus_carry_no_gpu_joules() {
+    let mut run = seven_ticks(Model::RaplIgnoringGpus);
+    run.state.ship().unwrap();
+    let records = super::daemon::delivered(&run.out);
+    assert_eq!(records.len(), 2 * RUNNING.len(), "{records:?}");
+    for r in &records {
+        assert!(r.get("gpu_j").is_none(), "{r}");
+        assert_eq!(r["quality"], "measured", "{r}");
+        assert!(!r["meters"].to_string().contains("gpu:"), "{r}");
     }
 }
 

@@ -520,6 +520,10 @@ impl DaemonState {
                 meters: records::meters(slot.measurements),
                 embodied_g: embodied.as_ref().map(|p| p.grams),
                 embodied_source: embodied.map(|p| p.source.to_string()),
+                gpu_j: attributed.gpu_j[i],
+                gpu_shared: attributed.gpu_shared[i],
+                gpu_meter: crate::runtime::gpu_measurement(info, slot.params)
+                    .map(|name| format!("gpu:{name}")),
                 ..Part::default()
             };
             self.ledger
