@@ -152,8 +152,13 @@ pub struct CardTick {
 /// the counter where both have it (C1: a drop is a driver reload or a
 /// reboot, the new value counts; it never wraps), else the two power
 /// readings within `max_gap_s` (the rule the wall-power meter follows);
-/// a card with neither has no energy (absent, never 0).
+/// a card with neither has no energy (absent, never 0). GPUs kept over a
+/// failed reading ([`Counters::gpu_at`]) are measured from when they were
+/// read; kept at both ends, they give nothing yet.
 pub fn ticks(prev: &Counters, cur: &Counters, max_gap_s: Option<f64>) -> Vec<CardTick> {
+    if cur.gpu_at() <= prev.gpu_at() {
+        return Vec::new();
+    }
     cur.gpus
         .iter()
         .filter_map(|(bus_id, now)| {
@@ -163,9 +168,9 @@ pub fn ticks(prev: &Counters, cur: &Counters, max_gap_s: Option<f64>) -> Vec<Car
                 _ => {
                     let joules = two_point(
                         before.power_w?,
-                        prev.at_ms,
+                        prev.gpu_at(),
                         now.power_w?,
-                        cur.at_ms,
+                        cur.gpu_at(),
                         energy::max_gap_ms(max_gap_s),
                     )?;
                     (joules, false)
@@ -319,6 +324,51 @@ mod tests {
         let late = at(400_000, &[(B, card(None, Some(1.0)))], &[]);
         assert!(ticks(&cur, &late, None).is_empty());
         assert_eq!(ticks(&cur, &late, Some(600.0)).len(), 1);
+    }
+
+    #[test]
+    fn gpus_kept_over_a_failed_reading_are_measured_from_when_they_were_read() {
+        let holders = [("x", vec![held(A, Mode::Passthrough, 1.0)])];
+        let read = at(
+            0,
+            &[
+                (A, card(Some(9.0e9), Some(300.0))),
+                (B, card(None, Some(200.0))),
+            ],
+            &holders,
+        );
+        // At 10 s the reading fails: the 0 s one is kept, and gives nothing.
+        let mut failed = at(10_000, &[], &[]);
+        failed.keep_gpus_of(&read);
+        assert_eq!(failed.gpu_at(), 0);
+        assert!(ticks(&read, &failed, None).is_empty());
+        // Kept again at 20 s (as read at 0 s): still nothing.
+        let mut again = at(20_000, &[], &[]);
+        again.keep_gpus_of(&failed);
+        assert_eq!(again.gpu_at(), 0);
+        assert!(ticks(&failed, &again, None).is_empty());
+        // Read at 30 s: one pair [0 s, 30 s], held by x at both ends.
+        let cur = at(
+            30_000,
+            &[
+                (A, card(Some(9.0e9 + 9.0e6), Some(300.0))),
+                (B, card(None, Some(220.0))),
+            ],
+            &holders,
+        );
+        let got = ticks(&again, &cur, None);
+        assert_eq!((got[0].joules, got[0].counter), (9000.0, true));
+        assert_eq!(got[0].holders.len(), 1);
+        assert_eq!(got[1].joules, (200.0 + 220.0) / 2.0 * 30.0);
+        // Not across a reboot: the failed sample keeps nothing.
+        let mut rebooted = at(10_000, &[], &[]);
+        rebooted.boot_id = Some("b".into());
+        let booted = Counters {
+            boot_id: Some("a".into()),
+            ..read.clone()
+        };
+        rebooted.keep_gpus_of(&booted);
+        assert!(rebooted.gpus.is_empty() && rebooted.gpu_at_ms.is_none());
     }
 
     #[test]

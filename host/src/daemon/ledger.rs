@@ -92,6 +92,20 @@ pub struct Part {
     /// Where they come from (`embodied_source`).
     #[serde(default)]
     pub embodied_source: Option<String>,
+    /// The GPU part of `joules`: Some where a model that attributes GPUs
+    /// gave it energy in an interval with GPU readings (extract's
+    /// `Attributed::gpu_j`), the sum of those intervals' parts; in a
+    /// template, the whole interval's.
+    #[serde(default)]
+    pub gpu_j: Option<f64>,
+    /// Whether it held a vGPU or a MIG instance with GPU joules in some
+    /// interval of the window (the record is `estimated`).
+    #[serde(default)]
+    pub gpu_shared: bool,
+    /// `gpu:<measurement>` of the model that gave it GPU joules, named in
+    /// the record's meters where they are above 0.
+    #[serde(default)]
+    pub gpu_meter: Option<String>,
 }
 
 impl Ledger {
@@ -149,7 +163,8 @@ impl Ledger {
     /// overlaps, each its proportion of the interval (power taken as
     /// constant within an interval); the template's `embodied_g` (the
     /// interval's) likewise, a window keeping them only while every interval
-    /// of it has them.
+    /// of it has them; its `gpu_j` likewise, a window having them where
+    /// any interval of it does (as an extract window with GPU readings).
     pub fn add_part(
         &mut self,
         uuid: &str,
@@ -177,6 +192,8 @@ impl Ledger {
                         cpu_s: 0.0,
                         first_ms: interval.start_ms.max(start),
                         embodied_g: template.embodied_g.map(|_| 0.0),
+                        gpu_j: None,
+                        gpu_shared: false,
                         ..template.clone()
                     });
                 part.embodied_g = part
@@ -184,6 +201,11 @@ impl Ledger {
                     .zip(template.embodied_g)
                     .map(|(sum, grams)| sum + grams * fraction);
                 part.embodied_source = template.embodied_source.clone();
+                if let Some(gpu_j) = template.gpu_j {
+                    *part.gpu_j.get_or_insert(0.0) += gpu_j * fraction;
+                    part.gpu_meter = template.gpu_meter.clone();
+                }
+                part.gpu_shared |= template.gpu_shared;
                 part.joules += joules * fraction;
                 part.wall_s += overlap / 1000.0;
                 part.cpu_s += cpu_s * fraction;
@@ -246,6 +268,43 @@ mod tests {
         ledger.add_part("vm", at(3_615_000), 3_600_000, 1.0, 0.0, &Part::default());
         ledger.add_part("vm", at(3_625_000), 3_600_000, 1.0, 0.0, &with);
         assert_eq!(ledger.windows[&3_600_000]["vm"].embodied_g, None);
+    }
+
+    #[test]
+    fn a_windows_gpu_joules_are_split_by_time_and_kept_from_any_interval_with_them() {
+        let mut ledger = Ledger::default();
+        let with = |gpu_j: f64, gpu_shared: bool| Part {
+            gpu_j: Some(gpu_j),
+            gpu_shared,
+            gpu_meter: Some("gpu:gpu".into()),
+            ..Part::default()
+        };
+        let at = |start_ms| Window {
+            start_ms,
+            end_ms: start_ms + 10_000,
+        };
+        // An interval without GPU readings, then two with; a vGPU in one.
+        ledger.add_part("vm", at(3_575_000), 3_600_000, 1.0, 0.0, &Part::default());
+        assert_eq!(ledger.windows[&0]["vm"].gpu_j, None);
+        ledger.add_part("vm", at(3_585_000), 3_600_000, 9.0, 0.0, &with(8.0, false));
+        ledger.add_part("vm", at(3_595_000), 3_600_000, 5.0, 0.0, &with(4.0, true));
+        let first = &ledger.windows[&0]["vm"];
+        assert_eq!(first.gpu_j, Some(8.0 + 2.0));
+        assert!(first.gpu_shared);
+        assert_eq!(first.gpu_meter.as_deref(), Some("gpu:gpu"));
+        let second = &ledger.windows[&3_600_000]["vm"];
+        assert_eq!((second.joules, second.gpu_j), (2.5, Some(2.0)));
+        assert!(second.gpu_shared);
+        // A state file from before GPUs loads: no GPU joules, not shared.
+        let old: Part = serde_json::from_str(
+            r#"{"joules":1.0,"wall_s":10.0,"cpu_s":1.0,"last_ms":0,"vcpus":null,"memory_mb":null,
+                "who":{},"model":"rapl-share","model_version":"0.3.0","estimated":false,"meters":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (old.gpu_j, old.gpu_shared, old.gpu_meter),
+            (None, false, None)
+        );
     }
 
     #[test]

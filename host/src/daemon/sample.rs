@@ -39,6 +39,11 @@ pub struct Counters {
     /// The GPUs each running domain (uuid) holds.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub gpu_held: BTreeMap<String, Vec<Held>>,
+    /// When `gpus` and `gpu_held` were read, ms, where earlier than `at_ms`:
+    /// kept from an earlier sample over a GPU reading that failed while no
+    /// model reads `gpu` ([`Counters::keep_gpus_of`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_at_ms: Option<i64>,
 }
 
 impl Counters {
@@ -46,6 +51,25 @@ impl Counters {
     /// boot id and the ids differ.
     pub fn rebooted_since(&self, prev: &Counters) -> bool {
         matches!((&prev.boot_id, &self.boot_id), (Some(a), Some(b)) if a != b)
+    }
+
+    /// When the GPUs were read, ms.
+    pub fn gpu_at(&self) -> i64 {
+        self.gpu_at_ms.unwrap_or(self.at_ms)
+    }
+
+    /// Keeps `prev`'s GPU readings and holders, as read when they were: the
+    /// GPU reading of this sample failed while no model reads `gpu`, the
+    /// sample is used for the rest, and each card's next tick spans the
+    /// failed reading (a counter loses nothing; power within the gap
+    /// limit), as a pair of C1 spans a missed scrape. Not across a reboot.
+    pub fn keep_gpus_of(&mut self, prev: &Counters) {
+        if self.rebooted_since(prev) || prev.at_ms >= self.at_ms {
+            return;
+        }
+        self.gpus = prev.gpus.clone();
+        self.gpu_held = prev.gpu_held.clone();
+        self.gpu_at_ms = Some(prev.gpu_at());
     }
 
     /// What is known of the host's boots between `prev` and these: the

@@ -104,7 +104,7 @@ fn record(
         },
         meters: part.meters.clone(),
         cpu_meter: "cpu:libvirt".to_owned(),
-        gpu_meter: None,
+        gpu_meter: part.gpu_meter.clone(),
     };
     records::build(
         identity,
@@ -114,9 +114,8 @@ fn record(
             details: &details,
             host: Some(host),
             joules: part.joules,
-            // The daemon gathers no GPUs yet (issue 34 slice 10).
-            gpu_j: None,
-            gpu_shared: false,
+            gpu_j: part.gpu_j,
+            gpu_shared: part.gpu_shared,
             wall_s: part.wall_s,
             covered_s: None,
             cpu_s: Some(part.cpu_s),

@@ -280,8 +280,16 @@ impl DaemonState {
     /// can; the counters go on in memory and are served meanwhile.
     pub fn tick(&mut self, now_ms: i64) {
         let started = std::time::Instant::now();
-        let sample = self.sources.sample(now_ms);
+        let mut sample = self.sources.sample(now_ms);
         let sampled = started.elapsed();
+        if sample
+            .optional_failures
+            .iter()
+            .any(|(kind, _)| *kind == "gpu")
+            && let Some(prev) = &self.ledger.last
+        {
+            sample.counters.keep_gpus_of(prev);
+        }
         let all_failures = sample.failures.iter().chain(&sample.optional_failures);
         for (kind, message) in all_failures.clone() {
             *self.health.sample_failures.entry(kind).or_default() += 1;
@@ -512,6 +520,10 @@ impl DaemonState {
                 meters: records::meters(slot.measurements),
                 embodied_g: embodied.as_ref().map(|p| p.grams),
                 embodied_source: embodied.map(|p| p.source.to_string()),
+                gpu_j: attributed.gpu_j[i],
+                gpu_shared: attributed.gpu_shared[i],
+                gpu_meter: crate::runtime::gpu_measurement(info, slot.params)
+                    .map(|name| format!("gpu:{name}")),
                 ..Part::default()
             };
             self.ledger
