@@ -132,6 +132,14 @@ impl Scenario {
         Self { cpu, rapl, watts }
     }
 
+    /// Adds `watts` to host `h`'s BMC reading at tick `k`, where it reads
+    /// (a wall meter counts the GPUs too).
+    pub(super) fn add_wall_watts(&mut self, h: usize, k: i64, watts: f64) {
+        if let Some(w) = &mut self.watts[k as usize][h] {
+            *w += watts;
+        }
+    }
+
     /// The VMs on host `h` at tick `k`: (VM, CPU seconds).
     pub(super) fn on_host(&self, h: usize, k: i64) -> impl Iterator<Item = (usize, f64)> + '_ {
         self.cpu[k as usize]
@@ -395,9 +403,40 @@ fn extract(
     setup: Setup,
     window_s: u64,
 ) -> (HashMap<String, f64>, Vec<serde_json::Value>) {
-    let policy = dir.join(format!("{}-{window_s}.toml", setup.model));
-    std::fs::write(&policy, extract_policy(setup)).unwrap();
-    let summary = dir.join(format!("{}-{window_s}.hosts.jsonl", setup.model));
+    let (records, summaries) = extract_records(dir, url, setup, window_s, "");
+    (per_vm(&records, "energy_joules"), summaries)
+}
+
+/// `key` of `records` (`energy_joules`, `gpu_j`) summed per VM over the
+/// windows; a record without it counts 0.
+pub(super) fn per_vm(records: &[serde_json::Value], key: &str) -> HashMap<String, f64> {
+    let mut sums: HashMap<String, f64> = HashMap::new();
+    for r in records {
+        *sums
+            .entry(r["vm_uuid"].as_str().unwrap().to_owned())
+            .or_default() += r[key].as_f64().unwrap_or(0.0);
+    }
+    sums
+}
+
+/// `wattson extract --dry-run` over the scenario in windows of `window_s`,
+/// `tail` added to the setup's policy: its records and the host summary's
+/// lines.
+pub(super) fn extract_records(
+    dir: &Path,
+    url: &str,
+    setup: Setup,
+    window_s: u64,
+    tail: &str,
+) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let name = format!(
+        "{}-{window_s}{}",
+        setup.model,
+        if tail.is_empty() { "" } else { "-tail" }
+    );
+    let policy = dir.join(format!("{name}.toml"));
+    std::fs::write(&policy, extract_policy(setup) + tail).unwrap();
+    let summary = dir.join(format!("{name}.hosts.jsonl"));
     let out = command()
         .args(["extract", "--dry-run", "--policy"])
         .arg(&policy)
@@ -414,19 +453,16 @@ fn extract(
         "extract failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut joules: HashMap<String, f64> = HashMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let r: serde_json::Value = serde_json::from_str(line).unwrap();
-        *joules
-            .entry(r["vm_uuid"].as_str().unwrap().to_owned())
-            .or_default() += r["energy_joules"].as_f64().unwrap();
-    }
+    let records = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let lines = std::fs::read_to_string(&summary)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    (joules, lines)
+    (records, lines)
 }
 
 /// Runs both daemons of `setup` through the scenario.
@@ -450,7 +486,7 @@ fn meter_joules(scenario: &Scenario, model: &str, h: usize) -> f64 {
 }
 
 /// The host meter's energy in the interval ending at tick `k`.
-fn interval_joules(scenario: &Scenario, model: &str, h: usize, k: usize) -> f64 {
+pub(super) fn interval_joules(scenario: &Scenario, model: &str, h: usize, k: usize) -> f64 {
     match model {
         "rapl-share" => [0, 2, 3, 4]
             .iter()

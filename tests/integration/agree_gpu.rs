@@ -9,27 +9,35 @@
 //! `wattson_vm_gpu_info` samples the daemons' own `/metrics` exported at
 //! each tick, from a real Prometheus.
 //!
-//! Per interval and card, the models' input (`gpus`: the card's energy,
-//! each holding's joules, held seconds, mode and share) of both sides is
-//! the same, and the daemon's exported `wattson_host_gpu_energy_joules_total`
-//! grows by extract's card energy (and extract reading those exported
-//! counters instead of DCGM's, as from-daemon would, finds the same); both
-//! are checked against the test's own arithmetic on the readings
-//! (`docs/ENERGY.md#gpus`: C1 of the counter, a drop counting its new
-//! value, else the trapezoid of the two powers; a VM holding a card at both
-//! ends of an interval holds its whole energy).
+//! Per interval and card, extract's models' input (`gpus`: the card's
+//! energy, each holding's joules, held seconds, mode and share) and what
+//! the daemon's own ticks did (the card's energy and each VM's GPU joules
+//! added to the ledger, the holdings of its samples) are the same, and the
+//! daemon's exported `wattson_host_gpu_energy_joules_total` grows by the
+//! card's energy (and extract reading those exported counters instead of
+//! DCGM's, as from-daemon would, finds the same); all are checked against
+//! the test's own arithmetic on the readings (`docs/ENERGY.md#gpus`: C1 of
+//! the counter, a drop counting its new value, else the trapezoid of the two
+//! powers; a VM holding a card at both ends of an interval holds its whole
+//! energy, × its share). Over the run, per VM and host, both models
+//! (rapl-share adds the cards beside RAPL, ipmi-share takes them out of the
+//! wall meter, which the test makes count them) give the same GPU joules,
+//! CPU joules and unattributed energy as the test's sums.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
 
-use wattson::daemon::{Counters, IdleHistory, MetricsFormat, interval_input, render_metrics};
-use wattson::pipeline::StaticIdle;
-use wattson::runtime::{GpuMode, GpuSpec, Measurement};
+use wattson::daemon::{Held, MetricsFormat, render_metrics};
+use wattson::runtime::GpuMode;
 use wattson::window::Window;
 
-use super::agree::{Daemon, HOSTS, STEPS, STOP_AT, Scenario, Setup, extract_policy, tick_ms, uuid};
+use super::agree::{
+    Daemon, HOSTS, N, STEPS, STOP_AT, Scenario, Setup, extract_policy, extract_records,
+    interval_joules, per_vm, tick_ms, uuid,
+};
 use super::daemon_gpu::{M1, M2, lines_of, mdev, mdev_device, pci, sysfs};
 use super::data::{Rng, rel_err};
-use super::gpu::{GotCard, gather, gpus};
+use super::gpu::{gather, gpus};
 use super::prometheus::{Prometheus, TestSeries};
 use super::support::require_tool;
 
@@ -189,6 +197,8 @@ fn gpu_uuid(c: usize) -> String {
 struct Readings {
     energy_mj: Vec<[Option<f64>; CARDS.len()]>,
     power_w: Vec<[Option<f64>; CARDS.len()]>,
+    /// What each card draws, W, printed or not.
+    draw_w: Vec<[f64; CARDS.len()]>,
 }
 
 impl Readings {
@@ -198,6 +208,7 @@ impl Readings {
             std::array::from_fn(|c| 4.0e9 + 1.7e8 * c as f64 + 123.0);
         let mut energy_mj = Vec::new();
         let mut power_w = Vec::new();
+        let mut draw_w = Vec::new();
         for k in 0..=STEPS {
             let watts: [f64; CARDS.len()] = std::array::from_fn(|c| {
                 let load = if holder(c, k).is_some() { 1.0 } else { 0.4 };
@@ -219,8 +230,23 @@ impl Readings {
                 CARDS[c].counter.then_some(energy[c])
             }));
             power_w.push(std::array::from_fn(|c| CARDS[c].power.then_some(watts[c])));
+            draw_w.push(watts);
         }
-        Self { energy_mj, power_w }
+        Self {
+            energy_mj,
+            power_w,
+            draw_w,
+        }
+    }
+
+    /// What host `h`'s wall meter reads beyond its CPUs at tick `k`: its
+    /// cards' draw, and 100 W of fans and power-supply losses.
+    fn wall_watts(&self, h: usize, k: i64) -> f64 {
+        100.0
+            + (0..CARDS.len())
+                .filter(|&c| CARDS[c].h == h)
+                .map(|c| self.draw_w[k as usize][c])
+                .sum::<f64>()
     }
 
     /// The meter's CSV on host `h` at tick `k`, with its header.
@@ -334,119 +360,193 @@ fn close(got: f64, want: f64, what: &str) {
     );
 }
 
-/// Per interval and card, extract's and the daemon's `gpus` agree with
-/// each other and with the readings' arithmetic: a card held all along, a
-/// hand-over, a driver reload, an unheld card, power-only cards (one whose
-/// holder stops), a MIG-backed and a time-sliced vGPU, the same bus id on
-/// both hosts; and the daemon's exported card counters grow by the same.
+/// The VM holding card `c` over the interval ending at tick `k`: at both
+/// ends (it then holds the card's whole energy of the interval).
+fn held_over(c: usize, k: i64) -> Option<usize> {
+    holder(c, k - 1).filter(|v| holder(c, k) == Some(*v))
+}
+
+/// One daemon per host run through the scenario with `model`, and what the
+/// test saw of them after each tick.
+struct Run {
+    daemons: [Daemon; 2],
+    /// Per tick: each card's energy over the interval ending there, as the
+    /// tick added it to the ledger, by (host, bus id).
+    cards: Vec<HashMap<(String, String), f64>>,
+    /// Per tick: each VM's GPU joules over the interval ending there, as the
+    /// tick added them to the ledger, by (host, uuid).
+    vm_gpu: Vec<HashMap<(String, String), f64>>,
+    /// Per tick: what each VM held at that tick's sample, by (host, uuid).
+    held: Vec<HashMap<(String, String), Vec<Held>>>,
+    /// The `wattson_vm_gpu_info` samples, as Prometheus scrapes them.
+    info: BTreeMap<Labels, Vec<(i64, f64)>>,
+    /// `wattson_host_gpu_energy_joules_total` by (host, bus id), per tick
+    /// (0 before the card's first interval).
+    exported: BTreeMap<(String, String), Vec<f64>>,
+    /// The last `wattson_vm_gpu_energy_joules_total` of each VM, by (host, uuid).
+    vm_exported: BTreeMap<(String, String), f64>,
+    /// Each host's last `wattson_host_unattributed_joules_total`.
+    unattributed: [f64; 2],
+}
+
+/// A label's value.
+fn label(labels: &Labels, name: &str) -> String {
+    labels
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .unwrap()
+}
+
+/// What grew from `before` to `after`, by key.
+fn grown<'a>(
+    after: &'a BTreeMap<String, f64>,
+    before: &'a BTreeMap<String, f64>,
+) -> impl Iterator<Item = (String, f64)> + 'a {
+    after
+        .iter()
+        .map(|(key, j)| (key.clone(), j - before.get(key).copied().unwrap_or(0.0)))
+}
+
+impl Run {
+    /// The daemons read the cards through their meter and the holders from
+    /// the domains' `<hostdev>`s at each tick.
+    fn new(root: &Path, scenario: &Scenario, readings: &Readings, model: &'static str) -> Self {
+        let setup = Setup {
+            model,
+            listed: true,
+        };
+        let daemons = [0, 1].map(|h| {
+            let dir = root.join(HOSTS[h]);
+            sysfs(&dir.join("gpu-sys"));
+            let a30 = "0000:65:00.0";
+            mdev_device(
+                &dir.join("gpu-sys"),
+                M3,
+                a30,
+                "nvidia-689",
+                "NVIDIA A30-2-12C",
+                2,
+            );
+            let tail = format!(
+                "[gpu]\ncommand = [\"cat\", \"{}\"]\nsysfs_root = \"{}\"\n{MIG_SLICES}",
+                dir.join("nvidia-smi.csv").display(),
+                dir.join("gpu-sys").display()
+            );
+            Daemon::new(root, h, setup, &tail)
+        });
+        let mut run = Self {
+            daemons,
+            cards: Vec::new(),
+            vm_gpu: Vec::new(),
+            held: Vec::new(),
+            info: BTreeMap::new(),
+            exported: BTreeMap::new(),
+            vm_exported: BTreeMap::new(),
+            unattributed: [0.0; 2],
+        };
+        for k in 0..=STEPS {
+            let (mut cards, mut vm_gpu, mut held) =
+                (HashMap::new(), HashMap::new(), HashMap::new());
+            for (h, d) in run.daemons.iter_mut().enumerate() {
+                let host = HOSTS[h].to_owned();
+                d.set(scenario, k, &|i| devices(h, k, i));
+                std::fs::write(d.dir.join("nvidia-smi.csv"), readings.csv(h, k)).unwrap();
+                let before = d.state.ledger();
+                let before = (before.gpu_joules.clone(), before.vm_gpu_joules.clone());
+                d.state.tick(tick_ms(k));
+                let snapshot = d.shared.snapshot();
+                let health = &snapshot.health;
+                // cmp-02's BMC is down a while (agree.rs): the daemon then
+                // measures from its last good sample.
+                let failed = health.sample_failures.keys().any(|s| *s != "ipmi");
+                assert!(
+                    !failed && health.plugin_failures == 0,
+                    "{model}, tick {k}, {host}: {health:?}"
+                );
+                let ledger = d.state.ledger();
+                let at = |key: String| (host.clone(), key);
+                cards.extend(grown(&ledger.gpu_joules, &before.0).map(|(b, j)| (at(b), j)));
+                vm_gpu.extend(grown(&ledger.vm_gpu_joules, &before.1).map(|(v, j)| (at(v), j)));
+                let last = ledger.last.as_ref().unwrap();
+                held.extend(
+                    last.gpu_held
+                        .iter()
+                        .map(|(v, h)| (at(v.clone()), h.clone())),
+                );
+
+                let scrape = render_metrics(&snapshot, MetricsFormat::Text, 0);
+                for line in lines_of(&scrape, "wattson_vm_gpu_info") {
+                    let (mut labels, value) = parse_line(line);
+                    // As Prometheus scrapes it; an empty label is no label.
+                    labels.retain(|(_, v)| !v.is_empty());
+                    labels.push(("instance".into(), format!("{host}:9101")));
+                    labels.sort();
+                    run.info
+                        .entry(labels)
+                        .or_default()
+                        .push((tick_ms(k), value));
+                }
+                for line in lines_of(&scrape, "wattson_host_gpu_energy_joules_total") {
+                    let (labels, value) = parse_line(line);
+                    let key = (label(&labels, "host"), label(&labels, "pci_bus_id"));
+                    let series = run.exported.entry(key).or_default();
+                    // The series appears with the card's first interval.
+                    series.resize(k as usize, 0.0);
+                    series.push(value);
+                }
+                for line in lines_of(&scrape, "wattson_vm_gpu_energy_joules_total") {
+                    let (labels, value) = parse_line(line);
+                    run.vm_exported
+                        .insert((label(&labels, "host"), label(&labels, "uuid")), value);
+                }
+                for line in lines_of(&scrape, "wattson_host_unattributed_joules_total") {
+                    run.unattributed[h] = parse_line(line).1;
+                }
+            }
+            run.cards.push(cards);
+            run.vm_gpu.push(vm_gpu);
+            run.held.push(held);
+        }
+        run
+    }
+}
+
+/// Per interval and card, extract's `gpus` input and the daemon's tick
+/// agree with each other and with the readings' arithmetic: a card held all
+/// along, a hand-over, a driver reload, an unheld card, power-only cards
+/// (one whose holder stops), a MIG-backed and a time-sliced vGPU, the same
+/// bus id on both hosts; the daemon's exported card counters grow by the
+/// same. Per VM over the run, extract's `gpu_j` and the daemon's GPU
+/// counters are the test's sum of each holding's energy × share, and the
+/// rest of each VM's joules is its CPU part: rapl-share's as without GPUs,
+/// ipmi-share's the split of the wall meter's E − G. Per host, what neither
+/// gives a VM (unheld time, a card nobody holds, free slices) stays
+/// unattributed alike.
 #[test]
 fn extract_and_the_daemon_agree_on_every_gpu_and_holding() {
     if !require_tool("promtool", "apt-get install prometheus (scripts/setup.sh)") {
         return;
     }
-    let scenario = Scenario::new();
+    let mut scenario = Scenario::new();
     let readings = Readings::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("daemons");
-    let setup = Setup {
-        model: "rapl-share",
-        listed: true,
-    };
-    let measurements = [
-        Measurement::CpuTime("cpu".into()),
-        Measurement::Gpu(GpuSpec {
-            name: "gpu".into(),
-            max_gap_s: None,
-        }),
-    ];
-    let mut daemons = [0, 1].map(|h| {
-        let dir = root.join(HOSTS[h]);
-        sysfs(&dir.join("gpu-sys"));
-        let a30 = "0000:65:00.0";
-        mdev_device(
-            &dir.join("gpu-sys"),
-            M3,
-            a30,
-            "nvidia-689",
-            "NVIDIA A30-2-12C",
-            2,
-        );
-        let tail = format!(
-            "[gpu]\ncommand = [\"cat\", \"{}\"]\nsysfs_root = \"{}\"\n{MIG_SLICES}",
-            dir.join("nvidia-smi.csv").display(),
-            dir.join("gpu-sys").display()
-        );
-        Daemon::new(&root, h, setup, &tail)
-    });
-
-    // The daemons' inputs by tick, the info samples and card counters their
-    // /metrics exported at each tick.
-    let mut daemon_gpus: Vec<HashMap<(String, String), GotCard>> = Vec::new();
-    let mut info: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
-    let mut exported: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
-    let mut prev: [Option<Counters>; 2] = [None, None];
     for k in 0..=STEPS {
-        let mut cards = HashMap::new();
-        for (h, d) in daemons.iter_mut().enumerate() {
-            d.set(&scenario, k, &|i| devices(h, k, i));
-            std::fs::write(d.dir.join("nvidia-smi.csv"), readings.csv(h, k)).unwrap();
-            // The input this tick's interval gives the models, read as the
-            // tick reads it (its own sample of the same files).
-            let sample = d.state.sources.sample(tick_ms(k));
-            assert!(
-                sample.failures.is_empty() && sample.optional_failures.is_empty(),
-                "{:?} {:?}",
-                sample.failures,
-                sample.optional_failures
-            );
-            if let Some(before) = &prev[h] {
-                let gathered = interval_input(
-                    &StaticIdle::new(&d.state.policy),
-                    &measurements,
-                    HOSTS[h],
-                    &d.state.sources.zones,
-                    before,
-                    &sample,
-                    &mut IdleHistory::default(),
-                )
-                .unwrap();
-                cards.extend(gpus(&gathered));
-            }
-            prev[h] = Some(sample.counters);
-            d.state.tick(tick_ms(k));
-            let scrape = render_metrics(&d.shared.snapshot(), MetricsFormat::Text, 0);
-            for line in lines_of(&scrape, "wattson_vm_gpu_info") {
-                let (mut labels, value) = parse_line(line);
-                // As Prometheus scrapes it; an empty label is no label.
-                labels.retain(|(_, v)| !v.is_empty());
-                labels.push(("instance".into(), format!("{}:9101", HOSTS[h])));
-                labels.sort();
-                info.entry(labels).or_default().push((tick_ms(k), value));
-            }
-            for line in lines_of(&scrape, "wattson_host_gpu_energy_joules_total") {
-                let (labels, value) = parse_line(line);
-                let label = |name: &str| {
-                    labels
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map(|(_, v)| v.clone())
-                        .unwrap()
-                };
-                let at = exported
-                    .entry((label("host"), label("pci_bus_id")))
-                    .or_default();
-                // The series appears with the card's first interval.
-                at.resize(k as usize, 0.0);
-                at.push(value);
-            }
+        for h in 0..HOSTS.len() {
+            scenario.add_wall_watts(h, k, readings.wall_watts(h, k));
         }
-        daemon_gpus.push(cards);
     }
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = ["rapl-share", "ipmi-share"]
+        .map(|model| Run::new(&tmp.path().join(model), &scenario, &readings, model));
+    let rapl = &runs[0];
+    // Who holds what does not depend on the model.
+    assert_eq!(rapl.info, runs[1].info);
 
     let (counters, gauges) = readings.dcgm();
     // As Prometheus scraped the daemons' card counters, from their first
     // interval on.
-    let from_daemon: Vec<TestSeries> = exported
+    let from_daemon: Vec<TestSeries> = rapl
+        .exported
         .iter()
         .map(|((host, bus_id), values)| TestSeries {
             labels: vec![
@@ -459,9 +559,13 @@ fn extract_and_the_daemon_agree_on_every_gpu_and_holding() {
                 .collect(),
         })
         .collect();
-    let info: Vec<TestSeries> = info
-        .into_iter()
-        .map(|(labels, samples)| TestSeries { labels, samples })
+    let info: Vec<TestSeries> = rapl
+        .info
+        .iter()
+        .map(|(labels, samples)| TestSeries {
+            labels: labels.clone(),
+            samples: samples.clone(),
+        })
         .collect();
     let prometheus = Prometheus::start(&scenario.openmetrics(&[
         ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", &counters),
@@ -469,9 +573,14 @@ fn extract_and_the_daemon_agree_on_every_gpu_and_holding() {
         ("wattson_vm_gpu_info", &info),
         ("wattson_host_gpu_energy_joules_total", &from_daemon),
     ]));
-    let policy = extract_policy(setup) + "[gpu]\n" + MIG_SLICES;
+    let gpu_table = format!("[gpu]\n{MIG_SLICES}");
+    let setup = |model| Setup {
+        model,
+        listed: true,
+    };
+    let policy = extract_policy(setup("rapl-share")) + &gpu_table;
     // The daemons' own card counters instead of DCGM's.
-    let on_daemons = extract_policy(setup)
+    let on_daemons = extract_policy(setup("rapl-share"))
         + "[gpu]\ncounter = \"wattson_host_gpu_energy_joules_total\"\ncounter_unit = \"joules\"\n\
            host_label = \"host\"\n"
         + MIG_SLICES;
@@ -486,86 +595,287 @@ fn extract_and_the_daemon_agree_on_every_gpu_and_holding() {
         // The daemons' series start at their first interval's end: C1 has
         // no base in the first window.
         let on_daemons = (k > 1).then(|| gpus(&gather(&on_daemons, &prometheus.url, window)));
-        let daemon = &daemon_gpus[k as usize];
+        let (cards, vm_gpu) = (&rapl.cards[k as usize], &rapl.vm_gpu[k as usize]);
         let mut keys: Vec<&(String, String)> = extracted.keys().collect();
         keys.sort();
-        let mut daemon_keys: Vec<&(String, String)> = daemon.keys().collect();
+        let mut daemon_keys: Vec<&(String, String)> = cards.keys().collect();
         daemon_keys.sort();
         assert_eq!(keys, daemon_keys, "tick {k}: the same cards");
         assert_eq!(keys.len(), CARDS.len(), "tick {k}: every card");
+        // The VMs the daemon gave GPU joules in this interval.
+        let mut given: BTreeSet<&(String, String)> = vm_gpu
+            .iter()
+            .filter(|(_, j)| **j != 0.0)
+            .map(|(key, _)| key)
+            .collect();
         for (c, card) in CARDS.iter().enumerate() {
             let key = (HOSTS[card.h].to_owned(), card.bus_id.to_owned());
             let what = format!("tick {k}, {} {}", key.0, key.1);
-            let (got, mine) = (&extracted[&key], &daemon[&key]);
+            let got = &extracted[&key];
             let (want, counter) = readings.joules(c, k);
-            close(mine.joules, want, &format!("{what}: daemon's card energy"));
-            close(
-                got.joules,
-                mine.joules,
-                &format!("{what}: extract vs daemon"),
-            );
-            assert_eq!((got.counter, mine.counter), (counter, counter), "{what}");
+            close(cards[&key], want, &format!("{what}: daemon's card energy"));
+            close(got.joules, want, &format!("{what}: extract's card energy"));
+            assert_eq!(got.counter, counter, "{what}: extract's counter");
             close(got.covered_s, 60.0, &format!("{what}: extract's covered s"));
-            close(mine.covered_s, 60.0, &format!("{what}: daemon's covered s"));
-            let series = &exported[&key];
+            let series = &rapl.exported[&key];
             let increase = series[k as usize] - series[k as usize - 1];
-            close(increase, got.joules, &format!("{what}: exported counter"));
+            close(increase, want, &format!("{what}: exported counter"));
 
             // Held at both ends: the whole card's energy of the interval.
-            let held = holder(c, k - 1).filter(|v| holder(c, k) == Some(*v));
-            let want: BTreeSet<String> = held.map(uuid).into_iter().collect();
+            let want_vms: BTreeSet<String> = held_over(c, k).map(uuid).into_iter().collect();
             let got_vms: BTreeSet<String> = got.holdings.keys().cloned().collect();
-            let mine_vms: BTreeSet<String> = mine.holdings.keys().cloned().collect();
-            assert_eq!(got_vms, want, "{what}: extract's holders");
-            assert_eq!(mine_vms, want, "{what}: the daemon's holders");
+            assert_eq!(got_vms, want_vms, "{what}: extract's holders");
             if holder(c, k - 1) != holder(c, k) {
                 handed.insert(c);
             }
             let (mode, share) = how(c);
-            for vm in &want {
-                let (g, m) = (got.holdings[vm], mine.holdings[vm]);
+            for vm in &want_vms {
+                let g = got.holdings[vm];
                 let what = format!("{what}, {vm}");
-                assert!(g.mode == mode && m.mode == mode, "{what}: mode");
+                assert!(g.mode == mode, "{what}: extract's mode");
                 close(g.share, share, &format!("{what}: extract's share"));
-                close(m.share, share, &format!("{what}: daemon's share"));
                 close(g.held_s, 60.0, &format!("{what}: extract's held s"));
-                close(m.held_s, 60.0, &format!("{what}: daemon's held s"));
-                close(m.joules, readings.joules(c, k).0, &what);
-                close(g.joules, m.joules, &format!("{what}: extract vs daemon"));
+                close(g.joules, want, &format!("{what}: extract's joules"));
+                // The daemon's: its samples at both ends list the card so,
+                // and the tick gave the VM its part.
+                let at = (key.0.clone(), vm.clone());
+                for end in [k - 1, k] {
+                    let held = &rapl.held[end as usize][&at];
+                    assert_eq!(held.len(), 1, "{what}: the daemon's holdings at tick {end}");
+                    let h = &held[0];
+                    assert_eq!(h.bus_id, card.bus_id, "{what}: the daemon's card");
+                    assert_eq!(
+                        h.mode.as_str(),
+                        mode_name(mode),
+                        "{what}: the daemon's mode"
+                    );
+                    close(h.share, share, &format!("{what}: the daemon's share"));
+                }
+                close(
+                    vm_gpu[&at],
+                    g.joules * g.share,
+                    &format!("{what}: the daemon's part vs extract's"),
+                );
+                assert!(given.remove(&at), "{what}: one card a VM");
             }
             // Extract on the daemon's series: the same card energy and
             // holdings, every card by a counter.
-            if let Some(cards) = &on_daemons {
+            if let Some(on_daemons) = &on_daemons {
                 assert_eq!(
-                    cards.len(),
+                    on_daemons.len(),
                     CARDS.len(),
                     "{what}: every card on the daemon's series"
                 );
-                let theirs = &cards[&key];
+                let theirs = &on_daemons[&key];
                 close(
                     theirs.joules,
-                    mine.joules,
+                    want,
                     &format!("{what}: on the daemon's series"),
                 );
                 assert!(theirs.counter, "{what}: the daemon's series are counters");
                 let vms: BTreeSet<String> = theirs.holdings.keys().cloned().collect();
-                assert_eq!(vms, want, "{what}: holders on the daemon's series");
-                for vm in &want {
-                    let (t, m) = (theirs.holdings[vm], mine.holdings[vm]);
-                    close(
-                        t.joules,
-                        m.joules,
-                        &format!("{what}, {vm}: on the daemon's series"),
-                    );
-                    close(t.held_s, m.held_s, &format!("{what}, {vm}: held s"));
-                    close(t.share, m.share, &format!("{what}, {vm}: share"));
+                assert_eq!(vms, want_vms, "{what}: holders on the daemon's series");
+                for vm in &want_vms {
+                    let (t, g) = (theirs.holdings[vm], got.holdings[vm]);
+                    let what = format!("{what}, {vm}: on the daemon's series");
+                    close(t.joules, g.joules, &what);
+                    close(t.held_s, g.held_s, &format!("{what}: held s"));
+                    close(t.share, g.share, &format!("{what}: share"));
                 }
             }
         }
+        assert!(
+            given.is_empty(),
+            "tick {k}: GPU joules of no holding: {given:?}"
+        );
     }
     // The hand-over and VM 4's stop each left an interval unheld.
     assert_eq!(handed, BTreeSet::from([1, 5]));
     // The reload counted its new value, not a wrap.
     let (reload, _) = readings.joules(2, RELOAD_AT);
     assert!(reload < 2_000.0, "{reload}");
+
+    for (run, model) in runs.iter().zip(["rapl-share", "ipmi-share"]) {
+        vms_agree(
+            run,
+            model,
+            &readings,
+            &scenario,
+            &prometheus.url,
+            tmp.path(),
+        );
+    }
+}
+
+/// How `mode` is written in the daemon's holdings.
+fn mode_name(mode: GpuMode) -> &'static str {
+    match mode {
+        GpuMode::Passthrough => "passthrough",
+        GpuMode::Vgpu => "vgpu",
+        GpuMode::Mig => "mig",
+    }
+}
+
+/// Per VM over the run: extract's `gpu_j`, the daemon's ledger and its
+/// exported counter are the test's sum of its holdings' energy × share, and
+/// its other joules the CPU part (rapl-share: as without GPUs; ipmi-share:
+/// per host, the split of E − G); per host, the GPU energy no VM held stays
+/// unattributed in both.
+fn vms_agree(
+    run: &Run,
+    model: &'static str,
+    readings: &Readings,
+    scenario: &Scenario,
+    url: &str,
+    dir: &Path,
+) {
+    let setup = Setup {
+        model,
+        listed: true,
+    };
+    let (records, summaries) =
+        extract_records(dir, url, setup, 60, &format!("[gpu]\n{MIG_SLICES}"));
+    let (extract_gpu, extract_all) = (per_vm(&records, "gpu_j"), per_vm(&records, "energy_joules"));
+
+    // The test's own sums: each VM's holdings, each host's unheld energy,
+    // each host's GPU energy per interval.
+    let mut want_vm: HashMap<String, f64> = HashMap::new();
+    let mut unheld = [0.0; 2];
+    let mut gpu_of = vec![[0.0; 2]; STEPS as usize + 1];
+    for k in 1..=STEPS {
+        for (c, card) in CARDS.iter().enumerate() {
+            let (joules, _) = readings.joules(c, k);
+            gpu_of[k as usize][card.h] += joules;
+            let share = match held_over(c, k) {
+                Some(v) => {
+                    let share = how(c).1;
+                    *want_vm.entry(uuid(v)).or_default() += joules * share;
+                    share
+                }
+                None => 0.0,
+            };
+            unheld[card.h] += joules * (1.0 - share);
+        }
+    }
+
+    let mut daemon_gpu: HashMap<String, f64> = HashMap::new();
+    let mut daemon_all: HashMap<String, f64> = HashMap::new();
+    for d in &run.daemons {
+        let ledger = d.state.ledger();
+        for (vm, j) in &ledger.vm_gpu_joules {
+            *daemon_gpu.entry(vm.clone()).or_default() += j;
+        }
+        for (vm, j) in &ledger.vm_joules {
+            *daemon_all.entry(vm.clone()).or_default() += j;
+        }
+    }
+    let mut exported: HashMap<String, f64> = HashMap::new();
+    for ((_, vm), j) in &run.vm_exported {
+        *exported.entry(vm.clone()).or_default() += j;
+    }
+    let mut vms: Vec<&String> = extract_all.keys().collect();
+    vms.sort();
+    let mut daemon_vms: Vec<&String> = daemon_all.keys().collect();
+    daemon_vms.sort();
+    assert_eq!(vms, daemon_vms, "{model}: the same VMs");
+    assert_eq!(vms.len(), N, "{model}: every VM");
+    let held_vms = want_vm.len();
+    assert_eq!(
+        held_vms, 8,
+        "{model}: VMs 0, 1, 2, 4, 6, 7, 20 and 21 held cards"
+    );
+    for vm in vms {
+        let what = format!("{model}, {vm}");
+        let want = want_vm.get(vm).copied().unwrap_or(0.0);
+        let of = |sums: &HashMap<String, f64>| sums.get(vm).copied().unwrap_or(0.0);
+        close(of(&extract_gpu), want, &format!("{what}: extract's gpu_j"));
+        close(
+            of(&daemon_gpu),
+            want,
+            &format!("{what}: the daemon's GPU joules"),
+        );
+        close(of(&exported), want, &format!("{what}: exported GPU joules"));
+        close(
+            of(&extract_all),
+            of(&daemon_all),
+            &format!("{what}: extract vs daemon joules"),
+        );
+    }
+
+    if model == "rapl-share" {
+        // RAPL does not count the cards: the CPU part is agree.rs's joules.
+        let (cpu_records, cpu_summaries) = extract_records(dir, url, setup, 60, "");
+        let cpu_only = per_vm(&cpu_records, "energy_joules");
+        for (vm, cpu) in &cpu_only {
+            let what = format!("{model}, {vm}: CPU part");
+            close(
+                extract_all[vm] - extract_gpu[vm],
+                *cpu,
+                &format!("{what} in extract"),
+            );
+            close(
+                daemon_all[vm] - daemon_gpu[vm],
+                *cpu,
+                &format!("{what} in the daemon"),
+            );
+        }
+        let left: f64 = cpu_summaries
+            .iter()
+            .map(|l| l["unattributed_joules"].as_f64().unwrap())
+            .sum();
+        assert_eq!(
+            left, 0.0,
+            "without GPUs, every joule of RAPL goes to the VMs"
+        );
+    }
+
+    for (h, host) in HOSTS.iter().enumerate() {
+        let what = format!("{model}, {host}");
+        if model == "ipmi-share" {
+            // The wall meter counts the cards: its VMs' CPU part is E − G
+            // of every interval it measured.
+            let mut want = 0.0;
+            for (k, gpus) in gpu_of.iter().enumerate().skip(1) {
+                let e = interval_joules(scenario, model, h, k);
+                if e > 0.0 {
+                    assert!(e > gpus[h], "{what}: the wall counts the cards");
+                    want += e - gpus[h];
+                }
+            }
+            let extracted: f64 = records
+                .iter()
+                .filter(|r| r["host"] == *host)
+                .map(|r| r["energy_joules"].as_f64().unwrap() - r["gpu_j"].as_f64().unwrap_or(0.0))
+                .sum();
+            let ledger = run.daemons[h].state.ledger();
+            let daemon: f64 = ledger
+                .vm_joules
+                .iter()
+                .map(|(vm, j)| j - ledger.vm_gpu_joules.get(vm).copied().unwrap_or(0.0))
+                .sum();
+            close(extracted, want, &format!("{what}: extract's CPU part"));
+            close(daemon, want, &format!("{what}: the daemon's CPU part"));
+        }
+        let extracted: f64 = summaries
+            .iter()
+            .filter(|l| l["host"] == *host)
+            .map(|l| l["unattributed_joules"].as_f64().unwrap())
+            .sum();
+        let ledger = run.daemons[h].state.ledger().unattributed_joules;
+        close(
+            extracted,
+            unheld[h],
+            &format!("{what}: extract's unattributed"),
+        );
+        close(
+            ledger,
+            unheld[h],
+            &format!("{what}: the daemon's unattributed"),
+        );
+        close(
+            run.unattributed[h],
+            ledger,
+            &format!("{what}: exported unattributed"),
+        );
+    }
 }

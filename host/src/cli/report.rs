@@ -91,8 +91,8 @@ pub fn run(args: ReportArgs) -> Result<(), Failure> {
             let e = ShipError::Window { window, error };
             Failure::new(super::extract::exit_code(&e), e)
         })?;
-        for host in &done.hosts {
-            totals.host_energy(host.energy_joules);
+        for joules in done.hosts.iter().filter_map(|h| h.energy_joules) {
+            totals.host_energy(joules);
         }
         progress.window_done(window, None);
     }

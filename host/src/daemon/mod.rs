@@ -26,10 +26,6 @@ pub use crate::policy::DaemonConfig;
 pub use crate::sources::ipmi::{IpmiCommand, PowerMeter, parse_dcmi};
 pub use clock::{Clock, Control, SystemClock};
 pub use gpu::{Card, GpuSources, Held};
-pub use idle::IdleHistory;
-/// The models' input for one interval between two samples, as each tick
-/// builds it (tests compare it with extract's for the same samples).
-pub use interval::gather as interval_input;
 pub use ledger::Ledger;
 pub use metrics::{Format as MetricsFormat, render as render_metrics};
 pub use sample::{Counters, Sample, Sources};

@@ -549,7 +549,7 @@ impl DaemonState {
             .iter()
             .map(|h| h.unattributed_joules)
             .sum::<f64>();
-        self.host_watts = host.map(|h| h.energy_joules / dt);
+        self.host_watts = host.and_then(|h| h.energy_joules).map(|e| e / dt);
         self.idle_watts = host.and_then(|h| h.idle_power_watts);
         Ok(records)
     }

@@ -22,8 +22,10 @@ pub struct HostSummary {
     pub host: String,
     /// The model that split the host's energy.
     pub model: String,
-    /// E_h: the host meter's reading over the window.
-    pub energy_joules: f64,
+    /// E_h: the host meter's reading over the window; none where it did not
+    /// read (the line of a host with GPUs, whose energy is measured on its
+    /// own: what its VMs got of them and what stayed at the host).
+    pub energy_joules: Option<f64>,
     /// The host's idle power, where the model asked for it.
     pub idle_power_watts: Option<f64>,
     /// I_h: idle power x the seconds the meter covered (at most E_h).
@@ -35,7 +37,8 @@ pub struct HostSummary {
     /// VMs placed on the host in the window (those given to other models included).
     pub vms: usize,
     /// |attributed + unattributed − E_h| / E_h, the GPUs' energy taken out
-    /// first where the model adds it beside the meter.
+    /// first where the model adds it beside the meter; against the GPUs'
+    /// energy G_h where the meter did not read.
     pub conservation_rel_err: f64,
     /// What the VMs were given beyond E_h (a model without a conservation
     /// law whose per-VM meters exceed the host's, as Scaphandre's can); 0 otherwise.
@@ -43,7 +46,7 @@ pub struct HostSummary {
     /// Unattributed joules by reason (`idle`, `no-vms`, `no-cpu`, `other-model`, …).
     pub reasons: BTreeMap<&'static str, f64>,
     /// G_h: the host's GPUs' energy (`docs/ENERGY.md#gpus`), where the model
-    /// attributes GPUs and the window has GPU readings.
+    /// attributes GPUs and the host's GPUs have readings in the window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_joules: Option<f64>,
     /// The GPU part of `attributed_joules`.
@@ -76,8 +79,10 @@ pub fn host_meter<'a>(info: &'a ModelInfo, measurements: &'a [Measurement]) -> O
     })
 }
 
-/// The summary of every host with a reading of the model's host meter,
-/// hosts without VMs included; empty for models that read no host meter.
+/// The summary of every host with a reading of the model's host meter or,
+/// for a model that attributes GPUs, of its GPUs (`docs/ENERGY.md#gpus`: the
+/// GPU law holds on a host whose meter did not read), hosts without VMs
+/// included; empty for models that read no host meter.
 pub fn hosts(
     window: Window,
     info: &ModelInfo,
@@ -114,56 +119,68 @@ pub fn hosts(
             *slot += e.joules;
         }
     }
-    // The GPUs' energy, and its parts given and left, per host.
-    let with_gpus = !input.gpus.is_empty()
-        && measurements
-            .iter()
-            .any(|m| matches!(m, Measurement::Gpu(_)));
-    let (mut gpus, mut gpus_given, mut gpus_left) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-    if with_gpus {
+    // G_h of the hosts with GPU readings, for a model that attributes them;
+    // the meter holds them too where it is a wall meter, else they are beside it.
+    let mut gpus: Vec<Option<f64>> = vec![None; n];
+    if measurements
+        .iter()
+        .any(|m| matches!(m, Measurement::Gpu(_)))
+    {
         for card in &input.gpus {
             if let Some(slot) = gpus.get_mut(card.host as usize) {
-                *slot += card.energy.value;
-            }
-        }
-        for e in &attribution.placements {
-            if let Some(slot) = input.placements[e.placement as usize]
-                .host
-                .and_then(|h| gpus_given.get_mut(h as usize))
-            {
-                *slot += e.gpu_joules;
+                *slot.get_or_insert(0.0) += card.energy.value;
             }
         }
     }
-    // GPUs the model adds beside its meter (not a wall meter's, which counts them).
-    let gpu_in_meter = info.conservation.as_ref().is_some_and(|c| c.gpu_in_meter);
+    // Their parts given to VMs and left at the host.
+    let (mut gpus_given, mut gpus_left) = (vec![0.0; n], vec![0.0; n]);
+    for e in &attribution.placements {
+        if let Some(slot) = input.placements[e.placement as usize]
+            .host
+            .and_then(|h| gpus_given.get_mut(h as usize))
+        {
+            *slot += e.gpu_joules;
+        }
+    }
+    for e in &attribution.unattributed {
+        if let Some(slot) = gpus_left.get_mut(e.host as usize) {
+            *slot += e.gpu_joules;
+        }
+    }
+    let in_meter = info.conservation.as_ref().is_some_and(|c| c.gpu_in_meter);
     let mut reasons: Vec<BTreeMap<&'static str, f64>> = vec![BTreeMap::new(); n];
     for e in &attribution.unattributed {
         if let Some(map) = reasons.get_mut(e.host as usize) {
             *map.entry(reason_name(e.reason)).or_default() += e.joules;
         }
-        if let Some(slot) = gpus_left.get_mut(e.host as usize).filter(|_| with_gpus) {
-            *slot += e.gpu_joules;
-        }
     }
     (0..n)
         .filter_map(|h| {
-            let reading = energy.hosts.get(h).copied().flatten()?;
-            let e_h = reading.value;
+            let reading = energy.hosts.get(h).copied().flatten();
+            // What the host's VMs and the host itself hold: E_h (and the
+            // GPUs beside it), or the GPUs alone where the meter did not read.
+            let whole = match (reading, gpus[h]) {
+                (Some(r), Some(g)) if !in_meter => r.value + g,
+                (Some(r), _) => r.value,
+                (None, Some(g)) => g,
+                (None, None) => return None,
+            };
             let watts = idle
                 .and_then(|m| m.hosts.get(h).copied().flatten())
                 .map(|r| r.value);
             let unattributed: f64 = reasons[h].values().sum();
-            let beside = if gpu_in_meter { 0.0 } else { gpus[h] };
-            let off = attributed[h] + unattributed - beside - e_h;
+            let off = attributed[h] + unattributed - whole;
+            let e_h = reading.map_or(whole, |r| r.value);
             Some(HostSummary {
                 window_start: format_ms(window.start_ms),
                 window_end: format_ms(window.end_ms),
                 host: input.hosts[h].clone(),
                 model: info.name.clone(),
-                energy_joules: e_h,
+                energy_joules: reading.map(|r| r.value),
                 idle_power_watts: watts,
-                idle_joules: watts.map(|w| (w * reading.covered_s).min(e_h)),
+                idle_joules: watts
+                    .zip(reading)
+                    .map(|(w, r)| (w * r.covered_s).min(r.value)),
                 attributed_joules: attributed[h],
                 unattributed_joules: unattributed,
                 vms: vms[h],
@@ -174,9 +191,9 @@ pub fn hosts(
                 },
                 excess_joules: off.max(0.0),
                 reasons: std::mem::take(&mut reasons[h]),
-                gpu_joules: with_gpus.then_some(gpus[h]),
-                gpu_attributed_joules: with_gpus.then_some(gpus_given[h]),
-                gpu_unattributed_joules: with_gpus.then_some(gpus_left[h]),
+                gpu_joules: gpus[h],
+                gpu_attributed_joules: gpus[h].map(|_| gpus_given[h]),
+                gpu_unattributed_joules: gpus[h].map(|_| gpus_left[h]),
                 unmeasured_vms: 0,
             })
         })
@@ -201,15 +218,14 @@ pub fn table(summaries: &[HostSummary]) -> String {
     let rows: Vec<[String; 8]> = summaries
         .iter()
         .map(|s| {
-            let share = if s.energy_joules > 0.0 {
-                format!("{:.1}", 100.0 * s.attributed_joules / s.energy_joules)
-            } else {
-                "-".to_owned()
+            let share = match s.energy_joules {
+                Some(e) if e > 0.0 => format!("{:.1}", 100.0 * s.attributed_joules / e),
+                _ => "-".to_owned(),
             };
             [
                 s.window_start.clone(),
                 s.host.clone(),
-                kwh(s.energy_joules),
+                s.energy_joules.map_or_else(|| "-".to_owned(), kwh),
                 s.idle_power_watts
                     .map_or_else(|| "-".to_owned(), |w| format!("{w:.1}")),
                 share,
@@ -267,6 +283,10 @@ pub fn table(summaries: &[HostSummary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::{
+        Conservation, GpuReading, GpuSpec, HostEnergy, Measured, Placement, PlacementEnergy,
+        Quality, Reading, Vm,
+    };
 
     fn summary(
         host: &str,
@@ -280,7 +300,7 @@ mod tests {
             window_end: "2025-06-01T02:00:00.000Z".into(),
             host: host.into(),
             model: "rapl-share".into(),
-            energy_joules: energy,
+            energy_joules: Some(energy),
             idle_power_watts: idle,
             idle_joules: idle.map(|w| w * 3600.0),
             attributed_joules: energy - unattributed,
@@ -322,5 +342,121 @@ mod tests {
         // Numbers are right-aligned: the energy column ends at the same offset.
         let end = |line: &str, cell: &str| line.find(cell).map(|i| i + cell.len());
         assert_eq!(end(lines[1], "0.5000"), end(lines[2], "0.2000"));
+    }
+
+    const WINDOW: Window = Window {
+        start_ms: 0,
+        end_ms: 3_600_000,
+    };
+
+    /// `cmp-01` metered at 1000 J, `cmp-02` not read; a 500 J card on
+    /// `cmp-01` and a 70 J one on `cmp-02`, each partly held by its VM.
+    fn with_gpus(in_meter: bool) -> (ModelInfo, AttributionInput, Attribution) {
+        let reading = |value| Reading {
+            value,
+            span_s: 3600.0,
+            covered_s: 3600.0,
+        };
+        let card = |host, value| GpuReading {
+            host,
+            bus_id: format!("00000000:3B:00.{host}"),
+            gpu_uuid: None,
+            energy: reading(value),
+            counter: true,
+            holdings: vec![],
+        };
+        let placement = |vm| Placement {
+            vm,
+            host: Some(vm),
+            presence_s: 3600.0,
+            cpu_s: Some(100.0),
+            assigned: true,
+        };
+        let vm = |uuid: &str| Vm {
+            uuid: uuid.into(),
+            vcpus: Some(2),
+            memory_mb: None,
+        };
+        let input = AttributionInput {
+            window: crate::runtime::Window {
+                start_ms: 0,
+                end_ms: 3_600_000,
+            },
+            vms: vec![vm("a"), vm("b")],
+            details: vec![],
+            hosts: vec!["cmp-01".into(), "cmp-02".into()],
+            placements: vec![placement(0), placement(1)],
+            measurements: vec![Measured {
+                name: "energy".into(),
+                vms: vec![None, None],
+                hosts: vec![Some(reading(1000.0)), None],
+                placements: vec![],
+            }],
+            gpus: vec![card(0, 500.0), card(1, 70.0)],
+        };
+        let info = ModelInfo {
+            name: "share".into(),
+            version: "1".into(),
+            description: String::new(),
+            measurements: vec![Measurement::Gpu(GpuSpec {
+                name: "gpu".into(),
+                max_gap_s: None,
+            })],
+            params: vec![],
+            conservation: Some(Conservation {
+                measurement: "energy".into(),
+                tolerance: 1e-9,
+                gpu: Some("gpu".into()),
+                gpu_in_meter: in_meter,
+            }),
+            quality: Quality::Measured,
+        };
+        // a: 400 J of its card, and the CPU energy (E_h, or E_h − G_h of a
+        // wall meter); b: 50 J of its card, the meter's share of nothing.
+        let cpu = if in_meter { 500.0 } else { 1000.0 };
+        let given = |placement, joules, gpu_joules| PlacementEnergy {
+            placement,
+            joules,
+            gpu_joules,
+        };
+        let unheld = |host, joules| HostEnergy {
+            host,
+            joules,
+            gpu_joules: joules,
+            reason: UnattributedReason::NoVms,
+        };
+        let answer = Attribution {
+            placements: vec![given(0, cpu + 400.0, 400.0), given(1, 50.0, 50.0)],
+            unattributed: vec![unheld(0, 100.0), unheld(1, 20.0)],
+        };
+        (info, input, answer)
+    }
+
+    #[test]
+    fn a_host_whose_meter_did_not_read_has_the_line_of_its_gpus() {
+        for in_meter in [false, true] {
+            let (info, input, answer) = with_gpus(in_meter);
+            let lines = hosts(WINDOW, &info, &info.measurements, &input, &answer);
+            assert_eq!(lines.len(), 2, "{lines:?}");
+            let (metered, unread) = (&lines[0], &lines[1]);
+            assert_eq!(metered.energy_joules, Some(1000.0));
+            assert_eq!(metered.unattributed_joules, 100.0);
+            assert_eq!(metered.conservation_rel_err, 0.0, "in meter: {in_meter}");
+            // cmp-02: no E_h, its card's 70 J: 50 J to b, 20 J at the host.
+            assert_eq!(unread.host, "cmp-02");
+            assert_eq!(unread.energy_joules, None);
+            assert_eq!(unread.idle_joules, None);
+            assert_eq!(
+                (unread.attributed_joules, unread.unattributed_joules),
+                (50.0, 20.0)
+            );
+            assert_eq!(unread.reasons, BTreeMap::from([("no-vms", 20.0)]));
+            assert_eq!(unread.conservation_rel_err, 0.0);
+        }
+        // Without GPUs, a host whose meter did not read has no line.
+        let (info, mut input, answer) = with_gpus(false);
+        input.gpus.clear();
+        let lines = hosts(WINDOW, &info, &info.measurements, &input, &answer);
+        assert_eq!(lines.len(), 1);
     }
 }
