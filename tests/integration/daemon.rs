@@ -1142,6 +1142,43 @@ fn policy_check_and_the_daemon_refuse_what_cannot_be_measured_locally() {
     }
 }
 
+/// `policy check` of an `ipmi-share` daemon policy runs `[host_power]
+/// command` once and names what is wrong, as a warning (the policy may be
+/// checked off the hypervisor); a meter that answers is not mentioned.
+#[test]
+fn policy_check_runs_the_host_power_command_and_names_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_node, uri) = node_copy(tmp.path());
+    let reading = tmp.path().join("dcmi.txt");
+    std::fs::write(&reading, "Instantaneous power reading:   312 Watts\n").unwrap();
+    let policy = tmp.path().join("daemon.toml");
+    let with = |command: &str| {
+        daemon_policy(tmp.path(), &uri, &tmp.path().join("no-powercap"), "none")
+            .replace("plugin = \"rapl-share\"", "plugin = \"ipmi-share\"")
+            .replace(
+                "[model]",
+                &format!("[host_power]\ncommand = {command}\n\n[model]"),
+            )
+    };
+    let check = |text: String| {
+        std::fs::write(&policy, text).unwrap();
+        let out = super::wattson::command()
+            .args(["policy", "check"])
+            .arg(&policy)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        stderr
+    };
+    let missing = check(with("[\"/nonexistent/ipmitool\", \"dcmi\"]"));
+    for said in ["/nonexistent/ipmitool", "[host_power] command"] {
+        assert!(missing.contains(said), "{said}: {missing}");
+    }
+    let answering = check(with(&format!("[\"cat\", \"{}\"]", reading.display())));
+    assert!(!answering.contains("[host_power]"), "{answering}");
+}
+
 #[test]
 fn a_failed_interval_is_measured_once_meters_included_at_the_next_success() {
     let host = Host::new();

@@ -119,17 +119,20 @@ pub(super) fn check_plan(
 }
 
 /// For a daemon's policy: what this machine lacks that the daemon reads
-/// (a powercap tree where a model reads RAPL, `[gpu] command` answering,
-/// a libvirt it can open), as
+/// (a powercap tree where a model reads RAPL, `[host_power] command`
+/// answering where a model reads `host-power`, `[gpu] command` answering, a
+/// libvirt it can open), as
 /// warnings: the policy may well be checked elsewhere than on a hypervisor.
 fn warn_unlike_a_hypervisor(policy: &Policy, bound: &policy::Bound) {
-    let reads_rapl = bound
-        .model
-        .iter()
-        .flat_map(|m| m.measurements.iter())
-        .chain(bound.rules.iter().flat_map(|r| r.measurements.iter()))
-        .any(|m| matches!(m, crate::runtime::Measurement::Rapl(_)));
-    if reads_rapl {
+    let reads = |what: fn(&crate::runtime::Measurement) -> bool| {
+        bound
+            .model
+            .iter()
+            .flat_map(|m| m.measurements.iter())
+            .chain(bound.rules.iter().flat_map(|r| r.measurements.iter()))
+            .any(what)
+    };
+    if reads(|m| matches!(m, crate::runtime::Measurement::Rapl(_))) {
         let root = policy.rapl.powercap_root.as_ref().map_or_else(
             || std::path::PathBuf::from(crate::sources::rapl::DEFAULT_ROOT),
             |r| r.get_ref().clone(),
@@ -138,6 +141,16 @@ fn warn_unlike_a_hypervisor(policy: &Policy, bound: &policy::Bound) {
             tracing::warn!(
                 "{e}: the daemon could not read RAPL on this machine (fine if this is not the \
                  hypervisor it runs on)"
+            );
+        }
+    }
+    if reads(|m| matches!(m, crate::runtime::Measurement::HostPower(_))) {
+        use crate::sources::ipmi::PowerMeter as _;
+        let command = policy.host_power.command.clone();
+        if let Err(e) = crate::sources::ipmi::IpmiCommand::new(command).watts() {
+            tracing::warn!(
+                "{e}: the daemon could not read the host's power on this machine with \
+                 [host_power] command (fine if this is not the hypervisor it runs on)"
             );
         }
     }
