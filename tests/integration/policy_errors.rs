@@ -273,6 +273,44 @@ sha256 = "{}"
     assert!(stderr.contains("\"vcpus\" or \"memory\""), "{stderr}");
 }
 
+/// An output's format is pinned like a model: a pin that is not a sha256
+/// is refused before loading, another component's hash when it loads, and
+/// the right hash (as `plugins inspect` prints it) passes.
+#[test]
+fn an_outputs_format_is_pinned_by_sha256() {
+    let output = |pin: &str| {
+        format!(
+            "{HEAD}[model]\nplugin = \"libvirt-joules\"\n[[outputs]]\nformat = \"jsonl\"\nsha256 = \"{pin}\"\n"
+        )
+    };
+    let (code, stderr) = check(&output("abc"));
+    assert_eq!(code, 2, "{stderr}");
+    located(
+        &stderr,
+        &[(
+            "site.toml:9:10",
+            "key `outputs[0].sha256`: not a sha256 (64 hex digits)",
+        )],
+    );
+    let (code, stderr) = check(&output(&"0".repeat(64)));
+    assert_eq!(code, 2, "{stderr}");
+    located(&stderr, &[("site.toml:9:10", "key `outputs[0].sha256`")]);
+    assert!(stderr.contains("`jsonl` has sha256 "), "{stderr}");
+    assert!(stderr.contains("not the pinned 0000"), "{stderr}");
+
+    let inspect = command()
+        .args(["plugins", "inspect", "jsonl"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    let sha256 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256: "))
+        .unwrap_or_else(|| panic!("no sha256 line: {text}"));
+    let (code, stderr) = check(&output(&sha256.to_uppercase()));
+    assert_eq!(code, 0, "{stderr}");
+}
+
 /// Each (file:line:column, text) is on one line of `stderr`.
 fn located(stderr: &str, expected: &[(&str, &str)]) {
     for (at, what) in expected {

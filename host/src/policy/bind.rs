@@ -124,6 +124,15 @@ pub fn bind(policy: &Policy, runtime: &Runtime) -> Result<Bound, PolicyError> {
     for (i, output) in policy.outputs.iter().enumerate() {
         let key = format!("outputs[{i}]");
         match runtime.load_format(output.format.get_ref()) {
+            Ok(format)
+                if !pinned(
+                    source,
+                    output.sha256.as_ref(),
+                    &output.format,
+                    &format.id().sha256,
+                    &key,
+                    &mut problems,
+                ) => {}
             Ok(format) => {
                 let params = check_params(
                     source,
@@ -201,21 +210,14 @@ fn bind_model(
             ))
         })
         .ok()?;
-    if let Some(pin) = named.sha256
-        && !pin.get_ref().eq_ignore_ascii_case(&model.id().sha256)
-    {
-        problems.push(at(
-            source,
-            pin.span(),
-            &format!("{key}.sha256"),
-            format!(
-                "`{}` has sha256 {}, not the pinned {}: the component changed since it was \
-                 pinned. Check where it came from, then pin the new hash",
-                named.plugin.get_ref(),
-                model.id().sha256,
-                pin.get_ref()
-            ),
-        ));
+    if !pinned(
+        source,
+        named.sha256,
+        named.plugin,
+        &model.id().sha256,
+        key,
+        problems,
+    ) {
         return None;
     }
     let params = check_params(
@@ -253,6 +255,33 @@ fn bind_model(
         }
     }
     Some((model, params, measurements))
+}
+
+/// Whether a component loaded from `plugin` has the `pin`ned sha256 (or
+/// none is pinned); a problem at `<key>.sha256` where it does not.
+fn pinned(
+    source: &Source,
+    pin: Option<&Spanned<String>>,
+    plugin: &Spanned<String>,
+    sha256: &str,
+    key: &str,
+    problems: &mut Vec<Problem>,
+) -> bool {
+    let Some(pin) = pin.filter(|p| !p.get_ref().eq_ignore_ascii_case(sha256)) else {
+        return true;
+    };
+    problems.push(at(
+        source,
+        pin.span(),
+        &format!("{key}.sha256"),
+        format!(
+            "`{}` has sha256 {sha256}, not the pinned {}: the component changed since it was \
+             pinned. Check where it came from, then pin the new hash",
+            plugin.get_ref(),
+            pin.get_ref()
+        ),
+    ));
+    false
 }
 
 fn check_params(

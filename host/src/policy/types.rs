@@ -311,6 +311,10 @@ pub struct OutputConfig {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub params: BTreeMap<String, Spanned<toml::Value>>,
+    /// The format component's sha256: one with another hash is refused.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub sha256: Option<Spanned<String>>,
     /// Where payloads go.
     #[serde(default)]
     pub messenger: MessengerConfig,
@@ -324,8 +328,8 @@ impl OutputConfig {
 }
 
 impl Validate for OutputConfig {
-    /// The messenger's settings, and a format the messenger cannot send;
-    /// both shown at the output's format.
+    /// The messenger's settings, and a format the messenger cannot send
+    /// (both shown at the output's format); a pin that is not a sha256.
     fn problems(&self) -> Vec<ConfigProblem> {
         let mut problems: Vec<ConfigProblem> = self
             .messenger
@@ -349,6 +353,7 @@ impl Validate for OutputConfig {
                 );
             }
         }
+        problems.extend(self.sha256.as_ref().and_then(pin_problem));
         problems
     }
 }
@@ -516,6 +521,7 @@ impl Policy {
             name: None,
             format: Spanned::new(0..0, format.to_owned()),
             params: BTreeMap::new(),
+            sha256: None,
             messenger: MessengerConfig::Stdout,
         }];
     }
