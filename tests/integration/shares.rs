@@ -816,6 +816,11 @@ fn a_bmc_gap_across_whole_windows_gives_no_reading_and_no_record() {
                     "{what}: {key} {got}, want {want}"
                 );
             }
+            assert_eq!(
+                line["covered_s"].as_f64(),
+                Some(covered_s),
+                "{what}: covered s"
+            );
             hosts.insert(host, (e_h, covered_s));
             want_lines += 1;
         }
