@@ -26,9 +26,9 @@ pub struct HostSummary {
     /// read (the line of a host with GPUs, whose energy is measured on its
     /// own: what its VMs got of them and what stayed at the host).
     pub energy_joules: Option<f64>,
-    /// Seconds of the window the meter covered (its reading's; less than the
-    /// window's length across a gap, `docs/ENERGY.md#gauges`); none where it
-    /// did not read.
+    /// The seconds the meter's reading covered, by which I_h is counted: a
+    /// gauge's covered time (less than the window across a gap,
+    /// `docs/ENERGY.md#gauges`), a counter's span; none where it did not read.
     pub covered_s: Option<f64>,
     /// The host's idle power, where the model asked for it.
     pub idle_power_watts: Option<f64>,
