@@ -525,19 +525,42 @@ fn extract_and_the_daemon_agree_on_every_vm_and_host() {
         };
         let root = tmp.path().join(model);
         let daemons = run_daemons(&root, &scenario, setup);
-        let (extracted, summaries) = extract(tmp.path(), &prometheus.url, setup, 60);
-        // A window with meter energy has its host's summary line (a
-        // window inside the BMC gap may have a line of 0 J, or none).
+        let (records, summaries) = extract_records(tmp.path(), &prometheus.url, setup, 60, "");
+        let extracted = per_vm(&records, "energy_joules");
+        // Every VM seen for some time in a window used CPU or had an idle
+        // share of it: a record of 0 J over time seen would be of a host
+        // without a reading. (A VM's first sample on a host, with no base,
+        // is seen for 0 s: C1 gives it 0 CPU seconds and 0 J.)
+        let zero: Vec<_> = records
+            .iter()
+            .filter(|r| r["energy_joules"].as_f64() == Some(0.0))
+            .filter(|r| r["wall_s"].as_f64() != Some(0.0))
+            .map(|r| (&r["vm_uuid"], &r["start"], &r["host"]))
+            .collect();
+        assert!(
+            zero.is_empty(),
+            "{model}: {} records of 0 J, first {:?}",
+            zero.len(),
+            zero.first()
+        );
+        // A window with meter energy has its host's summary line, and a
+        // window inside the BMC gap none (no reading, never one of 0 J).
         let measured = |h: usize| {
             (1..=STEPS as usize)
                 .filter(|&k| interval_joules(&scenario, model, h, k) > 0.0)
                 .count()
         };
-        let lines = summaries
-            .iter()
-            .filter(|l| l["energy_joules"].as_f64().is_some_and(|e| e > 0.0))
-            .count();
-        assert_eq!(lines, measured(0) + measured(1), "{model}: summary lines");
+        assert!(
+            summaries
+                .iter()
+                .all(|l| l["energy_joules"].as_f64().is_some_and(|e| e > 0.0)),
+            "{model}: every summary line has meter energy"
+        );
+        assert_eq!(
+            summaries.len(),
+            measured(0) + measured(1),
+            "{model}: summary lines"
+        );
         assert!(measured(1) < STEPS as usize || model == "rapl-share");
 
         // Per VM, over both hosts (the migrated VM has a part on each).

@@ -59,12 +59,28 @@ fn counter(
     }
 }
 
-/// C1 (C1w with `range`) of ENERGY.md with its span: (increase, span s).
+/// C1 (C1w with `range`) of ENERGY.md with its span over the test window:
+/// (increase, span s).
 fn c1_span(samples: &[(i64, f64)], range: Option<f64>) -> Option<(f64, f64)> {
-    let base = samples.iter().rfind(|(t, _)| *t <= W0).copied();
+    c1_span_in(samples, range, W0, W1)
+}
+
+/// [`c1_span`] over `[start, end]`.
+fn c1_span_in(
+    samples: &[(i64, f64)],
+    range: Option<f64>,
+    start: i64,
+    end: i64,
+) -> Option<(f64, f64)> {
+    let base = samples.iter().rfind(|(t, _)| *t <= start).copied();
     let used: Vec<(i64, f64)> = base
         .into_iter()
-        .chain(samples.iter().filter(|(t, _)| *t > W0 && *t <= W1).copied())
+        .chain(
+            samples
+                .iter()
+                .filter(|(t, _)| *t > start && *t <= end)
+                .copied(),
+        )
         .collect();
     if used.len() < 2 && base.is_some() || used.is_empty() {
         return None;
@@ -624,12 +640,11 @@ fn a_rapl_drop_where_the_boot_time_changes_is_a_reset_not_a_wrap() {
     assert!(rel_err(energy("cmp-01"), hosts["cmp-01"].0) < 1e-12);
 }
 
-#[test]
-fn ipmi_share_splits_wall_power_and_reports_the_bmc_gap() {
-    let (cpu, vcpus) = cpu_series();
-    // Wall power every 15 s; cmp-02's BMC is not scraped for 8 minutes.
-    let gap = (W0 + 25 * MIN, W0 + 33 * MIN);
-    let power: Vec<TestSeries> = ["cmp-01", "cmp-02", "cmp-03"]
+/// ipmi_exporter's wall power of cmp-01..03 every 15 s (per-host phase,
+/// ±0.4 s jitter): idle around 150 W, with busy stretches around 260 W;
+/// cmp-02's BMC is not scraped in `gap`.
+fn bmc_power(gap: (i64, i64)) -> Vec<TestSeries> {
+    ["cmp-01", "cmp-02", "cmp-03"]
         .into_iter()
         .enumerate()
         .map(|(h, host)| {
@@ -639,7 +654,6 @@ fn ipmi_share_splits_wall_power_and_reports_the_bmc_gap() {
             while t <= T0 + 3 * HOUR {
                 let ts = t + ((rng.next_f64() - 0.5) * 800.0) as i64;
                 if !(host == "cmp-02" && (gap.0..gap.1).contains(&ts)) {
-                    // Idle around 150 W, with busy stretches.
                     let busy = ((ts - T0) / (7 * MIN)) % 3 != 0;
                     let watts = if busy { 260.0 } else { 150.0 };
                     samples.push((ts, watts + 10.0 * rng.next_f64()));
@@ -651,7 +665,14 @@ fn ipmi_share_splits_wall_power_and_reports_the_bmc_gap() {
                 samples,
             }
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn ipmi_share_splits_wall_power_and_reports_the_bmc_gap() {
+    let (cpu, vcpus) = cpu_series();
+    // cmp-02's BMC is not scraped for 8 minutes.
+    let power = bmc_power((W0 + 25 * MIN, W0 + 33 * MIN));
 
     let prometheus = Prometheus::start(&openmetrics_with_gauges(
         &[("libvirt_domain_info_cpu_time_seconds", &cpu)],
@@ -697,6 +718,170 @@ fn ipmi_share_splits_wall_power_and_reports_the_bmc_gap() {
         c1(&cpu[0].samples, W0, W1),
         c1_span(&cpu[0].samples, None).map(|c| c.0)
     );
+}
+
+/// A BMC gap longer than the gap limit across whole one-minute windows
+/// (`docs/ENERGY.md#gauges`): a window in which cmp-02's meter covered no
+/// time has no reading of it, wherever the samples around the gap fall, so
+/// no host-summary line and no record for its VMs (never one of 0 J); a
+/// window it partly covered has a reading whose covered seconds say how
+/// much. Per window, ipmi-share with `idle = "vcpus"` and a static idle
+/// power, computed here from the samples by ENERGY.md's rules.
+#[test]
+fn a_bmc_gap_across_whole_windows_gives_no_reading_and_no_record() {
+    const IDLE_W: f64 = 140.0;
+    let (cpu, vcpus) = cpu_series();
+    // 8 minutes without a scrape, across VM 4's migration to cmp-02, off
+    // the minutes.
+    let power = bmc_power((W0 + 25 * MIN + 20_000, W0 + 33 * MIN + 10_000));
+    let prometheus = Prometheus::start(&openmetrics_with_gauges(
+        &[("libvirt_domain_info_cpu_time_seconds", &cpu)],
+        &[
+            ("libvirt_domain_info_virtual_cpus", &vcpus),
+            ("ipmi_dcmi_power_consumption_watts", &power),
+        ],
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let text = policy("ipmi-share", "")
+        + &format!("[model.params]\nidle = \"vcpus\"\nidle_power = {IDLE_W}\n");
+    let path = write_policy(dir.path(), "ipmi-share.toml", &text);
+    let summary = dir.path().join("hosts.jsonl");
+    let (from, to) = (W0 + 20 * MIN, W0 + 40 * MIN);
+    let out = command()
+        .args(["extract", "--dry-run", "--policy"])
+        .arg(&path)
+        .args(["--prometheus", &prometheus.url])
+        .args(["--from", &secs(from), "--to", &secs(to)])
+        .args(["--set", "window.step_secs=60"])
+        .args(["--set", "window.max_window_secs=60"])
+        .arg("--host-summary")
+        .arg(&summary)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "wattson failed: {stderr}");
+    let ms = |v: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    // Records by (window start, uuid); summary lines by (window start, host).
+    let mut records: HashMap<(i64, String), serde_json::Value> = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key = (ms(&r["start"]), r["vm_uuid"].as_str().unwrap().to_owned());
+        assert!(
+            records.insert(key, r).is_none(),
+            "one record per VM and window"
+        );
+    }
+    let mut lines: HashMap<(i64, String), serde_json::Value> = HashMap::new();
+    for line in std::fs::read_to_string(&summary).unwrap().lines() {
+        let l: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key = (
+            ms(&l["window_start"]),
+            l["host"].as_str().unwrap().to_owned(),
+        );
+        assert!(
+            lines.insert(key, l).is_none(),
+            "one line per host and window"
+        );
+    }
+
+    let (mut want_records, mut want_lines) = (0, 0);
+    let (mut uncovered, mut partial) = (0, 0);
+    for start in (from..to).step_by(MIN as usize) {
+        let end = start + MIN;
+        // G1 of each host's meter; a host with no covered time has no reading.
+        let mut hosts: HashMap<&str, (f64, f64)> = HashMap::new();
+        for (h, host) in ["cmp-01", "cmp-02", "cmp-03"].into_iter().enumerate() {
+            let (e_h, covered_s) = g1(&power[h].samples, start, end);
+            if host == "cmp-02" && covered_s == 0.0 {
+                uncovered += 1;
+            } else if host == "cmp-02" && covered_s < 60.0 {
+                partial += 1;
+            }
+            let what = format!("[{}, {}] {host}", secs(start), secs(end));
+            let line = lines.get(&(start, host.to_owned()));
+            if covered_s == 0.0 {
+                assert!(line.is_none(), "{what}: no reading, no line: {line:?}");
+                continue;
+            }
+            let line = line.unwrap_or_else(|| panic!("{what}: a line"));
+            let i_h = (IDLE_W * covered_s).min(e_h);
+            for (key, want) in [("energy_joules", e_h), ("idle_joules", i_h)] {
+                let got = line[key].as_f64().unwrap();
+                assert!(
+                    rel_err(got, want) < 1e-9,
+                    "{what}: {key} {got}, want {want}"
+                );
+            }
+            assert_eq!(
+                line["covered_s"].as_f64(),
+                Some(covered_s),
+                "{what}: covered s"
+            );
+            hosts.insert(host, (e_h, covered_s));
+            want_lines += 1;
+        }
+        // Each placement (uuid, host, cpu s, presence s, vcpus) by C1, and
+        // its share where its host has a reading.
+        let placements: Vec<(&str, &str, f64, f64, f64)> = VMS
+            .iter()
+            .zip(&cpu)
+            .filter_map(|(vm, s)| {
+                let (cpu_s, span) = c1_span_in(&s.samples, None, start, end)?;
+                Some((vm.uuid, vm.host, cpu_s, span.min(60.0), f64::from(vm.vcpus)))
+            })
+            .collect();
+        let mut want: HashMap<&str, (f64, Vec<&str>)> = HashMap::new();
+        for &(uuid, host, cpu_s, presence, n) in &placements {
+            let Some(&(e_h, covered_s)) = hosts.get(host) else {
+                continue;
+            };
+            let i_h = (IDLE_W * covered_s).min(e_h);
+            let on_host = placements.iter().filter(|p| p.1 == host);
+            let c_h: f64 = on_host.clone().map(|p| p.2).sum();
+            let w_h: f64 = on_host.map(|p| p.3 * p.4).sum();
+            let mut joules = 0.0;
+            if c_h > 0.0 {
+                joules += (e_h - i_h) * cpu_s / c_h;
+            }
+            if w_h > 0.0 {
+                joules += i_h * n * presence / w_h;
+            }
+            let vm = want.entry(uuid).or_default();
+            vm.0 += joules;
+            vm.1.push(host);
+        }
+        let mut got: Vec<&str> = records
+            .keys()
+            .filter(|(s, _)| *s == start)
+            .map(|(_, uuid)| uuid.as_str())
+            .collect();
+        let mut expected: Vec<&str> = want.keys().copied().collect();
+        got.sort();
+        expected.sort();
+        let what = format!("[{}, {}]", secs(start), secs(end));
+        assert_eq!(got, expected, "{what}: records of the VMs measured");
+        for (uuid, (joules, on)) in &want {
+            let record = &records[&(start, (*uuid).to_owned())];
+            let energy = record["energy_joules"].as_f64().unwrap();
+            assert!(
+                rel_err(energy, *joules) < 1e-9,
+                "{what} {uuid}: {energy} J, ENERGY.md says {joules} J"
+            );
+            if let [host] = on.as_slice() {
+                let covered_s = record["covered_s"].as_f64();
+                assert_eq!(covered_s, Some(hosts[*host].1), "{what} {uuid}: covered s");
+            }
+        }
+        want_records += want.len();
+    }
+    assert_eq!(records.len(), want_records, "no other records");
+    assert_eq!(lines.len(), want_lines, "no other summary lines");
+    assert!(uncovered >= 6, "{uncovered} windows inside the gap");
+    assert_eq!(partial, 2, "a window partly covered at each end of the gap");
 }
 
 /// The shipped `policies/kepler.toml`: Kepler's per-VM counter, package and

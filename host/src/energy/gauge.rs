@@ -18,20 +18,18 @@ pub struct Integral {
 /// interpolated at the edge); a pair more than `max_gap_ms` apart is not
 /// bridged and its part of the window is uncovered, as are the parts before
 /// the first and after the last sample. A pair exactly `max_gap_ms` apart is
-/// bridged. `None` when no segment touches the window.
+/// bridged. `None` when no time of the window is covered: the gauge did not
+/// measure it, whatever samples lie around it (a lone sample inside, the two
+/// ends of a longer gap across it), so a reading is never 0 for time unseen.
 pub fn g1(samples: &[Sample], window: Window, max_gap_ms: i64) -> Option<Integral> {
     let mut value = 0.0;
     let mut covered_ms = 0;
-    let mut touched = false;
     for pair in samples.windows(2) {
         let (a, b) = (pair[0], pair[1]);
         let from = a.t_ms.max(window.start_ms);
         let to = b.t_ms.min(window.end_ms);
-        if to <= from || b.t_ms <= a.t_ms {
-            continue;
-        }
-        touched = true;
-        if b.t_ms - a.t_ms > max_gap_ms {
+        // `to > from` also means `b` is after `a`.
+        if to <= from || b.t_ms - a.t_ms > max_gap_ms {
             continue;
         }
         let at =
@@ -39,10 +37,7 @@ pub fn g1(samples: &[Sample], window: Window, max_gap_ms: i64) -> Option<Integra
         value += (at(from) + at(to)) / 2.0 * (to - from) as f64 / 1000.0;
         covered_ms += to - from;
     }
-    let inside = samples
-        .iter()
-        .any(|s| s.t_ms >= window.start_ms && s.t_ms <= window.end_ms);
-    (touched || inside).then_some(Integral {
+    (covered_ms > 0).then_some(Integral {
         value,
         covered_s: covered_ms as f64 / 1000.0,
     })
@@ -93,6 +88,26 @@ mod tests {
         let got = g1(&samples, W, 4_000).unwrap();
         assert_eq!(got.covered_s, 6.0);
         assert!(g1(&[s(0, 1.0), s(5_000, 1.0)], W, 300_000).is_none());
+    }
+
+    /// No covered time is no reading, wherever the samples around the
+    /// window lie: a window inside a gap longer than the limit is absent
+    /// whether its two ends are near (both given) or not, and so is a lone
+    /// sample inside it; a window the gap only starts in is a reading of its
+    /// covered part.
+    #[test]
+    fn a_window_with_no_covered_time_has_no_reading() {
+        let gap = [s(5_000, 100.0), s(400_000, 100.0)];
+        assert!(g1(&gap, W, 300_000).is_none());
+        assert!(g1(&gap[..1], W, 300_000).is_none());
+        assert!(g1(&gap[1..], W, 300_000).is_none());
+        let lone = [s(0, 100.0), s(15_000, 100.0), s(400_000, 100.0)];
+        assert!(g1(&lone, W, 10_000).is_none());
+        // A sample on the window's end, the one before too far back.
+        assert!(g1(&[s(0, 1.0), s(W.end_ms, 1.0)], W, 15_000).is_none());
+        let starts = [s(8_000, 100.0), s(12_000, 100.0), s(400_000, 100.0)];
+        let got = g1(&starts, W, 300_000).unwrap();
+        assert_eq!((got.value, got.covered_s), (200.0, 2.0));
     }
 
     #[test]

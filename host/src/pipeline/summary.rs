@@ -26,6 +26,10 @@ pub struct HostSummary {
     /// read (the line of a host with GPUs, whose energy is measured on its
     /// own: what its VMs got of them and what stayed at the host).
     pub energy_joules: Option<f64>,
+    /// The seconds the meter's reading covered, by which I_h is counted: a
+    /// gauge's covered time (less than the window across a gap,
+    /// `docs/ENERGY.md#gauges`), a counter's span; none where it did not read.
+    pub covered_s: Option<f64>,
     /// The host's idle power, where the model asked for it.
     pub idle_power_watts: Option<f64>,
     /// I_h: idle power x the seconds the meter covered (at most E_h).
@@ -177,6 +181,7 @@ pub fn hosts(
                 host: input.hosts[h].clone(),
                 model: info.name.clone(),
                 energy_joules: reading.map(|r| r.value),
+                covered_s: reading.map(|r| r.covered_s),
                 idle_power_watts: watts,
                 idle_joules: watts
                     .zip(reading)
@@ -301,6 +306,7 @@ mod tests {
             host: host.into(),
             model: "rapl-share".into(),
             energy_joules: Some(energy),
+            covered_s: Some(3600.0),
             idle_power_watts: idle,
             idle_joules: idle.map(|w| w * 3600.0),
             attributed_joules: energy - unattributed,
