@@ -386,3 +386,42 @@ fn node_exporter_exports_the_last_window_of_a_textfile() {
         );
     }
 }
+
+/// A format that gives several payloads per window (`apel-energy` in
+/// batches of 2) into a named file keeps only the last of each window's:
+/// the run delivers, and warns of it.
+#[test]
+fn a_named_file_warns_of_a_window_of_several_payloads() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    let policy = delivery_policy(
+        dir.path(),
+        &site.prometheus.url,
+        &format!(
+            "\n[[outputs]]\nformat = \"apel-energy\"\nparams = {{ batch_size = 2 }}\n\
+             [outputs.messenger]\ntype = \"file\"\ndirectory = \"{}\"\nname = \"apel.jsonl\"\n",
+            files.display()
+        ),
+    );
+    let stderr = ok(&run(&policy, T0 + 3 * HOUR + 5 * MIN, None));
+    // The window [2h, 3h]: the VMs C1 gives a record, in batches of 2.
+    let records = expected(&site)
+        .iter()
+        .filter(|(_, start)| *start == T0 + 2 * HOUR)
+        .count();
+    let payloads = records.div_ceil(2);
+    assert!(payloads > 1, "{records} records");
+    assert!(
+        stderr.contains(&format!(
+            "output `apel-energy` gave {payloads} payloads for this window"
+        )) && stderr.contains("replaces `apel.jsonl` with each, keeping only the last"),
+        "{stderr}"
+    );
+    // One cASO ssm_message() JSON object per line: the last batch's.
+    let last = std::fs::read_to_string(files.join("apel.jsonl")).unwrap();
+    for line in last.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap();
+    }
+    assert_eq!(last.lines().count(), records - 2 * (payloads - 1), "{last}");
+}
