@@ -84,6 +84,7 @@ fn bench(c: &mut Criterion) {
                     let messenger = MessengerConfig::File {
                         directory: dir.path().join("out"),
                         mode: FileMode::default(),
+                        name: None,
                     };
                     // As `run_window` renders: RENDER_CHUNK records per call,
                     // each payload spooled as it comes.
@@ -105,7 +106,7 @@ fn bench(c: &mut Criterion) {
                             }],
                         )
                         .expect("spool");
-                    let mut file = File::new(dir.path().join("out"), FileMode::default());
+                    let mut file = File::new(dir.path().join("out"), FileMode::default(), None);
                     for n in 0..spooled.outputs[0].payloads {
                         let bytes = spooled.payload(0, n).expect("read");
                         file.deliver(&Payload {

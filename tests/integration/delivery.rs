@@ -13,7 +13,8 @@ use super::wattson::{command, secs, write_policy};
 
 pub struct Site {
     pub prometheus: Prometheus,
-    series: Vec<(String, TestSeries)>,
+    /// Each VM's uuid and joules counter.
+    pub series: Vec<(String, TestSeries)>,
 }
 
 pub fn site() -> Site {

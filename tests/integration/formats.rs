@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use super::support::node_exporter::NodeExporter;
 use wattson::runtime::{
     EnergyRecord, Format, Limits, Param, ParamValue, Quality, RecordQuality, Runtime, Status,
     resolve_params,
@@ -650,6 +651,69 @@ fn openmetrics_same_vm_in_two_windows_is_one_series_in_time_order() {
     assert!(f.render(&[full(), full()], &params(&f, &[])).is_err());
 }
 
+/// `timestamps = false` (node_exporter's textfile collector): the same
+/// samples without a timestamp, passing promtool, in a file node_exporter's
+/// rules accept; one window per payload, so one VM twice is refused.
+#[test]
+fn openmetrics_without_timestamps_is_a_textfile() {
+    let f = load("openmetrics");
+    let off = params(&f, &[("timestamps", ParamValue::Flag(false))]);
+    let records = vec![full(), sparse()];
+    let stamped = utf8(&f.render(&records, &params(&f, &[])).unwrap()[0]).to_owned();
+    let payloads = f.render(&records, &off).expect("render");
+    let text = utf8(&payloads[0]);
+    promtool_check(&payloads[0]).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let end_s = END_MS / 1000;
+    let samples = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    };
+    let want: Vec<String> = samples(&stamped)
+        .iter()
+        .map(|l| l.strip_suffix(&format!(" {end_s}")).unwrap().to_owned())
+        .collect();
+    assert_eq!(samples(text), want, "{text}");
+    assert!(
+        text.contains("over the accounting window just rendered."),
+        "{text}"
+    );
+    // node_exporter's textfile collector reads it (`# UNIT` and `# EOF` are
+    // comments to it) and serves every sample.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("wattson.prom"), text).unwrap();
+    if let Some(exporter) = NodeExporter::start(dir.path()) {
+        let served = exporter.scrape();
+        let error = served
+            .iter()
+            .find(|(name, _, _)| name == "node_textfile_scrape_error")
+            .unwrap();
+        assert_eq!(error.2, 0.0, "{served:?}");
+        for (uuid, joules) in [
+            ("e3c5aeef-37b8-4332-ad9f-9d068f156dc2", 360000.0),
+            ("0B0C6A4C-4F5E-4D8E-9D38-1C2F3A4B5C6D", 36.0),
+        ] {
+            assert!(
+                served
+                    .iter()
+                    .any(|(name, labels, value)| name == "wattson_vm_energy_joules"
+                        && labels.get("uuid").is_some_and(|u| u == uuid)
+                        && *value == joules),
+                "{uuid}: {served:?}"
+            );
+        }
+    }
+    let mut later = full();
+    later.start_ms = END_MS;
+    later.end_ms = END_MS + 3_600_000;
+    let reason = f.render(&[full(), later], &off).unwrap_err().to_string();
+    assert!(
+        reason.contains("timestamps = false leaves one value per series"),
+        "{reason}"
+    );
+}
+
 // ------------------------------------------------------------- tenant-metrics
 
 /// `promtool` (and with `server`, `prometheus`) on PATH: with `CI` set a
@@ -1059,45 +1123,17 @@ fn tenant_metrics_with_timestamps_backfills_into_prometheus() {
 /// they are off by default.
 #[test]
 fn tenant_metrics_default_payload_is_read_by_the_textfile_collector() {
-    use super::prometheus::{free_port, ureq_get};
-    use std::time::{Duration, Instant};
-    if !super::support::require_tool(
-        "prometheus-node-exporter",
-        "apt-get install prometheus-node-exporter (scripts/setup.sh)",
-    ) {
-        return;
-    }
     let f = load("tenant-metrics");
-    let scrape = |timestamps: bool| -> String {
+    let scrape = |timestamps: bool| -> Option<String> {
         let p = params(&f, &[("timestamps", ParamValue::Flag(timestamps))]);
         let payload = f.render(&tenant_records(), &p).expect("render").remove(0);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("wattson-tenants.prom"), payload).unwrap();
-        let target = format!("127.0.0.1:{}", free_port());
-        let mut child = Command::new("prometheus-node-exporter")
-            .args(["--collector.disable-defaults", "--collector.textfile"])
-            .arg(format!(
-                "--collector.textfile.directory={}",
-                dir.path().display()
-            ))
-            .arg(format!("--web.listen-address={target}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus-node-exporter");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut body = None;
-        while Instant::now() < deadline && body.is_none() {
-            body = ureq_get(&format!("http://{target}/metrics"))
-                .map(|(_, b)| b)
-                .filter(|b| b.contains("node_textfile_scrape_error"));
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        body.expect("node_exporter served /metrics within 30 s")
+        Some(NodeExporter::start(dir.path())?.body())
     };
-    let served = scrape(false);
+    let Some(served) = scrape(false) else {
+        return;
+    };
     assert!(served.contains("node_textfile_scrape_error 0"), "{served}");
     assert!(
         served.contains(&format!(
@@ -1110,7 +1146,7 @@ fn tenant_metrics_default_payload_is_read_by_the_textfile_collector() {
         served.contains("wattson_tenant_window_end_seconds 1.7487396e+09"),
         "{served}"
     );
-    let refused = scrape(true);
+    let refused = scrape(true).expect("node_exporter");
     assert!(
         refused.contains("node_textfile_scrape_error 1")
             && !refused.contains("sustainability_tenant_energy_kwh{"),

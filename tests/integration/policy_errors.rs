@@ -451,3 +451,85 @@ fn a_messenger_mode_that_is_not_permission_bits_is_located() {
         assert_eq!(code, 0, "{good}: {stderr}");
     }
 }
+
+/// A file messenger's fixed `name` (node_exporter's textfile collector): a
+/// plain file name; a `*.prom` file of a format that stamps its samples is
+/// refused where the stamp is asked for, or at the format when it is the
+/// format's default; two outputs onto one file are refused; a name not
+/// ending in `.prom` passes with a warning.
+#[test]
+fn a_textfile_name_is_checked_with_its_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let textfile = dir.path().join("textfile");
+    let output = |format: &str, params: &str, name: &str| {
+        format!(
+            "[[outputs]]\nformat = \"{format}\"\nparams = {{ {params} }}\n[outputs.messenger]\ntype = \"file\"\ndirectory = \"{}\"\nname = \"{name}\"\n",
+            textfile.display()
+        )
+    };
+    let policy = |outputs: &str| format!("{HEAD}[model]\nplugin = \"libvirt-joules\"\n{outputs}");
+    for (format, params) in [
+        ("tenant-metrics", ""),
+        ("openmetrics", "timestamps = false"),
+    ] {
+        let (code, stderr) = check(&policy(&output(format, params, "wattson.prom")));
+        assert_eq!(code, 0, "{format}: {stderr}");
+        assert!(!stderr.contains("WARN"), "{format}: {stderr}");
+    }
+
+    let (code, stderr) = check(&policy(&output(
+        "tenant-metrics",
+        "timestamps = true",
+        "wattson.prom",
+    )));
+    assert_eq!(code, 2, "{stderr}");
+    located(
+        &stderr,
+        &[(
+            "site.toml:9:25",
+            "key `outputs[0].params.timestamps`: format `tenant-metrics` stamps every sample with \
+             the window's end (timestamps = true), and node_exporter's textfile collector skips",
+        )],
+    );
+    let (code, stderr) = check(&policy(&output("openmetrics", "", "wattson.prom")));
+    assert_eq!(code, 2, "{stderr}");
+    located(
+        &stderr,
+        &[(
+            "site.toml:8:10",
+            "key `outputs[0].format`: format `openmetrics` stamps every sample with the window's \
+             end (timestamps = true, its default)",
+        )],
+    );
+
+    let (code, stderr) = check(&policy(&output("tenant-metrics", "", "sub/wattson.prom")));
+    assert_eq!(code, 2, "{stderr}");
+    located(
+        &stderr,
+        &[(
+            "site.toml:8:10",
+            "key `outputs[0].messenger`: name \"sub/wattson.prom\" holds a path separator",
+        )],
+    );
+
+    // Another reader than node_exporter may want another name: a warning.
+    let (code, stderr) = check(&policy(&output("openmetrics", "", "wattson.om")));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("outputs[0].messenger: name \"wattson.om\" does not end in .prom"),
+        "{stderr}"
+    );
+
+    // Two outputs replacing one file.
+    let two = output("tenant-metrics", "", "wattson.prom")
+        + &output("openmetrics", "timestamps = false", "wattson.prom");
+    let (code, stderr) = check(&policy(&two));
+    assert_eq!(code, 2, "{stderr}");
+    located(
+        &stderr,
+        &[(
+            "site.toml:15:10",
+            "key `outputs[1].messenger.name`: another output's file messenger writes",
+        )],
+    );
+}

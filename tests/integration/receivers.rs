@@ -1,15 +1,19 @@
-//! Network messengers against receivers on 127.0.0.1 started by the test: a
-//! logstash-like TCP line receiver and an HTTP server answering as scripted.
+//! Messengers against receivers on 127.0.0.1 started by the test: a
+//! logstash-like TCP line receiver, an HTTP server answering as scripted, and
+//! the real node_exporter's textfile collector reading the file messenger's
+//! one fixed file.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::data::{HOUR, MIN, T0};
-use super::delivery::{delivery_policy, expected, lastrun, run, site};
+use super::data::{HOUR, MIN, T0, c1, rel_err};
+use super::delivery::{Site, delivery_policy, expected, lastrun, run, site};
 use super::http::{read_request, respond};
 use super::prometheus::free_port;
+use super::support::node_exporter::{NodeExporter, Sample};
 use super::support::ok;
 
 fn policy(dir: &Path, url: &str, messenger: &str) -> std::path::PathBuf {
@@ -207,4 +211,217 @@ fn http_down_then_up_delivers_the_spool_first() {
         T0 + 3 * HOUR
     );
     assert_eq!(lastrun(dir.path()), T0 + 5 * HOUR);
+}
+
+/// The tenant series of one window, computed here from the generated
+/// counters (C1 per VM, summed per project, in kWh) and the window itself.
+fn tenant_series(site: &Site, start: i64, end: i64) -> Vec<Sample> {
+    let mut joules: BTreeMap<String, f64> = BTreeMap::new();
+    for (_, series) in &site.series {
+        if let Some(j) = c1(&series.samples, start, end) {
+            let project = series
+                .labels
+                .iter()
+                .find(|(k, _)| k == "project_id")
+                .map(|(_, v)| v.clone())
+                .unwrap();
+            *joules.entry(project).or_default() += j;
+        }
+    }
+    let mut out: Vec<Sample> = joules
+        .into_iter()
+        .map(|(project, j)| {
+            (
+                "sustainability_tenant_energy_kwh".to_owned(),
+                BTreeMap::from([("project_id".to_owned(), project)]),
+                j / 3.6e6,
+            )
+        })
+        .collect();
+    out.push((
+        "wattson_tenant_window_start_seconds".into(),
+        BTreeMap::new(),
+        (start / 1000) as f64,
+    ));
+    out.push((
+        "wattson_tenant_window_end_seconds".into(),
+        BTreeMap::new(),
+        (end / 1000) as f64,
+    ));
+    out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    out
+}
+
+/// What node_exporter exports of wattson's file: exactly `want` (each series
+/// once, values to 1e-12), and a scrape without error.
+fn exports_exactly(exporter: &NodeExporter, want: &[Sample], context: &str) {
+    let scrape = exporter.scrape();
+    let mut tenant: Vec<Sample> = scrape
+        .iter()
+        .filter(|(name, _, _)| {
+            name.starts_with("sustainability_tenant_") || name.starts_with("wattson_tenant_")
+        })
+        .cloned()
+        .collect();
+    tenant.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let series = |s: &[Sample]| -> Vec<(String, BTreeMap<String, String>)> {
+        s.iter().map(|(n, l, _)| (n.clone(), l.clone())).collect()
+    };
+    assert_eq!(series(&tenant), series(want), "{context}: series");
+    for ((name, labels, got), (_, _, want)) in tenant.iter().zip(want) {
+        assert!(
+            rel_err(*got, *want) < 1e-12,
+            "{context}: {name}{labels:?} = {got}, want {want}"
+        );
+    }
+    let errors: Vec<&Sample> = scrape
+        .iter()
+        .filter(|(name, _, _)| name == "node_textfile_scrape_error")
+        .collect();
+    assert_eq!(errors.len(), 1, "{context}: {scrape:?}");
+    assert_eq!(
+        errors[0].2, 0.0,
+        "{context}: node_exporter could not read the file"
+    );
+    // Series that two files share fail the gathering (node_exporter logs it
+    // and exports one of them): its handler counts that, in the next scrape.
+    let gathering = exporter
+        .scrape()
+        .into_iter()
+        .find(|(name, labels, _)| {
+            name == "promhttp_metric_handler_errors_total"
+                && labels.get("cause").is_some_and(|c| c == "gathering")
+        })
+        .expect("promhttp_metric_handler_errors_total{cause=\"gathering\"}");
+    assert_eq!(gathering.2, 0.0, "{context}: a scrape failed to gather");
+    let files: Vec<&BTreeMap<String, String>> = scrape
+        .iter()
+        .filter(|(name, _, _)| name == "node_textfile_mtime_seconds")
+        .map(|(_, labels, _)| labels)
+        .collect();
+    let wanted = usize::from(!want.is_empty());
+    assert_eq!(files.len(), wanted, "{context}: files read {files:?}");
+    assert!(
+        files.iter().all(|l| l["file"].ends_with("/wattson.prom")),
+        "{context}: files read {files:?}"
+    );
+}
+
+/// The `tenant-metrics` format through the file messenger's fixed
+/// `name = "wattson.prom"`, read by the real node_exporter's textfile
+/// collector: after each run the collector exports exactly the last
+/// delivered window's tenant series, once, without a scrape error: also
+/// after a run of several windows (each replaced the previous), after a run
+/// killed with the file's temporary written (the previous window stays,
+/// whole), and after one killed between the rename and the spool's
+/// bookkeeping (the next run writes the same payload again).
+#[test]
+fn node_exporter_exports_the_last_window_of_a_textfile() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let textfile = dir.path().join("textfile");
+    std::fs::create_dir(&textfile).unwrap();
+    let Some(exporter) = NodeExporter::start(&textfile) else {
+        return;
+    };
+    let policy = delivery_policy(
+        dir.path(),
+        &site.prometheus.url,
+        &format!(
+            "\n[[outputs]]\nformat = \"tenant-metrics\"\n[outputs.messenger]\ntype = \"file\"\n\
+             directory = \"{}\"\nname = \"wattson.prom\"\nmode = \"0644\"\n",
+            textfile.display()
+        ),
+    );
+    let only_the_file = || {
+        let mut names: Vec<String> = std::fs::read_dir(&textfile)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".wattson-tmp", "wattson.prom"]);
+    };
+    exports_exactly(&exporter, &[], "before any run");
+
+    ok(&run(&policy, T0 + 3 * HOUR + 5 * MIN, None));
+    let first = tenant_series(&site, T0 + 2 * HOUR, T0 + 3 * HOUR);
+    exports_exactly(&exporter, &first, "first window");
+
+    ok(&run(&policy, T0 + 4 * HOUR + 5 * MIN, None));
+    let second = tenant_series(&site, T0 + 3 * HOUR, T0 + 4 * HOUR);
+    assert_ne!(first, second);
+    exports_exactly(&exporter, &second, "second window");
+    only_the_file();
+
+    // Two windows in one run ([4h, 6h], [6h, 8h]): the later replaced the
+    // earlier, and the collector exports only it.
+    ok(&run(&policy, T0 + 8 * HOUR + 5 * MIN, None));
+    let last = tenant_series(&site, T0 + 6 * HOUR, T0 + 8 * HOUR);
+    exports_exactly(&exporter, &last, "two windows in one run");
+    assert_eq!(lastrun(dir.path()), T0 + 8 * HOUR);
+
+    if cfg!(feature = "failpoints") {
+        let next = tenant_series(&site, T0 + 8 * HOUR, T0 + 9 * HOUR);
+        let now = T0 + 9 * HOUR + 5 * MIN;
+        // Killed with the temporary written, not renamed: the file is the
+        // previous window's, whole.
+        let out = run(&policy, now, Some("file-temporary"));
+        assert!(!out.status.success(), "the run must have been killed");
+        exports_exactly(&exporter, &last, "killed before the rename");
+        // Killed after the rename, before the spool noted it: the file is
+        // the new window's; the next run delivers it again, unchanged.
+        let out = run(&policy, now, Some("mid-delivery"));
+        assert!(!out.status.success(), "the run must have been killed");
+        exports_exactly(&exporter, &next, "killed after the rename");
+        ok(&run(&policy, now, None));
+        exports_exactly(&exporter, &next, "after the crashes");
+        assert_eq!(lastrun(dir.path()), T0 + 9 * HOUR);
+        only_the_file();
+        assert!(
+            std::fs::read_dir(textfile.join(".wattson-tmp"))
+                .unwrap()
+                .next()
+                .is_none(),
+            "the killed run's temporary is removed"
+        );
+    }
+}
+
+/// A format that gives several payloads per window (`apel-energy` in
+/// batches of 2) into a named file keeps only the last of each window's:
+/// the run delivers, and warns of it.
+#[test]
+fn a_named_file_warns_of_a_window_of_several_payloads() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    let policy = delivery_policy(
+        dir.path(),
+        &site.prometheus.url,
+        &format!(
+            "\n[[outputs]]\nformat = \"apel-energy\"\nparams = {{ batch_size = 2 }}\n\
+             [outputs.messenger]\ntype = \"file\"\ndirectory = \"{}\"\nname = \"apel.jsonl\"\n",
+            files.display()
+        ),
+    );
+    let stderr = ok(&run(&policy, T0 + 3 * HOUR + 5 * MIN, None));
+    // The window [2h, 3h]: the VMs C1 gives a record, in batches of 2.
+    let records = expected(&site)
+        .iter()
+        .filter(|(_, start)| *start == T0 + 2 * HOUR)
+        .count();
+    let payloads = records.div_ceil(2);
+    assert!(payloads > 1, "{records} records");
+    assert!(
+        stderr.contains(&format!(
+            "output `apel-energy` gave {payloads} payloads for this window"
+        )) && stderr.contains("replaces `apel.jsonl` with each, keeping only the last"),
+        "{stderr}"
+    );
+    // One cASO ssm_message() JSON object per line: the last batch's.
+    let last = std::fs::read_to_string(files.join("apel.jsonl")).unwrap();
+    for line in last.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap();
+    }
+    assert_eq!(last.lines().count(), records - 2 * (payloads - 1), "{last}");
 }

@@ -173,6 +173,21 @@ fn warn_unlike_a_hypervisor(policy: &Policy, bound: &policy::Bound) {
     }
 }
 
+/// Warns of a `file` messenger's fixed name that node_exporter's textfile
+/// collector would not read (a warning: another reader may want that name).
+fn warn_textfile_names(policy: &Policy) {
+    for (i, output) in policy.outputs.iter().enumerate() {
+        if let Some(name) = output.messenger.fixed_file_name()
+            && !name.ends_with(".prom")
+        {
+            tracing::warn!(
+                "outputs[{i}].messenger: name {name:?} does not end in .prom, and node_exporter's \
+                 textfile collector reads only *.prom files (fine if another reader takes it)"
+            );
+        }
+    }
+}
+
 /// Runs a `policy` subcommand.
 pub fn run(command: PolicyCommand) -> Result<(), Failure> {
     match command {
@@ -203,6 +218,7 @@ pub fn run(command: PolicyCommand) -> Result<(), Failure> {
                 warn_unlike_a_hypervisor(&policy, &bound);
             }
             check_destinations(&policy)?;
+            warn_textfile_names(&policy);
             if explain {
                 return explain_rules(&policy, &bound, from.as_deref(), to.as_deref());
             }

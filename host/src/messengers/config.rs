@@ -34,6 +34,20 @@ impl MessengerConfig {
                 Some("host is empty: give logstash's host name or address".to_owned())
             }
             Self::GreendigitCim(cim) => cim.problem(),
+            Self::File {
+                name: Some(name), ..
+            } => file_name_problem(name),
+            _ => None,
+        }
+    }
+
+    /// The fixed name of a `file` messenger that replaces one file, if it
+    /// has one.
+    pub fn fixed_file_name(&self) -> Option<&str> {
+        match self {
+            Self::File {
+                name: Some(name), ..
+            } => Some(name),
             _ => None,
         }
     }
@@ -92,6 +106,25 @@ impl MessengerConfig {
     }
 }
 
+/// What is wrong with a `file` messenger's fixed `name`: it must name a
+/// file inside the directory (one path component, not hidden: the
+/// messenger's temporaries live in `.wattson-tmp/`).
+fn file_name_problem(name: &str) -> Option<String> {
+    let problem = if name.is_empty() {
+        "is empty"
+    } else if name.contains('/') || name.contains('\\') || name.contains('\0') {
+        "holds a path separator or NUL: give a file name only, and the folder in `directory`"
+    } else if name.starts_with('.') {
+        "starts with `.`: a hidden file, which listings and many pickups skip (and \
+         `.wattson-*` names are the messenger's own temporaries); give e.g. \"wattson.prom\""
+    } else if name.ends_with(".tmp") {
+        "ends in `.tmp`, the suffix of the messenger's temporaries: give e.g. \"wattson.prom\""
+    } else {
+        return None;
+    };
+    Some(format!("name {name:?} {problem}"))
+}
+
 /// `[outputs.messenger]`: a closed set, chosen by `type`.
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
@@ -99,7 +132,8 @@ pub enum MessengerConfig {
     /// Payloads written to standard output.
     #[default]
     Stdout,
-    /// One file per payload in `directory`, named by its content hash.
+    /// One file per payload in `directory`, named by its content hash; or,
+    /// with `name`, one file of that name that each payload replaces.
     File {
         /// Where the files go.
         directory: PathBuf,
@@ -108,6 +142,13 @@ pub enum MessengerConfig {
         /// the messenger creates gets them too, with `x` where `r` is.
         #[serde(default)]
         mode: FileMode,
+        /// One fixed file name (`"wattson.prom"`) instead of one file per
+        /// payload: each payload replaces the file atomically, so it holds
+        /// the newest window's payload (node_exporter's textfile collector
+        /// reads `*.prom`, without timestamps). For formats that give one
+        /// payload per window (`tenant-metrics`, `openmetrics`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     /// The APEL SSM outgoing queue (dirq layout) that `ssmsend` reads.
     Ssm {
@@ -345,4 +386,37 @@ fn default_retries() -> u32 {
 
 fn default_backoff_ms() -> u64 {
     500
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fixed_file_name_is_one_plain_file_name() {
+        let problem = |name: &str| {
+            MessengerConfig::File {
+                directory: "/var/lib/node_exporter/textfile".into(),
+                mode: FileMode::default(),
+                name: Some(name.to_owned()),
+            }
+            .problem()
+        };
+        for good in ["wattson.prom", "tenants-site_a.prom", "wattson.om"] {
+            assert_eq!(problem(good), None, "{good}");
+        }
+        for (bad, says) in [
+            ("", "is empty"),
+            ("sub/wattson.prom", "path separator"),
+            ("/abs.prom", "path separator"),
+            ("a\\b.prom", "path separator"),
+            ("..", "starts with `.`"),
+            (".wattson.prom", "starts with `.`"),
+            ("wattson.tmp", "ends in `.tmp`"),
+        ] {
+            let message = problem(bad).unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert!(message.contains(says), "{bad:?}: {message}");
+            assert!(message.starts_with(&format!("name {bad:?}")), "{message}");
+        }
+    }
 }

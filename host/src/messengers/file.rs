@@ -10,6 +10,14 @@
 //! writer is gone (a run killed while writing it), and any other (or, from
 //! before, `.wattson-*.tmp` in the directory itself) once it is 10 minutes
 //! old: another policy's run may be writing into the same directory.
+//!
+//! With a fixed `name` (`wattson.prom`, for node_exporter's textfile
+//! collector), every payload replaces that one file instead: written and
+//! fsynced in `.wattson-tmp/`, renamed over the file (a reader sees the old
+//! payload or the new one, never a part), then the directory is fsynced so
+//! the rename outlives a power cut. A payload delivered again after a crash
+//! writes the same bytes again, and the spool delivers a messenger's
+//! payloads oldest window first: the file ends with the newest window's.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,22 +33,26 @@ const TMP_DIR: &str = ".wattson-tmp";
 /// A temporary this old was left by a run that was killed while writing it.
 const STALE_AFTER: Duration = Duration::from_secs(600);
 
-/// Writes payloads as `<sha256>.<extension>` files into a directory.
+/// Writes payloads as `<sha256>.<extension>` files into a directory, or
+/// over one file of a fixed name.
 #[derive(Debug)]
 pub struct File {
     directory: PathBuf,
     mode: FileMode,
+    /// The one file every payload replaces, if set.
+    name: Option<String>,
     /// Whether this run has removed stale temporaries yet.
     swept: bool,
 }
 
 impl File {
     /// A messenger writing files of `mode` into `directory` (created when
-    /// missing).
-    pub fn new(directory: PathBuf, mode: FileMode) -> Self {
+    /// missing): one per payload, or the file `name` that each replaces.
+    pub fn new(directory: PathBuf, mode: FileMode, name: Option<String>) -> Self {
         Self {
             directory,
             mode,
+            name,
             swept: false,
         }
     }
@@ -53,15 +65,20 @@ impl File {
             remove_stale(&tmp_dir, "");
             remove_stale(&self.directory, ".wattson-");
         }
-        let name = format!(
-            "{}.{}",
-            hex::encode(Sha256::digest(payload.bytes)),
-            payload.extension
-        );
-        let target = self.directory.join(&name);
-        if target.exists() {
-            return Ok(());
-        }
+        let target = match &self.name {
+            Some(name) => self.directory.join(name),
+            None => {
+                let target = self.directory.join(format!(
+                    "{}.{}",
+                    hex::encode(Sha256::digest(payload.bytes)),
+                    payload.extension
+                ));
+                if target.exists() {
+                    return Ok(());
+                }
+                target
+            }
+        };
         let mut tmp = tempfile::Builder::new()
             .prefix(&format!("{}-", std::process::id()))
             .suffix(".tmp")
@@ -71,6 +88,17 @@ impl File {
         tmp.as_file().sync_all()?;
         crate::failpoint::hit("file-temporary");
         tmp.persist(&target).map_err(|e| e.error)?;
+        if self.name.is_some() {
+            // The file was replaced: make the rename durable too, or a power
+            // cut could bring back the previous window's payload after the
+            // spool noted this one delivered.
+            if let Err(e) = std::fs::File::open(&self.directory).and_then(|d| d.sync_all()) {
+                tracing::warn!(
+                    "replaced {}, but cannot fsync its directory ({e}): a power cut now may bring back the previous payload",
+                    target.display()
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -117,7 +145,10 @@ fn writer_gone(name: &str) -> bool {
 
 impl Messenger for File {
     fn name(&self) -> String {
-        format!("file {}", self.directory.display())
+        match &self.name {
+            Some(name) => format!("file {}", self.directory.join(name).display()),
+            None => format!("file {}", self.directory.display()),
+        }
     }
 
     fn deliver(&mut self, payload: &Payload<'_>) -> Result<(), DeliveryError> {
@@ -155,7 +186,7 @@ mod tests {
         std::fs::write(tmp_dir.join("young.tmp"), b"half").unwrap();
         std::fs::write(dir.path().join("other.tmp"), b"not ours").unwrap();
 
-        let mut messenger = File::new(dir.path().to_owned(), FileMode::default());
+        let mut messenger = File::new(dir.path().to_owned(), FileMode::default(), None);
         let journal = dir.path().join("journal");
         messenger
             .deliver(&Payload {
@@ -181,5 +212,48 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(left, vec!["young.tmp".to_owned()]);
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_fixed_name_is_replaced_by_each_payload() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let textfiles = dir.path().join("textfile");
+        let journal = dir.path().join("journal");
+        let mode: FileMode = serde_json::from_str("\"0644\"").unwrap();
+        let mut messenger = File::new(textfiles.clone(), mode, Some("wattson.prom".into()));
+        assert_eq!(
+            messenger.name(),
+            format!("file {}", textfiles.join("wattson.prom").display())
+        );
+        let windows: [&[u8]; 3] = [b"a 1\n# EOF\n", b"a 2\n# EOF\n", b"a 2\n# EOF\n"];
+        for bytes in windows {
+            messenger
+                .deliver(&Payload {
+                    bytes,
+                    extension: "prom",
+                    media_type: "text/plain",
+                    journal: &journal,
+                })
+                .unwrap();
+            let file = textfiles.join("wattson.prom");
+            assert_eq!(std::fs::read(&file).unwrap(), bytes);
+            assert_eq!(
+                std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+                0o644
+            );
+            // One file, whatever was delivered before; no temporary left.
+            assert_eq!(listing(&textfiles), [TMP_DIR, "wattson.prom"]);
+            assert!(listing(&textfiles.join(TMP_DIR)).is_empty());
+        }
     }
 }

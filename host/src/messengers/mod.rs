@@ -56,7 +56,11 @@ pub trait Messenger {
 pub fn build(config: &MessengerConfig) -> Box<dyn Messenger> {
     match config {
         MessengerConfig::Stdout => Box::new(Stdout),
-        MessengerConfig::File { directory, mode } => Box::new(File::new(directory.clone(), *mode)),
+        MessengerConfig::File {
+            directory,
+            mode,
+            name,
+        } => Box::new(File::new(directory.clone(), *mode, name.clone())),
         MessengerConfig::Ssm { queue, mode } => Box::new(Ssm::new(queue.clone(), *mode)),
         MessengerConfig::Logstash {
             host,

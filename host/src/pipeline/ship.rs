@@ -422,6 +422,18 @@ impl Delivery {
                 if self.failed.contains(&key) {
                     continue;
                 }
+                if let Some(name) = config.fixed_file_name()
+                    && output.payloads > 1
+                {
+                    tracing::warn!(
+                        window = %window.window,
+                        "output `{}` gave {} payloads for this window and its file messenger \
+                         replaces `{name}` with each, keeping only the last: use a format that \
+                         gives one payload per window, or drop `name`",
+                        output.name,
+                        output.payloads
+                    );
+                }
                 let messenger = self
                     .messengers
                     .entry(key.clone())

@@ -143,6 +143,9 @@ pub fn bind(policy: &Policy, runtime: &Runtime) -> Result<Bound, PolicyError> {
                     &format.id().to_string(),
                     &mut problems,
                 );
+                if let Some(params) = &params {
+                    textfile_problem(source, &key, output, &format, params, &mut problems);
+                }
                 if let Some(params) = params {
                     outputs.push(BoundOutput {
                         name: output.name().to_owned(),
@@ -179,6 +182,45 @@ pub fn bind(policy: &Policy, runtime: &Runtime) -> Result<Bound, PolicyError> {
             embodied: policy.embodied.as_ref().and_then(|e| e.resolve().ok()),
         }),
     }
+}
+
+/// A `file` messenger writing one `*.prom` file (node_exporter's textfile
+/// collector) for a format that stamps its samples (`timestamps` true, given
+/// or by default): the collector skips a whole file with a timestamp.
+fn textfile_problem(
+    source: &Source,
+    key: &str,
+    output: &super::types::OutputConfig,
+    format: &Format,
+    params: &[Param],
+    problems: &mut Vec<Problem>,
+) {
+    let Some(name) = output.messenger.fixed_file_name() else {
+        return;
+    };
+    let stamps = params.iter().any(|p| {
+        p.name == "timestamps" && matches!(p.value, crate::runtime::ParamValue::Flag(true))
+    });
+    if !(name.ends_with(".prom") && stamps) {
+        return;
+    }
+    let given = output.params.get("timestamps");
+    let (span, key) = match given {
+        Some(value) => (value.span(), format!("{key}.params.timestamps")),
+        None => (output.format.span(), format!("{key}.format")),
+    };
+    let why = if given.is_some() { "" } else { ", its default" };
+    problems.push(at(
+        source,
+        span,
+        &key,
+        format!(
+            "format `{}` stamps every sample with the window's end (timestamps = true{why}), and \
+             node_exporter's textfile collector skips a whole *.prom file with a timestamp in it: \
+             set params.timestamps = false, or give the messenger a name not ending in .prom",
+            format.info().name
+        ),
+    ));
 }
 
 /// Where a model is named: `[model]` or one of `[[rules]]`.

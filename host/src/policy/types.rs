@@ -479,6 +479,30 @@ impl Policy {
                     ),
                 ));
             }
+            let file = |o: &OutputConfig| match &o.messenger {
+                MessengerConfig::File {
+                    directory,
+                    name: Some(name),
+                    ..
+                } => Some(directory.join(name)),
+                _ => None,
+            };
+            if let Some(path) = file(output)
+                && self.outputs[..i]
+                    .iter()
+                    .any(|o| file(o).as_ref() == Some(&path))
+            {
+                problems.push(Problem::at(
+                    source,
+                    output.format.span(),
+                    Some(format!("outputs[{i}].messenger.name")),
+                    format!(
+                        "another output's file messenger writes {} too, and each would replace \
+                         the other's payload: give each output its own name",
+                        path.display()
+                    ),
+                ));
+            }
         }
         problems
     }

@@ -31,6 +31,11 @@
 //!   `promtool check metrics` (2.42) parses with the Prometheus 0.0.4 text
 //!   parser, which rejects a non-integer timestamp; windows are
 //!   step-aligned, so nothing is lost in practice.
+//! * Parameter `timestamps` (default `true`): `false` writes no timestamp,
+//!   for node_exporter's textfile collector (it skips a whole file with
+//!   one; `[outputs.messenger] name = "….prom"`): each sample is then the
+//!   energy over the window just rendered, and a render holding two windows
+//!   of one VM is an error (one series, two values).
 //! * Samples are sorted by label set, then timestamp, so samples of one
 //!   series (the same VM in several windows of one render) are adjacent with
 //!   increasing timestamps, as OpenMetrics requires; two samples with the
@@ -43,7 +48,7 @@
 //! * `# EOF` ends the payload, followed by `\n`.
 
 use wattson_plugin::openmetrics::escape_label_value as escape;
-use wattson_plugin::{EnergyRecord, Format, FormatInfo, Params, unix_seconds};
+use wattson_plugin::{EnergyRecord, Format, FormatInfo, ParamSpec, Params, unix_seconds};
 
 /// The metric family's name.
 const METRIC: &str = "wattson_vm_energy_joules";
@@ -82,12 +87,20 @@ impl Format for OpenMetrics {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             "om",
         )
+        .param(ParamSpec::flag(
+            "timestamps",
+            "Stamp every sample with the window's end (whole Unix seconds); off for \
+             node_exporter's textfile collector, which skips a file with timestamps (one window \
+             per payload then)",
+            Some(true),
+        ))
     }
 
-    fn render(records: Vec<EnergyRecord>, _params: Params) -> Result<Vec<Vec<u8>>, String> {
+    fn render(records: Vec<EnergyRecord>, params: Params) -> Result<Vec<Vec<u8>>, String> {
         if records.is_empty() {
             return Ok(Vec::new());
         }
+        let timestamps = params.flag("timestamps")?;
         let mut samples = Vec::with_capacity(records.len());
         let mut carbon = Vec::new();
         for r in &records {
@@ -106,32 +119,51 @@ impl Format for OpenMetrics {
         carbon.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
         if let Some(w) = samples
             .windows(2)
-            .find(|w| w[0].0 == w[1].0 && w[0].1 == w[1].1)
+            .find(|w| w[0].0 == w[1].0 && (w[0].1 == w[1].1 || !timestamps))
         {
-            return Err(format!(
-                "two records for the series {METRIC}{} at timestamp {}",
-                w[0].0, w[0].1
-            ));
+            return Err(if timestamps {
+                format!(
+                    "two records for the series {METRIC}{} at timestamp {}",
+                    w[0].0, w[0].1
+                )
+            } else {
+                format!(
+                    "two records for the series {METRIC}{} (windows ending at {} and {}), and \
+                     timestamps = false leaves one value per series: render one window at a time",
+                    w[0].0, w[0].1, w[1].1
+                )
+            });
         }
+        let stamp = |ts: i64| {
+            if timestamps {
+                format!(" {ts}")
+            } else {
+                String::new()
+            }
+        };
+        let ending = if timestamps {
+            "ending at the sample's timestamp"
+        } else {
+            "just rendered"
+        };
         let mut out = String::with_capacity(256 + samples.len() * 256);
         out.push_str(&format!("# TYPE {METRIC} gauge\n"));
         out.push_str(&format!("# UNIT {METRIC} joules\n"));
         out.push_str(&format!(
-            "# HELP {METRIC} Energy attributed to the VM over the accounting window ending at \
-             the sample's timestamp.\n"
+            "# HELP {METRIC} Energy attributed to the VM over the accounting window {ending}.\n"
         ));
         for (labels, ts, joules) in &samples {
-            out.push_str(&format!("{METRIC}{labels} {joules:?} {ts}\n"));
+            out.push_str(&format!("{METRIC}{labels} {joules:?}{}\n", stamp(*ts)));
         }
         if !carbon.is_empty() {
             out.push_str(&format!("# TYPE {CARBON} gauge\n"));
             out.push_str(&format!("# UNIT {CARBON} grams\n"));
             out.push_str(&format!(
                 "# HELP {CARBON} Carbon footprint (gCO2e: kWh x PUE x grid intensity) of the \
-                 VM's energy over the accounting window ending at the sample's timestamp.\n"
+                 VM's energy over the accounting window {ending}.\n"
             ));
             for (labels, ts, grams) in &carbon {
-                out.push_str(&format!("{CARBON}{labels} {grams:?} {ts}\n"));
+                out.push_str(&format!("{CARBON}{labels} {grams:?}{}\n", stamp(*ts)));
             }
         }
         out.push_str("# EOF\n");

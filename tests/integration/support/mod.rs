@@ -1,9 +1,11 @@
 //! Fixtures several test files share: an external tool a test needs, a
 //! wattson run that must succeed, a Prometheus backfilled with VMs' joules
-//! counters, a gather of one window as extract does it, and the cloud APIs'
-//! stand-ins ([`standin`]).
+//! counters, a gather of one window as extract does it, the cloud APIs'
+//! stand-ins ([`standin`]), and node_exporter's textfile collector
+//! ([`node_exporter`]).
 
 pub mod gpu_reference;
+pub mod node_exporter;
 pub mod standin;
 
 use std::process::Output;
