@@ -95,6 +95,10 @@ pub struct Policy {
     /// The file this policy came from.
     #[serde(skip)]
     pub source: Option<Arc<Source>>,
+    /// That file's canonical path (symlinks resolved), which its state
+    /// directory is claimed for; none for a policy not read from a file.
+    #[serde(skip)]
+    file: Option<PathBuf>,
 }
 
 /// `[site]`: identity written into every record.
@@ -378,7 +382,16 @@ impl Policy {
                     .collect(),
             )
         })?;
-        Self::parse(Source::with_origins(path, text, origins))
+        let mut policy = Self::parse(Source::with_origins(path, text, origins))?;
+        policy.file = Some(
+            std::fs::canonicalize(path)
+                .or_else(|_| std::path::absolute(path))
+                .map_err(|error| PolicyError::Read {
+                    path: path.to_owned(),
+                    error,
+                })?,
+        );
+        Ok(policy)
     }
 
     /// Parses and checks policy text.
@@ -507,7 +520,7 @@ impl Policy {
                 .and_then(|s| s.path.file_stem())
                 .map_or_else(|| "policy".to_owned(), |s| s.to_string_lossy().into_owned())
         });
-        crate::state::StateDir::new(&self.state.dir, &name)
+        crate::state::StateDir::new(&self.state.dir, &name, self.file.as_deref())
     }
 
     /// Replaces the outputs with one builtin format on stdout (`--format NAME`).
