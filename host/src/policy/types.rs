@@ -45,7 +45,8 @@ pub struct Policy {
     #[serde(default)]
     pub gpu: Option<crate::sources::gpu::GpuConfig>,
     /// Static idle power per host: a host key or a regex matching whole host
-    /// keys → watts. Hosts not listed get it measured ("auto", `docs/ENERGY.md#idle-power`).
+    /// keys → watts, the first match in the policy's order. Hosts not listed
+    /// get it measured ("auto", `docs/ENERGY.md#idle-power`).
     #[serde(default)]
     pub idle_power: IdlePowerConfig,
     /// The attribution model of every VM placement no rule matches
@@ -222,15 +223,24 @@ impl Validate for WindowConfig {
 }
 
 /// `[idle_power]`: static idle power per host, a host key or a regex
-/// matching whole host keys → watts.
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(transparent)]
-pub struct IdlePowerConfig(
-    #[schemars(with = "BTreeMap<String, f64>")] BTreeMap<String, Spanned<f64>>,
-);
+/// matching whole host keys → watts, the first match in the policy's order
+/// (a map would sort them).
+#[derive(Debug, Default, schemars::JsonSchema)]
+#[schemars(transparent)]
+pub struct IdlePowerConfig(#[schemars(with = "BTreeMap<String, f64>")] Vec<(String, Spanned<f64>)>);
+
+impl<'de> Deserialize<'de> for IdlePowerConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        crate::config::in_order(
+            deserializer,
+            "a table of host keys or regexes → watts (e.g. \"cmp-0[1-4]\" = 95.0)",
+        )
+        .map(Self)
+    }
+}
 
 impl IdlePowerConfig {
-    /// Each pattern and its watts, in key order.
+    /// Each pattern and its watts, in the policy's order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
         self.0
             .iter()
