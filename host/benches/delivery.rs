@@ -80,7 +80,7 @@ fn bench(c: &mut Criterion) {
             b.iter_batched(
                 || tempfile::tempdir().expect("temp dir"),
                 |dir| {
-                    let state = StateDir::new(dir.path(), "bench");
+                    let state = StateDir::new(dir.path(), "bench", None);
                     let messenger = MessengerConfig::File {
                         directory: dir.path().join("out"),
                         mode: FileMode::default(),

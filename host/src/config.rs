@@ -3,9 +3,13 @@
 //! of a policy validates itself; the policy only asks each section and
 //! locates the answers in its file (`file:line:column`).
 
+mod in_order;
+
 use std::ops::Range;
 
 use toml::Spanned;
+
+pub use in_order::in_order;
 
 /// A configuration that can say what is wrong with it before anything runs
 /// (no network; a section may read a secret's file, as `[prometheus]` does).

@@ -91,8 +91,13 @@ const WINDOWS: [(i64, i64); 4] = [
 
 /// (vm, window start) of every record C1 says must exist.
 pub fn expected(site: &Site) -> Vec<(String, i64)> {
+    expected_in(site, &WINDOWS)
+}
+
+/// (vm, window start) of every record C1 says `windows` hold, sorted.
+pub fn expected_in(site: &Site, windows: &[(i64, i64)]) -> Vec<(String, i64)> {
     let mut out = Vec::new();
-    for (start, end) in WINDOWS {
+    for &(start, end) in windows {
         for (uuid, s) in &site.series {
             if c1(&s.samples, start, end).is_some() {
                 out.push((uuid.clone(), start));
@@ -176,7 +181,7 @@ pub fn run(policy: &Path, now_ms: i64, crash_at: Option<&str>) -> Output {
 }
 
 /// (vm, window start) → how many times the file receiver got it, keyed by record id too.
-fn file_receipts(files: &Path) -> (Vec<(String, i64)>, HashMap<String, usize>) {
+pub fn file_receipts(files: &Path) -> (Vec<(String, i64)>, HashMap<String, usize>) {
     let mut keys = Vec::new();
     let mut ids: HashMap<String, usize> = HashMap::new();
     for entry in std::fs::read_dir(files).unwrap() {

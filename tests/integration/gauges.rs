@@ -208,7 +208,8 @@ fn vm_power_from_edges_and_sums_is_close_and_gaps_are_detected() {
 
 /// Idle power (ENERGY.md): the least average over the window's whole minutes
 /// of a host's power gauge, skipping minutes it does not fully cover; a
-/// static `[idle_power]` for hosts matching a pattern.
+/// static `[idle_power]` for hosts matching a pattern, the first in the
+/// policy's order.
 /// Gathers the hosts' IPMI power (`power`) and its idle power by `setting`
 /// (`idle`) over `window`: each host's idle power, the hosts being `hosts`.
 fn idle_powers(
@@ -302,6 +303,7 @@ host_label = "instance"
 host_regex = '^([^:]+)'
 [idle_power]
 "cmp-9[0-9]" = 95.5
+"cmp-9.*" = 70.0
 [model]
 plugin = "libvirt-joules"
 "#;
@@ -331,7 +333,11 @@ plugin = "libvirt-joules"
         "cmp-02's quiet stretch is in a gap, not measurable: {}",
         got[1]
     );
-    assert_eq!(got[2], 95.5, "cmp-90 has a static idle power");
+    assert_eq!(
+        got[2], 95.5,
+        "cmp-90 has the static idle power of the first pattern in the policy's order (the \
+         second, which also matches, sorts first)"
+    );
 }
 
 /// `idle_power = "fit"` on a host that never idles (55–95 % CPU, 110 W idle +

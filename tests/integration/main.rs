@@ -42,6 +42,7 @@ mod scaffold;
 mod scrape_config;
 mod shares;
 mod soak;
+mod state_owner;
 mod support;
 mod templates;
 mod victoria;

@@ -7,6 +7,7 @@ use clap::Args;
 use super::{EXIT_CONFIG, EXIT_LOCKED, EXIT_PLUGIN, Failure};
 use crate::daemon::{self, DaemonError, DaemonOptions};
 use crate::policy::Override;
+use crate::state::StateError;
 
 /// Arguments of `wattson daemon`.
 #[derive(Debug, Args)]
@@ -39,7 +40,8 @@ pub fn run(args: DaemonArgs) -> Result<(), Failure> {
             DaemonError::Policy(_)
             | DaemonError::NotLocal { .. }
             | DaemonError::Token(_)
-            | DaemonError::Listen { .. } => EXIT_CONFIG,
+            | DaemonError::Listen { .. }
+            | DaemonError::State(StateError::OtherPolicy { .. }) => EXIT_CONFIG,
             DaemonError::Plugin(_) => EXIT_PLUGIN,
             DaemonError::AlreadyRunning { .. } => EXIT_LOCKED,
             DaemonError::State(_) | DaemonError::Persist(_) | DaemonError::Runtime(_) => 1,

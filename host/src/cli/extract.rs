@@ -184,7 +184,7 @@ pub(super) fn exit_code(e: &ShipError) -> u8 {
             PipelineError::Unsupported(_) => EXIT_CONFIG,
         },
         ShipError::State(StateError::Locked { .. }) => EXIT_LOCKED,
-        ShipError::State(StateError::Future { .. }) => EXIT_CONFIG,
+        ShipError::State(StateError::Future { .. } | StateError::OtherPolicy { .. }) => EXIT_CONFIG,
         ShipError::State(_) => 1,
         ShipError::Delivery(_) | ShipError::Stdout(_) => EXIT_DELIVERY,
     }

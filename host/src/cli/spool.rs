@@ -82,11 +82,9 @@ pub fn run(command: SpoolCommand) -> Result<(), Failure> {
                 .map(|w| parse_time(w))
                 .collect::<Result<Vec<i64>, _>>()
                 .map_err(|e| Failure::new(EXIT_CONFIG, e))?;
-            let spooled = policy
-                .state_dir()
-                .spool()
-                .pending()
-                .map_err(|e| Failure::new(1, e))?;
+            let state = policy.state_dir();
+            state.check().map_err(|e| Failure::new(EXIT_CONFIG, e))?;
+            let spooled = state.spool().pending().map_err(|e| Failure::new(1, e))?;
             let matching: Vec<_> = spooled
                 .iter()
                 .filter(|w| starts.contains(&w.window.start_ms))
@@ -133,6 +131,7 @@ pub fn run(command: SpoolCommand) -> Result<(), Failure> {
 /// `spool list`: one line per window and output, in aligned columns.
 fn list(policy: &Policy) -> Result<(), Failure> {
     let state = policy.state_dir();
+    state.check().map_err(|e| Failure::new(EXIT_CONFIG, e))?;
     let spooled = state.spool().pending().map_err(|e| Failure::new(1, e))?;
     if spooled.is_empty() {
         outln!(

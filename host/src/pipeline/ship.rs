@@ -132,6 +132,8 @@ pub fn extract(
     let gather_plan =
         GatherPlan::new(policy, models.measurements(), prometheus).map_err(ShipError::Plan)?;
     if options.dry_run {
+        // Reads lastrun and the spool: they must be this policy's.
+        state.check()?;
         for window in plan(policy, &state, &options)? {
             let done = run_window(
                 policy,

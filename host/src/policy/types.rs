@@ -45,7 +45,8 @@ pub struct Policy {
     #[serde(default)]
     pub gpu: Option<crate::sources::gpu::GpuConfig>,
     /// Static idle power per host: a host key or a regex matching whole host
-    /// keys → watts. Hosts not listed get it measured ("auto", `docs/ENERGY.md#idle-power`).
+    /// keys → watts, the first match in the policy's order. Hosts not listed
+    /// get it measured ("auto", `docs/ENERGY.md#idle-power`).
     #[serde(default)]
     pub idle_power: IdlePowerConfig,
     /// The attribution model of every VM placement no rule matches
@@ -95,6 +96,10 @@ pub struct Policy {
     /// The file this policy came from.
     #[serde(skip)]
     pub source: Option<Arc<Source>>,
+    /// That file's canonical path (symlinks resolved), which its state
+    /// directory is claimed for; none for a policy not read from a file.
+    #[serde(skip)]
+    file: Option<PathBuf>,
 }
 
 /// `[site]`: identity written into every record.
@@ -218,15 +223,24 @@ impl Validate for WindowConfig {
 }
 
 /// `[idle_power]`: static idle power per host, a host key or a regex
-/// matching whole host keys → watts.
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(transparent)]
-pub struct IdlePowerConfig(
-    #[schemars(with = "BTreeMap<String, f64>")] BTreeMap<String, Spanned<f64>>,
-);
+/// matching whole host keys → watts, the first match in the policy's order
+/// (a map would sort them).
+#[derive(Debug, Default, schemars::JsonSchema)]
+#[schemars(transparent)]
+pub struct IdlePowerConfig(#[schemars(with = "BTreeMap<String, f64>")] Vec<(String, Spanned<f64>)>);
+
+impl<'de> Deserialize<'de> for IdlePowerConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        crate::config::in_order(
+            deserializer,
+            "a table of host keys or regexes → watts (e.g. \"cmp-0[1-4]\" = 95.0)",
+        )
+        .map(Self)
+    }
+}
 
 impl IdlePowerConfig {
-    /// Each pattern and its watts, in key order.
+    /// Each pattern and its watts, in the policy's order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
         self.0
             .iter()
@@ -383,7 +397,16 @@ impl Policy {
                     .collect(),
             )
         })?;
-        Self::parse(Source::with_origins(path, text, origins))
+        let mut policy = Self::parse(Source::with_origins(path, text, origins))?;
+        policy.file = Some(
+            std::fs::canonicalize(path)
+                .or_else(|_| std::path::absolute(path))
+                .map_err(|error| PolicyError::Read {
+                    path: path.to_owned(),
+                    error,
+                })?,
+        );
+        Ok(policy)
     }
 
     /// Parses and checks policy text.
@@ -536,7 +559,7 @@ impl Policy {
                 .and_then(|s| s.path.file_stem())
                 .map_or_else(|| "policy".to_owned(), |s| s.to_string_lossy().into_owned())
         });
-        crate::state::StateDir::new(&self.state.dir, &name)
+        crate::state::StateDir::new(&self.state.dir, &name, self.file.as_deref())
     }
 
     /// Replaces the outputs with one builtin format on stdout (`--format NAME`).

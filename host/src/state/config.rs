@@ -12,6 +12,8 @@ pub struct StateConfig {
     #[serde(default = "default_state_dir")]
     pub dir: PathBuf,
     /// Name of this policy's subdirectory; default: the policy file's stem.
+    /// The subdirectory belongs to one policy file (it names it in
+    /// `policy-file`): give two policy files with the same stem their own.
     #[serde(default)]
     pub name: Option<String>,
 }

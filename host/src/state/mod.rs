@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! <state dir>/<policy name>/
+//!     policy-file                the canonical path of the policy file it belongs to
 //!     lock                       held (flock) while a run is active; holds its PID
 //!     daemon.lock                held by `wattson daemon` for its whole life; its PID
 //!     daemon.json                the daemon's counters and ledger
@@ -18,6 +19,7 @@
 mod config;
 mod lastrun;
 mod lock;
+mod owner;
 mod spool;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +65,17 @@ pub enum StateError {
         /// Now, RFC 3339.
         now: String,
     },
+    /// The directory belongs to another policy file (one with the same
+    /// stem, elsewhere, or this one before it was moved).
+    #[error("{}", other_policy(root, owner, policy))]
+    OtherPolicy {
+        /// The policy's state directory.
+        root: PathBuf,
+        /// The policy file its `policy-file` names.
+        owner: PathBuf,
+        /// The policy file of this run.
+        policy: PathBuf,
+    },
     /// A state file that is not what wattson writes.
     #[error("state file {} is corrupt: {reason}; move it away to start over", path.display())]
     Corrupt {
@@ -71,6 +84,25 @@ pub enum StateError {
         /// What is wrong.
         reason: String,
     },
+}
+
+fn other_policy(root: &Path, owner: &Path, policy: &Path) -> String {
+    let gone = if owner.exists() {
+        ""
+    } else {
+        " (which no longer exists)"
+    };
+    format!(
+        "state directory {root} belongs to the policy {owner}{gone}, not to {policy}: two policy \
+         files on one state directory skip or repeat each other's windows. Nothing was done. Give \
+         {policy} its own state: set `[state] name = \"…\"` (or `[state] dir`) in it. If {owner} \
+         was moved to {policy} on purpose, hand its state over with `rm {marker}` (the next run \
+         takes the directory)",
+        root = root.display(),
+        owner = owner.display(),
+        policy = policy.display(),
+        marker = owner::shell_word(&root.join(owner::FILE)),
+    )
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
@@ -84,13 +116,37 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ 
 #[derive(Clone, Debug)]
 pub struct StateDir {
     root: PathBuf,
+    /// The policy file it belongs to, canonical (none: a policy not read
+    /// from a file, which claims nothing).
+    policy: Option<PathBuf>,
 }
 
 impl StateDir {
-    /// The state of policy `name` under `dir` (nothing is created yet).
-    pub fn new(dir: &Path, name: &str) -> Self {
+    /// The state of policy `name` under `dir`, for the policy file `policy`
+    /// (canonical), nothing created yet.
+    pub fn new(dir: &Path, name: &str, policy: Option<&Path>) -> Self {
         Self {
             root: dir.join(name),
+            policy: policy.map(Path::to_owned),
+        }
+    }
+
+    /// Fails if the directory belongs to another policy file (its
+    /// `policy-file` names another), writing nothing: for commands that only
+    /// read the state.
+    pub fn check(&self) -> Result<(), StateError> {
+        match &self.policy {
+            Some(policy) => owner::claim(&self.root, policy, false),
+            None => Ok(()),
+        }
+    }
+
+    /// [`StateDir::check`], then takes a directory that names no policy
+    /// file yet (a new one, or one from a version before `policy-file`).
+    fn claim(&self) -> Result<(), StateError> {
+        match &self.policy {
+            Some(policy) => owner::claim(&self.root, policy, true),
+            None => Ok(()),
         }
     }
 
@@ -104,17 +160,24 @@ impl StateDir {
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))
     }
 
-    /// Takes the run lock, or fails at once if another run holds it.
+    /// Takes the run lock, or fails at once if another run holds it; then
+    /// claims the directory for the policy file (refused if it belongs to
+    /// another).
     pub fn lock(&self) -> Result<RunLock, StateError> {
-        RunLock::acquire(&self.root.join("lock"))
+        let lock = RunLock::acquire(&self.root.join("lock"))?;
+        self.claim()?;
+        Ok(lock)
     }
 
     /// Takes the daemon's lock (`daemon.lock`), held for the daemon's whole
     /// life: a second daemon on the same policy is refused before it reads
     /// or writes any state. Shipping takes the run lock as well, so an
     /// `extract` of the same policy waits its turn as before.
+    /// The directory is claimed for the policy file as by [`StateDir::lock`].
     pub fn lock_daemon(&self) -> Result<RunLock, StateError> {
-        RunLock::acquire(&self.root.join("daemon.lock"))
+        let lock = RunLock::acquire(&self.root.join("daemon.lock"))?;
+        self.claim()?;
+        Ok(lock)
     }
 
     /// End (ms) of the last window every messenger accepted, if any.

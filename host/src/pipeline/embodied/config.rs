@@ -3,17 +3,15 @@
 //! without I/O.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use globset::Glob;
 use serde::Deserialize;
-use serde::de::{MapAccess, Visitor};
 use toml::Spanned;
 
 use super::boavizta::{Boavizta, Request};
 use super::{Capacity, Embodied, Figure, HostFigure};
-use crate::config::{ConfigProblem, Validate};
+use crate::config::{ConfigProblem, Validate, in_order};
 
 /// Hours in a year of a host's life (BoaviztAPI's and Leaf's year).
 pub const HOURS_PER_YEAR: f64 = 8760.0;
@@ -112,29 +110,12 @@ pub struct HostEntries(pub Vec<(String, Spanned<EmbodiedHostConfig>)>);
 
 impl<'de> Deserialize<'de> for HostEntries {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        /// Reads the table's entries as they come.
-        struct InOrder;
-
-        impl<'de> Visitor<'de> for InOrder {
-            type Value = HostEntries;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(
-                    "a table of host globs, each with kg_co2e or boavizta (e.g. \
-                     [embodied.hosts.\"cmp-*\"])",
-                )
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<HostEntries, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(HostEntries(entries))
-            }
-        }
-
-        deserializer.deserialize_map(InOrder)
+        in_order(
+            deserializer,
+            "a table of host globs, each with kg_co2e or boavizta (e.g. \
+             [embodied.hosts.\"cmp-*\"])",
+        )
+        .map(HostEntries)
     }
 }
 

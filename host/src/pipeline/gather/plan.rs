@@ -611,7 +611,8 @@ impl StaticIdle {
         )
     }
 
-    /// The watts the first pattern matching `host` gives it.
+    /// The watts the first pattern matching `host`, in the policy's order,
+    /// gives it.
     pub fn watts(&self, host: &str) -> Option<f64> {
         self.0
             .iter()
