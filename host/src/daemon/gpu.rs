@@ -1,10 +1,9 @@
 //! The host's GPUs in the daemon (`[gpu]`): each card read at every sample
 //! ([`Card`], from `[gpu] command`), who holds which ([`Held`], from the
 //! running domains' `<hostdev>`s), and each tick's energy per card with the
-//! VMs that held it at both ends of the tick (the daemon's rule of the GPU
-//! section ENERGY.md is to get; issue 34's design, B2): the card's counter
-//! by C1 (a drop is a driver reload: the new value counts), else its power
-//! by the two-point rule.
+//! VMs that held it at both ends of the tick (`docs/ENERGY.md#gpus`, "In
+//! the daemon"): the card's counter by C1 (a drop is a driver reload: the
+//! new value counts), else its power by the two-point rule.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -44,10 +44,10 @@
 //! * **Unknown is never 0.** A project's value is written only when every
 //!   one of its records in the window has that input, finite: one record
 //!   without `cfp-g` and the project has no `operational` and no `total`
-//!   sample. A family no project has a value for is left out whole (today's
-//!   records carry no `gpu-j` and no `embodied-g`: no GPU, embodied or
-//!   total families). `joules` is always there; a non-finite one is an
-//!   error.
+//!   sample. A family no project has a value for is left out whole (records
+//!   without `gpu-j` or `embodied-g`, a model that attributes no GPUs or no
+//!   `[embodied]`: no GPU, embodied or total families). `joules` is always
+//!   there; a non-finite one is an error.
 //! * **Timestamps.** None by default: node_exporter's textfile collector
 //!   skips a whole file with one, and Pushgateway refuses pushes with them;
 //!   the window is in the two `window_*` gauges. The parameter
