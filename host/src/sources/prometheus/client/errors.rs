@@ -2,6 +2,7 @@
 //! for a bound, the setting to change.
 
 use super::Client;
+use crate::error_chain::error_chain;
 use crate::sources::prometheus::answer::Cut;
 use crate::sources::prometheus::{Conflict, PrometheusError};
 
@@ -60,17 +61,16 @@ impl Client {
     }
 
     pub(super) fn unreachable(&self, query: &str, error: reqwest::Error) -> PrometheusError {
-        let mut reason = if error.is_timeout() {
-            format!("timed out after {} s", self.config.timeout_secs)
+        let reason = if error.is_timeout() {
+            // reqwest's own message says less than the configured limit.
+            let timed_out = format!("timed out after {} s", self.config.timeout_secs);
+            match std::error::Error::source(&error) {
+                Some(cause) => format!("{timed_out}: {}", error_chain(cause)),
+                None => timed_out,
+            }
         } else {
-            error.to_string()
+            error_chain(&error)
         };
-        let mut cause = std::error::Error::source(&error);
-        while let Some(c) = cause {
-            reason.push_str(": ");
-            reason.push_str(&c.to_string());
-            cause = c.source();
-        }
         PrometheusError::Unreachable {
             url: self.base.clone(),
             query: query.to_owned(),
