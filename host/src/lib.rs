@@ -10,7 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod energy;
-pub mod error_chain;
+mod error_chain;
 mod failpoint;
 pub mod messengers;
 pub mod pipeline;
