@@ -522,8 +522,7 @@ impl DaemonState {
                 embodied_source: embodied.map(|p| p.source.to_string()),
                 gpu_j: attributed.gpu_j[i],
                 gpu_shared: attributed.gpu_shared[i],
-                gpu_meter: crate::runtime::gpu_measurement(info, slot.params)
-                    .map(|name| format!("gpu:{name}")),
+                gpu_meter: records::gpu_meter(info, slot.params),
                 ..Part::default()
             };
             self.ledger

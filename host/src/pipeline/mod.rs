@@ -177,8 +177,7 @@ pub fn window_records<E: From<PipelineError>>(
             kind: slot.model.info().quality,
             meters: records::meters(slot.measurements),
             cpu_meter: cpu_meter.clone(),
-            gpu_meter: crate::runtime::gpu_measurement(slot.model.info(), slot.params)
-                .map(|name| format!("gpu:{name}")),
+            gpu_meter: records::gpu_meter(slot.model.info(), slot.params),
         })
         .collect();
     hand_on_records(

@@ -6,7 +6,7 @@
 use uuid::Uuid;
 
 pub use crate::runtime::EnergyRecord;
-use crate::runtime::{Measurement, RecordQuality, Status, Vm, VmDetails};
+use crate::runtime::{Measurement, ModelInfo, Param, RecordQuality, Status, Vm, VmDetails};
 use crate::window::Window;
 
 /// Namespace of wattson record ids (UUIDv5).
@@ -77,6 +77,13 @@ pub struct ModelQuality {
     /// `gpu:<measurement>`, named in a record's meters where it has GPU
     /// joules; None for a model that attributes no GPUs.
     pub gpu_meter: Option<String>,
+}
+
+/// The meter records name for the GPU energy a model gives them with
+/// `params`: `gpu:<measurement>`, None where it attributes no GPUs
+/// ([`ModelQuality::gpu_meter`]; extract and the daemon alike).
+pub fn gpu_meter(info: &ModelInfo, params: &[Param]) -> Option<String> {
+    crate::runtime::gpu_measurement(info, params).map(|name| format!("gpu:{name}"))
 }
 
 /// The meters a model's measurements read, as records name them:
