@@ -58,6 +58,7 @@ pub fn attribute(
             window,
             info,
             slot.measurements,
+            slot.params,
             &gathered.input,
             &attribution,
         );
@@ -97,6 +98,7 @@ pub fn attribute(
                 window,
                 info,
                 slot.measurements,
+                slot.params,
                 &input,
                 &attribution,
             ));

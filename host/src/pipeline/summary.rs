@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::runtime::{
-    Attribution, AttributionInput, KeyKind, Measurement, ModelInfo, UnattributedReason, Unit,
+    Attribution, AttributionInput, KeyKind, Measurement, ModelInfo, Param, UnattributedReason, Unit,
 };
 use crate::window::{Window, format_ms};
 
@@ -84,13 +84,15 @@ pub fn host_meter<'a>(info: &'a ModelInfo, measurements: &'a [Measurement]) -> O
 }
 
 /// The summary of every host with a reading of the model's host meter or,
-/// for a model that attributes GPUs, of its GPUs (`docs/ENERGY.md#gpus`: the
-/// GPU law holds on a host whose meter did not read), hosts without VMs
-/// included; empty for models that read no host meter.
+/// for a model that attributes GPUs with `params`, of its GPUs
+/// (`docs/ENERGY.md#gpus`: the GPU law holds on a host whose meter did not
+/// read), hosts without VMs included; empty for models that read no host
+/// meter.
 pub fn hosts(
     window: Window,
     info: &ModelInfo,
     measurements: &[Measurement],
+    params: &[Param],
     input: &AttributionInput,
     attribution: &Attribution,
 ) -> Vec<HostSummary> {
@@ -126,10 +128,7 @@ pub fn hosts(
     // G_h of the hosts with GPU readings, for a model that attributes them;
     // the meter holds them too where it is a wall meter, else they are beside it.
     let mut gpus: Vec<Option<f64>> = vec![None; n];
-    if measurements
-        .iter()
-        .any(|m| matches!(m, Measurement::Gpu(_)))
-    {
+    if crate::runtime::gpu_measurement(info, params).is_some() {
         for card in &input.gpus {
             if let Some(slot) = gpus.get_mut(card.host as usize) {
                 *slot.get_or_insert(0.0) += card.energy.value;
@@ -289,8 +288,8 @@ pub fn table(summaries: &[HostSummary]) -> String {
 mod tests {
     use super::*;
     use crate::runtime::{
-        Conservation, GpuReading, GpuSpec, HostEnergy, Measured, Placement, PlacementEnergy,
-        Quality, Reading, Vm,
+        Conservation, GpuReading, GpuSpec, HostEnergy, Measured, ParamValue, Placement,
+        PlacementEnergy, Quality, Reading, Vm,
     };
 
     fn summary(
@@ -442,7 +441,7 @@ mod tests {
     fn a_host_whose_meter_did_not_read_has_the_line_of_its_gpus() {
         for in_meter in [false, true] {
             let (info, input, answer) = with_gpus(in_meter);
-            let lines = hosts(WINDOW, &info, &info.measurements, &input, &answer);
+            let lines = hosts(WINDOW, &info, &info.measurements, &[], &input, &answer);
             assert_eq!(lines.len(), 2, "{lines:?}");
             let (metered, unread) = (&lines[0], &lines[1]);
             assert_eq!(metered.energy_joules, Some(1000.0));
@@ -462,7 +461,57 @@ mod tests {
         // Without GPUs, a host whose meter did not read has no line.
         let (info, mut input, answer) = with_gpus(false);
         input.gpus.clear();
-        let lines = hosts(WINDOW, &info, &info.measurements, &input, &answer);
+        let lines = hosts(WINDOW, &info, &info.measurements, &[], &input, &answer);
         assert_eq!(lines.len(), 1);
+    }
+
+    /// A model that attributes no GPUs though the input has them (it reads
+    /// the `gpu` measurement, but its law names none; or `gpu = "ignore"`):
+    /// its summary is the meter's alone, without the cards' energy.
+    #[test]
+    fn a_model_that_attributes_no_gpus_is_summed_without_them() {
+        let (mut info, input, _) = with_gpus(false);
+        let answer = Attribution {
+            placements: vec![PlacementEnergy {
+                placement: 0,
+                joules: 900.0,
+                gpu_joules: 0.0,
+            }],
+            unattributed: vec![HostEnergy {
+                host: 0,
+                joules: 100.0,
+                gpu_joules: 0.0,
+                reason: UnattributedReason::Idle,
+            }],
+        };
+        let only_the_meter = |lines: Vec<HostSummary>| {
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            assert_eq!(lines[0].energy_joules, Some(1000.0));
+            assert_eq!(lines[0].conservation_rel_err, 0.0);
+            assert_eq!(lines[0].gpu_joules, None);
+        };
+        let ignore = [Param {
+            name: "gpu".into(),
+            value: ParamValue::Choice("ignore".into()),
+        }];
+        only_the_meter(hosts(
+            WINDOW,
+            &info,
+            &info.measurements,
+            &ignore,
+            &input,
+            &answer,
+        ));
+        if let Some(law) = &mut info.conservation {
+            law.gpu = None;
+        }
+        only_the_meter(hosts(
+            WINDOW,
+            &info,
+            &info.measurements,
+            &[],
+            &input,
+            &answer,
+        ));
     }
 }
