@@ -102,7 +102,11 @@ pub fn parse(output: &str, queried: &[String]) -> Result<Vec<GpuSample>, String>
         column("power.draw"),
     );
     if energy.is_none() && power.is_none() {
-        return Err("neither total_energy_consumption nor power.draw is queried".into());
+        return Err(
+            "neither total_energy_consumption nor power.draw is queried: add one (or both) to \
+             its --query-gpu"
+                .into(),
+        );
     }
     let mut cards = Vec::new();
     for line in lines {
@@ -165,6 +169,11 @@ mod tests {
         assert_eq!((cards[0].power_w, cards[0].energy_mj), (None, None));
         let err = parse("uuid, power.draw [W]\nGPU-1, 3\n", &[]).unwrap_err();
         assert!(err.contains("pci.bus_id"), "{err}");
+        let err = parse("pci.bus_id, uuid\n0000:3b:00.0, GPU-1\n", &[]).unwrap_err();
+        assert!(
+            err.contains("add one (or both) to its --query-gpu"),
+            "{err}"
+        );
     }
 
     #[test]
