@@ -777,6 +777,55 @@ fn without_gpu_the_daemon_reads_and_exports_no_gpus() {
     );
 }
 
+/// A domain whose mdev sysfs does not describe (gone mid-teardown, or a
+/// type without `max_instance`) is left out of the holders, named and
+/// counted: the other cards are still read and held, the sample is used,
+/// and the card that domain would hold counts as held by no VM.
+#[test]
+fn a_domain_whose_devices_cannot_be_resolved_fails_no_sample() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    powercap_tree(&dir.join("sys"));
+    sysfs(&dir.join("gpu-sys"));
+    std::fs::remove_file(dir.join("gpu-sys/bus/mdev/devices").join(M1)).unwrap();
+    let (node, uri) = node_copy(dir);
+    let original = std::fs::read_to_string(&node).unwrap();
+    write_node(&node, &original, &devices(false));
+    let meter = dir.join("nvidia-smi.csv");
+    let policy = dir.join("daemon.toml");
+    let text = daemon_policy(dir, &uri, &dir.join("sys/class/powercap"), "none")
+        + &format!(
+            "\n[gpu]\ncommand = [\"cat\", \"{}\"]\nsysfs_root = \"{}\"\n",
+            meter.display(),
+            dir.join("gpu-sys").display()
+        );
+    std::fs::write(&policy, text).unwrap();
+    let cpu = FedCpu::default();
+    let (mut state, shared) = engine(&policy, &cpu, &dir.join("cache"));
+    for k in 0..3 {
+        std::fs::write(&meter, csv(k)).unwrap();
+        *cpu.0.lock().unwrap() = RUNNING
+            .iter()
+            .map(|u| (u.to_string(), 100.0 + k as f64))
+            .collect();
+        state.tick(1_800_000_000_000 + 10_000 * k as i64);
+    }
+    let snapshot = shared.snapshot();
+    assert_eq!(snapshot.health.intervals, 2, "every sample was used");
+    assert_eq!(snapshot.health.failures_in_a_row, 0);
+    assert_eq!(snapshot.health.sample_failures.get("gpu-holder"), Some(&3));
+    assert_eq!(snapshot.health.sample_failures.get("gpu"), None);
+    let scrape = render_metrics(&snapshot, MetricsFormat::Text, 0);
+    let info = lines_of(&scrape, "wattson_vm_gpu_info");
+    assert!(info.iter().any(|l| l.contains(A)), "{info:?}");
+    assert!(!info.iter().any(|l| l.contains(C)), "{info:?}");
+    let energy = lines_of(&scrape, "wattson_host_gpu_energy_joules_total");
+    assert!(
+        energy.iter().any(|l| l.contains(C)),
+        "C is still read: {energy:?}"
+    );
+}
+
 /// `policy check` of a daemon's policy runs `[gpu] command` once and names
 /// what is wrong (as a warning: the policy may be checked off the
 /// hypervisor): a missing program, a driver without the energy field (drop

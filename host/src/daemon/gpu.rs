@@ -62,12 +62,15 @@ impl GpuSources {
     /// to sysfs, as a card bound to vfio-pci is). A MIG-backed vGPU's card
     /// has `[gpu] mig_slices` of its model as the meter names it (DCGM's
     /// `modelName`, as extract reads it), else of the vGPU type's name.
-    /// Domains holding none are left out.
+    /// Domains holding none are left out, and so are domains whose devices
+    /// cannot be resolved (an mdev gone, or one sysfs does not describe):
+    /// each is named in the second list, and the cards it would hold count
+    /// as unheld rather than failing every card's reading.
     pub fn holders(
         &self,
         xml: &BTreeMap<String, String>,
         cards: &BTreeMap<String, Card>,
-    ) -> Result<BTreeMap<String, Vec<Held>>, String> {
+    ) -> (BTreeMap<String, Vec<Held>>, Vec<String>) {
         let slices = |card: gpu::BusId, type_name: &str| {
             let model = cards
                 .get(&card.to_string())
@@ -75,9 +78,17 @@ impl GpuSources {
             self.config.mig_slices_of(model.unwrap_or(type_name))
         };
         let mut held = BTreeMap::new();
+        let mut unresolved = Vec::new();
         for (uuid, xml) in xml {
-            let found = gpu::holdings(xml, &self.sysfs_root, &slices)
-                .map_err(|e| format!("domain {uuid}: {e}"))?;
+            let found = match gpu::holdings(xml, &self.sysfs_root, &slices) {
+                Ok(found) => found,
+                Err(e) => {
+                    unresolved.push(format!(
+                        "domain {uuid}: {e}: the GPUs it holds count as held by no VM"
+                    ));
+                    continue;
+                }
+            };
             let cards: Vec<Held> = found
                 .into_iter()
                 .filter(|h| {
@@ -96,7 +107,7 @@ impl GpuSources {
                 held.insert(uuid.clone(), cards);
             }
         }
-        Ok(held)
+        (held, unresolved)
     }
 }
 

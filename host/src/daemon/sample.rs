@@ -246,12 +246,12 @@ impl Sources {
             }
         }
         if let Some(gpu) = &mut self.gpu {
-            let read = gpu.cards().and_then(|cards| {
-                let held = gpu.holders(&domain_xml.unwrap_or_default(), &cards)?;
-                Ok((cards, held))
-            });
-            match read {
-                Ok((cards, held)) => {
+            match gpu.cards() {
+                Ok(cards) => {
+                    let (held, unresolved) = gpu.holders(&domain_xml.unwrap_or_default(), &cards);
+                    sample
+                        .optional_failures
+                        .extend(unresolved.into_iter().map(|e| ("gpu-holder", e)));
                     sample.counters.gpus = cards;
                     sample.counters.gpu_held = held;
                 }
