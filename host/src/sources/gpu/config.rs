@@ -10,7 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::smi::DEFAULT_COMMAND;
-use crate::config::{ConfigProblem, Validate};
+use crate::config::{ConfigProblem, Validate, in_order};
 
 /// Compute slices of a MIG-capable card whose `modelName` no
 /// `mig_slices` pattern matches (A100, H100: 7).
@@ -47,13 +47,13 @@ pub struct GpuConfig {
     /// guest, whose bus ids are the guest's).
     #[serde(default)]
     pub key: GpuKey,
-    /// `modelName` glob → the card's MIG compute slices (A30: 4); cards no
-    /// glob matches have 7. The longest matching glob wins. The daemon
-    /// matches the card's `name` from `command` (the same model name), else
-    /// its vGPU type's name.
-    #[serde(default)]
+    /// `modelName` glob → the card's MIG compute slices, 1 to 8 (A30: 4):
+    /// the first matching glob in the policy's order wins, and cards no glob
+    /// matches have 7 (A100, H100). The daemon matches the card's `name`
+    /// from `command` (the same model name), else its vGPU type's name.
+    #[serde(default, deserialize_with = "mig_slices_in_order")]
     #[schemars(with = "BTreeMap<String, u32>")]
-    pub mig_slices: BTreeMap<String, Spanned<u32>>,
+    pub mig_slices: Vec<(String, Spanned<u32>)>,
     /// The daemon's local meter: a command (program and arguments, no
     /// shell) printing nvidia-smi's CSV (`pci.bus_id`, `uuid`, `name`,
     /// `total_energy_consumption` in mJ and/or `power.draw` in W).
@@ -85,6 +85,16 @@ pub enum GpuKey {
     BusId,
     /// NVML's `GPU-…` uuid (`UUID`).
     GpuUuid,
+}
+
+/// `[gpu] mig_slices` in the policy's order.
+fn mig_slices_in_order<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<(String, Spanned<u32>)>, D::Error> {
+    in_order(
+        deserializer,
+        "a table of modelName globs → compute slices (e.g. { \"*A30*\" = 4 })",
+    )
 }
 
 fn default_counter() -> String {
@@ -119,10 +129,9 @@ impl GpuConfig {
     pub fn mig_slices_of(&self, model_name: &str) -> u32 {
         self.mig_slices
             .iter()
-            .filter(|(glob, _)| {
+            .find(|(glob, _)| {
                 Glob::new(glob).is_ok_and(|g| g.compile_matcher().is_match(model_name))
             })
-            .max_by_key(|(glob, _)| glob.len())
             .map_or(DEFAULT_MIG_SLICES, |(_, n)| *n.get_ref())
     }
 }
@@ -191,11 +200,15 @@ mod tests {
     }
 
     #[test]
-    fn the_longest_matching_glob_gives_the_mig_slices() {
-        let gpu = parse("mig_slices = { \"*A30*\" = 4, \"*\" = 7, \"NVIDIA A30 24GB*\" = 3 }");
+    fn the_first_matching_glob_in_the_policys_order_gives_the_mig_slices() {
+        // Written out of alphabetical order: "*" sorts first, "NVIDIA…" last.
+        let gpu = parse(
+            "mig_slices = { \"NVIDIA A30 24GB*\" = 3, \"*A30*\" = 4, \"*A100*\" = 7, \"*\" = 2 }",
+        );
         assert_eq!(gpu.mig_slices_of("NVIDIA A30 24GB PCIe"), 3);
         assert_eq!(gpu.mig_slices_of("NVIDIA A30X"), 4);
         assert_eq!(gpu.mig_slices_of("NVIDIA A100 80GB PCIe"), 7);
+        assert_eq!(gpu.mig_slices_of("NVIDIA L40"), 2);
         assert_eq!(parse("").mig_slices_of("NVIDIA H100"), DEFAULT_MIG_SLICES);
     }
 
@@ -210,8 +223,8 @@ mod tests {
             [
                 "counter",
                 "command",
-                "mig_slices.\"*A30*\"",
-                "mig_slices.\"[\""
+                "mig_slices.\"[\"",
+                "mig_slices.\"*A30*\""
             ]
         );
         assert!(toml::from_str::<GpuConfig>("key = \"serial\"").is_err());
