@@ -6,7 +6,6 @@
 //! new value counts), else its power by the two-point rule.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,9 +18,8 @@ use crate::sources::gpu::{self, GpuConfig, GpuMeter, Mode, SmiCommand};
 pub struct GpuSources {
     /// The meter (`[gpu] command`; tests give their own).
     pub meter: Box<dyn GpuMeter>,
-    /// `[gpu] sysfs_root`, where vGPU mdevs and PCI classes are looked up.
-    pub sysfs_root: PathBuf,
-    /// `[gpu]`, for the compute slices of MIG-backed vGPU types.
+    /// `[gpu]`: its `sysfs_root`, where vGPU mdevs and PCI classes are
+    /// looked up, and the compute slices of MIG-backed vGPU types.
     pub config: GpuConfig,
     /// Whether a model reads `gpu`: a failed reading then fails the sample
     /// (measured again at the next); else it is only said and counted.
@@ -33,7 +31,6 @@ impl GpuSources {
     pub fn new(config: &GpuConfig, needed: bool) -> Self {
         Self {
             meter: Box::new(SmiCommand::new(config.command.clone())),
-            sysfs_root: config.sysfs_root(),
             config: config.clone(),
             needed,
         }
@@ -77,10 +74,11 @@ impl GpuSources {
                 .and_then(|c| c.model.as_deref());
             self.config.mig_slices_of(model.unwrap_or(type_name))
         };
+        let sysfs_root = self.config.sysfs_root();
         let mut held = BTreeMap::new();
         let mut unresolved = Vec::new();
         for (uuid, xml) in xml {
-            let found = match gpu::holdings(xml, &self.sysfs_root, &slices) {
+            let found = match gpu::holdings(xml, &sysfs_root, &slices) {
                 Ok(found) => found,
                 Err(e) => {
                     unresolved.push(format!(
@@ -94,7 +92,7 @@ impl GpuSources {
                 .filter(|h| {
                     h.mode != Mode::Passthrough
                         || cards.contains_key(&h.bus_id.to_string())
-                        || gpu::is_display(&self.sysfs_root, h.bus_id)
+                        || gpu::is_display(&sysfs_root, h.bus_id)
                 })
                 .map(|h| Held {
                     bus_id: h.bus_id.to_string(),
