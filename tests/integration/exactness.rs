@@ -349,6 +349,50 @@ fn a_vm_that_stops_at_a_window_edge_is_completed_once() {
         ),
     );
     let uuids = ["vm-edge", "vm-early", "vm-on", "vm-migrates", "vm-restarts"];
+    // Every record of a run in windows of `step` s from `from` to `to` is
+    // the expected one, and only those: returns how many say `completed`.
+    let check = |run: &str, records: &[serde_json::Value], from: i64, to: i64, step: i64| {
+        let (mut completed, mut expected) = (0, 0);
+        for uuid in uuids {
+            let of_vm: Vec<(&str, &[(i64, f64)])> = series
+                .iter()
+                .zip(hosts)
+                .filter(|(s, _)| s.labels[0].1 == uuid)
+                .map(|(s, h)| (h, &s.samples[..]))
+                .collect();
+            let mut start = from;
+            while start < to {
+                let end = start + step * 1000;
+                let at = format!("{run}: {uuid} at edge{:+} s", (start - edge) / 1000);
+                let got: Vec<&serde_json::Value> = records
+                    .iter()
+                    .filter(|r| r["vm_uuid"] == uuid && start_ms(r) == start)
+                    .collect();
+                match (expected_record(&of_vm, start, end), got.as_slice()) {
+                    (None, []) => {}
+                    (Some((status, joules, wall)), [r]) => {
+                        assert_eq!(r["status"], status, "{at}");
+                        let got_j = r["energy_joules"].as_f64().unwrap();
+                        assert!(
+                            rel_err(got_j, joules) <= 1e-9,
+                            "{at}: {got_j} J, C1 {joules} J"
+                        );
+                        let got_wall = r["wall_s"].as_f64().unwrap();
+                        assert!(
+                            (got_wall - wall).abs() <= 1e-9 * wall.max(1.0),
+                            "{at}: wall {got_wall} s, want {wall} s"
+                        );
+                        completed += usize::from(status == "completed");
+                        expected += 1;
+                    }
+                    (want, got) => panic!("{at}: want {want:?}, got {got:?}"),
+                }
+                start = end;
+            }
+        }
+        assert_eq!(records.len(), expected, "{run}: only the expected records");
+        completed
+    };
     // (from, to, window length): two hours in hours, in 20 minutes, and
     // the half hour around the edge in windows shorter than the lookback.
     let runs = [
@@ -358,71 +402,37 @@ fn a_vm_that_stops_at_a_window_edge_is_completed_once() {
     ];
     for read in ["remote-read", "promql"] {
         for (from, to, step) in runs {
-            let out = extract_with(
-                &policy,
-                &prometheus.url,
-                from,
-                to,
-                &[
-                    &format!("window.step_secs={step}"),
-                    &format!("window.max_window_secs={step}"),
-                    &format!("prometheus.read=\"{read}\""),
-                ],
-            );
-            let records = jsonl_records(&out);
+            let sets = [
+                format!("window.step_secs={step}"),
+                format!("window.max_window_secs={step}"),
+                format!("prometheus.read=\"{read}\""),
+            ];
+            let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+            let records = jsonl_records(&extract_with(&policy, &prometheus.url, from, to, &sets));
             let run = format!("{read}, {step} s windows");
-            let mut completed = 0;
-            for uuid in uuids {
-                let of_vm: Vec<(&str, &[(i64, f64)])> = series
-                    .iter()
-                    .zip(hosts)
-                    .filter(|(s, _)| s.labels[0].1 == uuid)
-                    .map(|(s, h)| (h, &s.samples[..]))
-                    .collect();
-                let mut start = from;
-                while start < to {
-                    let end = start + step as i64 * 1000;
-                    let at = (start - edge) / 1000;
-                    let got: Vec<&serde_json::Value> = records
-                        .iter()
-                        .filter(|r| r["vm_uuid"] == uuid && start_ms(r) == start)
-                        .collect();
-                    match (expected_record(&of_vm, start, end), got.as_slice()) {
-                        (None, []) => {}
-                        (Some((status, joules, wall)), [r]) => {
-                            assert_eq!(r["status"], status, "{run}: {uuid} at edge{at:+} s");
-                            let got_j = r["energy_joules"].as_f64().unwrap();
-                            assert!(
-                                rel_err(got_j, joules) <= 1e-9,
-                                "{run}: {uuid} at edge{at:+} s: {got_j} J, C1 {joules} J"
-                            );
-                            let got_wall = r["wall_s"].as_f64().unwrap();
-                            assert!(
-                                (got_wall - wall).abs() <= 1e-9 * wall.max(1.0),
-                                "{run}: {uuid} at edge{at:+} s: wall {got_wall} s, want {wall} s"
-                            );
-                            completed += usize::from(status == "completed");
-                        }
-                        (want, got) => {
-                            panic!("{run}: {uuid} at edge{at:+} s: want {want:?}, got {got:?}")
-                        }
-                    }
-                    start = end;
-                }
-            }
             assert_eq!(
-                completed, 2,
+                check(&run, &records, from, to, step),
+                2,
                 "{run}: vm-edge and vm-early complete once each"
-            );
-            assert_eq!(
-                records.len(),
-                records
-                    .iter()
-                    .filter(|r| uuids.contains(&r["vm_uuid"].as_str().unwrap()))
-                    .count()
             );
         }
     }
+    // A window whose VMs all stopped in the lookback before it is not a
+    // window without VMs: `--strict` passes, each completed once.
+    let after = T0 + 4 * HOUR + 1_000;
+    let sets = [
+        "strict=true",
+        "window.step_secs=3600",
+        "window.max_window_secs=3600",
+    ];
+    let records = jsonl_records(&extract_with(
+        &policy,
+        &prometheus.url,
+        after,
+        after + HOUR,
+        &sets,
+    ));
+    assert_eq!(check("strict", &records, after, after + HOUR, 3600), 3);
 }
 
 /// A record's `start`, ms.

@@ -74,10 +74,17 @@ pub fn ended(
     let lookback_ms = plan.client.config.lookback_secs as i64 * 1000;
     last.into_iter()
         .filter_map(|(uuid, (labels, last_ms))| {
+            // The cloud lists every VM that lived in the window: one it
+            // does not was terminated by its start (the window before
+            // completed it) or is none of the cloud's.
+            let lifetime = match cloud {
+                Some(c) => {
+                    let vm = c.vms.get(uuid)?;
+                    Some((vm.launched_ms, vm.terminated_ms))
+                }
+                None => None,
+            };
             let (vm, details) = describe_vm(plan, readings, uuid, labels);
-            let lifetime = cloud
-                .and_then(|c| c.vms.get(uuid))
-                .map(|c| (c.launched_ms, c.terminated_ms));
             let seen = Seen {
                 times: Some((last_ms, last_ms)),
                 ended_ms: details.ended_ms,
