@@ -11,7 +11,9 @@ use wattson::window::Window;
 use super::data::{HOUR, METRIC, MIN, T0, VmShape, c1, counter_series, rel_err};
 use super::prometheus::{Prometheus, openmetrics};
 use super::support::{counters_in_prometheus, gather_from};
-use super::wattson::{BASIC_POLICY, extract, joules_by_vm, write_policy};
+use super::wattson::{
+    BASIC_POLICY, extract, extract_with, joules_by_vm, jsonl_records, write_policy,
+};
 
 #[test]
 fn counters_are_exact_tile_and_differ_from_increase() {
@@ -229,4 +231,213 @@ fn cpu_time_is_c1_of_the_cpu_seconds_counter() {
             shape.uuid
         );
     }
+}
+
+/// `[prometheus] lookback_secs` by default, ms.
+const LOOKBACK_MS: i64 = 300_000;
+
+/// One record as the ENERGY.md rules make it: (status, joules, wall_s).
+type Expected = (&'static str, f64, f64);
+
+/// The record of a VM whose counter series (each with the host it names)
+/// are `series`, in `[start, end]`, by `docs/ENERGY.md#record-status`,
+/// `#counters` and `#presence`, written out from the samples: none when it
+/// gets none.
+fn expected_record(series: &[(&str, &[(i64, f64)])], start: i64, end: i64) -> Option<Expected> {
+    let length_s = (end - start) as f64 / 1000.0;
+    let inside = |s: &[(i64, f64)]| s.iter().any(|(t, _)| *t > start && *t <= end);
+    let last_by = |s: &[(i64, f64)], at: i64| s.iter().rfind(|(t, _)| *t <= at).map(|(t, _)| *t);
+    // Series silent in W whose last sample lies in the lookback before start.
+    let at_edge: Vec<i64> = series
+        .iter()
+        .filter(|(_, s)| !inside(s))
+        .filter_map(|(_, s)| last_by(s, start))
+        .filter(|t| *t >= start - LOOKBACK_MS)
+        .collect();
+    let present: Vec<&(&str, &[(i64, f64)])> = series.iter().filter(|(_, s)| inside(s)).collect();
+    if present.is_empty() {
+        let last = at_edge.into_iter().max()?;
+        return (last < end - LOOKBACK_MS).then_some(("completed", 0.0, 0.0));
+    }
+    let joules: f64 = present
+        .iter()
+        .map(|(_, s)| c1(s, start, end).unwrap())
+        .sum();
+    let used = |s: &[(i64, f64)]| -> (i64, i64) {
+        let first =
+            last_by(s, start).unwrap_or_else(|| s.iter().find(|(t, _)| *t > start).unwrap().0);
+        (first, last_by(s, end).unwrap())
+    };
+    let first = present
+        .iter()
+        .map(|(_, s)| used(s).0)
+        .chain(at_edge.iter().copied())
+        .min()
+        .unwrap();
+    let last = present.iter().map(|(_, s)| used(s).1).max().unwrap();
+    let status = if last < end - LOOKBACK_MS {
+        "completed"
+    } else if first > start {
+        "started"
+    } else {
+        "running"
+    };
+    // Presence per host (the longest of its series), summed over hosts.
+    let mut hosts: Vec<(&str, f64)> = Vec::new();
+    for (host, s) in &present {
+        let (a, b) = used(s);
+        let presence = ((b - a) as f64 / 1000.0).min(length_s);
+        match hosts.iter_mut().find(|(h, _)| h == host) {
+            Some((_, p)) => *p = p.max(presence),
+            None => hosts.push((host, presence)),
+        }
+    }
+    let wall = hosts.iter().map(|(_, p)| p).sum::<f64>().min(length_s);
+    Some((status, joules, wall))
+}
+
+/// A VM whose counters stop in the last lookback of a window is `running`
+/// there and `completed` in the next, with 0 J and no wall time
+/// (`docs/ENERGY.md#record-status`): every VM that stops gets exactly one
+/// `completed` record whatever the windows, one that stops earlier gets it
+/// in its own window, and a VM that migrates or restarts across the edge
+/// is not completed. Both read paths (remote read, PromQL).
+#[test]
+fn a_vm_that_stops_at_a_window_edge_is_completed_once() {
+    let edge = T0 + 2 * HOUR;
+    let shape = |uuid, from_ms, to_ms, seed| VmShape {
+        uuid,
+        project: "p",
+        from_ms,
+        to_ms,
+        resets_at: &[],
+        gaps: &[],
+        initial: 1.0e5 * seed as f64,
+        seed,
+    };
+    let restart_gap = [(edge - MIN, edge + MIN)];
+    let restart_reset = [edge + MIN];
+    let shapes = [
+        // Stops 2 minutes before the edge: running before it, completed after.
+        shape("vm-edge", T0, edge - 2 * MIN, 21),
+        // Stops 10 minutes before: completed in its own window.
+        shape("vm-early", T0, edge - 10 * MIN, 22),
+        shape("vm-on", T0, T0 + 4 * HOUR, 23),
+        // Leaves cmp-01 a minute before the edge, on cmp-02 from 30 s after.
+        shape("vm-migrates", T0, edge - MIN, 24),
+        shape("vm-migrates", edge + 30_000, T0 + 4 * HOUR, 25),
+        // Off for two minutes across the edge, its counter back from 0.
+        VmShape {
+            gaps: &restart_gap,
+            resets_at: &restart_reset,
+            ..shape("vm-restarts", T0, T0 + 4 * HOUR, 26)
+        },
+    ];
+    let mut series: Vec<_> = shapes.iter().map(counter_series).collect();
+    series[4].labels[2].1 = "cmp-02:9177".into();
+    let hosts = ["cmp-01", "cmp-01", "cmp-01", "cmp-01", "cmp-02", "cmp-01"];
+    let last_of = |i: usize| series[i].samples.last().unwrap().0;
+    assert!(last_of(0) >= edge - LOOKBACK_MS && last_of(0) < edge);
+    assert!(last_of(1) < edge - LOOKBACK_MS);
+    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(
+        dir.path(),
+        "site.toml",
+        &format!(
+            "{BASIC_POLICY}\n[inventory]\nhost_label = \"instance\"\nhost_regex = '^([^:]+)'\n"
+        ),
+    );
+    let uuids = ["vm-edge", "vm-early", "vm-on", "vm-migrates", "vm-restarts"];
+    // Every record of a run in windows of `step` s from `from` to `to` is
+    // the expected one, and only those: returns how many say `completed`.
+    let check = |run: &str, records: &[serde_json::Value], from: i64, to: i64, step: i64| {
+        let (mut completed, mut expected) = (0, 0);
+        for uuid in uuids {
+            let of_vm: Vec<(&str, &[(i64, f64)])> = series
+                .iter()
+                .zip(hosts)
+                .filter(|(s, _)| s.labels[0].1 == uuid)
+                .map(|(s, h)| (h, &s.samples[..]))
+                .collect();
+            let mut start = from;
+            while start < to {
+                let end = start + step * 1000;
+                let at = format!("{run}: {uuid} at edge{:+} s", (start - edge) / 1000);
+                let got: Vec<&serde_json::Value> = records
+                    .iter()
+                    .filter(|r| r["vm_uuid"] == uuid && start_ms(r) == start)
+                    .collect();
+                match (expected_record(&of_vm, start, end), got.as_slice()) {
+                    (None, []) => {}
+                    (Some((status, joules, wall)), [r]) => {
+                        assert_eq!(r["status"], status, "{at}");
+                        let got_j = r["energy_joules"].as_f64().unwrap();
+                        assert!(
+                            rel_err(got_j, joules) <= 1e-9,
+                            "{at}: {got_j} J, C1 {joules} J"
+                        );
+                        let got_wall = r["wall_s"].as_f64().unwrap();
+                        assert!(
+                            (got_wall - wall).abs() <= 1e-9 * wall.max(1.0),
+                            "{at}: wall {got_wall} s, want {wall} s"
+                        );
+                        completed += usize::from(status == "completed");
+                        expected += 1;
+                    }
+                    (want, got) => panic!("{at}: want {want:?}, got {got:?}"),
+                }
+                start = end;
+            }
+        }
+        assert_eq!(records.len(), expected, "{run}: only the expected records");
+        completed
+    };
+    // (from, to, window length): two hours in hours, in 20 minutes, and
+    // the half hour around the edge in windows shorter than the lookback.
+    let runs = [
+        (T0 + HOUR, T0 + 3 * HOUR, 3600),
+        (T0 + HOUR, T0 + 3 * HOUR, 1200),
+        (edge - 16 * MIN, edge + 16 * MIN, 240),
+    ];
+    for read in ["remote-read", "promql"] {
+        for (from, to, step) in runs {
+            let sets = [
+                format!("window.step_secs={step}"),
+                format!("window.max_window_secs={step}"),
+                format!("prometheus.read=\"{read}\""),
+            ];
+            let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+            let records = jsonl_records(&extract_with(&policy, &prometheus.url, from, to, &sets));
+            let run = format!("{read}, {step} s windows");
+            assert_eq!(
+                check(&run, &records, from, to, step),
+                2,
+                "{run}: vm-edge and vm-early complete once each"
+            );
+        }
+    }
+    // A window whose VMs all stopped in the lookback before it is not a
+    // window without VMs: `--strict` passes, each completed once.
+    let after = T0 + 4 * HOUR + 1_000;
+    let sets = [
+        "strict=true",
+        "window.step_secs=3600",
+        "window.max_window_secs=3600",
+    ];
+    let records = jsonl_records(&extract_with(
+        &policy,
+        &prometheus.url,
+        after,
+        after + HOUR,
+        &sets,
+    ));
+    assert_eq!(check("strict", &records, after, after + HOUR, 3600), 3);
+}
+
+/// A record's `start`, ms.
+fn start_ms(record: &serde_json::Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(record["start"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis()
 }

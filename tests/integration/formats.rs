@@ -509,6 +509,77 @@ fn gpu_j_is_a_jsonl_key_and_a_csv_column_and_nothing_in_apel_or_caso() {
     }
 }
 
+/// The record of a VM that stopped in the lookback before the window
+/// (`docs/ENERGY.md#record-status`): `completed`, 0 J, 0 s of wall and CPU
+/// time. Every record format writes it, APEL's ratios guarded against the
+/// zeros (cASO's guards) and its VM finished.
+#[test]
+fn a_completed_record_of_0_j_renders_in_every_format() {
+    let mut ended = sparse();
+    (ended.joules, ended.wall_s, ended.cpu_s) = (0.0, 0.0, Some(0.0));
+    ended.vcpus = Some(2);
+    ended.quality.covered_s = None;
+    let render = |name: &str, overrides: &[(&str, ParamValue)]| {
+        let f = load(name);
+        let p = params(&f, overrides);
+        let payloads = f
+            .render(std::slice::from_ref(&ended), &p)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(payloads.len(), 1, "{name}");
+        utf8(&payloads[0]).to_owned()
+    };
+    let json = render("apel-energy", &[]);
+    assert!(
+        json.contains(
+            r#""EnergyWh":0.0,"Work":0.0,"Efficiency":0.0,"WallClockTime_s":0,"CpuDuration_s":0,"#
+        ),
+        "{json}"
+    );
+    assert!(
+        json.contains(r#""ExecUnitFinished":1,"Status":"completed""#),
+        "{json}"
+    );
+    let wire = render(
+        "apel-energy",
+        &[("wire", ParamValue::Choice("apel".into()))],
+    );
+    let records = parse_apel(&wire);
+    assert_eq!(records.len(), 1);
+    for (key, value) in [
+        ("EnergyWh", "0.0"),
+        ("Work", "0.0"),
+        ("Efficiency", "0.0"),
+        ("WallClockTime_s", "0"),
+        ("CpuDuration_s", "0"),
+        ("ExecUnitFinished", "1"),
+        ("Status", "completed"),
+    ] {
+        assert_eq!(get(&records[0], key), value, "{key}");
+    }
+    let caso: serde_json::Value = serde_json::from_str(render("caso-json", &[]).trim()).unwrap();
+    let caso = caso.as_array().map_or(&caso, |a| &a[0]);
+    assert_eq!(caso["EnergyConsumption"].as_f64(), Some(0.0), "{caso}");
+    let line: serde_json::Value = serde_json::from_str(render("jsonl", &[]).trim_end()).unwrap();
+    assert_eq!(line["energy_joules"].as_f64(), Some(0.0));
+    assert_eq!(line["wall_s"].as_f64(), Some(0.0));
+    assert_eq!(line["cpu_s"].as_f64(), Some(0.0));
+    assert_eq!(line["status"], "completed");
+    let csv = render("csv", &[]);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let row = reader.records().next().unwrap().unwrap();
+    let col = |name: &str| &row[header.iter().position(|h| h == name).unwrap()];
+    assert_eq!(
+        [
+            col("energy_joules"),
+            col("wall_s"),
+            col("cpu_s"),
+            col("status")
+        ],
+        ["0.0", "0.0", "0.0", "completed"]
+    );
+}
+
 #[test]
 fn csv_batches_and_refuses_negative_batch_size() {
     let f = load("csv");

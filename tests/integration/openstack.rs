@@ -685,3 +685,55 @@ fn nova_over_tls_needs_the_sites_ca_file() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 21);
 }
+
+/// Where Nova gives lifetimes they decide (`docs/ENERGY.md#record-status`):
+/// a VM deleted 2 minutes before a window's end, its counters stopping
+/// with it, is `completed` in that window and has no record in the next,
+/// though its last sample lies in that one's lookback (Nova lists it no
+/// more: it was terminated by its start).
+#[test]
+fn a_vm_nova_deleted_at_a_window_edge_is_completed_once() {
+    let cloud = fixture();
+    let series = energy_series(&cloud);
+    let prometheus = Prometheus::start(&openmetrics(&[(METRIC, &series)]));
+    let stand_in = start();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy(dir.path(), &stand_in.url, "");
+    let (uuid, gone) = cloud["expected"]["servers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, s)| s["name"] == "phys-gone")
+        .unwrap();
+    let terminated = time_ms(&gone["terminated_at"]).unwrap();
+    let last = series
+        .iter()
+        .filter(|s| s.labels[1].1 == *uuid)
+        .map(|s| s.samples.last().unwrap().0)
+        .max()
+        .unwrap();
+    let edge = terminated + 2 * MIN;
+    assert!(last >= edge - 5 * MIN && last <= terminated);
+    let mut statuses = Vec::new();
+    for window in [(W0, edge), (edge, W1)] {
+        let out = standin::extract_traced(
+            &policy,
+            &prometheus.url,
+            window,
+            ("TEST_OS_SECRET", SECRET),
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let r: Value = serde_json::from_str(line).unwrap();
+            if r["vm_uuid"] == uuid.as_str() {
+                statuses.push((window.0, r["status"].as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    assert_eq!(statuses, [(W0, "completed".to_owned())]);
+}

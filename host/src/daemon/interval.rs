@@ -215,6 +215,8 @@ pub fn gather(
         status: vec![Status::Running; n],
         raw_fetched: 0,
         unmeasured: Default::default(),
+        // The daemon's status is per ship window, from its intervals.
+        ended: Vec::new(),
     })
 }
 

@@ -74,6 +74,16 @@ pub fn used(samples: &[Sample], window: Window) -> Option<&[Sample]> {
     (first_in < last_in).then(|| &samples[first_in.saturating_sub(1)..last_in])
 }
 
+/// The time of the last of `samples` (ascending in time) where the series
+/// has none in `(start, end]` and that one lies in the lookback before
+/// `start` (`start − lookback ≤ t ≤ start`): the series stopped at the
+/// window's start (`docs/ENERGY.md#record-status`). C1 gives it 0 and no
+/// reading ([`used`] is none).
+pub fn stopped_at_start(samples: &[Sample], window: Window, lookback_ms: i64) -> Option<i64> {
+    let last = samples.iter().rfind(|s| s.t_ms <= window.end_ms)?.t_ms;
+    (window.start_ms - lookback_ms <= last && last <= window.start_ms).then_some(last)
+}
+
 /// What is known of the host's boots between two samples of a counter
 /// (`docs/ENERGY.md#a-reboot-is-not-a-wrap`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,6 +168,38 @@ mod tests {
         let got = c1(&[s(1000, 4.0), s(1500, 6.0)], W, None).unwrap();
         assert_eq!(got.value, 2.0);
         assert_eq!(got.span_s, 0.5);
+    }
+
+    /// A series silent in the window whose last sample lies in the lookback
+    /// before its start stopped there (`docs/ENERGY.md#record-status`).
+    #[test]
+    fn stopped_at_start_for_record_status() {
+        let lookback = 300;
+        assert_eq!(
+            stopped_at_start(&[s(600, 1.0), s(900, 2.0)], W, lookback),
+            Some(900)
+        );
+        assert_eq!(
+            stopped_at_start(&[s(700, 1.0), s(1000, 2.0)], W, lookback),
+            Some(1000)
+        );
+        assert_eq!(
+            stopped_at_start(&[s(500, 1.0), s(700, 2.0)], W, lookback),
+            Some(700)
+        );
+        assert_eq!(
+            stopped_at_start(&[s(500, 1.0), s(699, 2.0)], W, lookback),
+            None
+        );
+        assert_eq!(
+            stopped_at_start(&[s(900, 1.0), s(1001, 2.0)], W, lookback),
+            None
+        );
+        assert_eq!(
+            stopped_at_start(&[s(900, 1.0), s(2500, 2.0)], W, lookback),
+            Some(900)
+        );
+        assert_eq!(stopped_at_start(&[], W, lookback), None);
     }
 
     #[test]

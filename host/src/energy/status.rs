@@ -50,6 +50,29 @@ pub fn status(window: Window, lookback_ms: i64, seen: Seen) -> Status {
     }
 }
 
+/// Whether a VM that none of its counters measured in the window, though
+/// one had its last sample in the lookback before its start
+/// (`start − lookback ≤ t ≤ start`, that sample in `seen.times`), is
+/// `completed` in it: the window before, ending at `start`, called it
+/// `running` for that sample, so this one says it stopped. Where the cloud's
+/// API gives its lifetime, only a termination inside the window does (one
+/// by `start` was the window before's to say); otherwise the rules of
+/// [`status`] do, unless its domain is shut off or the inventory says it
+/// ended by `start`, which the window before said already.
+pub fn completed_at_start(window: Window, lookback_ms: i64, seen: Seen) -> bool {
+    let Some((_, last)) = seen.times else {
+        return false;
+    };
+    if last < window.start_ms - lookback_ms || last > window.start_ms {
+        return false;
+    }
+    if let Some((_, terminated)) = seen.lifetime {
+        return terminated.is_some_and(|t| window.start_ms < t && t <= window.end_ms);
+    }
+    let said_before = seen.shut_off || seen.ended_ms.is_some_and(|t| t <= window.start_ms);
+    !said_before && status(window, lookback_ms, seen) == Status::Completed
+}
+
 /// A span the window saw a VM for, clipped to the window's length: C1's span
 /// runs from the base sample, which may lie before the window's start, so a
 /// VM present throughout an hour has a span of a little over 3600 s, and its
@@ -97,6 +120,66 @@ mod tests {
         };
         assert_eq!(status(W, 300_000, ended), Status::Completed);
         assert_eq!(status(W, 300_000, Seen::default()), Status::Running);
+    }
+
+    /// A VM whose counters stopped in the last lookback of the window
+    /// before is completed in this one, once: not where it stopped earlier
+    /// (the window before completed it), not before its lookback has run
+    /// out in a window shorter than it, not where the cloud says it lives
+    /// on or ended before.
+    #[test]
+    fn status_completes_a_vm_that_stopped_in_the_lookback_before() {
+        let at = |last: i64| Seen {
+            times: Some((last, last)),
+            ..Seen::default()
+        };
+        let lookback = 300_000;
+        // The window before ([−3600 s, 0]) called it running: last ≥ 0 − lookback.
+        let before = Window {
+            start_ms: -3_600_000,
+            end_ms: 0,
+        };
+        let ran = |last| Seen {
+            times: Some((-3_700_000, last)),
+            ..Seen::default()
+        };
+        for last in [-120_000, -300_000, 0] {
+            assert_eq!(status(before, lookback, ran(last)), Status::Running);
+            assert!(completed_at_start(W, lookback, at(last)), "{last}");
+        }
+        // It stopped earlier: the window before completed it.
+        assert_eq!(status(before, lookback, ran(-300_001)), Status::Completed);
+        assert!(!completed_at_start(W, lookback, at(-300_001)));
+        // A sample inside the window is no stop at its start.
+        assert!(!completed_at_start(W, lookback, at(1)));
+        // A minute's window: its lookback runs out only in a later one.
+        let minute = Window {
+            start_ms: 0,
+            end_ms: 60_000,
+        };
+        assert!(!completed_at_start(minute, lookback, at(-120_000)));
+        assert!(completed_at_start(minute, lookback, at(-240_001)));
+        // The cloud's lifetime decides: terminated inside the window only.
+        let lived = |terminated| Seen {
+            lifetime: Some((Some(-7_200_000), terminated)),
+            ..at(-60_000)
+        };
+        assert!(completed_at_start(W, lookback, lived(Some(20_000))));
+        assert!(!completed_at_start(W, lookback, lived(Some(-30_000))));
+        assert!(!completed_at_start(W, lookback, lived(None)));
+        // Shut off, or ended by `start`: said by the window before.
+        let shut_off = Seen {
+            shut_off: true,
+            ..at(-60_000)
+        };
+        assert!(!completed_at_start(W, lookback, shut_off));
+        let ended = |t| Seen {
+            ended_ms: Some(t),
+            ..at(-60_000)
+        };
+        assert!(!completed_at_start(W, lookback, ended(-10_000)));
+        assert!(completed_at_start(W, lookback, ended(10_000)));
+        assert!(!completed_at_start(W, lookback, Seen::default()));
     }
 
     #[test]

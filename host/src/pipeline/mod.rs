@@ -163,12 +163,24 @@ pub fn window_records<E: From<PipelineError>>(
     } = attributed;
     // Records are built, mapped, rendered and handed on RENDER_CHUNK at a
     // time, in uuid order: neither all records nor all payloads are held.
-    let mut order: Vec<(usize, f64)> = joules
+    // A VM the window completes with no reading has the model its rules give it.
+    let mut order: Vec<Item> = joules
         .into_iter()
         .enumerate()
-        .filter_map(|(i, j)| Some((i, j?)))
+        .filter_map(|(i, j)| Some(Item::Attributed(i, j?)))
+        .chain(gathered.ended.iter().enumerate().filter_map(|(i, e)| {
+            let slot = plan.slot_of(e.host.as_deref(), &e.details);
+            if slot.is_none() {
+                tracing::debug!(vm = e.vm.uuid, %window, "a VM that stopped matches no rule");
+            }
+            Some(Item::Ended(i, slot?))
+        }))
         .collect();
-    order.sort_by(|a, b| input.vms[a.0].uuid.cmp(&input.vms[b.0].uuid));
+    let uuid = |item: &Item| match *item {
+        Item::Attributed(i, _) => &input.vms[i].uuid,
+        Item::Ended(i, _) => &gathered.ended[i].vm.uuid,
+    };
+    order.sort_by(|a, b| uuid(a).cmp(uuid(b)));
     let cpu_meter = format!("cpu:{}", policy.inventory.cpu_time_metric);
     let qualities: Vec<records::ModelQuality> = plan
         .slots()
@@ -186,7 +198,34 @@ pub fn window_records<E: From<PipelineError>>(
         &intensity,
         window,
         &order,
-        |&(i, joules)| {
+        |item| {
+            let (i, joules) = match *item {
+                Item::Attributed(i, joules) => (i, joules),
+                Item::Ended(e, slot) => {
+                    let ended = &gathered.ended[e];
+                    let model = plan.slots()[slot].model.info();
+                    return records::build(
+                        &identity,
+                        window,
+                        records::RecordInput {
+                            vm: &ended.vm,
+                            details: &ended.details,
+                            host: ended.host.as_deref(),
+                            joules: 0.0,
+                            gpu_j: None,
+                            gpu_shared: false,
+                            wall_s: ended.wall_s,
+                            covered_s: None,
+                            cpu_s: ended.cpu_s,
+                            status: crate::runtime::Status::Completed,
+                            quality: &qualities[slot],
+                            model: &model.name,
+                            model_version: &model.version,
+                            embodied: None,
+                        },
+                    );
+                }
+            };
             records::build(
                 &identity,
                 window,
@@ -268,6 +307,14 @@ pub async fn explain(
     let gather_plan = GatherPlan::new(policy, plan.measurements(), prometheus)?;
     let gathered = gather(&gather_plan, window).await?;
     Ok(plan.explain(&gathered.input, &gathered.details))
+}
+
+/// One record of a window, in the order records are built.
+enum Item {
+    /// Input VM `.0`, to which the models gave `.1` joules.
+    Attributed(usize, f64),
+    /// `Gathered::ended[.0]`, whose rules give it slot `.1`'s model.
+    Ended(usize, usize),
 }
 
 /// What one window gave.

@@ -106,11 +106,6 @@ impl<'a> Plan<'a> {
         input: &AttributionInput,
         details: &[crate::runtime::VmDetails],
     ) -> Vec<Option<usize>> {
-        let default = self
-            .slots
-            .last()
-            .filter(|s| s.matcher.is_none())
-            .map(|_| self.slots.len() - 1);
         input
             .placements
             .iter()
@@ -119,15 +114,29 @@ impl<'a> Plan<'a> {
                     .host
                     .and_then(|h| input.hosts.get(h as usize))
                     .map(String::as_str);
-                let Some(vm) = details.get(p.vm as usize) else {
-                    return default;
-                };
-                self.slots
-                    .iter()
-                    .position(|s| s.matcher.is_some_and(|m| m.matches(host, vm)))
-                    .or(default)
+                match details.get(p.vm as usize) {
+                    Some(vm) => self.slot_of(host, vm),
+                    None => self.default_slot(),
+                }
             })
             .collect()
+    }
+
+    /// The slot of a VM described by `vm` on `host`: the first rule that
+    /// matches, else `[model]`; none where neither does.
+    pub fn slot_of(&self, host: Option<&str>, vm: &crate::runtime::VmDetails) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|s| s.matcher.is_some_and(|m| m.matches(host, vm)))
+            .or_else(|| self.default_slot())
+    }
+
+    /// `[model]`'s slot (the last), if the policy has one.
+    fn default_slot(&self) -> Option<usize> {
+        self.slots
+            .last()
+            .filter(|s| s.matcher.is_none())
+            .map(|_| self.slots.len() - 1)
     }
 
     /// What slot `k` sees: every VM, host and placement (assigned where the

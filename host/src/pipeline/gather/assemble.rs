@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 use std::sync::atomic::Ordering;
 
+use super::ended::{self, Ended};
 use super::gpus::Card;
 use super::notices;
 use super::plan::GatherPlan;
@@ -44,6 +45,8 @@ pub struct Described<'r> {
     details: Vec<VmDetails>,
     /// Per host key, VMs the cloud says ran there that nothing measured.
     unmeasured: BTreeMap<String, usize>,
+    /// VMs the window completes with no reading.
+    ended: Vec<Ended>,
 }
 
 /// The VMs found so far, each once, in the order found.
@@ -83,7 +86,6 @@ pub fn describe<'r>(
         cloud,
         keyed,
         metadata,
-        sizes,
         domains,
         ..
     } = readings;
@@ -180,10 +182,19 @@ pub fn describe<'r>(
         labels: vm_labels,
         index: vm_index,
     } = found;
-    // Per host key, the VMs the cloud says ran there that nothing measured.
+    let ended = ended::ended(plan, readings, |uuid| vm_index.contains_key(uuid), window);
+    // Per host key, the VMs the cloud says ran there that nothing measured
+    // (a VM the window completes has its record).
     let mut unmeasured: BTreeMap<String, usize> = BTreeMap::new();
     if let Some(cloud) = cloud {
-        for vm in notices::without_energy(cloud, &vm_index, window, policy.strict)? {
+        // `ended` is in uuid order.
+        let measured = |uuid: &str| {
+            vm_index.contains_key(uuid)
+                || ended
+                    .binary_search_by(|e| e.vm.uuid.as_str().cmp(uuid))
+                    .is_ok()
+        };
+        for vm in notices::without_energy(cloud, measured, window, policy.strict)? {
             if let Some(host) = &vm.host {
                 *unmeasured
                     .entry(plan.resolved.host_key.normalise(host))
@@ -191,10 +202,11 @@ pub fn describe<'r>(
             }
         }
     }
-    if uuids.is_empty() && vmnames.is_empty() && per_vm_templates.is_empty() {
+    if uuids.is_empty() && ended.is_empty() && vmnames.is_empty() && per_vm_templates.is_empty() {
         // A per-VM template has its own warning above, vmname series that
         // match no VM theirs below. VMs come from the model's measurements,
-        // not the implicit CPU time (last).
+        // not the implicit CPU time (last); a window that completes VMs
+        // has records.
         let slots = &plan.resolved.slots;
         let models = &slots[..slots.len() - usize::from(plan.resolved.implicit_cpu)];
         if let Some(message) = notices::no_vm_message(models, window, plan.client.url()) {
@@ -243,35 +255,16 @@ pub fn describe<'r>(
     let mut details: Vec<VmDetails> = Vec::with_capacity(uuids.len());
     let mut name_index: HashMap<&str, usize> = HashMap::new();
     for (i, (uuid, labels)) in uuids.iter().zip(&vm_labels).enumerate() {
-        let (meta, domain, size) = (metadata.get(*uuid), domains.get(*uuid), sizes.get(*uuid));
-        let api = cloud.as_ref().and_then(|c| c.vms.get(*uuid));
         vm_hosts.push(
             host_of(labels)
                 .and_then(|h| host_index.get(h.as_str()).copied())
                 .and_then(|i| u32::try_from(i).ok()),
         );
-        vms.push(Vm {
-            uuid: (*uuid).to_owned(),
-            // The exporter's gauges say what the VM had in the window; libvirt
-            // only what it has now (a resize since would show in a backfill).
-            // The cloud's flavor is what it has now too, but for every VM.
-            vcpus: size
-                .and_then(|s| s.0)
-                .or(api.and_then(|c| c.vcpus))
-                .or(domain.map(|d| d.vcpus)),
-            memory_mb: size
-                .and_then(|s| s.1)
-                .or(api.and_then(|c| c.memory_mb))
-                .or(domain.map(|d| d.memory_mb)),
-        });
-        details.push(vm_metadata::details(
-            labels,
-            meta,
-            domain,
-            api,
-            inventory,
-            plan.resolved.wants_labels,
-        ));
+        let (vm, about) = describe_vm(plan, readings, uuid, labels);
+        vms.push(vm);
+        details.push(about);
+        let (meta, domain) = (metadata.get(*uuid), domains.get(*uuid));
+        let api = cloud.as_ref().and_then(|c| c.vms.get(*uuid));
         if let Some(name) = vm_metadata::domain_name(labels, meta, domain, api, inventory) {
             name_index.insert(name, i);
         }
@@ -302,7 +295,50 @@ pub fn describe<'r>(
         vm_hosts,
         details,
         unmeasured,
+        ended,
     })
+}
+
+/// A VM's sizes and what the inventory knows of it, `labels` being those of
+/// the series that first named it.
+pub(super) fn describe_vm(
+    plan: &GatherPlan<'_>,
+    readings: &Readings,
+    uuid: &str,
+    labels: &Labels,
+) -> (Vm, VmDetails) {
+    let Readings {
+        cloud,
+        metadata,
+        sizes,
+        domains,
+        ..
+    } = readings;
+    let (meta, domain, size) = (metadata.get(uuid), domains.get(uuid), sizes.get(uuid));
+    let api = cloud.as_ref().and_then(|c| c.vms.get(uuid));
+    let vm = Vm {
+        uuid: uuid.to_owned(),
+        // The exporter's gauges say what the VM had in the window; libvirt
+        // only what it has now (a resize since would show in a backfill).
+        // The cloud's flavor is what it has now too, but for every VM.
+        vcpus: size
+            .and_then(|s| s.0)
+            .or(api.and_then(|c| c.vcpus))
+            .or(domain.map(|d| d.vcpus)),
+        memory_mb: size
+            .and_then(|s| s.1)
+            .or(api.and_then(|c| c.memory_mb))
+            .or(domain.map(|d| d.memory_mb)),
+    };
+    let details = vm_metadata::details(
+        labels,
+        meta,
+        domain,
+        api,
+        &plan.policy.inventory,
+        plan.resolved.wants_labels,
+    );
+    (vm, details)
 }
 
 /// The variables of a per-VM template for each VM of `described`.
@@ -349,6 +385,7 @@ pub fn assemble(
         vm_hosts,
         details,
         unmeasured,
+        ended,
         ..
     } = described;
     let host_key = &resolved.host_key;
@@ -370,6 +407,7 @@ pub fn assemble(
             key: KeyKind::Host,
             key_label: String::new(),
             series: Vec::new(),
+            stopped: Vec::new(),
         })
         .collect();
     let mut wall_s = vec![0.0_f64; vms.len()];
@@ -398,6 +436,22 @@ pub fn assemble(
                 *t = (t.0.min(first), t.1.max(last));
             }
             add(slot, s);
+        }
+        // A counter series of a VM that stopped at the window's start: its
+        // last sample (its base here) is among the VM's times.
+        for s in &result.stopped {
+            let vm = s
+                .labels
+                .get(&result.key_label)
+                .and_then(|key| match result.key {
+                    KeyKind::Uuid => vm_index.get(key).copied(),
+                    KeyKind::Vmname => name_index.get(key).copied(),
+                    KeyKind::Host => None,
+                });
+            if let Some(i) = vm {
+                let t = times[i].get_or_insert((s.last_ms, s.last_ms));
+                *t = (t.0.min(s.last_ms), t.1.max(s.last_ms));
+            }
         }
         for (i, r) in per_vm.iter().enumerate() {
             if let Some(r) = r {
@@ -550,6 +604,7 @@ pub fn assemble(
         status,
         raw_fetched: *raw_fetched,
         unmeasured,
+        ended,
     }
 }
 

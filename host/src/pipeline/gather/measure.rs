@@ -154,6 +154,7 @@ async fn measure(
                 key: KeyKind::Host,
                 key_label: rapl.host_label.to_owned(),
                 series,
+                stopped: Vec::new(),
             };
             Ok((result, raw))
         }
@@ -170,6 +171,7 @@ async fn measure(
                 key: c.key,
                 key_label: c.key_label.clone(),
                 series: increases(readings.series, c.unit).collect(),
+                stopped: readings.stopped,
             };
             Ok((result, readings.raw_fetched))
         }
@@ -200,6 +202,7 @@ async fn measure(
                 key: g.key,
                 key_label: g.key_label.clone(),
                 series,
+                stopped: Vec::new(),
             };
             Ok((result, raw))
         }
@@ -489,6 +492,7 @@ async fn measure_idle(
         key: KeyKind::Host,
         key_label: meter.key_label.clone(),
         series,
+        stopped: Vec::new(),
     })
 }
 
@@ -533,6 +537,7 @@ fn template_result(
                 times: None,
             })
             .collect(),
+        stopped: Vec::new(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! only), [`assemble`] turns the answers into the model's input (pure).
 
 mod assemble;
+mod ended;
 mod gpus;
 mod measure;
 mod notices;
@@ -11,13 +12,14 @@ mod plan;
 
 use std::collections::{BTreeMap, HashMap};
 
+pub use ended::Ended;
 pub use plan::{GatherPlan, IdleSetting, StaticIdle, idle_setting, plan_problems, plan_warnings};
 
 use crate::pipeline::PipelineError;
 use crate::runtime::{AttributionInput, KeyKind, Status, VmDetails};
 use crate::sources::cloud::CloudInventory;
 use crate::sources::libvirt::Domain;
-use crate::sources::prometheus::{Labels, Metadata};
+use crate::sources::prometheus::{Labels, Metadata, StoppedSeries};
 use crate::window::Window;
 
 /// The model's input and what the host keeps beside it.
@@ -37,6 +39,10 @@ pub struct Gathered {
     /// Per host key: VMs the cloud's API says ran there in the window but
     /// that no series measured (no record; counted in the host summary).
     pub unmeasured: BTreeMap<String, usize>,
+    /// VMs the window completes though nothing measured them in it (their
+    /// counters stopped in the lookback before its start): not in `input`,
+    /// a record of 0 J each (`docs/ENERGY.md#record-status`).
+    pub ended: Vec<Ended>,
 }
 
 /// One keyed measurement's results, counter or gauge alike.
@@ -45,6 +51,10 @@ struct KeyedResult {
     key: KeyKind,
     key_label: String,
     series: Vec<SeriesReading>,
+    /// A counter's series that stopped at the window's start (none has a
+    /// sample in it): they decide the status of VMs that have no reading
+    /// (`docs/ENERGY.md#record-status`).
+    stopped: Vec<StoppedSeries>,
 }
 
 /// One series' reading, already in joules (or seconds).

@@ -2,25 +2,24 @@
 //! nothing measured, and windows in which no series of the model's VMs has
 //! a sample (zero records and exit 0 is how a wrong metric name looks too).
 
-use std::collections::HashMap;
-
 use super::plan::Slot;
 use crate::pipeline::PipelineError;
 use crate::runtime::KeyKind;
 use crate::sources::cloud::{CloudInventory, CloudVm};
 use crate::window::Window;
 
-/// VMs the cloud says ran in `window` that no series measured get no record
+/// VMs the cloud says ran in `window` that no series measured (`measured`
+/// says which did, or have a record all the same) get no record
 /// (never one of 0 J): one warning names how many and the first few; with
 /// `--strict` the window fails. A VM ran if it was launched before the
 /// window's end, was not terminated before its start, and is not shelved,
 /// shut off, suspended or in error. Returns them.
-pub(super) fn without_energy<'c>(
-    cloud: &'c CloudInventory,
-    measured: &HashMap<&str, usize>,
+pub(super) fn without_energy(
+    cloud: &CloudInventory,
+    measured: impl Fn(&str) -> bool,
     window: Window,
     strict: bool,
-) -> Result<Vec<&'c CloudVm>, PipelineError> {
+) -> Result<Vec<&CloudVm>, PipelineError> {
     const IDLE_STATES: [&str; 6] = [
         "SHELVED",
         "SHELVED_OFFLOADED",
@@ -33,7 +32,7 @@ pub(super) fn without_energy<'c>(
         .vms
         .values()
         .filter(|vm| {
-            !measured.contains_key(vm.uuid.as_str())
+            !measured(vm.uuid.as_str())
                 && vm.launched_ms.is_some_and(|t| t < window.end_ms)
                 && vm.terminated_ms.is_none_or(|t| t > window.start_ms)
                 && !IDLE_STATES.contains(&vm.status.as_str())

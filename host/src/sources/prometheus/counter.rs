@@ -11,7 +11,7 @@ use futures::future::try_join_all;
 use super::client::{Client, PrometheusError};
 use super::labels::{Labels, SeriesKey};
 use super::remote_read::{RemoteReadError, read_samples, read_series, when_available};
-use crate::energy::counter::{Increase, Sample, c1};
+use crate::energy::counter::{Increase, Sample, c1, stopped_at_start};
 use crate::window::Window;
 
 /// The C1 increase of one series.
@@ -23,11 +23,24 @@ pub struct SeriesIncrease {
     pub increase: Increase,
 }
 
+/// A series with no sample in a window whose last sample lies in the
+/// lookback before its start: it stopped there (`docs/ENERGY.md#record-status`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoppedSeries {
+    /// The series' labels (without `__name__`).
+    pub labels: Labels,
+    /// Its last sample's time, ms (`start − lookback ≤ t ≤ start`).
+    pub last_ms: i64,
+}
+
 /// Every series of a counter present in a window.
 #[derive(Clone, Debug, Default)]
 pub struct CounterReadings {
     /// One entry per series with a sample in `(start, end]`; absent series are left out.
     pub series: Vec<SeriesIncrease>,
+    /// The absent series that stopped at the window's start (C1 gives them
+    /// no reading; the records' status needs them).
+    pub stopped: Vec<StoppedSeries>,
     /// How many series needed their raw samples (reset, start, stop inside the window).
     pub raw_fetched: usize,
 }
@@ -51,7 +64,10 @@ pub async fn measure_counter(
         return Ok(readings);
     }
     let lookback_ms = client.config.lookback_secs as i64 * 1000;
-    let range = format!("{}ms", window.len_ms() + lookback_ms);
+    // One ms more than the window and the lookback: a range selector leaves
+    // its start out (Prometheus 3), and a sample at `start − lookback` may
+    // be a series' last ([`stopped_at_start`]).
+    let range = format!("{}ms", window.len_ms() + lookback_ms + 1);
     let timestamp = format!("timestamp({selector})");
     // resets() reads every sample of the window, the one expensive query:
     // split it in two by the key's first character (complementary matchers, so
@@ -115,6 +131,8 @@ pub async fn measure_counter(
         for (labels, samples) in fetched.into_values() {
             if let Some(increase) = c1(&samples, window, wrap) {
                 readings.series.push(SeriesIncrease { labels, increase });
+            } else if let Some(last_ms) = stopped_at_start(&samples, window, lookback_ms) {
+                readings.stopped.push(StoppedSeries { labels, last_ms });
             }
         }
         let keyless = raw
@@ -130,6 +148,7 @@ pub async fn measure_counter(
         }
     }
     readings.series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    readings.stopped.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(readings)
 }
 
@@ -148,10 +167,12 @@ async fn remote_counter(
     let lookback_ms = client.config.lookback_secs as i64 * 1000;
     let mut readings = CounterReadings::default();
     let mut without_base: Vec<(Labels, Vec<Sample>)> = Vec::new();
+    // From `start − lookback`: a sample there may be a series' last
+    // ([`stopped_at_start`]).
     read_series(
         client,
         selector,
-        window.start_ms - lookback_ms + 1,
+        window.start_ms - lookback_ms,
         window.end_ms,
         |labels, samples| {
             readings.raw_fetched += 1;
@@ -160,6 +181,8 @@ async fn remote_counter(
                 without_base.push((labels, samples.to_vec()));
             } else if let Some(increase) = c1(samples, window, wrap) {
                 readings.series.push(SeriesIncrease { labels, increase });
+            } else if let Some(last_ms) = stopped_at_start(samples, window, lookback_ms) {
+                readings.stopped.push(StoppedSeries { labels, last_ms });
             }
         },
     )
@@ -199,6 +222,7 @@ async fn remote_counter(
         }
     }
     readings.series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    readings.stopped.sort_by(|a, b| a.labels.cmp(&b.labels));
     tracing::debug!(selector, series = readings.series.len(), %window, "counter read by remote read");
     Ok(readings)
 }
@@ -238,7 +262,8 @@ pub async fn counter_samples_of(
     wanted: &HashMap<SeriesKey, Labels>,
     window: Window,
 ) -> Result<HashMap<SeriesKey, (Labels, Vec<Sample>)>, PrometheusError> {
-    let range_ms = window.len_ms() + client.config.lookback_secs as i64 * 1000;
+    // As `resets()`'s range: from `start − lookback` itself.
+    let range_ms = window.len_ms() + client.config.lookback_secs as i64 * 1000 + 1;
     let mut fetched =
         fetch_raw(client, selector, key_label, wanted, range_ms, window.end_ms).await?;
     // C1's base is the last sample at or before `start`, however old: a series

@@ -20,8 +20,8 @@ use crate::energy::counter::Sample;
 pub use client::{Client, PrometheusError, Series};
 pub use config::{PrometheusConfig, ReadPath};
 pub use counter::{
-    CounterReadings, SeriesIncrease, counter_samples, counter_samples_of, matching_any,
-    measure_counter,
+    CounterReadings, SeriesIncrease, StoppedSeries, counter_samples, counter_samples_of,
+    matching_any, measure_counter,
 };
 pub use gauge::{SeriesIntegral, VmGaugeReadings, gauge_samples, measure_gauge, measure_vm_gauge};
 pub use inventory::{Metadata, owner, vm_disks, vm_metadata, vm_sizes};

@@ -157,6 +157,7 @@ fn readings_become_the_models_input_without_a_server() {
                     // Starts 20 minutes in.
                     cpu("c", "cmp-02:9177", 7.0, 1_200_000, 3_595_000),
                 ],
+                stopped: Vec::new(),
             },
             KeyedResult {
                 name: "wall".into(),
@@ -166,6 +167,7 @@ fn readings_become_the_models_input_without_a_server() {
                     power("cmp-02:9290", 300_000.0, 3000.0),
                     power("cmp-01:9290", 360_000.0, 3600.0),
                 ],
+                stopped: Vec::new(),
             },
             // A per-VM joules counter: b's on each host it ran on, and
             // on a host none of its placements is on.
@@ -179,6 +181,7 @@ fn readings_become_the_models_input_without_a_server() {
                     cpu("b", "cmp-01:9177", 1000.0, -10_000, 1_790_000),
                     cpu("b", "cmp-09:9177", 4.0, 0, 60_000),
                 ],
+                stopped: Vec::new(),
             },
         ],
         implicit_cpu: None,
@@ -259,6 +262,156 @@ fn readings_become_the_models_input_without_a_server() {
         [Some(9000.0), Some(3004.0), None, None]
     );
     assert!(input.gpus.is_empty());
+}
+
+/// Counter series that stopped in the lookback before the window's start
+/// (`docs/ENERGY.md#record-status`): a VM no series measured in the window
+/// is completed there with no reading and no model input; one that
+/// migrated across the start is running, not started; one whose lifetime
+/// the cloud gives is completed only where it was terminated in the window.
+#[test]
+fn gather_completes_vms_whose_counters_stopped_at_the_start() {
+    use std::path::Path;
+
+    use crate::policy::{Policy, Source};
+    use crate::runtime::{CounterSpec, Measurement, Status, Unit};
+    use crate::sources::cloud::{CloudInventory, CloudVm};
+    use crate::sources::prometheus::{Client, PrometheusConfig, StoppedSeries};
+
+    let policy = Policy::parse(Source::new(
+        Path::new("p.toml"),
+        "[site]\nname = \"S\"\ncompute_service = \"c\"\n[inventory]\nhost_label = \"instance\"\n\
+         host_regex = '^([^:]+)'\n[model]\nplugin = \"libvirt-joules\"\n"
+            .to_owned(),
+    ))
+    .unwrap();
+    let measurements = [
+        Measurement::CpuTime("cpu".into()),
+        Measurement::Counter(CounterSpec {
+            name: "energy".into(),
+            selector: "joules".into(),
+            key_label: "uuid".into(),
+            key: KeyKind::Uuid,
+            unit: Unit::Joules,
+            wrap_range: None,
+        }),
+    ];
+    let client = Client::new(PrometheusConfig::with_url("http://127.0.0.1:9")).unwrap();
+    let plan = GatherPlan::new(&policy, &measurements, Some(&client)).unwrap();
+    let window = Window {
+        start_ms: 0,
+        end_ms: 3_600_000,
+    };
+    let labels = |uuid: &str, host: &str| -> Labels {
+        [("uuid", uuid), ("instance", host)].into_iter().collect()
+    };
+    let cpu = |uuid: &str, host: &str, first_ms: i64, last_ms: i64| SeriesReading {
+        labels: labels(uuid, host),
+        value: 50.0,
+        span_s: (last_ms - first_ms) as f64 / 1000.0,
+        covered_s: (last_ms - first_ms) as f64 / 1000.0,
+        times: Some((first_ms, last_ms)),
+    };
+    let stopped = |uuid: &str, host: &str, last_ms: i64| StoppedSeries {
+        labels: labels(uuid, host),
+        last_ms,
+    };
+    let counter = |name: &str, series, stopped| KeyedResult {
+        name: name.into(),
+        key: KeyKind::Uuid,
+        key_label: "uuid".into(),
+        series,
+        stopped,
+    };
+    let readings = |cloud| Readings {
+        cloud,
+        keyed: vec![
+            counter(
+                "cpu",
+                // m left cmp-01 40 s before the start, on cmp-02 from 45 s in.
+                vec![cpu("m", "cmp-02:9177", 45_000, 3_590_000)],
+                vec![
+                    stopped("m", "cmp-01:9177", -40_000),
+                    stopped("z", "cmp-01:9177", -100_000),
+                    stopped("z", "cmp-02:9177", -20_000),
+                ],
+            ),
+            // x's CPU time was never read; y stopped at the start itself.
+            counter(
+                "energy",
+                vec![cpu("m", "cmp-02:9177", 45_000, 3_590_000)],
+                vec![
+                    stopped("x", "cmp-01:9177", -300_000),
+                    stopped("y", "cmp-01:9177", 0),
+                ],
+            ),
+        ],
+        implicit_cpu: None,
+        metadata: Default::default(),
+        sizes: Default::default(),
+        domains: Default::default(),
+        raw_fetched: 0,
+        gpus: Vec::new(),
+    };
+    let by_counters = readings(None);
+    let described = describe(&plan, &by_counters, window).unwrap();
+    let gathered = assemble(&plan, &by_counters, described, Vec::new(), window);
+    let uuids: Vec<&str> = gathered.input.vms.iter().map(|v| v.uuid.as_str()).collect();
+    assert_eq!(uuids, ["m"]);
+    assert_eq!(gathered.status, [Status::Running]);
+    let ended: Vec<(&str, Option<&str>, f64, Option<f64>)> = gathered
+        .ended
+        .iter()
+        .map(|e| (e.vm.uuid.as_str(), e.host.as_deref(), e.wall_s, e.cpu_s))
+        .collect();
+    assert_eq!(
+        ended,
+        [
+            ("x", Some("cmp-01"), 0.0, None),
+            ("y", Some("cmp-01"), 0.0, None),
+            // Its last series' host.
+            ("z", Some("cmp-02"), 0.0, Some(0.0)),
+        ]
+    );
+
+    // The cloud decides: z was terminated 30 s into the window; y before
+    // it, so the cloud lists it no more (the window before completed it);
+    // x lives on, shut off.
+    let vm = |uuid: &str, terminated_ms| CloudVm {
+        uuid: uuid.into(),
+        launched_ms: Some(-7_200_000),
+        terminated_ms,
+        domain_name: None,
+        owner: Default::default(),
+        vcpus: None,
+        memory_mb: None,
+        disk_gb: None,
+        host: None,
+        status: if terminated_ms.is_some() {
+            "DELETED"
+        } else {
+            "SHUTOFF"
+        }
+        .into(),
+    };
+    let cloud = CloudInventory {
+        source: "nova",
+        endpoint: "http://nova.test".into(),
+        vms: [vm("x", None), vm("z", Some(30_000))]
+            .into_iter()
+            .map(|vm| (vm.uuid.clone(), vm))
+            .collect(),
+        host_names: Default::default(),
+    };
+    let by_cloud = readings(Some(cloud));
+    let described = describe(&plan, &by_cloud, window).unwrap();
+    let gathered = assemble(&plan, &by_cloud, described, Vec::new(), window);
+    let ended: Vec<(&str, f64)> = gathered
+        .ended
+        .iter()
+        .map(|e| (e.vm.uuid.as_str(), e.wall_s))
+        .collect();
+    assert_eq!(ended, [("z", 30.0)]);
 }
 
 /// Each holding lands on its VM's placement on the card's host; a holder
