@@ -26,7 +26,7 @@ pub(super) struct Cpu {
     pub(super) memory_mib: u64,
 }
 
-pub(super) const VMS: [Cpu; 9] = [
+pub(super) const VMS: [Cpu; 10] = [
     // ENERGY.md's example: a (all hour) and b (half of it) on cmp-01.
     Cpu {
         uuid: "a",
@@ -86,6 +86,15 @@ pub(super) const VMS: [Cpu; 9] = [
         life: (T0, T0 + 3 * HOUR),
         vcpus: 4,
         memory_mib: 8_192,
+    },
+    // Stops two minutes before the window: completed in it with 0 J and
+    // 0 g, so the project's sums stay known (ENERGY.md "Record status").
+    Cpu {
+        uuid: "s",
+        host: "cmp-01",
+        life: (T0, W0 - 2 * MIN),
+        vcpus: 2,
+        memory_mib: 4_096,
     },
     // No [embodied.hosts] glob matches edge-01.
     Cpu {
@@ -170,8 +179,10 @@ pub(super) fn presence(samples: &[(i64, f64)]) -> f64 {
         .filter(|(t, _)| *t > W0 && *t <= W1)
         .map(|s| s.0)
         .collect();
-    let first = base.or(inside.first().copied()).unwrap();
-    let span = (*inside.last().unwrap() - first) as f64 / 1000.0;
+    let (Some(first), Some(last)) = (base.or(inside.first().copied()), inside.last()) else {
+        return 0.0;
+    };
+    let span = (*last - first) as f64 / 1000.0;
     span.min((W1 - W0) as f64 / 1000.0)
 }
 
@@ -268,7 +279,9 @@ fn each_vm_gets_its_hosts_embodied_grams_for_its_share_and_time() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .map(|r| (r["vm_uuid"].as_str().unwrap().to_owned(), r))
         .collect();
-    assert_eq!(records.len(), 8, "{records:?}");
+    assert_eq!(records.len(), 9, "{records:?}");
+    assert_eq!(records["s"]["status"], "completed", "{}", records["s"]);
+    assert_eq!(records["s"]["energy_joules"], 0.0, "{}", records["s"]);
 
     // e_i = r_h × s_i × presence_i per placement, then Σ per VM; cmp-02's
     // VMs hold twice its capacity: scaled to r_h × |W| together.

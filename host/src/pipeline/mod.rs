@@ -204,6 +204,21 @@ pub fn window_records<E: From<PipelineError>>(
                 Item::Ended(e, slot) => {
                     let ended = &gathered.ended[e];
                     let model = plan.slots()[slot].model.info();
+                    // Nothing in the window: 0 of each part its neighbours
+                    // carry (GPUs where the model attributes them and the
+                    // window read some; embodied where its host has a
+                    // figure), so a sum over it is not made unknown.
+                    let gpu_j = (!input.gpus.is_empty()
+                        && crate::runtime::gpu_measurement(model, plan.slots()[slot].params)
+                            .is_some())
+                    .then_some(0.0);
+                    let embodied = bound
+                        .embodied
+                        .as_ref()
+                        .zip(ended.host.as_deref())
+                        .and_then(|(e, host)| e.host(host))
+                        .filter(|figure| figure.rate_g_per_s().is_some())
+                        .map(|figure| (0.0, figure.figure.source()));
                     return records::build(
                         &identity,
                         window,
@@ -212,7 +227,7 @@ pub fn window_records<E: From<PipelineError>>(
                             details: &ended.details,
                             host: ended.host.as_deref(),
                             joules: 0.0,
-                            gpu_j: None,
+                            gpu_j,
                             gpu_shared: false,
                             wall_s: ended.wall_s,
                             covered_s: None,
@@ -221,7 +236,7 @@ pub fn window_records<E: From<PipelineError>>(
                             quality: &qualities[slot],
                             model: &model.name,
                             model_version: &model.version,
-                            embodied: None,
+                            embodied,
                         },
                     );
                 }
