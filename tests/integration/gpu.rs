@@ -940,3 +940,56 @@ fn a_gpu_table_without_cards_or_without_holders_says_so() {
         assert!(!stderr.contains(unsaid), "{stderr}");
     }
 }
+
+/// A VM that stopped in the last lookback before the window is completed in
+/// it with 0 J (`docs/ENERGY.md#record-status`), and, the window having GPU
+/// readings and its model attributing them, with `gpu_j` 0: a project sum
+/// over it stays known. (libvirt-joules, here on the CPU-time counter as
+/// its per-VM counter: a model that needs no host meter.)
+#[test]
+fn a_vm_completed_at_the_windows_start_has_0_gpu_joules() {
+    if !require_tool("promtool", "apt-get install prometheus (scripts/setup.sh)") {
+        return;
+    }
+    let times = scrapes(7, (T0, END), true);
+    let card = Card {
+        instance: "gpu-01:9400",
+        host: "gpu-01",
+        bus_id: "00000000:3B:00.0",
+        watts: 300.0,
+        counter: Some(counter(300.0, &times, None)),
+        gauge: None,
+        mig: &[],
+        holders: vec![Holding::new("x", scrapes(8, (T0, END), true))],
+    };
+    let vms = [
+        ("x", "gpu-01:9177", (T0, END)),
+        ("s", "gpu-01:9177", (T0, W0 - 2 * 60 * S)),
+    ];
+    let prometheus = Prometheus::start(&openmetrics(&[card], &vms));
+    let text = POLICY.replace(
+        "plugin = \"rapl-share\"\n",
+        &format!("plugin = \"libvirt-joules\"\nparams = {{ metric = \"{CPU}_total\" }}\n"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let policy = super::wattson::write_policy(dir.path(), "gpu.toml", &text);
+    let out = super::wattson::extract(&policy, &prometheus.url, W0, W1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let records = super::wattson::jsonl_records(&out);
+    let record = |uuid: &str| {
+        records
+            .iter()
+            .find(|r| r["vm_uuid"] == uuid)
+            .unwrap_or_else(|| panic!("no record of {uuid}: {records:?}\n{stderr}"))
+    };
+    assert!(
+        record("x")["gpu_j"].as_f64().unwrap() > 1e6,
+        "{}",
+        record("x")
+    );
+    let s = record("s");
+    assert_eq!(s["status"], "completed", "{s}");
+    assert_eq!(s["energy_joules"], 0.0, "{s}");
+    assert_eq!(s["gpu_j"], 0.0, "{s}");
+}
