@@ -8,18 +8,16 @@ use std::sync::LazyLock;
 use std::sync::atomic::Ordering;
 
 use super::ended::{self, Ended};
-use super::gpus::Card;
 use super::notices;
 use super::plan::GatherPlan;
 use super::{Gathered, KeyedResult, Readings, SeriesReading};
 use crate::energy::status::{self, Seen, presence_s};
 use crate::pipeline::{PipelineError, vm_metadata};
-use crate::runtime::{
-    AttributionInput, GpuHolding, GpuReading, KeyKind, Measured, Placement, Reading, Vm, VmDetails,
-};
+use crate::runtime::{AttributionInput, KeyKind, Measured, Reading, Vm, VmDetails};
 use crate::sources::libvirt::DomainState;
 use crate::sources::prometheus::{Labels, VmVars};
 use crate::window::Window;
+use placement::{first_placements, per_placement, placements};
 
 /// The labels of a VM known only to libvirt.
 static NO_LABELS: LazyLock<Labels> = LazyLock::new(Labels::default);
@@ -551,7 +549,7 @@ pub fn assemble(
         cpu_keyed.is_some(),
         &mut wall_s,
     );
-    let gpus = gpu_readings(&readings.gpus, &host_index, &vm_index, &placements, window);
+    let gpus = gpus::readings(&readings.gpus, &host_index, &vm_index, &placements, window);
     let first_placement = first_placements(&placements, vms.len());
     for (result, m) in keyed.iter().chain(&templated).zip(&mut measured) {
         let series = result.series.iter().filter_map(|s| {
@@ -608,70 +606,6 @@ pub fn assemble(
     }
 }
 
-/// The model's `gpus` from the cards read (`docs/ENERGY.md#gpus`): each
-/// holding on its VM's placement on the card's host. A holder without one
-/// (no series of it measured there in the window) is left out, so its part
-/// stays at the host, with a warning.
-fn gpu_readings(
-    cards: &[Card],
-    host_index: &HashMap<&str, usize>,
-    vm_index: &HashMap<&str, usize>,
-    placements: &[Placement],
-    window: Window,
-) -> Vec<GpuReading> {
-    let placed: HashMap<(u32, u32), u32> = placements
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| Some(((p.vm, p.host?), u32::try_from(i).ok()?)))
-        .collect();
-    let mut unplaced: Vec<String> = Vec::new();
-    let readings = cards
-        .iter()
-        .filter_map(|card| {
-            let host = u32::try_from(*host_index.get(card.host.as_str())?).ok()?;
-            let holdings = card
-                .holdings
-                .iter()
-                .filter_map(|h| {
-                    let vm = vm_index
-                        .get(h.uuid.as_str())
-                        .and_then(|&vm| u32::try_from(vm).ok());
-                    let placement = vm.and_then(|vm| placed.get(&(vm, host)));
-                    if placement.is_none() {
-                        unplaced.push(format!("{} on {} {}", h.uuid, card.host, card.bus_id));
-                    }
-                    Some(GpuHolding {
-                        placement: *placement?,
-                        mode: h.mode,
-                        share: h.share,
-                        profile: h.profile.clone(),
-                        held_s: h.held_s,
-                        joules: h.joules,
-                    })
-                })
-                .collect();
-            Some(GpuReading {
-                host,
-                bus_id: card.bus_id.to_string(),
-                gpu_uuid: card.gpu_uuid.clone(),
-                energy: card.energy,
-                counter: card.counter,
-                holdings,
-            })
-        })
-        .collect();
-    if let Some(first) = unplaced.first() {
-        tracing::warn!(
-            %window,
-            "{} GPU holder(s) (e.g. VM {first}) have no placement on the card's host in the \
-             window (no series measured the VM there): their part of the card stays at the \
-             host, `no-vms`",
-            unplaced.len()
-        );
-    }
-    readings
-}
-
 /// Adds a series' reading to `slot`: several series for one key (an exporter
 /// restarted with new labels, a VM on two hosts) add their values; the
 /// longest span and coverage count.
@@ -690,125 +624,7 @@ fn add(slot: &mut Option<Reading>, s: &SeriesReading) {
     });
 }
 
-/// The index of each VM's first placement in `placements` (grouped by VM in
-/// VM order, at least one each), and one past the last placement at the end.
-fn first_placements(placements: &[Placement], vms: usize) -> Vec<usize> {
-    let mut first = vec![0; vms + 1];
-    for p in placements {
-        if let Some(next) = first.get_mut(p.vm as usize + 1) {
-            *next += 1;
-        }
-    }
-    for i in 1..first.len() {
-        first[i] += first[i - 1];
-    }
-    first
-}
-
-/// A VM-keyed measurement per placement (`docs/ENERGY.md#live-migration`):
-/// each of its `series` (VM index, reading) counts in the VM's placement on
-/// the host the series names (`host_of`, asked only of VMs with several
-/// placements), else in the VM's first placement, so that a VM's
-/// placements add up to its reading.
-fn per_placement<'s>(
-    placements: &[Placement],
-    first: &[usize],
-    series: impl Iterator<Item = (usize, &'s SeriesReading)>,
-    host_of: impl Fn(&SeriesReading) -> Option<u32>,
-) -> Vec<Option<Reading>> {
-    let mut out: Vec<Option<Reading>> = vec![None; placements.len()];
-    for (vm, s) in series {
-        let (Some(&from), Some(&to)) = (first.get(vm), first.get(vm + 1)) else {
-            continue;
-        };
-        let at = match to - from {
-            0 => continue,
-            1 => from,
-            _ => {
-                let host = host_of(s);
-                (from..to)
-                    .find(|&i| host.is_some() && placements[i].host == host)
-                    .unwrap_or(from)
-            }
-        };
-        add(&mut out[at], s);
-    }
-    out
-}
-
-/// Each VM's placements, grouped by VM in VM order (`docs/ENERGY.md#placements`),
-/// from `series` (VM index, host index, reading): the model's CPU-time series
-/// (`cpu`), else its first VM-keyed measurement's. One per host a VM's
-/// series name, with that host's presence and (`cpu`) CPU seconds (several
-/// series of one VM on one host add up, the longest span counts), in the
-/// order the VM came to them; a migrated VM's wall time is the sum of its
-/// placements' spans. A VM without such a series, or (without CPU time) on
-/// one host only, has one placement on the host its first series names,
-/// present for its wall time.
-fn placements<'a>(
-    window: Window,
-    vm_hosts: &[Option<u32>],
-    series: Option<impl Iterator<Item = (usize, Option<u32>, &'a SeriesReading)>>,
-    cpu: bool,
-    wall_s: &mut [f64],
-) -> Vec<Placement> {
-    // One entry per CPU-time series (one flat list, not a list per VM: a
-    // window of 100,000 VMs holds no 100,000 small allocations), with its
-    // arrival and first sample time, grouped by VM and host.
-    let mut series: Vec<(Placement, i64, usize)> = series
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .map(|(arrived, (vm, host, s))| {
-            let placement = Placement {
-                vm: u32::try_from(vm).unwrap_or(u32::MAX),
-                host,
-                presence_s: presence_s(s.span_s, window),
-                cpu_s: cpu.then_some(s.value),
-                assigned: true,
-            };
-            (placement, s.times.map_or(i64::MAX, |t| t.0), arrived)
-        })
-        .collect();
-    series.sort_unstable_by_key(|(p, _, arrived)| (p.vm, p.host, *arrived));
-    // Several series of one VM on one host add up; the longest span counts.
-    series.dedup_by(|next, kept| {
-        if (next.0.vm, next.0.host) != (kept.0.vm, kept.0.host) {
-            return false;
-        }
-        kept.0.cpu_s = kept.0.cpu_s.map(|c| c + next.0.cpu_s.unwrap_or(0.0));
-        kept.0.presence_s = kept.0.presence_s.max(next.0.presence_s);
-        kept.1 = kept.1.min(next.1);
-        true
-    });
-    // A VM's hosts in the order it came to them (ties: the order its series came in).
-    series.sort_unstable_by_key(|(p, first, arrived)| (p.vm, *first, *arrived));
-    let mut placements = Vec::with_capacity(vm_hosts.len().max(series.len()));
-    let mut series = series.into_iter().map(|(p, _, _)| p).peekable();
-    for (vm, host) in vm_hosts.iter().enumerate() {
-        let from = placements.len();
-        while let Some(p) = series.next_if(|p| p.vm as usize == vm) {
-            placements.push(p);
-        }
-        let alone = Placement {
-            vm: u32::try_from(vm).unwrap_or(u32::MAX),
-            host: *host,
-            presence_s: wall_s[vm],
-            cpu_s: None,
-            assigned: true,
-        };
-        match placements.len() - from {
-            0 => placements.push(alone),
-            1 if !cpu => placements[from] = alone,
-            1 => {}
-            _ => {
-                let presence: f64 = placements[from..].iter().map(|p| p.presence_s).sum();
-                wall_s[vm] = wall_s[vm].max(presence_s(presence, window));
-            }
-        }
-    }
-    placements
-}
-
+mod gpus;
+mod placement;
 #[cfg(test)]
 mod tests;

@@ -419,7 +419,7 @@ fn gather_completes_vms_whose_counters_stopped_at_the_start() {
 #[test]
 fn gpu_holdings_land_on_the_placement_on_the_cards_host() {
     use super::super::gpus::{Card, CardHolding};
-    use crate::runtime::GpuMode;
+    use crate::runtime::{GpuMode, Placement};
     let holding = |uuid: &str, joules: f64| CardHolding {
         uuid: uuid.into(),
         mode: GpuMode::Passthrough,
@@ -456,7 +456,7 @@ fn gpu_holdings_land_on_the_placement_on_the_cards_host() {
         start_ms: 0,
         end_ms: 3_600_000,
     };
-    let got = gpu_readings(&cards, &hosts, &vms, &placements, window);
+    let got = gpus::readings(&cards, &hosts, &vms, &placements, window);
     assert_eq!(got.len(), 1);
     assert_eq!(
         (got[0].host, got[0].bus_id.as_str()),
