@@ -95,10 +95,10 @@ impl Page {
             memory_gb_hours: fixed(t.memory_mb_hours / 1024.0, 1),
             disk_gb_hours: t.local_gb_hours.map(|v| fixed(v, 1)),
             kwh: fixed(t.kwh(), 3),
-            gpu_kwh: t.gpu_kwh().map(|v| fixed(v, 3)),
+            gpu_kwh: t.known.gpu_kwh().map(|v| fixed(v, 3)),
             carbon_g: t.carbon_g.map(|v| fixed(v, 1)),
-            embodied_g: t.embodied_g().map(|v| fixed(v, 1)),
-            total_g: t.total_g().map(|v| fixed(v, 1)),
+            embodied_g: t.known.embodied_g().map(|v| fixed(v, 1)),
+            total_g: t.known.total_g().map(|v| fixed(v, 1)),
             share: report.share(t).map(percent),
         };
         let bars = |value: &dyn Fn(&Totals) -> Option<f64>| -> Vec<(usize, f64)> {
@@ -443,10 +443,10 @@ impl VmRow {
             state: vm.state,
             hours: fixed(vm.hours, 1),
             kwh: fixed(vm.kwh(), 3),
-            gpu_kwh: vm.gpu_kwh().map(|v| fixed(v, 3)),
+            gpu_kwh: vm.known.gpu_kwh().map(|v| fixed(v, 3)),
             carbon_g: vm.carbon_g.map(|v| fixed(v, 1)),
-            embodied_g: vm.embodied_g().map(|v| fixed(v, 1)),
-            total_g: vm.total_g().map(|v| fixed(v, 1)),
+            embodied_g: vm.known.embodied_g().map(|v| fixed(v, 1)),
+            total_g: vm.known.total_g().map(|v| fixed(v, 1)),
             quality: if vm.estimated {
                 "estimated"
             } else {

@@ -79,13 +79,8 @@ pub struct VmUsage {
     pub joules: f64,
     /// Its footprint, gCO2e, over the windows that had an intensity.
     pub carbon_g: Option<f64>,
-    /// Its footprint, gCO2e, known only where every record has one (the
-    /// operational part of [`VmUsage::total_g`]).
-    pub operational: AllOrNothing,
-    /// Its embodied emissions, gCO2e, known only where every record has them.
-    pub embodied: AllOrNothing,
-    /// Its GPUs' energy, joules, known only where every record has `gpu_j`.
-    pub gpu: AllOrNothing,
+    /// Its parts known only where every record has them.
+    pub known: KnownParts,
     /// Whether any of its energy came from an estimate.
     pub estimated: bool,
     /// Its energy per UTC day, joules, keyed by the day's start (ms); see
@@ -124,18 +119,32 @@ impl AllOrNothing {
     }
 }
 
-impl VmUsage {
-    /// Energy, kWh.
-    pub fn kwh(&self) -> f64 {
-        self.joules / 3.6e6
+/// A VM's or a group's sums that are known only when every record's part
+/// is: the operational footprint, embodied emissions and GPU energy.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct KnownParts {
+    /// gCO2e (the operational part of [`KnownParts::total_g`]).
+    operational: AllOrNothing,
+    /// Embodied gCO2e.
+    embodied: AllOrNothing,
+    /// GPU joules.
+    gpu: AllOrNothing,
+}
+
+impl KnownParts {
+    /// Adds another VM's parts.
+    fn add(&mut self, other: &KnownParts) {
+        self.operational.add(other.operational.get());
+        self.embodied.add(other.embodied.get());
+        self.gpu.add(other.gpu.get());
     }
 
-    /// Embodied emissions, gCO2e, where every record of it has them.
+    /// Embodied emissions, gCO2e, where every record has them.
     pub fn embodied_g(&self) -> Option<f64> {
         self.embodied.get()
     }
 
-    /// GPU energy, kWh, where every record of it has `gpu_j`.
+    /// GPU energy, kWh, where every record has `gpu_j`.
     pub fn gpu_kwh(&self) -> Option<f64> {
         self.gpu.get().map(|j| j / 3.6e6)
     }
@@ -143,6 +152,13 @@ impl VmUsage {
     /// Operational plus embodied gCO2e, where every record has both.
     pub fn total_g(&self) -> Option<f64> {
         Some(self.operational.get()? + self.embodied_g()?)
+    }
+}
+
+impl VmUsage {
+    /// Energy, kWh.
+    pub fn kwh(&self) -> f64 {
+        self.joules / 3.6e6
     }
 
     fn add(&mut self, r: &EnergyRecord) {
@@ -179,9 +195,9 @@ impl VmUsage {
         if let Some(g) = r.cfp_g {
             *self.carbon_g.get_or_insert(0.0) += g;
         }
-        self.operational.add(r.cfp_g);
-        self.embodied.add(r.embodied_g);
-        self.gpu.add(r.gpu_j);
+        self.known.operational.add(r.cfp_g);
+        self.known.embodied.add(r.embodied_g);
+        self.known.gpu.add(r.gpu_j);
         self.estimated |= r.quality.kind == crate::runtime::Quality::Estimated;
         self.last_end_ms = r.end_ms;
         (self.state, self.ended_ms) = match r.status {
@@ -213,12 +229,8 @@ pub struct Totals {
     pub joules: f64,
     /// gCO2e, where any window had an intensity.
     pub carbon_g: Option<f64>,
-    /// gCO2e, known only where every VM's every record has it.
-    pub operational: AllOrNothing,
-    /// Embodied gCO2e, known only where every VM's is.
-    pub embodied: AllOrNothing,
-    /// GPU joules, known only where every VM's are.
-    pub gpu: AllOrNothing,
+    /// Its parts known only where every VM's every record has them.
+    pub known: KnownParts,
     /// Joules per UTC day, keyed by the day's start (ms).
     pub daily_joules: BTreeMap<i64, f64>,
 }
@@ -236,9 +248,7 @@ impl Totals {
         if let Some(g) = vm.carbon_g {
             *self.carbon_g.get_or_insert(0.0) += g;
         }
-        self.operational.add(vm.operational.get());
-        self.embodied.add(vm.embodied_g());
-        self.gpu.add(vm.gpu.get());
+        self.known.add(&vm.known);
         for (&day, &joules) in &vm.daily_joules {
             *self.daily_joules.entry(day).or_default() += joules;
         }
@@ -247,21 +257,6 @@ impl Totals {
     /// Energy, kWh.
     pub fn kwh(&self) -> f64 {
         self.joules / 3.6e6
-    }
-
-    /// Embodied emissions, gCO2e, where every VM's are known.
-    pub fn embodied_g(&self) -> Option<f64> {
-        self.embodied.get()
-    }
-
-    /// GPU energy, kWh, where every VM's is known.
-    pub fn gpu_kwh(&self) -> Option<f64> {
-        self.gpu.get().map(|j| j / 3.6e6)
-    }
-
-    /// Operational plus embodied gCO2e, where every record has both.
-    pub fn total_g(&self) -> Option<f64> {
-        Some(self.operational.get()? + self.embodied_g()?)
     }
 }
 
@@ -565,18 +560,18 @@ mod tests {
         assert_eq!(p1.totals.vcpu_hours, 4.0);
         assert_eq!(p1.totals.carbon_g, Some(200.0));
         assert_eq!(
-            p1.totals.embodied_g(),
+            p1.totals.known.embodied_g(),
             Some(2.5),
             "every record of p1 has it"
         );
-        assert_eq!(p1.totals.total_g(), Some(202.5));
+        assert_eq!(p1.totals.known.total_g(), Some(202.5));
         assert_eq!(
-            report.groups[1].totals.embodied_g(),
+            report.groups[1].totals.known.embodied_g(),
             None,
             "b's first record lacks it"
         );
-        assert_eq!(report.groups[1].totals.total_g(), None);
-        assert_eq!(report.totals.embodied_g(), None);
+        assert_eq!(report.groups[1].totals.known.total_g(), None);
+        assert_eq!(report.totals.known.embodied_g(), None);
         assert_eq!(p1.totals.local_gb_hours, Some(40.0));
         assert_eq!(
             report.groups[1].totals.local_gb_hours, None,

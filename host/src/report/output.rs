@@ -61,10 +61,10 @@ fn vm_json(vm: &VmUsage) -> Value {
         "state": vm.state,
         "energy_kwh": vm.kwh(),
         // Unknown where any of its records lacks it: null, never 0.
-        "gpu_kwh": vm.gpu_kwh(),
+        "gpu_kwh": vm.known.gpu_kwh(),
         "carbon_g": vm.carbon_g,
-        "embodied_g": vm.embodied_g(),
-        "total_g": vm.total_g(),
+        "embodied_g": vm.known.embodied_g(),
+        "total_g": vm.known.total_g(),
         "quality": if vm.estimated { "estimated" } else { "measured" },
     })
 }
@@ -76,11 +76,11 @@ fn totals_json(report: &Report, totals: &Totals) -> serde_json::Map<String, Valu
         "total_memory_mb_usage": totals.memory_mb_hours,
         "total_hours": totals.hours,
         "total_energy_kwh": totals.kwh(),
-        "total_gpu_kwh": totals.gpu_kwh(),
+        "total_gpu_kwh": totals.known.gpu_kwh(),
         "energy_share": report.share(totals),
         "total_carbon_g": totals.carbon_g,
-        "total_embodied_g": totals.embodied_g(),
-        "total_g": totals.total_g(),
+        "total_embodied_g": totals.known.embodied_g(),
+        "total_g": totals.known.total_g(),
         "start": nova_time(report.period.start_ms),
         "stop": nova_time(report.period.end_ms),
     });
@@ -185,11 +185,11 @@ fn csv(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             number(t.local_gb_hours),
             t.hours.to_string(),
             t.kwh().to_string(),
-            number(t.gpu_kwh()),
+            number(t.known.gpu_kwh()),
             number(report.share(t)),
             number(t.carbon_g),
-            number(t.embodied_g()),
-            number(t.total_g()),
+            number(t.known.embodied_g()),
+            number(t.known.total_g()),
         ]);
         w.write_record(&row)?;
     }
@@ -254,13 +254,13 @@ fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             cell(t.local_gb_hours, 1),
             t.hours,
             t.kwh(),
-            cell(t.gpu_kwh(), 3),
+            cell(t.known.gpu_kwh(), 3),
             report
                 .share(t)
                 .map_or_else(|| "-".to_owned(), |s| format!("{:.1}%", s * 100.0)),
             cell(t.carbon_g, 1),
-            cell(t.embodied_g(), 1),
-            cell(t.total_g(), 1),
+            cell(t.known.embodied_g(), 1),
+            cell(t.known.total_g(), 1),
         )
     };
     if report.by == By::Vm {
@@ -338,10 +338,10 @@ fn vm_table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             cell(vm.local_gb, 0),
             vm.hours,
             vm.kwh(),
-            cell(vm.gpu_kwh(), 3),
+            cell(vm.known.gpu_kwh(), 3),
             cell(vm.carbon_g, 1),
-            cell(vm.embodied_g(), 1),
-            cell(vm.total_g(), 1),
+            cell(vm.known.embodied_g(), 1),
+            cell(vm.known.total_g(), 1),
             vm.state,
         )?;
     }
@@ -358,10 +358,10 @@ fn vm_table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         "",
         t.hours,
         t.kwh(),
-        cell(t.gpu_kwh(), 3),
+        cell(t.known.gpu_kwh(), 3),
         cell(t.carbon_g, 1),
-        cell(t.embodied_g(), 1),
-        cell(t.total_g(), 1),
+        cell(t.known.embodied_g(), 1),
+        cell(t.known.total_g(), 1),
     )?;
     host_line(report, out)
 }
