@@ -741,17 +741,10 @@ fn without_a_gpu_table_the_model_sees_no_gpus() {
     if !require_tool("promtool", "apt-get install prometheus (scripts/setup.sh)") {
         return;
     }
-    let times = scrapes(3, (T0, END), true);
-    let cards = [Card {
-        instance: "gpu-01:9400",
-        host: "gpu-01",
-        bus_id: "00000000:3B:00.0",
-        watts: 300.0,
-        counter: Some(counter(300.0, &times, None)),
-        gauge: None,
-        mig: &[],
-        holders: vec![Holding::new("x", scrapes(4, (T0, END), true))],
-    }];
+    let cards = [one_card(
+        3,
+        vec![Holding::new("x", scrapes(4, (T0, END), true))],
+    )];
     let prometheus = Prometheus::start(&openmetrics(&cards, &[("x", "gpu-01:9177", (T0, END))]));
     let text = POLICY.replace("[gpu]\n", "");
     let gathered = gather(&text, &prometheus.url, Window::new(W0, W1).unwrap());
@@ -897,6 +890,22 @@ fn gpu_uuid_joins_the_guests_dcgm_to_the_holders_cards() {
     assert!(got_c.holdings.is_empty() && got_c.counter);
 }
 
+/// One passthrough card of 300 W on gpu-01, its DCGM counter scraped every
+/// 15 s from a phase of `seed`, held as `holders` say.
+fn one_card(seed: u64, holders: Vec<Holding>) -> Card {
+    let times = scrapes(seed, (T0, END), true);
+    Card {
+        instance: "gpu-01:9400",
+        host: "gpu-01",
+        bus_id: "00000000:3B:00.0",
+        watts: 300.0,
+        counter: Some(counter(300.0, &times, None)),
+        gauge: None,
+        mig: &[],
+        holders,
+    }
+}
+
 /// `[gpu]` where Prometheus has no card series, or cards but nobody holding
 /// them: extract says so, naming the metrics and what to check. Silence
 /// would look like GPUs that drew nothing, or like cards nobody used.
@@ -905,17 +914,7 @@ fn a_gpu_table_without_cards_or_without_holders_says_so() {
     if !require_tool("promtool", "apt-get install prometheus (scripts/setup.sh)") {
         return;
     }
-    let times = scrapes(5, (T0, END), true);
-    let unheld = Card {
-        instance: "gpu-01:9400",
-        host: "gpu-01",
-        bus_id: "00000000:3B:00.0",
-        watts: 300.0,
-        counter: Some(counter(300.0, &times, None)),
-        gauge: None,
-        mig: &[],
-        holders: Vec::new(),
-    };
+    let unheld = one_card(5, Vec::new());
     let vms = [("x", "gpu-01:9177", (T0, END))];
     let dir = tempfile::tempdir().unwrap();
     let policy = super::wattson::write_policy(dir.path(), "gpu.toml", POLICY);
@@ -951,17 +950,7 @@ fn a_vm_completed_at_the_windows_start_has_0_gpu_joules() {
     if !require_tool("promtool", "apt-get install prometheus (scripts/setup.sh)") {
         return;
     }
-    let times = scrapes(7, (T0, END), true);
-    let card = Card {
-        instance: "gpu-01:9400",
-        host: "gpu-01",
-        bus_id: "00000000:3B:00.0",
-        watts: 300.0,
-        counter: Some(counter(300.0, &times, None)),
-        gauge: None,
-        mig: &[],
-        holders: vec![Holding::new("x", scrapes(8, (T0, END), true))],
-    };
+    let card = one_card(7, vec![Holding::new("x", scrapes(8, (T0, END), true))]);
     let vms = [
         ("x", "gpu-01:9177", (T0, END)),
         ("s", "gpu-01:9177", (T0, W0 - 2 * 60 * S)),
